@@ -1,0 +1,124 @@
+"""Canonical bytes and domain-separated hashes.
+
+``canonical_bytes`` is the only function in kpledger that turns a value into
+bytes that are hashed or signed. It implements RFC 8785 (JSON Canonicalization
+Scheme) through the ``rfc8785`` package. Signed documents hold no floats:
+``parse_canonical`` refuses them, and refuses any input that is not already in
+canonical form, so that the bytes a node stores are exactly the bytes that
+were hashed and signed (they are never re-serialised to be verified).
+
+Binary values travel as lower-case hex everywhere (hashes, keys, signatures).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import Enum
+from typing import Any
+
+import rfc8785
+
+from ledger.errors import EncodingError
+
+__all__ = [
+    "Tag",
+    "canonical_bytes",
+    "from_hex",
+    "parse_canonical",
+    "sha256",
+    "tagged_hash",
+    "to_hex",
+]
+
+_HEX = re.compile(r"\A(?:[0-9a-f]{2})*\Z")
+
+
+class Tag(bytes, Enum):
+    """Domain-separation prefixes: no byte string means two things.
+
+    RFC 9162 uses 0x00 for leaves and 0x01 for interior nodes; every other tag
+    starts with ``KPL`` (0x4b) so it can never collide with those.
+    """
+
+    LEAF = b"\x00"
+    NODE = b"\x01"
+    HEADER = b"KPL-HEADER-V1\n"
+    REGISTRY = b"KPL-REGISTRY-V1\n"
+    EVIDENCE = b"KPL-EVIDENCE-V1\n"
+    SIG_HEADER = b"KPL-SIG-HEADER-V1\n"
+    SIG_REGISTRY = b"KPL-SIG-REGISTRY-V1\n"
+    SIG_RECORD = b"KPL-SIG-RECORD-V1\n"
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """RFC 8785 bytes of a JSON-compatible value."""
+    try:
+        out: bytes = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EncodingError(f"cannot canonicalise: {exc}") from exc
+    return out
+
+
+def _no_float(text: str) -> Any:
+    raise EncodingError(f"floats are not allowed in signed documents (got {text})")
+
+
+def _no_constant(text: str) -> Any:
+    raise EncodingError(f"{text} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise EncodingError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_canonical(data: bytes, *, what: str = "document") -> Any:
+    """Parse bytes that must already be canonical JSON without floats.
+
+    Raises ``EncodingError`` naming ``what`` if the bytes are not UTF-8 JSON,
+    hold a float or a duplicate key, or differ from their canonical form.
+    """
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(
+            text,
+            parse_float=_no_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except EncodingError as exc:
+        raise EncodingError(f"{what}: {exc.message}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise EncodingError(f"{what}: not valid JSON: {exc}") from exc
+    if canonical_bytes(value) != data:
+        raise EncodingError(f"{what}: bytes are not in RFC 8785 canonical form")
+    return value
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def tagged_hash(tag: Tag, data: bytes) -> bytes:
+    """SHA-256 of ``tag || data``."""
+    return hashlib.sha256(tag.value + data).digest()
+
+
+def to_hex(data: bytes) -> str:
+    return data.hex()
+
+
+def from_hex(text: object, *, field: str, size: int | None = None) -> bytes:
+    """Decode lower-case hex, checking the length in bytes when ``size`` is given."""
+    if not isinstance(text, str) or _HEX.match(text) is None:
+        raise EncodingError("expected lower-case hex", field=field)
+    raw = bytes.fromhex(text)
+    if size is not None and len(raw) != size:
+        raise EncodingError(f"expected {size} bytes, got {len(raw)}", field=field)
+    return raw

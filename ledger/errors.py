@@ -1,0 +1,245 @@
+"""The one error tree of kpledger.
+
+Every failure the project raises on purpose is a ``LedgerError``. The tree
+separates data that is wrong (somebody sent or stored something invalid:
+the caller's problem, never retried) from our own failures (a store or key
+file that cannot be used: the operator's problem)::
+
+    LedgerError
+    +-- InvalidData                   input fails a check; carries `field`
+    |   +-- EncodingError             not canonical JSON, floats, bad hex
+    |   +-- SchemaError               a field is missing, malformed or out of range
+    |   +-- ProofError                an RFC 9162 proof does not verify
+    |   |   +-- InclusionProofError
+    |   |   +-- ConsistencyProofError
+    |   +-- SignatureError            a signature or key does not verify
+    |   |   +-- ThresholdError        "signed by 1 of 2 required"
+    |   +-- BlockError                a header breaks the chain (prev, size, time, root)
+    |   +-- EquivocationError         two signed headers of one chain disagree
+    |   +-- RuleViolation             a record breaks a custody rule (DOMAIN.md);
+    |       |                         carries `rule` (the rule number) and `field`
+    |       +-- DuplicateRecord, UnknownReference, WrongJurisdiction,
+    |           InactiveParty, AlreadySpent, MassNotConserved,
+    |           ValueNotConserved, OriginNotCarried, CertificateInvalid,
+    |           ConfirmationInvalid, VoidInvalid, RestrictedOrigin,
+    |           ParticipantNotActive, WitnessInvalid, KeyChangeInvalid,
+    |           GovernanceInvalid
+    +-- KeyFileError                  a key file is missing, unreadable, too open
+    +-- StoreError                    the database refuses or disagrees with itself
+
+Lower-layer exceptions (``cryptography``'s ``InvalidSignature``, SQLAlchemy's
+errors, ``json`` decode errors) are translated into this tree where they are
+caught, and always chained with ``from``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadySpent",
+    "BlockError",
+    "CertificateInvalid",
+    "ConfirmationInvalid",
+    "ConsistencyProofError",
+    "DuplicateRecord",
+    "EncodingError",
+    "EquivocationError",
+    "GovernanceInvalid",
+    "InactiveParty",
+    "InclusionProofError",
+    "InvalidData",
+    "KeyChangeInvalid",
+    "KeyFileError",
+    "LedgerError",
+    "MassNotConserved",
+    "OriginNotCarried",
+    "ParticipantNotActive",
+    "ProofError",
+    "RestrictedOrigin",
+    "RuleViolation",
+    "SchemaError",
+    "SignatureError",
+    "StoreError",
+    "ThresholdError",
+    "UnknownReference",
+    "ValueNotConserved",
+    "VoidInvalid",
+    "WitnessInvalid",
+    "WrongJurisdiction",
+]
+
+
+class LedgerError(Exception):
+    """Root of every error kpledger raises on purpose."""
+
+    #: A stable machine-readable name, used as the RFC 9457 problem ``type``.
+    code = "ledger-error"
+
+
+class InvalidData(LedgerError, ValueError):
+    """Something received or stored fails a check.
+
+    ``field`` names the offending field as a dotted path (``body.children[2].weight``),
+    or is empty when the whole object is at fault.
+    """
+
+    code = "invalid-data"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class EncodingError(InvalidData):
+    code = "encoding"
+
+
+class SchemaError(InvalidData):
+    code = "schema"
+
+
+class ProofError(InvalidData):
+    code = "proof"
+
+
+class InclusionProofError(ProofError):
+    code = "inclusion-proof"
+
+
+class ConsistencyProofError(ProofError):
+    code = "consistency-proof"
+
+
+class SignatureError(InvalidData):
+    code = "signature"
+
+
+class ThresholdError(SignatureError):
+    """Fewer valid signatures than the threshold requires."""
+
+    code = "threshold"
+
+    def __init__(self, message: str, *, valid: int, required: int, field: str = "") -> None:
+        self.valid = valid
+        self.required = required
+        super().__init__(f"{message}: signed by {valid} of {required} required", field=field)
+
+
+class BlockError(InvalidData):
+    code = "block"
+
+
+class EquivocationError(InvalidData):
+    code = "equivocation"
+
+
+class RuleViolation(InvalidData):
+    """A record breaks a custody rule.
+
+    ``rule`` is the rule's number in DOMAIN.md ("Rules the ledger enforces")
+    or the name of a DESIGN.md determinism rule (``"witness"``, ``"governance"``,
+    ``"keys"``), so that a refusal can always be traced to the text that demands it.
+    """
+
+    code = "rule"
+    rule = ""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(f"rule {self.rule}: {message}", field=field)
+        self.reason = message
+
+
+class DuplicateRecord(RuleViolation):
+    code = "duplicate-record"
+    rule = "8"
+
+
+class UnknownReference(RuleViolation):
+    code = "unknown-reference"
+    rule = "1"
+
+
+class WrongJurisdiction(RuleViolation):
+    code = "wrong-jurisdiction"
+    rule = "1"
+
+
+class InactiveParty(RuleViolation):
+    code = "inactive-party"
+    rule = "1"
+
+
+class AlreadySpent(RuleViolation):
+    code = "already-spent"
+    rule = "2"
+
+
+class MassNotConserved(RuleViolation):
+    code = "mass-not-conserved"
+    rule = "3"
+
+
+class ValueNotConserved(RuleViolation):
+    code = "value-not-conserved"
+    rule = "3"
+
+
+class OriginNotCarried(RuleViolation):
+    code = "origin-not-carried"
+    rule = "4"
+
+
+class CertificateInvalid(RuleViolation):
+    code = "certificate-invalid"
+    rule = "5"
+
+
+class ConfirmationInvalid(RuleViolation):
+    code = "confirmation-invalid"
+    rule = "6"
+
+
+class VoidInvalid(RuleViolation):
+    code = "void-invalid"
+    rule = "7"
+
+
+class RestrictedOrigin(RuleViolation):
+    code = "restricted-origin"
+    rule = "9"
+
+
+class ParticipantNotActive(RuleViolation):
+    code = "participant-not-active"
+    rule = "governance"
+
+
+class WitnessInvalid(RuleViolation):
+    code = "witness-invalid"
+    rule = "witness"
+
+
+class KeyChangeInvalid(RuleViolation):
+    code = "key-change-invalid"
+    rule = "keys"
+
+
+class GovernanceInvalid(RuleViolation):
+    code = "governance-invalid"
+    rule = "governance"
+
+
+class KeyFileError(LedgerError):
+    """A key file cannot be used: missing, too open, wrong passphrase, not Ed25519."""
+
+    code = "key-file"
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class StoreError(LedgerError):
+    """The database failed, or its contents disagree with the log."""
+
+    code = "store"
