@@ -59,13 +59,15 @@ class PublicKey:
     def verify(self, tag: Tag, payload: bytes, signature: bytes, *, field: str = "sig") -> None:
         """Raise ``SignatureError`` unless ``signature`` signs ``tag || payload``."""
         if len(signature) != 64:
-            raise SignatureError(f"an Ed25519 signature has 64 bytes, got {len(signature)}",
-                                 field=field)
+            raise SignatureError(
+                f"an Ed25519 signature has 64 bytes, got {len(signature)}", field=field
+            )
         try:
             self._key.verify(signature, tag.value + payload)
         except InvalidSignature as exc:
-            raise SignatureError(f"signature does not verify under key {self.key_id[:16]}",
-                                 field=field) from exc
+            raise SignatureError(
+                f"signature does not verify under key {self.key_id[:16]}", field=field
+            ) from exc
 
     def __str__(self) -> str:
         return f"ed25519:{self.key_id}"

@@ -24,6 +24,7 @@ file that cannot be used: the operator's problem)::
     |           ConfirmationInvalid, VoidInvalid, RestrictedOrigin,
     |           ParticipantNotActive, WitnessInvalid, KeyChangeInvalid,
     |           GovernanceInvalid
+    +-- DependencyMissing             a block witnesses a header this node lacks yet
     +-- KeyFileError                  a key file is missing, unreadable, too open
     +-- StoreError                    the database refuses or disagrees with itself
 
@@ -40,6 +41,7 @@ __all__ = [
     "CertificateInvalid",
     "ConfirmationInvalid",
     "ConsistencyProofError",
+    "DependencyMissing",
     "DuplicateRecord",
     "EncodingError",
     "EquivocationError",
@@ -227,6 +229,21 @@ class KeyChangeInvalid(RuleViolation):
 class GovernanceInvalid(RuleViolation):
     code = "governance-invalid"
     rule = "governance"
+
+
+class DependencyMissing(LedgerError):
+    """A block cannot be judged yet: it witnesses a header this node does not hold.
+
+    Not a verdict on the block: the node keeps it aside and retries once the
+    named chain has reached ``height``.
+    """
+
+    code = "dependency-missing"
+
+    def __init__(self, chain: str, height: int) -> None:
+        self.chain = chain
+        self.height = height
+        super().__init__(f"waiting for {chain} to reach height {height}")
 
 
 class KeyFileError(LedgerError):

@@ -1,0 +1,226 @@
+"""Applying whole blocks: the verdict every honest node reaches alike.
+
+``apply_block(view, block, registry)`` returns a ``State`` layer holding every
+effect of the block, or raises. It is a pure function of the block, of its own
+chain's earlier blocks, and of exactly the headers of other chains that the
+block witnesses, so arrival order never changes a verdict. The caller commits
+the layer (``State.merge_into`` in memory, ``Store.commit`` in SQL) or drops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ledger.blocks import Block, Evidence, Header, SignedHeader, WitnessRef, check_link, seal
+from ledger.crypto import Signer
+from ledger.errors import (
+    BlockError,
+    DependencyMissing,
+    RuleViolation,
+    SignatureError,
+    WitnessInvalid,
+)
+from ledger.records import GOVERNANCE_CHAIN, Record
+from ledger.registry import Registry
+from ledger.rules import Context, apply_record
+from ledger.state import KeyEvent, MemberEvent, State, StateView, key_at, member_role
+
+__all__ = [
+    "MemoryLedger",
+    "Proposal",
+    "apply_block",
+    "detect_equivocation",
+    "genesis",
+    "propose",
+    "resolve_witness",
+]
+
+
+def genesis(registry: Registry) -> State:
+    """The state before any block: the registry's members and keys.
+
+    The governance chain's blocks are signed by the first governance key;
+    its records need the governance threshold on top.
+    """
+    state = State()
+    for p in registry.participants:
+        state.members.append(MemberEvent(p.code, 0, p.role, True))
+        state.keys.append(KeyEvent(p.code, 1, p.key, 0))
+    state.keys.append(KeyEvent(GOVERNANCE_CHAIN, 1, registry.governance_keys[0], 0))
+    return state
+
+
+def resolve_witness(view: StateView, header: Header) -> dict[str, Header]:
+    """The headers a block witnesses, each checked against the one this node holds."""
+    out: dict[str, Header] = {}
+    for w in header.witness:
+        held = view.header(w.chain, w.height)
+        if held is None:
+            raise DependencyMissing(w.chain, w.height)
+        if held.hash != w.hash:
+            raise WitnessInvalid(
+                f"{header.chain}/{header.height} witnesses a {w.chain}/{w.height} that differs "
+                "from the one this node verified",
+                field="header.witness",
+            )
+        out[w.chain] = held
+    return out
+
+
+def _kp_size(chain: str, witness: dict[str, Header]) -> int | None:
+    if chain == GOVERNANCE_CHAIN:
+        return None
+    kp = witness.get(GOVERNANCE_CHAIN)
+    return 0 if kp is None else kp.size
+
+
+def apply_block(view: StateView, block: Block, registry: Registry) -> State:
+    """Verify ``block`` completely against ``view``; return its effects as a layer."""
+    h = block.header
+    if h.network != registry.network_id:
+        raise BlockError("header belongs to another network", field="header.network")
+    witness = resolve_witness(view, h)
+    kp_size = _kp_size(h.chain, witness)
+    if h.chain != GOVERNANCE_CHAIN and member_role(view, h.chain, kp_size or 0) != "authority":
+        raise BlockError(f"{h.chain} is not an authority with a chain", field="header.chain")
+    key = key_at(view, h.chain, h.height, kp_size)
+    if key is None:
+        raise BlockError(f"no key for {h.chain} at height {h.height}", field="header.key_id")
+    prev = view.head(h.chain)
+    frontier = check_link(
+        block,
+        network=registry.network_id,
+        prev=prev,
+        frontier=view.frontier(h.chain),
+        key=key,
+        params=registry.params,
+    )
+    layer = State(base=view)
+    ctx = Context(registry, h.chain, h.height, h.time, witness)
+    start = 0 if prev is None else prev.size
+    for i, record in enumerate(block.records):
+        try:
+            apply_record(layer, record, start + i, ctx)
+        except RuleViolation as exc:
+            raise type(exc)(
+                f"record {record.id}: {exc.reason}", field=f"records[{i}].{exc.field}".rstrip(".")
+            ) from exc
+    layer.headers[(h.chain, h.height)] = h
+    layer.signatures[(h.chain, h.height)] = block.signed.sig
+    layer.heads[h.chain] = h
+    layer.frontiers[h.chain] = frontier
+    return layer
+
+
+def detect_equivocation(view: StateView, signed: SignedHeader) -> Evidence | None:
+    """Evidence if ``signed`` validly contradicts a header this node holds, else None."""
+    h = signed.header
+    held = view.header(h.chain, h.height)
+    if held is None or held.hash == h.hash:
+        return None
+    key = key_at(view, h.chain, h.height, None)
+    if key is None:
+        return None
+    try:
+        signed.verify_signature(key)
+    except (SignatureError, BlockError):
+        return None
+    sig = _signature_of(view, h.chain, h.height)
+    if sig is None:
+        return None
+    return Evidence.build(SignedHeader(held, sig), signed)
+
+
+def _signature_of(view: StateView, chain: str, height: int) -> bytes | None:
+    getter = getattr(view, "signature", None)
+    if getter is None:
+        return None
+    sig: bytes | None = getter(chain, height)
+    return sig
+
+
+@dataclass
+class Proposal:
+    """A sealed block, its effects, and the records the rules refused."""
+
+    block: Block
+    layer: State
+    rejected: list[tuple[Record, RuleViolation]] = field(default_factory=list)
+
+
+def propose(
+    view: StateView,
+    registry: Registry,
+    signer: Signer,
+    chain: str,
+    records: Sequence[Record],
+    time: str,
+) -> Proposal:
+    """Seal this authority's next block from candidate records.
+
+    Each record is checked in order against the state plus the ones accepted
+    before it; refused ones are left out and reported. The block witnesses
+    the head of every other chain this node holds.
+    """
+    prev = view.head(chain)
+    if prev is not None and time < prev.time:
+        time = prev.time
+    heads = [view.head(c) for c in registry.chains if c != chain]
+    witness = [WitnessRef(h.chain, h.height, h.hash) for h in heads if h is not None]
+    witnessed = {h.chain: h for h in heads if h is not None}
+    height = 1 if prev is None else prev.height + 1
+    ctx = Context(registry, chain, height, time, witnessed)
+    layer = State(base=view)
+    accepted: list[Record] = []
+    rejected: list[tuple[Record, RuleViolation]] = []
+    start = 0 if prev is None else prev.size
+    for record in records[: registry.params.max_block_records]:
+        trial = State(base=layer)
+        try:
+            apply_record(trial, record, start + len(accepted), ctx)
+        except RuleViolation as exc:
+            rejected.append((record, exc))
+            continue
+        trial.merge_into(layer)
+        accepted.append(record)
+    block, frontier = seal(
+        signer=signer,
+        network=registry.network_id,
+        chain=chain,
+        prev=prev,
+        frontier=view.frontier(chain),
+        records=accepted,
+        time=time,
+        witness=witness,
+    )
+    h = block.header
+    layer.headers[(chain, h.height)] = h
+    layer.signatures[(chain, h.height)] = block.signed.sig
+    layer.heads[chain] = h
+    layer.frontiers[chain] = frontier
+    return Proposal(block, layer, rejected)
+
+
+class MemoryLedger:
+    """Every chain of a network in memory: for examples, tests and offline checks."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.state = genesis(registry)
+        self.blocks: dict[str, list[Block]] = {}
+
+    def signature(self, chain: str, height: int) -> bytes | None:
+        return self.state.signatures.get((chain, height))
+
+    def append(self, block: Block) -> None:
+        """Verify and apply a block received from anyone."""
+        apply_block(self.state, block, self.registry).merge_into(self.state)
+        self.blocks.setdefault(block.header.chain, []).append(block)
+
+    def seal(self, signer: Signer, chain: str, records: Sequence[Record], time: str) -> Proposal:
+        """Seal and apply this authority's next block."""
+        proposal = propose(self.state, self.registry, signer, chain, records, time)
+        proposal.layer.merge_into(self.state)
+        self.blocks.setdefault(chain, []).append(proposal.block)
+        return proposal

@@ -1,0 +1,599 @@
+"""Records: the entries of a chain's Merkle log.
+
+A record on the wire (and in the log) is the RFC 8785 form of::
+
+    {"v": 1, "network": <hex>, "chain": "BW", "kind": "parcel.split",
+     "id": <client id>, "time": "2026-03-01T10:00:00Z", "body": {...},
+     "sigs": [{"key_id": <hex>, "sig": <hex>}]}        # only when signed
+
+``Record.parse`` checks the bytes are canonical, then every field of the
+kind's body (types, formats, ranges, list sizes; unknown fields refused).
+The parsed record keeps the exact bytes it came from: its leaf hash is the
+RFC 9162 hash of those bytes, and nothing is ever re-serialised to verify.
+
+Weights are integer hundredths of a carat, values integer US cents.
+An origin composition maps a country code to hundredths of a carat; its keys
+are every origin that ever contributed to the parcel (a key may hold 0 after
+a split of a tiny share, so that "any share" stays visible: DOMAIN rule 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical
+from ledger.crypto import PublicKey, Signer
+from ledger.errors import SchemaError
+from ledger.merkle import leaf_hash
+from ledger.schema import (
+    CARAT_MAX,
+    CENTS_MAX,
+    CODE,
+    HS_CODES,
+    LOCAL_ID,
+    RECORD_ID,
+    Fields,
+)
+
+__all__ = [
+    "GOVERNANCE_CHAIN",
+    "GOVERNANCE_KINDS",
+    "Body",
+    "CertificateConfirm",
+    "CertificateIssue",
+    "CertificateVoid",
+    "Child",
+    "Composition",
+    "ConfirmLine",
+    "Kind",
+    "Line",
+    "MemberAdmit",
+    "MemberChange",
+    "KeyReplace",
+    "KeyRotate",
+    "ParcelMerge",
+    "ParcelRegister",
+    "ParcelSplit",
+    "ParcelTransfer",
+    "PartyRegister",
+    "PartyRevoke",
+    "PolicyOrigin",
+    "Record",
+    "RecordRef",
+    "RecordSig",
+    "make_record",
+]
+
+GOVERNANCE_CHAIN = "KP"
+MAX_RECORD_BYTES = 256 * 1024
+MAX_LINES = 1000
+
+Composition = tuple[tuple[str, int], ...]
+"""Origin composition: sorted (country, hundredths of a carat) pairs."""
+
+
+class Kind(StrEnum):
+    PARTY_REGISTER = "party.register"
+    PARTY_REVOKE = "party.revoke"
+    PARCEL_REGISTER = "parcel.register"
+    PARCEL_TRANSFER = "parcel.transfer"
+    PARCEL_SPLIT = "parcel.split"
+    PARCEL_MERGE = "parcel.merge"
+    CERTIFICATE_ISSUE = "certificate.issue"
+    CERTIFICATE_CONFIRM = "certificate.confirm"
+    CERTIFICATE_VOID = "certificate.void"
+    POLICY_RESTRICT_ORIGIN = "policy.restrict_origin"
+    POLICY_LIFT_ORIGIN = "policy.lift_origin"
+    KEY_ROTATE = "key.rotate"
+    MEMBER_ADMIT = "member.admit"
+    MEMBER_SUSPEND = "member.suspend"
+    MEMBER_REINSTATE = "member.reinstate"
+    KEY_REPLACE = "key.replace"
+
+
+GOVERNANCE_KINDS = frozenset(
+    {Kind.MEMBER_ADMIT, Kind.MEMBER_SUSPEND, Kind.MEMBER_REINSTATE, Kind.KEY_REPLACE}
+)
+PARTY_ROLES = frozenset({"miner", "trader", "exporter", "importer", "manufacturer"})
+PARTICIPANT_ROLES = frozenset({"authority", "auditor", "observer"})
+
+
+def _weight(f: Fields, name: str) -> int:
+    return f.integer(name, low=1, high=CARAT_MAX)
+
+
+def _cents(f: Fields, name: str) -> int:
+    return f.integer(name, low=0, high=CENTS_MAX)
+
+
+def _composition(value: object, field: str) -> Composition:
+    if not isinstance(value, Mapping) or not value or len(value) > 300:
+        raise SchemaError("expected an object of 1..300 origins", field=field)
+    out: list[tuple[str, int]] = []
+    for code, carats in value.items():
+        if CODE.match(code) is None:
+            raise SchemaError(f"origin {code!r} is not a participant code", field=field)
+        if (
+            not isinstance(carats, int)
+            or isinstance(carats, bool)
+            or not (0 <= carats <= CARAT_MAX)
+        ):
+            raise SchemaError(f"origin {code} must be an integer 0..{CARAT_MAX}", field=field)
+        out.append((code, carats))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """Where a record sits: its chain, its index in that chain's log, its leaf hash."""
+
+    chain: str
+    index: int
+    hash: bytes
+
+    @classmethod
+    def from_json(cls, value: object, path: str) -> RecordRef:
+        f = Fields(value, path)
+        ref = cls(
+            f.string("chain", pattern=CODE, max_len=8),
+            f.integer("index", low=0, high=2**62),
+            from_hex(f.string("hash", max_len=64), field=f.path("hash"), size=32),
+        )
+        f.done()
+        return ref
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "index": self.index, "hash": self.hash.hex()}
+
+
+# ---------------------------------------------------------------- bodies
+
+
+@dataclass(frozen=True)
+class PartyRegister:
+    party: str
+    name: str
+    role: str
+    address: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> PartyRegister:
+        return cls(
+            f.string("party", pattern=LOCAL_ID, max_len=56),
+            f.string("name", max_len=200),
+            f.choice("role", PARTY_ROLES),
+            f.string("address", max_len=300),
+        )
+
+
+@dataclass(frozen=True)
+class PartyRevoke:
+    party: str
+    reason: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> PartyRevoke:
+        return cls(f.string("party", pattern=LOCAL_ID, max_len=56), f.string("reason", max_len=300))
+
+
+@dataclass(frozen=True)
+class ParcelRegister:
+    parcel: str
+    custodian: str
+    weight: int
+    value: int
+    hs: str
+    mine: str
+    produced: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> ParcelRegister:
+        return cls(
+            f.string("parcel", pattern=LOCAL_ID, max_len=56),
+            f.string("custodian", pattern=LOCAL_ID, max_len=56),
+            _weight(f, "weight"),
+            _cents(f, "value"),
+            f.choice("hs", HS_CODES),
+            f.string("mine", max_len=120),
+            f.date("produced"),
+        )
+
+
+@dataclass(frozen=True)
+class ParcelTransfer:
+    parcel: str
+    to: str
+    value: int | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> ParcelTransfer:
+        return cls(
+            f.string("parcel", pattern=LOCAL_ID, max_len=56),
+            f.string("to", pattern=LOCAL_ID, max_len=56),
+            f.optional_integer("value", low=0, high=CENTS_MAX),
+        )
+
+
+@dataclass(frozen=True)
+class Child:
+    parcel: str
+    weight: int
+    value: int
+    custodian: str | None
+
+
+@dataclass(frozen=True)
+class ParcelSplit:
+    parcel: str
+    children: tuple[Child, ...]
+
+    @classmethod
+    def parse(cls, f: Fields) -> ParcelSplit:
+        parent = f.string("parcel", pattern=LOCAL_ID, max_len=56)
+        children: list[Child] = []
+        for path, item in f.items("children", low=2, high=MAX_LINES):
+            c = Fields(item, path)
+            children.append(
+                Child(
+                    c.string("parcel", pattern=LOCAL_ID, max_len=56),
+                    _weight(c, "weight"),
+                    _cents(c, "value"),
+                    c.optional_string("custodian", pattern=LOCAL_ID, max_len=56),
+                )
+            )
+            c.done()
+        _unique([c.parcel for c in children] + [parent], f.path("children"))
+        return cls(parent, tuple(children))
+
+
+@dataclass(frozen=True)
+class ParcelMerge:
+    """Parents into one child; the child's declared weight and value are the sums."""
+
+    parents: tuple[str, ...]
+    parcel: str
+    custodian: str
+    weight: int
+    value: int
+
+    @classmethod
+    def parse(cls, f: Fields) -> ParcelMerge:
+        parents = tuple(
+            Fields({"p": item}, path).string("p", pattern=LOCAL_ID, max_len=56)
+            for path, item in f.items("parents", low=2, high=MAX_LINES)
+        )
+        child = f.string("parcel", pattern=LOCAL_ID, max_len=56)
+        _unique([*parents, child], f.path("parents"))
+        return cls(
+            parents,
+            child,
+            f.string("custodian", pattern=LOCAL_ID, max_len=56),
+            _weight(f, "weight"),
+            _cents(f, "value"),
+        )
+
+
+@dataclass(frozen=True)
+class Line:
+    """One parcel on a KP certificate, with what the exporter declares of it."""
+
+    parcel: str
+    weight: int
+    value: int
+    hs: str
+    origin: Composition
+
+
+@dataclass(frozen=True)
+class CertificateIssue:
+    number: str
+    destination: str
+    exporter: str
+    importer_name: str
+    importer_address: str
+    lines: tuple[Line, ...]
+    carats: int
+    value: int
+    parcels: int
+    origin: str
+    issued: str
+    expires: str
+    seal: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> CertificateIssue:
+        number = f.string("number", pattern=LOCAL_ID, max_len=56)
+        destination = f.string("destination", pattern=CODE, max_len=8)
+        exporter = f.string("exporter", pattern=LOCAL_ID, max_len=56)
+        importer = f.obj("importer")
+        importer_name = importer.string("name", max_len=200)
+        importer_address = importer.string("address", max_len=300)
+        importer.done()
+        lines: list[Line] = []
+        for path, item in f.items("lines", low=1, high=MAX_LINES):
+            x = Fields(item, path)
+            lines.append(
+                Line(
+                    x.string("parcel", pattern=LOCAL_ID, max_len=56),
+                    _weight(x, "weight"),
+                    _cents(x, "value"),
+                    x.choice("hs", HS_CODES),
+                    _composition(x.mapping("origin"), x.path("origin")),
+                )
+            )
+            x.done()
+        _unique([line.parcel for line in lines], f.path("lines"))
+        return cls(
+            number,
+            destination,
+            exporter,
+            importer_name,
+            importer_address,
+            tuple(lines),
+            f.integer("carats", low=1, high=CARAT_MAX),
+            f.integer("value", low=0, high=CENTS_MAX),
+            f.integer("parcels", low=1, high=MAX_LINES),
+            f.string("origin", max_len=8),
+            f.date("issued"),
+            f.date("expires"),
+            f.string("seal", max_len=64),
+        )
+
+
+@dataclass(frozen=True)
+class ConfirmLine:
+    parcel: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class CertificateConfirm:
+    number: str
+    ref: RecordRef
+    custodian: str
+    received: tuple[ConfirmLine, ...]
+
+    @classmethod
+    def parse(cls, f: Fields) -> CertificateConfirm:
+        number = f.string("number", pattern=LOCAL_ID, max_len=56)
+        ref = RecordRef.from_json(f.mapping("ref"), f.path("ref"))
+        custodian = f.string("custodian", pattern=LOCAL_ID, max_len=56)
+        received: list[ConfirmLine] = []
+        for path, item in f.items("received", low=1, high=MAX_LINES):
+            x = Fields(item, path)
+            received.append(
+                ConfirmLine(x.string("parcel", pattern=LOCAL_ID, max_len=56), _weight(x, "weight"))
+            )
+            x.done()
+        _unique([r.parcel for r in received], f.path("received"))
+        return cls(number, ref, custodian, tuple(received))
+
+
+@dataclass(frozen=True)
+class CertificateVoid:
+    number: str
+    reason: str
+    importer_height: int
+
+    @classmethod
+    def parse(cls, f: Fields) -> CertificateVoid:
+        return cls(
+            f.string("number", pattern=LOCAL_ID, max_len=56),
+            f.string("reason", max_len=300),
+            f.integer("importer_height", low=1, high=2**62),
+        )
+
+
+@dataclass(frozen=True)
+class PolicyOrigin:
+    origin: str
+    reason: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> PolicyOrigin:
+        return cls(f.string("origin", pattern=CODE, max_len=8), f.string("reason", max_len=300))
+
+
+@dataclass(frozen=True)
+class KeyRotate:
+    key: PublicKey
+
+    @classmethod
+    def parse(cls, f: Fields) -> KeyRotate:
+        return cls(PublicKey.from_hex(f.string("key", max_len=64), field=f.path("key")))
+
+
+@dataclass(frozen=True)
+class MemberAdmit:
+    code: str
+    name: str
+    role: str
+    url: str
+    key: PublicKey
+
+    @classmethod
+    def parse(cls, f: Fields) -> MemberAdmit:
+        return cls(
+            f.string("code", pattern=CODE, max_len=8),
+            f.string("name", max_len=200),
+            f.choice("role", PARTICIPANT_ROLES),
+            f.string("url", max_len=300),
+            PublicKey.from_hex(f.string("key", max_len=64), field=f.path("key")),
+        )
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """member.suspend and member.reinstate."""
+
+    code: str
+    reason: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> MemberChange:
+        return cls(f.string("code", pattern=CODE, max_len=8), f.string("reason", max_len=300))
+
+
+@dataclass(frozen=True)
+class KeyReplace:
+    """Emergency key replacement: blocks of ``code`` from ``from_height`` on use ``key``."""
+
+    code: str
+    key: PublicKey
+    from_height: int
+    reason: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> KeyReplace:
+        return cls(
+            f.string("code", pattern=CODE, max_len=8),
+            PublicKey.from_hex(f.string("key", max_len=64), field=f.path("key")),
+            f.integer("from_height", low=1, high=2**62),
+            f.string("reason", max_len=300),
+        )
+
+
+Body = (
+    PartyRegister
+    | PartyRevoke
+    | ParcelRegister
+    | ParcelTransfer
+    | ParcelSplit
+    | ParcelMerge
+    | CertificateIssue
+    | CertificateConfirm
+    | CertificateVoid
+    | PolicyOrigin
+    | KeyRotate
+    | MemberAdmit
+    | MemberChange
+    | KeyReplace
+)
+
+_PARSERS: dict[Kind, Any] = {
+    Kind.PARTY_REGISTER: PartyRegister.parse,
+    Kind.PARTY_REVOKE: PartyRevoke.parse,
+    Kind.PARCEL_REGISTER: ParcelRegister.parse,
+    Kind.PARCEL_TRANSFER: ParcelTransfer.parse,
+    Kind.PARCEL_SPLIT: ParcelSplit.parse,
+    Kind.PARCEL_MERGE: ParcelMerge.parse,
+    Kind.CERTIFICATE_ISSUE: CertificateIssue.parse,
+    Kind.CERTIFICATE_CONFIRM: CertificateConfirm.parse,
+    Kind.CERTIFICATE_VOID: CertificateVoid.parse,
+    Kind.POLICY_RESTRICT_ORIGIN: PolicyOrigin.parse,
+    Kind.POLICY_LIFT_ORIGIN: PolicyOrigin.parse,
+    Kind.KEY_ROTATE: KeyRotate.parse,
+    Kind.MEMBER_ADMIT: MemberAdmit.parse,
+    Kind.MEMBER_SUSPEND: MemberChange.parse,
+    Kind.MEMBER_REINSTATE: MemberChange.parse,
+    Kind.KEY_REPLACE: KeyReplace.parse,
+}
+
+
+def _unique(ids: Sequence[str], field: str) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise SchemaError(f"{item} appears twice", field=field)
+        seen.add(item)
+
+
+@dataclass(frozen=True)
+class RecordSig:
+    key_id: str
+    sig: bytes
+
+
+@dataclass(frozen=True)
+class Record:
+    """One parsed, schema-checked record with the exact bytes it came from."""
+
+    network: str
+    chain: str
+    kind: Kind
+    id: str
+    time: str
+    body: Body
+    sigs: tuple[RecordSig, ...]
+    raw: bytes
+    leaf: bytes
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Record:
+        if len(raw) > MAX_RECORD_BYTES:
+            raise SchemaError(f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
+        f = Fields(parse_canonical(raw, what="record"))
+        if f.integer("v", low=1, high=1) != 1:  # pragma: no cover - range checked above
+            raise SchemaError("unsupported version", field="v")
+        network = from_hex(f.string("network", max_len=64), field="network", size=32).hex()
+        chain = f.string("chain", pattern=CODE, max_len=8)
+        kind = Kind(f.choice("kind", frozenset(k.value for k in Kind)))
+        record_id = f.string("id", pattern=RECORD_ID, max_len=80)
+        time = f.time("time")
+        body_fields = f.obj("body")
+        body = _PARSERS[kind](body_fields)
+        body_fields.done()
+        sigs: list[RecordSig] = []
+        if f.has("sigs"):
+            for path, item in f.items("sigs", low=1, high=64):
+                s = Fields(item, path)
+                sigs.append(
+                    RecordSig(
+                        from_hex(
+                            s.string("key_id", max_len=64), field=s.path("key_id"), size=32
+                        ).hex(),
+                        from_hex(s.string("sig", max_len=128), field=s.path("sig"), size=64),
+                    )
+                )
+                s.done()
+        f.done()
+        return cls(network, chain, kind, record_id, time, body, tuple(sigs), raw, leaf_hash(raw))
+
+    def unsigned_bytes(self) -> bytes:
+        """The bytes governance signatures cover: the record without ``sigs``."""
+        if not self.sigs:
+            return self.raw
+        value = parse_canonical(self.raw)
+        del value["sigs"]
+        return canonical_bytes(value)
+
+    def as_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = parse_canonical(self.raw)
+        return value
+
+    @property
+    def body_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.as_json()["body"]
+        return body
+
+
+def make_record(
+    *,
+    network: str,
+    chain: str,
+    kind: Kind | str,
+    record_id: str,
+    time: str,
+    body: Mapping[str, Any],
+    signers: Sequence[Signer] = (),
+) -> Record:
+    """Build, optionally sign (governance), and parse a record."""
+    doc: dict[str, Any] = {
+        "v": 1,
+        "network": network,
+        "chain": chain,
+        "kind": str(kind),
+        "id": record_id,
+        "time": time,
+        "body": dict(body),
+    }
+    if signers:
+        unsigned = canonical_bytes(doc)
+        doc["sigs"] = [
+            {"key_id": s.public.key_id, "sig": s.sign(Tag.SIG_RECORD, unsigned).hex()}
+            for s in signers
+        ]
+    return Record.parse(canonical_bytes(doc))

@@ -1,0 +1,289 @@
+"""The genesis registry: who is in the network, with which keys, under which rules.
+
+On the wire::
+
+    {"registry": {"v": 1, "name": ..., "created": <time>,
+                  "participants": [{"code", "name", "role", "url", "key"}...],
+                  "governance": {"keys": [<hex>...], "threshold": 2},
+                  "params": {"tolerance_bp": 50, "max_validity_days": 60,
+                             "max_block_records": 1000, "max_block_bytes": 8388608,
+                             "heartbeat_seconds": 5}},
+     "sigs": [{"key_id": <hex>, "sig": <hex>}...]}
+
+The network id is ``SHA-256("KPL-REGISTRY-V1\\n" || canonical(registry))``;
+every record and header names it. The registry is valid only when at least
+``threshold`` distinct governance keys sign those same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
+from ledger.crypto import PublicKey, Signer
+from ledger.errors import SchemaError, SignatureError, ThresholdError
+from ledger.records import GOVERNANCE_CHAIN, PARTICIPANT_ROLES
+from ledger.schema import CODE, Fields
+
+__all__ = [
+    "Params",
+    "Participant",
+    "Registry",
+    "SignatureSet",
+    "verify_threshold",
+]
+
+MAX_PARTICIPANTS = 500
+
+
+@dataclass(frozen=True)
+class Participant:
+    code: str
+    name: str
+    role: str
+    url: str
+    key: PublicKey
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "role": self.role,
+            "url": self.url,
+            "key": self.key.hex(),
+        }
+
+
+@dataclass(frozen=True)
+class Params:
+    """Network parameters every node applies identically."""
+
+    tolerance_bp: int = 50  # received weight may differ by 0.5 % before a discrepancy
+    max_validity_days: int = 60
+    max_block_records: int = 1000
+    max_block_bytes: int = 8 * 1024 * 1024
+    heartbeat_seconds: int = 5
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tolerance_bp": self.tolerance_bp,
+            "max_validity_days": self.max_validity_days,
+            "max_block_records": self.max_block_records,
+            "max_block_bytes": self.max_block_bytes,
+            "heartbeat_seconds": self.heartbeat_seconds,
+        }
+
+    @classmethod
+    def parse(cls, f: Fields) -> Params:
+        params = cls(
+            f.integer("tolerance_bp", low=0, high=10_000),
+            f.integer("max_validity_days", low=1, high=3660),
+            f.integer("max_block_records", low=1, high=100_000),
+            f.integer("max_block_bytes", low=1024, high=256 * 1024 * 1024),
+            f.integer("heartbeat_seconds", low=1, high=86_400),
+        )
+        f.done()
+        return params
+
+
+@dataclass(frozen=True)
+class SignatureSet:
+    """Signatures over one byte string, as (key id, signature) pairs."""
+
+    sigs: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def parse(cls, f: Fields, name: str = "sigs") -> SignatureSet:
+        out: list[tuple[str, bytes]] = []
+        for path, item in f.items(name, low=0, high=64):
+            s = Fields(item, path)
+            out.append(
+                (
+                    from_hex(s.string("key_id", max_len=64), field=s.path("key_id"), size=32).hex(),
+                    from_hex(s.string("sig", max_len=128), field=s.path("sig"), size=64),
+                )
+            )
+            s.done()
+        return cls(tuple(out))
+
+    def to_json(self) -> list[dict[str, str]]:
+        return [{"key_id": k, "sig": s.hex()} for k, s in self.sigs]
+
+
+def verify_threshold(
+    tag: Tag,
+    payload: bytes,
+    sigs: Sequence[tuple[str, bytes]],
+    keys: Sequence[PublicKey],
+    threshold: int,
+    *,
+    what: str,
+) -> None:
+    """Raise ``ThresholdError`` unless ``threshold`` distinct ``keys`` signed ``payload``.
+
+    Signatures by unknown keys, duplicates and invalid signatures count for
+    nothing; the error says how many valid ones were found.
+    """
+    by_id = {k.key_id: k for k in keys}
+    valid: set[str] = set()
+    for key_id, sig in sigs:
+        key = by_id.get(key_id)
+        if key is None or key_id in valid:
+            continue
+        try:
+            key.verify(tag, payload, sig)
+        except SignatureError:
+            continue
+        valid.add(key_id)
+    if len(valid) < threshold:
+        raise ThresholdError(what, valid=len(valid), required=threshold)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A verified genesis registry. Build with ``Registry.parse`` or ``Registry.create``."""
+
+    name: str
+    created: str
+    participants: tuple[Participant, ...]
+    governance_keys: tuple[PublicKey, ...]
+    threshold: int
+    params: Params
+    signatures: SignatureSet
+    body_bytes: bytes
+    network_id: str
+
+    # ------------------------------------------------------------ building
+    @staticmethod
+    def body_json(
+        *,
+        name: str,
+        created: str,
+        participants: Sequence[Participant],
+        governance_keys: Sequence[PublicKey],
+        threshold: int,
+        params: Params,
+    ) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "name": name,
+            "created": created,
+            "participants": [p.to_json() for p in participants],
+            "governance": {"keys": [k.hex() for k in governance_keys], "threshold": threshold},
+            "params": params.to_json(),
+        }
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        name: str,
+        created: str,
+        participants: Sequence[Participant],
+        governance: Sequence[Signer],
+        threshold: int,
+        params: Params | None = None,
+        signers: Sequence[Signer] | None = None,
+    ) -> Registry:
+        """Build and sign a registry; ``signers`` defaults to all governance keys."""
+        body = cls.body_json(
+            name=name,
+            created=created,
+            participants=participants,
+            governance_keys=[g.public for g in governance],
+            threshold=threshold,
+            params=params or Params(),
+        )
+        body_bytes = canonical_bytes(body)
+        sigs = [
+            {"key_id": s.public.key_id, "sig": s.sign(Tag.SIG_REGISTRY, body_bytes).hex()}
+            for s in (governance if signers is None else signers)
+        ]
+        return cls.parse(canonical_bytes({"registry": body, "sigs": sigs}))
+
+    # ------------------------------------------------------------ parsing
+    @classmethod
+    def parse(cls, data: bytes) -> Registry:
+        """Parse and verify a signed registry (canonical JSON bytes)."""
+        outer = Fields(parse_canonical(data, what="registry"))
+        body = outer.mapping("registry")
+        signatures = SignatureSet.parse(outer)
+        outer.done()
+        body_bytes = canonical_bytes(body)
+        f = Fields(body, "registry")
+        f.integer("v", low=1, high=1)
+        name = f.string("name", max_len=100)
+        created = f.time("created")
+        participants: list[Participant] = []
+        for path, item in f.items("participants", low=1, high=MAX_PARTICIPANTS):
+            p = Fields(item, path)
+            participants.append(
+                Participant(
+                    p.string("code", pattern=CODE, max_len=8),
+                    p.string("name", max_len=200),
+                    p.choice("role", PARTICIPANT_ROLES),
+                    p.string("url", max_len=300),
+                    PublicKey.from_hex(p.string("key", max_len=64), field=p.path("key")),
+                )
+            )
+            p.done()
+        codes = [p.code for p in participants]
+        if len(set(codes)) != len(codes):
+            raise SchemaError("participant codes must be unique", field="registry.participants")
+        if GOVERNANCE_CHAIN in codes:
+            raise SchemaError(
+                f"{GOVERNANCE_CHAIN} is the governance chain, not a participant",
+                field="registry.participants",
+            )
+        g = f.obj("governance")
+        keys = tuple(
+            PublicKey.from_hex(item, field=path) for path, item in g.items("keys", low=1, high=64)
+        )
+        if len({k.key_id for k in keys}) != len(keys):
+            raise SchemaError("governance keys must be distinct", field="registry.governance.keys")
+        threshold = g.integer("threshold", low=1, high=len(keys))
+        g.done()
+        params = Params.parse(f.obj("params"))
+        f.done()
+        verify_threshold(
+            Tag.SIG_REGISTRY,
+            body_bytes,
+            signatures.sigs,
+            keys,
+            threshold,
+            what="genesis registry",
+        )
+        return cls(
+            name,
+            created,
+            tuple(participants),
+            keys,
+            threshold,
+            params,
+            signatures,
+            body_bytes,
+            tagged_hash(Tag.REGISTRY, body_bytes).hex(),
+        )
+
+    def to_bytes(self) -> bytes:
+        return canonical_bytes(
+            {"registry": parse_canonical(self.body_bytes), "sigs": self.signatures.to_json()}
+        )
+
+    # ------------------------------------------------------------ queries
+    def participant(self, code: str) -> Participant | None:
+        for p in self.participants:
+            if p.code == code:
+                return p
+        return None
+
+    @property
+    def authorities(self) -> tuple[str, ...]:
+        return tuple(p.code for p in self.participants if p.role == "authority")
+
+    @property
+    def chains(self) -> tuple[str, ...]:
+        """Every chain of the network: the authorities' and the governance chain."""
+        return (*self.authorities, GOVERNANCE_CHAIN)

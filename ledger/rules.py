@@ -1,0 +1,690 @@
+"""The custody rules: one pure function per record kind.
+
+``apply_record(state, record, index, ctx)`` checks a record against the state
+it would change and, only when every check passes, writes its effects into
+``state`` (a ``State`` layer). A check that fails raises the one specific
+``RuleViolation`` subclass of ``ledger.errors`` for that rule, naming the field
+and the rule; nothing has been written at that point.
+
+Rule numbers are those of DOMAIN.md "Rules the ledger enforces":
+
+1. only the holding jurisdiction acts on a parcel; custodians are active parties
+2. a parcel is spent once
+3. mass conserved on split and merge, value on split
+4. origin composition carried through split and merge (and declared truly on export)
+5. certificates: active destination, rough HS codes, lines sum to totals,
+   issue <= expiry, unique number
+6. only the named importer confirms, once, before expiry, referencing the
+   exact issue record; weight outside tolerance is a discrepancy
+7. the issuer voids an unconfirmed certificate; its parcels return
+8. nothing deleted or rewritten: ids are never reused
+9. an importer's origin restrictions refuse any shipment holding a restricted share
+
+Cross-chain facts are read as of the block's witnessed view (``Context``):
+governance membership at the witnessed governance size, other chains'
+records only within the witnessed prefix, times from the witnessed headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+from ledger.blocks import Header
+from ledger.canonical import Tag
+from ledger.errors import (
+    AlreadySpent,
+    CertificateInvalid,
+    ConfirmationInvalid,
+    DuplicateRecord,
+    GovernanceInvalid,
+    InactiveParty,
+    KeyChangeInvalid,
+    MassNotConserved,
+    OriginNotCarried,
+    ParticipantNotActive,
+    RestrictedOrigin,
+    ThresholdError,
+    UnknownReference,
+    ValueNotConserved,
+    VoidInvalid,
+    WrongJurisdiction,
+)
+from ledger.records import (
+    GOVERNANCE_CHAIN,
+    GOVERNANCE_KINDS,
+    CertificateConfirm,
+    CertificateIssue,
+    CertificateVoid,
+    Composition,
+    KeyReplace,
+    KeyRotate,
+    Kind,
+    MemberAdmit,
+    MemberChange,
+    ParcelMerge,
+    ParcelRegister,
+    ParcelSplit,
+    ParcelTransfer,
+    PartyRegister,
+    PartyRevoke,
+    PolicyOrigin,
+    Record,
+    RecordRef,
+)
+from ledger.registry import Registry, verify_threshold
+from ledger.state import (
+    Certificate,
+    CertificateStatus,
+    Edge,
+    KeyEvent,
+    MemberEvent,
+    Parcel,
+    ParcelEvent,
+    ParcelStatus,
+    Party,
+    State,
+    key_at,
+    member_active,
+    member_role,
+)
+
+__all__ = ["Context", "allocate_origin", "apply_record", "certificate_origin"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a record is judged against besides state: its block's view of the network.
+
+    ``time`` is the block's header time (for a record not yet sealed, the
+    time it would be sealed at); ``witness`` maps each witnessed chain to the
+    header the block names; ``kp_size`` is the governance log size witnessed.
+    """
+
+    registry: Registry
+    chain: str
+    height: int
+    time: str
+    witness: Mapping[str, Header]
+
+    @property
+    def kp_size(self) -> int:
+        if self.chain == GOVERNANCE_CHAIN:
+            return 2**63  # the governance chain sees its own whole prefix
+        kp = self.witness.get(GOVERNANCE_CHAIN)
+        return 0 if kp is None else kp.size
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _new_id(state: State, new_id: str, ctx: Context, field: str) -> None:
+    """Ids made on a chain start with its code, so two chains can never mint the same one."""
+    if not new_id.startswith(ctx.chain + "-"):
+        raise WrongJurisdiction(f"new ids on {ctx.chain} start with {ctx.chain}-", field=field)
+    if state.parcel(new_id) is not None:
+        raise DuplicateRecord(f"parcel {new_id} already exists; ids are never reused", field=field)
+
+
+def _holding(state: State, parcel_id: str, ctx: Context, field: str) -> Parcel:
+    parcel = state.parcel(parcel_id)
+    if parcel is None:
+        raise UnknownReference(f"no parcel {parcel_id}", field=field)
+    if parcel.chain != ctx.chain:
+        raise WrongJurisdiction(
+            f"parcel {parcel_id} is under {parcel.chain}, not {ctx.chain}", field=field
+        )
+    if parcel.status is not ParcelStatus.ACTIVE:
+        raise AlreadySpent(f"parcel {parcel_id} is {parcel.status.value}", field=field)
+    return parcel
+
+
+def _custodian(state: State, party_id: str, ctx: Context, field: str) -> Party:
+    party = state.party(party_id)
+    if party is None or party.chain != ctx.chain:
+        raise InactiveParty(f"{party_id} is not a party registered by {ctx.chain}", field=field)
+    if not party.active:
+        raise InactiveParty(f"party {party_id} is revoked", field=field)
+    return party
+
+
+def _authority_active(ctx: Context, state: State, code: str, field: str) -> None:
+    if member_role(state, code, ctx.kp_size) != "authority":
+        raise ParticipantNotActive(f"{code} is not a participant authority", field=field)
+    if not member_active(state, code, ctx.kp_size):
+        raise ParticipantNotActive(f"{code} is suspended", field=field)
+
+
+def allocate_origin(origin: Composition, weights: Sequence[int]) -> list[Composition]:
+    """Share a parent's origin composition among children of the given weights, exactly.
+
+    Each child gets, for every origin, its proportional share of what is
+    left (largest remainder, ties to the lower country code); the last child
+    takes the rest. Every child sums to its weight, every origin sums to the
+    parent's, and every child keeps every origin key (possibly at 0) so that
+    no share of an origin can be washed out by splitting.
+    """
+    left = dict(origin)
+    left_total = sum(left.values())
+    out: list[Composition] = []
+    for i, w in enumerate(weights):
+        if i == len(weights) - 1:
+            out.append(tuple(sorted(left.items())))
+            break
+        share = {c: (w * q) // left_total for c, q in left.items()}
+        rest = w - sum(share.values())
+        order = sorted(left, key=lambda c: (-((w * left[c]) % left_total), c))
+        for c in order[:rest]:
+            share[c] += 1
+        out.append(tuple(sorted(share.items())))
+        for c, q in share.items():
+            left[c] -= q
+        left_total -= w
+    return out
+
+
+def certificate_origin(lines: Sequence[Composition]) -> str:
+    """Annex I "country of origin": the one origin of every line, else "mixed"."""
+    origins = {c for comp in lines for c, _ in comp}
+    return next(iter(origins)) if len(origins) == 1 else "mixed"
+
+
+def _events(parcels: Sequence[str], ref: RecordRef, ctx: Context, kind: Kind) -> list[ParcelEvent]:
+    return [ParcelEvent(p, ref, ctx.height, kind.value) for p in parcels]
+
+
+# ------------------------------------------------------------------ parties
+
+
+def _party_register(state: State, b: PartyRegister, ref: RecordRef, ctx: Context) -> None:
+    if not b.party.startswith(ctx.chain + "-"):
+        raise WrongJurisdiction(
+            f"parties of {ctx.chain} have ids starting {ctx.chain}-", field="body.party"
+        )
+    if state.party(b.party) is not None:
+        raise DuplicateRecord(f"party {b.party} is already registered", field="body.party")
+    state.put_party(Party(b.party, ctx.chain, b.name, b.role, b.address, True, ref))
+
+
+def _party_revoke(state: State, b: PartyRevoke, ref: RecordRef, ctx: Context) -> None:
+    party = _custodian(state, b.party, ctx, "body.party")
+    state.put_party(replace(party, active=False))
+
+
+# ------------------------------------------------------------------ parcels
+
+
+def _parcel_register(state: State, b: ParcelRegister, ref: RecordRef, ctx: Context) -> None:
+    _new_id(state, b.parcel, ctx, "body.parcel")
+    _custodian(state, b.custodian, ctx, "body.custodian")
+    state.put_parcel(
+        Parcel(
+            b.parcel,
+            ctx.chain,
+            b.custodian,
+            ParcelStatus.ACTIVE,
+            b.weight,
+            b.value,
+            b.hs,
+            ((ctx.chain, b.weight),),
+            None,
+            ref,
+        )
+    )
+    state.add_events(_events([b.parcel], ref, ctx, Kind.PARCEL_REGISTER))
+
+
+def _parcel_transfer(state: State, b: ParcelTransfer, ref: RecordRef, ctx: Context) -> None:
+    parcel = _holding(state, b.parcel, ctx, "body.parcel")
+    _custodian(state, b.to, ctx, "body.to")
+    value = parcel.value if b.value is None else b.value
+    state.put_parcel(replace(parcel, custodian=b.to, value=value))
+    state.add_events(_events([b.parcel], ref, ctx, Kind.PARCEL_TRANSFER))
+
+
+def _parcel_split(state: State, b: ParcelSplit, ref: RecordRef, ctx: Context) -> None:
+    parent = _holding(state, b.parcel, ctx, "body.parcel")
+    for i, child in enumerate(b.children):
+        _new_id(state, child.parcel, ctx, f"body.children[{i}].parcel")
+        _custodian(
+            state, child.custodian or parent.custodian or "", ctx, f"body.children[{i}].custodian"
+        )
+    weight = sum(c.weight for c in b.children)
+    if weight != parent.weight:
+        raise MassNotConserved(
+            f"children weigh {weight} hundredths of a carat, the parent {parent.weight}",
+            field="body.children",
+        )
+    value = sum(c.value for c in b.children)
+    if value != parent.value:
+        raise ValueNotConserved(
+            f"children are worth {value} cents, the parent {parent.value}", field="body.children"
+        )
+    origins = allocate_origin(parent.origin, [c.weight for c in b.children])
+    state.put_parcel(replace(parent, status=ParcelStatus.SPENT))
+    for child, origin in zip(b.children, origins, strict=True):
+        state.put_parcel(
+            Parcel(
+                child.parcel,
+                ctx.chain,
+                child.custodian or parent.custodian,
+                ParcelStatus.ACTIVE,
+                child.weight,
+                child.value,
+                parent.hs,
+                origin,
+                None,
+                ref,
+            )
+        )
+    state.add_edges(Edge(parent.id, c.parcel, ref) for c in b.children)
+    state.add_events(
+        _events([parent.id, *(c.parcel for c in b.children)], ref, ctx, Kind.PARCEL_SPLIT)
+    )
+
+
+def _parcel_merge(state: State, b: ParcelMerge, ref: RecordRef, ctx: Context) -> None:
+    parents = [_holding(state, p, ctx, f"body.parents[{i}]") for i, p in enumerate(b.parents)]
+    _new_id(state, b.parcel, ctx, "body.parcel")
+    _custodian(state, b.custodian, ctx, "body.custodian")
+    weight = sum(p.weight for p in parents)
+    if weight != b.weight:
+        raise MassNotConserved(
+            f"parents weigh {weight} hundredths of a carat, the child declares {b.weight}",
+            field="body.weight",
+        )
+    value = sum(p.value for p in parents)
+    if value != b.value:
+        raise ValueNotConserved(
+            f"parents are worth {value} cents, the child declares {b.value}", field="body.value"
+        )
+    hs = {p.hs for p in parents}
+    if len(hs) != 1:
+        raise OriginNotCarried(
+            f"parents carry different HS codes {sorted(hs)}", field="body.parents"
+        )
+    origin: dict[str, int] = {}
+    for p in parents:
+        for c, q in p.origin:
+            origin[c] = origin.get(c, 0) + q
+    for p in parents:
+        state.put_parcel(replace(p, status=ParcelStatus.SPENT))
+    state.put_parcel(
+        Parcel(
+            b.parcel,
+            ctx.chain,
+            b.custodian,
+            ParcelStatus.ACTIVE,
+            weight,
+            value,
+            hs.pop(),
+            tuple(sorted(origin.items())),
+            None,
+            ref,
+        )
+    )
+    state.add_edges(Edge(p.id, b.parcel, ref) for p in parents)
+    state.add_events(_events([*b.parents, b.parcel], ref, ctx, Kind.PARCEL_MERGE))
+
+
+# ------------------------------------------------------------------ certificates
+
+
+def _certificate_issue(
+    state: State, b: CertificateIssue, ref: RecordRef, ctx: Context, record_time: str
+) -> None:
+    if not b.number.startswith(ctx.chain + "-"):
+        raise CertificateInvalid(
+            f"certificate numbers of {ctx.chain} start with {ctx.chain}-", field="body.number"
+        )
+    if state.certificate(b.number) is not None:
+        raise DuplicateRecord(
+            f"certificate number {b.number} was already used", field="body.number"
+        )
+    _authority_active(ctx, state, ctx.chain, "chain")
+    if b.destination == ctx.chain:
+        raise CertificateInvalid(
+            "a certificate is for export to another participant", field="body.destination"
+        )
+    if member_role(state, b.destination, ctx.kp_size) != "authority" or not member_active(
+        state, b.destination, ctx.kp_size
+    ):
+        raise CertificateInvalid(
+            f"{b.destination} is not an active participant", field="body.destination"
+        )
+    exporter = _custodian(state, b.exporter, ctx, "body.exporter")
+    held: list[Parcel] = []
+    for i, line in enumerate(b.lines):
+        at = f"body.lines[{i}]"
+        parcel = _holding(state, line.parcel, ctx, f"{at}.parcel")
+        held.append(parcel)
+        if parcel.custodian != exporter.id:
+            raise CertificateInvalid(
+                f"parcel {parcel.id} is held by {parcel.custodian}, not the exporter {exporter.id}",
+                field=f"{at}.parcel",
+            )
+        if line.weight != parcel.weight:
+            raise CertificateInvalid(
+                f"declares {line.weight} but parcel {parcel.id} weighs {parcel.weight}",
+                field=f"{at}.weight",
+            )
+        if line.hs != parcel.hs:
+            raise CertificateInvalid(
+                f"declares HS {line.hs} but parcel {parcel.id} is {parcel.hs}", field=f"{at}.hs"
+            )
+        if line.origin != parcel.origin:
+            raise OriginNotCarried(
+                f"declared origin {dict(line.origin)} differs from parcel "
+                f"{parcel.id}'s {dict(parcel.origin)}",
+                field=f"{at}.origin",
+            )
+    carats = sum(line.weight for line in b.lines)
+    value = sum(line.value for line in b.lines)
+    if carats != b.carats:
+        raise CertificateInvalid(
+            f"lines sum to {carats}, the total says {b.carats}", field="body.carats"
+        )
+    if value != b.value:
+        raise CertificateInvalid(
+            f"lines sum to {value} cents, the total says {b.value}", field="body.value"
+        )
+    if b.parcels != len(b.lines):
+        raise CertificateInvalid(
+            f"{len(b.lines)} lines, the total says {b.parcels}", field="body.parcels"
+        )
+    origin = certificate_origin([line.origin for line in b.lines])
+    if b.origin != origin:
+        raise CertificateInvalid(f"country of origin must read {origin!r}", field="body.origin")
+    issued, expires = date.fromisoformat(b.issued), date.fromisoformat(b.expires)
+    if b.issued != record_time[:10]:
+        raise CertificateInvalid(
+            f"issue date {b.issued} is not the record's date {record_time[:10]}",
+            field="body.issued",
+        )
+    if expires < issued:
+        raise CertificateInvalid("expires before it is issued", field="body.expires")
+    limit = ctx.registry.params.max_validity_days
+    if expires - issued > timedelta(days=limit):
+        raise CertificateInvalid(f"valid for more than {limit} days", field="body.expires")
+    for parcel in held:
+        state.put_parcel(
+            replace(parcel, status=ParcelStatus.IN_TRANSIT, custodian=None, certificate=b.number)
+        )
+    state.put_certificate(
+        Certificate(
+            b.number,
+            ctx.chain,
+            b.destination,
+            b.exporter,
+            b.importer_name,
+            CertificateStatus.ISSUED,
+            b.issued,
+            b.expires,
+            b.carats,
+            b.value,
+            b.origin,
+            tuple(line.parcel for line in b.lines),
+            ref,
+        )
+    )
+    state.add_events(_events([line.parcel for line in b.lines], ref, ctx, Kind.CERTIFICATE_ISSUE))
+
+
+def _certificate_confirm(state: State, b: CertificateConfirm, ref: RecordRef, ctx: Context) -> None:
+    cert = state.certificate(b.number)
+    if cert is None:
+        raise UnknownReference(f"no certificate {b.number}", field="body.number")
+    # 6a. the exact issue record, within what this block witnesses of the issuer's chain
+    if b.ref != cert.issue_ref:
+        raise ConfirmationInvalid(
+            "ref does not name the certificate's issue record", field="body.ref"
+        )
+    seen = ctx.witness.get(cert.issuer)
+    if seen is None or seen.size <= b.ref.index:
+        raise ConfirmationInvalid(
+            f"the block does not witness {cert.issuer}'s issue record", field="body.ref"
+        )
+    # 6b. only the named importer, while it is an active participant
+    if cert.destination != ctx.chain:
+        raise ConfirmationInvalid(
+            f"certificate {b.number} is for {cert.destination}, not {ctx.chain}",
+            field="body.number",
+        )
+    _authority_active(ctx, state, ctx.chain, "chain")
+    # 6c. once, before expiry
+    if (
+        cert.status is not CertificateStatus.ISSUED
+        or state.confirmation_index(ctx.chain, b.number) is not None
+    ):
+        raise ConfirmationInvalid(
+            f"certificate {b.number} is already {cert.status.value}", field="body.number"
+        )
+    if ctx.time[:10] > cert.expires:
+        raise ConfirmationInvalid(
+            f"certificate {b.number} expired on {cert.expires}", field="body.number"
+        )
+    # 6d. the parcels received are the parcels certified
+    if sorted(r.parcel for r in b.received) != sorted(cert.parcels):
+        raise ConfirmationInvalid(
+            "received parcels differ from the certificate's", field="body.received"
+        )
+    custodian = _custodian(state, b.custodian, ctx, "body.custodian")
+    parcels = {p: state.parcel(p) for p in cert.parcels}
+    # 9. the importer's origin restrictions reach through every merge
+    banned = state.restricted(ctx.chain)
+    for p in parcels.values():
+        assert p is not None
+        hit = sorted(banned.intersection(c for c, _ in p.origin))
+        if hit:
+            raise RestrictedOrigin(
+                f"parcel {p.id} holds origin {', '.join(hit)}, which {ctx.chain} does not import",
+                field="body.received",
+            )
+    tol = ctx.registry.params.tolerance_bp
+    discrepancy = False
+    for r in b.received:
+        declared = parcels[r.parcel]
+        assert declared is not None
+        if abs(r.weight - declared.weight) * 10_000 > tol * declared.weight:
+            discrepancy = True
+    received = sum(r.weight for r in b.received)
+    if abs(received - cert.carats) * 10_000 > tol * cert.carats:
+        discrepancy = True
+    status = ParcelStatus.HELD if discrepancy else ParcelStatus.ACTIVE
+    for p in parcels.values():
+        assert p is not None
+        state.put_parcel(
+            replace(
+                p,
+                chain=ctx.chain,
+                custodian=custodian.id,
+                status=status,
+                certificate=b.number if discrepancy else None,
+            )
+        )
+    state.put_certificate(
+        replace(
+            cert,
+            status=CertificateStatus.DISCREPANCY if discrepancy else CertificateStatus.CONFIRMED,
+            closed_ref=ref,
+            received=received,
+        )
+    )
+    state.confirmations[(ctx.chain, b.number)] = ref.index
+    state.add_events(_events(cert.parcels, ref, ctx, Kind.CERTIFICATE_CONFIRM))
+
+
+def _certificate_void(state: State, b: CertificateVoid, ref: RecordRef, ctx: Context) -> None:
+    cert = state.certificate(b.number)
+    if cert is None:
+        raise UnknownReference(f"no certificate {b.number}", field="body.number")
+    if cert.issuer != ctx.chain:
+        raise WrongJurisdiction(
+            f"certificate {b.number} was issued by {cert.issuer}", field="body.number"
+        )
+    if cert.status is not CertificateStatus.ISSUED:
+        raise VoidInvalid(
+            f"certificate {b.number} is already {cert.status.value}", field="body.number"
+        )
+    # 7. settle the race with the importer by time on the importer's own chain
+    seen = ctx.witness.get(cert.destination)
+    if seen is None or seen.height < b.importer_height:
+        raise VoidInvalid(
+            f"the block does not witness {cert.destination} at height {b.importer_height}",
+            field="body.importer_height",
+        )
+    header = state.header(cert.destination, b.importer_height)
+    if header is None:  # pragma: no cover - witnessed headers are always held
+        raise VoidInvalid("importer header not held", field="body.importer_height")
+    if header.time[:10] <= cert.expires:
+        raise VoidInvalid(
+            f"{cert.destination}'s chain at height {b.importer_height} is dated "
+            f"{header.time}, not past expiry {cert.expires}",
+            field="body.importer_height",
+        )
+    confirmed_at = state.confirmation_index(cert.destination, b.number)
+    if confirmed_at is not None and confirmed_at < header.size:
+        raise VoidInvalid(f"{cert.destination} confirmed {b.number}", field="body.number")
+    for number in cert.parcels:
+        parcel = state.parcel(number)
+        assert parcel is not None
+        state.put_parcel(
+            replace(parcel, status=ParcelStatus.ACTIVE, custodian=cert.exporter, certificate=None)
+        )
+    state.put_certificate(replace(cert, status=CertificateStatus.VOIDED, closed_ref=ref))
+    state.add_events(_events(cert.parcels, ref, ctx, Kind.CERTIFICATE_VOID))
+
+
+# ------------------------------------------------------------------ policy and keys
+
+
+def _restrict(state: State, b: PolicyOrigin, ref: RecordRef, ctx: Context) -> None:
+    if b.origin in state.restricted(ctx.chain):
+        raise DuplicateRecord(
+            f"{ctx.chain} already restricts origin {b.origin}", field="body.origin"
+        )
+    state.restrictions[(ctx.chain, b.origin)] = True
+
+
+def _lift(state: State, b: PolicyOrigin, ref: RecordRef, ctx: Context) -> None:
+    if b.origin not in state.restricted(ctx.chain):
+        raise UnknownReference(
+            f"{ctx.chain} does not restrict origin {b.origin}", field="body.origin"
+        )
+    state.restrictions[(ctx.chain, b.origin)] = False
+
+
+def _key_rotate(state: State, b: KeyRotate, ref: RecordRef, ctx: Context) -> None:
+    current = key_at(state, ctx.chain, ctx.height, ctx.kp_size)
+    if current is not None and current.key_id == b.key.key_id:
+        raise KeyChangeInvalid("the new key is the current key", field="body.key")
+    state.keys.append(KeyEvent(ctx.chain, ctx.height + 1, b.key, 0))
+
+
+# ------------------------------------------------------------------ governance
+
+
+def _governance_signed(record: Record, ctx: Context) -> None:
+    try:
+        verify_threshold(
+            Tag.SIG_RECORD,
+            record.unsigned_bytes(),
+            [(s.key_id, s.sig) for s in record.sigs],
+            ctx.registry.governance_keys,
+            ctx.registry.threshold,
+            what=f"governance record {record.id}",
+        )
+    except ThresholdError as exc:
+        raise GovernanceInvalid(exc.message, field="sigs") from exc
+
+
+def _member_admit(state: State, b: MemberAdmit, ref: RecordRef, ctx: Context) -> None:
+    if state.member_events(b.code) or b.code == GOVERNANCE_CHAIN:
+        raise GovernanceInvalid(f"{b.code} is already a participant", field="body.code")
+    state.members.append(MemberEvent(b.code, ref.index + 1, b.role, True))
+    state.keys.append(KeyEvent(b.code, 1, b.key, ref.index + 1))
+
+
+def _member_change(
+    state: State, b: MemberChange, ref: RecordRef, ctx: Context, active: bool
+) -> None:
+    now = member_active(state, b.code, ref.index)
+    if now is None:
+        raise GovernanceInvalid(f"{b.code} is not a participant", field="body.code")
+    if now == active:
+        raise GovernanceInvalid(
+            f"{b.code} is already {'active' if active else 'suspended'}", field="body.code"
+        )
+    role = member_role(state, b.code, ref.index) or "authority"
+    state.members.append(MemberEvent(b.code, ref.index + 1, role, active))
+
+
+def _key_replace(state: State, b: KeyReplace, ref: RecordRef, ctx: Context) -> None:
+    if b.code != GOVERNANCE_CHAIN and member_role(state, b.code, ref.index) is None:
+        raise GovernanceInvalid(f"{b.code} is not a participant", field="body.code")
+    state.keys.append(KeyEvent(b.code, b.from_height, b.key, ref.index + 1))
+
+
+# ------------------------------------------------------------------ dispatch
+
+
+def apply_record(state: State, record: Record, index: int, ctx: Context) -> RecordRef:
+    """Check ``record`` as entry ``index`` of ``ctx.chain`` and apply it to ``state``.
+
+    Returns the record's reference. Raises a ``RuleViolation`` (and writes
+    nothing) if any rule refuses it.
+    """
+    if record.network != ctx.registry.network_id:
+        raise UnknownReference("record is for another network", field="network")
+    if record.chain != ctx.chain:
+        raise WrongJurisdiction(
+            f"record is for chain {record.chain}, not {ctx.chain}", field="chain"
+        )
+    if state.record_ref(ctx.chain, record.id) is not None:
+        raise DuplicateRecord(f"record id {record.id} is already on {ctx.chain}", field="id")
+    governance = record.kind in GOVERNANCE_KINDS
+    if governance != (ctx.chain == GOVERNANCE_CHAIN):
+        raise GovernanceInvalid(
+            f"{record.kind.value} records belong on "
+            f"{'the KP chain' if governance else 'a participant chain'}",
+            field="kind",
+        )
+    if governance:
+        _governance_signed(record, ctx)
+    ref = RecordRef(ctx.chain, index, record.leaf)
+    body = record.body
+    match body:
+        case PartyRegister():
+            _party_register(state, body, ref, ctx)
+        case PartyRevoke():
+            _party_revoke(state, body, ref, ctx)
+        case ParcelRegister():
+            _parcel_register(state, body, ref, ctx)
+        case ParcelTransfer():
+            _parcel_transfer(state, body, ref, ctx)
+        case ParcelSplit():
+            _parcel_split(state, body, ref, ctx)
+        case ParcelMerge():
+            _parcel_merge(state, body, ref, ctx)
+        case CertificateIssue():
+            _certificate_issue(state, body, ref, ctx, record.time)
+        case CertificateConfirm():
+            _certificate_confirm(state, body, ref, ctx)
+        case CertificateVoid():
+            _certificate_void(state, body, ref, ctx)
+        case PolicyOrigin() if record.kind is Kind.POLICY_RESTRICT_ORIGIN:
+            _restrict(state, body, ref, ctx)
+        case PolicyOrigin():
+            _lift(state, body, ref, ctx)
+        case KeyRotate():
+            _key_rotate(state, body, ref, ctx)
+        case MemberAdmit():
+            _member_admit(state, body, ref, ctx)
+        case MemberChange():
+            _member_change(state, body, ref, ctx, record.kind is Kind.MEMBER_REINSTATE)
+        case KeyReplace():
+            _key_replace(state, body, ref, ctx)
+    state.record_refs[(ctx.chain, record.id)] = ref
+    state.records.append((ref, ctx.height, record.raw))
+    return ref

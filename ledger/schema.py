@@ -1,0 +1,167 @@
+"""Strict field readers for documents received as JSON.
+
+Each reader names the field it fails on with its dotted path, so a refusal
+says exactly what was wrong (``body.children[2].weight: must be >= 1``).
+Unknown fields are refused too: a signed document means exactly what it says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from ledger.errors import SchemaError
+
+__all__ = [
+    "CARAT_MAX",
+    "CENTS_MAX",
+    "CODE",
+    "DATE",
+    "HS_CODES",
+    "LOCAL_ID",
+    "RECORD_ID",
+    "TIME",
+    "Fields",
+    "parse_date",
+    "parse_time",
+]
+
+#: participant codes: ISO 3166-1 alpha-2 (EU counts as one), or a longer
+#: upper-case code for observers and the governance chain (WDC, KP).
+CODE = re.compile(r"\A[A-Z]{2,8}\Z")
+#: ids of parties, parcels and certificates: ``<code>-<local part>``.
+LOCAL_ID = re.compile(r"\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._/-]{0,47}\Z")
+RECORD_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
+TIME = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
+#: rough-diamond HS codes; the only ones a KP certificate may carry.
+HS_CODES = frozenset({"7102.10", "7102.21", "7102.31"})
+#: 10^12 hundredths of a carat is ten billion carats: about 90 years of
+#: world production. Values are US cents up to 10^15 (ten trillion dollars).
+CARAT_MAX = 10**12
+CENTS_MAX = 10**15
+
+
+def parse_time(text: str, *, field: str) -> datetime:
+    if TIME.match(text) is None:
+        raise SchemaError("expected a UTC time like 2026-01-31T12:00:00Z", field=field)
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise SchemaError(f"not a real time: {exc}", field=field) from exc
+
+
+def parse_date(text: str, *, field: str) -> date:
+    if DATE.match(text) is None:
+        raise SchemaError("expected a date like 2026-01-31", field=field)
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise SchemaError(f"not a real date: {exc}", field=field) from exc
+
+
+class Fields:
+    """Reads typed fields out of one JSON object, refusing anything unexpected."""
+
+    def __init__(self, value: object, path: str = "") -> None:
+        if not isinstance(value, Mapping):
+            raise SchemaError("expected an object", field=path)
+        self._d: Mapping[str, Any] = value
+        self._path = path
+        self._seen: set[str] = set()
+
+    def _at(self, name: str) -> str:
+        return f"{self._path}.{name}" if self._path else name
+
+    def _get(self, name: str) -> Any:
+        self._seen.add(name)
+        if name not in self._d:
+            raise SchemaError("is required", field=self._at(name))
+        return self._d[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._d
+
+    def string(
+        self, name: str, *, pattern: re.Pattern[str] | None = None, max_len: int = 200
+    ) -> str:
+        value = self._get(name)
+        field = self._at(name)
+        if not isinstance(value, str):
+            raise SchemaError("expected a string", field=field)
+        if not value or len(value) > max_len:
+            raise SchemaError(f"length must be 1..{max_len}", field=field)
+        if value != value.strip() or any(ord(c) < 0x20 for c in value):
+            raise SchemaError("no control characters or surrounding spaces", field=field)
+        if pattern is not None and pattern.match(value) is None:
+            raise SchemaError(f"does not match {pattern.pattern}", field=field)
+        return value
+
+    def optional_string(
+        self, name: str, *, pattern: re.Pattern[str] | None = None, max_len: int = 200
+    ) -> str | None:
+        if name not in self._d:
+            self._seen.add(name)
+            return None
+        return self.string(name, pattern=pattern, max_len=max_len)
+
+    def choice(self, name: str, options: frozenset[str]) -> str:
+        value = self.string(name, max_len=64)
+        if value not in options:
+            raise SchemaError(f"must be one of {sorted(options)}", field=self._at(name))
+        return value
+
+    def integer(self, name: str, *, low: int, high: int) -> int:
+        value = self._get(name)
+        field = self._at(name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SchemaError("expected an integer", field=field)
+        if not low <= value <= high:
+            raise SchemaError(f"must be in {low}..{high}", field=field)
+        return value
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
+        if name not in self._d:
+            self._seen.add(name)
+            return None
+        return self.integer(name, low=low, high=high)
+
+    def time(self, name: str) -> str:
+        value = self.string(name, max_len=20)
+        parse_time(value, field=self._at(name))
+        return value
+
+    def date(self, name: str) -> str:
+        value = self.string(name, max_len=10)
+        parse_date(value, field=self._at(name))
+        return value
+
+    def items(self, name: str, *, low: int, high: int) -> Iterator[tuple[str, Any]]:
+        """A list field: yields (path, element) after checking its length."""
+        value = self._get(name)
+        field = self._at(name)
+        if not isinstance(value, list):
+            raise SchemaError("expected a list", field=field)
+        if not low <= len(value) <= high:
+            raise SchemaError(f"must hold {low}..{high} items", field=field)
+        for i, item in enumerate(value):
+            yield f"{field}[{i}]", item
+
+    def obj(self, name: str) -> Fields:
+        return Fields(self._get(name), self._at(name))
+
+    def mapping(self, name: str) -> Mapping[str, Any]:
+        value = self._get(name)
+        if not isinstance(value, Mapping):
+            raise SchemaError("expected an object", field=self._at(name))
+        return value
+
+    def done(self) -> None:
+        extra = sorted(set(self._d) - self._seen)
+        if extra:
+            raise SchemaError(f"unknown field(s) {extra}", field=self._path)
+
+    def path(self, name: str) -> str:
+        return self._at(name)
