@@ -308,7 +308,7 @@ def _need_length(proof: Sequence[bytes], want: int, where: str, error: type[Proo
 def _mismatch(what: str, expected: bytes, calculated: bytes, error: type[ProofError]) -> ProofError:
     return error(
         f"{what} mismatch: expected {expected.hex()}, calculated {calculated.hex()}",
-        field=what.split(" ", 1)[0],
+        field=what,
     )
 
 
@@ -376,7 +376,10 @@ def _check_consistency_args(
     if size1 == size2 and proof:
         raise err(f"sizes are equal ({size1}) but the proof has {len(proof)} hashes", field="proof")
     if size1 == 0 and root1 != EMPTY_ROOT:
-        raise _mismatch("root1 of the empty tree", EMPTY_ROOT, root1, err)
+        raise err(
+            f"size1 is 0 but root1 {root1.hex()} is not the empty tree's root {EMPTY_ROOT.hex()}",
+            field="root1",
+        )
     where = f"size {size1} to {size2}"
     _need_length(proof, len(_consistency_plan(size1, size2)), where, err)
     _need_proof_hashes(proof, err)
@@ -433,13 +436,18 @@ def verify_consistency(
     extends the tree of ``size1`` with ``root1``.
 
     ``size1 == 0`` is accepted with an empty proof when ``root1`` is ``EMPTY_ROOT``;
-    equal sizes need an empty proof and equal roots.
+    ``root2`` is then unconstrained (every tree extends the empty one) unless
+    ``size2`` is 0 too. Equal sizes need an empty proof and equal roots.
     """
     err = ConsistencyProofError
     _check_consistency_args(size1, size2, proof, root1, root2)
     if size1 == 0:
         if size2 == 0 and root2 != EMPTY_ROOT:
-            raise _mismatch("root2 of the empty tree", EMPTY_ROOT, root2, err)
+            raise err(
+                f"size2 is 0 but root2 {root2.hex()} is not the empty tree's root "
+                f"{EMPTY_ROOT.hex()}",
+                field="root2",
+            )
         return
     if size1 == size2:
         if root1 != root2:

@@ -686,5 +686,5 @@ def apply_record(state: State, record: Record, index: int, ctx: Context) -> Reco
         case KeyReplace():
             _key_replace(state, body, ref, ctx)
     state.record_refs[(ctx.chain, record.id)] = ref
-    state.records.append((ref, ctx.height, record.raw))
+    state.records.append((ref, ctx.height, record))
     return ref

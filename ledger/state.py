@@ -24,7 +24,7 @@ from typing import Protocol
 from ledger.blocks import Header
 from ledger.crypto import PublicKey
 from ledger.merkle import Frontier
-from ledger.records import Composition, RecordRef
+from ledger.records import Composition, Record, RecordRef
 
 __all__ = [
     "Certificate",
@@ -214,7 +214,7 @@ class State:
     confirmations: dict[tuple[str, str], int] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
     events: list[ParcelEvent] = field(default_factory=list)
-    records: list[tuple[RecordRef, int, bytes]] = field(default_factory=list)
+    records: list[tuple[RecordRef, int, Record]] = field(default_factory=list)
 
     # ------------------------------------------------------------ reads
     def parcel(self, parcel_id: str) -> Parcel | None:

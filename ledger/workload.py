@@ -233,7 +233,7 @@ class Scenario:
         **override: Any,
     ) -> Record:
         """A certificate whose lines declare the parcels exactly as the ledger holds them."""
-        lines = []
+        lines: list[dict[str, Any]] = []
         for pid in parcels:
             p = self.ledger.state.parcel(pid)
             if p is None:
@@ -316,8 +316,7 @@ class Scenario:
         """Seal a block on ``chain``; with ``strict`` every record must be accepted."""
         proposal = self.ledger.seal(self.net.signer(chain), chain, records, self.tick())
         if strict and proposal.rejected:
-            record, exc = proposal.rejected[0]
-            raise exc
+            raise proposal.rejected[0][1]
         return proposal.block
 
 
@@ -335,10 +334,10 @@ def realistic_blocks(
     lots and transfer them between traders. About 40 % registrations, 15 %
     transfers, 15 % splits, 10 % merges, 10 % certificates, 10 % confirmations.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible workload, not security
     net = Network.create(chains, (), seed=seed)
     sc = Scenario(net)
-    producers, hubs = list(chains[:2]), list(chains[2:]) or list(chains[:1])
+    producers = list(chains[:2])
     blocks: list[Block] = []
     pending: dict[str, list[Record]] = {c: [] for c in chains}
     for c in chains:
