@@ -29,6 +29,7 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -94,6 +95,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False},
+            paramstyle="named",
             poolclass=StaticPool if memory else None,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -133,7 +135,8 @@ def _ref(chain: str, idx: int, digest: bytes) -> RecordRef:
 
 
 def _origin_text(origin: Iterable[tuple[str, int]]) -> str:
-    return canonical_bytes(dict(origin)).decode()
+    """Storage form of a composition (never hashed or signed, so plain sorted JSON)."""
+    return json.dumps(dict(origin), sort_keys=True, separators=(",", ":"))
 
 
 def _parcel_row(p: Parcel) -> dict[str, Any]:
@@ -348,6 +351,9 @@ class Store:
         self._parcels: dict[str, Parcel | None] = {}
         self._parties: dict[str, Party | None] = {}
         self._certs: dict[str, Certificate | None] = {}
+        self._refs: dict[tuple[str, str], RecordRef | None] = {}
+        self._confirms: dict[tuple[str, str], int | None] = {}
+        self._sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
         self._load_cached()
 
     # ------------------------------------------------------------ opening
@@ -468,6 +474,8 @@ class Store:
         return None if row is None else _cert(row)
 
     def record_ref(self, chain: str, record_id: str) -> RecordRef | None:
+        if (chain, record_id) in self._refs:
+            return self._refs[(chain, record_id)]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t.records.c.idx, t.records.c.leaf).where(
@@ -528,6 +536,8 @@ class Store:
         return self._frontiers[chain]
 
     def confirmation_index(self, chain: str, number: str) -> int | None:
+        if (chain, number) in self._confirms:
+            return self._confirms[(chain, number)]
         with self.engine.connect() as conn:
             idx = conn.execute(
                 select(t.confirmations.c.idx).where(
@@ -550,6 +560,14 @@ class Store:
         """Load in a few queries the state a batch of records will read."""
         parcels, parties, certs = _referenced(records)
         with self.engine.connect() as conn:
+            self._certs = dict.fromkeys(certs)
+            for part in _chunks(sorted(certs)):
+                for row in conn.execute(
+                    select(t.certificates).where(t.certificates.c.number.in_(part))
+                ):
+                    cert = _cert(row)
+                    self._certs[cert.number] = cert
+                    parcels.update(cert.parcels)
             self._parcels = dict.fromkeys(parcels)
             for part in _chunks(sorted(parcels)):
                 for row in conn.execute(select(t.parcels).where(t.parcels.c.id.in_(part))):
@@ -558,15 +576,30 @@ class Store:
             for part in _chunks(sorted(parties)):
                 for row in conn.execute(select(t.parties).where(t.parties.c.id.in_(part))):
                     self._parties[row.id] = _party(row)
-            self._certs = dict.fromkeys(certs)
-            for part in _chunks(sorted(certs)):
-                for row in conn.execute(
-                    select(t.certificates).where(t.certificates.c.number.in_(part))
-                ):
-                    self._certs[row.number] = _cert(row)
+            ids: dict[str, set[str]] = {}
+            for r in records:
+                ids.setdefault(r.chain, set()).add(r.id)
+            self._refs = {}
+            self._confirms = {}
+            for chain, wanted in ids.items():
+                self._refs.update(((chain, i), None) for i in wanted)
+                self._confirms.update(((chain, n), None) for n in certs)
+                for part in _chunks(sorted(wanted)):
+                    q = select(t.records.c.record_id, t.records.c.idx, t.records.c.leaf).where(
+                        t.records.c.chain == chain, t.records.c.record_id.in_(part)
+                    )
+                    for rid, idx, leaf in conn.execute(q):
+                        self._refs[(chain, rid)] = _ref(chain, idx, leaf)
+                for part in _chunks(sorted(certs)):
+                    q2 = select(t.confirmations.c.number, t.confirmations.c.idx).where(
+                        t.confirmations.c.chain == chain, t.confirmations.c.number.in_(part)
+                    )
+                    for number, idx in conn.execute(q2):
+                        self._confirms[(chain, number)] = int(idx)
 
     def _forget(self) -> None:
         self._parcels, self._parties, self._certs = {}, {}, {}
+        self._refs, self._confirms = {}, {}
 
     def apply(self, block: Block) -> State:
         """Verify ``block`` against this store and commit it atomically."""
@@ -611,22 +644,36 @@ class Store:
         for chain, _ in layer.restrictions:
             self._restricted.pop(chain, None)
 
-    def _upsert(
-        self, conn: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]
+    def _bulk(
+        self,
+        conn: Connection,
+        table: Any,
+        rows: list[dict[str, Any]],
+        keys: Sequence[str] = (),
     ) -> None:
+        """executemany with SQL compiled once per table (an upsert when ``keys`` are given)."""
         if not rows:
             return
-        dialect: Any = postgresql if self._dialect == "postgresql" else sqlite
-        stmt = dialect.insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}
-        )
-        conn.execute(stmt, rows)
+        cols = tuple(rows[0])
+        cache_key = (table.name, cols, tuple(keys))
+        sql = self._sql.get(cache_key)
+        if sql is None:
+            dialect: Any = postgresql if self._dialect == "postgresql" else sqlite
+            stmt = dialect.insert(table).values({c: bindparam(c) for c in cols})
+            if keys:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(keys),
+                    set_={c: stmt.excluded[c] for c in cols if c not in keys},
+                )
+            sql = str(stmt.compile(dialect=self.engine.dialect))
+            self._sql[cache_key] = sql
+        conn.exec_driver_sql(sql, rows)
 
     def _write(self, conn: Connection, layer: State, nodes: list[dict[str, Any]]) -> None:
         if layer.headers:
-            conn.execute(
-                insert(t.headers),
+            self._bulk(
+                conn,
+                t.headers,
                 [
                     {
                         "chain": h.chain,
@@ -641,8 +688,9 @@ class Store:
                 ],
             )
         if layer.records:
-            conn.execute(
-                insert(t.records),
+            self._bulk(
+                conn,
+                t.records,
                 [
                     {
                         "chain": ref.chain,
@@ -657,21 +705,22 @@ class Store:
                 ],
             )
         if nodes:
-            conn.execute(insert(t.merkle_nodes), nodes)
-        self._upsert(conn, t.parcels, [_parcel_row(p) for p in layer.parcels.values()], ["id"])
-        self._upsert(conn, t.parties, [_party_row(p) for p in layer.parties.values()], ["id"])
-        self._upsert(
+            self._bulk(conn, t.merkle_nodes, nodes)
+        self._bulk(conn, t.parcels, [_parcel_row(p) for p in layer.parcels.values()], ["id"])
+        self._bulk(conn, t.parties, [_party_row(p) for p in layer.parties.values()], ["id"])
+        self._bulk(
             conn, t.certificates, [_cert_row(c) for c in layer.certificates.values()], ["number"]
         )
-        self._upsert(
+        self._bulk(
             conn,
             t.restrictions,
             [{"chain": c, "origin": o, "active": on} for (c, o), on in layer.restrictions.items()],
             ["chain", "origin"],
         )
         if layer.edges:
-            conn.execute(
-                insert(t.edges),
+            self._bulk(
+                conn,
+                t.edges,
                 [
                     {
                         "parent": e.parent,
@@ -684,8 +733,9 @@ class Store:
                 ],
             )
         if layer.events:
-            conn.execute(
-                insert(t.parcel_events),
+            self._bulk(
+                conn,
+                t.parcel_events,
                 [
                     {
                         "parcel": e.parcel,
@@ -698,16 +748,18 @@ class Store:
                 ],
             )
         if layer.members:
-            conn.execute(
-                insert(t.members),
+            self._bulk(
+                conn,
+                t.members,
                 [
                     {"code": m.code, "kp_size": m.kp_size, "role": m.role, "active": m.active}
                     for m in layer.members
                 ],
             )
         if layer.keys:
-            conn.execute(
-                insert(t.keys),
+            self._bulk(
+                conn,
+                t.keys,
                 [
                     {
                         "chain": k.chain,
@@ -719,8 +771,9 @@ class Store:
                 ],
             )
         if layer.confirmations:
-            conn.execute(
-                insert(t.confirmations),
+            self._bulk(
+                conn,
+                t.confirmations,
                 [{"chain": c, "number": n, "idx": i} for (c, n), i in layer.confirmations.items()],
             )
 
