@@ -28,7 +28,7 @@ from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, ta
 from ledger.crypto import PublicKey, Signer
 from ledger.errors import BlockError, EquivocationError, SchemaError
 from ledger.merkle import Frontier
-from ledger.records import Record
+from ledger.records import MAX_INDEX, Record
 from ledger.registry import Params
 from ledger.schema import CODE, Fields
 
@@ -75,9 +75,9 @@ class Header:
         f.integer("v", low=1, high=1)
         network = from_hex(f.string("network", max_len=64), field=f.path("network"), size=32)
         chain = f.string("chain", pattern=CODE, max_len=8)
-        height = f.integer("height", low=1, high=2**62)
+        height = f.integer("height", low=1, high=MAX_INDEX)
         prev = from_hex(f.string("prev", max_len=64), field=f.path("prev"), size=32)
-        size = f.integer("size", low=0, high=2**62)
+        size = f.integer("size", low=0, high=MAX_INDEX)
         root = from_hex(f.string("root", max_len=64), field=f.path("root"), size=32)
         time = f.time("time")
         witness: list[WitnessRef] = []
@@ -86,14 +86,16 @@ class Header:
             witness.append(
                 WitnessRef(
                     w.string("chain", pattern=CODE, max_len=8),
-                    w.integer("height", low=1, high=2**62),
+                    w.integer("height", low=1, high=MAX_INDEX),
                     from_hex(w.string("hash", max_len=64), field=w.path("hash"), size=32),
                 )
             )
             w.done()
         chains = [w.chain for w in witness]
         if chains != sorted(set(chains)):
-            raise SchemaError("witness must be sorted by chain, one entry each", field=path)
+            raise SchemaError(
+                "witness must be sorted by chain, one entry each", field=f.path("witness")
+            )
         if chain in chains:
             raise SchemaError("a chain does not witness itself", field=f.path("witness"))
         key_id = from_hex(f.string("key_id", max_len=64), field=f.path("key_id"), size=32).hex()
@@ -161,8 +163,7 @@ class Block:
             {"header": f.mapping("header"), "sig": f.string("sig", max_len=128)}, path
         )
         records = tuple(
-            Record.parse(canonical_bytes(item))
-            for _, item in f.items("records", low=0, high=max_records)
+            Record.from_value(item) for _, item in f.items("records", low=0, high=max_records)
         )
         f.done()
         return cls(signed, records)

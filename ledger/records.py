@@ -70,6 +70,8 @@ __all__ = [
 GOVERNANCE_CHAIN = "KP"
 MAX_RECORD_BYTES = 256 * 1024
 MAX_LINES = 1000
+#: log indexes and heights stay exact in RFC 8785 numbers (IEEE 754 doubles)
+MAX_INDEX = 2**53 - 1
 
 Composition = tuple[tuple[str, int], ...]
 """Origin composition: sorted (country, hundredths of a carat) pairs."""
@@ -94,6 +96,7 @@ class Kind(StrEnum):
     KEY_REPLACE = "key.replace"
 
 
+_KIND_NAMES = frozenset(k.value for k in Kind)
 GOVERNANCE_KINDS = frozenset(
     {Kind.MEMBER_ADMIT, Kind.MEMBER_SUSPEND, Kind.MEMBER_REINSTATE, Kind.KEY_REPLACE}
 )
@@ -139,7 +142,7 @@ class RecordRef:
         f = Fields(value, path)
         ref = cls(
             f.string("chain", pattern=CODE, max_len=8),
-            f.integer("index", low=0, high=2**62),
+            f.integer("index", low=0, high=MAX_INDEX),
             from_hex(f.string("hash", max_len=64), field=f.path("hash"), size=32),
         )
         f.done()
@@ -262,8 +265,7 @@ class ParcelMerge:
     @classmethod
     def parse(cls, f: Fields) -> ParcelMerge:
         parents = tuple(
-            Fields({"p": item}, path).string("p", pattern=LOCAL_ID, max_len=56)
-            for path, item in f.items("parents", low=2, high=MAX_LINES)
+            _list_id(item, path) for path, item in f.items("parents", low=2, high=MAX_LINES)
         )
         child = f.string("parcel", pattern=LOCAL_ID, max_len=56)
         _unique([*parents, child], f.path("parents"))
@@ -383,7 +385,7 @@ class CertificateVoid:
         return cls(
             f.string("number", pattern=LOCAL_ID, max_len=56),
             f.string("reason", max_len=300),
-            f.integer("importer_height", low=1, high=2**62),
+            f.integer("importer_height", low=1, high=MAX_INDEX),
         )
 
 
@@ -451,7 +453,7 @@ class KeyReplace:
         return cls(
             f.string("code", pattern=CODE, max_len=8),
             PublicKey.from_hex(f.string("key", max_len=64), field=f.path("key")),
-            f.integer("from_height", low=1, high=2**62),
+            f.integer("from_height", low=1, high=MAX_INDEX),
             f.string("reason", max_len=300),
         )
 
@@ -493,6 +495,14 @@ _PARSERS: dict[Kind, Any] = {
 }
 
 
+def _list_id(item: object, path: str) -> str:
+    """A parcel id that is itself a list element, refused under the element's own path."""
+    try:
+        return Fields({"id": item}).string("id", pattern=LOCAL_ID, max_len=56)
+    except SchemaError as exc:
+        raise SchemaError(exc.message, field=path) from exc
+
+
 def _unique(ids: Sequence[str], field: str) -> None:
     seen: set[str] = set()
     for item in ids:
@@ -523,14 +533,27 @@ class Record:
 
     @classmethod
     def parse(cls, raw: bytes) -> Record:
+        """Parse a record from its exact canonical bytes."""
         if len(raw) > MAX_RECORD_BYTES:
             raise SchemaError(f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
-        f = Fields(parse_canonical(raw, what="record"))
+        return cls._build(parse_canonical(raw, what="record"), raw)
+
+    @classmethod
+    def from_value(cls, value: object) -> Record:
+        """Parse a record received as a JSON value (inside a block, say)."""
+        raw = canonical_bytes(value)
+        if len(raw) > MAX_RECORD_BYTES:
+            raise SchemaError(f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
+        return cls._build(value, raw)
+
+    @classmethod
+    def _build(cls, value: object, raw: bytes) -> Record:
+        f = Fields(value)
         if f.integer("v", low=1, high=1) != 1:  # pragma: no cover - range checked above
             raise SchemaError("unsupported version", field="v")
         network = from_hex(f.string("network", max_len=64), field="network", size=32).hex()
         chain = f.string("chain", pattern=CODE, max_len=8)
-        kind = Kind(f.choice("kind", frozenset(k.value for k in Kind)))
+        kind = Kind(f.choice("kind", _KIND_NAMES))
         record_id = f.string("id", pattern=RECORD_ID, max_len=80)
         time = f.time("time")
         body_fields = f.obj("body")

@@ -41,6 +41,7 @@ HS_CODES = frozenset({"7102.10", "7102.21", "7102.31"})
 #: 10^12 hundredths of a carat is ten billion carats: about 90 years of
 #: world production. Values are US cents up to 10^15 (ten trillion dollars).
 CARAT_MAX = 10**12
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CENTS_MAX = 10**15
 
 
@@ -48,7 +49,7 @@ def parse_time(text: str, *, field: str) -> datetime:
     if TIME.match(text) is None:
         raise SchemaError("expected a UTC time like 2026-01-31T12:00:00Z", field=field)
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(text).astimezone(UTC)
     except ValueError as exc:
         raise SchemaError(f"not a real time: {exc}", field=field) from exc
 
@@ -93,7 +94,7 @@ class Fields:
             raise SchemaError("expected a string", field=field)
         if not value or len(value) > max_len:
             raise SchemaError(f"length must be 1..{max_len}", field=field)
-        if value != value.strip() or any(ord(c) < 0x20 for c in value):
+        if value != value.strip() or _CONTROL.search(value) is not None:
             raise SchemaError("no control characters or surrounding spaces", field=field)
         if pattern is not None and pattern.match(value) is None:
             raise SchemaError(f"does not match {pattern.pattern}", field=field)

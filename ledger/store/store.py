@@ -34,8 +34,8 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
-    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -287,7 +287,10 @@ def _referenced(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]
                 certs.add(b.number)
                 parties.add(b.exporter)
                 parcels.update(line.parcel for line in b.lines)
-            case CertificateConfirm() | CertificateVoid():
+            case CertificateConfirm():
+                certs.add(b.number)
+                parties.add(b.custodian)
+            case CertificateVoid():
                 certs.add(b.number)
             case _:
                 pass
@@ -320,12 +323,16 @@ class _Reader:
                     t.records.c.chain == self.chain, t.records.c.idx.in_(part)
                 )
                 found.update(((0, int(i)), bytes(h)) for i, h in conn.execute(q))
+            m = t.merkle_nodes.c
             for part in _chunks(nodes):
-                q = select(
-                    t.merkle_nodes.c.level, t.merkle_nodes.c.idx, t.merkle_nodes.c.hash
-                ).where(
-                    t.merkle_nodes.c.chain == self.chain,
-                    tuple_(t.merkle_nodes.c.level, t.merkle_nodes.c.idx).in_(part),
+                # one OR of exact primary keys: each term is an index lookup
+                q = select(m.level, m.idx, m.hash).where(
+                    or_(
+                        *(
+                            and_(m.chain == self.chain, m.level == lvl, m.idx == i)
+                            for lvl, i in part
+                        )
+                    )
                 )
                 for row in conn.execute(q):
                     found[(int(row[0]), int(row[1]))] = bytes(row[2])
@@ -568,6 +575,7 @@ class Store:
                     cert = _cert(row)
                     self._certs[cert.number] = cert
                     parcels.update(cert.parcels)
+                    parties.add(cert.exporter)
             self._parcels = dict.fromkeys(parcels)
             for part in _chunks(sorted(parcels)):
                 for row in conn.execute(select(t.parcels).where(t.parcels.c.id.in_(part))):

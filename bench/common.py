@@ -1,0 +1,75 @@
+"""Helpers shared by the benchmarks: timing, medians, fresh databases, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+OUT = Path(__file__).with_name("out")
+DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+
+def runs() -> int:
+    return max(1, int(os.environ.get("BENCH_RUNS", "3")))
+
+
+def median_of(fn: Callable[[], float], n: int) -> tuple[float, list[float]]:
+    values = [fn() for _ in range(n)]
+    return statistics.median(values), values
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def fresh_sqlite(folder: Path, name: str) -> Path:
+    path = folder / name
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("KPL_BENCH_POSTGRES_URL", DEFAULT_PG)
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception:  # noqa: BLE001 - any failure means "no server": report and skip
+        return None
+    return url
+
+
+@contextmanager
+def pg_schema(url: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one run; yields a URL that uses it."""
+    name = f"kpl_bench_{secrets.token_hex(4)}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{name}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
+        engine.dispose()
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return path

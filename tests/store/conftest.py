@@ -1,0 +1,131 @@
+"""Fixtures of the store tests: one store URL per backend, fresh for every test.
+
+``store_url`` runs each test on SQLite (a file in ``tmp_path``) and on
+PostgreSQL (the server named by ``KPL_TEST_POSTGRES_URL``, skipped when the
+variable is unset). Every PostgreSQL test gets a schema of its own, reached
+through libpq's ``options=-csearch_path=...``, and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from ledger.blocks import Block
+from ledger.chain import MemoryLedger
+from ledger.registry import Registry
+from ledger.store import Store
+from ledger.store import tables as t
+from ledger.workload import Network, realistic_blocks
+
+POSTGRES_ENV = "KPL_TEST_POSTGRES_URL"
+
+Snapshot = dict[str, Any]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL where no store exists yet, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/s.db"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL store tests skipped")
+    schema = f"kpl_t_{secrets.token_hex(6)}"
+    admin = create_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        try:
+            with admin.begin() as conn:
+                # a store left open by a failing test must not hang the teardown
+                conn.execute(text("SET LOCAL lock_timeout = '20s'"))
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture
+def open_store(store_url: str) -> Iterator[Callable[..., Store]]:
+    """``open_store(registry)`` opens the test's store; every store opened is closed at the end."""
+    opened: list[Store] = []
+
+    def _open(registry: Registry | None, url: str | None = None, **kw: Any) -> Store:
+        store = Store.open(url or store_url, registry, **kw)
+        opened.append(store)
+        return store
+
+    yield _open
+    for store in opened:
+        store.close()
+
+
+@cache
+def _workload(total: int, seed: int, block_records: int) -> tuple[Network, tuple[Block, ...]]:
+    net, blocks = realistic_blocks(total, seed=seed, block_records=block_records)
+    return net, tuple(blocks)
+
+
+@pytest.fixture(scope="session")
+def workload() -> Callable[..., tuple[Network, tuple[Block, ...]]]:
+    """``workload(total, seed=7, block_records=500)``: ``realistic_blocks``, generated once."""
+
+    def _get(
+        total: int, *, seed: int = 7, block_records: int = 500
+    ) -> tuple[Network, tuple[Block, ...]]:
+        return _workload(total, seed, block_records)
+
+    return _get
+
+
+def memory_ledger(net: Network, blocks: Iterator[Block] | tuple[Block, ...]) -> MemoryLedger:
+    mem = MemoryLedger(net.registry)
+    for b in blocks:
+        mem.append(b)
+    return mem
+
+
+@pytest.fixture(scope="session")
+def replay_in_memory() -> Callable[..., MemoryLedger]:
+    """``replay_in_memory(net, blocks)``: a MemoryLedger that applied ``blocks`` in order."""
+    return memory_ledger
+
+
+def record_rows(store: Store) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.records).order_by(t.records.c.chain, t.records.c.idx)).all()
+    return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
+
+
+def record_count(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.records)).scalar() or 0)
+
+
+def snapshot(store: Store) -> Snapshot:
+    """Every derived table, the record count, and the heads: what a failed apply must not touch."""
+    out: Snapshot = {name: store.table_rows(name) for name in Store._DERIVED}
+    out["records"] = record_count(store)
+    out["heads"] = {c: h.hash for c, h in store.heads().items()}
+    return out
+
+
+@pytest.fixture(scope="session")
+def store_snapshot() -> Callable[[Store], Snapshot]:
+    return snapshot
+
+
+@pytest.fixture(scope="session")
+def store_records() -> Callable[[Store], list[tuple[Any, ...]]]:
+    return record_rows

@@ -1,0 +1,59 @@
+"""A store that applied a realistic history holds exactly the state memory derives."""
+
+from __future__ import annotations
+
+from ledger.merkle import EMPTY_ROOT
+from ledger.workload import count_records
+
+
+def test_store_state_equals_memory_ledger(open_store, workload, replay_in_memory) -> None:
+    net, blocks = workload(3000)
+    store = open_store(net.registry)
+    for b in blocks:
+        layer = store.apply(b)
+        assert layer.heads[b.header.chain] == b.header
+    mem = replay_in_memory(net, blocks)
+    state = mem.state
+
+    assert state.parcels and state.parties and state.certificates
+    for pid, parcel in state.parcels.items():
+        assert store.parcel(pid) == parcel, pid
+    for party_id, party in state.parties.items():
+        assert store.party(party_id) == party, party_id
+    for number, cert in state.certificates.items():
+        assert store.certificate(number) == cert, number
+    assert store.parcel("no-such-parcel") is None
+    assert store.party("no-such-party") is None
+    assert store.certificate("no-such-certificate") is None
+
+    assert store.heads() == state.heads
+    for chain, head in state.heads.items():
+        assert store.head(chain) == head
+        assert store.header(chain, head.height) == head
+        assert store.frontier(chain) == state.frontiers[chain]
+        assert store.frontier(chain).root() == head.root
+        assert store.root_at(chain, head.size) == head.root
+        assert store.root_at(chain, 0) == EMPTY_ROOT
+    for (chain, number), idx in state.confirmations.items():
+        assert store.confirmation_index(chain, number) == idx
+    for (chain, height), sig in state.signatures.items():
+        assert store.signature(chain, height) == sig
+    for ref, _, record in state.records[:: max(1, len(state.records) // 200)]:
+        assert store.record_ref(ref.chain, record.id) == ref
+        stored = store.record(ref.chain, ref.index)
+        assert stored is not None
+        assert stored.raw == record.raw
+
+    edges = {(parent, child) for parent, child, *_ in store.table_rows("edges")}
+    assert edges == {(e.parent, e.child) for e in state.edges}
+
+    report = store.verify()
+    assert report.blocks == len(blocks) == store.block_count()
+    assert report.records == count_records(blocks) == 3000
+    assert report.tables["parcels"] == len(state.parcels)
+    assert report.tables["parties"] == len(state.parties)
+    assert report.tables["certificates"] == len(state.certificates)
+    assert report.tables["edges"] == len(state.edges)
+    assert report.tables["parcel_events"] == len(state.events)
+    assert report.tables["confirmations"] == len(state.confirmations)
+    assert report.tables["headers"] == len(blocks)
