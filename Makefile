@@ -1,0 +1,42 @@
+# kpledger: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.kpl-installed
+
+.PHONY: demo test lint types pytest bench install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Re-install whenever the project's dependencies change.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: create the virtual environment, install, run the main job on SQLite
+demo: $(STAMP)
+	$(VENV)/bin/kpl example
+
+## test: install what tests need, then lint, types and the test suite
+test: lint types pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+types: $(STAMP)
+	$(PY) -m mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+## bench: the benchmarks of bench/, printing ratios against the machine's own limits
+bench: $(STAMP)
+	$(PY) -m bench.ingest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out
