@@ -64,9 +64,11 @@ from ledger.registry import Registry
 from ledger.state import (
     Certificate,
     CertificateStatus,
+    Edge,
     KeyEvent,
     MemberEvent,
     Parcel,
+    ParcelEvent,
     ParcelStatus,
     Party,
     State,
@@ -371,6 +373,10 @@ class Store:
         Refuses a schema revision this code does not know, and a store that
         belongs to another network than ``registry``.
         """
+        if not create and url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if str(path) != ":memory:" and not path.exists():
+                raise StoreError(f"no kpledger store at {path}; run kpl db upgrade")
         engine = make_engine(url)
         try:
             rev = schema_revision(engine)
@@ -874,6 +880,73 @@ class Store:
                 select(t.records.c.raw).where(t.records.c.chain == chain, t.records.c.idx == index)
             ).scalar()
         return None if raw is None else Record.parse(bytes(raw))
+
+    # ------------------------------------------------------------ lineage
+    def _edges(self, column: str, parcel_ids: Sequence[str]) -> list[Edge]:
+        out: list[Edge] = []
+        with self.engine.connect() as conn:
+            for part in _chunks(list(parcel_ids)):
+                q = select(t.edges).where(t.edges.c[column].in_(part))
+                out += [
+                    Edge(r.parent, r.child, _ref(r.chain, r.idx, r.hash)) for r in conn.execute(q)
+                ]
+        return sorted(out, key=lambda e: (e.child, e.parent))
+
+    def parents(self, parcel_ids: Sequence[str]) -> list[Edge]:
+        """Edges into the given parcels (what they were split or merged from)."""
+        return self._edges("child", parcel_ids)
+
+    def children(self, parcel_ids: Sequence[str]) -> list[Edge]:
+        """Edges out of the given parcels (what they were split or merged into)."""
+        return self._edges("parent", parcel_ids)
+
+    def ancestry(self, parcel_id: str, limit: int = 10_000) -> list[Edge]:
+        """Every edge from ``parcel_id`` back to the registrations at the mines."""
+        edges: list[Edge] = []
+        frontier, seen = [parcel_id], {parcel_id}
+        while frontier and len(edges) < limit:
+            found = self.parents(frontier)
+            edges += found
+            frontier = sorted({e.parent for e in found} - seen)
+            seen.update(frontier)
+        return edges[:limit]
+
+    def descent(self, parcel_id: str, limit: int = 10_000) -> list[Edge]:
+        """Every edge from ``parcel_id`` down to the parcels made from it."""
+        edges: list[Edge] = []
+        frontier, seen = [parcel_id], {parcel_id}
+        while frontier and len(edges) < limit:
+            found = self.children(frontier)
+            edges += found
+            frontier = sorted({e.child for e in found} - seen)
+            seen.update(frontier)
+        return edges[:limit]
+
+    def events(self, parcel_id: str) -> list[ParcelEvent]:
+        """The records that acted on a parcel, in log order per chain."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.parcel_events, t.records.c.leaf)
+                .join(
+                    t.records,
+                    and_(
+                        t.records.c.chain == t.parcel_events.c.chain,
+                        t.records.c.idx == t.parcel_events.c.idx,
+                    ),
+                )
+                .where(t.parcel_events.c.parcel == parcel_id)
+                .order_by(t.parcel_events.c.height, t.parcel_events.c.chain, t.parcel_events.c.idx)
+            ).all()
+        return [
+            ParcelEvent(r.parcel, _ref(r.chain, r.idx, r.leaf), int(r.height), r.kind) for r in rows
+        ]
+
+    def signed_head(self, chain: str) -> SignedHeader | None:
+        head = self._heads.get(chain)
+        if head is None:
+            return None
+        sig = self.signature(chain, head.height)
+        return None if sig is None else SignedHeader(head, sig)
 
     # ------------------------------------------------------------ evidence
     def add_evidence(self, ev: Evidence) -> bool:
