@@ -27,7 +27,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Connection,
     Engine,
-    Row,
     and_,
     bindparam,
     create_engine,
@@ -158,19 +157,20 @@ def _parcel_row(p: Parcel) -> dict[str, Any]:
     }
 
 
-def _parcel(row: Row[Any]) -> Parcel:
-    m = row._mapping
+def _parcel(row: Sequence[Any]) -> Parcel:
+    """A ``parcels`` row (selected whole, in table order) as a Parcel."""
+    pid, chain, custodian, status, weight, value, hs, origin, cert, cc, ci, ch = row
     return Parcel(
-        m["id"],
-        m["chain"],
-        m["custodian"],
-        ParcelStatus(m["status"]),
-        int(m["weight"]),
-        int(m["value"]),
-        m["hs"],
-        tuple(sorted(json.loads(m["origin"]).items())),
-        m["certificate"],
-        _ref(m["created_chain"], m["created_idx"], m["created_hash"]),
+        pid,
+        chain,
+        custodian,
+        ParcelStatus(status),
+        int(weight),
+        int(value),
+        hs,
+        tuple(sorted(json.loads(origin).items())),
+        cert,
+        _ref(cc, ci, ch),
     )
 
 
@@ -188,17 +188,9 @@ def _party_row(p: Party) -> dict[str, Any]:
     }
 
 
-def _party(row: Row[Any]) -> Party:
-    m = row._mapping
-    return Party(
-        m["id"],
-        m["chain"],
-        m["name"],
-        m["role"],
-        m["address"],
-        bool(m["active"]),
-        _ref(m["reg_chain"], m["reg_idx"], m["reg_hash"]),
-    )
+def _party(row: Sequence[Any]) -> Party:
+    pid, chain, name, role, address, active, rc, ri, rh = row
+    return Party(pid, chain, name, role, address, bool(active), _ref(rc, ri, rh))
 
 
 def _cert_row(c: Certificate) -> dict[str, Any]:
@@ -226,29 +218,44 @@ def _cert_row(c: Certificate) -> dict[str, Any]:
     }
 
 
-def _cert(row: Row[Any]) -> Certificate:
-    m = row._mapping
-    closed = (
-        _ref(m["closed_chain"], m["closed_idx"], m["closed_hash"])
-        if m["closed_chain"] is not None
-        else None
-    )
+def _cert(row: Sequence[Any]) -> Certificate:
+    (
+        number,
+        issuer,
+        destination,
+        exporter,
+        importer,
+        status,
+        issued,
+        expires,
+        carats,
+        value,
+        origin,
+        parcels,
+        ic,
+        ii,
+        ih,
+        cc,
+        ci,
+        ch,
+        received,
+    ) = row
     return Certificate(
-        m["number"],
-        m["issuer"],
-        m["destination"],
-        m["exporter"],
-        m["importer_name"],
-        CertificateStatus(m["status"]),
-        m["issued"],
-        m["expires"],
-        int(m["carats"]),
-        int(m["value"]),
-        m["origin"],
-        tuple(json.loads(m["parcels"])),
-        _ref(m["issue_chain"], m["issue_idx"], m["issue_hash"]),
-        closed,
-        None if m["received"] is None else int(m["received"]),
+        number,
+        issuer,
+        destination,
+        exporter,
+        importer,
+        CertificateStatus(status),
+        issued,
+        expires,
+        int(carats),
+        int(value),
+        origin,
+        tuple(json.loads(parcels)),
+        _ref(ic, ii, ih),
+        None if cc is None else _ref(cc, ci, ch),
+        None if received is None else int(received),
     )
 
 
@@ -585,11 +592,11 @@ class Store:
             self._parcels = dict.fromkeys(parcels)
             for part in _chunks(sorted(parcels)):
                 for row in conn.execute(select(t.parcels).where(t.parcels.c.id.in_(part))):
-                    self._parcels[row.id] = _parcel(row)
+                    self._parcels[row[0]] = _parcel(row)
             self._parties = dict.fromkeys(parties)
             for part in _chunks(sorted(parties)):
                 for row in conn.execute(select(t.parties).where(t.parties.c.id.in_(part))):
-                    self._parties[row.id] = _party(row)
+                    self._parties[row[0]] = _party(row)
             ids: dict[str, set[str]] = {}
             for r in records:
                 ids.setdefault(r.chain, set()).add(r.id)
