@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ledger.blocks import Block, Evidence, Header, SignedHeader, WitnessRef, check_link, seal
 from ledger.crypto import Signer
+from ledger.merkle import MemoryTree
 from ledger.errors import (
     BlockError,
     DependencyMissing,
@@ -209,6 +210,7 @@ class MemoryLedger:
         self.registry = registry
         self.state = genesis(registry)
         self.blocks: dict[str, list[Block]] = {}
+        self.trees: dict[str, MemoryTree] = {}
 
     def signature(self, chain: str, height: int) -> bytes | None:
         return self.state.signatures.get((chain, height))
@@ -216,11 +218,16 @@ class MemoryLedger:
     def append(self, block: Block) -> None:
         """Verify and apply a block received from anyone."""
         apply_block(self.state, block, self.registry).merge_into(self.state)
-        self.blocks.setdefault(block.header.chain, []).append(block)
+        self._keep(block)
 
     def seal(self, signer: Signer, chain: str, records: Sequence[Record], time: str) -> Proposal:
         """Seal and apply this authority's next block."""
         proposal = propose(self.state, self.registry, signer, chain, records, time)
         proposal.layer.merge_into(self.state)
-        self.blocks.setdefault(chain, []).append(proposal.block)
+        self._keep(proposal.block)
         return proposal
+
+    def _keep(self, block: Block) -> None:
+        chain = block.header.chain
+        self.blocks.setdefault(chain, []).append(block)
+        self.trees.setdefault(chain, MemoryTree()).extend(r.leaf for r in block.records)
