@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from api.server import run_node
 from cli.example import run_example
 from keys import (
     generate_key_file,
@@ -22,6 +24,8 @@ from keys import (
 from ledger.errors import LedgerError
 from ledger.state import Certificate, ParcelEvent
 from ledger.store import Store, make_engine, schema_revision, upgrade
+from node.config import ROLES, hash_token
+from node.network import init_network
 
 app = typer.Typer(
     help="kpledger: custody ledger for rough diamonds under the Kimberley Process",
@@ -30,10 +34,16 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Ed25519 identity keys, encrypted at rest", no_args_is_help=True)
 db_app = typer.Typer(help="a node's SQL store", no_args_is_help=True)
+network_app = typer.Typer(help="create a network of nodes", no_args_is_help=True)
+node_app = typer.Typer(help="run a participant's node", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (stored hashed in node.toml)", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(network_app, name="network")
+app.add_typer(node_app, name="node")
+app.add_typer(token_app, name="token")
 
-out = Console()
+console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 PASS_ENV = "KPL_PASSPHRASE"  # noqa: S105 - the name of the variable, not a secret
@@ -81,7 +91,7 @@ def print_lineage(store: Store, parcel_id: str) -> None:
             grow(node.add(label(parent)), parent, depth + 1)
 
     grow(tree, parcel_id, 0)
-    out.print(tree)
+    console.print(tree)
 
 
 def _cert_of(store: Store, event: ParcelEvent) -> Certificate | None:
@@ -107,24 +117,24 @@ def example(
             raise _fail(exc) from exc
         try:
             for step in result.steps:
-                out.print(f"  [green]sealed[/] {step}")
+                console.print(f"  [green]sealed[/] {step}")
             for record, why in result.refused:
-                out.print(
+                console.print(
                     f"  [yellow]refused[/] {record.chain} {record.kind.value} "
                     f"{record.body_json.get('number', record.id)}: {why}"
                 )
-            out.print()
-            out.print("Lineage of the final parcel, back to the mines:")
+            console.print()
+            console.print("Lineage of the final parcel, back to the mines:")
             print_lineage(result.store, result.final_parcel)
-            out.print()
-            out.print(
+            console.print()
+            console.print(
                 f"[green]verified[/]: the registration at Jwaneng is record "
                 f"{result.store.events('BW-JW-1')[0].ref.index} of BW's log; its RFC 9162 "
                 f"inclusion proof ({result.proof_steps} hashes) checks against BW's signed "
                 f"checkpoint at size {result.proof_size}."
             )
             report = result.store.verify()
-            out.print(
+            console.print(
                 f"[green]verified[/]: replaying {report.blocks} blocks "
                 f"({report.records} records) rebuilds the same derived state."
             )
@@ -145,7 +155,7 @@ def keys_generate(
             write_public_key(public, signer.public)
     except LedgerError as exc:
         raise _fail(exc) from exc
-    out.print(f"key {signer.public.key_id} written to {path} (mode 0600)")
+    console.print(f"key {signer.public.key_id} written to {path} (mode 0600)")
 
 
 @keys_app.command("show")
@@ -161,7 +171,7 @@ def keys_show(
             key = load_public_key(path)
     except LedgerError as exc:
         raise _fail(exc) from exc
-    out.print(f"key_id {key.key_id}\npublic {key.hex()}")
+    console.print(f"key_id {key.key_id}\npublic {key.hex()}")
 
 
 DbUrl = Annotated[str, typer.Option("--db", help="store URL, e.g. sqlite:///node.db")]
@@ -178,7 +188,7 @@ def db_upgrade(db: DbUrl) -> None:
         engine.dispose()
     except LedgerError as exc:
         raise _fail(exc) from exc
-    out.print(f"schema revision {before or 'none'} -> {after}")
+    console.print(f"schema revision {before or 'none'} -> {after}")
 
 
 @db_app.command("verify")
@@ -195,8 +205,76 @@ def db_verify(db: DbUrl) -> None:
     table = Table("table", "rows")
     for name, count in report.tables.items():
         table.add_row(name, f"{count:,}")
-    out.print(table)
-    out.print(f"[green]verified[/]: {report.blocks} blocks, {report.records} records")
+    console.print(table)
+    console.print(f"[green]verified[/]: {report.blocks} blocks, {report.records} records")
+
+
+def _codes(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+@network_app.command("init")
+def network_init(
+    participants: Annotated[str, typer.Option(help="authority codes, e.g. BW,RU,AE,EU,IN")],
+    out: Annotated[Path, typer.Option(help="folder to create the network in")],
+    auditor: Annotated[str, typer.Option(help="auditor codes, e.g. WDC")] = "WDC",
+    base_port: Annotated[int, typer.Option(help="nodes listen on base+1, base+2, ...")] = 8100,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="one PostgreSQL URL for every node (default: SQLite in each node's folder)"
+        ),
+    ] = None,
+) -> None:
+    """Write a genesis registry, keys, secrets and one config per node."""
+    try:
+        layout = init_network(
+            out,
+            _codes(participants),
+            _codes(auditor),
+            base_port=base_port,
+            database_url=database_url,
+        )
+    except LedgerError as exc:
+        raise _fail(exc) from exc
+    table = Table("node", "url", "config")
+    for code, path in layout.configs.items():
+        table.add_row(code, layout.urls[code], str(path))
+    console.print(table)
+    console.print(
+        f"network {layout.registry.network_id} written to {layout.root}; secrets in "
+        f"{layout.secrets} (mode 0600)"
+    )
+
+
+@node_app.command("run")
+def node_run(
+    config: Annotated[Path, typer.Option(help="the node's node.toml")],
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Run a node until SIGTERM or Ctrl-C."""
+    try:
+        run_node(config, log_level=log_level)
+    except LedgerError as exc:
+        raise _fail(exc) from exc
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="operator, auditor, peer or party")],
+    name: Annotated[str, typer.Option(help="who holds it (a party id for party tokens)")],
+) -> None:
+    """Make a new random token; print it once, and the lines to add to node.toml."""
+    if role not in ROLES:
+        err.print(f"[bold red]error:[/] --role must be one of {sorted(ROLES)}")
+        raise typer.Exit(2)
+    token = secrets.token_urlsafe(32)
+    console.print(f"token (give it to {name}; it is not stored anywhere): {token}")
+    party = f'\nparty = "{name}"' if role == "party" else ""
+    console.print(
+        f'add to node.toml:\n[[tokens]]\nrole = "{role}"\nname = "{name}"'
+        f'\nsha256 = "{hash_token(token)}"{party}'
+    )
 
 
 if __name__ == "__main__":

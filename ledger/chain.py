@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from ledger.blocks import Block, Evidence, Header, SignedHeader, WitnessRef, check_link, seal
 from ledger.crypto import Signer
-from ledger.merkle import MemoryTree
 from ledger.errors import (
     BlockError,
     DependencyMissing,
@@ -22,6 +21,7 @@ from ledger.errors import (
     SignatureError,
     WitnessInvalid,
 )
+from ledger.merkle import MemoryTree
 from ledger.records import GOVERNANCE_CHAIN, Record
 from ledger.registry import Registry
 from ledger.rules import Context, apply_record
@@ -161,8 +161,11 @@ def propose(
     """Seal this authority's next block from candidate records.
 
     Each record is checked in order against the state plus the ones accepted
-    before it; refused ones are left out and reported. The block witnesses
-    the head of every other chain this node holds.
+    before it; refused ones are left out and reported. Records past the
+    block's limits (``max_block_records``, ``max_block_bytes``) and records
+    dated after the block's time are left for a later block: neither
+    accepted nor rejected. The block witnesses the head of every other chain
+    this node holds.
     """
     prev = view.head(chain)
     if prev is not None and time < prev.time:
@@ -176,7 +179,12 @@ def propose(
     accepted: list[Record] = []
     rejected: list[tuple[Record, RuleViolation]] = []
     start = 0 if prev is None else prev.size
+    room = registry.params.max_block_bytes
     for record in records[: registry.params.max_block_records]:
+        if len(record.raw) > room:
+            break
+        if record.time > time:
+            continue
         trial = State(base=layer)
         try:
             apply_record(trial, record, start + len(accepted), ctx)
@@ -185,6 +193,7 @@ def propose(
             continue
         trial.merge_into(layer)
         accepted.append(record)
+        room -= len(record.raw)
     block, frontier = seal(
         signer=signer,
         network=registry.network_id,
@@ -223,9 +232,13 @@ class MemoryLedger:
     def seal(self, signer: Signer, chain: str, records: Sequence[Record], time: str) -> Proposal:
         """Seal and apply this authority's next block."""
         proposal = propose(self.state, self.registry, signer, chain, records, time)
+        self.commit(proposal)
+        return proposal
+
+    def commit(self, proposal: Proposal) -> None:
+        """Apply a block proposed (by ``propose``) on this ledger's current state."""
         proposal.layer.merge_into(self.state)
         self._keep(proposal.block)
-        return proposal
 
     def _keep(self, block: Block) -> None:
         chain = block.header.chain

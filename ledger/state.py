@@ -157,6 +157,7 @@ class StateView(Protocol):
     def head(self, chain: str) -> Header | None: ...
     def frontier(self, chain: str) -> Frontier: ...
     def confirmation_index(self, chain: str, number: str) -> int | None: ...
+    def signature(self, chain: str, height: int) -> bytes | None: ...
 
 
 def member_active(view: StateView, code: str, kp_size: int) -> bool | None:
@@ -283,6 +284,13 @@ class State:
         found = self.confirmations.get((chain, number))
         if found is None and self.base is not None:
             return self.base.confirmation_index(chain, number)
+        return found
+
+    def signature(self, chain: str, height: int) -> bytes | None:
+        """The authority's signature over ``chain``'s header at ``height``."""
+        found = self.signatures.get((chain, height))
+        if found is None and self.base is not None:
+            return self.base.signature(chain, height)
         return found
 
     # ------------------------------------------------------------ writes

@@ -21,7 +21,7 @@ from typing import Any
 
 from ledger.blocks import Block
 from ledger.canonical import sha256
-from ledger.chain import MemoryLedger
+from ledger.chain import MemoryLedger, propose
 from ledger.crypto import Ed25519Signer
 from ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
 from ledger.registry import Params, Participant, Registry
@@ -313,10 +313,22 @@ class Scenario:
 
     # ------------------------------------------------------------ blocks
     def seal(self, chain: str, *records: Record, strict: bool = True) -> Block:
-        """Seal a block on ``chain``; with ``strict`` every record must be accepted."""
-        proposal = self.ledger.seal(self.net.signer(chain), chain, records, self.tick())
+        """Seal a block on ``chain``; with ``strict`` every record must be accepted.
+
+        A strict seal that refuses a record raises that record's rule error and
+        seals nothing: the ledger is left exactly as it was.
+        """
+        proposal = propose(
+            self.ledger.state,
+            self.net.registry,
+            self.net.signer(chain),
+            chain,
+            records,
+            self.tick(),
+        )
         if strict and proposal.rejected:
             raise proposal.rejected[0][1]
+        self.ledger.commit(proposal)
         return proposal.block
 
 

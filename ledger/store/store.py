@@ -306,6 +306,17 @@ def _referenced(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]
     return parcels, parties, certs
 
 
+def _rejection(record: Record, exc: LedgerError) -> dict[str, Any]:
+    return {
+        "chain": record.chain,
+        "record_id": record.id,
+        "code": exc.code,
+        "rule": str(getattr(exc, "rule", "")),
+        "field": str(getattr(exc, "field", "")),
+        "reason": str(getattr(exc, "reason", exc)),
+    }
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """What ``Store.verify`` checked."""
@@ -632,8 +643,12 @@ class Store:
         self.commit(layer)
         return layer
 
-    def commit(self, layer: State) -> None:
-        """Write a verified layer (one or more blocks) in one transaction."""
+    def commit(self, layer: State, rejected: Sequence[tuple[Record, LedgerError]] = ()) -> None:
+        """Write a verified layer (one or more blocks) in one transaction.
+
+        Records of the layer leave the pending queue in the same transaction,
+        and ``rejected`` records leave it with their refusal recorded.
+        """
         frontiers: dict[str, Frontier] = {}
         nodes: list[dict[str, Any]] = []
         by_chain: dict[str, list[Record]] = {}
@@ -653,6 +668,7 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 self._write(conn, layer, nodes)
+                self._dequeue(conn, [r for _, _, r in layer.records], rejected)
         except SQLAlchemyError as exc:
             self._frontiers.clear()
             raise StoreError(f"commit failed: {exc.__class__.__name__}: {exc}") from exc
@@ -798,12 +814,104 @@ class Store:
                 [{"chain": c, "number": n, "idx": i} for (c, n), i in layer.confirmations.items()],
             )
 
+    # ------------------------------------------------------------ node queues
+    def enqueue(
+        self, records: Sequence[Record], rejected: Sequence[tuple[Record, LedgerError]] = ()
+    ) -> None:
+        """Persist acknowledged records (and refusals) before the node answers."""
+        if not records and not rejected:
+            return
+        try:
+            with self.engine.begin() as conn:
+                top = conn.execute(select(func.max(t.pending.c.seq))).scalar() or 0
+                self._bulk(
+                    conn,
+                    t.pending,
+                    [
+                        {"chain": r.chain, "record_id": r.id, "seq": top + 1 + i, "raw": r.raw}
+                        for i, r in enumerate(records)
+                    ],
+                )
+                self._bulk(conn, t.rejected, [_rejection(r, e) for r, e in rejected])
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot queue records: {exc.__class__.__name__}: {exc}") from exc
+
+    def _dequeue(
+        self,
+        conn: Connection,
+        sealed: Sequence[Record],
+        rejected: Sequence[tuple[Record, LedgerError]],
+    ) -> None:
+        gone: dict[str, list[str]] = {}
+        for r in [*sealed, *(r for r, _ in rejected)]:
+            gone.setdefault(r.chain, []).append(r.id)
+        for chain, ids in gone.items():
+            for part in _chunks(ids):
+                conn.execute(
+                    t.pending.delete().where(
+                        t.pending.c.chain == chain, t.pending.c.record_id.in_(part)
+                    )
+                )
+        self._bulk(conn, t.rejected, [_rejection(r, e) for r, e in rejected])
+
+    def pending(self, chain: str) -> list[Record]:
+        """Acknowledged records of ``chain`` not sealed yet, in arrival order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.pending.c.raw).where(t.pending.c.chain == chain).order_by(t.pending.c.seq)
+            ).all()
+        return [Record.parse(bytes(r[0])) for r in rows]
+
+    def outcome(self, chain: str, record_id: str) -> dict[str, Any] | None:
+        """What became of a record id on ``chain``: committed, pending or rejected."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.records.c.idx, t.records.c.height, t.records.c.leaf).where(
+                    t.records.c.chain == chain, t.records.c.record_id == record_id
+                )
+            ).first()
+            if row is not None:
+                return {
+                    "status": "committed",
+                    "chain": chain,
+                    "height": int(row[1]),
+                    "index": int(row[0]),
+                    "hash": bytes(row[2]).hex(),
+                }
+            if conn.execute(
+                select(t.pending.c.seq).where(
+                    t.pending.c.chain == chain, t.pending.c.record_id == record_id
+                )
+            ).first():
+                return {"status": "pending", "chain": chain}
+            rej = conn.execute(
+                select(t.rejected).where(
+                    t.rejected.c.chain == chain, t.rejected.c.record_id == record_id
+                )
+            ).first()
+        if rej is not None:
+            return {
+                "status": "rejected",
+                "chain": chain,
+                "code": rej.code,
+                "rule": rej.rule,
+                "field": rej.field,
+                "reason": rej.reason,
+            }
+        return None
+
     # ------------------------------------------------------------ reading the log
-    def blocks(self, chain: str, start: int, limit: int) -> list[Block]:
-        """Blocks ``start`` .. ``start + limit - 1`` of ``chain`` as stored."""
+    def raw_blocks(
+        self, chain: str, start: int, limit: int
+    ) -> list[tuple[bytes, bytes, list[bytes]]]:
+        """Blocks ``start`` .. ``start + limit - 1`` of ``chain`` as stored bytes.
+
+        Each is (header bytes, signature, record bytes in log order): exactly
+        what was hashed and signed, ready to send without re-encoding.
+        """
         with self.engine.connect() as conn:
             hdrs = conn.execute(
-                select(t.headers.c.header, t.headers.c.sig)
+                select(t.headers.c.size, t.headers.c.header, t.headers.c.sig)
                 .where(
                     t.headers.c.chain == chain,
                     t.headers.c.height >= start,
@@ -813,30 +921,39 @@ class Store:
             ).all()
             if not hdrs:
                 return []
-            parsed = [SignedHeader(_header(raw), bytes(sig)) for raw, sig in hdrs]
-            first = parsed[0].header
             before = 0
-            if first.height > 1:
-                prev = self.header(chain, first.height - 1)
-                if prev is None:
-                    raise StoreError(f"{chain}: header {first.height - 1} missing")
-                before = prev.size
+            if start > 1:
+                before = (
+                    conn.execute(
+                        select(t.headers.c.size).where(
+                            t.headers.c.chain == chain, t.headers.c.height == start - 1
+                        )
+                    ).scalar()
+                    or 0
+                )
             raws = conn.execute(
                 select(t.records.c.raw)
                 .where(
                     t.records.c.chain == chain,
                     t.records.c.idx >= before,
-                    t.records.c.idx < parsed[-1].header.size,
+                    t.records.c.idx < int(hdrs[-1][0]),
                 )
                 .order_by(t.records.c.idx)
             ).all()
-        out: list[Block] = []
+        out: list[tuple[bytes, bytes, list[bytes]]] = []
         pos = 0
-        for signed in parsed:
-            n = signed.header.size - before - pos
-            out.append(Block(signed, tuple(Record.parse(bytes(r[0])) for r in raws[pos : pos + n])))
+        for size, header, sig in hdrs:
+            n = int(size) - before - pos
+            out.append((bytes(header), bytes(sig), [bytes(r[0]) for r in raws[pos : pos + n]]))
             pos += n
         return out
+
+    def blocks(self, chain: str, start: int, limit: int) -> list[Block]:
+        """Blocks ``start`` .. ``start + limit - 1`` of ``chain``, parsed."""
+        return [
+            Block(SignedHeader(_header(header), sig), tuple(Record.parse(r) for r in records))
+            for header, sig, records in self.raw_blocks(chain, start, limit)
+        ]
 
     def block_count(self) -> int:
         with self.engine.connect() as conn:
@@ -996,6 +1113,16 @@ class Store:
             key=repr,
         )
 
+    def _record_columns(self) -> list[tuple[Any, ...]]:
+        r = t.records.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(r.chain, r.idx, r.height, r.record_id, r.kind, r.leaf).order_by(
+                    r.chain, r.idx
+                )
+            ).all()
+        return [(c, int(i), int(h), rid, k, bytes(leaf)) for c, i, h, rid, k, leaf in rows]
+
     def verify(self, scratch_url: str = "sqlite://") -> VerifyReport:
         """Replay the whole log into a scratch store and compare every derived table.
 
@@ -1018,6 +1145,10 @@ class Store:
                         f"({len(mine)} rows live, {len(theirs)} replayed)"
                     )
                 counts[name] = len(mine)
+            # records.leaf (Merkle level 0), record_id, kind and height are derived
+            # from records.raw too: proofs, frontiers and duplicate checks read them
+            if self._record_columns() != scratch._record_columns():
+                raise StoreError("derived columns of table records differ from a replay of the log")
             return VerifyReport(blocks, records, counts)
         finally:
             scratch.close()

@@ -39,13 +39,15 @@ __all__ = [
     "parcel_events",
     "parcels",
     "parties",
+    "pending",
     "records",
+    "rejected",
     "restrictions",
 ]
 
 #: the Alembic revision this code reads and writes; a store at any other
 #: revision is refused until ``kpl db upgrade`` brings it here.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -210,4 +212,29 @@ evidence = Table(
     Column("id", String(64), primary_key=True),
     Column("chain", String(8), nullable=False),
     Column("doc", LargeBinary, nullable=False),
+)
+
+# ---------------------------------------------------------------- node tables (0002)
+# Records a node has acknowledged for its own chain but not sealed yet, and
+# the outcome of every record it refused: both survive a crash, so an
+# acknowledged record is never lost and a retried id gets its first outcome.
+
+pending = Table(
+    "pending",
+    metadata,
+    Column("chain", String(8), primary_key=True),
+    Column("record_id", String(80), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+)
+
+rejected = Table(
+    "rejected",
+    metadata,
+    Column("chain", String(8), primary_key=True),
+    Column("record_id", String(80), primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("rule", String(16), nullable=False),
+    Column("field", Text, nullable=False),
+    Column("reason", Text, nullable=False),
 )

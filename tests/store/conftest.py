@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ def workload() -> Callable[..., tuple[Network, tuple[Block, ...]]]:
     return _get
 
 
-def memory_ledger(net: Network, blocks: Iterator[Block] | tuple[Block, ...]) -> MemoryLedger:
+def memory_ledger(net: Network, blocks: Iterable[Block]) -> MemoryLedger:
     mem = MemoryLedger(net.registry)
     for b in blocks:
         mem.append(b)

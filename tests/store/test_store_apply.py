@@ -15,7 +15,9 @@ def test_store_state_equals_memory_ledger(open_store, workload, replay_in_memory
     mem = replay_in_memory(net, blocks)
     state = mem.state
 
-    assert state.parcels and state.parties and state.certificates
+    assert state.parcels
+    assert state.parties
+    assert state.certificates
     for pid, parcel in state.parcels.items():
         assert store.parcel(pid) == parcel, pid
     for party_id, party in state.parties.items():

@@ -1,0 +1,74 @@
+"""Node-to-node: heads, gossip, block ranges and evidence."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from api.deps import Caller, NodeDep, require
+from ledger.canonical import load_json
+from ledger.errors import InvalidData
+
+router = APIRouter(prefix="/v1", tags=["peers"])
+
+MAX_PULL = 1000
+
+
+@router.get("/heads", summary="The head of every chain this node holds")
+async def heads(node: NodeDep) -> dict[str, Any]:
+    return {"network": node.registry.network_id, "node": node.config.code, "heads": node.heads()}
+
+
+@router.post("/gossip", summary="Exchange heads (push-pull anti-entropy)")
+async def gossip(
+    request: Request,
+    node: NodeDep,
+    who: Annotated[Caller, Depends(require("peer"))],
+) -> dict[str, Any]:
+    """Body ``{network, from, heads, evidence}``; answers the same with this node's.
+
+    The sender's heads are hints: this node then pulls what it lacks from the
+    sender and verifies every block.
+    """
+    message = load_json(await request.body(), what="gossip message")
+    if not isinstance(message, dict) or message.get("network") != node.registry.network_id:
+        raise InvalidData("gossip message for another network", field="network")
+    sender = message.get("from")
+    if sender != who.name:
+        raise HTTPException(403, f"token of {who.name} cannot speak for {sender!r}")
+    g = request.app.state.gossip
+    if g is not None:
+        g.on_heads(str(sender), message)
+    answer: dict[str, Any] = (
+        g.message()
+        if g is not None
+        else {
+            "network": node.registry.network_id,
+            "from": node.config.code,
+            "heads": node.heads(),
+            "evidence": node.evidence_ids(),
+        }
+    )
+    return answer
+
+
+@router.get("/chains/{chain}/blocks", summary="A range of one chain's blocks")
+async def blocks(
+    chain: str,
+    node: NodeDep,
+    _: Annotated[Caller, Depends(require("peer", "auditor"))],
+    start: Annotated[int, Query(alias="from", ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_PULL)] = 100,
+) -> Response:
+    """``{"blocks": [{header, records, sig}, ...]}`` in the exact stored bytes."""
+    if chain not in node.registry.chains:
+        raise HTTPException(404, f"no chain {chain} in this network")
+    body = await asyncio.to_thread(node.blocks_json, chain, start, limit)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/evidence", summary="Equivocation evidence held by this node")
+async def evidence(node: NodeDep) -> dict[str, Any]:
+    return {"evidence": await asyncio.to_thread(node.evidence_json)}

@@ -1,0 +1,61 @@
+"""Submitting records (operators) and asking what became of them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from api.deps import Caller, NodeDep, require
+from ledger.canonical import load_json
+from ledger.errors import InvalidData
+from ledger.schema import CODE, RECORD_ID
+
+router = APIRouter(prefix="/v1/records", tags=["records"])
+
+MAX_BATCH = 1000
+
+
+@router.post("", summary="Submit one record or a batch of up to 1,000")
+async def submit(
+    request: Request,
+    node: NodeDep,
+    _: Annotated[Caller, Depends(require("operator"))],
+) -> dict[str, Any]:
+    """Body: one record object, or ``{"records": [...]}``.
+
+    Each record is checked against the chain's state plus the records already
+    pending; the answer lists, per record, ``pending``, ``rejected`` (with the
+    rule and the reason) or ``invalid`` (schema). A record id submitted again
+    gets its first outcome. ``pending`` records are on disk before this answers.
+    """
+    body = load_json(await request.body(), what="request body")
+    if isinstance(body, dict) and set(body) == {"records"}:
+        records = body["records"]
+        if not isinstance(records, list) or not 1 <= len(records) <= MAX_BATCH:
+            raise InvalidData(f"records must be a list of 1..{MAX_BATCH}", field="records")
+    elif isinstance(body, dict):
+        records = [body]
+    else:
+        raise InvalidData('expected a record object or {"records": [...]}')
+    results = await asyncio.to_thread(node.submit, records)
+    return {"results": results}
+
+
+@router.get("/{record_id}", summary="What became of a record id")
+async def outcome(
+    record_id: str,
+    node: NodeDep,
+    _: Annotated[Caller, Depends(require("operator", "auditor", "peer"))],
+    chain: Annotated[str | None, Query(max_length=8)] = None,
+) -> dict[str, Any]:
+    """``pending``, ``committed`` (chain, height, index, leaf hash) or ``rejected``."""
+    if RECORD_ID.match(record_id) is None:
+        raise InvalidData("not a record id", field="record_id")
+    if chain is not None and CODE.match(chain) is None:
+        raise InvalidData("not a chain code", field="chain")
+    found = await asyncio.to_thread(node.outcome, record_id, chain)
+    if found is None:
+        raise HTTPException(404, f"no record {record_id} on chain {chain or node.chain}")
+    return {"id": record_id, **found}

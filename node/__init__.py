@@ -1,0 +1,1 @@
+"""One participant's node: configuration, block production, gossip with peers."""

@@ -1,0 +1,307 @@
+"""A node's configuration file (TOML), read strictly.
+
+Every key is documented in the README ("Node configuration"). Paths are
+relative to the configuration file's folder. An unknown key, a wrong type or
+a value out of range is refused with the file, the key and what was expected.
+
+Secrets never live in the configuration itself: the key passphrase and the
+node's outgoing peer token come from environment variables
+(``KPL_PASSPHRASE``, ``KPL_PEER_TOKEN``) or from a ``secrets`` TOML file that
+must be owner-only (mode 0600); API tokens are stored as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import InvalidData
+from ledger.schema import CODE
+
+__all__ = ["ConfigError", "NodeConfig", "PeerConfig", "TlsConfig", "TokenConfig", "hash_token"]
+
+ROLES = frozenset({"operator", "auditor", "peer", "party"})
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+_HOSTPORT = re.compile(r"\A(?P<host>[0-9A-Za-z.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})\Z")
+
+
+class ConfigError(InvalidData):
+    """A configuration or secrets file is unusable; names the file and the key."""
+
+    code = "config"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    code: str
+    url: str
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    role: str
+    name: str
+    sha256: str
+    party: str | None = None
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    cert: Path
+    key: Path
+    ca: Path | None = None  # peers' CA: when set, peers must present certificates it signed
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    code: str
+    host: str
+    port: int
+    url: str
+    data_dir: Path
+    database_url: str
+    registry: Path
+    key_file: Path | None
+    secrets: Path | None
+    block_interval: float = 1.0
+    max_block_records: int = 1000
+    heartbeat: float = 5.0
+    peers: tuple[PeerConfig, ...] = ()
+    fanout: int = 3
+    gossip_interval: float = 1.0
+    pull_batch: int = 256
+    peer_timeout: float = 5.0
+    max_buffered_blocks: int = 4096
+    tokens: tuple[TokenConfig, ...] = field(default_factory=tuple)
+    tls: TlsConfig | None = None
+
+    # ------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: Path) -> NodeConfig:
+        path = path.resolve()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: no such configuration file") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        return _Reader(path, data).config()
+
+    # ------------------------------------------------------------ secrets
+    def secret(self, name: str, env: str) -> str | None:
+        """A secret from ``env``, else from this node's section of the secrets file."""
+        value = os.environ.get(env)
+        if value:
+            return value
+        if self.secrets is None:
+            return None
+        table = read_secrets(self.secrets)
+        section = table.get(self.code, {})
+        found = section.get(name) if isinstance(section, dict) else None
+        if found is not None and not isinstance(found, str):
+            raise ConfigError(f"{self.secrets}: [{self.code}].{name} must be a string")
+        return found
+
+    def token_role(self, token: str) -> TokenConfig | None:
+        digest = hash_token(token)
+        for t in self.tokens:
+            if t.sha256 == digest:
+                return t
+        return None
+
+
+def read_secrets(path: Path) -> dict[str, Any]:
+    """Read an owner-only secrets file; refuse one that group or others can read."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: secrets file does not exist") from exc
+    if os.name == "posix" and st.st_mode & 0o077:
+        raise ConfigError(
+            f"{path}: permissions {st.st_mode & 0o777:04o} are too open for a "
+            f"secrets file; run chmod 600 {path}"
+        )
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read secrets: {exc}") from exc
+
+
+class _Reader:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.base = path.parent
+        self.data = data
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {message}", field=key)
+
+    def table(self, name: str, *, required: bool = True) -> dict[str, Any]:
+        value = self.data.get(name)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(name, "expected a table")
+        return value
+
+    def get(
+        self, table: dict[str, Any], section: str, key: str, kind: type, default: Any = ...
+    ) -> Any:
+        if key not in table:
+            if default is ...:
+                raise self.fail(f"{section}.{key}", "is required")
+            return default
+        value = table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(f"{section}.{key}", f"expected {kind.__name__}")
+        return value
+
+    def number(
+        self, table: dict[str, Any], section: str, key: str, default: float, low: float, high: float
+    ) -> float:
+        value: float = self.get(table, section, key, float, default)
+        if not low <= value <= high:
+            raise self.fail(f"{section}.{key}", f"must be in {low}..{high}")
+        return value
+
+    def integer(
+        self, table: dict[str, Any], section: str, key: str, default: int, low: int, high: int
+    ) -> int:
+        value: int = self.get(table, section, key, int, default)
+        if not low <= value <= high:
+            raise self.fail(f"{section}.{key}", f"must be in {low}..{high}")
+        return value
+
+    def file(self, value: str) -> Path:
+        return (self.base / value).resolve()
+
+    def known(self, table: dict[str, Any], section: str, keys: set[str]) -> None:
+        extra = sorted(set(table) - keys)
+        if extra:
+            raise self.fail(section, f"unknown key(s) {extra}")
+
+    def config(self) -> NodeConfig:
+        self.known(self.data, "(top level)", {"node", "blocks", "gossip", "tokens", "tls"})
+        node = self.table("node")
+        self.known(
+            node,
+            "node",
+            {
+                "code",
+                "listen",
+                "url",
+                "data_dir",
+                "database_url",
+                "registry",
+                "key_file",
+                "secrets",
+            },
+        )
+        code = self.get(node, "node", "code", str)
+        if CODE.match(code) is None:
+            raise self.fail("node.code", "expected a participant code like BW")
+        listen = self.get(node, "node", "listen", str)
+        m = _HOSTPORT.match(listen)
+        if m is None or not 0 < int(m["port"]) < 65536:
+            raise self.fail("node.listen", "expected HOST:PORT, e.g. 127.0.0.1:8101")
+        url = self.get(node, "node", "url", str)
+        if not url.startswith(("http://", "https://")):
+            raise self.fail("node.url", "expected an http:// or https:// URL")
+        data_dir = self.file(self.get(node, "node", "data_dir", str, "."))
+        database_url = self.get(node, "node", "database_url", str, "")
+        if not database_url:
+            database_url = f"sqlite:///{data_dir / 'node.db'}"
+        elif not database_url.startswith(("sqlite:///", "postgresql")):
+            raise self.fail(
+                "node.database_url", "expected sqlite:///FILE or postgresql+psycopg://..."
+            )
+        key_file = node.get("key_file")
+        secrets = node.get("secrets")
+        blocks = self.table("blocks", required=False)
+        self.known(blocks, "blocks", {"interval", "max_records", "heartbeat"})
+        gossip = self.table("gossip", required=False)
+        self.known(
+            gossip,
+            "gossip",
+            {"peers", "fanout", "interval", "batch", "timeout", "max_buffered_blocks"},
+        )
+        peers = []
+        for i, p in enumerate(self.get(gossip, "gossip", "peers", list, [])):
+            if not isinstance(p, dict):
+                raise self.fail(f"gossip.peers[{i}]", "expected {code, url}")
+            self.known(p, f"gossip.peers[{i}]", {"code", "url"})
+            peer = PeerConfig(
+                self.get(p, f"gossip.peers[{i}]", "code", str),
+                self.get(p, f"gossip.peers[{i}]", "url", str),
+            )
+            if not peer.url.startswith(("http://", "https://")):
+                raise self.fail(f"gossip.peers[{i}].url", "expected an http(s) URL")
+            peers.append(peer)
+        tokens = []
+        raw_tokens = self.data.get("tokens", [])
+        if not isinstance(raw_tokens, list):
+            raise self.fail("tokens", "expected an array of tables [[tokens]]")
+        for i, t in enumerate(raw_tokens):
+            where = f"tokens[{i}]"
+            if not isinstance(t, dict):
+                raise self.fail(where, "expected a table")
+            self.known(t, where, {"role", "name", "sha256", "party"})
+            role = self.get(t, where, "role", str)
+            if role not in ROLES:
+                raise self.fail(f"{where}.role", f"must be one of {sorted(ROLES)}")
+            digest = self.get(t, where, "sha256", str)
+            if _HEX64.match(digest) is None:
+                raise self.fail(f"{where}.sha256", "expected the token's SHA-256 in lower hex")
+            party = t.get("party")
+            if role == "party" and not isinstance(party, str):
+                raise self.fail(f"{where}.party", "a party token names its party id")
+            tokens.append(TokenConfig(role, self.get(t, where, "name", str), digest, party))
+        tls = None
+        tls_table = self.table("tls", required=False)
+        if tls_table:
+            self.known(tls_table, "tls", {"cert", "key", "ca"})
+            ca = tls_table.get("ca")
+            tls = TlsConfig(
+                self.file(self.get(tls_table, "tls", "cert", str)),
+                self.file(self.get(tls_table, "tls", "key", str)),
+                self.file(ca) if isinstance(ca, str) else None,
+            )
+        return NodeConfig(
+            path=self.path,
+            code=code,
+            host=m["host"].strip("[]"),
+            port=int(m["port"]),
+            url=url.rstrip("/"),
+            data_dir=data_dir,
+            database_url=database_url,
+            registry=self.file(self.get(node, "node", "registry", str)),
+            key_file=self.file(key_file) if isinstance(key_file, str) else None,
+            secrets=self.file(secrets) if isinstance(secrets, str) else None,
+            block_interval=self.number(blocks, "blocks", "interval", 1.0, 0.01, 3600),
+            max_block_records=self.integer(blocks, "blocks", "max_records", 1000, 1, 100_000),
+            heartbeat=self.number(blocks, "blocks", "heartbeat", 5.0, 0.1, 86_400),
+            peers=tuple(peers),
+            fanout=self.integer(gossip, "gossip", "fanout", 3, 1, 64),
+            gossip_interval=self.number(gossip, "gossip", "interval", 1.0, 0.01, 3600),
+            pull_batch=self.integer(gossip, "gossip", "batch", 256, 1, 10_000),
+            peer_timeout=self.number(gossip, "gossip", "timeout", 5.0, 0.1, 600),
+            max_buffered_blocks=self.integer(
+                gossip, "gossip", "max_buffered_blocks", 4096, 1, 1_000_000
+            ),
+            tokens=tuple(tokens),
+            tls=tls,
+        )

@@ -1,0 +1,288 @@
+"""Push-pull anti-entropy between nodes over HTTP.
+
+Every ``interval`` (jittered +-50 %), and at once after sealing a block, a
+node sends its heads to ``fanout`` random peers (``POST /v1/gossip``). Each
+side learns what the other holds and *pulls* what it lacks in batches
+(``GET /v1/chains/{chain}/blocks?from=&limit=``), verifying every block before
+applying it. Nothing a peer says is trusted: its heads are only hints, its
+blocks are fully checked, its bodies are size-limited. A peer that times out or
+sends something invalid is backed off exponentially (1 s to 60 s) and sync
+goes on from the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ledger.canonical import load_json
+from ledger.errors import InvalidData, LedgerError
+from ledger.records import GOVERNANCE_CHAIN
+from node.config import PeerConfig
+from node.node import Node
+
+__all__ = ["MAX_BODY", "Gossip", "PeerState"]
+
+log = logging.getLogger("kpl.gossip")
+
+MAX_BODY = 64 * 1024 * 1024  # a pull answer: 256 blocks of up to 8 MiB of records, bounded
+MAX_HEADS_BODY = 1024 * 1024
+MAX_CATCHUP_ROUNDS = 10_000
+
+
+class PeerError(Exception):
+    """A peer failed to answer usefully (network error, bad status, oversized body)."""
+
+
+@dataclass
+class PeerState:
+    config: PeerConfig
+    failures: int = 0
+    until: float = 0.0
+    bad: int = 0
+    last_ok: float = 0.0
+
+    @property
+    def code(self) -> str:
+        return self.config.code
+
+    def available(self, now: float) -> bool:
+        return now >= self.until
+
+    def failed(self, now: float, *, bad: bool) -> None:
+        self.failures += 1
+        if bad:
+            self.bad += 1
+        self.until = now + min(60.0, 2.0 ** min(self.failures - 1, 6))
+
+    def ok(self, now: float) -> None:
+        self.failures = 0
+        self.until = 0.0
+        self.last_ok = now
+
+
+class Gossip:
+    def __init__(self, node: Node, client: httpx.AsyncClient, token: str | None) -> None:
+        self.node = node
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.peers = {p.code: PeerState(p) for p in node.config.peers}
+        self._kick = asyncio.Event()
+        self._syncing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------ scheduling
+    def kick(self) -> None:
+        """Ask for a round now (thread-safe): called after sealing a block."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._kick.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        interval = self.node.config.gossip_interval
+        while not stop.is_set():
+            try:
+                await self.round()
+            except Exception:
+                log.exception("gossip round failed")
+            delay = interval * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait(stop), timeout=delay)
+            self._kick.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        kick = asyncio.ensure_future(self._kick.wait())
+        halt = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({kick, halt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kick.cancel()
+            halt.cancel()
+
+    async def round(self) -> None:
+        now = time.monotonic()
+        ready = [p for p in self.peers.values() if p.available(now)]
+        chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
+        if chosen:
+            await asyncio.gather(*(self.exchange(p) for p in chosen))
+        self.node.metrics.peers_up.set(
+            sum(1 for p in self.peers.values() if p.failures == 0 and p.last_ok > 0)
+        )
+
+    # ------------------------------------------------------------ one exchange
+    def message(self) -> dict[str, Any]:
+        return {
+            "network": self.node.registry.network_id,
+            "from": self.node.config.code,
+            "heads": self.node.heads(),
+            "evidence": self.node.evidence_ids(),
+        }
+
+    async def exchange(self, peer: PeerState) -> None:
+        """Send our heads to ``peer``, then pull whatever it holds that we lack."""
+        try:
+            answer = await self._post(peer, "/v1/gossip", self.message())
+            await self.sync_from(peer, answer)
+        except (PeerError, InvalidData) as exc:
+            bad = isinstance(exc, InvalidData)
+            peer.failed(time.monotonic(), bad=bad)
+            log.warning("peer %s %s: %s", peer.code, "sent invalid data" if bad else "failed", exc)
+            return
+        peer.ok(time.monotonic())
+
+    def on_heads(self, sender: str, message: dict[str, Any]) -> None:
+        """A peer pushed its heads to us: pull from it in the background."""
+        peer = self.peers.get(sender)
+        if peer is None or sender in self._syncing:
+            return
+        task = asyncio.ensure_future(self._pull_from(peer, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pull_from(self, peer: PeerState, message: dict[str, Any]) -> None:
+        try:
+            await self.sync_from(peer, message)
+        except (PeerError, InvalidData) as exc:
+            peer.failed(time.monotonic(), bad=isinstance(exc, InvalidData))
+            log.warning("peer %s: %s", peer.code, exc)
+
+    async def sync_from(self, peer: PeerState, message: object) -> None:
+        """Pull from ``peer`` every block and evidence its message says we lack."""
+        if not isinstance(message, dict):
+            raise InvalidData("gossip message is not an object")
+        if message.get("network") != self.node.registry.network_id:
+            raise InvalidData("gossip message is for another network", field="network")
+        heads = message.get("heads")
+        if not isinstance(heads, dict):
+            raise InvalidData("gossip heads missing", field="heads")
+        theirs_ev = message.get("evidence", [])
+        if not isinstance(theirs_ev, list):
+            raise InvalidData("evidence must be a list of ids", field="evidence")
+        self._syncing.add(peer.code)
+        try:
+            if set(map(str, theirs_ev)) - set(self.node.evidence_ids()):
+                docs = await self._get(peer, "/v1/evidence")
+                if not isinstance(docs, dict) or not isinstance(docs.get("evidence"), list):
+                    raise InvalidData("evidence answer malformed")
+                await asyncio.to_thread(self.node.receive_evidence, docs["evidence"])
+            known = set(self.node.registry.chains)
+            order = sorted(heads, key=lambda c: (c != GOVERNANCE_CHAIN, c))
+            for chain in order:
+                if chain not in known:
+                    continue
+                head = heads[chain]
+                if not isinstance(head, dict) or not isinstance(head.get("height"), int):
+                    raise InvalidData(f"head of {chain} malformed", field=f"heads.{chain}")
+                await self._catch_up(peer, chain, int(head["height"]), str(head.get("hash")))
+        finally:
+            self._syncing.discard(peer.code)
+
+    async def _catch_up(self, peer: PeerState, chain: str, height: int, digest: str) -> None:
+        ours = self.node.store.head(chain)
+        mine = ours.height if ours else 0
+        self.node.metrics.sync_lag.labels(chain).set(max(0, height - mine))
+        if height <= mine:
+            held = self.node.store.header(chain, height) if height > 0 else None
+            if held is not None and held.hash.hex() != digest:
+                await self._pull(peer, chain, height, 1)  # a different header: evidence?
+            return
+        rounds = 0
+        while mine < height and rounds < MAX_CATCHUP_ROUNDS:
+            rounds += 1
+            limit = min(self.node.config.pull_batch, height - mine)
+            result = await self._pull(peer, chain, mine + 1, limit)
+            for dep_chain, dep_height in sorted(result.missing):
+                if dep_chain != chain:
+                    dep_head = self.node.store.head(dep_chain)
+                    if (dep_head.height if dep_head else 0) < dep_height:
+                        await self._catch_up(peer, dep_chain, dep_height, "")
+            now = self.node.store.head(chain)
+            progressed = (now.height if now else 0) > mine
+            mine = now.height if now else 0
+            if not progressed:
+                if result.waiting and result.missing:
+                    await self._retry_buffer(chain)
+                    now = self.node.store.head(chain)
+                    if (now.height if now else 0) > mine:
+                        mine = now.height if now else 0
+                        continue
+                break
+        self.node.metrics.sync_lag.labels(chain).set(max(0, height - mine))
+
+    async def _retry_buffer(self, chain: str) -> None:
+        await asyncio.to_thread(self.node.receive, chain, [])
+
+    async def _pull(self, peer: PeerState, chain: str, start: int, limit: int) -> Any:
+        answer = await self._get(
+            peer, f"/v1/chains/{chain}/blocks", params={"from": start, "limit": limit}
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("blocks"), list):
+            raise InvalidData("blocks answer malformed")
+        blocks = answer["blocks"]
+        if len(blocks) > limit:
+            raise InvalidData(f"asked for {limit} blocks, got {len(blocks)}")
+        return await asyncio.to_thread(self.node.receive, chain, blocks)
+
+    # ------------------------------------------------------------ HTTP
+    async def _post(self, peer: PeerState, path: str, body: dict[str, Any]) -> Any:
+        return await self._request(
+            peer, "POST", path, content=json.dumps(body).encode(), limit=MAX_HEADS_BODY
+        )
+
+    async def _get(self, peer: PeerState, path: str, params: dict[str, Any] | None = None) -> Any:
+        return await self._request(peer, "GET", path, params=params, limit=MAX_BODY)
+
+    async def _request(
+        self,
+        peer: PeerState,
+        method: str,
+        path: str,
+        *,
+        limit: int,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        url = peer.config.url + path
+        headers = dict(self.headers)
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self.client.stream(
+                method,
+                url,
+                content=content,
+                params=params,
+                headers=headers,
+                timeout=self.node.config.peer_timeout,
+            ) as resp:
+                if resp.status_code != 200:
+                    raise PeerError(f"{method} {path}: HTTP {resp.status_code}")
+                declared = resp.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    raise InvalidData(
+                        f"{method} {path}: body of {declared} bytes is over the {limit} limit"
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise InvalidData(f"{method} {path}: body over the {limit} byte limit")
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise PeerError(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+        try:
+            return load_json(b"".join(chunks), what=f"answer to {method} {path}")
+        except LedgerError as exc:
+            raise InvalidData(str(exc)) from exc

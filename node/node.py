@@ -1,0 +1,482 @@
+"""One participant's node: submission, block production, and applying peers' blocks.
+
+Everything here is synchronous and guarded by one lock: the store has a single
+writer. The asynchronous parts (HTTP, timers, gossip) live in ``node.gossip``
+and ``api`` and call into this class from worker threads.
+
+Guarantees:
+
+* a record answered ``pending`` is in the ``pending`` table (committed) before
+  the answer leaves; it is sealed, or refused with its reason recorded, later;
+* the same record id gets the same outcome however often it is submitted;
+* a block from a peer is applied only after full verification, atomically;
+  blocks that witness headers not held yet wait in a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ledger.blocks import Block, Evidence
+from ledger.canonical import canonical_bytes
+from ledger.chain import detect_equivocation, propose
+from ledger.crypto import PublicKey, Signer
+from ledger.errors import (
+    BlockError,
+    DependencyMissing,
+    InvalidData,
+    LedgerError,
+    RuleViolation,
+    StoreError,
+)
+from ledger.records import Record
+from ledger.rules import Context, apply_record
+from ledger.state import State, key_at
+from ledger.store import Store
+from node.config import NodeConfig
+
+__all__ = ["Node", "ReceiveResult", "utc_now"]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ReceiveResult:
+    applied: int = 0
+    known: int = 0
+    waiting: int = 0
+    missing: set[tuple[str, int]] = field(default_factory=set)
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.height = Gauge(
+            "kpl_chain_height", "height of each chain held", ["chain"], registry=self.registry
+        )
+        self.pending = Gauge(
+            "kpl_pending_records", "records acknowledged, not sealed", registry=self.registry
+        )
+        self.peers_up = Gauge(
+            "kpl_peers_reachable", "peers that answered the last exchange", registry=self.registry
+        )
+        self.sync_lag = Gauge(
+            "kpl_sync_lag_blocks",
+            "blocks behind the best peer, per chain",
+            ["chain"],
+            registry=self.registry,
+        )
+        self.rejected_blocks = Counter(
+            "kpl_rejected_blocks", "blocks refused from peers", ["reason"], registry=self.registry
+        )
+        self.records = Counter(
+            "kpl_records", "records submitted, by outcome", ["outcome"], registry=self.registry
+        )
+        self.sealed = Counter(
+            "kpl_blocks_sealed", "blocks sealed by this node", registry=self.registry
+        )
+        self.applied = Counter(
+            "kpl_blocks_applied", "peers' blocks applied", registry=self.registry
+        )
+        self.evidence = Gauge("kpl_evidence", "equivocation evidence held", registry=self.registry)
+
+
+class Node:
+    def __init__(
+        self,
+        config: NodeConfig,
+        store: Store,
+        signer: Signer | None,
+        *,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.registry = store.registry
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.metrics = NodeMetrics()
+        self.on_sealed: Callable[[Block], None] | None = None
+        participant = self.registry.participant(config.code)
+        if participant is None:
+            raise LedgerError(
+                f"{config.code} is not a participant of network {self.registry.network_id[:16]}"
+            )
+        self.chain = config.code if participant.role == "authority" else None
+        if self.chain is not None and signer is None:
+            raise LedgerError(f"{config.code} is an authority: its node needs its key")
+        if self.chain is not None and signer is not None:
+            head = store.head(self.chain)
+            want = key_at(store, self.chain, (head.height if head else 0) + 1, None)
+            if want is None or want.key_id != signer.public.key_id:
+                raise LedgerError(f"the key given is not {config.code}'s current key")
+        self.signer = signer
+        self._pending: list[Record] = []
+        self._pending_ids: set[str] = set()
+        self._layer = State(base=store)
+        self._oldest = 0.0
+        self._last_seal = time.monotonic()
+        self._buffer: dict[tuple[str, int], Block] = {}
+        self.forks: dict[str, int] = {}
+        for ev in store.evidence():
+            self._note_fork(ev)
+        if self.chain is not None:
+            self._reload_pending()
+        self._refresh_metrics()
+
+    # ------------------------------------------------------------ views
+    def heads(self) -> dict[str, dict[str, Any]]:
+        return {
+            chain: {
+                "height": h.height,
+                "hash": h.hash.hex(),
+                "size": h.size,
+                "root": h.root.hex(),
+                "time": h.time,
+            }
+            for chain, h in sorted(self.store.heads().items())
+        }
+
+    def key_for(self, chain: str, height: int) -> PublicKey:
+        key = key_at(self.store, chain, height, None)
+        if key is None:
+            raise BlockError(f"no key known for {chain} at height {height}")
+        return key
+
+    def _refresh_metrics(self) -> None:
+        for chain, h in self.store.heads().items():
+            self.metrics.height.labels(chain).set(h.height)
+        self.metrics.pending.set(len(self._pending))
+
+    # ------------------------------------------------------------ submission
+    def _context(self) -> Context:
+        assert self.chain is not None
+        head = self.store.head(self.chain)
+        witness = {c: h for c, h in self.store.heads().items() if c != self.chain}
+        return Context(
+            self.registry, self.chain, (head.height if head else 0) + 1, self.clock(), witness
+        )
+
+    def _next_index(self) -> int:
+        assert self.chain is not None
+        head = self.store.head(self.chain)
+        return (head.size if head else 0) + len(self._pending)
+
+    def _reload_pending(self) -> None:
+        """Rebuild the pending layer from the queue (after a restart or a seal)."""
+        assert self.chain is not None
+        queued = self.store.pending(self.chain)
+        self._pending, self._pending_ids, self._layer = [], set(), State(base=self.store)
+        refused: list[tuple[Record, LedgerError]] = []
+        ctx = self._context()
+        for record in queued:
+            trial = State(base=self._layer)
+            try:
+                apply_record(trial, record, self._next_index(), ctx)
+            except RuleViolation as exc:
+                refused.append((record, exc))
+                continue
+            trial.merge_into(self._layer)
+            self._pending.append(record)
+            self._pending_ids.add(record.id)
+        if refused:
+            self.store.commit(State(base=self.store), refused)
+        self._oldest = time.monotonic() if self._pending else 0.0
+
+    def submit(self, values: Sequence[object]) -> list[dict[str, Any]]:
+        """Check and queue records for this node's chain; answer one outcome per record."""
+        if self.chain is None:
+            raise InvalidData(f"{self.config.code} has no chain: it does not take records")
+        results: list[dict[str, Any]] = []
+        with self.lock:
+            accepted: list[Record] = []
+            refused: list[tuple[Record, LedgerError]] = []
+            ctx = self._context()
+            batch_ids: set[str] = set()
+            for i, value in enumerate(values):
+                try:
+                    record = Record.from_value(value)
+                except InvalidData as exc:
+                    results.append(
+                        {
+                            "index": i,
+                            "status": "invalid",
+                            "code": exc.code,
+                            "field": exc.field,
+                            "reason": exc.message,
+                        }
+                    )
+                    continue
+                if record.chain != self.chain or record.network != self.registry.network_id:
+                    results.append(
+                        {
+                            "index": i,
+                            "id": record.id,
+                            "status": "invalid",
+                            "code": "wrong-chain",
+                            "field": "chain",
+                            "reason": f"this node writes chain {self.chain} of network "
+                            f"{self.registry.network_id[:16]}",
+                        }
+                    )
+                    continue
+                if record.id in batch_ids:
+                    results.append(
+                        {
+                            "index": i,
+                            "id": record.id,
+                            "status": "pending",
+                            "chain": self.chain,
+                            "duplicate": True,
+                        }
+                    )
+                    continue
+                prior = self._outcome(record.id)
+                if prior is not None:
+                    results.append({"index": i, "id": record.id, **prior, "duplicate": True})
+                    continue
+                trial = State(base=self._layer)
+                try:
+                    apply_record(trial, record, self._next_index() + len(accepted), ctx)
+                except RuleViolation as exc:
+                    refused.append((record, exc))
+                    batch_ids.add(record.id)
+                    results.append(
+                        {
+                            "index": i,
+                            "id": record.id,
+                            "status": "rejected",
+                            "chain": self.chain,
+                            "code": exc.code,
+                            "rule": exc.rule,
+                            "field": exc.field,
+                            "reason": exc.reason,
+                        }
+                    )
+                    continue
+                trial.merge_into(self._layer)
+                accepted.append(record)
+                batch_ids.add(record.id)
+                results.append(
+                    {"index": i, "id": record.id, "status": "pending", "chain": self.chain}
+                )
+            try:
+                self.store.enqueue(accepted, refused)
+            except StoreError:
+                self._reload_pending()
+                raise
+            if accepted and not self._pending:
+                self._oldest = time.monotonic()
+            self._pending += accepted
+            self._pending_ids.update(r.id for r in accepted)
+            self.metrics.records.labels("pending").inc(len(accepted))
+            self.metrics.records.labels("rejected").inc(len(refused))
+            self.metrics.pending.set(len(self._pending))
+        return results
+
+    def _outcome(self, record_id: str) -> dict[str, Any] | None:
+        assert self.chain is not None
+        if record_id in self._pending_ids:
+            return {"status": "pending", "chain": self.chain}
+        return self.store.outcome(self.chain, record_id)
+
+    def outcome(self, record_id: str, chain: str | None = None) -> dict[str, Any] | None:
+        """Status of a record id: on this node's chain, or on ``chain`` when given."""
+        target = chain or self.chain
+        if target is None:
+            return None
+        if target == self.chain:
+            with self.lock:
+                return self._outcome(record_id)
+        return self.store.outcome(target, record_id)
+
+    # ------------------------------------------------------------ production
+    def seal_due(self) -> bool:
+        if self.chain is None:
+            return False
+        now = time.monotonic()
+        if len(self._pending) >= self.config.max_block_records:
+            return True
+        if self._pending and now - self._oldest >= self.config.block_interval:
+            return True
+        return now - self._last_seal >= self.config.heartbeat
+
+    def seal(self) -> Block | None:
+        """Seal the next block of this node's chain from the pending records."""
+        if self.chain is None or self.signer is None:
+            return None
+        if self.chain in self.forks:
+            return None  # our own chain has been shown to equivocate: stop writing
+        with self.lock:
+            take = self._pending[: self.config.max_block_records]
+            proposal = propose(
+                self.store, self.registry, self.signer, self.chain, take, self.clock()
+            )
+            self.store.commit(proposal.layer, proposal.rejected)
+            self._pending = self._pending[len(take) :]
+            self._pending_ids = {r.id for r in self._pending}
+            self._last_seal = time.monotonic()
+            if self._pending:
+                self._reload_pending()
+            else:
+                self._layer = State(base=self.store)
+                self._oldest = 0.0
+            self.metrics.sealed.inc()
+            self.metrics.records.labels("committed").inc(len(proposal.block.records))
+            self.metrics.records.labels("rejected").inc(len(proposal.rejected))
+            self._refresh_metrics()
+        if self.on_sealed is not None:
+            self.on_sealed(proposal.block)
+        return proposal.block
+
+    # ------------------------------------------------------------ replication
+    def blocks_json(self, chain: str, start: int, limit: int) -> bytes:
+        """``{"blocks": [...]}`` for peers, assembled from the stored bytes."""
+        parts = []
+        for header_raw, sig, records in self.store.raw_blocks(chain, start, limit):
+            parts.append(
+                b'{"header":'
+                + header_raw
+                + b',"records":['
+                + b",".join(records)
+                + b'],"sig":"'
+                + sig.hex().encode()
+                + b'"}'
+            )
+        return b'{"blocks":[' + b",".join(parts) + b"]}"
+
+    def receive(self, chain: str, values: Sequence[object]) -> ReceiveResult:
+        """Verify and apply a peer's blocks of ``chain``, in order.
+
+        Raises ``InvalidData`` on the first block that fails a check (the
+        caller backs the peer off); blocks already applied stay applied.
+        """
+        result = ReceiveResult()
+        max_records = self.registry.params.max_block_records
+        with self.lock:
+            for value in values:
+                block = Block.from_json(value, max_records=max_records)
+                h = block.header
+                if h.chain != chain:
+                    raise BlockError(
+                        f"asked for {chain}, got a block of {h.chain}", field="header.chain"
+                    )
+                fork = self.forks.get(chain)
+                if fork is not None and h.height > fork:
+                    result.known += 1
+                    continue
+                head = self.store.head(chain)
+                if head is not None and h.height <= head.height:
+                    ev = detect_equivocation(self.store, block.signed)
+                    if ev is not None:
+                        self.add_evidence(ev)
+                    result.known += 1
+                    continue
+                if (head.height if head else 0) + 1 < h.height:
+                    self._hold(block, result)
+                    continue
+                try:
+                    self._apply(block)
+                except DependencyMissing as dm:
+                    result.missing.add((dm.chain, dm.height))
+                    self._hold(block, result)
+                    continue
+                result.applied += 1
+            result.applied += self._drain(result)
+            result.waiting = len(self._buffer)
+            self._refresh_metrics()
+        return result
+
+    def _apply(self, block: Block) -> None:
+        try:
+            self.store.apply(block)
+        except InvalidData as exc:
+            self.metrics.rejected_blocks.labels(exc.code).inc()
+            raise
+        self.metrics.applied.inc()
+        if block.header.chain == self.chain:
+            self._reload_pending()
+
+    def _hold(self, block: Block, result: ReceiveResult) -> None:
+        if len(self._buffer) >= self.config.max_buffered_blocks:
+            oldest = next(iter(self._buffer))
+            del self._buffer[oldest]
+        self._buffer[(block.header.chain, block.header.height)] = block
+        head = self.store.head(block.header.chain)
+        if head is None or head.height + 1 < block.header.height:
+            result.missing.add((block.header.chain, block.header.height - 1))
+
+    def _drain(self, result: ReceiveResult) -> int:
+        applied = 0
+        progress = True
+        while progress and self._buffer:
+            progress = False
+            for key in sorted(self._buffer):
+                chain, height = key
+                head = self.store.head(chain)
+                if height <= (head.height if head else 0):
+                    del self._buffer[key]
+                    continue
+                if height != (head.height if head else 0) + 1:
+                    continue
+                block = self._buffer[key]
+                try:
+                    self._apply(block)
+                except DependencyMissing as dm:
+                    result.missing.add((dm.chain, dm.height))
+                    continue
+                except InvalidData:
+                    del self._buffer[key]
+                    continue
+                del self._buffer[key]
+                applied += 1
+                progress = True
+        return applied
+
+    # ------------------------------------------------------------ evidence
+    def _note_fork(self, ev: Evidence) -> None:
+        height = min(ev.a.header.height, ev.b.header.height)
+        self.forks[ev.chain] = min(self.forks.get(ev.chain, height), height)
+        self.metrics.evidence.set(len(self.forks))
+
+    def add_evidence(self, ev: Evidence) -> bool:
+        """Verify, store and act on evidence; True if it was new."""
+        ev.verify(self.key_for)
+        with self.lock:
+            new = self.store.add_evidence(ev)
+            self._note_fork(ev)
+        return new
+
+    def evidence_json(self) -> list[dict[str, Any]]:
+        return [ev.to_json() for ev in self.store.evidence()]
+
+    def evidence_ids(self) -> list[str]:
+        return [ev.id for ev in self.store.evidence()]
+
+    def receive_evidence(self, values: Sequence[object]) -> int:
+        added = 0
+        for value in values:
+            if self.add_evidence(Evidence.from_json(value)):
+                added += 1
+        return added
+
+    def snapshot(self) -> Mapping[str, Any]:
+        return {
+            "code": self.config.code,
+            "chain": self.chain,
+            "heads": self.heads(),
+            "pending": len(self._pending),
+            "forks": dict(self.forks),
+        }
+
+    def dumps(self, value: Any) -> bytes:
+        return canonical_bytes(value)

@@ -1,0 +1,185 @@
+"""A block is committed whole or not at all.
+
+A block that breaks a rule is refused before anything is written; a failure
+in the middle of the commit rolls the whole transaction back. Either way the
+store is left exactly as it was and the next valid block applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from ledger.blocks import Block, WitnessRef, seal
+from ledger.errors import (
+    AlreadySpent,
+    DuplicateRecord,
+    MassNotConserved,
+    RuleViolation,
+    StoreError,
+    UnknownReference,
+    ValueNotConserved,
+)
+from ledger.records import Record
+from ledger.store import Store
+from ledger.store import tables as t
+from ledger.workload import Network, Scenario
+
+
+def _history(store: Store) -> Scenario:
+    """Three blocks over two chains, applied to ``store``; the scenario stays in step."""
+    sc = Scenario(Network.create())
+    blocks = [
+        sc.seal(
+            "BW",
+            sc.party("BW", "BW-T1"),
+            sc.party("BW", "BW-T2"),
+            sc.register("BW", "BW-P1", "BW-T1", 1000, 134_000),
+            sc.register("BW", "BW-P2", "BW-T1", 500, 67_000),
+        ),
+        sc.seal("EU", sc.party("EU", "EU-T1")),
+        sc.seal("BW", sc.transfer("BW", "BW-P2", "BW-T2")),
+    ]
+    for b in blocks:
+        store.apply(b)
+    return sc
+
+
+def _seal_on_store(sc: Scenario, store: Store, chain: str, records: list[Record]) -> Block:
+    """Sign the next block of ``chain`` on top of the store, bypassing the rules."""
+    prev = store.head(chain)
+    witness = [
+        WitnessRef(h.chain, h.height, h.hash)
+        for c, h in sorted(store.heads().items())
+        if c != chain
+    ]
+    block, _ = seal(
+        signer=sc.net.signer(chain),
+        network=sc.net.network_id,
+        chain=chain,
+        prev=prev,
+        frontier=store.frontier(chain),
+        records=records,
+        time=sc.tick(),
+        witness=witness,
+    )
+    return block
+
+
+def _mass_off_by_one(sc: Scenario) -> Record:
+    return sc.split("BW", "BW-P1", [("BW-P1a", 500, 67_000), ("BW-P1b", 499, 67_000)])
+
+
+def _value_off_by_one(sc: Scenario) -> Record:
+    return sc.split("BW", "BW-P1", [("BW-P1a", 500, 67_000), ("BW-P1b", 500, 66_999)])
+
+
+def _unknown_parcel(sc: Scenario) -> Record:
+    return sc.transfer("BW", "BW-P404", "BW-T2")
+
+
+def _spent_parcel(sc: Scenario) -> Record:
+    return sc.split("BW", "BW-P3", [("BW-P3a", 100, 10), ("BW-P3b", 100, 10)])
+
+
+def _reused_id(sc: Scenario) -> Record:
+    return sc.register("BW", "BW-P2", "BW-T1", 10, 10)
+
+
+BAD: list[tuple[Callable[[Scenario], Record], type[RuleViolation], str]] = [
+    (_mass_off_by_one, MassNotConserved, "body.children"),
+    (_value_off_by_one, ValueNotConserved, "body.children"),
+    (_unknown_parcel, UnknownReference, "body.parcel"),
+    (_spent_parcel, AlreadySpent, "body.parcel"),
+    (_reused_id, DuplicateRecord, "body.parcel"),
+]
+
+
+@pytest.mark.parametrize(("make_bad", "error", "field"), BAD, ids=[e.__name__ for _, e, _ in BAD])
+def test_refused_block_leaves_store_unchanged(
+    open_store, store_snapshot, make_bad, error, field
+) -> None:
+    store = open_store(Network.create().registry)
+    sc = _history(store)
+    before = store_snapshot(store)
+    head, frontier = store.head("BW"), store.frontier("BW").copy()
+
+    # valid records first, so the refused block's layer holds real changes
+    records = [
+        sc.register("BW", "BW-P3", "BW-T1", 200, 26_800),
+        sc.split("BW", "BW-P3", [("BW-P3x", 100, 13_400), ("BW-P3y", 100, 13_400)]),
+        sc.transfer("BW", "BW-P1", "BW-T2"),
+        make_bad(sc),
+    ]
+    bad = _seal_on_store(sc, store, "BW", records)
+    with pytest.raises(error) as caught:
+        store.apply(bad)
+    assert caught.value.field == f"records[3].{field}"
+
+    assert store_snapshot(store) == before
+    assert store.head("BW") == head
+    assert store.frontier("BW") == frontier
+    assert store.parcel("BW-P3") is None
+    assert store.parcel("BW-P1").custodian == "BW-T1"
+
+    # the scenario never saw the refused block: its next block is valid here
+    good = sc.seal(
+        "BW", sc.split("BW", "BW-P1", [("BW-P1a", 500, 67_000), ("BW-P1b", 500, 67_000)])
+    )
+    assert good.header.height == head.height + 1
+    store.apply(good)
+    assert store.head("BW") == good.header
+    assert store.parcel("BW-P1a") is not None
+    assert store.parcel("BW-P1").status.value == "spent"
+    assert store.verify().blocks == 4
+
+
+@pytest.mark.parametrize("fail_at", ["merkle_nodes", "parcels", "edges", "parcel_events"])
+def test_failure_inside_commit_rolls_back(open_store, store_snapshot, monkeypatch, fail_at) -> None:
+    store = open_store(Network.create().registry)
+    sc = _history(store)
+    block = sc.seal(
+        "BW",
+        sc.register("BW", "BW-P3", "BW-T1", 200, 26_800),
+        sc.split("BW", "BW-P1", [("BW-P1a", 500, 67_000), ("BW-P1b", 500, 67_000)]),
+        sc.transfer("BW", "BW-P2", "BW-T1"),
+        sc.party("BW", "BW-T3"),
+    )
+    before = store_snapshot(store)
+    heads, frontier = store.heads(), store.frontier("BW").copy()
+
+    original = Store._bulk
+    seen: dict[str, int] = {}
+
+    def failing_bulk(self, conn, table, rows, keys=()):
+        original(self, conn, table, rows, keys)
+        if table.name == fail_at:
+            # the records were written, inside the transaction that is about to fail
+            seen["records"] = int(
+                conn.execute(select(func.count()).select_from(t.records)).scalar()
+            )
+            raise OperationalError("INSERT ...", {}, Exception("injected: disk I/O error"))
+
+    monkeypatch.setattr(Store, "_bulk", failing_bulk)
+    with pytest.raises(StoreError, match="commit failed"):
+        store.apply(block)
+    assert seen["records"] == before["records"] + len(block.records)
+
+    assert store_snapshot(store) == before
+    assert store.heads() == heads
+    assert store.frontier("BW") == frontier
+    assert store.header("BW", block.header.height) is None
+    assert store.parcel("BW-P1a") is None
+
+    monkeypatch.undo()
+    store.apply(block)
+    assert store.head("BW") == block.header
+    assert store.frontier("BW").root() == block.header.root
+    assert store.parcel("BW-P1a") is not None
+    assert store.party("BW-T3") is not None
+    report = store.verify()
+    assert report.blocks == 4
+    assert report.records == before["records"] + len(block.records)

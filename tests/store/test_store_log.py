@@ -1,0 +1,120 @@
+"""Reading the log back: blocks by range, causal order, and stored evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.blocks import Block, Evidence, WitnessRef, seal
+from ledger.chain import detect_equivocation
+from ledger.errors import EquivocationError
+from ledger.merkle import Frontier
+from ledger.state import key_at
+from ledger.workload import Network, Scenario
+
+
+def _same(got: Block, want: Block) -> None:
+    assert got.header.raw == want.header.raw
+    assert got.signed.sig == want.signed.sig
+    assert [r.raw for r in got.records] == [r.raw for r in want.records]
+
+
+def test_blocks_by_range(open_store, workload) -> None:
+    net, blocks = workload(600, block_records=25)
+    store = open_store(net.registry)
+    for b in blocks:
+        store.apply(b)
+    chains: dict[str, list[Block]] = {}
+    for b in blocks:
+        chains.setdefault(b.header.chain, []).append(b)
+
+    for chain, applied in chains.items():
+        assert len(applied) >= 10
+        # whole chain in one read, then in batches whose edges fall everywhere
+        for limit in (len(applied) + 5, 1, 3, 4, 7):
+            got: list[Block] = []
+            start = 1
+            while True:
+                batch = store.blocks(chain, start, limit)
+                assert len(batch) <= limit
+                if not batch:
+                    break
+                assert batch[0].header.height == start
+                got.extend(batch)
+                start += len(batch)
+            assert len(got) == len(applied)
+            for g, w in zip(got, applied, strict=True):
+                _same(g, w)
+        # a window that starts in the middle
+        mid = len(applied) // 2
+        for g, w in zip(store.blocks(chain, mid + 1, 3), applied[mid : mid + 3], strict=True):
+            _same(g, w)
+        assert store.blocks(chain, len(applied) + 1, 10) == []
+    assert store.blocks("ZZ", 1, 10) == []
+
+    # causal order: every witnessed header comes before the block that witnesses it
+    seen: dict[str, int] = {}
+    count = 0
+    for b in store.iter_blocks_causal(batch=4):
+        assert b.header.height == seen.get(b.header.chain, 0) + 1
+        for w in b.header.witness:
+            assert seen.get(w.chain, 0) >= w.height
+        seen[b.header.chain] = b.header.height
+        count += 1
+    assert count == len(blocks)
+
+
+def test_evidence_stored_once(open_store) -> None:
+    sc = Scenario(Network.create())
+    store = open_store(sc.net.registry)
+    store.apply(sc.seal("BW", sc.party("BW", "BW-T1")))
+    store.apply(sc.seal("EU", sc.party("EU", "EU-T1")))
+    honest = sc.seal("BW", sc.register("BW", "BW-P1", "BW-T1", 100, 13_400))
+    store.apply(honest)
+
+    # the BW authority signs a second, different block at the same height
+    prev = store.header("BW", 1)
+    first = store.blocks("BW", 1, 1)[0]
+    frontier = Frontier()
+    for r in first.records:
+        frontier.append(r.leaf)
+    rogue, _ = seal(
+        signer=sc.net.signer("BW"),
+        network=sc.net.network_id,
+        chain="BW",
+        prev=prev,
+        frontier=frontier,
+        records=[sc.register("BW", "BW-P9", "BW-T1", 200, 26_800)],
+        time=sc.tick(),
+        witness=[WitnessRef(h.chain, h.height, h.hash) for h in [store.head("EU")]],
+    )
+    assert rogue.header.height == honest.header.height
+    assert rogue.header.hash != honest.header.hash
+
+    ev = detect_equivocation(store, rogue.signed)
+    assert ev is not None
+    assert {ev.a.header.hash, ev.b.header.hash} == {honest.header.hash, rogue.header.hash}
+    assert detect_equivocation(store, honest.signed) is None
+
+    def key_for(chain: str, height: int):
+        key = key_at(store, chain, height, None)
+        assert key is not None
+        return key
+
+    ev.verify(key_for)
+    assert store.evidence() == []
+    assert store.add_evidence(ev) is True
+    assert store.add_evidence(ev) is False
+    stored = store.evidence()
+    assert stored == [ev]
+    assert stored[0].id == ev.id
+    stored[0].verify(key_for)
+
+    # a pair that does not contradict is not evidence
+    with pytest.raises(EquivocationError, match="do not contradict"):
+        Evidence.build(first.signed, honest.signed).verify(key_for)
+
+    # survives a reopen
+    store.close()
+    again = open_store(None)
+    assert again.evidence() == [ev]
+    assert again.add_evidence(ev) is False
