@@ -923,14 +923,14 @@ class Store:
                 return []
             before = 0
             if start > 1:
-                before = (
-                    conn.execute(
-                        select(t.headers.c.size).where(
-                            t.headers.c.chain == chain, t.headers.c.height == start - 1
-                        )
-                    ).scalar()
-                    or 0
-                )
+                found = conn.execute(
+                    select(t.headers.c.size).where(
+                        t.headers.c.chain == chain, t.headers.c.height == start - 1
+                    )
+                ).scalar()
+                if found is None:
+                    raise StoreError(f"{chain}: header {start - 1} missing below stored blocks")
+                before = int(found)
             raws = conn.execute(
                 select(t.records.c.raw)
                 .where(
