@@ -53,7 +53,7 @@ def require(*roles: str) -> Callable[[Request], Caller]:
     def check(request: Request) -> Caller:
         who = caller(request)
         if who.role == "public":
-            raise HTTPException(401, f"this needs a {' or '.join(roles)} token")
+            raise HTTPException(401, f"this needs a token with role {' or '.join(roles)}")
         if who.role not in roles:
             raise HTTPException(
                 403, f"a {who.role} token cannot do this; it needs {' or '.join(roles)}"

@@ -76,8 +76,9 @@ def init_network(
     codes = [*participants, *auditors]
     for code in codes:
         if CODE.match(code) is None:
-            raise InvalidData(f"{code!r} is not a participant code (2-8 capital letters)",
-                              field="participants")
+            raise InvalidData(
+                f"{code!r} is not a participant code (2-8 capital letters)", field="participants"
+            )
     if len(set(codes)) != len(codes):
         raise InvalidData("participant codes repeat", field="participants")
     if not participants:
@@ -91,9 +92,21 @@ def init_network(
     created_root = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _write(out, list(participants), list(auditors), base_port, host, governance,
-                      threshold, params or Params(), block_interval, heartbeat,
-                      gossip_interval, fanout, database_url)
+        return _write(
+            out,
+            list(participants),
+            list(auditors),
+            base_port,
+            host,
+            governance,
+            threshold,
+            params or Params(),
+            block_interval,
+            heartbeat,
+            gossip_interval,
+            fanout,
+            database_url,
+        )
     except BaseException:
         if created_root:
             shutil.rmtree(out, ignore_errors=True)
@@ -106,10 +119,21 @@ def init_network(
         raise
 
 
-def _write(out: Path, authorities: list[str], auditors: list[str], base_port: int, host: str,
-           governance: int, threshold: int, params: Params, block_interval: float,
-           heartbeat: float, gossip_interval: float, fanout: int,
-           database_url: str | None) -> NetworkLayout:
+def _write(
+    out: Path,
+    authorities: list[str],
+    auditors: list[str],
+    base_port: int,
+    host: str,
+    governance: int,
+    threshold: int,
+    params: Params,
+    block_interval: float,
+    heartbeat: float,
+    gossip_interval: float,
+    fanout: int,
+    database_url: str | None,
+) -> NetworkLayout:
     codes = [*authorities, *auditors]
     urls = {c: f"http://{host}:{base_port + i + 1}" for i, c in enumerate(codes)}
     signers = {c: Ed25519Signer.generate() for c in codes}
@@ -117,27 +141,45 @@ def _write(out: Path, authorities: list[str], auditors: list[str], base_port: in
     registry = Registry.create(
         name="kpledger-local",
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        participants=[Participant(c, NAMES.get(c, c),
-                                  "authority" if c in authorities else "auditor",
-                                  urls[c], signers[c].public) for c in codes],
+        participants=[
+            Participant(
+                c,
+                NAMES.get(c, c),
+                "authority" if c in authorities else "auditor",
+                urls[c],
+                signers[c].public,
+            )
+            for c in codes
+        ],
         governance=gov,
         threshold=threshold,
         params=params,
     )
     (out / "genesis.json").write_bytes(registry.to_bytes())
-    secret_lines = ["# kpledger local network secrets: keep this file private (mode 0600).",
-                    "# Real deployments keep each authority's secrets in its own store.", ""]
+    secret_lines = [
+        "# kpledger local network secrets: keep this file private (mode 0600).",
+        "# Real deployments keep each authority's secrets in its own store.",
+        "",
+    ]
     gov_pass = secrets.token_urlsafe(24)
     (out / "governance").mkdir()
     for i, g in enumerate(gov):
         save_key(out / "governance" / f"gov-{i}.key", g, gov_pass.encode())
     secret_lines += ["[governance]", f"passphrase = {_toml_str(gov_pass)}", ""]
-    tokens = {c: {"passphrase": secrets.token_urlsafe(24), "peer_token": secrets.token_urlsafe(32),
-                  "operator_token": secrets.token_urlsafe(32)} for c in authorities}
+    tokens = {
+        c: {
+            "passphrase": secrets.token_urlsafe(24),
+            "peer_token": secrets.token_urlsafe(32),
+            "operator_token": secrets.token_urlsafe(32),
+        }
+        for c in authorities
+    }
     for c in auditors:
-        tokens[c] = {"passphrase": secrets.token_urlsafe(24),
-                     "peer_token": secrets.token_urlsafe(32),
-                     "auditor_token": secrets.token_urlsafe(32)}
+        tokens[c] = {
+            "passphrase": secrets.token_urlsafe(24),
+            "peer_token": secrets.token_urlsafe(32),
+            "auditor_token": secrets.token_urlsafe(32),
+        }
     configs: dict[str, Path] = {}
     for code in codes:
         folder = out / code
@@ -156,24 +198,52 @@ def _write(out: Path, authorities: list[str], auditors: list[str], base_port: in
         ]
         if code in authorities:
             lines.append('key_file = "node.key"')
-        lines += ['secrets = "../secrets.toml"', "",
-                  "[blocks]", f"interval = {block_interval}", "max_records = 1000",
-                  f"heartbeat = {heartbeat}", "",
-                  "[gossip]", f"fanout = {fanout}", f"interval = {gossip_interval}",
-                  "batch = 256", "timeout = 5.0", "peers = ["]
-        lines += [f"  {{ code = {_toml_str(p)}, url = {_toml_str(urls[p])} }},"
-                  for p in codes if p != code]
+        lines += [
+            'secrets = "../secrets.toml"',
+            "",
+            "[blocks]",
+            f"interval = {block_interval}",
+            "max_records = 1000",
+            f"heartbeat = {heartbeat}",
+            "",
+            "[gossip]",
+            f"fanout = {fanout}",
+            f"interval = {gossip_interval}",
+            "batch = 256",
+            "timeout = 5.0",
+            "peers = [",
+        ]
+        lines += [
+            f"  {{ code = {_toml_str(p)}, url = {_toml_str(urls[p])} }},"
+            for p in codes
+            if p != code
+        ]
         lines += ["]", ""]
         for p in codes:
             if p != code:
-                lines += ["[[tokens]]", 'role = "peer"', f"name = {_toml_str(p)}",
-                          f"sha256 = {_toml_str(hash_token(tokens[p]['peer_token']))}", ""]
+                lines += [
+                    "[[tokens]]",
+                    'role = "peer"',
+                    f"name = {_toml_str(p)}",
+                    f"sha256 = {_toml_str(hash_token(tokens[p]['peer_token']))}",
+                    "",
+                ]
         if code in authorities:
-            lines += ["[[tokens]]", 'role = "operator"', f"name = {_toml_str(code + '-operator')}",
-                      f"sha256 = {_toml_str(hash_token(tokens[code]['operator_token']))}", ""]
+            lines += [
+                "[[tokens]]",
+                'role = "operator"',
+                f"name = {_toml_str(code + '-operator')}",
+                f"sha256 = {_toml_str(hash_token(tokens[code]['operator_token']))}",
+                "",
+            ]
         for a in auditors:
-            lines += ["[[tokens]]", 'role = "auditor"', f"name = {_toml_str(a)}",
-                      f"sha256 = {_toml_str(hash_token(tokens[a]['auditor_token']))}", ""]
+            lines += [
+                "[[tokens]]",
+                'role = "auditor"',
+                f"name = {_toml_str(a)}",
+                f"sha256 = {_toml_str(hash_token(tokens[a]['auditor_token']))}",
+                "",
+            ]
         (folder / "node.toml").write_text("\n".join(lines), encoding="utf-8")
         configs[code] = folder / "node.toml"
         secret_lines.append(f"[{code}]")

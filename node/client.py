@@ -1,0 +1,112 @@
+"""A small synchronous HTTP client for a node's API (demo, tests, benchmarks, scripts)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import httpx
+
+from ledger.canonical import load_json
+from ledger.errors import InvalidData, LedgerError
+from ledger.records import Record
+
+__all__ = ["ClientError", "NodeClient"]
+
+
+class ClientError(LedgerError):
+    """A node answered with an error (its RFC 9457 problem is in ``problem``)."""
+
+    code = "client"
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        super().__init__(f"HTTP {status}: {problem.get('detail', problem)}")
+
+
+class NodeClient:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        verify: Any = True,
+        cert: Any = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, verify=verify, cert=cert
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> NodeClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _json(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:500]}
+            raise ClientError(response.status_code, problem)
+        return load_json(response.content, what=f"answer from {self.url}")
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._json(self.http.get(path, params=params or None))
+
+    def healthz(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.get("/healthz")
+        return answer
+
+    def heads(self) -> dict[str, dict[str, Any]]:
+        answer: dict[str, dict[str, Any]] = self.get("/v1/heads")["heads"]
+        return answer
+
+    def submit(self, records: Sequence[Record | dict[str, Any]]) -> list[dict[str, Any]]:
+        """Submit records (one request); answers one outcome per record."""
+        body = [r.as_json() if isinstance(r, Record) else r for r in records]
+        answer = self._json(self.http.post("/v1/records", json={"records": body}))
+        results: list[dict[str, Any]] = answer["results"]
+        return results
+
+    def outcome(self, record_id: str, chain: str | None = None) -> dict[str, Any] | None:
+        response = self.http.get(
+            f"/v1/records/{record_id}", params={"chain": chain} if chain else None
+        )
+        if response.status_code == 404:
+            return None
+        answer: dict[str, Any] = self._json(response)
+        return answer
+
+    def wait_settled(
+        self, record_ids: Iterable[str], *, timeout: float = 30.0, poll: float = 0.05
+    ) -> dict[str, dict[str, Any]]:
+        """Poll until every record is committed or rejected; raise on timeout."""
+        waiting = list(record_ids)
+        done: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while waiting:
+            still = []
+            for rid in waiting:
+                found = self.outcome(rid)
+                if found is not None and found["status"] in ("committed", "rejected"):
+                    done[rid] = found
+                else:
+                    still.append(rid)
+            waiting = still
+            if waiting:
+                if time.monotonic() > deadline:
+                    raise InvalidData(
+                        f"{len(waiting)} records still pending after {timeout}s: {waiting[:5]}"
+                    )
+                time.sleep(poll)
+        return done
