@@ -143,11 +143,13 @@ def _signature_of(view: StateView, chain: str, height: int) -> bytes | None:
 
 @dataclass
 class Proposal:
-    """A sealed block, its effects, and the records the rules refused."""
+    """A sealed block, its effects, the records the rules refused, and the records
+    left for a later block (past the block's limits, or dated after its time)."""
 
     block: Block
     layer: State
     rejected: list[tuple[Record, RuleViolation]] = field(default_factory=list)
+    deferred: list[Record] = field(default_factory=list)
 
 
 def propose(
@@ -163,9 +165,9 @@ def propose(
     Each record is checked in order against the state plus the ones accepted
     before it; refused ones are left out and reported. Records past the
     block's limits (``max_block_records``, ``max_block_bytes``) and records
-    dated after the block's time are left for a later block: neither
-    accepted nor rejected. The block witnesses the head of every other chain
-    this node holds.
+    dated after the block's time are left for a later block and reported as
+    ``deferred``. The block witnesses the head of every other chain this
+    node holds.
     """
     prev = view.head(chain)
     if prev is not None and time < prev.time:
@@ -180,10 +182,14 @@ def propose(
     rejected: list[tuple[Record, RuleViolation]] = []
     start = 0 if prev is None else prev.size
     room = registry.params.max_block_bytes
-    for record in records[: registry.params.max_block_records]:
+    candidates = records[: registry.params.max_block_records]
+    deferred: list[Record] = []
+    for i, record in enumerate(candidates):
         if len(record.raw) > room:
+            deferred.extend(candidates[i:])
             break
         if record.time > time:
+            deferred.append(record)
             continue
         trial = State(base=layer)
         try:
@@ -194,6 +200,7 @@ def propose(
         trial.merge_into(layer)
         accepted.append(record)
         room -= len(record.raw)
+    deferred.extend(records[len(candidates) :])
     block, frontier = seal(
         signer=signer,
         network=registry.network_id,
@@ -209,7 +216,7 @@ def propose(
     layer.signatures[(chain, h.height)] = block.signed.sig
     layer.heads[chain] = h
     layer.frontiers[chain] = frontier
-    return Proposal(block, layer, rejected)
+    return Proposal(block, layer, rejected, deferred)
 
 
 class MemoryLedger:

@@ -177,7 +177,7 @@ def allocate_origin(origin: Composition, weights: Sequence[int]) -> list[Composi
         order = sorted(left, key=lambda c: (-((w * left[c]) % left_total), c))
         for c in order[:rest]:
             share[c] += 1
-        out.append(tuple(sorted((c, q) for c, q in share.items() if q)))
+        out.append(tuple(sorted(share.items())))
         for c, q in share.items():
             left[c] -= q
         left_total -= w

@@ -5,10 +5,9 @@ exercise the same rules on the same kind of data. Nothing here is random
 unless a seed says so, and keys come from fixed seeds: never use these keys
 for a real network.
 
-Figures for realistic parcels come from public KP statistics for 2023
-(production by participant, carats and USD): Botswana about 24.7 million
-carats at about 134 USD per carat, Russia about 37.3 million carats at about
-95 USD per carat, DR Congo about 8 USD per carat, Namibia about 517.
+Prices for realistic parcels come from public KP statistics for 2023
+(``ledger.kpdata``): Botswana about 131 USD per carat, Russia about 97,
+DR Congo about 8, Namibia about 517.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from ledger.blocks import Block
 from ledger.canonical import sha256
 from ledger.chain import MemoryLedger, propose
 from ledger.crypto import Ed25519Signer
+from ledger.kpdata import PRODUCTION_2023
 from ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
 from ledger.registry import Params, Participant, Registry
 from ledger.rules import certificate_origin
@@ -43,8 +43,8 @@ NAMES = {
     "AO": "Angola",
     "WDC": "World Diamond Council",
 }
-#: USD per carat of 2023 production (public KP statistics, rounded).
-PRICE_PER_CARAT = {"BW": 134, "RU": 95, "NA": 517, "CD": 8, "CA": 140, "ZA": 110, "AO": 130}
+#: whole USD per carat of 2023 production, from public KP statistics (ledger.kpdata)
+PRICE_PER_CARAT = {c: round(v / ct) for c, (ct, v) in PRODUCTION_2023.items()}
 
 
 def _seeded(label: str, seed: int) -> Ed25519Signer:

@@ -490,17 +490,25 @@ def _flip(data: bytes, bit: int) -> bytes:
     return bytes(out)
 
 
+def _receive_header(raw: bytes, block: Block) -> None:
+    """What a node does with header bytes: parse, check the signature, link the block."""
+    header = Header.from_json(parse_canonical(raw, what="header"))
+    signed = SignedHeader(header, block.signed.sig)
+    signed.verify_signature(BW.public)
+    check(Block(signed, block.records), None if header.height == 1 else SIGNED[0])
+
+
+def _receive_evidence(data: bytes) -> None:
+    Evidence.from_json(parse_canonical(data, what="evidence")).verify(_key_for)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(SIGNED), st.data())
 def test_bit_flip_in_header_bytes_fails(block: Block, data: st.DataObject) -> None:
     raw = block.header.raw
     bit = data.draw(st.integers(0, len(raw) * 8 - 1), label="bit")
     with pytest.raises(InvalidData):
-        header = Header.from_json(parse_canonical(_flip(raw, bit), what="header"))
-        signed = SignedHeader(header, block.signed.sig)
-        signed.verify_signature(BW.public)
-        prev = None if header.height == 1 else SIGNED[0]
-        check(Block(signed, block.records), prev)
+        _receive_header(_flip(raw, bit), block)
 
 
 @settings(max_examples=200, deadline=None)
@@ -526,5 +534,4 @@ def test_evidence_sample_is_valid() -> None:
 @given(st.integers(0, len(EVIDENCE) * 8 - 1))
 def test_bit_flip_in_evidence_fails(bit: int) -> None:
     with pytest.raises(InvalidData):
-        evidence = Evidence.from_json(parse_canonical(_flip(EVIDENCE, bit), what="evidence"))
-        evidence.verify(_key_for)
+        _receive_evidence(_flip(EVIDENCE, bit))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -257,6 +258,48 @@ def test_round_trip(value: Any) -> None:
     data = canonical_bytes(value)
     assert parse_canonical(data) == value
     assert canonical_bytes(parse_canonical(data)) == data
+
+
+#: any JSON value, with unbounded integers and any code point (lone surrogates too)
+wild_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(st.characters(codec=None, exclude_categories=()), max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(
+            st.text(st.characters(codec=None, exclude_categories=()), max_size=6),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(wild_values)
+def test_canonical_bytes_agrees_with_the_reference_implementation(value: Any) -> None:
+    """The fast path (``json.dumps``) and ``rfc8785.dumps`` give the same bytes, or both refuse."""
+    try:
+        want = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+        with pytest.raises(EncodingError):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\x00\x1f\x7f", "\b\f\n\r\t", "\u2028\u2029", '"\\/', "\ufeff", "é\U0001f48e"],
+    ids=["controls", "short-escapes", "separators", "quote-backslash-solidus", "bom", "astral"],
+)
+def test_string_escapes_agree_with_the_reference(text: str) -> None:
+    value = {"s": text, "k": [text]}
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+    assert parse_canonical(canonical_bytes(value)) == value
 
 
 @settings(max_examples=100, deadline=None)

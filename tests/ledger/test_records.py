@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ledger.canonical import Tag, canonical_bytes, parse_canonical
 from ledger.crypto import Ed25519Signer
-from ledger.errors import EncodingError, InvalidData, SchemaError, SignatureError
+from ledger.errors import EncodingError, InvalidData, SchemaError
 from ledger.merkle import leaf_hash
 from ledger.records import (
     MAX_LINES,
@@ -185,7 +185,7 @@ def split(children: list[dict[str, Any]], parent: str = "BW-P1") -> dict[str, An
 
 
 def issue_line(**changes: Any) -> dict[str, Any]:
-    line = copy.deepcopy(BODIES[Kind.CERTIFICATE_ISSUE][0]["lines"][0])
+    line: dict[str, Any] = copy.deepcopy(BODIES[Kind.CERTIFICATE_ISSUE][0]["lines"][0])
     line.update(changes)
     return line
 
@@ -256,7 +256,7 @@ def test_make_record_signs_governance_records() -> None:
 @pytest.mark.parametrize(
     ("kind", "name"),
     [(k, n) for k, (body, _) in BODIES.items() for n in body if (k, n) not in OPTIONAL],
-    ids=lambda x: str(x),
+    ids=str,
 )
 def test_missing_body_field(kind: Kind, name: str) -> None:
     body = copy.deepcopy(BODIES[kind][0])
@@ -328,7 +328,7 @@ def _wrong_type(value: Any) -> Any:
 @pytest.mark.parametrize(
     ("kind", "name"),
     [(k, n) for k, (body, _) in BODIES.items() for n in body],
-    ids=lambda x: str(x),
+    ids=str,
 )
 def test_wrong_type_body_field(kind: Kind, name: str) -> None:
     body = copy.deepcopy(BODIES[kind][0])
@@ -560,9 +560,7 @@ def test_unknown_kind_and_choices() -> None:
 
 def test_strings_refuse_control_characters_spaces_and_overlength() -> None:
     for bad in [" Acme", "Acme ", "Ac\tme", "Ac\x00me", "", "x" * 201]:
-        refused(
-            doc(Kind.PARTY_REGISTER, body_with(Kind.PARTY_REGISTER, name=bad)), "body.name"
-        )
+        refused(doc(Kind.PARTY_REGISTER, body_with(Kind.PARTY_REGISTER, name=bad)), "body.name")
 
 
 def test_malformed_hex_fields_are_encoding_errors() -> None:
@@ -589,9 +587,7 @@ def test_malformed_hex_fields_are_encoding_errors() -> None:
 
 @pytest.mark.parametrize("bad", ["7103.10", "7102.29", "7102", "7102.1", "7102.10 ", "71.02"])
 def test_bad_hs_codes(bad: str) -> None:
-    refused(
-        doc(Kind.PARCEL_REGISTER, body_with(Kind.PARCEL_REGISTER, hs=bad)), "body.hs"
-    )
+    refused(doc(Kind.PARCEL_REGISTER, body_with(Kind.PARCEL_REGISTER, hs=bad)), "body.hs")
     refused(issue(lines=[issue_line(hs=bad)]), "body.lines[0].hs")
 
 
@@ -601,7 +597,8 @@ def test_rough_hs_codes(good: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["2026-02-30", "2026-13-01", "2026-3-1", "20260301", "2026-03-01T00:00:00Z", "0000-01-01"]
+    "bad",
+    ["2026-02-30", "2026-13-01", "2026-3-1", "20260301", "2026-03-01T00:00:00Z", "0000-01-01"],
 )
 def test_bad_dates(bad: str) -> None:
     refused(
