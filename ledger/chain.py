@@ -188,9 +188,9 @@ def propose(
         if len(record.raw) > room:
             deferred.extend(candidates[i:])
             break
-        if record.time > time:
-            deferred.append(record)
-            continue
+        if record.time > time:  # later records may build on it: keep their order
+            deferred.extend(candidates[i:])
+            break
         trial = State(base=layer)
         try:
             apply_record(trial, record, start + len(accepted), ctx)

@@ -322,7 +322,7 @@ class Node:
                 self.store, self.registry, self.signer, self.chain, take, self.clock()
             )
             self.store.commit(proposal.layer, proposal.rejected)
-            self._pending = self._pending[len(take) :]
+            self._pending = proposal.deferred + self._pending[len(take) :]
             self._pending_ids = {r.id for r in self._pending}
             self._last_seal = time.monotonic()
             if self._pending:

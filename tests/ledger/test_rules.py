@@ -1773,12 +1773,19 @@ def test_propose_leaves_records_dated_after_the_block_for_later(sc: Scenario) ->
         body={"party": "BW-LATE", "name": "Late", "role": "trader", "address": "x"},
     )
     now = sc.party("BW", "BW-NOW")
+    after = sc.party("BW", "BW-AFTER")
     proposal = propose(
-        sc.ledger.state, sc.net.registry, sc.net.signer("BW"), "BW", [future, now], sc.tick()
+        sc.ledger.state,
+        sc.net.registry,
+        sc.net.signer("BW"),
+        "BW",
+        [now, future, after],
+        sc.tick(),
     )
+    # records after a future-dated one wait with it: they may build on it
     assert proposal.block.records == (now,)
     assert proposal.rejected == []
-    assert proposal.deferred == [future]
+    assert proposal.deferred == [future, after]
     sc.ledger.append(proposal.block)  # every node accepts the block its author sealed
 
 
