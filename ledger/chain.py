@@ -25,7 +25,15 @@ from ledger.merkle import MemoryTree
 from ledger.records import GOVERNANCE_CHAIN, Record
 from ledger.registry import Registry
 from ledger.rules import Context, apply_record
-from ledger.state import KeyEvent, MemberEvent, State, StateView, key_at, member_role
+from ledger.state import (
+    KeyEvent,
+    MemberEvent,
+    State,
+    StateView,
+    chains_of,
+    key_at,
+    member_role,
+)
 
 __all__ = [
     "MemoryLedger",
@@ -172,7 +180,7 @@ def propose(
     prev = view.head(chain)
     if prev is not None and time < prev.time:
         time = prev.time
-    heads = [view.head(c) for c in registry.chains if c != chain]
+    heads = [view.head(c) for c in chains_of(view) if c != chain]
     witness = [WitnessRef(h.chain, h.height, h.hash) for h in heads if h is not None]
     witnessed = {h.chain: h for h in heads if h is not None}
     height = 1 if prev is None else prev.height + 1

@@ -38,6 +38,7 @@ __all__ = [
     "Party",
     "State",
     "StateView",
+    "chains_of",
 ]
 
 
@@ -152,6 +153,7 @@ class StateView(Protocol):
     def record_ref(self, chain: str, record_id: str) -> RecordRef | None: ...
     def restricted(self, chain: str) -> frozenset[str]: ...
     def member_events(self, code: str) -> list[MemberEvent]: ...
+    def member_codes(self) -> frozenset[str]: ...
     def key_events(self, chain: str) -> list[KeyEvent]: ...
     def header(self, chain: str, height: int) -> Header | None: ...
     def head(self, chain: str) -> Header | None: ...
@@ -178,6 +180,12 @@ def member_role(view: StateView, code: str, kp_size: int) -> str | None:
         if event.kp_size <= kp_size and (latest is None or event.kp_size >= latest.kp_size):
             latest = event
     return None if latest is None else latest.role
+
+
+def chains_of(view: StateView) -> tuple[str, ...]:
+    """Every chain of the network now: authorities ever admitted, and the governance chain."""
+    codes = sorted(c for c in view.member_codes() if member_role(view, c, 2**63) == "authority")
+    return (*codes, "KP")
 
 
 def key_at(view: StateView, chain: str, height: int, kp_size: int | None) -> PublicKey | None:
@@ -255,6 +263,10 @@ class State:
     def member_events(self, code: str) -> list[MemberEvent]:
         below = self.base.member_events(code) if self.base is not None else []
         return below + [m for m in self.members if m.code == code]
+
+    def member_codes(self) -> frozenset[str]:
+        below = self.base.member_codes() if self.base is not None else frozenset()
+        return below | {m.code for m in self.members}
 
     def key_events(self, chain: str) -> list[KeyEvent]:
         below = self.base.key_events(chain) if self.base is not None else []

@@ -26,6 +26,7 @@ import httpx
 from ledger.canonical import load_json
 from ledger.errors import InvalidData, LedgerError
 from ledger.records import GOVERNANCE_CHAIN
+from ledger.state import chains_of
 from node.config import PeerConfig
 from node.node import Node
 
@@ -176,7 +177,7 @@ class Gossip:
                 if not isinstance(docs, dict) or not isinstance(docs.get("evidence"), list):
                     raise InvalidData("evidence answer malformed")
                 await asyncio.to_thread(self.node.receive_evidence, docs["evidence"])
-            known = set(self.node.registry.chains)
+            known = set(chains_of(self.node.store))
             order = sorted(heads, key=lambda c: (c != GOVERNANCE_CHAIN, c))
             for chain in order:
                 if chain not in known:

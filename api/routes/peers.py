@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from api.deps import Caller, NodeDep, require
 from ledger.canonical import load_json
 from ledger.errors import InvalidData
+from ledger.state import chains_of
 
 router = APIRouter(prefix="/v1", tags=["peers"])
 
@@ -63,7 +64,7 @@ async def blocks(
     limit: Annotated[int, Query(ge=1, le=MAX_PULL)] = 100,
 ) -> Response:
     """``{"blocks": [{header, records, sig}, ...]}`` in the exact stored bytes."""
-    if chain not in node.registry.chains:
+    if chain not in chains_of(node.store):
         raise HTTPException(404, f"no chain {chain} in this network")
     body = await asyncio.to_thread(node.blocks_json, chain, start, limit)
     return Response(body, media_type="application/json")

@@ -526,6 +526,9 @@ class Store:
                 self._restricted[chain] = frozenset(r[0] for r in rows)
         return self._restricted[chain]
 
+    def member_codes(self) -> frozenset[str]:
+        return frozenset(self._members)
+
     def member_events(self, code: str) -> list[MemberEvent]:
         return list(self._members.get(code, ()))
 

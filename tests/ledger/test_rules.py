@@ -1789,12 +1789,6 @@ def test_propose_leaves_records_dated_after_the_block_for_later(sc: Scenario) ->
     sc.ledger.append(proposal.block)  # every node accepts the block its author sealed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConfirmationInvalid,
-    reason="propose witnesses only registry.chains: a member admitted by governance is never "
-    "witnessed by the others, so its certificates can never be confirmed (nor voided)",
-)
 def test_certificates_of_an_admitted_member_can_be_confirmed(sc: Scenario) -> None:
     na = signer("NA")
     sc.net.signers["NA"] = na
