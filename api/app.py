@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.deps import BodyLimit
-from api.routes import ops, peers, records
+from api.routes import certificates, ops, parcels, peers, records
 from node.gossip import Gossip
 from node.node import Node
 
@@ -74,6 +74,8 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
     app.state.gossip = gossip
     problems.install(app)
     app.include_router(records.router)
+    app.include_router(parcels.router)
+    app.include_router(certificates.router)
     app.include_router(peers.router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimit, limits=_limit)

@@ -1,7 +1,7 @@
 """RFC 9457 problem documents, and the one place errors become HTTP answers.
 
 Every error answer has ``Content-Type: application/problem+json`` and a
-stable ``type`` per error class: ``https://kpledger.org/problems/<code>``,
+stable ``type`` per error class: ``urn:kpledger:problem:<code>``,
 where ``<code>`` is the ``code`` of the class in ``ledger.errors``.
 """
 
@@ -18,7 +18,7 @@ from ledger.errors import DependencyMissing, InvalidData, LedgerError, StoreErro
 
 __all__ = ["PROBLEM_BASE", "install", "problem"]
 
-PROBLEM_BASE = "https://kpledger.org/problems/"
+PROBLEM_BASE = "urn:kpledger:problem:"
 _TITLES = {
     400: "Bad request",
     401: "Unauthorized",

@@ -1068,6 +1068,37 @@ class Store:
             ParcelEvent(r.parcel, _ref(r.chain, r.idx, r.leaf), int(r.height), r.kind) for r in rows
         ]
 
+    def events_for(self, parcel_ids: Sequence[str]) -> list[tuple[ParcelEvent, str]]:
+        """Records that acted on any of the parcels, each with its block's time."""
+        pe, rec, hd = t.parcel_events.c, t.records.c, t.headers.c
+        out: list[tuple[ParcelEvent, str]] = []
+        with self.engine.connect() as conn:
+            for part in _chunks(sorted(set(parcel_ids))):
+                q = (
+                    select(pe.parcel, pe.chain, pe.idx, pe.height, pe.kind, rec.leaf, hd.time)
+                    .join(t.records, and_(rec.chain == pe.chain, rec.idx == pe.idx))
+                    .join(t.headers, and_(hd.chain == pe.chain, hd.height == pe.height))
+                    .where(pe.parcel.in_(part))
+                )
+                out += [
+                    (ParcelEvent(p, _ref(c, i, leaf), int(h), k), time)
+                    for p, c, i, h, k, leaf, time in conn.execute(q)
+                ]
+        return sorted(out, key=lambda x: (x[1], x[0].ref.chain, x[0].ref.index, x[0].parcel))
+
+    def parcels_many(self, parcel_ids: Sequence[str]) -> dict[str, Parcel]:
+        out: dict[str, Parcel] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(sorted(set(parcel_ids))):
+                for row in conn.execute(select(t.parcels).where(t.parcels.c.id.in_(part))):
+                    out[row[0]] = _parcel(row)
+        return out
+
+    def signed_header(self, chain: str, height: int) -> SignedHeader | None:
+        header = self.header(chain, height)
+        sig = self.signature(chain, height)
+        return None if header is None or sig is None else SignedHeader(header, sig)
+
     def signed_head(self, chain: str) -> SignedHeader | None:
         head = self._heads.get(chain)
         if head is None:

@@ -1,0 +1,202 @@
+"""Provenance queries: parcels, lineage, certificates, as each role may see them.
+
+Plain functions over a ``Store``; routes turn their results into schemas.
+Visibility (DOMAIN rule 10): values and party names are for authorities and
+auditors. An auditor sees everything; an operator sees its own jurisdiction's
+parcels and the certificates its authority issued or received; a party sees
+the parcels it holds; everyone else sees origin, weights, dates,
+jurisdictions and certificate status.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from api.deps import Caller
+from api.schemas import (
+    CertificateOut,
+    EdgeOut,
+    EventOut,
+    HistoryOut,
+    ParcelOut,
+    ProofOut,
+    RefOut,
+)
+from ledger.canonical import parse_canonical
+from ledger.records import Composition, RecordRef
+from ledger.state import Certificate, CertificateStatus, Edge, Parcel
+from ledger.store import Store
+
+__all__ = ["certificate_view", "history_view", "parcel_view", "shares"]
+
+
+def shares(origin: Composition) -> dict[str, float]:
+    total = sum(q for _, q in origin)
+    return {c: round(q * 100 / total, 4) if total else 0.0 for c, q in origin}
+
+
+def _ref(ref: RecordRef, height: int | None = None, time: str | None = None) -> RefOut:
+    return RefOut(chain=ref.chain, index=ref.index, hash=ref.hash.hex(), height=height, time=time)
+
+
+def sees_parcel(caller: Caller, parcel: Parcel, node_chain: str | None) -> bool:
+    if caller.role == "auditor":
+        return True
+    if caller.role == "operator":
+        return parcel.chain == node_chain
+    if caller.role == "party":
+        return parcel.custodian is not None and parcel.custodian == caller.party
+    return False
+
+
+def sees_certificate(caller: Caller, cert: Certificate, node_chain: str | None) -> bool:
+    if caller.role == "auditor":
+        return True
+    if caller.role == "operator":
+        return node_chain in (cert.issuer, cert.destination)
+    if caller.role == "party":
+        return caller.party == cert.exporter
+    return False
+
+
+def parcel_view(parcel: Parcel, caller: Caller, node_chain: str | None) -> ParcelOut:
+    full = sees_parcel(caller, parcel, node_chain)
+    return ParcelOut(
+        id=parcel.id,
+        jurisdiction=parcel.chain,
+        status=parcel.status.value,
+        weight=parcel.weight,
+        hs=parcel.hs,
+        origin=dict(parcel.origin),
+        origin_shares=shares(parcel.origin),
+        certificate=parcel.certificate,
+        created=_ref(parcel.created),
+        custodian=parcel.custodian if full else None,
+        value=parcel.value if full else None,
+    )
+
+
+def _edges(edges: list[Edge], kinds: dict[tuple[str, int], str]) -> list[EdgeOut]:
+    return [
+        EdgeOut(
+            parent=e.parent,
+            child=e.child,
+            kind="split" if kinds.get((e.ref.chain, e.ref.index)) == "parcel.split" else "merge",
+            chain=e.ref.chain,
+            index=e.ref.index,
+            hash=e.ref.hash.hex(),
+        )
+        for e in edges
+    ]
+
+
+def history_view(
+    store: Store, parcel: Parcel, caller: Caller, node_chain: str | None, limit: int
+) -> HistoryOut:
+    """The lineage graph: ancestors back to the mines, descendants, and every record."""
+    ancestors = store.ancestry(parcel.id, limit=limit)
+    descendants = store.descent(parcel.id, limit=limit)
+    truncated = len(ancestors) >= limit or len(descendants) >= limit
+    ids = {parcel.id} | {e.parent for e in ancestors} | {e.child for e in ancestors}
+    ids |= {e.child for e in descendants} | {e.parent for e in descendants}
+    parcels = store.parcels_many(sorted(ids))
+    events = store.events_for(sorted(ids))
+    kinds = {(e.ref.chain, e.ref.index): e.kind for e, _ in events}
+    certs: dict[tuple[str, int], str] = {}
+    for e, _ in events:
+        if e.kind.startswith("certificate.") and (e.ref.chain, e.ref.index) not in certs:
+            record = store.record(e.ref.chain, e.ref.index)
+            if record is not None:
+                certs[(e.ref.chain, e.ref.index)] = str(record.body_json.get("number", ""))
+    return HistoryOut(
+        subject=parcel.id,
+        origin=dict(parcel.origin),
+        origin_shares=shares(parcel.origin),
+        parcels=[parcel_view(p, caller, node_chain) for _, p in sorted(parcels.items())],
+        ancestors=_edges(ancestors, kinds),
+        descendants=_edges(descendants, kinds),
+        events=[
+            EventOut(
+                parcel=e.parcel,
+                kind=e.kind,
+                chain=e.ref.chain,
+                height=e.height,
+                index=e.ref.index,
+                hash=e.ref.hash.hex(),
+                time=time,
+                certificate=certs.get((e.ref.chain, e.ref.index)),
+            )
+            for e, time in events
+        ],
+        truncated=truncated,
+    )
+
+
+def certificate_status(cert: Certificate, today: str | None = None) -> str:
+    day = today or datetime.now(UTC).strftime("%Y-%m-%d")
+    if cert.status is CertificateStatus.ISSUED and day > cert.expires:
+        return "expired"
+    return cert.status.value
+
+
+def inclusion(store: Store, ref: RecordRef) -> ProofOut | None:
+    """A record's inclusion proof against its chain's signed head."""
+    head = store.signed_head(ref.chain)
+    record = store.record(ref.chain, ref.index)
+    if head is None or record is None:
+        return None
+    size = head.header.size
+    proof = store.inclusion_proof(ref.chain, ref.index, size)
+    header: dict[str, Any] = parse_canonical(head.header.raw)
+    return ProofOut(
+        record=record.as_json(),
+        index=ref.index,
+        size=size,
+        proof=[p.hex() for p in proof],
+        header=header,
+        sig=head.sig.hex(),
+    )
+
+
+def certificate_view(
+    store: Store, cert: Certificate, caller: Caller, node_chain: str | None
+) -> CertificateOut:
+    full = sees_certificate(caller, cert, node_chain)
+    return CertificateOut(
+        number=cert.number,
+        issuer=cert.issuer,
+        destination=cert.destination,
+        status=certificate_status(cert),
+        issued=cert.issued,
+        expires=cert.expires,
+        carats=cert.carats,
+        parcels=list(cert.parcels),
+        origin=cert.origin,
+        issue=_ref(cert.issue_ref),
+        closed=_ref(cert.closed_ref) if cert.closed_ref else None,
+        received=cert.received,
+        exporter=cert.exporter if full else None,
+        importer=cert.importer_name if full else None,
+        value=cert.value if full else None,
+        proof=inclusion(store, cert.issue_ref) if full else _public_proof(store, cert),
+    )
+
+
+def _public_proof(store: Store, cert: Certificate) -> ProofOut | None:
+    """The public gets the proof without the record's commercial fields: only the hashes.
+
+    The record itself carries values and party names, so the public proof
+    holds the leaf hash's path and the signed header; the record is omitted.
+    """
+    proof = inclusion(store, cert.issue_ref)
+    if proof is None:
+        return None
+    return ProofOut(
+        record={"hash": cert.issue_ref.hash.hex()},
+        index=proof.index,
+        size=proof.size,
+        proof=proof.proof,
+        header=proof.header,
+        sig=proof.sig,
+    )
