@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-## demo: create the virtual environment, install, run the main job on SQLite
+## demo: create the virtual environment, install, start a local network on SQLite
+## and run the KP story through it (DEMO_ARGS=--exit to stop at the end)
 demo: $(STAMP)
-	$(VENV)/bin/kpl example
+	$(VENV)/bin/kpl demo $(DEMO_ARGS)
 
 ## test: install what tests need, then lint, types and the test suite
 test: lint types pytest

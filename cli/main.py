@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +15,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from api.server import run_node
+from cli.demo import AUTHORITIES, run_story, wait_agreement
 from cli.example import run_example
+from cli.render import history_tree
 from keys import (
     generate_key_file,
     load_key,
@@ -24,7 +28,9 @@ from keys import (
 from ledger.errors import LedgerError
 from ledger.state import Certificate, ParcelEvent
 from ledger.store import Store, make_engine, schema_revision, upgrade
+from node.client import NodeClient
 from node.config import ROLES, hash_token
+from node.local import LocalNetwork
 from node.network import init_network
 
 app = typer.Typer(
@@ -140,6 +146,46 @@ def example(
             )
         finally:
             result.store.close()
+
+
+@app.command()
+def demo(
+    exit_: Annotated[bool, typer.Option("--exit", help="stop the network at the end")] = False,
+) -> None:
+    """Start a local network of five authorities and a WDC auditor, and run the KP story."""
+    with tempfile.TemporaryDirectory(prefix="kpl-demo-") as tmp:
+        net = LocalNetwork.create(Path(tmp) / "network", AUTHORITIES, ("WDC",))
+        console.print(f"network {net.layout.registry.network_id[:16]}... in {tmp}")
+        net.start()
+        try:
+            with console.status("starting 6 node processes ..."):
+                net.wait_ready()
+            console.print("nodes up; the story, each step submitted to its authority's API:")
+            result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            with console.status("waiting until every node holds the same chains ..."):
+                heads = wait_agreement(net)
+            console.print(
+                f"all 6 nodes agree on {len(heads)} chains: "
+                + ", ".join(f"{c} at height {h['height']}" for c, h in heads.items())
+            )
+            auditor = NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token"))
+            with auditor:
+                history = auditor.get(f"/v1/parcels/{result.final_parcel}/history")
+            console.print(f"\nLineage of {result.final_parcel}, from the WDC auditor's node:")
+            console.print(history_tree(history))
+            console.print("\nnodes:")
+            for code, url in net.layout.urls.items():
+                console.print(f"  {code:4} {url}")
+            if exit_:
+                return
+            console.print("\nthe network keeps running; Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):
+                while all(p.poll() is None for p in net.procs.values()):
+                    time.sleep(0.5)
+        except LedgerError as exc:
+            raise _fail(exc) from exc
+        finally:
+            net.stop()
 
 
 @keys_app.command("generate")

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-from ledger.canonical import load_json
 from ledger.errors import InvalidData, LedgerError
 from ledger.records import Record
 
@@ -58,7 +57,10 @@ class NodeClient:
             except ValueError:
                 problem = {"detail": response.text[:500]}
             raise ClientError(response.status_code, problem)
-        return load_json(response.content, what=f"answer from {self.url}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise InvalidData(f"answer from {self.url} is not JSON: {exc}") from exc
 
     def get(self, path: str, **params: Any) -> Any:
         return self._json(self.http.get(path, params=params or None))

@@ -1,0 +1,408 @@
+"""``kpl demo``: a real local network and one KP story driven through its HTTP API.
+
+Five authority nodes (BW, RU, AE, EU, IN) and a WDC auditor node run as real
+processes on 127.0.0.1, each with its own SQLite store. The story is the one
+DOMAIN.md tells: production in Botswana and Russia at 2023 KP prices, sorting
+in Gaborone, exports under KP certificates, a mixed Dubai shipment refused by
+the EU for its Russian share (rule 9), Antwerp's re-export to India, Russia's
+direct export to India, and a Surat manufacturer's merge and split. Every
+record goes through an authority's operator API; every node checks every
+block it receives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledger.errors import LedgerError
+from ledger.kpdata import usd_per_carat
+from ledger.records import Kind, make_record
+from ledger.rules import certificate_origin
+from node.client import NodeClient
+from node.local import LocalNetwork
+
+__all__ = ["DemoResult", "Story", "run_story"]
+
+AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cents(code: str, carats: int) -> int:
+    """A parcel's value in cents at the 2023 KP average price of its producer."""
+    price = usd_per_carat(code) or 100.0
+    return round(carats * price * 100)
+
+
+@dataclass
+class DemoResult:
+    final_parcel: str
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+
+
+class Story:
+    """Builds records, submits them to the right authority, and waits for outcomes."""
+
+    def __init__(self, net: LocalNetwork, say: Callable[[str], None]) -> None:
+        self.net = net
+        self.say = say
+        self.network_id = net.layout.registry.network_id
+        self.clients = {c: NodeClient(net.layout.urls[c], net.token(c)) for c in AUTHORITIES}
+        self.auditor = NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token"))
+        self._serial = 0
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+        self.auditor.close()
+
+    def record(self, chain: str, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+        self._serial += 1
+        return make_record(
+            network=self.network_id,
+            chain=chain,
+            kind=kind,
+            record_id=f"demo-{chain}-{self._serial}",
+            time=_now(),
+            body=body,
+        ).as_json()
+
+    def commit(
+        self, chain: str, *records: dict[str, Any], refusals: int = 0
+    ) -> list[dict[str, Any]]:
+        """Submit to ``chain``'s node and wait until sealed; return the refusals."""
+        client = self.clients[chain]
+        answers = client.submit(list(records))
+        bad = [a for a in answers if a["status"] == "invalid"]
+        if bad:
+            raise LedgerError(f"{chain} refused the demo's records as invalid: {bad[0]}")
+        outcomes = client.wait_settled([r["id"] for r in records], timeout=60)
+        refused = [o for o in outcomes.values() if o["status"] == "rejected"]
+        if len(refused) != refusals:
+            raise LedgerError(f"{chain}: expected {refusals} refusals, got {refused}")
+        return refused
+
+    def parcel(self, chain: str, parcel_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.clients[chain].get(f"/v1/parcels/{parcel_id}")
+        return found
+
+    def wait(self, what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise LedgerError(f"timed out waiting for {what}")
+            time.sleep(0.1)
+
+    def has_certificate(self, chain: str, number: str) -> bool:
+        try:
+            self.clients[chain].get(f"/v1/certificates/{number}")
+        except LedgerError:
+            return False
+        return True
+
+    # ------------------------------------------------------------ record bodies
+    def party(self, chain: str, party: str, role: str, name: str) -> dict[str, Any]:
+        return self.record(
+            chain,
+            Kind.PARTY_REGISTER,
+            {"party": party, "name": name, "role": role, "address": name},
+        )
+
+    def register(
+        self, chain: str, parcel: str, custodian: str, carats: int, mine: str
+    ) -> dict[str, Any]:
+        return self.record(
+            chain,
+            Kind.PARCEL_REGISTER,
+            {
+                "parcel": parcel,
+                "custodian": custodian,
+                "weight": carats * 100,
+                "value": cents(chain, carats),
+                "hs": "7102.31",
+                "mine": mine,
+                "produced": _now()[:10],
+            },
+        )
+
+    def split(self, chain: str, parcel: str, parts: list[tuple[str, int]]) -> dict[str, Any]:
+        """Split by carats; values shared in proportion, the last part takes the rest."""
+        p = self.parcel(chain, parcel)
+        children: list[dict[str, Any]] = []
+        left_v = int(p["value"])
+        for i, (child, carats) in enumerate(parts):
+            value = (
+                left_v
+                if i == len(parts) - 1
+                else int(p["value"]) * carats * 100 // int(p["weight"])
+            )
+            left_v -= value
+            children.append({"parcel": child, "weight": carats * 100, "value": value})
+        if sum(c["weight"] for c in children) != p["weight"]:
+            raise LedgerError(f"demo split of {parcel} does not add up")
+        return self.record(chain, Kind.PARCEL_SPLIT, {"parcel": parcel, "children": children})
+
+    def transfer(self, chain: str, parcel: str, to: str) -> dict[str, Any]:
+        return self.record(chain, Kind.PARCEL_TRANSFER, {"parcel": parcel, "to": to})
+
+    def merge(self, chain: str, parents: list[str], child: str, custodian: str) -> dict[str, Any]:
+        ps = [self.parcel(chain, p) for p in parents]
+        return self.record(
+            chain,
+            Kind.PARCEL_MERGE,
+            {
+                "parents": parents,
+                "parcel": child,
+                "custodian": custodian,
+                "weight": sum(int(p["weight"]) for p in ps),
+                "value": sum(int(p["value"]) for p in ps),
+            },
+        )
+
+    def restrict(self, chain: str, origin: str) -> dict[str, Any]:
+        return self.record(
+            chain,
+            Kind.POLICY_RESTRICT_ORIGIN,
+            {
+                "origin": origin,
+                "reason": "ban on rough diamonds of this origin, also through third countries",
+            },
+        )
+
+    def issue(
+        self,
+        chain: str,
+        number: str,
+        destination: str,
+        exporter: str,
+        parcels: list[str],
+        importer: str,
+    ) -> dict[str, Any]:
+        lines = []
+        for pid in parcels:
+            p = self.parcel(chain, pid)
+            lines.append(
+                {
+                    "parcel": pid,
+                    "weight": p["weight"],
+                    "value": p["value"],
+                    "hs": p["hs"],
+                    "origin": p["origin"],
+                }
+            )
+        today = datetime.now(UTC).date()
+        return self.record(
+            chain,
+            Kind.CERTIFICATE_ISSUE,
+            {
+                "number": number,
+                "destination": destination,
+                "exporter": exporter,
+                "importer": {"name": importer, "address": importer},
+                "lines": lines,
+                "carats": sum(x["weight"] for x in lines),
+                "value": sum(x["value"] for x in lines),
+                "parcels": len(lines),
+                "origin": certificate_origin([tuple(x["origin"].items()) for x in lines]),
+                "issued": today.isoformat(),
+                "expires": (today + timedelta(days=30)).isoformat(),
+                "seal": f"SEAL-{number}",
+            },
+        )
+
+    def confirm(self, chain: str, number: str, custodian: str) -> dict[str, Any]:
+        self.wait(
+            f"{chain} to receive certificate {number}", lambda: self.has_certificate(chain, number)
+        )
+        cert = self.clients[chain].get(f"/v1/certificates/{number}")
+        received = [
+            {"parcel": pid, "weight": int(self.auditor_parcel(pid)["weight"])}
+            for pid in cert["parcels"]
+        ]
+        return self.record(
+            chain,
+            Kind.CERTIFICATE_CONFIRM,
+            {
+                "number": number,
+                "ref": {
+                    "chain": cert["issue"]["chain"],
+                    "index": cert["issue"]["index"],
+                    "hash": cert["issue"]["hash"],
+                },
+                "custodian": custodian,
+                "received": received,
+            },
+        )
+
+    def auditor_parcel(self, parcel_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.auditor.get(f"/v1/parcels/{parcel_id}")
+        return found
+
+
+def run_story(net: LocalNetwork, say: Callable[[str], None]) -> DemoResult:
+    """Drive the KP story through the network's APIs."""
+    s = Story(net, say)
+    result = DemoResult("IN-CUT-2")
+
+    def step(text: str, chain: str, *records: dict[str, Any], refusals: int = 0) -> None:
+        started = time.monotonic()
+        refused = s.commit(chain, *records, refusals=refusals)
+        result.refused += refused
+        line = f"{chain}: {text} ({len(records)} records, {time.monotonic() - started:.1f}s)"
+        result.steps.append(line)
+        say(line)
+        for r in refused:
+            say(f"    refused: rule {r['rule']}: {r['reason']}")
+
+    try:
+        step(
+            "licensed parties registered",
+            "BW",
+            s.party("BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
+            s.party("BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
+        )
+        step("licensed miner registered", "RU", s.party("RU", "RU-ALROSA", "miner", "ALROSA"))
+        step(
+            "Dubai traders registered",
+            "AE",
+            s.party("AE", "AE-DMCC1", "trader", "Dubai rough trader"),
+        )
+        step(
+            "Antwerp importer registered; the EU restricts Russian origin",
+            "EU",
+            s.party("EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
+            s.restrict("EU", "RU"),
+        )
+        step(
+            "Surat manufacturer registered",
+            "IN",
+            s.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
+        )
+        step(
+            "production registered at Jwaneng and Orapa",
+            "BW",
+            s.register("BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
+            s.register("BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
+        )
+        step(
+            "production registered at Mir and Udachny",
+            "RU",
+            s.register("RU", "RU-MI-1", "RU-ALROSA", 9_000, "Mir"),
+            s.register("RU", "RU-UD-1", "RU-ALROSA", 6_000, "Udachny"),
+        )
+        step(
+            "sorting in Gaborone: Jwaneng lot split in three",
+            "BW",
+            s.split(
+                "BW", "BW-JW-1", [("BW-JW-1a", 5_000), ("BW-JW-1b", 4_500), ("BW-JW-1c", 3_000)]
+            ),
+        )
+        step(
+            "lots sold to the exporter",
+            "BW",
+            *(s.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
+        )
+        step(
+            "KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
+            "BW",
+            s.issue(
+                "BW",
+                "BW-2026-0001",
+                "EU",
+                "BW-OKAVANGO",
+                ["BW-JW-1a", "BW-OR-1"],
+                "Antwerp rough importer",
+            ),
+            s.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"], "Dubai rough trader"),
+        )
+        step(
+            "KP certificate RU-2026-0001 to the UAE",
+            "RU",
+            s.issue("RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"], "Dubai rough trader"),
+        )
+        step(
+            "Dubai confirms both imports",
+            "AE",
+            s.confirm("AE", "BW-2026-0002", "AE-DMCC1"),
+            s.confirm("AE", "RU-2026-0001", "AE-DMCC1"),
+        )
+        step(
+            "Dubai mixes a Botswana lot with Russian goods",
+            "AE",
+            s.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"),
+        )
+        step(
+            "mixed-origin shipment certified to the EU",
+            "AE",
+            s.issue("AE", "AE-2026-0001", "EU", "AE-DMCC1", ["AE-MIX-1"], "Antwerp rough importer"),
+        )
+        step(
+            "the EU's confirmation of the mixed shipment",
+            "EU",
+            s.confirm("EU", "AE-2026-0001", "EU-ANTWERP1"),
+            refusals=1,
+        )
+        step(
+            "Antwerp confirms the clean Botswana shipment",
+            "EU",
+            s.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"),
+        )
+        step(
+            "Antwerp assorts the two Botswana lots",
+            "EU",
+            s.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
+        )
+        step(
+            "re-export to India under EU-2026-0001",
+            "EU",
+            s.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"),
+        )
+        step(
+            "Russia exports directly to India under RU-2026-0002",
+            "RU",
+            s.issue("RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"], "Surat cutting works"),
+        )
+        step(
+            "Surat confirms both imports",
+            "IN",
+            s.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
+            s.confirm("IN", "RU-2026-0002", "IN-SURAT1"),
+        )
+        step(
+            "Surat merges the lots for cutting",
+            "IN",
+            s.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-SURAT1"),
+        )
+        step(
+            "and splits them into two cutting lots",
+            "IN",
+            s.split("IN", "IN-CUT", [("IN-CUT-1", 9_000), ("IN-CUT-2", 10_000)]),
+        )
+    finally:
+        s.close()
+    return result
+
+
+def wait_agreement(net: LocalNetwork, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    """Wait until every node reports the same heads for every chain; return them."""
+    clients = [NodeClient(url) for url in net.layout.urls.values()]
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            heads = [c.heads() for c in clients]
+            summary = [{k: (v["height"], v["hash"]) for k, v in h.items()} for h in heads]
+            if all(x == summary[0] for x in summary) and summary[0]:
+                return heads[0]
+            if time.monotonic() > deadline:
+                raise LedgerError("nodes did not agree within the deadline")
+            time.sleep(0.1)
+    finally:
+        for c in clients:
+            c.close()
