@@ -55,6 +55,7 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
                 tasks.append(asyncio.create_task(_produce(node, stop)))
             if gossip is not None:
                 node.on_sealed = lambda _block: gossip.kick()
+                node.on_applied = gossip.kick
                 tasks.append(asyncio.create_task(gossip.run(stop)))
         try:
             yield

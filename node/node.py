@@ -106,6 +106,8 @@ class Node:
         self.lock = threading.RLock()
         self.metrics = NodeMetrics()
         self.on_sealed: Callable[[Block], None] | None = None
+        #: called after blocks from a peer were applied (to pass them on at once)
+        self.on_applied: Callable[[], None] | None = None
         participant = self.registry.participant(config.code)
         if participant is None:
             raise LedgerError(
@@ -394,6 +396,8 @@ class Node:
             result.applied += self._drain(result)
             result.waiting = len(self._buffer)
             self._refresh_metrics()
+        if result.applied and self.on_applied is not None:
+            self.on_applied()
         return result
 
     def _apply(self, block: Block) -> None:
