@@ -85,15 +85,17 @@ def _json_is_canonical(value: Any) -> bool:
     return True
 
 
-def canonical_bytes(value: Any) -> bytes:
+def canonical_bytes(value: Any, *, checked: bool = False) -> bytes:
     """RFC 8785 bytes of a JSON-compatible value.
 
     Signed documents take a fast path through ``json.dumps`` (sorted keys, no
     spaces, no ASCII escaping), which gives the same bytes for the documents
     ``_json_is_canonical`` admits; the test suite checks both paths against
-    the RFC 8785 vectors and against each other.
+    the RFC 8785 vectors and against each other. ``checked=True`` says the
+    caller's schema already guarantees that shape (ASCII keys, integers within
+    2^53, no floats), so the walk is skipped.
     """
-    if _json_is_canonical(value):
+    if checked or _json_is_canonical(value):
         try:
             return json.dumps(
                 value, sort_keys=True, separators=(",", ":"), ensure_ascii=False

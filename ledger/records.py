@@ -540,14 +540,15 @@ class Record:
 
     @classmethod
     def from_value(cls, value: object) -> Record:
-        """Parse a record received as a JSON value (inside a block, say)."""
-        raw = canonical_bytes(value)
-        if len(raw) > MAX_RECORD_BYTES:
-            raise SchemaError(f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
-        return cls._build(value, raw)
+        """Parse a record received as a JSON value (inside a block, say).
+
+        The schema is checked first; it admits only ASCII keys, bounded
+        integers and strings, so the canonical bytes can then be taken directly.
+        """
+        return cls._build(value, None)
 
     @classmethod
-    def _build(cls, value: object, raw: bytes) -> Record:
+    def _build(cls, value: object, raw: bytes | None) -> Record:
         f = Fields(value)
         if f.integer("v", low=1, high=1) != 1:  # pragma: no cover - range checked above
             raise SchemaError("unsupported version", field="v")
@@ -573,6 +574,10 @@ class Record:
                 )
                 s.done()
         f.done()
+        if raw is None:
+            raw = canonical_bytes(value, checked=True)
+            if len(raw) > MAX_RECORD_BYTES:
+                raise SchemaError(f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
         return cls(network, chain, kind, record_id, time, body, tuple(sigs), raw, leaf_hash(raw))
 
     def unsigned_bytes(self) -> bytes:

@@ -1,0 +1,350 @@
+"""Building provenance bundles (``ledger.bundle``) from a node's store.
+
+``build_bundle(store, parcel_id)`` gathers what the format's "What a bundle
+holds" list demands, reading the store through its public methods and a few
+SQL reads of the log tables of ``ledger.store.tables``:
+
+1. the custody closure: every record that acted on the subject; for every
+   record taken, each parcel it acted on, with that parcel's history up to that
+   record. A parcel's history is ordered causally: the records of its chain in
+   log order, and after a certificate issue, the confirmation on the importer's
+   chain (a void stays on the issuer's chain);
+2. the registration and every revocation of every party those records name;
+3. the origin policy records of each confirming chain below its last
+   confirmation taken;
+4. to a fixpoint: each record's block header and the one before it; the
+   witnessed headers confirmations and voids need; the ``KP`` header of every
+   header that witnesses ``KP``; every ``KP`` record below the largest ``KP``
+   size reached; every ``key.rotate`` of a chain below its highest header;
+5. each record's RFC 9162 inclusion proof against its block's root.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from ledger.blocks import Header, SignedHeader
+from ledger.bundle import BundleRecord, assemble_bundle
+from ledger.canonical import parse_canonical
+from ledger.errors import StoreError, UnknownReference
+from ledger.records import (
+    GOVERNANCE_CHAIN,
+    CertificateConfirm,
+    CertificateIssue,
+    CertificateVoid,
+    Kind,
+    ParcelMerge,
+    ParcelRegister,
+    ParcelSplit,
+    ParcelTransfer,
+    PartyRevoke,
+    Record,
+)
+from ledger.store import tables as t
+from ledger.store.store import Store
+
+__all__ = ["build_bundle"]
+
+Key = tuple[str, int]  # (chain, index) of a record, or (chain, height) of a header
+_CHUNK = 500
+_POLICY = (Kind.POLICY_RESTRICT_ORIGIN.value, Kind.POLICY_LIFT_ORIGIN.value)
+
+
+def build_bundle(store: Store, parcel_id: str) -> dict[str, Any]:
+    """The provenance bundle of ``parcel_id`` as the store holds it now (a JSON value).
+
+    Serialise it with ``ledger.bundle.serialize_bundle``. Raises
+    ``UnknownReference`` if the store holds no such parcel.
+    """
+    return _Builder(store).build(parcel_id)
+
+
+class _Builder:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.records: dict[Key, Record] = {}
+        self.headers: dict[Key, SignedHeader] = {}
+        self.sizes: dict[str, tuple[list[int], list[int]]] = {}  # chain -> (heights, sizes)
+        self.timelines: dict[str, list[Key]] = {}
+
+    # ------------------------------------------------------------ SQL reads
+    def _load_records(self, keys: Iterable[Key]) -> None:
+        wanted: dict[str, list[int]] = {}
+        for chain, idx in keys:
+            if (chain, idx) not in self.records:
+                wanted.setdefault(chain, []).append(idx)
+        r = t.records.c
+        with self.store.engine.connect() as conn:
+            for chain, idxs in wanted.items():
+                for i in range(0, len(idxs), _CHUNK):
+                    q = select(r.idx, r.raw).where(
+                        r.chain == chain, r.idx.in_(idxs[i : i + _CHUNK])
+                    )
+                    for idx, raw in conn.execute(q):
+                        self.records[(chain, int(idx))] = Record.parse(bytes(raw))
+        for chain, idxs in wanted.items():
+            for idx in idxs:
+                if (chain, idx) not in self.records:
+                    raise StoreError(f"record {chain}/{idx} is not stored")
+
+    def _load_headers(self, keys: Iterable[Key]) -> list[SignedHeader]:
+        wanted: dict[str, list[int]] = {}
+        for chain, height in keys:
+            if (chain, height) not in self.headers:
+                wanted.setdefault(chain, []).append(height)
+        h = t.headers.c
+        new: list[SignedHeader] = []
+        with self.store.engine.connect() as conn:
+            for chain, heights in wanted.items():
+                for i in range(0, len(heights), _CHUNK):
+                    q = select(h.header, h.sig).where(
+                        h.chain == chain, h.height.in_(heights[i : i + _CHUNK])
+                    )
+                    for raw, sig in conn.execute(q):
+                        header = Header.from_json(parse_canonical(bytes(raw), what="stored header"))
+                        signed = SignedHeader(header, bytes(sig))
+                        self.headers[(header.chain, header.height)] = signed
+                        new.append(signed)
+        for chain, heights in wanted.items():
+            for height in heights:
+                if (chain, height) not in self.headers:
+                    raise StoreError(f"header {chain}/{height} is not stored")
+        return new
+
+    def _block_height(self, chain: str, idx: int) -> int:
+        """Height of the block holding record ``idx``: the first header with size > idx."""
+        if chain not in self.sizes:
+            h = t.headers.c
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(
+                    select(h.height, h.size).where(h.chain == chain).order_by(h.height)
+                ).all()
+            self.sizes[chain] = ([int(r[0]) for r in rows], [int(r[1]) for r in rows])
+        heights, sizes = self.sizes[chain]
+        pos = bisect.bisect_right(sizes, idx)
+        if pos == len(heights):
+            raise StoreError(f"no stored header of {chain} holds record {idx}")
+        return heights[pos]
+
+    def _parcels_of(self, keys: Iterable[Key]) -> dict[Key, list[str]]:
+        """The parcels each record acted on (``parcel_events``)."""
+        by_chain: dict[str, list[int]] = {}
+        for chain, idx in keys:
+            by_chain.setdefault(chain, []).append(idx)
+        out: dict[Key, list[str]] = {}
+        e = t.parcel_events.c
+        with self.store.engine.connect() as conn:
+            for chain, idxs in by_chain.items():
+                for i in range(0, len(idxs), _CHUNK):
+                    q = select(e.idx, e.parcel).where(
+                        e.chain == chain, e.idx.in_(idxs[i : i + _CHUNK])
+                    )
+                    for idx, parcel in conn.execute(q):
+                        out.setdefault((chain, int(idx)), []).append(parcel)
+        return out
+
+    def _indexes(
+        self,
+        chain: str,
+        kinds: Iterable[str],
+        *,
+        below_idx: int | None = None,
+        below_height: int | None = None,
+    ) -> list[int]:
+        r = t.records.c
+        q = select(r.idx).where(r.chain == chain, r.kind.in_(list(kinds)))
+        if below_idx is not None:
+            q = q.where(r.idx < below_idx)
+        if below_height is not None:
+            q = q.where(r.height < below_height)
+        with self.store.engine.connect() as conn:
+            return [int(i) for (i,) in conn.execute(q)]
+
+    # ------------------------------------------------------------ custody closure
+    def _timeline(self, parcel_id: str) -> list[Key]:
+        """The records that acted on a parcel, in causal order."""
+        if parcel_id in self.timelines:
+            return self.timelines[parcel_id]
+        parcel = self.store.parcel(parcel_id)
+        if parcel is None:
+            raise StoreError(f"parcel {parcel_id} has events but no row")
+        by_chain: dict[str, list[int]] = {}
+        for ev in self.store.events(parcel_id):
+            by_chain.setdefault(ev.ref.chain, []).append(ev.ref.index)
+        for idxs in by_chain.values():
+            idxs.sort()
+        total = sum(len(v) for v in by_chain.values())
+        seq: list[Key] = []
+        chain, start = parcel.created.chain, parcel.created.index
+        while True:
+            moved = False
+            for idx in by_chain.get(chain, []):
+                if idx < start:
+                    continue
+                seq.append((chain, idx))
+                self._load_records([(chain, idx)])
+                body = self.records[(chain, idx)].body
+                if not isinstance(body, CertificateIssue):
+                    continue
+                cert = self.store.certificate(body.number)
+                closed = None if cert is None else cert.closed_ref
+                if closed is not None and closed.chain != chain:  # confirmed by the importer
+                    seq.append((closed.chain, closed.index))
+                    chain, start, moved = closed.chain, closed.index + 1, True
+                    break
+            if not moved:
+                break
+        if len(seq) != total or len(set(seq)) != total:
+            raise StoreError(f"cannot order the {total} records of parcel {parcel_id}")
+        self.timelines[parcel_id] = seq
+        return seq
+
+    def _custody(self, subject: str) -> set[Key]:
+        taken: set[Key] = set()
+        need: dict[str, int] = {}
+        work: deque[Key] = deque()
+
+        def want(parcel_id: str, upto: int) -> None:
+            had = need.get(parcel_id, -1)
+            if upto <= had:
+                return
+            need[parcel_id] = upto
+            for key in self._timeline(parcel_id)[had + 1 : upto + 1]:
+                if key not in taken:
+                    taken.add(key)
+                    work.append(key)
+
+        want(subject, len(self._timeline(subject)) - 1)
+        while work:
+            batch = list(work)
+            work.clear()
+            for key, parcels in self._parcels_of(batch).items():
+                for q in parcels:
+                    want(q, self._timeline(q).index(key))
+        return taken
+
+    # ------------------------------------------------------------ parties and policy
+    def _parties(self, keys: Iterable[Key]) -> set[Key]:
+        names: set[str] = set()
+        confirms: dict[str, int] = {}
+        for chain, idx in keys:
+            body = self.records[(chain, idx)].body
+            match body:
+                case ParcelRegister():
+                    names.add(body.custodian)
+                case ParcelTransfer():
+                    names.add(body.to)
+                case ParcelSplit():
+                    names.update(c.custodian for c in body.children if c.custodian)
+                case ParcelMerge():
+                    names.add(body.custodian)
+                case CertificateIssue():
+                    names.add(body.exporter)
+                case CertificateConfirm():
+                    names.add(body.custodian)
+                    confirms[chain] = max(confirms.get(chain, 0), idx)
+                case _:
+                    pass
+        out: set[Key] = set()
+        chains: set[str] = set()
+        for name in names:
+            party = self.store.party(name)
+            if party is None:
+                raise StoreError(f"party {name} is named by a record but not stored")
+            out.add((party.registered.chain, party.registered.index))
+            chains.add(party.chain)
+        for chain in chains:
+            revokes = [(chain, i) for i in self._indexes(chain, [Kind.PARTY_REVOKE.value])]
+            self._load_records(revokes)
+            for key in revokes:
+                body = self.records[key].body
+                if isinstance(body, PartyRevoke) and body.party in names:
+                    out.add(key)
+        for chain, last in confirms.items():
+            out.update((chain, i) for i in self._indexes(chain, _POLICY, below_idx=last))
+        return out
+
+    # ------------------------------------------------------------ headers to a fixpoint
+    def _close(self, taken: set[Key]) -> None:
+        new_records = set(taken)
+        placed: set[Key] = set()
+        kp_size = 0
+        rotations: dict[str, int] = {}
+        while new_records:
+            self._load_records(new_records)
+            want: set[Key] = set()
+            for chain, idx in new_records:
+                height = self._block_height(chain, idx)
+                want.add((chain, height))
+                if height > 1:
+                    want.add((chain, height - 1))
+            fresh = self._load_headers(want)
+            extra: set[Key] = set()
+            for chain, idx in new_records:
+                extra |= self._witnessed_for(chain, idx)
+            fresh += self._load_headers(extra)
+            placed |= new_records
+            new_records = set()
+            # the KP header that every new header witnesses (KP headers witness no KP)
+            kp_wanted = {
+                (w.chain, w.height)
+                for s in fresh
+                for w in s.header.witness
+                if w.chain == GOVERNANCE_CHAIN
+            }
+            self._load_headers(kp_wanted)
+            # the governance prefix those KP headers reach
+            top = max(
+                (s.header.size for (c, _), s in self.headers.items() if c == GOVERNANCE_CHAIN),
+                default=0,
+            )
+            if top > kp_size:
+                new_records.update((GOVERNANCE_CHAIN, i) for i in range(kp_size, top))
+                kp_size = top
+            # the key rotations below each chain's highest header
+            highest: dict[str, int] = {}
+            for c, h in self.headers:
+                highest[c] = max(highest.get(c, 0), h)
+            for c, h in highest.items():
+                if c != GOVERNANCE_CHAIN and h > rotations.get(c, 1):
+                    rotations[c] = h
+                    new_records.update(
+                        (c, i) for i in self._indexes(c, [Kind.KEY_ROTATE.value], below_height=h)
+                    )
+            new_records -= placed
+        taken |= placed
+
+    def _witnessed_for(self, chain: str, idx: int) -> set[Key]:
+        """The other chains' headers a confirmation or a void is judged against."""
+        body = self.records[(chain, idx)].body
+        if not isinstance(body, CertificateConfirm | CertificateVoid):
+            return set()
+        cert = self.store.certificate(body.number)
+        if cert is None:
+            raise StoreError(f"certificate {body.number} is not stored")
+        other = cert.issuer if isinstance(body, CertificateConfirm) else cert.destination
+        header = self.headers[(chain, self._block_height(chain, idx))].header
+        out = {(w.chain, w.height) for w in header.witness if w.chain == other}
+        if isinstance(body, CertificateVoid):
+            out.add((other, body.importer_height))
+        return out
+
+    # ------------------------------------------------------------ the bundle
+    def build(self, parcel_id: str) -> dict[str, Any]:
+        if self.store.parcel(parcel_id) is None:
+            raise UnknownReference(f"no parcel {parcel_id}", field="parcel")
+        taken = self._custody(parcel_id)
+        self._load_records(taken)
+        taken |= self._parties(taken)
+        self._close(taken)
+        entries: list[BundleRecord] = []
+        for chain, idx in sorted(taken):
+            header = self.headers[(chain, self._block_height(chain, idx))].header
+            proof = self.store.inclusion_proof(chain, idx, header.size)
+            entries.append(BundleRecord(idx, self.records[(chain, idx)], tuple(proof)))
+        return assemble_bundle(self.store.registry, parcel_id, self.headers.values(), entries)
