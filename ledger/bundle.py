@@ -91,47 +91,49 @@ where (``step 4 (inclusion): record BW/12: ...``).
    or invalid signatures), and at least ``threshold`` of them. If the verifier
    pins a registry, the bundle's must equal it byte for byte in canonical form.
    Every header and every record must name the registry's network id.
-3. *headers*: along each chain, the headers present must have non-decreasing
-   ``size`` and ``time``; consecutive heights must link (``prev`` is the hash
-   ``SHA-256("KPL-HEADER-V1\\n" || canonical(header))`` of the one before, or
-   the network id at height 1). A ``witness`` entry naming a header that is in
-   the bundle must carry that header's hash; a header that witnesses ``KP``
-   needs that ``KP`` header in the bundle. Every record must have its block
-   header and the one before it as defined above. The ``KP`` records
-   ``0 .. K-1`` must all be present, ``K`` the largest ``KP`` header size.
-   Then every header's signature is verified under the key its chain has at
-   its height, chains in the order ``KP`` first, then by code, heights
-   ascending. The key of ``chain`` at ``height`` for a header that witnesses a
-   ``KP`` header of size ``k`` (``k = 0`` if it witnesses none; no limit for
-   ``KP``'s own headers) is the key of the event with the largest
+3. *headers*: first what needs no signature: along each chain the headers
+   present have non-decreasing ``size`` and ``time``; a header that witnesses
+   ``KP`` has that ``KP`` header in the bundle; every record has its block
+   header and the one before it as defined above; the ``KP`` records
+   ``0 .. K-1`` are all present, ``K`` the largest ``KP`` header size. Then
+   every header's signature is verified under the key its chain has at its
+   height, chains in the order ``KP`` first, then by code, heights ascending.
+   The key of ``chain`` at ``height``, for a header that witnesses a ``KP``
+   header of size ``k`` (``k = 0`` if it witnesses none; no limit for ``KP``'s
+   own headers), is the key of the event with the largest
    ``(from_height, kp_size)`` among those with ``from_height <= height`` and
-   ``kp_size <= k``, where the events are: each participant's registry key
-   (from height 1, kp_size 0), the first governance key for ``KP`` (from 1,
-   kp_size 0), and, taken from the records of headers already verified (their
-   inclusion proofs checked there and then), a ``key.rotate`` in block ``h``
+   ``kp_size <= k``. The events are each participant's registry key (from
+   height 1, kp_size 0), the first governance key for ``KP`` (from 1, kp_size
+   0), and, taken from the records of headers already verified (their
+   inclusion proofs checked there and then): a ``key.rotate`` in block ``h``
    (its key from ``h + 1``, kp_size 0), a ``member.admit`` at ``KP`` index
-   ``i`` (from 1, kp_size ``i + 1``) and a ``key.replace`` at ``KP`` index ``i``
-   (from its ``from_height``, kp_size ``i + 1``; it must carry the governance
-   threshold of signatures over the record without ``sigs``, tag
+   ``i`` (from 1, kp_size ``i + 1``) and a ``key.replace`` at ``KP`` index
+   ``i`` (from its ``from_height``, kp_size ``i + 1``; it must carry the
+   governance threshold of signatures over the record without ``sigs``, tag
    ``KPL-SIG-RECORD-V1\\n``). The header must name that key's id. So a proof
-   made before a rotation still verifies after it.
+   made before a rotation still verifies after it. Last, consecutive heights
+   must link (``prev`` is the hash ``SHA-256("KPL-HEADER-V1\\n" ||
+   canonical(header))`` of the one before, or the network id at height 1),
+   and a ``witness`` entry naming a header that is in the bundle must carry
+   that header's hash.
 4. *inclusion*: every record's inclusion proof against its block header's root
    (RFC 9162 section 2.1.3.2, with the length and index checks up front); its
    ``time`` must not be after its block's.
 5. *replay*: starting from the genesis state of the registry (its members and
    keys) and holding every header of the bundle, apply the records with the
-   custody rules of ``ledger.rules`` (``apply_record``), block by block: the
-   blocks of a chain by height, and a block only after every bundle record
-   of chain ``C`` whose index is below the size of the ``C`` header it
-   witnesses (when that header is in the bundle). So governance comes before
-   what witnesses it and a confirmation after the issue it names. Each
-   record is judged in its block's context: chain, height and time of its
-   header, and as witnesses the bundle's headers that the header names. The
-   chain of every header (but ``KP``) must be an authority as of the ``KP``
-   size it witnesses. This re-checks mass and value conservation, origin
-   composition, jurisdiction and custodians, certificates (Annex I totals,
-   destinations, validity), confirmations (the exact issue record, witnessed,
-   before expiry, origin restrictions, tolerance) and governance signatures.
+   custody rules of ``ledger.rules`` (``apply_record``), block by block (a
+   block: the bundle records whose block header is one header): the blocks
+   of a chain by height, and a block only after every block of the bundle on
+   a chain ``C`` whose height is at most the height of ``C`` that its header
+   witnesses. So governance comes before what witnesses it and a confirmation
+   after the issue it names. Each record is judged in its block's context:
+   chain, height and time of its header, and as witnesses the bundle's
+   headers that the header names. The chain of every header (but ``KP``) must
+   be an authority as of the ``KP`` size it witnesses. This re-checks mass and
+   value conservation, origin composition, jurisdiction and custodians,
+   certificates (Annex I totals, destinations, validity), confirmations (the
+   exact issue record, witnessed, before expiry, origin restrictions,
+   tolerance) and governance signatures.
 6. *subject*: the subject parcel exists after the replay (and equals the parcel
    the verifier expects, if it names one). The verdict reports it as of the
    last record that acted on it: jurisdiction, custodian, status, weight,
@@ -160,6 +162,7 @@ from ledger.canonical import Tag, canonical_bytes, from_hex, load_json, parse_ca
 from ledger.chain import genesis
 from ledger.errors import (
     BlockError,
+    EncodingError,
     InvalidData,
     SchemaError,
     SignatureError,
@@ -308,7 +311,7 @@ def parse_bundle(data: bytes) -> Bundle:
         raw = r.mapping("record")
         try:
             record = Record.from_value(raw)
-        except InvalidData as exc:
+        except (EncodingError, SchemaError, SignatureError) as exc:
             raise type(exc)(exc.message, field=_join(r.path("record"), exc.field)) from exc
         r.done()
         records.append(BundleRecord(index, record, proof))
@@ -558,19 +561,12 @@ class _Verifier:
         self.headers = {(s.header.chain, s.header.height): s for s in b.headers}
         for chain, height in self.headers:
             self.heights.setdefault(chain, []).append(height)
-        network = bytes.fromhex(registry.network_id)
-        # 3a. each chain's headers agree with each other
+        # 3a. along each chain, sizes and times never go backwards
         for chain, heights in self.heights.items():
             heights.sort()
-            first = self.headers[(chain, heights[0])].header
-            if first.height == 1 and first.prev != network:
-                with self.at(f"header {chain}/1"):
-                    raise BlockError("prev of the first block must be the network id", field="prev")
             for lo, hi in itertools.pairwise(heights):
                 a, h = self.headers[(chain, lo)].header, self.headers[(chain, hi)].header
                 with self.at(f"header {chain}/{hi}"):
-                    if hi == lo + 1 and h.prev != a.hash:
-                        raise BlockError(f"prev is not the hash of {chain}/{lo}", field="prev")
                     if h.size < a.size:
                         raise BlockError(
                             f"size {h.size} is below {chain}/{lo}'s {a.size}", field="size"
@@ -579,20 +575,13 @@ class _Verifier:
                         raise BlockError(
                             f"time {h.time} is before {chain}/{lo}'s {a.time}", field="time"
                         )
-        # 3b. witnesses that the bundle holds must be the very headers named
+        # 3b. the KP header every header witnesses is in the bundle (it fixes the keys)
         for (chain, height), s in self.headers.items():
             for w in s.header.witness:
-                held = self.headers.get((w.chain, w.height))
-                with self.at(f"header {chain}/{height}"):
-                    if held is None:
-                        if w.chain == GOVERNANCE_CHAIN:
-                            raise SchemaError(
-                                f"witnesses {w.chain}/{w.height}, which the bundle lacks",
-                                field="witness",
-                            )
-                    elif held.header.hash != w.hash:
-                        raise WitnessInvalid(
-                            f"witnesses a {w.chain}/{w.height} other than the bundle's",
+                if w.chain == GOVERNANCE_CHAIN and (w.chain, w.height) not in self.headers:
+                    with self.at(f"header {chain}/{height}"):
+                        raise SchemaError(
+                            f"witnesses {w.chain}/{w.height}, which the bundle lacks",
                             field="witness",
                         )
         # 3c. every record's block: the first header with size > index, and the one before
@@ -642,10 +631,33 @@ class _Verifier:
                         raise BlockError(f"no key for {chain} at height {height}", field="key_id")
                     s.verify_signature(key)
                 for r in self.in_block.get((chain, height), []):
-                    if r.record.kind.value in _KEY_KINDS:
+                    kind = r.record.kind.value
+                    if kind in _KEY_KINDS and (kind != "key.rotate") == (chain == GOVERNANCE_CHAIN):
                         with self.at(f"key history: record {r.name}"):
                             self._prove(r)
                             keys.keys.append(self._key_event(r, registry, height))
+
+        # 3f. consecutive headers link up, and witnesses held are the very headers named
+        network = bytes.fromhex(registry.network_id)
+        for chain, heights in self.heights.items():
+            first = self.headers[(chain, heights[0])].header
+            if first.height == 1 and first.prev != network:
+                with self.at(f"header {chain}/1"):
+                    raise BlockError("prev of the first block must be the network id", field="prev")
+            for lo, hi in itertools.pairwise(heights):
+                a, h = self.headers[(chain, lo)].header, self.headers[(chain, hi)].header
+                if hi == lo + 1 and h.prev != a.hash:
+                    with self.at(f"header {chain}/{hi}"):
+                        raise BlockError(f"prev is not the hash of {chain}/{lo}", field="prev")
+        for (chain, height), s in self.headers.items():
+            for w in s.header.witness:
+                held = self.headers.get((w.chain, w.height))
+                if held is not None and held.header.hash != w.hash:
+                    with self.at(f"header {chain}/{height}"):
+                        raise WitnessInvalid(
+                            f"witnesses a {w.chain}/{w.height} other than the bundle's",
+                            field="witness",
+                        )
 
     def _key_event(self, r: BundleRecord, registry: Registry, height: int) -> KeyEvent:
         body = r.record.body
@@ -698,16 +710,11 @@ class _Verifier:
         blocks = {c: sorted(h for (cc, h) in self.in_block if cc == c) for c in self.heights}
         done = dict.fromkeys(blocks, 0)
 
-        def next_index(chain: str) -> int | None:
-            if chain not in blocks or done[chain] >= len(blocks[chain]):
-                return None
-            return self.in_block[(chain, blocks[chain][done[chain]])][0].index
-
         def ready(h: Header) -> bool:
+            """Every bundle block at or below the heights ``h`` witnesses is applied."""
             for w in h.witness:
-                seen = self.headers.get((w.chain, w.height))
-                nxt = next_index(w.chain)
-                if seen is not None and nxt is not None and nxt < seen.header.size:
+                todo = blocks.get(w.chain, [])
+                if done.get(w.chain, 0) < len(todo) and todo[done[w.chain]] <= w.height:
                     return False
             return True
 
