@@ -65,6 +65,13 @@ class NodeClient:
     def get(self, path: str, **params: Any) -> Any:
         return self._json(self.http.get(path, params=params or None))
 
+    def get_bytes(self, path: str, **params: Any) -> bytes:
+        """The raw body of a GET (bundles, CSV); raises ``ClientError`` on an error status."""
+        response = self.http.get(path, params=params or None)
+        if response.status_code >= 400:
+            self._json(response)
+        return response.content
+
     def healthz(self) -> dict[str, Any]:
         answer: dict[str, Any] = self.get("/healthz")
         return answer

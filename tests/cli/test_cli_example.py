@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 
 from cli.example import run_example
 from cli.main import app
+from ledger.bundle import serialize_bundle
 from ledger.errors import RestrictedOrigin
 from ledger.state import CertificateStatus, ParcelStatus
+from ledger.store.bundles import build_bundle
 
 runner = CliRunner()
 
@@ -81,3 +83,20 @@ def test_db_commands(tmp_path: Path) -> None:
     scheme = runner.invoke(app, ["db", "verify", "--db", "mysql://x"])
     assert scheme.exit_code == 2
     assert "unsupported database URL" in scheme.output
+
+
+def test_kpl_verify_checks_a_bundle_from_the_example(tmp_path: Path) -> None:
+    result = run_example(f"sqlite:///{tmp_path / 'z.db'}")
+    try:
+        data = serialize_bundle(build_bundle(result.store, result.final_parcel))
+    finally:
+        result.store.close()
+    good = tmp_path / "b.json"
+    good.write_bytes(data)
+    ok = runner.invoke(app, ["verify", str(good), "--parcel", result.final_parcel])
+    assert ok.exit_code == 0, ok.output
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(data.replace(b'"weight":700000', b'"weight":700001', 1))
+    refused = runner.invoke(app, ["verify", str(bad), "--parcel", result.final_parcel])
+    assert refused.exit_code == 1
+    assert "step" in refused.output
