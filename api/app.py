@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api import problems
 from api.deps import BodyLimit
-from api.routes import certificates, ops, parcels, peers, records
+from api.routes import audit, bundles, certificates, ops, parcels, peers, records, stats
+from api.schemas import ProblemOut
 from node.gossip import Gossip
 from node.node import Node
 
@@ -21,7 +23,11 @@ __all__ = ["create_app"]
 log = logging.getLogger("kpl.node")
 
 #: request body limits: a batch of 1,000 records, a gossip message, anything else
-LIMITS = {"/v1/records": 32 * 1024 * 1024, "/v1/gossip": 1024 * 1024}
+LIMITS = {
+    "/v1/records": 32 * 1024 * 1024,
+    "/v1/gossip": 1024 * 1024,
+    "/v1/bundles/verify": 64 * 1024 * 1024,
+}
 DEFAULT_LIMIT = 1024 * 1024
 
 
@@ -41,6 +47,39 @@ async def _produce(node: Node, stop: asyncio.Event) -> None:
                 await asyncio.sleep(1.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=tick)
+
+
+def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI schema with every error answer as what it is: a problem document.
+
+    FastAPI documents 422 as ``application/json`` ``HTTPValidationError``; this
+    node answers every error (422 included) as ``application/problem+json``
+    (``api.problems``), so each 4xx/5xx response of the schema says so.
+    """
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = make()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ProblemOut"] = ProblemOut.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        problem = {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}
+        }
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    if str(status)[:1] in ("4", "5"):
+                        response["content"] = dict(problem)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
 
 
 def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) -> FastAPI:
@@ -77,7 +116,11 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
     app.include_router(records.router)
     app.include_router(parcels.router)
     app.include_router(certificates.router)
+    app.include_router(bundles.router)
     app.include_router(peers.router)
+    app.include_router(audit.router)
+    app.include_router(stats.router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimit, limits=_limit)
+    app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

@@ -8,10 +8,45 @@ carat, values integer US cents, as in the records.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "AuditRecordOut",
+    "BlocksOut",
+    "EvidenceListOut",
+    "GossipOut",
+    "HeadOut",
+    "HeadsOut",
+    "HealthOut",
+    "OutcomeOut",
+    "SubmitOut",
+    "AuditReportOut",
+    "AuditThresholdsOut",
+    "CertificateCountRow",
     "CertificateOut",
+    "DiscrepancyList",
+    "DiscrepancyOut",
+    "EquivocationList",
+    "EquivocationOut",
+    "ExportRow",
+    "HeaderRefOut",
+    "ImportRow",
+    "MirrorList",
+    "MirrorOut",
+    "PriceOutlierList",
+    "PriceOutlierOut",
+    "ProblemOut",
+    "ProductionRow",
+    "StatsOut",
+    "StatsTotals",
+    "SuspendedActivityList",
+    "SuspendedActivityOut",
+    "UnconfirmedList",
+    "UnconfirmedOut",
+    "UnrecordedProductionList",
+    "UnrecordedProductionOut",
     "EdgeOut",
     "EventOut",
     "HistoryOut",
@@ -104,3 +139,345 @@ class CertificateOut(BaseModel):
     importer: str | None = Field(None, description="hidden from the public")
     value: int | None = Field(None, description="US cents; hidden from the public")
     proof: ProofOut | None = None
+
+
+# ---------------------------------------------------------------- problems
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``).
+
+    ``type`` is stable per error class: ``urn:kpledger:problem:<code>``.
+    """
+
+    model_config = {"extra": "allow"}
+
+    type: str = Field(description="urn:kpledger:problem:<code>, stable per error class")
+    title: str
+    status: int
+    detail: str
+    field: str | None = Field(default=None, description="the offending input, for 422")
+    rule: str | None = Field(default=None, description="the ledger rule refused, when one was")
+
+
+# ---------------------------------------------------------------- audit report
+
+
+class AuditRecordOut(BaseModel):
+    """A record behind a finding: its place in its chain's log and what kind it is."""
+
+    chain: str
+    index: int
+    hash: str = Field(description="the record's leaf hash (hex)")
+    kind: str
+    height: int | None = Field(default=None, description="the block holding it")
+    time: str | None = Field(default=None, description="its block's time")
+
+
+class HeaderRefOut(BaseModel):
+    """A signed block header: the evidence of an equivocation."""
+
+    chain: str
+    height: int
+    hash: str
+    size: int
+    root: str
+    time: str
+
+
+class AuditThresholdsOut(BaseModel):
+    """The thresholds the report applied (documented in the README)."""
+
+    unconfirmed_days: int = Field(description="a certificate open this many days is reported")
+    tolerance_bp: int = Field(
+        description="the network's weight tolerance in basis points (genesis parameter): "
+        "discrepancies and mirror carat differences beyond it are reported"
+    )
+    price_group_factor: float = Field(
+        description="a certificate's USD/ct above factor x or below 1/factor x the median of "
+        "its (issuer, HS code) group is an outlier"
+    )
+    price_group_min: int = Field(description="groups smaller than this have no median test")
+    price_reference_factor: float = Field(
+        description="a single-origin certificate's USD/ct above factor x or below 1/factor x "
+        "the origin's 2023 KP average is an outlier"
+    )
+    records_per_finding: int = Field(description="most records listed under one finding")
+
+
+class UnconfirmedOut(BaseModel):
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    expires: str
+    days_open: int = Field(description="days from issue to the report's as-of date")
+    expired: bool = Field(description="past its expiry as of the report date")
+    carats: int = Field(description="hundredths of a carat")
+    records: list[AuditRecordOut]
+
+
+class DiscrepancyOut(BaseModel):
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    declared: int = Field(description="hundredths of a carat on the certificate")
+    received: int = Field(description="hundredths of a carat the importer confirmed")
+    difference: int = Field(description="received - declared, hundredths of a carat")
+    difference_bp: int = Field(description="|difference| in basis points of the declared")
+    records: list[AuditRecordOut] = Field(description="the issue and the confirmation")
+
+
+class MirrorOut(BaseModel):
+    exporter: str = Field(description="participant A")
+    importer: str = Field(description="participant B")
+    exported_carats: int = Field(description="A's certificates to B issued in the period")
+    exported_certificates: int
+    imported_carats: int = Field(description="B's confirmations from A dated in the period")
+    imported_certificates: int
+    difference: int = Field(description="imported - exported, hundredths of a carat")
+    in_transit: int = Field(description="A's certificates to B in the period still unconfirmed")
+    records: list[AuditRecordOut] = Field(description="the certificates that do not match")
+    records_truncated: bool
+
+
+class PriceOutlierOut(BaseModel):
+    number: str
+    issuer: str
+    hs: str = Field(description="the HS code of every line, or 'mixed'")
+    origin: str
+    issued: str
+    carats: int = Field(description="hundredths of a carat")
+    value: int = Field(description="US cents")
+    usd_per_carat: float
+    group_median: float | None = Field(default=None, description="median USD/ct of (issuer, hs)")
+    group_size: int
+    reference: float | None = Field(
+        default=None,
+        description="2023 KP average USD/ct of the origin, for single-origin certificates",
+    )
+    reasons: list[str] = Field(description="'group' and/or 'reference'")
+    records: list[AuditRecordOut]
+
+
+class UnrecordedProductionOut(BaseModel):
+    chain: str = Field(description="a participant with no production in the KP statistics")
+    parcel: str
+    weight: int = Field(description="hundredths of a carat")
+    value: int = Field(description="US cents")
+    mine: str
+    produced: str
+    records: list[AuditRecordOut]
+
+
+class SuspendedActivityOut(BaseModel):
+    participant: str
+    suspended: str = Field(description="time of the governance block that suspended it")
+    reinstated: str | None = None
+    suspension: AuditRecordOut = Field(description="the member.suspend record")
+    count: int = Field(description="records the participant's chain sealed while suspended")
+    records: list[AuditRecordOut]
+    records_truncated: bool
+
+
+class EquivocationOut(BaseModel):
+    id: str = Field(description="the evidence document's id")
+    chain: str
+    headers: list[HeaderRefOut] = Field(description="two signed headers that contradict")
+
+
+class UnconfirmedList(BaseModel):
+    items: list[UnconfirmedOut]
+    truncated: bool
+
+
+class DiscrepancyList(BaseModel):
+    items: list[DiscrepancyOut]
+    truncated: bool
+
+
+class MirrorList(BaseModel):
+    items: list[MirrorOut]
+    truncated: bool
+
+
+class PriceOutlierList(BaseModel):
+    items: list[PriceOutlierOut]
+    truncated: bool
+
+
+class UnrecordedProductionList(BaseModel):
+    items: list[UnrecordedProductionOut]
+    truncated: bool
+
+
+class SuspendedActivityList(BaseModel):
+    items: list[SuspendedActivityOut]
+    truncated: bool
+
+
+class EquivocationList(BaseModel):
+    items: list[EquivocationOut]
+    truncated: bool
+
+
+class AuditReportOut(BaseModel):
+    """The WDC's findings (DOMAIN.md "What the auditors look for"), each with its records."""
+
+    node: str
+    generated: str
+    since: str | None = Field(default=None, description="first day of the period (inclusive)")
+    until: str = Field(description="last day of the period (inclusive); the as-of date")
+    limit: int = Field(description="most findings per list")
+    thresholds: AuditThresholdsOut
+    unconfirmed: UnconfirmedList
+    discrepancies: DiscrepancyList
+    mirror_mismatches: MirrorList
+    price_outliers: PriceOutlierList
+    unrecorded_production: UnrecordedProductionList
+    suspended_activity: SuspendedActivityList
+    equivocation: EquivocationList
+
+
+# ---------------------------------------------------------------- KP statistics
+
+
+class ProductionRow(BaseModel):
+    participant: str
+    carats: int = Field(description="hundredths of a carat")
+    value: int = Field(description="US cents")
+    parcels: int
+
+
+class ExportRow(BaseModel):
+    participant: str = Field(description="the exporting participant (certificate issuer)")
+    partner: str = Field(description="the destination")
+    carats: int = Field(description="hundredths of a carat declared")
+    value: int = Field(description="US cents declared")
+    certificates: int
+
+
+class ImportRow(BaseModel):
+    participant: str = Field(description="the importing participant (who confirmed)")
+    partner: str = Field(description="the exporting participant")
+    carats: int = Field(description="hundredths of a carat received")
+    declared: int = Field(description="hundredths of a carat on the certificates")
+    value: int = Field(description="US cents declared on the certificates")
+    certificates: int
+
+
+class CertificateCountRow(BaseModel):
+    participant: str = Field(description="the issuing participant")
+    total: int = Field(description="certificates issued in the period")
+    unconfirmed: int
+    confirmed: int
+    discrepancy: int
+    voided: int
+
+
+class StatsTotals(BaseModel):
+    production_carats: int
+    production_value: int
+    production_parcels: int
+    export_carats: int
+    export_value: int
+    export_certificates: int
+    import_carats: int
+    import_value: int
+    import_certificates: int
+    certificates: int
+
+
+class StatsOut(BaseModel):
+    """KP statistics tables for a period, from the ledger. Aggregates name no party."""
+
+    period: str
+    start: str = Field(description="first day (inclusive)")
+    end: str = Field(description="last day (inclusive)")
+    production: list[ProductionRow] = Field(
+        description="parcel.register records by producing participant, by produced date"
+    )
+    exports: list[ExportRow] = Field(
+        description="certificates by issuer and destination, by issue date, voided excluded"
+    )
+    imports: list[ImportRow] = Field(
+        description="confirmations by importer and exporter, by the confirmation's block date"
+    )
+    certificates: list[CertificateCountRow] = Field(
+        description="certificates issued in the period by issuer, by current status"
+    )
+    totals: StatsTotals
+
+
+# ---------------------------------------------------------------- node and peer answers
+# Documentation of the answers the node builds as plain JSON (declared with
+# ``responses=``, so the bytes sent are exactly what the node builds).
+
+
+class HeadOut(BaseModel):
+    height: int
+    hash: str
+    size: int = Field(description="records in the chain's log")
+    root: str = Field(description="RFC 9162 Merkle root of the log (hex)")
+    time: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    node: str
+    chain: str | None = Field(description="the chain this node writes; null for an auditor")
+    network: str
+    heights: dict[str, int]
+    evidence: int = Field(description="chains with equivocation evidence held")
+
+
+class HeadsOut(BaseModel):
+    network: str
+    node: str
+    heads: dict[str, HeadOut]
+
+
+class GossipOut(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    network: str
+    from_: str = Field(alias="from", description="the answering node's code")
+    heads: dict[str, HeadOut]
+    evidence: list[str] = Field(description="ids of the evidence it holds")
+
+
+class BlocksOut(BaseModel):
+    blocks: list[dict[str, Any]] = Field(
+        description="{header, records, sig} per block, in the exact stored bytes"
+    )
+
+
+class EvidenceListOut(BaseModel):
+    evidence: list[dict[str, Any]] = Field(description="{v, a, b}: two signed headers each")
+
+
+class OutcomeOut(BaseModel):
+    """What became of a record: pending, committed, rejected (a rule) or invalid (schema)."""
+
+    model_config = {"extra": "allow"}
+
+    status: str = Field(description="pending, committed, rejected or invalid")
+    id: str | None = None
+    index: int | None = Field(
+        default=None,
+        description="in a submission: the record's position in the batch; "
+        "once committed: its index in the chain's log",
+    )
+    chain: str | None = None
+    height: int | None = None
+    hash: str | None = None
+    code: str | None = None
+    rule: str | None = None
+    field: str | None = None
+    reason: str | None = None
+    duplicate: bool | None = None
+
+
+class SubmitOut(BaseModel):
+    results: list[OutcomeOut] = Field(description="one outcome per record, in order")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import statistics
@@ -25,6 +26,15 @@ def runs() -> int:
 def median_of(fn: Callable[[], float], n: int) -> tuple[float, list[float]]:
     values = [fn() for _ in range(n)]
     return statistics.median(values), values
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; ``inf`` counts as a value."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 def timed(fn: Callable[[], Any]) -> float:

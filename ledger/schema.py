@@ -31,8 +31,9 @@ __all__ = [
 #: participant codes: ISO 3166-1 alpha-2 (EU counts as one), or a longer
 #: upper-case code for observers and the governance chain (WDC, KP).
 CODE = re.compile(r"\A[A-Z]{2,8}\Z")
-#: ids of parties, parcels and certificates: ``<code>-<local part>``.
-LOCAL_ID = re.compile(r"\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._/-]{0,47}\Z")
+#: ids of parties, parcels and certificates: ``<code>-<local part>`` (no "/": ids are URL
+#: path segments of the API).
+LOCAL_ID = re.compile(r"\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}\Z")
 RECORD_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
 TIME = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")

@@ -4,10 +4,12 @@ Every key is documented in the README ("Node configuration"). Paths are
 relative to the configuration file's folder. An unknown key, a wrong type or
 a value out of range is refused with the file, the key and what was expected.
 
-Secrets never live in the configuration itself: the key passphrase and the
-node's outgoing peer token come from environment variables
-(``KPL_PASSPHRASE``, ``KPL_PEER_TOKEN``) or from a ``secrets`` TOML file that
-must be owner-only (mode 0600); API tokens are stored as SHA-256 hashes.
+Secrets never live in the configuration itself: the key passphrase, the
+node's outgoing peer token and a PostgreSQL password come from environment
+variables (``KPL_PASSPHRASE``, ``KPL_PEER_TOKEN``, ``KPL_DATABASE_PASSWORD``),
+from files named by ``<VARIABLE>_FILE`` (Docker secrets), or from a ``secrets``
+TOML file that must be owner-only (mode 0600); API tokens are stored as
+SHA-256 hashes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from ledger.errors import InvalidData
 from ledger.schema import CODE
@@ -59,6 +63,12 @@ class TlsConfig:
     cert: Path
     key: Path
     ca: Path | None = None  # peers' CA: when set, peers must present certificates it signed
+    # an optional second listener for API clients: server certificate only, no client
+    # certificate asked (the node's own listener keeps mutual TLS for peers)
+    api_host: str | None = None
+    api_port: int | None = None
+    api_cert: Path | None = None
+    api_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,12 @@ class NodeConfig:
     max_buffered_blocks: int = 4096
     tokens: tuple[TokenConfig, ...] = field(default_factory=tuple)
     tls: TlsConfig | None = None
+    writer_retry: float = 2.0  # PostgreSQL: seconds between a replica's tries for the writer lock
+    startup_sync: float = 10.0  # seconds an authority waits for peers before its first seal
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -101,10 +117,19 @@ class NodeConfig:
 
     # ------------------------------------------------------------ secrets
     def secret(self, name: str, env: str) -> str | None:
-        """A secret from ``env``, else from this node's section of the secrets file."""
+        """A secret from ``env``, the file ``env_FILE`` names, or the secrets file."""
         value = os.environ.get(env)
         if value:
             return value
+        named = os.environ.get(env + "_FILE")
+        if named:
+            try:
+                text = Path(named).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{env}_FILE: cannot read {named}: {exc}") from exc
+            if not text:
+                raise ConfigError(f"{env}_FILE: {named} is empty")
+            return text
         if self.secrets is None:
             return None
         table = read_secrets(self.secrets)
@@ -113,6 +138,23 @@ class NodeConfig:
         if found is not None and not isinstance(found, str):
             raise ConfigError(f"{self.secrets}: [{self.code}].{name} must be a string")
         return found
+
+    def store_url(self) -> str:
+        """``database_url``, with the PostgreSQL password from the secrets if it has none.
+
+        The password comes from ``KPL_DATABASE_PASSWORD``, the file
+        ``KPL_DATABASE_PASSWORD_FILE`` names, or ``database_password`` in the
+        secrets file; without one, libpq's own ``PGPASSWORD`` / ``.pgpass`` apply.
+        """
+        if self.is_sqlite:
+            return self.database_url
+        url = make_url(self.database_url)
+        if url.password:
+            return self.database_url
+        password = self.secret("database_password", "KPL_DATABASE_PASSWORD")
+        if not password:
+            return self.database_url
+        return url.set(password=password).render_as_string(hide_password=False)
 
     def token_role(self, token: str) -> TokenConfig | None:
         digest = hash_token(token)
@@ -209,6 +251,8 @@ class _Reader:
                 "registry",
                 "key_file",
                 "secrets",
+                "writer_retry",
+                "startup_sync",
             },
         )
         code = self.get(node, "node", "code", str)
@@ -273,12 +317,29 @@ class _Reader:
         tls = None
         tls_table = self.table("tls", required=False)
         if tls_table:
-            self.known(tls_table, "tls", {"cert", "key", "ca"})
-            ca = tls_table.get("ca")
+            self.known(tls_table, "tls", {"cert", "key", "ca", "api_listen", "api_cert", "api_key"})
+            ca = self.get(tls_table, "tls", "ca", str, None)
+            api_host = api_port = None
+            api_listen = self.get(tls_table, "tls", "api_listen", str, None)
+            if api_listen is not None:
+                am = _HOSTPORT.match(api_listen)
+                if am is None or not 0 < int(am["port"]) < 65536:
+                    raise self.fail("tls.api_listen", "expected HOST:PORT, e.g. 0.0.0.0:8443")
+                api_host, api_port = am["host"].strip("[]"), int(am["port"])
+            api_cert = self.get(tls_table, "tls", "api_cert", str, None)
+            api_key = self.get(tls_table, "tls", "api_key", str, None)
+            if (api_cert is None) != (api_key is None):
+                raise self.fail("tls.api_cert", "api_cert and api_key go together")
+            if api_cert is not None and api_listen is None:
+                raise self.fail("tls.api_cert", "a separate API certificate needs tls.api_listen")
             tls = TlsConfig(
                 self.file(self.get(tls_table, "tls", "cert", str)),
                 self.file(self.get(tls_table, "tls", "key", str)),
-                self.file(ca) if isinstance(ca, str) else None,
+                self.file(ca) if ca is not None else None,
+                api_host,
+                api_port,
+                self.file(api_cert) if api_cert is not None else None,
+                self.file(api_key) if api_key is not None else None,
             )
         return NodeConfig(
             path=self.path,
@@ -304,4 +365,6 @@ class _Reader:
             ),
             tokens=tuple(tokens),
             tls=tls,
+            writer_retry=self.number(node, "node", "writer_retry", 2.0, 0.1, 600),
+            startup_sync=self.number(node, "node", "startup_sync", 10.0, 0, 3600),
         )

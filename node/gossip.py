@@ -40,7 +40,11 @@ MAX_CATCHUP_ROUNDS = 10_000
 
 
 class PeerError(Exception):
-    """A peer failed to answer usefully (network error, bad status, oversized body)."""
+    """A peer failed to answer usefully (network error, bad status, timeout)."""
+
+    def __init__(self, message: str, *, slow: bool = False) -> None:
+        super().__init__(message)
+        self.slow = slow  # it timed out: a slow peer, not (only) an unreachable one
 
 
 @dataclass
@@ -50,6 +54,9 @@ class PeerState:
     until: float = 0.0
     bad: int = 0
     last_ok: float = 0.0
+    #: backed off for sending garbage or for being too slow (not merely unreachable):
+    #: its pushed heads do not bring it back before the backoff ends
+    suspect: bool = False
 
     @property
     def code(self) -> str:
@@ -58,16 +65,18 @@ class PeerState:
     def available(self, now: float) -> bool:
         return now >= self.until
 
-    def failed(self, now: float, *, bad: bool) -> None:
+    def failed(self, now: float, *, bad: bool, slow: bool = False) -> None:
         self.failures += 1
         if bad:
             self.bad += 1
+        self.suspect = bad or slow
         self.until = now + min(60.0, 2.0 ** min(self.failures - 1, 6))
 
     def ok(self, now: float) -> None:
         self.failures = 0
         self.until = 0.0
         self.last_ok = now
+        self.suspect = False
 
 
 class Gossip:
@@ -137,7 +146,7 @@ class Gossip:
             await self.sync_from(peer, answer)
         except (PeerError, InvalidData) as exc:
             bad = isinstance(exc, InvalidData)
-            peer.failed(time.monotonic(), bad=bad)
+            peer.failed(time.monotonic(), bad=bad, slow=isinstance(exc, PeerError) and exc.slow)
             log.warning("peer %s %s: %s", peer.code, "sent invalid data" if bad else "failed", exc)
             return
         peer.ok(time.monotonic())
@@ -147,6 +156,8 @@ class Gossip:
         peer = self.peers.get(sender)
         if peer is None or sender in self._syncing:
             return
+        if peer.suspect and not peer.available(time.monotonic()):
+            return  # pushing is no way around a backoff for garbage or slowness
         task = asyncio.ensure_future(self._pull_from(peer, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -155,7 +166,8 @@ class Gossip:
         try:
             await self.sync_from(peer, message)
         except (PeerError, InvalidData) as exc:
-            peer.failed(time.monotonic(), bad=isinstance(exc, InvalidData))
+            slow = isinstance(exc, PeerError) and exc.slow
+            peer.failed(time.monotonic(), bad=isinstance(exc, InvalidData), slow=slow)
             log.warning("peer %s: %s", peer.code, exc)
 
     async def sync_from(self, peer: PeerState, message: object) -> None:
@@ -189,7 +201,15 @@ class Gossip:
         finally:
             self._syncing.discard(peer.code)
 
-    async def _catch_up(self, peer: PeerState, chain: str, height: int, digest: str) -> None:
+    async def _catch_up(
+        self, peer: PeerState, chain: str, height: int, digest: str, *, claimed: bool = True
+    ) -> None:
+        """Pull ``chain`` up to ``height`` from ``peer``.
+
+        ``claimed``: the peer announced that height itself, so it must serve
+        every block up to it; a peer that announces blocks it does not send is
+        lying (or broken) and is treated as sending invalid data.
+        """
         ours = self.node.store.head(chain)
         mine = ours.height if ours else 0
         self.node.metrics.sync_lag.labels(chain).set(max(0, height - mine))
@@ -202,12 +222,12 @@ class Gossip:
         while mine < height and rounds < MAX_CATCHUP_ROUNDS:
             rounds += 1
             limit = min(self.node.config.pull_batch, height - mine)
-            result = await self._pull(peer, chain, mine + 1, limit)
+            result = await self._pull(peer, chain, mine + 1, limit, claimed=claimed)
             for dep_chain, dep_height in sorted(result.missing):
                 if dep_chain != chain:
                     dep_head = self.node.store.head(dep_chain)
                     if (dep_head.height if dep_head else 0) < dep_height:
-                        await self._catch_up(peer, dep_chain, dep_height, "")
+                        await self._catch_up(peer, dep_chain, dep_height, "", claimed=False)
             now = self.node.store.head(chain)
             progressed = (now.height if now else 0) > mine
             mine = now.height if now else 0
@@ -224,7 +244,9 @@ class Gossip:
     async def _retry_buffer(self, chain: str) -> None:
         await asyncio.to_thread(self.node.receive, chain, [])
 
-    async def _pull(self, peer: PeerState, chain: str, start: int, limit: int) -> Any:
+    async def _pull(
+        self, peer: PeerState, chain: str, start: int, limit: int, *, claimed: bool = False
+    ) -> Any:
         answer = await self._get(
             peer, f"/v1/chains/{chain}/blocks", params={"from": start, "limit": limit}
         )
@@ -233,6 +255,10 @@ class Gossip:
         blocks = answer["blocks"]
         if len(blocks) > limit:
             raise InvalidData(f"asked for {limit} blocks, got {len(blocks)}")
+        if claimed and not blocks:
+            raise InvalidData(
+                f"{peer.code} announced block {start} of {chain} or later but sent none"
+            )
         return await asyncio.to_thread(self.node.receive, chain, blocks)
 
     # ------------------------------------------------------------ HTTP
@@ -282,7 +308,10 @@ class Gossip:
                         raise InvalidData(f"{method} {path}: body over the {limit} byte limit")
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise PeerError(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+            raise PeerError(
+                f"{method} {path}: {exc.__class__.__name__}: {exc}",
+                slow=isinstance(exc, httpx.TimeoutException),
+            ) from exc
         try:
             return load_json(b"".join(chunks), what=f"answer to {method} {path}")
         except LedgerError as exc:

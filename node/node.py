@@ -42,7 +42,11 @@ from ledger.state import State, key_at
 from ledger.store import Store
 from node.config import NodeConfig
 
-__all__ = ["Node", "ReceiveResult", "utc_now"]
+__all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
+
+#: bytes of blocks in one answer to a pull: half of what a puller accepts
+#: (``node.gossip.MAX_BODY``), whatever number of blocks it asked for
+MAX_BLOCKS_BODY = 32 * 1024 * 1024
 
 
 def utc_now() -> str:
@@ -342,10 +346,16 @@ class Node:
 
     # ------------------------------------------------------------ replication
     def blocks_json(self, chain: str, start: int, limit: int) -> bytes:
-        """``{"blocks": [...]}`` for peers, assembled from the stored bytes."""
-        parts = []
+        """``{"blocks": [...]}`` for peers, assembled from the stored bytes.
+
+        At most ``limit`` blocks, and no more than fit in ``MAX_BLOCKS_BODY``
+        bytes (the first block always goes): a batch of full blocks must not
+        outgrow what a puller accepts, or it could never catch up.
+        """
+        parts: list[bytes] = []
+        size = 0
         for header_raw, sig, records in self.store.raw_blocks(chain, start, limit):
-            parts.append(
+            part = (
                 b'{"header":'
                 + header_raw
                 + b',"records":['
@@ -354,6 +364,10 @@ class Node:
                 + sig.hex().encode()
                 + b'"}'
             )
+            size += len(part) + 1
+            if parts and size > MAX_BLOCKS_BODY:
+                break
+            parts.append(part)
         return b'{"blocks":[' + b",".join(parts) + b"]}"
 
     def receive(self, chain: str, values: Sequence[object]) -> ReceiveResult:
@@ -366,12 +380,17 @@ class Node:
         max_records = self.registry.params.max_block_records
         with self.lock:
             for value in values:
-                block = Block.from_json(value, max_records=max_records)
+                try:
+                    block = Block.from_json(value, max_records=max_records)
+                    if block.header.chain != chain:
+                        raise BlockError(
+                            f"asked for {chain}, got a block of {block.header.chain}",
+                            field="header.chain",
+                        )
+                except InvalidData as exc:
+                    self.metrics.rejected_blocks.labels(exc.code).inc()
+                    raise
                 h = block.header
-                if h.chain != chain:
-                    raise BlockError(
-                        f"asked for {chain}, got a block of {h.chain}", field="header.chain"
-                    )
                 fork = self.forks.get(chain)
                 if fork is not None and h.height > fork:
                     result.known += 1

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from api.deps import Caller, NodeDep, require
+from api.schemas import BlocksOut, EvidenceListOut, GossipOut, HeadsOut
 from ledger.canonical import load_json
 from ledger.errors import InvalidData
 from ledger.state import chains_of
@@ -17,12 +18,20 @@ router = APIRouter(prefix="/v1", tags=["peers"])
 MAX_PULL = 1000
 
 
-@router.get("/heads", summary="The head of every chain this node holds")
+@router.get(
+    "/heads",
+    summary="The head of every chain this node holds",
+    responses={200: {"model": HeadsOut}},
+)
 async def heads(node: NodeDep) -> dict[str, Any]:
     return {"network": node.registry.network_id, "node": node.config.code, "heads": node.heads()}
 
 
-@router.post("/gossip", summary="Exchange heads (push-pull anti-entropy)")
+@router.post(
+    "/gossip",
+    summary="Exchange heads (push-pull anti-entropy)",
+    responses={200: {"model": GossipOut}},
+)
 async def gossip(
     request: Request,
     node: NodeDep,
@@ -55,7 +64,11 @@ async def gossip(
     return answer
 
 
-@router.get("/chains/{chain}/blocks", summary="A range of one chain's blocks")
+@router.get(
+    "/chains/{chain}/blocks",
+    summary="A range of one chain's blocks",
+    responses={200: {"model": BlocksOut}},
+)
 async def blocks(
     chain: str,
     node: NodeDep,
@@ -70,6 +83,10 @@ async def blocks(
     return Response(body, media_type="application/json")
 
 
-@router.get("/evidence", summary="Equivocation evidence held by this node")
+@router.get(
+    "/evidence",
+    summary="Equivocation evidence held by this node",
+    responses={200: {"model": EvidenceListOut}},
+)
 async def evidence(node: NodeDep) -> dict[str, Any]:
     return {"evidence": await asyncio.to_thread(node.evidence_json)}

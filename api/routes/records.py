@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from api.deps import Caller, NodeDep, require
+from api.schemas import OutcomeOut, SubmitOut
 from ledger.canonical import load_json
 from ledger.errors import InvalidData
 from ledger.schema import CODE, RECORD_ID
@@ -17,7 +18,11 @@ router = APIRouter(prefix="/v1/records", tags=["records"])
 MAX_BATCH = 1000
 
 
-@router.post("", summary="Submit one record or a batch of up to 1,000")
+@router.post(
+    "",
+    summary="Submit one record or a batch of up to 1,000",
+    responses={200: {"model": SubmitOut}},
+)
 async def submit(
     request: Request,
     node: NodeDep,
@@ -43,7 +48,11 @@ async def submit(
     return {"results": results}
 
 
-@router.get("/{record_id}", summary="What became of a record id")
+@router.get(
+    "/{record_id}",
+    summary="What became of a record id",
+    responses={200: {"model": OutcomeOut}},
+)
 async def outcome(
     record_id: str,
     node: NodeDep,

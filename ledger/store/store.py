@@ -24,6 +24,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.util.exc import CommandError
 from sqlalchemy import (
     Connection,
     Engine,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -122,10 +124,26 @@ def schema_revision(engine: Engine) -> str | None:
         return rev
 
 
+#: PostgreSQL advisory lock taken by the transactions that create or migrate a
+#: store, so that processes starting at once on an empty database take turns
+_INIT_LOCK = 0x4B504C5F494E4954  # "KPL_INIT"
+
+
+def _serialise_init(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INIT_LOCK})
+
+
 def upgrade(engine: Engine) -> None:
     """Apply every migration up to the one this code knows."""
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+    try:
+        with engine.begin() as conn:
+            _serialise_init(conn)
+            command.upgrade(_alembic_config(conn), "head")
+    except CommandError as exc:  # e.g. a revision newer than this code
+        raise StoreError(
+            f"cannot upgrade the store: {exc}; this code knows revisions up to {t.SCHEMA_REVISION}"
+        ) from exc
 
 
 # ---------------------------------------------------------------- row conversions
@@ -408,6 +426,7 @@ class Store:
                     f"{t.SCHEMA_REVISION}; run kpl db upgrade"
                 )
             with engine.begin() as conn:
+                _serialise_init(conn)
                 stored = conn.execute(
                     select(t.meta.c.value).where(t.meta.c.key == "registry")
                 ).scalar()

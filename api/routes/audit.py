@@ -1,0 +1,61 @@
+"""The audit report: the WDC's findings, for auditors only."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api.audit import MAX_FINDINGS, UNCONFIRMED_DAYS, audit_report
+from api.deps import Caller, NodeDep, require
+from api.schemas import AuditReportOut
+from ledger.errors import InvalidData
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+#: error answers documented for the audit routes (RFC 9457 problem documents)
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no token, or an unknown one"},
+    403: {"description": "a token whose role is not auditor"},
+}
+
+
+@router.get(
+    "/report",
+    response_model=AuditReportOut,
+    response_model_exclude_none=True,
+    summary="The audit report: findings for a period, each with the records behind it",
+    responses={**AUTH_ERRORS, 422: {"description": "a bad date or bound"}},
+)
+async def report(
+    node: NodeDep,
+    _: Annotated[Caller, Depends(require("auditor"))],
+    since: Annotated[
+        date | None, Query(description="first day of the period (inclusive); default: all")
+    ] = None,
+    until: Annotated[
+        date | None,
+        Query(description="last day of the period (inclusive) and as-of date; default: today"),
+    ] = None,
+    days: Annotated[
+        int, Query(ge=1, le=3660, description="report certificates unconfirmed this many days")
+    ] = UNCONFIRMED_DAYS,
+    limit: Annotated[int, Query(ge=1, le=MAX_FINDINGS, description="most findings per list")] = 100,
+) -> AuditReportOut:
+    """Certificates unconfirmed ``days`` after issue, discrepancies between certificate and
+    confirmation, mirror mismatches between participants, price-per-carat outliers per
+    participant and HS code, registration where no production is recorded, activity of
+    suspended participants, and equivocation evidence. Each finding names its records
+    (chain, index, leaf hash, kind, block height and time); every list stops at ``limit``
+    and says ``truncated``. The thresholds applied are in ``thresholds``."""
+    if since is not None and until is not None and since > until:
+        raise InvalidData("since is after until", field="since")
+
+    def work() -> AuditReportOut:
+        return audit_report(
+            node.store, node.config.code, since=since, until=until, days=days, limit=limit
+        )
+
+    return await asyncio.to_thread(work)

@@ -1,0 +1,58 @@
+"""KP statistics from the ledger: public aggregates, JSON or CSV."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.audit import PERIOD_PATTERN, kp_statistics, stats_csv
+from api.deps import NodeDep
+from api.schemas import StatsOut
+
+router = APIRouter(prefix="/v1", tags=["statistics"])
+
+
+@router.get(
+    "/stats",
+    response_model=StatsOut,
+    summary="KP statistics for a year or a quarter",
+    responses={
+        200: {
+            "description": "the tables as JSON, or with format=csv one CSV table",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        422: {"description": "a bad period or format"},
+    },
+)
+async def stats(
+    node: NodeDep,
+    period: Annotated[
+        str,
+        Query(
+            pattern=PERIOD_PATTERN,
+            description="a year (2025) or a quarter (2025-Q1 .. 2025-Q4)",
+            examples=["2026", "2026-Q1"],
+        ),
+    ],
+    fmt: Annotated[
+        Literal["json", "csv"], Query(alias="format", description="json (default) or csv")
+    ] = "json",
+) -> StatsOut | Response:
+    """Production by participant (``parcel.register`` by produced date: carats, USD,
+    parcels); exports by participant and partner (certificates by issue date, voided
+    excluded: carats, USD, certificates); imports by participant and partner
+    (confirmations by the date of the block that sealed them: carats received, carats
+    and USD declared, certificates); certificate counts by issuer and current status.
+    Weights are hundredths of a carat and values US cents in JSON; the CSV has one
+    ``section`` column and exact decimal carats and USD. Aggregates name no party:
+    public."""
+    result = await asyncio.to_thread(kp_statistics, node.store, period)
+    if fmt == "csv":
+        return Response(
+            stats_csv(result),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="kp-stats-{period}.csv"'},
+        )
+    return result

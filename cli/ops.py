@@ -1,0 +1,312 @@
+"""Operator commands: ``kpl export``, ``kpl import``, ``kpl ops cert``, ``kpl ops story``.
+
+* ``kpl export`` / ``kpl import``: a node's chains as one verifiable file
+  (``ledger.store.backup``), for backups and moves between databases;
+* ``kpl ops cert``: a node certificate from a network's CA (a new participant,
+  a renewal, another name for a node);
+* ``kpl ops story``: a KP story through a running network's APIs, for the
+  four authorities BW, EU, IN and AE and the WDC auditor of ``docker/``.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cli.demo import Story
+from cli.render import history_tree
+from ledger.errors import InvalidData, LedgerError
+from ledger.registry import Registry
+from ledger.store.backup import export_store, import_file
+from node.client import NodeClient
+from node.config import NodeConfig, read_secrets
+from node.network import issue_node_certificate, load_ca
+
+__all__ = ["app", "export", "import_"]
+
+app = typer.Typer(
+    help="operations: node certificates, a story against a running network", no_args_is_help=True
+)
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+STORY_AUTHORITIES = ("BW", "AE", "EU", "IN")
+STORY_AUDITOR = "WDC"
+
+
+def _fail(exc: LedgerError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(2)
+
+
+def _store_url(db: str | None, config: Path | None) -> str:
+    if (db is None) == (config is None):
+        raise InvalidData("give exactly one of --db URL and --config node.toml", field="db")
+    if db is not None:
+        return db
+    assert config is not None
+    return NodeConfig.load(config).store_url()
+
+
+Db = Annotated[
+    str | None, typer.Option("--db", help="store URL, e.g. sqlite:///node.db or postgresql+...")
+]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", help="or: the node's node.toml (its database_url and password)"),
+]
+
+
+def export(
+    out: Annotated[Path, typer.Option("--out", help="the file to write (mode 0600)")],
+    db: Db = None,
+    config: Config = None,
+) -> None:
+    """Write a node's chains to one file: registry, every block as stored, in causal order."""
+    try:
+        summary = export_store(_store_url(db, config), out)
+    except LedgerError as exc:
+        raise _fail(exc) from exc
+    heads = ", ".join(f"{c} {h['height']}" for c, h in summary.heads.items()) or "none"
+    console.print(
+        f"exported network {summary.network[:16]}...: {summary.counts['block']:,} blocks, "
+        f"{summary.records:,} records, {summary.counts['evidence']} evidence, "
+        f"{summary.counts['pending']} pending; heads {heads}"
+    )
+    console.print(f"{out}: sha256 of the content {summary.sha256}")
+
+
+def import_(
+    file: Annotated[Path, typer.Argument(help="a file written by kpl export")],
+    db: Db = None,
+    config: Config = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="refuse a file of another network than this genesis")
+    ] = None,
+) -> None:
+    """Load an export into an empty store, re-verifying every block; refuses a non-empty store.
+
+    A damaged or truncated file is refused before anything is written. If a
+    block fails verification, the blocks before it stay in the store (a
+    verified but incomplete copy) and the error says so.
+    """
+    try:
+        expected = Registry.parse(registry.read_bytes()) if registry is not None else None
+        url = _store_url(db, config)
+        with console.status("importing ...") as status:
+
+            def progress(done: int, total: int) -> None:
+                if done % 100 == 0 or done == total:
+                    status.update(f"importing: {done:,} of {total:,} blocks verified")
+
+            report = import_file(file, url, registry=expected, progress=progress)
+    except (LedgerError, OSError) as exc:
+        raise _fail(exc if isinstance(exc, LedgerError) else LedgerError(str(exc))) from exc
+    console.print(
+        f"[green]imported[/]: {report.blocks:,} blocks ({report.records:,} records) verified "
+        f"and applied, {report.evidence} evidence, {report.pending} pending records, "
+        f"{report.rejected} refusals; heads "
+        + ", ".join(f"{c} {h['height']}" for c, h in report.heads.items())
+    )
+
+
+@app.command("cert")
+def cert(
+    network: Annotated[Path, typer.Option(help="the network folder (its tls/ holds the CA)")],
+    code: Annotated[str, typer.Option(help="the participant's code, e.g. ZA")],
+    out: Annotated[Path, typer.Option(help="folder for ca.pem, node.pem, node-key.pem")],
+    name: Annotated[
+        list[str] | None,
+        typer.Option(help="a DNS name or IP address of the node (repeat); default its code"),
+    ] = None,
+    days: Annotated[int, typer.Option(help="validity in days")] = 825,
+) -> None:
+    """Issue a node certificate (server and client) signed by the network's CA."""
+    try:
+        ca_key, ca_cert = load_ca(network / "tls")
+        names = list(name or []) or [code.lower(), "localhost", "127.0.0.1"]
+        path = issue_node_certificate(ca_key, ca_cert, code, names, out, days=days)
+    except LedgerError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{path} for {code} ({', '.join(names)}); key in {out / 'node-key.pem'} (0600)")
+
+
+# ---------------------------------------------------------------- the story
+
+
+def _client(folder: Path, host: str, token: str) -> NodeClient:
+    """A client of the node configured in ``folder``: its API listener if it has one."""
+    config = NodeConfig.load(folder / "node.toml")
+    tls = config.tls
+    if tls is None:
+        return NodeClient(f"http://{host}:{config.port}", token)
+    ctx = ssl.create_default_context(cafile=str(tls.ca) if tls.ca else None)
+    if tls.api_port is not None:
+        return NodeClient(f"https://{host}:{tls.api_port}", token, verify=ctx)
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))  # the node's own mutual-TLS listener
+    return NodeClient(f"https://{host}:{config.port}", token, verify=ctx)
+
+
+class NetworkStory(Story):
+    """``cli.demo.Story``'s record builders, on clients of an already running network."""
+
+    def __init__(  # Story's own __init__ starts from a LocalNetwork: not called
+        self,
+        clients: dict[str, NodeClient],
+        auditor: NodeClient,
+        network_id: str,
+        say: Callable[[str], None],
+    ) -> None:
+        self.say = say
+        self.network_id = network_id
+        self.clients = clients
+        self.auditor = auditor
+        self._serial = 0
+
+
+def run_network_story(
+    network: Path, host: str, say: Callable[[str], None]
+) -> tuple[str, dict[str, Any]]:
+    """Drive a four-authority KP story; return the final parcel and its history (auditor's)."""
+    registry = Registry.parse((network / "genesis.json").read_bytes())
+    codes = {p.code for p in registry.participants}
+    missing = sorted({*STORY_AUTHORITIES, STORY_AUDITOR} - codes)
+    if missing:
+        raise InvalidData(f"the story needs participants {missing} in this network")
+    secrets = read_secrets(network / "secrets.toml")
+    clients = {
+        c: _client(network / c, host, str(secrets[c]["operator_token"])) for c in STORY_AUTHORITIES
+    }
+    auditor = _client(network / STORY_AUDITOR, host, str(secrets[STORY_AUDITOR]["auditor_token"]))
+    s = NetworkStory(clients, auditor, registry.network_id, say)
+
+    def step(text: str, chain: str, *records: dict[str, Any]) -> None:
+        started = time.monotonic()
+        s.commit(chain, *records)
+        say(f"{chain}: {text} ({len(records)} records, {time.monotonic() - started:.1f}s)")
+
+    try:
+        step(
+            "licensed parties registered",
+            "BW",
+            s.party("BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
+            s.party("BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
+        )
+        step("Dubai trader registered", "AE", s.party("AE", "AE-DMCC1", "trader", "DMCC trader"))
+        step(
+            "Antwerp importer registered",
+            "EU",
+            s.party("EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
+        )
+        step(
+            "Surat manufacturer registered",
+            "IN",
+            s.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
+        )
+        step(
+            "production registered at Jwaneng and Orapa",
+            "BW",
+            s.register("BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
+            s.register("BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
+        )
+        step(
+            "sorting in Gaborone: the Jwaneng lot split in three",
+            "BW",
+            s.split(
+                "BW", "BW-JW-1", [("BW-JW-1a", 5_000), ("BW-JW-1b", 4_500), ("BW-JW-1c", 3_000)]
+            ),
+        )
+        step(
+            "lots sold to the exporter",
+            "BW",
+            *(s.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
+        )
+        step(
+            "KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
+            "BW",
+            s.issue(
+                "BW",
+                "BW-2026-0001",
+                "EU",
+                "BW-OKAVANGO",
+                ["BW-JW-1a", "BW-OR-1"],
+                "Antwerp rough importer",
+            ),
+            s.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"], "DMCC trader"),
+        )
+        step("Dubai confirms its import", "AE", s.confirm("AE", "BW-2026-0002", "AE-DMCC1"))
+        step(
+            "Dubai re-exports the lot to India under AE-2026-0001",
+            "AE",
+            s.issue("AE", "AE-2026-0001", "IN", "AE-DMCC1", ["BW-JW-1b"], "Surat cutting works"),
+        )
+        step("Antwerp confirms its import", "EU", s.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"))
+        step(
+            "Antwerp assorts the two Botswana lots",
+            "EU",
+            s.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
+        )
+        step(
+            "re-export to India under EU-2026-0001",
+            "EU",
+            s.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"),
+        )
+        step(
+            "Surat confirms both imports",
+            "IN",
+            s.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
+            s.confirm("IN", "AE-2026-0001", "IN-SURAT1"),
+        )
+        step(
+            "Surat merges the lots for cutting",
+            "IN",
+            s.merge("IN", ["EU-AW-1", "BW-JW-1b"], "IN-CUT", "IN-SURAT1"),
+        )
+        step(
+            "and splits them into two cutting lots",
+            "IN",
+            s.split("IN", "IN-CUT", [("IN-CUT-1", 9_000), ("IN-CUT-2", 8_500)]),
+        )
+        final = "IN-CUT-2"
+        s.wait("the auditor to hold the final parcel", lambda: _held(auditor, final))
+        history: dict[str, Any] = auditor.get(f"/v1/parcels/{final}/history")
+        return final, history
+    finally:
+        s.close()
+
+
+def _held(client: NodeClient, parcel: str) -> bool:
+    try:
+        client.get(f"/v1/parcels/{parcel}")
+    except LedgerError:
+        return False
+    return True
+
+
+@app.command("story")
+def story(
+    network: Annotated[Path, typer.Option(help="the network folder (kpl network init --out)")],
+    host: Annotated[
+        str, typer.Option(help="where the nodes' ports are reachable (published ports)")
+    ] = "127.0.0.1",
+) -> None:
+    """Play a KP story through a running network of BW, AE, EU, IN and the WDC auditor.
+
+    Each node is reached at HOST on its API listener (tls.api_listen) when it
+    has one, else on its own port (with its certificate under mutual TLS).
+    """
+    try:
+        final, history = run_network_story(
+            network, host, lambda line: console.print(f"  [green]sealed[/] {line}")
+        )
+    except LedgerError as exc:
+        raise _fail(exc) from exc
+    console.print(f"\nLineage of {final}, from the WDC auditor's node:")
+    console.print(history_tree(history))

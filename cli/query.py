@@ -1,0 +1,446 @@
+"""``kpl parcel``, ``kpl certificate``, ``kpl audit``, ``kpl stats``: the node's API in a terminal.
+
+Every command talks HTTP to one node (``--node URL``, env ``KPL_NODE``) with
+an optional bearer token (``--token``, env ``KPL_TOKEN``); what it shows is
+what the token's role may see. Errors exit with status 2 and one line: the
+node unreachable, or the node's problem document (401, 403, 404, 422, ...).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli.render import carats, history_tree
+from ledger.errors import LedgerError
+from node.client import ClientError, NodeClient
+
+__all__ = ["audit", "certificate_app", "connect", "parcel_app", "stats"]
+
+DEFAULT_NODE = "http://127.0.0.1:8101"
+
+parcel_app = typer.Typer(help="parcels: current state and lineage", no_args_is_help=True)
+certificate_app = typer.Typer(help="KP certificates", no_args_is_help=True)
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+NodeOpt = Annotated[
+    str, typer.Option("--node", envvar="KPL_NODE", help="the node's API URL", show_default=True)
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="KPL_TOKEN", help="API token (env KPL_TOKEN); none: public view"
+    ),
+]
+
+_HINTS = {
+    401: "the node wants a valid token: pass --token or set KPL_TOKEN",
+    403: "this token's role may not do that",
+    404: "no such thing on this node",
+    422: "the node refused the input",
+}
+
+
+def connect(node: str, token: str | None) -> NodeClient:
+    """The client the commands use (tests replace it to talk to an in-process app)."""
+    return NodeClient(node, token)
+
+
+@contextmanager
+def _session(node: str, token: str | None) -> Iterator[NodeClient]:
+    """A client; any failure becomes one clear line on stderr and exit status 2."""
+    try:
+        with connect(node, token) as client:
+            yield client
+    except ClientError as exc:
+        problem = exc.problem if isinstance(exc.problem, dict) else {}
+        detail = str(problem.get("detail", exc))
+        kind = str(problem.get("type", ""))
+        hint = _HINTS.get(exc.status, "the node answered with an error")
+        err.print(
+            f"[bold red]error:[/] HTTP {exc.status} from {escape(node)}: {escape(detail)}"
+            + (f" ({escape(kind)})" if kind else "")
+            + f"\n  {hint}"
+        )
+        raise typer.Exit(2) from exc
+    except httpx.TransportError as exc:
+        err.print(
+            f"[bold red]error:[/] cannot reach the node at {escape(node)}: "
+            f"{escape(str(exc) or exc.__class__.__name__)}\n"
+            "  is it running? pass --node URL or set KPL_NODE"
+        )
+        raise typer.Exit(2) from exc
+    except LedgerError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+def _path(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _usd(cents: int) -> str:
+    return f"{cents // 100:,}.{cents % 100:02d} USD"
+
+
+def _origin(origin: dict[str, int], shares: dict[str, float]) -> str:
+    return ", ".join(
+        f"{c} {shares.get(c, 0.0):.1f}% ({carats(q)})"
+        for c, q in sorted(origin.items(), key=lambda x: -x[1])
+    )
+
+
+def _fields(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, escape(value))
+    return table
+
+
+# ---------------------------------------------------------------- parcels
+
+
+@parcel_app.command("show")
+def parcel_show(parcel_id: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None) -> None:
+    """A parcel's current state: jurisdiction, status, weight, HS code, origin."""
+    with _session(node, token) as client:
+        p: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}")
+    created = p["created"]
+    rows = [
+        ("jurisdiction", p["jurisdiction"]),
+        ("status", p["status"]),
+        ("weight", carats(p["weight"])),
+        ("HS code", p["hs"]),
+        ("origin", _origin(p["origin"], p["origin_shares"])),
+    ]
+    if p.get("certificate"):
+        rows.append(("certificate", p["certificate"]))
+    if "custodian" in p:
+        rows.append(("custodian", p["custodian"]))
+    if "value" in p:
+        rows.append(("value", _usd(p["value"])))
+    rows.append(("created by", f"{created['chain']} record {created['index']}"))
+    console.print(_fields(f"parcel {p['id']}", rows))
+
+
+@parcel_app.command("history")
+def parcel_history(
+    parcel_id: str,
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="most lineage edges each way")] = 1000,
+) -> None:
+    """The lineage as a tree back to the mines, with origin shares and certificates."""
+    with _session(node, token) as client:
+        history: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}/history", limit=limit)
+    console.print(history_tree(history))
+    console.print(f"origin: {escape(_origin(history['origin'], history['origin_shares']))}")
+    certs = sorted({e["certificate"] for e in history["events"] if e.get("certificate")})
+    if certs:
+        console.print(f"certificates: {escape(', '.join(certs))}")
+    kids = sorted({e["child"] for e in history["descendants"]})
+    if kids:
+        console.print(f"made into: {escape(', '.join(kids))}")
+    if history.get("truncated"):
+        console.print(f"[yellow]the lineage is longer than {limit} edges; raise --limit[/]")
+
+
+# ---------------------------------------------------------------- certificates
+
+
+@certificate_app.command("show")
+def certificate_show(number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None) -> None:
+    """A KP certificate: route, status, weights, and its inclusion proof."""
+    with _session(node, token) as client:
+        c: dict[str, Any] = client.get(f"/v1/certificates/{_path(number)}")
+    rows = [
+        ("issuer", c["issuer"]),
+        ("destination", c["destination"]),
+        ("status", c["status"]),
+        ("issued", c["issued"]),
+        ("expires", c["expires"]),
+        ("carats", carats(c["carats"])),
+        ("parcels", ", ".join(c["parcels"])),
+        ("origin", c["origin"]),
+    ]
+    if c.get("received") is not None:
+        rows.append(("received", carats(c["received"])))
+    for key in ("exporter", "importer"):
+        if key in c:
+            rows.append((key, c[key]))
+    if "value" in c:
+        rows.append(("value", _usd(c["value"])))
+    issue = c["issue"]
+    rows.append(("issue record", f"{issue['chain']} record {issue['index']} ({issue['hash']})"))
+    if c.get("closed"):
+        rows.append(("closed by", f"{c['closed']['chain']} record {c['closed']['index']}"))
+    proof = c.get("proof")
+    if proof:
+        header = proof["header"]
+        rows.append(
+            (
+                "proof",
+                f"{len(proof['proof'])} hash{'es' if len(proof['proof']) != 1 else ''}: "
+                f"record {proof['index']} of {proof['size']} "
+                f"under {header.get('chain')}'s signed header {header.get('height')}",
+            )
+        )
+    console.print(_fields(f"KP certificate {c['number']}", rows))
+
+
+# ---------------------------------------------------------------- audit
+
+
+def _refs(records: list[dict[str, Any]], more: bool = False) -> str:
+    text = ", ".join(f"{r['chain']}/{r['index']}" for r in records)
+    return text + (" ..." if more else "")
+
+
+def _section(title: str, block: dict[str, Any], columns: list[str], rows: list[list[str]]) -> None:
+    items = block["items"]
+    count = f"{len(items)}{'+' if block['truncated'] else ''}"
+    if not items:
+        console.print(f"[green]{title}: none[/]")
+        return
+    table = Table(*columns, title=f"{title}: {count}", title_justify="left")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+    if block["truncated"]:
+        console.print("[yellow]  more than the limit: raise --limit or narrow the period[/]")
+
+
+def audit(
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    since: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option(help="last day and as-of date, YYYY-MM-DD")] = None,
+    days: Annotated[int, typer.Option(min=1, help="unconfirmed after this many days")] = 30,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="most findings per list")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report's JSON")] = False,
+) -> None:
+    """The audit report (auditor token): every finding with the records behind it."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                err.print(f"[bold red]error:[/] --{name} must be a date YYYY-MM-DD")
+                raise typer.Exit(2) from None
+    params: dict[str, Any] = {"days": days, "limit": limit}
+    if since:
+        params["since"] = since
+    if until:
+        params["until"] = until
+    with _session(node, token) as client:
+        r: dict[str, Any] = client.get("/v1/audit/report", **params)
+    if as_json:
+        console.print_json(data=r)
+        return
+    th = r["thresholds"]
+    console.print(
+        f"[bold]audit report[/] from {escape(r['node'])}, {r.get('since', 'the beginning')} "
+        f"to {r['until']}; unconfirmed after {th['unconfirmed_days']} days, tolerance "
+        f"{th['tolerance_bp']} bp, price outliers beyond {th['price_group_factor']:g}x the "
+        f"group median or {th['price_reference_factor']:g}x the 2023 KP reference"
+    )
+    u = r["unconfirmed"]
+    _section(
+        "certificates unconfirmed",
+        u,
+        ["certificate", "route", "issued", "days open", "carats", "records"],
+        [
+            [
+                x["number"],
+                f"{x['issuer']} -> {x['destination']}",
+                x["issued"] + (" (expired)" if x["expired"] else ""),
+                str(x["days_open"]),
+                carats(x["carats"]),
+                _refs(x["records"]),
+            ]
+            for x in u["items"]
+        ],
+    )
+    d = r["discrepancies"]
+    _section(
+        "discrepancies",
+        d,
+        ["certificate", "route", "declared", "received", "difference", "records"],
+        [
+            [
+                x["number"],
+                f"{x['issuer']} -> {x['destination']}",
+                carats(x["declared"]),
+                carats(x["received"]),
+                f"{x['difference_bp'] / 100:.2f}%",
+                _refs(x["records"]),
+            ]
+            for x in d["items"]
+        ],
+    )
+    m = r["mirror_mismatches"]
+    _section(
+        "mirror mismatches",
+        m,
+        ["exporter -> importer", "exported", "imported", "in transit", "records"],
+        [
+            [
+                f"{x['exporter']} -> {x['importer']}",
+                f"{carats(x['exported_carats'])} in {x['exported_certificates']}",
+                f"{carats(x['imported_carats'])} in {x['imported_certificates']}",
+                str(x["in_transit"]),
+                _refs(x["records"], x["records_truncated"]),
+            ]
+            for x in m["items"]
+        ],
+    )
+    p = r["price_outliers"]
+    _section(
+        "price-per-carat outliers",
+        p,
+        ["certificate", "HS", "origin", "USD/ct", "group median", "2023 reference", "why"],
+        [
+            [
+                x["number"],
+                x["hs"],
+                x["origin"],
+                f"{x['usd_per_carat']:,.2f}",
+                "" if x.get("group_median") is None else f"{x['group_median']:,.2f}",
+                "" if x.get("reference") is None else f"{x['reference']:,.2f}",
+                ", ".join(x["reasons"]),
+            ]
+            for x in p["items"]
+        ],
+    )
+    n = r["unrecorded_production"]
+    _section(
+        "registration where no production is recorded",
+        n,
+        ["chain", "parcel", "weight", "mine", "produced", "records"],
+        [
+            [
+                x["chain"],
+                x["parcel"],
+                carats(x["weight"]),
+                x["mine"],
+                x["produced"],
+                _refs(x["records"]),
+            ]
+            for x in n["items"]
+        ],
+    )
+    s = r["suspended_activity"]
+    _section(
+        "activity of suspended participants",
+        s,
+        ["participant", "suspended", "reinstated", "records", "first records"],
+        [
+            [
+                x["participant"],
+                x["suspended"],
+                x.get("reinstated") or "",
+                str(x["count"]),
+                _refs(x["records"], x["records_truncated"]),
+            ]
+            for x in s["items"]
+        ],
+    )
+    e = r["equivocation"]
+    _section(
+        "equivocation",
+        e,
+        ["chain", "headers", "evidence"],
+        [
+            [
+                x["chain"],
+                "; ".join(f"height {h['height']} {h['hash'][:16]}" for h in x["headers"]),
+                x["id"][:16],
+            ]
+            for x in e["items"]
+        ],
+    )
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def stats(
+    period: Annotated[str, typer.Option(help="a year (2025) or a quarter (2025-Q1)")],
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print the node's CSV")] = False,
+) -> None:
+    """KP statistics for a period: production, exports, imports, certificate counts."""
+    with _session(node, token) as client:
+        if as_csv:
+            response = client.http.get("/v1/stats", params={"period": period, "format": "csv"})
+            if response.status_code >= 400:
+                client.get("/v1/stats", period=period)  # raises with the problem document
+            sys.stdout.write(response.text)
+            return
+        s: dict[str, Any] = client.get("/v1/stats", period=period)
+    console.print(f"[bold]KP statistics {escape(s['period'])}[/] ({s['start']} to {s['end']})")
+    production = Table("participant", "carats", "USD", "parcels", title="production")
+    for row in s["production"]:
+        production.add_row(
+            row["participant"], carats(row["carats"]), _usd(row["value"]), str(row["parcels"])
+        )
+    console.print(production)
+    exports = Table("participant", "partner", "carats", "USD", "certificates", title="exports")
+    for row in s["exports"]:
+        exports.add_row(
+            row["participant"],
+            row["partner"],
+            carats(row["carats"]),
+            _usd(row["value"]),
+            str(row["certificates"]),
+        )
+    console.print(exports)
+    imports = Table(
+        "participant", "partner", "received", "declared", "USD", "certificates", title="imports"
+    )
+    for row in s["imports"]:
+        imports.add_row(
+            row["participant"],
+            row["partner"],
+            carats(row["carats"]),
+            carats(row["declared"]),
+            _usd(row["value"]),
+            str(row["certificates"]),
+        )
+    console.print(imports)
+    counts = Table(
+        "issuer",
+        "total",
+        "unconfirmed",
+        "confirmed",
+        "discrepancy",
+        "voided",
+        title="certificates",
+    )
+    for row in s["certificates"]:
+        counts.add_row(
+            row["participant"],
+            *(str(row[k]) for k in ("total", "unconfirmed", "confirmed", "discrepancy", "voided")),
+        )
+    console.print(counts)
+    t = s["totals"]
+    console.print(
+        f"totals: produced {carats(t['production_carats'])} ({_usd(t['production_value'])}), "
+        f"exported {carats(t['export_carats'])} in {t['export_certificates']} certificates, "
+        f"imported {carats(t['import_carats'])} in {t['import_certificates']}"
+    )

@@ -1,0 +1,136 @@
+"""Each role sees exactly what it should (DOMAIN rule 10), through the HTTP API.
+
+The example story's store, served by the WDC auditor's node and by the EU
+authority's node. Hidden fields are absent from the JSON, never null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Example, bearer
+
+HIDDEN = {"value", "custodian", "exporter", "importer"}
+PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
+CERTIFICATES = ["BW-2026-0001", "BW-2026-0002", "RU-2026-0001", "AE-2026-0001", "EU-2026-0001"]
+
+
+def keys(value: Any) -> set[str]:
+    """Every key anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys(v)}
+    return set()
+
+
+def parcels_in(history: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["id"]: p for p in history["parcels"]}
+
+
+@pytest.mark.parametrize("pid", PARCELS)
+def test_public_sees_no_commercial_field_of_any_parcel(example: Example, pid: str) -> None:
+    for client in (example.wdc, example.eu):
+        parcel = client.get(f"/v1/parcels/{pid}")
+        assert parcel.status_code == 200
+        assert not keys(parcel.json()) & HIDDEN
+        history = client.get(f"/v1/parcels/{pid}/history")
+        assert history.status_code == 200
+        assert not keys(history.json()) & HIDDEN
+        assert None not in parcel.json().values()
+
+
+@pytest.mark.parametrize("number", CERTIFICATES)
+def test_public_sees_no_commercial_field_of_any_certificate(example: Example, number: str) -> None:
+    answer = example.wdc.get(f"/v1/certificates/{number}")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert not keys(body) & HIDDEN
+    assert body["proof"]["record"] == {"hash": body["issue"]["hash"]}
+    assert {"status", "carats", "origin", "issuer", "destination"} <= set(body)
+
+
+def test_public_sees_origin_weights_dates_jurisdictions(example: Example) -> None:
+    p = example.wdc.get("/v1/parcels/IN-S2").json()
+    assert p["jurisdiction"] == "IN"
+    assert p["weight"] == 700_000
+    assert p["origin"] == {"BW": 700_000}
+    assert p["origin_shares"] == {"BW": 100.0}
+    mixed = example.wdc.get("/v1/parcels/AE-MIX-1").json()
+    assert mixed["origin"] == {"BW": 450_000, "RU": 900_000}
+    assert mixed["status"] == "in_transit"
+
+
+def test_auditor_sees_everything(example: Example) -> None:
+    for pid in PARCELS:
+        p = example.wdc.get(f"/v1/parcels/{pid}", headers=bearer("auditor")).json()
+        assert "value" in p
+        stored = example.store.parcel(pid)
+        assert stored is not None
+        assert p["value"] == stored.value
+    history = example.wdc.get("/v1/parcels/IN-S2/history", headers=bearer("auditor")).json()
+    assert all("value" in p for p in history["parcels"])
+    for number in CERTIFICATES:
+        c = example.wdc.get(f"/v1/certificates/{number}", headers=bearer("auditor")).json()
+        assert {"value", "exporter", "importer"} <= set(c)
+        assert c["proof"]["record"]["body"]["number"] == number
+
+
+def test_party_sees_its_own_parcels_in_full_and_no_one_elses(example: Example) -> None:
+    surat = bearer("party:IN-SURAT1")
+    own = example.wdc.get("/v1/parcels/IN-S2", headers=surat).json()
+    assert own["custodian"] == "IN-SURAT1"
+    assert own["value"] == 91_700_000
+    other = example.wdc.get("/v1/parcels/BW-JW-1c", headers=surat).json()
+    assert not set(other) & HIDDEN
+    # and the other way round
+    debswana = bearer("party:BW-DEBSWANA")
+    assert "value" in example.wdc.get("/v1/parcels/BW-JW-1c", headers=debswana).json()
+    assert not set(example.wdc.get("/v1/parcels/IN-S2", headers=debswana).json()) & HIDDEN
+    # in a lineage, only the party's own parcels carry values
+    history = parcels_in(example.wdc.get("/v1/parcels/EU-AW-1/history", headers=surat).json())
+    assert {pid for pid, p in history.items() if "value" in p} == {"EU-AW-1", "IN-S1", "IN-S2"}
+    assert "value" not in history["BW-JW-1"]
+
+
+def test_party_sees_values_of_certificates_it_exported_only(example: Example) -> None:
+    antwerp = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:EU-ANTWERP1"))
+    assert antwerp.json()["value"] == 170_300_000
+    surat = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:IN-SURAT1"))
+    assert not keys(surat.json()) & HIDDEN
+
+
+def test_operator_sees_its_jurisdiction_in_full(example: Example) -> None:
+    op = bearer("operator")
+    for pid in PARCELS:
+        p = example.eu.get(f"/v1/parcels/{pid}", headers=op).json()
+        assert ("value" in p) == (p["jurisdiction"] == "EU"), pid
+    assert "value" in example.eu.get("/v1/parcels/BW-OR-1", headers=op).json()
+    # certificates its authority issued or received, not others
+    for number in CERTIFICATES:
+        c = example.eu.get(f"/v1/certificates/{number}", headers=op).json()
+        assert ("value" in c) == ("EU" in (c["issuer"], c["destination"])), number
+    # the WDC node has no jurisdiction: its operator token sees no values
+    assert "value" not in example.wdc.get("/v1/parcels/BW-OR-1", headers=op).json()
+
+
+def test_history_reaches_the_mines(example: Example) -> None:
+    h = example.eu.get(f"/v1/parcels/{example.final}/history").json()
+    assert h["subject"] == "IN-S2"
+    parents = {(e["parent"], e["child"]) for e in h["ancestors"]}
+    assert ("EU-AW-1", "IN-S2") in parents
+    assert ("BW-JW-1", "BW-JW-1a") in parents
+    registered = {e["parcel"] for e in h["events"] if e["kind"] == "parcel.register"}
+    assert registered == {"BW-JW-1", "BW-OR-1"}
+    certs = {e["certificate"] for e in h["events"] if e.get("certificate")}
+    assert certs == {"BW-2026-0001", "EU-2026-0001"}
+    assert h["truncated"] is False
+
+
+def test_stats_is_public_and_names_no_party(example: Example) -> None:
+    answer = example.wdc.get("/v1/stats", params={"period": "2026"})
+    assert answer.status_code == 200
+    text = answer.text
+    for party in ("DEBSWANA", "OKAVANGO", "ALROSA", "ANTWERP", "SURAT", "DMCC", "Importer"):
+        assert party not in text

@@ -1,0 +1,134 @@
+"""An authority that signs two different blocks at one height is caught by every node.
+
+BW's node runs with RU, AE and the auditor WDC until all hold the same chain;
+then BW's node stops, and the test, holding BW's key (as a rogue operator of
+BW would), seals two different blocks at the next height on top of BW's real
+head. RU reaches "BW" (through its proxy) at a fake peer serving one of them,
+AE and WDC at a fake peer serving the other. Every honest node must detect
+the equivocation, hold the same evidence document, and refuse BW's chain past
+the fork even when offered a validly signed next block.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from keys import load_key
+from ledger.blocks import Block, Evidence, seal
+from ledger.store import Store
+
+HONEST = ("RU", "AE", "WDC")
+
+
+def _evidence(url: str) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = httpx.get(f"{url}/v1/evidence", timeout=2.0).json()["evidence"]
+    return docs
+
+
+@pytest.mark.timeout(120)
+def test_equivocation_is_detected_everywhere(
+    cluster: Any, proxies: Any, fake_peer: Any, harness: Any
+) -> None:
+    net = cluster(("BW", "RU", "AE"), ("WDC",))
+    to_bw = {}
+    for code in HONEST:
+        to_bw[code] = proxies.add(f"{code}->BW", harness.port_of(net.nodes["BW"].url))
+        net.route(code, "BW", to_bw[code].url)
+    net.start()
+    writer = harness.ChainWriter(net.network_id, "BW", "eq")
+    bw = net.operator("BW")
+    for _ in range(2):
+        bw.wait_settled(harness.submit_all(bw, writer.mixed(50)), timeout=20)
+    net.wait_converged(("BW", *HONEST), timeout=30, chains=("BW", "RU", "AE"))
+
+    # BW's node stops; its real chain is what the honest nodes hold
+    net.stop("BW")
+    store = Store.open(net.nodes["BW"].db_url, create=False)
+    try:
+        head = store.head("BW")
+        assert head is not None
+        frontier = store.frontier("BW")
+        real = [b.to_json() for b in store.blocks("BW", 1, head.height)]
+    finally:
+        store.close()
+    h = head.height
+    net.wait_converged(HONEST, timeout=30, at_least={"BW": h})
+
+    # two blocks at height h + 1, both validly signed by BW's key, and one more on each
+    signer = load_key(net.nodes["BW"].config.parent / "node.key", net.passphrase("BW"))
+    when = max(harness.utc_now(), head.time)
+
+    def make(prev: Any, front: Any, records: list[Any]) -> tuple[Block, Any]:
+        block, after = seal(
+            signer=signer,
+            network=net.network_id,
+            chain="BW",
+            prev=prev,
+            frontier=front,
+            records=records,
+            time=when,
+            witness=list(head.witness),
+        )
+        return block, after
+
+    block_a, front_a = make(head, frontier, [writer.party()])
+    block_b, front_b = make(head, frontier, [writer.party()])
+    next_a, _ = make(block_a.header, front_a, [])
+    next_b, _ = make(block_b.header, front_b, [])
+    assert block_a.header.height == block_b.header.height == h + 1
+    assert block_a.header.hash != block_b.header.hash
+
+    fakes = {}
+    for name, block in (("A", block_a), ("B", block_b)):
+        fake = fake_peer(net.network_id, "BW")
+        fake.chains = {"BW": [*real, block.to_json()]}
+        fake.claim = {"BW": {"height": h + 1, "hash": block.header.hash.hex()}}
+        fakes[name] = fake
+    proxies.retarget(to_bw["RU"], fakes["A"].port)
+    proxies.retarget(to_bw["AE"], fakes["B"].port)
+    proxies.retarget(to_bw["WDC"], fakes["B"].port)
+
+    # every honest node ends up with the same evidence document
+    deadline = time.monotonic() + 30
+    while True:
+        held = {code: _evidence(net.nodes[code].url) for code in HONEST}
+        if all(held.values()):
+            break
+        assert time.monotonic() < deadline, {c: len(d) for c, d in held.items()}
+        time.sleep(0.1)
+    docs = held["RU"]
+    assert len(docs) == 1
+    assert all(d == docs for d in held.values()), held
+    evidence = Evidence.from_json(docs[0])
+    assert evidence.chain == "BW"
+    assert {evidence.a.header.hash, evidence.b.header.hash} == {
+        block_a.header.hash,
+        block_b.header.hash,
+    }
+    evidence.verify(lambda _chain, _height: signer.public)
+    for code in HONEST:
+        health = httpx.get(f"{net.nodes[code].url}/healthz", timeout=2.0).json()
+        assert health["evidence"] == 1, (code, health)
+
+    # a validly signed block past the fork is offered to everyone and taken by no one
+    for name, block in (("A", next_a), ("B", next_b)):
+        fakes[name].chains["BW"].append(block.to_json())
+        fakes[name].claim = {"BW": {"height": h + 2, "hash": block.header.hash.hex()}}
+    offered = time.monotonic()
+    deadline = offered + 20
+    query = f"/v1/chains/BW/blocks?from={h + 2}"
+    while not all(
+        any(p.startswith(query) for t, _, p in f.requests if t > offered) for f in fakes.values()
+    ):
+        assert time.monotonic() < deadline, "the fakes were never asked for the next block"
+        time.sleep(0.1)
+    time.sleep(1.0)  # and a few more rounds
+    for code in HONEST:
+        heads = net.heads(code)
+        assert heads["BW"]["height"] == h + 1, (code, heads["BW"])
+        assert heads["BW"]["hash"] in {block_a.header.hash.hex(), block_b.header.hash.hex()}
+        assert _evidence(net.nodes[code].url) == docs
