@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.deps import BodyLimit
-from api.routes import audit, bundles, certificates, ops, parcels, peers, records, stats
+from api.routes import audit, bundles, certificates, ops, parcels, peers, records, stats, web
 from api.schemas import ProblemOut
 from node.gossip import Gossip
 from node.node import Node
@@ -121,6 +121,7 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
     app.include_router(audit.router)
     app.include_router(stats.router)
     app.include_router(ops.router)
+    app.include_router(web.router)
     app.add_middleware(BodyLimit, limits=_limit)
     app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

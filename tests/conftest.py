@@ -1,8 +1,9 @@
 """Suite-wide settings: required external resources fail instead of skipping in CI.
 
-``KPL_REQUIRE_POSTGRES=1`` makes any skipped PostgreSQL test a failure, and
-``KPL_REQUIRE_VECTORS=1`` does the same for the external test vectors, so a
-green CI run always includes them.
+``KPL_REQUIRE_POSTGRES=1`` makes any skipped PostgreSQL test a failure,
+``KPL_REQUIRE_VECTORS=1`` does the same for the external test vectors, and
+``KPL_REQUIRE_BROWSER=1`` for the web explorer's tests in headless Chromium, so
+a green CI run always includes them.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     reason = str(report.longrepr)
     postgres = "postgres" in report.keywords or "PostgreSQL" in reason
     vectors = "KPL_VECTORS" in reason
-    if (postgres and os.environ.get("KPL_REQUIRE_POSTGRES") == "1") or (
-        vectors and os.environ.get("KPL_REQUIRE_VECTORS") == "1"
+    browser = "browser" in report.keywords or "chromium" in reason.lower()
+    if (
+        (postgres and os.environ.get("KPL_REQUIRE_POSTGRES") == "1")
+        or (vectors and os.environ.get("KPL_REQUIRE_VECTORS") == "1")
+        or (browser and os.environ.get("KPL_REQUIRE_BROWSER") == "1")
     ):
         _required_skips.append(f"{report.nodeid}: {reason}")
 

@@ -47,7 +47,7 @@ PAGES: dict[str, str] = {
 
 #: the explorer loads nothing but this node: scripts, styles, images and API calls
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 _HEADERS = {

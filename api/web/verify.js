@@ -47,7 +47,7 @@ const NODE = new Uint8Array([1]);
 
 // The patterns of ledger/schema.py (Python's \A ... \Z), with their Python text for messages.
 const CODE = [/^[A-Z]{2,8}$/, "\\A[A-Z]{2,8}\\Z"];
-const LOCAL_ID = [/^[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._/-]{0,47}$/, "\\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._/-]{0,47}\\Z"];
+const LOCAL_ID = [/^[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/, "\\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}\\Z"];
 const RECORD_ID = [/^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$/, "\\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\\Z"];
 const TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -149,7 +149,7 @@ async function importEd25519(keyHex) {
   }
 }
 
-/** True when `sigHex` is an Ed25519 signature by `keyHex` over `tag || payload`. */
+/** True when `sigBytes` is an Ed25519 signature by the key `keyHex` over `tag || payload`. */
 export async function ed25519Verify(keyHex, sigBytes, tag, payload) {
   const key = await importEd25519(keyHex);
   return subtle().verify({ name: "Ed25519" }, key, sigBytes, concat(tag, payload));
@@ -242,17 +242,19 @@ function isObject(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-function realTime(m, withTime) {
-  const [y, mo, d, h, mi, s] = m.slice(1).map(Number);
-  const t = new Date(Date.UTC(2000, 0, 1, withTime ? h : 0, withTime ? mi : 0, withTime ? s : 0));
-  t.setUTCFullYear(y, mo - 1, d);
-  return (
-    y >= 1 &&
-    t.getUTCFullYear() === y &&
-    t.getUTCMonth() === mo - 1 &&
-    t.getUTCDate() === d &&
-    (!withTime || (t.getUTCHours() === h && t.getUTCMinutes() === mi && t.getUTCSeconds() === s))
-  );
+/** Why a matched date or time is not a real one, in Python's datetime words; null if it is. */
+function timeProblem(m, withTime) {
+  const [y, mo, d, hh, mi, ss] = m.slice(1).map(Number);
+  if (y < 1) return `year ${y} is out of range`;
+  if (mo < 1 || mo > 12) return "month must be in 1..12";
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1];
+  if (d < 1 || d > days) return "day is out of range for month";
+  if (!withTime) return null;
+  if (hh > 23) return "hour must be in 0..23";
+  if (mi > 59) return "minute must be in 0..59";
+  if (ss > 59) return "second must be in 0..59";
+  return null;
 }
 
 /** Typed fields of one object, refusing anything unexpected (ledger/schema.py's Fields). */
@@ -316,14 +318,16 @@ class Fields {
     const v = this.string(name, { max: 20 });
     const m = TIME.exec(v);
     if (!m) throw new InvalidData("expected a UTC time like 2026-01-31T12:00:00Z", this.at(name));
-    if (!realTime(m, true)) throw new InvalidData("not a real time", this.at(name));
+    const problem = timeProblem(m, true);
+    if (problem) throw new InvalidData(`not a real time: ${problem}`, this.at(name));
     return v;
   }
   date(name) {
     const v = this.string(name, { max: 10 });
     const m = DATE.exec(v);
     if (!m) throw new InvalidData("expected a date like 2026-01-31", this.at(name));
-    if (!realTime(m, false)) throw new InvalidData("not a real date", this.at(name));
+    const problem = timeProblem(m, false);
+    if (problem) throw new InvalidData(`not a real date: ${problem}`, this.at(name));
     return v;
   }
   hex(name, size, max = size * 2) {

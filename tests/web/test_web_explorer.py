@@ -1,0 +1,663 @@
+"""The web explorer in Debian's Chromium, headless, driven by Playwright.
+
+A WDC auditor node serves the example story (``cli.example.run_example``)
+with uvicorn on 127.0.0.1 in a background thread; its tokens are an auditor's
+and the party IN-SURAT1's (which holds the final parcel IN-S2). The tests
+search a parcel and watch its bundle verify in the browser, serve tampered
+bundles and compare the failure the page names with the Python verifier's,
+read the auditor dashboard, check that the public sees no values and no party
+names, and run the page's verifier directly on bundles with key rotations and
+governance records. Every page is saved as a screenshot under
+``test-output/web/``.
+
+Without ``/usr/bin/chromium`` (``apt-get install chromium chromium-driver``) the
+tests skip and say so; ``KPL_REQUIRE_BROWSER=1`` (CI) turns that skip into a
+failure (``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.routes import bundles
+from cli.example import ExampleResult, run_example
+from ledger.blocks import Evidence, Header, SignedHeader
+from ledger.bundle import STEPS, check_bundle, serialize_bundle
+from ledger.canonical import Tag, canonical_bytes, sha256
+from ledger.crypto import Ed25519Signer
+from ledger.merkle import MemoryTree, leaf_hash
+from ledger.records import Kind, Record
+from ledger.store import Store
+from ledger.store.bundles import build_bundle
+from ledger.workload import Network, Scenario
+from node.config import NodeConfig, TokenConfig, hash_token
+from node.node import Node
+
+pytestmark = pytest.mark.browser
+
+#: Debian's Chromium; KPL_CHROMIUM names another build
+CHROMIUM = Path(os.environ.get("KPL_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "web"
+AUDITOR = "web-auditor-token"
+PARTY = "web-party-surat-token"
+FINAL = "IN-S2"
+#: what the public must never see: custodians, exporter and importer, values
+SECRETS = ("IN-SURAT1", "EU-ANTWERP1", "BW-OKAVANGO", "BW-DEBSWANA", "Importer in IN", "US$")
+TIMEOUT = 15_000
+
+
+# ---------------------------------------------------------------- the node
+
+
+@dataclass
+class Site:
+    url: str
+    example: ExampleResult
+    node: Node
+
+
+def _config(folder: Path) -> NodeConfig:
+    return NodeConfig(
+        path=folder / "WDC.toml",
+        code="WDC",
+        host="127.0.0.1",
+        port=8105,
+        url="http://127.0.0.1",
+        data_dir=folder,
+        database_url="sqlite://",
+        registry=folder / "genesis.json",
+        key_file=None,
+        secrets=None,
+        tokens=(
+            TokenConfig("auditor", "WDC-audit", hash_token(AUDITOR)),
+            TokenConfig("party", "surat-web", hash_token(PARTY), "IN-SURAT1"),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The example story served by a WDC node with uvicorn on a free port."""
+    folder = tmp_path_factory.mktemp("web")
+    example = run_example(f"sqlite:///{folder / 'example.db'}")
+    node = Node(_config(folder), example.store, None)
+    app = create_app(node, loops=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield Site(f"http://127.0.0.1:{port}", example, node)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        example.store.close()
+
+
+# ---------------------------------------------------------------- the browser
+
+
+@dataclass
+class Browser:
+    context: Any
+    site: Site
+    errors: list[str] = field(default_factory=list)
+
+    def _console(self, route: str, msg: Any) -> None:
+        # a 4xx answer the page handles (an unknown id, a refused token) still logs one
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            self.errors.append(f"{route}: {msg.text}")
+
+    def open(self, route: str, token: str | None = None, *, width: int = 1280) -> Any:
+        """A new tab at ``/#route`` with ``token`` in its sessionStorage from the start."""
+        page = self.context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
+        page.on("pageerror", lambda exc: self.errors.append(f"{route}: {exc}"))
+        page.on("console", lambda msg: self._console(route, msg))
+        if token is not None:
+            page.add_init_script(f"sessionStorage.setItem('kpl.token', {token!r});")
+        page.goto(f"{self.site.url}/#{route}")
+        return page
+
+
+@pytest.fixture(scope="module")
+def browser(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} is absent: the browser tests need Debian's chromium "
+            "(apt-get install -y chromium chromium-driver)"
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield Browser(context, site)
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Browser]:
+    """The browser, checked for page errors after the test; localStorage pins cleared."""
+    browser.errors.clear()
+    yield browser
+    for page in browser.context.pages:
+        if not page.is_closed() and page.url.startswith(browser.site.url):
+            page.evaluate("localStorage.clear()")
+            page.close()
+    assert browser.errors == []
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def until(page: Any, expression: str, timeout: float = TIMEOUT / 1000) -> None:
+    """Poll ``expression`` in the page until it is true. (``wait_for_function`` polls with
+    ``eval`` inside the page, which the explorer's Content-Security-Policy forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
+def verdict(page: Any) -> tuple[str, str]:
+    """Wait for the verification to end; its status and text."""
+    result = page.wait_for_selector(
+        '#verify-result[data-status="verified"], #verify-result[data-status="failed"]'
+    )
+    return str(result.get_attribute("data-status")), str(result.inner_text())
+
+
+# ---------------------------------------------------------------- searching and verifying
+
+
+def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
+    page = tab.open("/", token=PARTY)
+    page.wait_for_selector("#home-search")
+    page.fill("#search", FINAL)
+    page.press("#search", "Enter")
+    page.wait_for_selector("svg.lineage")
+    assert page.url.endswith(f"#/parcel/{FINAL}")
+    status, text = verdict(page)
+    assert status == "verified", text
+    assert "Verified" in text
+    # the lineage back to both mines, with its splits and merge
+    graph = page.locator("svg.lineage")
+    for parcel in ("BW-JW-1", "BW-OR-1", "BW-JW-1a", "EU-AW-1", FINAL):
+        assert graph.locator(f'g.pnode[data-parcel="{parcel}"]').count() == 1, parcel
+    assert graph.locator("path.edge-split").count() == 2
+    assert graph.locator("path.edge-merge").count() == 2
+    labels = str(graph.text_content())
+    assert "BW-2026-0001 · BW → EU · 2026-03-02" in labels
+    assert "EU-2026-0001 · EU → IN · 2026-03-02" in labels
+    assert "mined · BW · 2026-03-02" in labels
+    assert graph.locator("text.pok").count() == 5  # every parcel's creating record proven
+    # every step named; the replay is not claimed
+    steps = page.locator("#verify-steps li")
+    assert [steps.nth(i).get_attribute("data-status") for i in range(6)] == [
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "skipped",
+        "ok",
+    ]
+    anchor = page.inner_text("#trust-anchor")
+    assert "this trusts the node" in anchor
+    network = tab.site.example.store.registry.network_id
+    assert network in page.inner_text("#bundle-network")
+    # the records in order, each proven by the bundle with its leaf hash
+    assert page.locator("#records tbody tr.proven").count() == 11
+    assert "All 11 records" in page.inner_text("#proven-count")
+    # the holding party sees its custodian and price
+    assert page.inner_text("#f-custodian") == "IN-SURAT1"
+    assert page.inner_text("#f-price") == "US$ 917,000.00"
+    assert "100.00 %" in page.inner_text("#origin")
+    shot(page, "parcel")
+    # the same page on a phone
+    phone = tab.open(f"/parcel/{FINAL}", token=PARTY, width=390)
+    assert verdict(phone)[0] == "verified"
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width}px wide on a 390px screen"
+    shot(phone, "parcel-phone")
+
+
+def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> None:
+    page = tab.open("/")
+    page.fill("#search", "EU-2026-0001")
+    page.press("#search", "Enter")
+    page.wait_for_selector("#certificate")
+    assert page.url.endswith("#/certificate/EU-2026-0001")
+    page.fill("#search", "BW-NOPE-1")
+    page.press("#search", "Enter")
+    assert "No parcel or certificate BW-NOPE-1" in page.inner_text("#not-found")
+
+
+def _flip_digit(data: bytes, marker: bytes) -> bytes:
+    at = data.index(marker, data.index(b'"records":[')) + len(marker)
+    return data[:at] + (b"8" if data[at : at + 1] != b"8" else b"7") + data[at + 1 :]
+
+
+def _flip_hex(data: bytes, marker: bytes, start: bytes = b"") -> bytes:
+    at = data.index(marker, data.index(start) if start else 0) + len(marker)
+    return data[:at] + (b"0" if data[at : at + 1] != b"0" else b"1") + data[at + 1 :]
+
+
+TAMPERS: dict[str, tuple[int, Callable[[bytes], bytes]]] = {
+    "record": (4, lambda d: _flip_digit(d, b'"weight":')),
+    "proof": (4, lambda d: _flip_hex(d, b'"proof":["')),
+    "header-signature": (3, lambda d: _flip_hex(d, b'"sig":"', b'"headers":[')),
+    "registry-signature": (2, lambda d: _flip_hex(d, b'"sig":"', b'"sigs":[')),
+    "not-canonical": (1, lambda d: d.replace(b'{"format"', b'{ "format"', 1)),
+    "format": (1, lambda d: d.replace(b"kpledger-bundle/1", b"kpledger-bundle/2", 1)),
+}
+
+
+@pytest.mark.parametrize("kind", list(TAMPERS))
+def test_tampered_bundle_names_the_failing_step(
+    tab: Browser, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The node serves a bundle with one byte changed; the page names the step and the
+    place exactly as the Python verifier does."""
+    step, tamper = TAMPERS[kind]
+    original = bundles.serialize_bundle
+    monkeypatch.setattr(bundles, "serialize_bundle", lambda doc: tamper(original(doc)))
+    good = original(build_bundle(tab.site.example.store, FINAL))
+    expected = check_bundle(tamper(good), parcel=FINAL)
+    assert not expected.ok
+    assert expected.step == STEPS[step - 1]
+    page = tab.open(f"/parcel/{FINAL}", token=AUDITOR)
+    status, text = verdict(page)
+    assert status == "failed", text
+    assert f"failed at step {step} ({STEPS[step - 1]})" in text
+    assert page.inner_text("#verify-error") == expected.error
+    failed = page.locator(f'#verify-steps li[data-step="{step}"]')
+    assert failed.get_attribute("data-status") == "failed"
+    assert page.locator("svg.lineage text.pok").count() == 0
+    if kind == "record":
+        # the record whose proof fails is marked in the list of records
+        where = re.search(r"record ([A-Z]+)/(\d+) inclusion proof", str(expected.error))
+        assert where is not None, expected.error
+        row = page.locator("#records tr.failed")
+        assert row.count() == 1
+        assert row.get_attribute("id") == f"rec-{where[1]}-{where[2]}"
+        shot(page, "parcel-tampered")
+    else:
+        assert page.locator("#records tr.failed").count() == 0
+
+
+def test_pinned_trust_anchor(tab: Browser) -> None:
+    """A pinned registry or network id replaces the node's word; a wrong one fails step 2."""
+    registry = tab.site.example.store.registry
+    page = tab.open("/settings", token=AUDITOR)
+    page.fill("#pin-network", "ab" * 32)
+    page.click("#pin-save")
+    page.wait_for_selector("#pin-status .pill.ok")
+    page.goto(f"{tab.site.url}/#/parcel/{FINAL}")
+    status, text = verdict(page)
+    assert status == "failed"
+    assert f"not the pinned network {'ab' * 8}" in text
+    assert "step 2 (registry)" in text
+    page.goto(f"{tab.site.url}/#/settings")
+    page.fill("#pin-network", "")
+    page.fill("#pin-registry", registry.to_bytes().decode())
+    page.click("#pin-save")
+    page.wait_for_selector("#pin-status .pill.ok")
+    assert registry.network_id in page.inner_text("#pin-status")
+    shot(page, "settings")
+    page.goto(f"{tab.site.url}/#/parcel/{FINAL}")
+    status, text = verdict(page)
+    assert status == "verified", text
+    assert "the registry you pinned" in page.inner_text("#trust-anchor")
+
+
+# ---------------------------------------------------------------- roles
+
+
+def test_public_view_shows_no_values_or_party_names(tab: Browser) -> None:
+    page = tab.open(f"/parcel/{FINAL}")
+    page.wait_for_selector("svg.lineage")
+    page.wait_for_selector('#verify-result[data-status="needs-token"]')
+    html = page.content()
+    for secret in SECRETS:
+        assert secret not in html, secret
+    assert "917,000" not in html
+    assert page.locator("#f-custodian, #f-price").count() == 0
+    assert "shown only to the party holding the parcel" in page.inner_text("#hidden-note")
+    shot(page, "parcel-public")
+    cert = tab.open("/certificate/EU-2026-0001")
+    cert.wait_for_selector('#cert-validation [data-status="verified"]')
+    html = cert.content()
+    for secret in (*SECRETS, "1,703,000", "SEAL-EU-2026-0001"):
+        assert secret not in html, secret
+    assert "authorised roles only" in cert.inner_text("#certificate")
+    shot(cert, "certificate-public")
+
+
+def test_token_entered_from_the_parcel_page(tab: Browser) -> None:
+    """The public page links to the token form, which leads back to the parcel, verified;
+    the token stays in this tab's sessionStorage."""
+    page = tab.open(f"/parcel/{FINAL}")
+    page.click('#verify-result a[href^="#/settings"]')
+    page.wait_for_selector("#token")
+    page.fill("#token", PARTY)
+    page.click("#token-save")
+    until(page, f"location.hash === '#/parcel/{FINAL}'")
+    assert verdict(page)[0] == "verified"
+    assert page.inner_text("#who") == "party · IN-SURAT1"
+    assert page.evaluate("sessionStorage.getItem('kpl.token')") == PARTY
+    assert page.evaluate("localStorage.length") == 0
+    wrong = tab.open("/settings")
+    wrong.fill("#token", "not-a-token")
+    wrong.click("#token-save")
+    wrong.wait_for_selector("#settings-status:has-text('refused')")
+    assert wrong.inner_text("#who") == "public"
+
+
+def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
+    page = tab.open("/certificate/EU-2026-0001", token=AUDITOR)
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    text = page.inner_text("#certificate")
+    for entry in (
+        "EU-2026-0001",
+        "BW — Botswana",  # origin
+        "EU — European Union",  # issuing authority
+        "2026-03-02",
+        "2026-04-01",
+        "EU-ANTWERP1",  # exporter
+        "Importer in IN",
+        "IN — India",
+        "13,000.00 ct",
+        "US$ 1,703,000.00",
+        "7102.31 — Non-industrial diamonds",
+        "SEAL-EU-2026-0001",
+        "CONFIRMED",
+    ):
+        assert entry in text, entry
+    assert "11. Number of parcels\t1" in text
+    checks = page.inner_text("#cert-checks")
+    assert checks.count("✓") == 3, checks
+    qr = page.wait_for_selector("#cert-qr")
+    until(page, "document.getElementById('cert-qr').naturalWidth > 0")
+    assert "#/certificate/EU-2026-0001" in str(qr.get_attribute("alt"))
+    shot(page, "certificate")
+
+
+def test_auditor_dashboard_shows_findings_and_their_records(tab: Browser) -> None:
+    page = tab.open("/settings")
+    page.fill("#token", AUDITOR)
+    page.click("#token-save")
+    until(page, "document.getElementById('who').textContent.startsWith('auditor')")
+    page.goto(f"{tab.site.url}/#/audit?period=2026")
+    page.wait_for_selector("#findings-summary")
+    unconfirmed = page.inner_text("#finding-unconfirmed")
+    assert "AE-2026-0001" in unconfirmed
+    assert "AE → EU" in unconfirmed
+    mirror = page.inner_text("#finding-mirror_mismatches")
+    assert "AE → EU" in mirror
+    assert "-13,500.00 ct" in mirror
+    assert page.locator("#finding-mirror_mismatches svg.chart").count() == 1
+    assert page.locator("#stats svg.chart").count() == 4
+    assert "29,500.00 ct" in page.inner_text("#stats")
+    shot(page, "auditor")
+    # a finding's record: fetched from the auditor's block range, its leaf hash recomputed
+    page.click("#finding-unconfirmed a.rec-link")
+    page.wait_for_selector("#record-match")
+    assert page.inner_text("#record-match").strip().lower() == "matches"
+    assert "certificate.issue" in page.inner_text("main")
+    shot(page, "record")
+    # the public sees the statistics, not the findings
+    public = tab.open("/audit?period=2026")
+    public.wait_for_selector("#stats")
+    assert public.locator("#audit-needs-token").count() == 1
+    assert public.locator("#findings-summary").count() == 0
+
+
+# ---------------------------------------------------------------- the verifier itself
+
+
+def _js_verify(page: Any, cases: list[tuple[bytes, str | None]]) -> list[dict[str, Any]]:
+    """Run the page's verifier (verify.js) on bundle bytes; one result per case."""
+    script = """async (cases) => {
+      const m = await import('/web/verify.js');
+      const out = [];
+      for (const [b64, parcel] of cases) {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const r = await m.verifyBundle(bytes, parcel ? {parcel} : {});
+        out.push({ok: r.ok, step: r.step, error: r.error});
+      }
+      return out;
+    }"""
+    encoded = [[base64.b64encode(data).decode(), parcel] for data, parcel in cases]
+    result: list[dict[str, Any]] = page.evaluate(script, encoded)
+    return result
+
+
+def _story() -> tuple[Store, list[tuple[bytes, str | None]]]:
+    """Bundles across a key rotation, a governance admission and a key replacement."""
+    net = Network.create(("BW", "EU"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+
+    def seal(chain: str, *records: Record) -> None:
+        store.apply(sc.seal(chain, *records))
+
+    seal("BW", sc.party("BW", "BW-MINE", "miner"), sc.party("BW", "BW-EXP", "exporter"))
+    seal("EU", sc.party("EU", "EU-IMP", "importer"))
+    seal("BW", sc.register("BW", "BW-P1", "BW-MINE", 100_000, 13_400_000))
+    seal(
+        "BW", sc.split("BW", "BW-P1", [("BW-P2", 60_000, 8_040_000), ("BW-P3", 40_000, 5_360_000)])
+    )
+    rotated = Ed25519Signer.from_seed(sha256(b"kpledger-test: web BW rotated"))
+    seal("BW", sc.record("BW", Kind.KEY_ROTATE, {"key": rotated.public.hex()}))
+    net.signers["BW"] = rotated
+    seal("BW", sc.transfer("BW", "BW-P2", "BW-EXP"))
+    na = Ed25519Signer.from_seed(sha256(b"kpledger-test: web NA"))
+    admit = {"code": "NA", "name": "Namibia", "role": "authority", "url": "http://x", "key": ""}
+    seal("KP", sc.governance(Kind.MEMBER_ADMIT, {**admit, "key": na.public.hex()}))
+    net.signers["NA"] = na
+    seal("NA", sc.party("NA", "NA-IMP", "importer"))
+    replaced = Ed25519Signer.from_seed(sha256(b"kpledger-test: web BW replaced"))
+    head = sc.ledger.state.head("BW")
+    assert head is not None
+    body = {"code": "BW", "key": replaced.public.hex(), "from_height": head.height + 1}
+    seal("KP", sc.governance(Kind.KEY_REPLACE, {**body, "reason": "key lost"}))
+    net.signers["BW"] = replaced
+    seal("BW", sc.issue("BW", "BW-2026-1", "NA", "BW-EXP", ["BW-P2"]))
+    seal("NA", sc.confirm("NA", "BW-2026-1", "NA-IMP"))
+    seal("BW", sc.issue("BW", "BW-2026-2", "EU", "BW-MINE", ["BW-P3"]))
+    seal("EU", sc.confirm("EU", "BW-2026-2", "EU-IMP"))
+    cases: list[tuple[bytes, str | None]] = [
+        (serialize_bundle(build_bundle(store, p)), p) for p in ("BW-P1", "BW-P2", "BW-P3")
+    ]
+    doc = build_bundle(store, "BW-P2")
+    kinds = {(r["record"]["chain"], r["index"]): r["record"]["kind"] for r in doc["records"]}
+    assert {"key.rotate", "member.admit", "key.replace"} <= set(kinds.values())
+    for drop in ("key.rotate", "member.admit", "key.replace"):
+        gone = next(k for k, v in kinds.items() if v == drop)
+        cut = {
+            **doc,
+            "records": [r for r in doc["records"] if (r["record"]["chain"], r["index"]) != gone],
+        }
+        cases.append((serialize_bundle(cut), "BW-P2"))
+    forged = {**doc, "records": [dict(r) for r in doc["records"]]}
+    replace = next(r for r in forged["records"] if r["record"]["kind"] == "key.replace")
+    replace["record"] = {**replace["record"], "sigs": replace["record"]["sigs"][:1]}
+    cases.append((serialize_bundle(forged), "BW-P2"))
+    return store, cases
+
+
+def test_browser_verifier_matches_python_on_key_history(tab: Browser) -> None:
+    store, cases = _story()
+    try:
+        page = tab.open("/")
+        page.wait_for_selector("#home-search")
+        got = _js_verify(page, cases)
+        for (data, parcel), js in zip(cases, got, strict=True):
+            py = check_bundle(data, parcel=parcel)
+            if py.ok or STEPS.index(py.step) >= 4:  # replay and subject: not in the browser
+                assert js["ok"], (py.error, js)
+            else:
+                assert (js["step"], js["error"]) == (py.step, py.error)
+        assert [js["ok"] for js in got[:3]] == [True, True, True]
+        assert not any(js["ok"] for js in got[3:])
+    finally:
+        store.close()
+
+
+def test_browser_verifier_matches_python_on_byte_flips(tab: Browser) -> None:
+    """Single-byte changes anywhere in a bundle: the browser fails at the same step as
+    Python whenever Python fails in steps 1-4, and never says verified then."""
+    good = serialize_bundle(build_bundle(tab.site.example.store, FINAL))
+    rng = random.Random(9162)
+    cases: list[tuple[bytes, str | None]] = []
+    for at in rng.sample(range(len(good)), 400):
+        new = rng.choice([b for b in b'0123456789abcdef"{}[],:xyz ' if b != good[at]])
+        cases.append((good[:at] + bytes([new]) + good[at + 1 :], FINAL))
+    first = good.index(b'"time":"', good.index(b'"records":[')) + len(b'"time":"')
+    for bad in (b"2026-02-30T09", b"2026-03-02T24", b"2026-13-02T09", b"0000-03-02T09"):
+        cases.append((good[:first] + bad + good[first + len(bad) :], FINAL))
+    for bad in (b"2026-02-29", b"2026-00-01"):  # a date field: a registration's "produced"
+        at = good.index(b'"produced":"') + len(b'"produced":"')
+        cases.append((good[:at] + bad + good[at + len(bad) :], FINAL))
+    page = tab.open("/")
+    page.wait_for_selector("#home-search")
+    same_message = 0
+    early = 0
+    for (data, parcel), js in zip(cases, _js_verify(page, cases), strict=True):
+        py = check_bundle(data, parcel=parcel)
+        if not py.ok and STEPS.index(py.step) < 4:
+            early += 1
+            assert not js["ok"], py.error
+            assert js["step"] == py.step, (py.error, js["error"])
+            # JSON syntax errors are worded by each language's parser; the rest match
+            same_message += js["error"] == py.error or "not valid JSON" in str(py.error)
+    assert early > 350
+    assert same_message == early, f"{same_message} of {early} messages identical"
+
+
+def test_browser_canonical_json_and_inclusion_proofs(tab: Browser) -> None:
+    """verify.js's RFC 8785 bytes equal ledger.canonical's, and its RFC 9162 proofs check
+    against ledger.merkle's trees for every leaf of every size up to 33."""
+    values: list[Any] = [
+        {"b": 1, "a": [True, False, None, -0, 9007199254740991, -9007199254740991]},
+        {"text": 'quote " backslash \\ slash / tab \t nl \n nul \x00 us \x1f del \x7f'},
+        {"unicode": "é € 😀 \u2028 \u2029 \ufeff", "é": 1, "€": 2, "😀": 3, "\ufb01": 4},
+        {"": {"nested": [[], {}, [{}]]}, "z": "", "A": 0},
+    ]
+    page = tab.open("/")
+    page.wait_for_selector("#home-search")
+    got = page.evaluate(
+        "async (vs) => { const m = await import('/web/verify.js'); "
+        "return vs.map((v) => m.canonicalize(v)); }",
+        values,
+    )
+    assert got == [canonical_bytes(v).decode() for v in values]
+    refused = page.evaluate(
+        """async () => { const m = await import('/web/verify.js');
+        const e = new TextEncoder();
+        const out = [];
+        for (const t of ['{"a":1.5}', '{"a":1,"a":1}', '{"b":1,"a":2}', '{"a":"\\\\ud800"}',
+                         '\\ufeff{}', '{"a":9007199254740993}']) {
+          try { m.parseCanonical(e.encode(t), 'doc'); out.push('accepted'); }
+          catch (err) { out.push(err.message); }
+        }
+        return out; }"""
+    )
+    assert all(r.startswith("doc: ") for r in refused), refused
+    cases = []
+    leaves = [leaf_hash(bytes([i])) for i in range(33)]
+    for size in range(1, 34):
+        tree = MemoryTree(leaves[:size])
+        root = tree.root().hex()
+        for index in range(size):
+            proof = [p.hex() for p in tree.inclusion_proof(index, size)]
+            cases.append([leaves[index].hex(), index, size, proof, root])
+    bad = [*cases[100][:3], cases[100][3][:-1], cases[100][4]]
+    wrong = [cases[100][0], cases[100][1], cases[100][2], cases[100][3], "00" * 32]
+    results = page.evaluate(
+        """async (cases) => { const m = await import('/web/verify.js');
+        const out = [];
+        for (const c of cases) {
+          try { await m.verifyInclusion(...c); out.push('ok'); }
+          catch (err) { out.push(err.message); }
+        }
+        return out; }""",
+        [*cases, bad, wrong],
+    )
+    assert results[: len(cases)] == ["ok"] * len(cases)
+    assert "too short (truncated)" in results[-2]
+    assert results[-1].startswith("root: root mismatch: expected 0000")
+
+
+# ---------------------------------------------------------- the network (last: it adds evidence)
+
+
+def test_network_page_and_equivocation_evidence(tab: Browser) -> None:
+    page = tab.open("/network")
+    page.wait_for_selector("#participants")
+    text = page.inner_text("#participants")
+    for code, height in (("BW", 5), ("RU", 3), ("AE", 4), ("EU", 4), ("IN", 3)):
+        row = page.locator("#participants tr", has_text=code).first.inner_text()
+        assert f"\t{height}\t" in row, row
+    assert "World Diamond Council" in text
+    assert tab.site.example.store.registry.network_id == page.inner_text("#network-id")
+    assert "governance signatures checked in this browser" in page.inner_text("main")
+    assert "No evidence" in page.inner_text("#evidence")
+    # AE signs a second header at its head's height: the node holds the evidence,
+    # and the page checks both signatures under AE's registry key
+    head = tab.site.example.store.signed_head("AE")
+    assert head is not None
+    forged = Header.from_json({**head.header.to_json(), "root": "00" * 32})
+    signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["AE"]
+    other = SignedHeader(forged, signer.sign(Tag.SIG_HEADER, forged.raw))
+    assert tab.site.node.add_evidence(Evidence.build(head, other))
+    page.reload()
+    page.wait_for_selector("table#evidence")
+    evidence = page.inner_text("#evidence")
+    assert "both signatures verify under the registry key" in evidence
+    assert "height 4" in evidence
+    shot(page, "network")
