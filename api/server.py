@@ -347,7 +347,13 @@ async def _peer_height(gossip: Gossip, peer: PeerState, chain: str) -> int | Non
         )
         if r.status_code != 200:
             return None
-        head = r.json().get("heads", {}).get(chain)
+        answer = r.json()
+        if (
+            answer.get("network") != gossip.node.registry.network_id
+            or answer.get("node") != peer.code
+        ):
+            return None  # not that peer: a wrong URL, or a port someone else now uses
+        head = answer.get("heads", {}).get(chain)
         return int(head["height"]) if isinstance(head, dict) else 0
     except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError):
         return None
@@ -368,10 +374,9 @@ async def _startup_sync(node: Node, gossip: Gossip | None, stop: asyncio.Event) 
     deadline = time.monotonic() + wait
     target: int | None = None
     warned = 0.0
+    peers = list(gossip.peers.values())
     while not stop.is_set():
-        answers = await asyncio.gather(
-            *(_peer_height(gossip, p, chain) for p in gossip.peers.values())
-        )
+        answers = await asyncio.gather(*(_peer_height(gossip, p, chain) for p in peers))
         heard = [h for h in answers if h is not None]
         if heard:
             target = max([target or 0, *heard])
@@ -379,6 +384,10 @@ async def _startup_sync(node: Node, gossip: Gossip | None, stop: asyncio.Event) 
         mine = head.height if head else 0
         if target is not None and mine >= target:
             return
+        ahead = [p for p, h in zip(peers, answers, strict=True) if h is not None and h > mine]
+        if ahead:  # pull from it now, whatever gossip's back-off says about it
+            await gossip.exchange(max(ahead, key=lambda p: answers[peers.index(p)] or 0))
+            continue
         now = time.monotonic()
         if target is None and now > deadline:
             log.warning("%s: no peer answered within %.0fs; sealing", chain, wait)

@@ -200,6 +200,10 @@ def demo(
             console.print("\nnodes:")
             for code, url in net.layout.urls.items():
                 console.print(f"  {code:4} {url}")
+            console.print(
+                f"\nexplorer: {net.layout.urls['WDC']}/#/parcel/{result.final_parcel} "
+                f"(to verify there, use WDC's auditor_token from {net.layout.secrets})"
+            )
             if exit_:
                 return
             console.print("\nthe network keeps running; Ctrl-C stops it")

@@ -72,8 +72,8 @@ def export(
     """Write a node's chains to one file: registry, every block as stored, in causal order."""
     try:
         summary = export_store(_store_url(db, config), out)
-    except LedgerError as exc:
-        raise _fail(exc) from exc
+    except (LedgerError, OSError) as exc:
+        raise _fail(exc if isinstance(exc, LedgerError) else LedgerError(str(exc))) from exc
     heads = ", ".join(f"{c} {h['height']}" for c, h in summary.heads.items()) or "none"
     console.print(
         f"exported network {summary.network[:16]}...: {summary.counts['block']:,} blocks, "

@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +35,13 @@ __all__ = ["MAX_BODY", "Gossip", "PeerState"]
 
 log = logging.getLogger("kpl.gossip")
 
-MAX_BODY = 64 * 1024 * 1024  # a pull answer: 256 blocks of up to 8 MiB of records, bounded
+MAX_BODY = 64 * 1024 * 1024  # a pull answer (nodes send node.MAX_BLOCKS_BODY at most)
 MAX_HEADS_BODY = 1024 * 1024
 MAX_CATCHUP_ROUNDS = 10_000
+#: a whole request (connection, answer and body) must end within this many
+#: ``gossip.timeout`` periods: a peer that trickles bytes just fast enough to
+#: beat the per-read timeout is slow, not alive
+REQUEST_TIMEOUTS = 12
 
 
 class PeerError(Exception):
@@ -87,6 +92,7 @@ class Gossip:
         self.peers = {p.code: PeerState(p) for p in node.config.peers}
         self._kick = asyncio.Event()
         self._syncing: set[str] = set()
+        self._exchanging: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -121,11 +127,20 @@ class Gossip:
             halt.cancel()
 
     async def round(self) -> None:
+        """Exchange with ``fanout`` random peers; wait for them a ``timeout`` at most.
+
+        An exchange still running then (a slow peer, or a long catch-up) goes on
+        in the background, and its peer sits out the next rounds until it ends:
+        one slow peer never holds up the exchanges with the others.
+        """
         now = time.monotonic()
-        ready = [p for p in self.peers.values() if p.available(now)]
+        ready = [
+            p for p in self.peers.values() if p.available(now) and p.code not in self._exchanging
+        ]
         chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
         if chosen:
-            await asyncio.gather(*(self.exchange(p) for p in chosen))
+            tasks = [self._spawn(self.exchange(p)) for p in chosen]
+            await asyncio.wait(tasks, timeout=self.node.config.peer_timeout)
         self.node.metrics.peers_up.set(
             sum(1 for p in self.peers.values() if p.failures == 0 and p.last_ok > 0)
         )
@@ -139,8 +154,20 @@ class Gossip:
             "evidence": self.node.evidence_ids(),
         }
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("gossip task failed", exc_info=exc)
+
     async def exchange(self, peer: PeerState) -> None:
         """Send our heads to ``peer``, then pull whatever it holds that we lack."""
+        self._exchanging.add(peer.code)
         try:
             answer = await self._post(peer, "/v1/gossip", self.message())
             await self.sync_from(peer, answer)
@@ -149,6 +176,8 @@ class Gossip:
             peer.failed(time.monotonic(), bad=bad, slow=isinstance(exc, PeerError) and exc.slow)
             log.warning("peer %s %s: %s", peer.code, "sent invalid data" if bad else "failed", exc)
             return
+        finally:
+            self._exchanging.discard(peer.code)
         peer.ok(time.monotonic())
 
     def on_heads(self, sender: str, message: dict[str, Any]) -> None:
@@ -158,9 +187,7 @@ class Gossip:
             return
         if peer.suspect and not peer.available(time.monotonic()):
             return  # pushing is no way around a backoff for garbage or slowness
-        task = asyncio.ensure_future(self._pull_from(peer, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._pull_from(peer, message))
 
     async def _pull_from(self, peer: PeerState, message: dict[str, Any]) -> None:
         try:
@@ -284,15 +311,14 @@ class Gossip:
         headers = dict(self.headers)
         if content is not None:
             headers["Content-Type"] = "application/json"
+        timeout = self.node.config.peer_timeout
         try:
-            async with self.client.stream(
-                method,
-                url,
-                content=content,
-                params=params,
-                headers=headers,
-                timeout=self.node.config.peer_timeout,
-            ) as resp:
+            async with (
+                asyncio.timeout(timeout * REQUEST_TIMEOUTS),
+                self.client.stream(
+                    method, url, content=content, params=params, headers=headers, timeout=timeout
+                ) as resp,
+            ):
                 if resp.status_code != 200:
                     raise PeerError(f"{method} {path}: HTTP {resp.status_code}")
                 declared = resp.headers.get("content-length")
@@ -311,6 +337,10 @@ class Gossip:
             raise PeerError(
                 f"{method} {path}: {exc.__class__.__name__}: {exc}",
                 slow=isinstance(exc, httpx.TimeoutException),
+            ) from exc
+        except TimeoutError as exc:
+            raise PeerError(
+                f"{method} {path}: not done after {timeout * REQUEST_TIMEOUTS:g} s", slow=True
             ) from exc
         try:
             return load_json(b"".join(chunks), what=f"answer to {method} {path}")

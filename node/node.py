@@ -47,6 +47,7 @@ __all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
 #: bytes of blocks in one answer to a pull: half of what a puller accepts
 #: (``node.gossip.MAX_BODY``), whatever number of blocks it asked for
 MAX_BLOCKS_BODY = 32 * 1024 * 1024
+_READ_BLOCKS = 32  # blocks read from the store at a time to answer a pull
 
 
 def utc_now() -> str:
@@ -350,24 +351,30 @@ class Node:
 
         At most ``limit`` blocks, and no more than fit in ``MAX_BLOCKS_BODY``
         bytes (the first block always goes): a batch of full blocks must not
-        outgrow what a puller accepts, or it could never catch up.
+        outgrow what a puller accepts, or it could never catch up. Blocks are
+        read a few at a time, so a large ``limit`` never loads more than that.
         """
         parts: list[bytes] = []
         size = 0
-        for header_raw, sig, records in self.store.raw_blocks(chain, start, limit):
-            part = (
-                b'{"header":'
-                + header_raw
-                + b',"records":['
-                + b",".join(records)
-                + b'],"sig":"'
-                + sig.hex().encode()
-                + b'"}'
-            )
-            size += len(part) + 1
-            if parts and size > MAX_BLOCKS_BODY:
+        while len(parts) < limit:
+            step = min(_READ_BLOCKS, limit - len(parts))
+            got = self.store.raw_blocks(chain, start + len(parts), step)
+            for header_raw, sig, records in got:
+                part = (
+                    b'{"header":'
+                    + header_raw
+                    + b',"records":['
+                    + b",".join(records)
+                    + b'],"sig":"'
+                    + sig.hex().encode()
+                    + b'"}'
+                )
+                size += len(part) + 1
+                if parts and size > MAX_BLOCKS_BODY:
+                    return b'{"blocks":[' + b",".join(parts) + b"]}"
+                parts.append(part)
+            if len(got) < step:
                 break
-            parts.append(part)
         return b'{"blocks":[' + b",".join(parts) + b"]}"
 
     def receive(self, chain: str, values: Sequence[object]) -> ReceiveResult:

@@ -41,7 +41,7 @@ __all__ = ["ReplicaStore", "WriterLock", "writer_key"]
 
 log = logging.getLogger("kpl.store")
 
-#: libpq settings of the lock's own connection: notice a dead peer within ~15 s
+#: libpq settings of the lock's own connection: notice a dead server within ~11 s
 _KEEPALIVE: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 5,
@@ -84,6 +84,10 @@ class WriterLock:
             return False
         try:
             conn.execute(text("SET statement_timeout = '5s'"))
+            # the server side too: a writer whose machine vanished (no FIN ever sent)
+            # loses the lock after ~11 s of silence, not after the OS default of hours
+            for name, value in (("idle", 5), ("interval", 2), ("count", 3)):
+                conn.execute(text(f"SET tcp_keepalives_{name} = {value}"))
             got = bool(
                 conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
             )

@@ -115,11 +115,16 @@ class NodeRun:
         if self.proc is not None:
             self.proc.wait(timeout=STOP_TIMEOUT)
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (``stop`` waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+
     def stop(self) -> int | None:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -139,6 +144,8 @@ def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[.
         return run
 
     yield make
+    for run in started:
+        run.terminate()
     for run in started:
         run.stop()
     failed = getattr(request.node, "rep_call", None)

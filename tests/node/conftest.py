@@ -7,7 +7,7 @@ at teardown by its pid: node processes, TCP proxies and fake peers.
 
 Pieces:
 
-* ``cluster(...)``: ``kpl network init`` for some participants, node configs
+* ``cluster(...)``: ``init_network`` (what ``kpl network init`` runs), node configs
   tuned for tests (short block interval, heartbeat and gossip interval), a
   ``NodeProc`` per node, clients with the right tokens, convergence waits;
 * ``ChainWriter``: valid records for one chain (parties, parcels, transfers,
@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,7 +48,7 @@ import pytest
 from ledger.records import Kind, Record, make_record
 from ledger.registry import Registry
 from node.client import NodeClient
-from node.config import NodeConfig, hash_token
+from node.config import NodeConfig
 from node.network import NetworkLayout, init_network
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,11 +81,13 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None] | Any:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed:
         for path in item.stash.get(_LOGS, []):
-            report.sections.append((f"log {path.parent.name}/{path.name} (tail)", log_tail(path)))
+            if path.exists():  # nodes never started have no log
+                title = f"log {path.parent.name}/{path.name} (tail)"
+                report.sections.append((title, log_tail(path)))
     return report
 
 
@@ -350,16 +352,6 @@ class Cluster:
         heads: dict[str, dict[str, Any]] = response.json()["heads"]
         return heads
 
-    def metric(self, code: str, name: str) -> float:
-        """The sum of a metric's samples (every label) on ``code``'s /metrics."""
-        text = httpx.get(f"{self.nodes[code].url}/metrics", timeout=2.0).text
-        total = 0.0
-        for line in text.splitlines():
-            m = re.match(rf"{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", line)
-            if m:
-                total += float(m[1])
-        return total
-
     def wait_converged(
         self,
         codes: Sequence[str],
@@ -397,18 +389,6 @@ class Cluster:
                     lines = "\n".join(f"  {c}: {s}" for c, s in last.items())
                     raise AssertionError(f"nodes did not converge in {timeout}s:\n{lines}")
                 time.sleep(0.05)
-
-    def verify_store(self, code: str) -> subprocess.CompletedProcess[str]:
-        """``kpl db verify`` on a stopped node's store."""
-        return subprocess.run(
-            [sys.executable, "-m", "cli.main", "db", "verify", "--db", self.nodes[code].db_url],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
-            timeout=120,
-            check=False,
-        )
 
     def verify_stores(self, codes: Sequence[str]) -> None:
         """``kpl db verify`` on several stopped nodes' stores, in parallel; all must pass."""
@@ -785,6 +765,10 @@ class FakePeer:
         self._pushers: list[threading.Thread] = []
 
     @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
+    @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
@@ -858,17 +842,6 @@ def fake_peer() -> Iterator[Callable[[str, str], FakePeer]]:
         f.close()
 
 
-def add_peer_token(cluster: Cluster, code: str, name: str, token: str) -> None:
-    """Let ``code``'s node accept ``token`` as the peer ``name``."""
-
-    def change(doc: dict[str, Any]) -> None:
-        doc.setdefault("tokens", []).append(
-            {"role": "peer", "name": name, "sha256": hash_token(token)}
-        )
-
-    cluster.configure(code, change)
-
-
 def submit_all(client: NodeClient, records: Sequence[Record], batch: int = 250) -> list[str]:
     """Submit in batches; every record must be answered ``pending``; return the ids."""
     ids = []
@@ -886,9 +859,6 @@ def harness() -> SimpleNamespace:
     """The harness' helpers for test modules (a conftest cannot be imported reliably)."""
     return SimpleNamespace(
         ChainWriter=ChainWriter,
-        add_peer_token=add_peer_token,
-        free_base_port=free_base_port,
-        head_summary=head_summary,
         log_tail=log_tail,
         port_of=port_of,
         submit_all=submit_all,

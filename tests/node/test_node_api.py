@@ -19,8 +19,13 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.problems import PROBLEM_BASE
 from api.server import open_node
+from ledger.canonical import canonical_bytes
+from node import gossip
+from node import node as node_module
 from node.config import ConfigError, NodeConfig
 from node.network import init_network
+
+pytestmark = pytest.mark.timeout(60)
 
 PROBLEM = "application/problem+json"
 RECORDS_LIMIT = 32 * 1024 * 1024
@@ -186,6 +191,33 @@ def test_blocks_need_a_peer_or_auditor_token(api: Any) -> None:
         blocks = response.json()["blocks"]
         assert [b["header"]["height"] for b in blocks] == [1]
     _problem(api.client.get("/v1/chains/ZZ/blocks", headers=api.peer), 404, "not-found")
+
+
+def test_pull_answers_stay_under_what_a_puller_accepts(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget = node_module.MAX_BLOCKS_BODY
+    assert budget <= gossip.MAX_BODY // 2
+    for _ in range(4):
+        batch = api.client.post(
+            "/v1/records", json=_body(api.writer.mixed(30)), headers=api.operator
+        )
+        assert {r["status"] for r in batch.json()["results"]} == {"pending"}
+        assert api.node.seal() is not None
+    url = "/v1/chains/BW/blocks?from=1&limit=100"
+    whole = api.client.get(url, headers=api.peer).json()["blocks"]
+    assert [b["header"]["height"] for b in whole] == [1, 2, 3, 4]
+    sizes = [len(canonical_bytes(b)) + 1 for b in whole]  # the stored bytes, and a comma
+    monkeypatch.setattr(node_module, "MAX_BLOCKS_BODY", sizes[0] + sizes[1])
+    part = api.client.get(url, headers=api.peer).json()["blocks"]
+    assert part == whole[:2]  # a prefix: the puller asks again from where it got to
+    monkeypatch.setattr(node_module, "MAX_BLOCKS_BODY", 10)
+    assert api.client.get(url, headers=api.peer).json()["blocks"] == whole[:1]
+    monkeypatch.setattr(node_module, "MAX_BLOCKS_BODY", budget)
+    monkeypatch.setattr(node_module, "_READ_BLOCKS", 1)  # read from the store one at a time
+    assert api.client.get(url, headers=api.peer).json()["blocks"] == whole
+    middle = "/v1/chains/BW/blocks?from=2&limit=2"
+    assert api.client.get(middle, headers=api.peer).json()["blocks"] == whole[1:3]
 
 
 # ---------------------------------------------------------------- configuration
