@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -48,6 +48,15 @@ __all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
 #: (``node.gossip.MAX_BODY``), whatever number of blocks it asked for
 MAX_BLOCKS_BODY = 32 * 1024 * 1024
 _READ_BLOCKS = 32  # blocks read from the store at a time to answer a pull
+
+
+#: how far ahead of the node's clock a submitted record may be dated (seconds)
+MAX_AHEAD = 60
+
+
+def _later(time_text: str, seconds: int) -> str:
+    moment = datetime.strptime(time_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (moment + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def utc_now() -> str:
@@ -181,8 +190,22 @@ class Node:
     def _reload_pending(self) -> None:
         """Rebuild the pending layer from the queue (after a restart or a seal)."""
         assert self.chain is not None
-        queued = self.store.pending(self.chain)
+        self._rebuild_layer(self.store.pending(self.chain))
+
+    def _rebuild_layer(self, queued: Sequence[Record]) -> None:
+        """Re-judge queued records on top of the store; refusals are recorded."""
+        assert self.chain is not None
         self._pending, self._pending_ids, self._layer = [], set(), State(base=self.store)
+        self.store.prefetch(queued)
+        try:
+            refused = self._judge_queue(queued)
+        finally:
+            self.store.forget_prefetched()
+        if refused:
+            self.store.commit(State(base=self.store), refused)
+        self._oldest = time.monotonic() if self._pending else 0.0
+
+    def _judge_queue(self, queued: Sequence[Record]) -> list[tuple[Record, LedgerError]]:
         refused: list[tuple[Record, LedgerError]] = []
         ctx = self._context()
         for record in queued:
@@ -195,9 +218,7 @@ class Node:
             trial.merge_into(self._layer)
             self._pending.append(record)
             self._pending_ids.add(record.id)
-        if refused:
-            self.store.commit(State(base=self.store), refused)
-        self._oldest = time.monotonic() if self._pending else 0.0
+        return refused
 
     def submit(self, values: Sequence[object]) -> list[dict[str, Any]]:
         """Check and queue records for this node's chain; answer one outcome per record."""
@@ -209,73 +230,19 @@ class Node:
             refused: list[tuple[Record, LedgerError]] = []
             ctx = self._context()
             batch_ids: set[str] = set()
-            for i, value in enumerate(values):
+            parsed: list[Record | InvalidData] = []
+            for value in values:
                 try:
-                    record = Record.from_value(value)
+                    parsed.append(Record.from_value(value))
                 except InvalidData as exc:
-                    results.append(
-                        {
-                            "index": i,
-                            "status": "invalid",
-                            "code": exc.code,
-                            "field": exc.field,
-                            "reason": exc.message,
-                        }
-                    )
-                    continue
-                if record.chain != self.chain or record.network != self.registry.network_id:
-                    results.append(
-                        {
-                            "index": i,
-                            "id": record.id,
-                            "status": "invalid",
-                            "code": "wrong-chain",
-                            "field": "chain",
-                            "reason": f"this node writes chain {self.chain} of network "
-                            f"{self.registry.network_id[:16]}",
-                        }
-                    )
-                    continue
-                if record.id in batch_ids:
-                    results.append(
-                        {
-                            "index": i,
-                            "id": record.id,
-                            "status": "pending",
-                            "chain": self.chain,
-                            "duplicate": True,
-                        }
-                    )
-                    continue
-                prior = self._outcome(record.id)
-                if prior is not None:
-                    results.append({"index": i, "id": record.id, **prior, "duplicate": True})
-                    continue
-                trial = State(base=self._layer)
-                try:
-                    apply_record(trial, record, self._next_index() + len(accepted), ctx)
-                except RuleViolation as exc:
-                    refused.append((record, exc))
-                    batch_ids.add(record.id)
-                    results.append(
-                        {
-                            "index": i,
-                            "id": record.id,
-                            "status": "rejected",
-                            "chain": self.chain,
-                            "code": exc.code,
-                            "rule": exc.rule,
-                            "field": exc.field,
-                            "reason": exc.reason,
-                        }
-                    )
-                    continue
-                trial.merge_into(self._layer)
-                accepted.append(record)
-                batch_ids.add(record.id)
-                results.append(
-                    {"index": i, "id": record.id, "status": "pending", "chain": self.chain}
-                )
+                    parsed.append(exc)
+            records = [r for r in parsed if isinstance(r, Record)]
+            known = self.store.outcomes(self.chain, [r.id for r in records])
+            self.store.prefetch(records)
+            try:
+                self._check_batch(parsed, known, ctx, batch_ids, accepted, refused, results)
+            finally:
+                self.store.forget_prefetched()
             try:
                 self.store.enqueue(accepted, refused)
             except StoreError:
@@ -289,6 +256,101 @@ class Node:
             self.metrics.records.labels("rejected").inc(len(refused))
             self.metrics.pending.set(len(self._pending))
         return results
+
+    def _check_batch(
+        self,
+        parsed: Sequence[Record | InvalidData],
+        known: dict[str, dict[str, Any]],
+        ctx: Context,
+        batch_ids: set[str],
+        accepted: list[Record],
+        refused: list[tuple[Record, LedgerError]],
+        results: list[dict[str, Any]],
+    ) -> None:
+        """Judge each record of a batch in order against the state plus the pending ones."""
+        assert self.chain is not None
+        ahead = _later(ctx.time, MAX_AHEAD)
+        for i, record in enumerate(parsed):
+            if isinstance(record, InvalidData):
+                exc = record
+                results.append(
+                    {
+                        "index": i,
+                        "status": "invalid",
+                        "code": exc.code,
+                        "field": exc.field,
+                        "reason": exc.message,
+                    }
+                )
+                continue
+            if record.chain != self.chain or record.network != self.registry.network_id:
+                results.append(
+                    {
+                        "index": i,
+                        "id": record.id,
+                        "status": "invalid",
+                        "code": "wrong-chain",
+                        "field": "chain",
+                        "reason": f"this node writes chain {self.chain} of network "
+                        f"{self.registry.network_id[:16]}",
+                    }
+                )
+                continue
+            if record.time > ahead:
+                results.append(
+                    {
+                        "index": i,
+                        "id": record.id,
+                        "status": "invalid",
+                        "code": "schema",
+                        "field": "time",
+                        "reason": f"dated {record.time}, more than {MAX_AHEAD}s after this "
+                        f"node's clock ({ctx.time})",
+                    }
+                )
+                continue
+            if record.id in batch_ids:
+                results.append(
+                    {
+                        "index": i,
+                        "id": record.id,
+                        "status": "pending",
+                        "chain": self.chain,
+                        "duplicate": True,
+                    }
+                )
+                continue
+            prior = (
+                {"status": "pending", "chain": self.chain}
+                if record.id in self._pending_ids
+                else known.get(record.id)
+            )
+            if prior is not None:
+                results.append({"index": i, "id": record.id, **prior, "duplicate": True})
+                continue
+            trial = State(base=self._layer)
+            try:
+                apply_record(trial, record, self._next_index() + len(accepted), ctx)
+            except RuleViolation as exc:
+                refused.append((record, exc))
+                batch_ids.add(record.id)
+                results.append(
+                    {
+                        "index": i,
+                        "id": record.id,
+                        "status": "rejected",
+                        "chain": self.chain,
+                        "code": exc.code,
+                        "rule": exc.rule,
+                        "field": exc.field,
+                        "reason": exc.reason,
+                    }
+                )
+                continue
+            trial.merge_into(self._layer)
+            accepted.append(record)
+            batch_ids.add(record.id)
+            results.append({"index": i, "id": record.id, "status": "pending", "chain": self.chain})
 
     def _outcome(self, record_id: str) -> dict[str, Any] | None:
         assert self.chain is not None
@@ -325,15 +387,19 @@ class Node:
             return None  # our own chain has been shown to equivocate: stop writing
         with self.lock:
             take = self._pending[: self.config.max_block_records]
-            proposal = propose(
-                self.store, self.registry, self.signer, self.chain, take, self.clock()
-            )
+            self.store.prefetch(take)
+            try:
+                proposal = propose(
+                    self.store, self.registry, self.signer, self.chain, take, self.clock()
+                )
+            finally:
+                self.store.forget_prefetched()
             self.store.commit(proposal.layer, proposal.rejected)
             self._pending = proposal.deferred + self._pending[len(take) :]
             self._pending_ids = {r.id for r in self._pending}
             self._last_seal = time.monotonic()
             if self._pending:
-                self._reload_pending()
+                self._rebuild_layer(self._pending)
             else:
                 self._layer = State(base=self.store)
                 self._oldest = 0.0

@@ -884,6 +884,36 @@ class Store:
             ).all()
         return [Record.parse(bytes(r[0])) for r in rows]
 
+    def outcomes(self, chain: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``outcome`` for many ids in three queries; ids never seen are absent."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = sorted(set(record_ids))
+        r, p, j = t.records.c, t.pending.c, t.rejected.c
+        with self.engine.connect() as conn:
+            for part in _chunks(ids):
+                for rid, idx, height, leaf in conn.execute(
+                    select(r.record_id, r.idx, r.height, r.leaf).where(
+                        r.chain == chain, r.record_id.in_(part))
+                ):
+                    found[rid] = {"status": "committed", "chain": chain, "height": int(height),
+                                  "index": int(idx), "hash": bytes(leaf).hex()}
+                for (rid,) in conn.execute(
+                    select(p.record_id).where(p.chain == chain, p.record_id.in_(part))
+                ):
+                    found.setdefault(rid, {"status": "pending", "chain": chain})
+                for row in conn.execute(
+                    select(j.record_id, j.code, j.rule, j.field, j.reason).where(
+                        j.chain == chain, j.record_id.in_(part))
+                ):
+                    found.setdefault(row[0], {"status": "rejected", "chain": chain,
+                                              "code": row[1], "rule": row[2], "field": row[3],
+                                              "reason": row[4]})
+        return found
+
+    def forget_prefetched(self) -> None:
+        """Drop the state loaded by ``prefetch`` (reads go to the database again)."""
+        self._forget()
+
     def outcome(self, chain: str, record_id: str) -> dict[str, Any] | None:
         """What became of a record id on ``chain``: committed, pending or rejected."""
         with self.engine.connect() as conn:

@@ -295,3 +295,19 @@ def test_second_process_on_the_same_data_dir_is_refused(cluster: Any) -> None:
         ).stdout
     )
     assert health["node"] == "BW"
+
+
+def test_records_dated_far_ahead_are_invalid_and_a_batch_keeps_order(api: Any) -> None:
+    record = api.writer.party()
+    ahead = {**record.as_json(), "time": "2099-01-01T00:00:00Z"}
+    answer = api.client.post("/v1/records", json=ahead, headers=api.operator).json()
+    result = answer["results"][0]
+    assert result["status"] == "invalid"
+    assert result["field"] == "time"
+    # a valid batch is judged in order and sealed whole
+    batch = [api.writer.party() for _ in range(50)]
+    answer = api.client.post("/v1/records", json=_body(batch), headers=api.operator).json()
+    assert [r["status"] for r in answer["results"]] == ["pending"] * 50
+    block = api.node.seal()
+    assert block is not None
+    assert [r.id for r in block.records] == [r.id for r in batch]
