@@ -893,21 +893,36 @@ class Store:
             for part in _chunks(ids):
                 for rid, idx, height, leaf in conn.execute(
                     select(r.record_id, r.idx, r.height, r.leaf).where(
-                        r.chain == chain, r.record_id.in_(part))
+                        r.chain == chain, r.record_id.in_(part)
+                    )
                 ):
-                    found[rid] = {"status": "committed", "chain": chain, "height": int(height),
-                                  "index": int(idx), "hash": bytes(leaf).hex()}
+                    found[rid] = {
+                        "status": "committed",
+                        "chain": chain,
+                        "height": int(height),
+                        "index": int(idx),
+                        "hash": bytes(leaf).hex(),
+                    }
                 for (rid,) in conn.execute(
                     select(p.record_id).where(p.chain == chain, p.record_id.in_(part))
                 ):
                     found.setdefault(rid, {"status": "pending", "chain": chain})
                 for row in conn.execute(
                     select(j.record_id, j.code, j.rule, j.field, j.reason).where(
-                        j.chain == chain, j.record_id.in_(part))
+                        j.chain == chain, j.record_id.in_(part)
+                    )
                 ):
-                    found.setdefault(row[0], {"status": "rejected", "chain": chain,
-                                              "code": row[1], "rule": row[2], "field": row[3],
-                                              "reason": row[4]})
+                    found.setdefault(
+                        row[0],
+                        {
+                            "status": "rejected",
+                            "chain": chain,
+                            "code": row[1],
+                            "rule": row[2],
+                            "field": row[3],
+                            "reason": row[4],
+                        },
+                    )
         return found
 
     def forget_prefetched(self) -> None:
