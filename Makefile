@@ -36,8 +36,11 @@ pytest: $(STAMP)
 	$(PY) -m pytest -q
 
 ## bench: the benchmarks of bench/, printing ratios against the machine's own limits
+## (about 30 minutes on 2 cores; BENCH_RUNS=1 for a quicker pass)
 bench: $(STAMP)
 	$(PY) -m bench.ingest
+	$(PY) -m bench.query
+	$(PY) -m bench.network
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out
