@@ -13,8 +13,9 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.tree import Tree
 
+from api.deps import Caller
+from api.provenance import history_view
 from api.server import run_node
 from cli import ops
 from cli.demo import AUTHORITIES, run_story, wait_agreement
@@ -31,7 +32,6 @@ from keys import (
 )
 from ledger.bundle import verify_bundle
 from ledger.errors import LedgerError
-from ledger.state import Certificate, ParcelEvent
 from ledger.store import Store, make_engine, schema_revision, upgrade
 from node.client import NodeClient
 from node.config import ROLES, hash_token
@@ -72,52 +72,13 @@ def _fail(exc: LedgerError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _ct(hundredths: int) -> str:
-    return f"{hundredths // 100:,}.{hundredths % 100:02d} ct"
-
-
 def print_lineage(store: Store, parcel_id: str) -> None:
-    """The parcel's lineage as a tree back to the mines, with origins and certificates."""
-
-    def label(pid: str) -> str:
-        p = store.parcel(pid)
-        if p is None:
-            return f"{pid} (unknown)"
-        total = sum(q for _, q in p.origin) or 1
-        origin = ", ".join(f"{c} {q * 100 / total:.1f}%" for c, q in p.origin)
-        certs = sorted(
-            {
-                c.number
-                for e in store.events(pid)
-                if e.kind.startswith("certificate.") and (c := _cert_of(store, e)) is not None
-            }
-        )
-        via = f"; certificates {', '.join(certs)}" if certs else ""
-        return (
-            f"[bold]{pid}[/] {_ct(p.weight)} under {p.chain}, {p.status.value}; "
-            f"origin {origin}{via}"
-        )
-
-    edges = store.ancestry(parcel_id)
-    parents: dict[str, list[str]] = {}
-    for e in edges:
-        parents.setdefault(e.child, []).append(e.parent)
-    tree = Tree(label(parcel_id))
-
-    def grow(node: Tree, pid: str, depth: int) -> None:
-        for parent in sorted(parents.get(pid, [])):
-            grow(node.add(label(parent)), parent, depth + 1)
-
-    grow(tree, parcel_id, 0)
-    console.print(tree)
-
-
-def _cert_of(store: Store, event: ParcelEvent) -> Certificate | None:
-    record = store.record(event.ref.chain, event.ref.index)
-    if record is None:
-        return None
-    number = record.body_json.get("number")
-    return None if number is None else store.certificate(str(number))
+    """The parcel's lineage as a tree back to the mines, as an auditor sees it in the API."""
+    parcel = store.parcel(parcel_id)
+    if parcel is None:
+        raise LedgerError(f"no parcel {parcel_id}")
+    history = history_view(store, parcel, Caller("auditor"), None, limit=1000)
+    console.print(history_tree(history.model_dump(exclude_none=True)))
 
 
 @app.command()

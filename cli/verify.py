@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from cli.render import carats
 from ledger.bundle import MAX_BUNDLE_BYTES, Verdict, check_bundle
 from ledger.canonical import canonical_bytes, load_json
 from ledger.errors import InvalidData
@@ -25,10 +26,6 @@ EXIT_INPUT = 2
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-
-
-def _ct(hundredths: int) -> str:
-    return f"{hundredths // 100:,}.{hundredths % 100:02d} ct"
 
 
 def _read(path: Path, what: str, limit: int) -> bytes | None:
@@ -62,11 +59,11 @@ def _trusted_registry(path: Path) -> bytes | None:
 
 def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     total = sum(q for _, q in verdict.origin) or 1
-    origin = ", ".join(f"{c} {q * 100 / total:.1f}% ({_ct(q)})" for c, q in verdict.origin)
+    origin = ", ".join(f"{c} {q * 100 / total:.1f}% ({carats(q)})" for c, q in verdict.origin)
     chain, height, time = verdict.as_of
     custodian = verdict.custodian or "none (in transit)"
     rows = [
-        ("parcel", f"{verdict.subject}  {_ct(verdict.weight)}  HS {verdict.hs}"),
+        ("parcel", f"{verdict.subject}  {carats(verdict.weight)}  HS {verdict.hs}"),
         ("origin", origin),
         (
             "held",
@@ -77,7 +74,7 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     rows += [
         (
             "mine",
-            f"{s.parcel}: {_ct(s.weight)} registered by {s.chain} at {s.mine}, "
+            f"{s.parcel}: {carats(s.weight)} registered by {s.chain} at {s.mine}, "
             f"produced {s.produced} (record {s.ref.chain}/{s.ref.index})",
         )
         for s in verdict.sources
@@ -86,7 +83,7 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     rows += [
         (
             "certificate",
-            f"{c.number} {c.issuer} -> {c.destination}, {_ct(c.carats)}, origin {c.origin}, "
+            f"{c.number} {c.issuer} -> {c.destination}, {carats(c.carats)}, origin {c.origin}, "
             f"issued {c.issued}, {c.status.value}",
         )
         for c in verdict.certificates
