@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) -m bench.ingest
 	$(PY) -m bench.query
 	$(PY) -m bench.network
+	$(PY) -m bench.results --readme README.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out

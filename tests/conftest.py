@@ -9,10 +9,13 @@ a green CI run always includes them.
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from sqlalchemy import create_engine, text
 
 settings.register_profile(
     "kpl", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=50
@@ -20,6 +23,58 @@ settings.register_profile(
 settings.load_profile("kpl")
 
 REPO = Path(__file__).resolve().parents[1]
+POSTGRES_ENV = "KPL_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def pg_schemas() -> Iterator[Callable[[], str]]:
+    """``new()`` gives a PostgreSQL URL whose search_path is a fresh, empty schema.
+
+    The one PostgreSQL fixture of the suite: the server is the one named by
+    ``KPL_TEST_POSTGRES_URL`` (skipped when unset, a failure under
+    ``KPL_REQUIRE_POSTGRES=1``); every schema is reached through libpq's
+    ``options=-csearch_path=...`` and dropped when the test ends.
+    """
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests skipped")
+    admin = create_engine(base)
+    made: list[str] = []
+
+    def new() -> str:
+        schema = f"kpl_t_{secrets.token_hex(6)}"
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        made.append(schema)
+        sep = "&" if "?" in base else "?"
+        return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+    try:
+        yield new
+    finally:
+        try:
+            for schema in made:
+                with admin.begin() as conn:
+                    # a store left open by a failing test must not hang the teardown
+                    conn.execute(text("SET LOCAL lock_timeout = '20s'"))
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_schemas: Callable[[], str]) -> str:
+    """A PostgreSQL URL on a fresh, empty schema of its own (see ``pg_schemas``)."""
+    return pg_schemas()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL where no store exists yet, on each backend (SQLite file, PostgreSQL schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/s.db"
+    else:
+        yield request.getfixturevalue("pg_url")
 
 
 def vectors_dir() -> Path:

@@ -6,41 +6,17 @@ failure when ``KPL_REQUIRE_POSTGRES=1``). Each store gets a schema of its own.
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 from conftest import AuditCase, build_audit_case
-from sqlalchemy import create_engine, text
 
 from api.audit import audit_report, kp_statistics
 from ledger.store import Store
 from ledger.workload import realistic_blocks
 
-POSTGRES_ENV = "KPL_TEST_POSTGRES_URL"
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL API tests skipped")
-    schema = f"kpl_api_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in base else "?"
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text("SET LOCAL lock_timeout = '20s'"))
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def report_json(store: Store, until: str) -> dict[str, Any]:

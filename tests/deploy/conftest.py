@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -29,10 +28,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES_ENV = "KPL_TEST_POSTGRES_URL"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
@@ -160,28 +157,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call":
         item.rep_call = report  # type: ignore[attr-defined]
     return report
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL deployment tests skipped")
-    schema = f"kpl_d_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in base else "?"
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        try:
-            with admin.begin() as conn:
-                conn.execute(text("SET LOCAL lock_timeout = '20s'"))
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            admin.dispose()
 
 
 def secrets_of(root: Path) -> dict[str, Any]:

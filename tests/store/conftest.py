@@ -1,22 +1,17 @@
 """Fixtures of the store tests: one store URL per backend, fresh for every test.
 
-``store_url`` runs each test on SQLite (a file in ``tmp_path``) and on
-PostgreSQL (the server named by ``KPL_TEST_POSTGRES_URL``, skipped when the
-variable is unset). Every PostgreSQL test gets a schema of its own, reached
-through libpq's ``options=-csearch_path=...``, and dropped afterwards.
+``store_url`` (from ``tests/conftest.py``) runs each test on SQLite and on
+PostgreSQL, each PostgreSQL test in a schema of its own.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from ledger.blocks import Block
 from ledger.chain import MemoryLedger
@@ -25,35 +20,7 @@ from ledger.store import Store
 from ledger.store import tables as t
 from ledger.workload import Network, realistic_blocks
 
-POSTGRES_ENV = "KPL_TEST_POSTGRES_URL"
-
 Snapshot = dict[str, Any]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL where no store exists yet, on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/s.db"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL store tests skipped")
-    schema = f"kpl_t_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in base else "?"
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        try:
-            with admin.begin() as conn:
-                # a store left open by a failing test must not hang the teardown
-                conn.execute(text("SET LOCAL lock_timeout = '20s'"))
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            admin.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,227 @@
+"""Machine-readable benchmark results, and the README table made from them.
+
+Each benchmark writes ``bench/out/<name>.json``. This module gathers the
+figures that matter to users into ``bench/out/results.json`` under stable
+keys (numbers; ``null`` for a figure whose benchmark has not been run), and
+with ``--readme FILE`` rewrites the table between the markers
+``<!-- bench-results:begin -->`` and ``<!-- bench-results:end -->`` so that the
+README shows exactly what the last run measured.
+
+Usage: ``python -m bench.results [--readme README.md]`` (``make bench`` runs it last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import OUT
+
+__all__ = ["FIGURES", "Figure", "collect", "render_table", "rewrite_readme"]
+
+BEGIN = "<!-- bench-results:begin -->"
+END = "<!-- bench-results:end -->"
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    key: str
+    source: str  # the benchmark (bench/out/<source>.json)
+    path: tuple[str, ...]  # where the number sits in that file
+    label: str
+    unit: str
+    goal: str
+    meets: Callable[[float], bool] | None = None
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure(
+        "ingest_sqlite_rps",
+        "ingest",
+        ("sqlite", "records_per_s"),
+        "ingest, SQLite, full validation",
+        "records/s",
+        ">= 20,000",
+        lambda v: v >= 20_000,
+    ),
+    Figure(
+        "ingest_pg_rps",
+        "ingest",
+        ("postgres", "records_per_s"),
+        "ingest, PostgreSQL, full validation",
+        "records/s",
+        ">= 10,000",
+        lambda v: v >= 10_000,
+    ),
+    Figure(
+        "ingest_write_set_ratio",
+        "ingest",
+        ("sqlite", "ratio_to_write_set"),
+        "ingest / bare replay of the store's write set (SQLite)",
+        "ratio",
+        ">= 0.6",
+        lambda v: v >= 0.6,
+    ),
+    Figure(
+        "bytes_per_record",
+        "ingest",
+        ("sqlite", "bytes_per_record"),
+        "store size on disk (SQLite)",
+        "bytes/record",
+        "-",
+    ),
+    Figure(
+        "proof_gen_ms_1m",
+        "ingest",
+        ("proofs", "generate_median_ms"),
+        "inclusion proof from the store at 1,000,000 records (median)",
+        "ms",
+        "-",
+    ),
+    Figure(
+        "history_ratio",
+        "query",
+        ("throughput", "ratio"),
+        "parcel history / trivial endpoint, same app",
+        "ratio",
+        ">= 0.5",
+        lambda v: v >= 0.5,
+    ),
+    Figure(
+        "history_p99_ms",
+        "query",
+        ("throughput", "p99_ms_at_half_peak"),
+        "parcel history p99 at half the peak rate",
+        "ms",
+        "<= 20",
+        lambda v: v <= 20,
+    ),
+    Figure(
+        "bundle50_bytes_sent",
+        "query",
+        ("bundle", "bytes_gzip"),
+        "50-hop bundle as sent (gzip)",
+        "bytes",
+        "<= 65,536",
+        lambda v: v <= 65_536,
+    ),
+    Figure(
+        "bundle50_verify_ms",
+        "query",
+        ("bundle", "verify_median_ms"),
+        "50-hop bundle offline verification (median)",
+        "ms",
+        "<= 50",
+        lambda v: v <= 50,
+    ),
+    Figure(
+        "catchup_ratio",
+        "network",
+        ("catchup", "ratio_to_ingest"),
+        "catch-up of a fresh node / in-process ingest",
+        "ratio",
+        ">= 0.8",
+        lambda v: v >= 0.8,
+    ),
+    Figure(
+        "submission_rps",
+        "network",
+        ("submission", "records_per_s"),
+        "submission through POST /v1/records to committed",
+        "records/s",
+        "-",
+    ),
+    Figure(
+        "propagation16_p99_ms",
+        "network",
+        ("propagation", "16", "p99_ms"),
+        "block propagation p99, 16 nodes",
+        "ms",
+        "< 1,000",
+        lambda v: v < 1_000,
+    ),
+)
+
+
+def _dig(data: Any, path: tuple[str, ...]) -> float | None:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        return None
+    return float(data)
+
+
+def collect(folder: Path = OUT) -> dict[str, float | None]:
+    """The figures from the benchmarks' output files in ``folder``."""
+    sources: dict[str, Any] = {}
+    for fig in FIGURES:
+        if fig.source not in sources:
+            path = folder / f"{fig.source}.json"
+            sources[fig.source] = json.loads(path.read_text()) if path.exists() else None
+    return {fig.key: _dig(sources[fig.source], fig.path) for fig in FIGURES}
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "not run"
+    if unit == "ratio":
+        return f"{value:.2f}"
+    if unit == "ms":
+        return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+    return f"{value:,.0f}"
+
+
+def render_table(results: dict[str, float | None]) -> str:
+    lines = [
+        "| figure | value | unit | goal | met | key in results.json |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for fig in FIGURES:
+        value = results.get(fig.key)
+        met = "-" if fig.meets is None or value is None else ("yes" if fig.meets(value) else "no")
+        lines.append(
+            f"| {fig.label} | {_fmt(value, fig.unit)} | {fig.unit} | {fig.goal} | {met} "
+            f"| `{fig.key}` |"
+        )
+    return "\n".join(lines)
+
+
+def rewrite_readme(readme: Path, table: str) -> None:
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"{readme}: the markers {BEGIN} and {END} are missing or out of order")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--readme", type=Path, help="rewrite the results table in this file")
+    ap.add_argument("--out", type=Path, default=OUT, help="the benchmarks' output folder")
+    args = ap.parse_args(argv)
+    results = collect(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "results.json"
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    table = render_table(results)
+    print(table)
+    print(f"written to {path}")
+    if args.readme is not None:
+        rewrite_readme(args.readme, table)
+        print(f"table rewritten in {args.readme}")
+    missing = [k for k, v in results.items() if v is None]
+    if missing:
+        print(f"not run: {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
