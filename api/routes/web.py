@@ -41,6 +41,7 @@ PAGES: dict[str, str] = {
     "app.js": "text/javascript; charset=utf-8",
     "verify.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "lineage.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

@@ -5,7 +5,8 @@
 // decide what appears: the public sees no values and no party names, because
 // the API does not send them. Nothing is loaded from anywhere else.
 
-import { lineageGraph, hbars, stacked, colorOf, s as svgEl } from "./charts.js";
+import { hbars, stacked, colorOf, s as svgEl } from "./charts.js";
+import { lineageView } from "./lineage.js";
 import {
   bytesToHex,
   canonicalize,
@@ -527,16 +528,9 @@ async function parcelPage(id) {
   const hiddenNote = seesCommercial
     ? null
     : h("p", { class: "muted small", id: "hidden-note" }, "Custodian and price are shown only to the party holding the parcel, its authority and auditors. ", tokenLink(), ".");
-  const graphBox = h("div", { class: "lineage-wrap", id: "lineage" });
-  const drawGraph = (proven) => {
-    const svg = lineageGraph(history, { proven, names: nameOf });
-    graphBox.replaceChildren(svg);
-    // on a narrow screen, scroll the subject into the middle
-    requestAnimationFrame(() => {
-      graphBox.scrollLeft = Number(svg.getAttribute("data-focus-x")) - graphBox.clientWidth / 2;
-    });
-  };
-  drawGraph(new Set());
+  const lineage = lineageView(history, { names: nameOf });
+  const graphBox = h("div", { class: "lineage-wrap", id: "lineage" }, lineage.element);
+  const drawGraph = (proven) => lineage.update(proven);
   const rows = recordRows(history);
   const tbody = table(
     [

@@ -33,6 +33,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.deps import Caller
+from api.provenance import history_view
 from api.routes import bundles
 from cli.example import ExampleResult, run_example
 from ledger.blocks import Evidence, Header, SignedHeader
@@ -631,6 +633,299 @@ def test_browser_canonical_json_and_inclusion_proofs(tab: Browser) -> None:
     assert results[: len(cases)] == ["ok"] * len(cases)
     assert "too short (truncated)" in results[-2]
     assert results[-1].startswith("root: root mismatch: expected 0000")
+
+
+# ---------------------------------------------------------------- the lineage drawing
+
+#: every edge of the drawn lineage, sampled along its length from the DOM: it may touch
+#: only its own two boxes, starting on its parent's bottom and ending on its child's top
+GEOMETRY = """(svg) => {
+  svg = svg || document.querySelector('svg.lineage');
+  const boxes = [...svg.querySelectorAll('g.pnode')].map((g) => {
+    const b = g.querySelector('rect.pbox').getBBox();
+    return {id: g.dataset.parcel, x: b.x, y: b.y, w: b.width, h: b.height};
+  });
+  const byId = new Map(boxes.map((b) => [b.id, b]));
+  const inside = (p, b, pad) =>
+    p.x > b.x + pad && p.x < b.x + b.w - pad && p.y > b.y + pad && p.y < b.y + b.h - pad;
+  const problems = [];
+  const ends = new Set();
+  let samples = 0;
+  const edges = [...svg.querySelectorAll('path.edge')];
+  for (const path of edges) {
+    const from = path.dataset.parent, to = path.dataset.child;
+    const name = `${from} -> ${to}`;
+    const total = path.getTotalLength();
+    const start = path.getPointAtLength(0), end = path.getPointAtLength(total);
+    const pb = byId.get(from), cb = byId.get(to);
+    if (!pb || !cb) { problems.push(`${name}: a box is missing`); continue; }
+    if (Math.abs(start.y - (pb.y + pb.h)) > 1 || start.x <= pb.x || start.x >= pb.x + pb.w)
+      problems.push(`${name}: does not start on ${from}'s bottom`);
+    if (Math.abs(end.y - cb.y) > 1 || end.x <= cb.x || end.x >= cb.x + cb.w)
+      problems.push(`${name}: does not end on ${to}'s top`);
+    const key = `${end.x.toFixed(1)},${end.y.toFixed(1)}`;
+    if (ends.has(key)) problems.push(`${name}: ends where another edge ends`);
+    ends.add(key);
+    for (let d = 0; d <= total; d += 2) {
+      const p = path.getPointAtLength(d);
+      samples += 1;
+      for (const b of boxes) {
+        if (b.id === from || b.id === to) {
+          if (inside(p, b, 1) && d > 2 && d < total - 2)
+            problems.push(`${name}: runs inside its own box ${b.id}`);
+        } else if (inside(p, b, 0.5)) problems.push(`${name}: passes through ${b.id}`);
+      }
+    }
+  }
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i], b = boxes[j];
+      if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h)
+        problems.push(`boxes ${a.id} and ${b.id} overlap`);
+    }
+  return {problems: [...new Set(problems)], boxes: boxes.length, edges: edges.length, samples};
+}"""
+
+#: draw a history document with lineage.js, everything expanded, and measure it
+DRAW = """async ([history, collapse]) => {
+  const m = await import('/web/lineage.js');
+  const graph = m.graphOf(history);
+  const collapsed = collapse ? m.defaultCollapsed(graph, history.subject) : new Set();
+  const svg = m.lineageGraph(history, {collapsed});
+  const holder = document.createElement('div');
+  holder.append(svg);
+  document.body.append(holder);
+  const geometry = (GEOMETRY)(svg);
+  holder.remove();
+  return geometry;
+}""".replace("GEOMETRY", GEOMETRY)
+
+
+def _history(store: Store, parcel_id: str) -> dict[str, Any]:
+    parcel = store.parcel(parcel_id)
+    assert parcel is not None, parcel_id
+    view = history_view(store, parcel, Caller("auditor"), None, 5000)
+    out: dict[str, Any] = view.model_dump(mode="json", exclude_none=True)
+    return out
+
+
+def _demo_store() -> Store:
+    """``kpl demo``'s story (cli/demo.py) in memory: its parcels, certificates, merges and
+    splits, among them the merge of Antwerp's EU-AW-1 with Russia's RU-UD-1 in Surat."""
+    net = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+
+    def seal(chain: str, *records: Record) -> None:
+        store.apply(sc.seal(chain, *records))
+
+    seal("BW", sc.party("BW", "BW-DEBSWANA", "miner"), sc.party("BW", "BW-OKAVANGO", "exporter"))
+    seal("RU", sc.party("RU", "RU-ALROSA", "miner"))
+    seal("AE", sc.party("AE", "AE-DMCC1", "trader"))
+    seal("EU", sc.party("EU", "EU-ANTWERP1", "importer"))
+    seal("IN", sc.party("IN", "IN-SURAT1", "manufacturer"))
+    seal(
+        "BW",
+        sc.register("BW", "BW-JW-1", "BW-DEBSWANA", 1_250_000, 125_000_000),
+        sc.register("BW", "BW-OR-1", "BW-DEBSWANA", 800_000, 80_000_000, mine="Orapa"),
+    )
+    seal(
+        "RU",
+        sc.register("RU", "RU-MI-1", "RU-ALROSA", 900_000, 90_000_000, mine="Mir"),
+        sc.register("RU", "RU-UD-1", "RU-ALROSA", 600_000, 60_000_000, mine="Udachny"),
+    )
+    parts = [("BW-JW-1a", 500_000, 50_000_000), ("BW-JW-1b", 450_000, 45_000_000)]
+    seal("BW", sc.split("BW", "BW-JW-1", [*parts, ("BW-JW-1c", 300_000, 30_000_000)]))
+    seal("BW", *(sc.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")))
+    seal(
+        "BW",
+        sc.issue("BW", "BW-2026-0001", "EU", "BW-OKAVANGO", ["BW-JW-1a", "BW-OR-1"]),
+        sc.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"]),
+    )
+    seal("RU", sc.issue("RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"]))
+    seal(
+        "AE",
+        sc.confirm("AE", "BW-2026-0002", "AE-DMCC1"),
+        sc.confirm("AE", "RU-2026-0001", "AE-DMCC1"),
+    )
+    seal("AE", sc.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"))
+    seal("EU", sc.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"))
+    seal("EU", sc.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"))
+    seal("EU", sc.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"]))
+    seal("RU", sc.issue("RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"]))
+    seal(
+        "IN",
+        sc.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
+        sc.confirm("IN", "RU-2026-0002", "IN-SURAT1"),
+    )
+    seal("IN", sc.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-SURAT1"))
+    seal(
+        "IN",
+        sc.split(
+            "IN",
+            "IN-CUT",
+            [("IN-CUT-1", 900_000, 90_000_000), ("IN-CUT-2", 1_000_000, 100_000_000)],
+        ),
+    )
+    return store
+
+
+def _big_store(size: int = 200, seed: int = 15) -> tuple[Store, str]:
+    """A lineage of ``size`` parcels on one chain: random splits and merges across
+    generations (a lot mined long ago merged into a recent one makes a long edge), all
+    ending in one parcel by merges of three."""
+    net = Network.create(("BW",), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+    rng = random.Random(seed)
+    seal = lambda *records: store.apply(sc.seal("BW", *records))  # noqa: E731
+    seal(sc.party("BW", "BW-MINE", "miner"))
+    live: dict[str, tuple[int, int]] = {}
+    roots = [(f"BW-M{i:02d}", 2_000_000, 200_000_000) for i in range(12)]
+    seal(*(sc.register("BW", p, "BW-MINE", w, v) for p, w, v in roots))
+    live.update({p: (w, v) for p, w, v in roots})
+    made = len(roots)
+    serial = 0
+
+    def fresh() -> str:
+        nonlocal serial
+        serial += 1
+        return f"BW-P{serial:03d}"
+
+    while made < size:
+        records: list[Record] = []
+        for _ in range(3):
+            pick = sorted(live)
+            if rng.random() < 0.55 or len(pick) < 3:
+                parent = rng.choice(pick)
+                w, v = live.pop(parent)
+                k = rng.choice((2, 2, 3))
+                kids = [(fresh(), w // k, v // k) for _ in range(k - 1)]
+                kids.append((fresh(), w - sum(x[1] for x in kids), v - sum(x[2] for x in kids)))
+                records.append(sc.split("BW", parent, kids))
+                live.update({p: (cw, cv) for p, cw, cv in kids})
+                made += k
+            else:
+                parents = rng.sample(pick, rng.choice((2, 3)))
+                child = fresh()
+                got = [live.pop(p) for p in parents]
+                weight, value = sum(g[0] for g in got), sum(g[1] for g in got)
+                records.append(sc.merge("BW", parents, child, "BW-MINE", weight, value))
+                live[child] = (weight, value)
+                made += 1
+        seal(*records)
+    while len(live) > 1:
+        group = sorted(live)[:3]
+        child = fresh()
+        got = [live.pop(p) for p in group]
+        seal(sc.merge("BW", group, child, "BW-MINE"))
+        live[child] = (sum(g[0] for g in got), sum(g[1] for g in got))
+    (final,) = live
+    return store, final
+
+
+def test_lineage_edges_never_cross_a_box(tab: Browser) -> None:
+    """The parcel page's drawing of the example, every parcel of ``kpl demo``'s story and a
+    200-parcel lineage: no edge passes through a box it does not connect, every edge
+    starts on its parent and ends on its own port on its child, no boxes overlap."""
+    page = tab.open(f"/parcel/{FINAL}", token=AUDITOR)
+    page.wait_for_selector("svg.lineage g.pnode")
+    got = page.evaluate(GEOMETRY, None)
+    assert got["problems"] == [], got
+    assert (got["boxes"], got["edges"]) == (5, 4)
+    demo = _demo_store()
+    try:
+        for parcel in sorted(p.id for p in demo.parcels_many(_DEMO_PARCELS).values()):
+            history = _history(demo, parcel)
+            got = page.evaluate(DRAW, [history, False])
+            assert got["problems"] == [], (parcel, got)
+        # the case of the issue: Russia's RU-UD-1 joins Antwerp's EU-AW-1 in Surat
+        got = page.evaluate(DRAW, [_history(demo, "IN-CUT-2"), False])
+        assert (got["boxes"], got["edges"]) == (7, 6), got
+    finally:
+        demo.close()
+    big, final = _big_store()
+    try:
+        history = _history(big, final)
+        assert len(history["parcels"]) >= 200
+        full = page.evaluate(DRAW, [history, False])
+        assert full["problems"] == [], full["problems"][:10]
+        assert full["boxes"] == len(history["parcels"])
+        assert full["edges"] == len({(e["parent"], e["child"]) for e in history["ancestors"]})
+        assert full["samples"] > 10_000
+        folded = page.evaluate(DRAW, [history, True])
+        assert folded["problems"] == [], folded["problems"][:10]
+        assert 0 < folded["boxes"] <= 40
+    finally:
+        big.close()
+
+
+_DEMO_PARCELS = [
+    "BW-JW-1",
+    "BW-JW-1a",
+    "BW-JW-1b",
+    "BW-JW-1c",
+    "BW-OR-1",
+    "RU-MI-1",
+    "RU-UD-1",
+    "AE-MIX-1",
+    "EU-AW-1",
+    "IN-CUT",
+    "IN-CUT-1",
+    "IN-CUT-2",
+]
+
+
+VIEW = """async (history) => {
+  const m = await import('/web/lineage.js');
+  const view = m.lineageView(history);
+  view.element.id = 'big-lineage';
+  document.querySelector('main').prepend(view.element);
+}"""
+
+
+def test_large_lineage_fits_zooms_pans_and_expands(tab: Browser) -> None:
+    """A 200-parcel lineage opens collapsed around the subject and fitted to the width;
+    zoom, pan, expand and show-all work and keep the geometry truthful."""
+    big, final = _big_store()
+    try:
+        history = _history(big, final)
+    finally:
+        big.close()
+    for width in (1280, 390):
+        page = tab.open("/", width=width)
+        page.wait_for_selector("#home-search")
+        page.evaluate(VIEW, history)
+        page.wait_for_selector("#big-lineage svg.lineage")
+        until(page, "document.querySelector('#big-lineage svg').dataset.scale !== undefined")
+        note = page.inner_text("#lineage-note")
+        assert re.fullmatch(rf"\d+ of {len(history['parcels'])} parcels shown", note), note
+        frame = page.locator("#lineage-frame").bounding_box()
+        drawn = page.locator("#big-lineage svg.lineage").bounding_box()
+        assert drawn["width"] <= frame["width"] + 1, (drawn, frame)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        fitted = float(page.locator("#big-lineage svg").get_attribute("data-scale"))
+        page.click("#lineage-zoom-in")
+        zoomed = float(page.locator("#big-lineage svg").get_attribute("data-scale"))
+        assert zoomed == pytest.approx(fitted * 1.25, rel=0.01)
+        before = page.locator("#big-lineage svg").get_attribute("viewBox")
+        page.focus("#lineage-frame")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowDown")
+        assert page.locator("#big-lineage svg").get_attribute("viewBox") != before
+        page.click("#lineage-fit")
+        assert float(page.locator("#big-lineage svg").get_attribute("data-scale")) == fitted
+        shot(page, f"lineage-200-{width}")
+        shown = page.locator("#big-lineage g.pnode").count()
+        page.locator("#big-lineage [data-expand]").first.click()
+        until(page, f"document.querySelectorAll('#big-lineage g.pnode').length > {shown}")
+        got = page.evaluate(GEOMETRY, None)
+        assert got["problems"] == [], got["problems"][:10]
+        page.click("#lineage-all")
+        count = len(history["parcels"])
+        until(page, f"document.querySelectorAll('#big-lineage g.pnode').length === {count}")
+        assert page.inner_text("#lineage-note") == f"{len(history['parcels'])} parcels"
+        page.close()
 
 
 # ---------------------------------------------------------- the network (last: it adds evidence)
