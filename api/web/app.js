@@ -217,7 +217,7 @@ function start(title) {
   state.render += 1;
   const id = state.render;
   const main = document.getElementById("main");
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  main.replaceChildren(h("p", { class: "loading", id: "loading", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), "Loading from this node…"));
   document.title = `${title} · kpledger explorer`;
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", location.hash.startsWith(a.getAttribute("href")));
@@ -231,6 +231,15 @@ function start(title) {
 }
 
 function failure(err) {
+  if (err instanceof ApiError && (err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504)) {
+    return h(
+      "div",
+      { class: "error", id: "unreachable", role: "alert" },
+      h("b", {}, "Node unreachable. "),
+      `The explorer could not get an answer from the node serving this page (${err.detail}). Nothing here has been checked; the ledger itself is unaffected. Check your connection, or try again in a moment. `,
+      h("button", { type: "button", class: "secondary", onclick: () => route() }, "Try again"),
+    );
+  }
   if (err instanceof ApiError && err.status === 404) return h("p", { class: "error" }, err.detail);
   if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
     return h("p", { class: "error" }, `${err.detail} `, tokenLink());
@@ -1282,7 +1291,7 @@ async function settingsPage(params = new URLSearchParams()) {
       pinStatus,
       h("label", { for: "pin-registry" }, "Signed registry (paste or load genesis.json)"),
       regArea,
-      h("div", { class: "row" }, file),
+      h("div", { class: "row" }, h("label", { for: "pin-file", class: "inline" }, "Load genesis.json from a file:"), file),
       h("label", { for: "pin-network" }, "…or only its network id"),
       netInput,
       h(
@@ -1335,6 +1344,11 @@ async function main() {
   document.getElementById("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     search(document.getElementById("search").value);
+  });
+  // the skip link moves the focus without touching the URL's fragment (the router's)
+  document.getElementById("skip-link").addEventListener("click", (e) => {
+    e.preventDefault();
+    document.getElementById("main").focus();
   });
   window.addEventListener("hashchange", route);
   footer();

@@ -433,9 +433,9 @@ export function lineageGraph(history, { proven = new Set(), names = {}, collapse
       plane.append(
         s(
           "g",
-          { class: "expand", role: "button", tabindex: "0", "data-expand": id, "aria-label": `show the ${more} parcels behind ${id}` },
+          { class: "expand", role: "button", tabindex: "0", "data-expand": id },
           s("rect", { x: b.x + 8, y: ty - 13, width: b.w - 16, height: 18, rx: 9 }),
-          s("text", { x: b.x + b.w / 2, y: ty, "text-anchor": "middle" }, `+ ${more} more parcel${more === 1 ? "" : "s"} · expand`),
+          s("text", { x: b.x + b.w / 2, y: ty, "text-anchor": "middle" }, `+ ${more} more parcel${more === 1 ? "" : "s"} behind ${clip(id, 14)} · expand`),
         ),
       );
     }
@@ -515,7 +515,6 @@ export function lineageView(history, { names = {} } = {}) {
     all.hidden = graph.ids.length <= COLLAPSE_OVER && !collapsed.size;
     all.textContent = hidden ? `Show all ${graph.ids.length} parcels` : "Collapse";
     all.title = hidden ? "expand every collapsed sub-lineage" : "collapse the far parts of the lineage";
-    all.setAttribute("aria-label", all.title);
     note.textContent = hidden ? `${graph.ids.length - hidden} of ${graph.ids.length} parcels shown` : `${graph.ids.length} parcels`;
     for (const el of svg.querySelectorAll("[data-expand]")) {
       const open = () => {

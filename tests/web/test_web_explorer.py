@@ -184,14 +184,40 @@ def tab(browser: Browser) -> Iterator[Browser]:
     """The browser, checked for page errors after the test; localStorage pins cleared."""
     browser.errors.clear()
     yield browser
+    found = []
     for page in browser.context.pages:
         if not page.is_closed() and page.url.startswith(browser.site.url):
+            # every page a test leaves open is checked by axe-core in its final state too
+            found += [f"{page.url}: {p}" for p in accessibility(page)]
             page.evaluate("localStorage.clear()")
             page.close()
     assert browser.errors == []
+    assert found == []
+
+
+#: axe-core (tests/web/vendor/axe-core, MPL-2.0), run in the page on every state shot
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def accessibility(page: Any) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is now, one line each."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {resultTypes: ['violations']});
+          return r.violations.filter((v) => ['critical', 'serious'].includes(v.impact)).map(
+            (v) => ({id: v.id, impact: v.impact, help: v.help,
+                     nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' '))}));
+        }"""
+    )
+    return [f"{v['impact']} {v['id']} ({v['help']}): {', '.join(v['nodes'])}" for v in found]
 
 
 def shot(page: Any, name: str) -> None:
+    """Save the page as a screenshot, after axe-core finds nothing critical or serious."""
+    problems = accessibility(page)
+    assert problems == [], f"{name}: {problems}"
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -926,6 +952,61 @@ def test_large_lineage_fits_zooms_pans_and_expands(tab: Browser) -> None:
         until(page, f"document.querySelectorAll('#big-lineage g.pnode').length === {count}")
         assert page.inner_text("#lineage-note") == f"{len(history['parcels'])} parcels"
         page.close()
+
+
+def test_every_page_passes_axe_and_has_a_skip_link(tab: Browser) -> None:
+    """axe-core on the states the other tests do not photograph, at desktop and phone
+    width: home, a search that finds nothing, settings signed in; the skip link moves the
+    keyboard focus to the content without changing the route."""
+    for width in (1280, 390):
+        for route, token in (("/", None), ("/settings", AUDITOR), ("/search/NOPE-1", None)):
+            page = tab.open(route, token=token, width=width)
+            page.wait_for_selector("main h1")
+            until(page, "!document.querySelector('main .loading')")
+            assert accessibility(page) == [], (route, width)
+            page.close()
+    page = tab.open("/network")
+    page.wait_for_selector("#participants")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "skip-link"
+    assert page.is_visible("#skip-link")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url.endswith("#/network")
+
+
+def test_loading_and_unreachable_states(tab: Browser) -> None:
+    """While the node has not answered the page says it is loading; when the node cannot
+    be reached it says so in words, claims nothing verified, and retries on request."""
+    held: list[Any] = []
+    page = tab.context.new_page()
+    page.set_default_timeout(TIMEOUT)
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route("**/v1/parcels/**", hold)
+    page.goto(f"{tab.site.url}/#/parcel/{FINAL}")
+    page.wait_for_selector("#loading[role=status]")
+    assert "Loading" in page.inner_text("#loading")
+    assert accessibility(page) == []
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held
+    for route in held:
+        route.abort("connectionrefused")
+    page.wait_for_selector("#unreachable")
+    text = page.inner_text("#unreachable")
+    assert "Node unreachable" in text
+    assert "Nothing here has been checked" in text
+    assert page.locator("#verify-result[data-status=verified]").count() == 0
+    assert accessibility(page) == []
+    shot(page, "unreachable")
+    page.unroute("**/v1/parcels/**", hold)
+    page.click("#unreachable button")
+    page.wait_for_selector("svg.lineage g.pnode")
+    page.close()
 
 
 # ---------------------------------------------------------- the network (last: it adds evidence)
