@@ -12,6 +12,7 @@ __all__ = ["STATUS_WORDS", "carats", "history_tree", "ref", "status_text"]
 STATUS_WORDS = {
     "issued": "issued (in transit: the importing authority has not confirmed it yet)",
     "confirmed": "confirmed by the importing authority",
+    "expired": "expired (validity ended before the importing authority confirmed it)",
     "discrepancy": "discrepancy (confirmed with a weight outside the tolerance: parcels held)",
     "voided": "voided by the issuing authority (never confirmed)",
     "refused": "refused by the importing authority",
@@ -40,7 +41,7 @@ def status_text(cert: dict[str, Any]) -> str:
     """A certificate's state in words (any state the node reports, never upgraded)."""
     status = str(cert.get("status", "unknown"))
     text = STATUS_WORDS.get(status, status)
-    reason = _reason(cert) if status in ("refused", "voided", "discrepancy") else None
+    reason = _reason(cert) if status in ("refused", "voided", "discrepancy", "expired") else None
     return f"{text}: {reason}" if reason else text
 
 

@@ -425,20 +425,25 @@ function verifyPanel(parcelId, onProven) {
   button.addEventListener("click", run);
   const panel = card(
     "Verify in this browser",
-    h(
-      "p",
-      { class: "muted" },
-      "Fetches the parcel's provenance bundle and checks it here with WebCrypto (SHA-256 and Ed25519): the registry's governance signatures, every block header's signature under the key its chain had at that height, and every record's RFC 9162 inclusion proof. Replaying the custody rules (step 5) is for ",
-      h("code", {}, "kpl verify"),
-      ".",
-    ),
-    anchor,
-    claims,
-    steps,
     result,
+    anchor,
     h("div", { class: "row" }, button, download),
+    h(
+      "details",
+      { id: "verify-details" },
+      h("summary", {}, "How it was checked: the steps and the trust anchor"),
+      h(
+        "p",
+        { class: "muted" },
+        "The page fetches the parcel's provenance bundle and checks it here with WebCrypto (SHA-256 and Ed25519): the registry's governance signatures, every block header's signature under the key its chain had at that height, and every record's RFC 9162 inclusion proof. Replaying the custody rules (step 5) is for ",
+        h("code", {}, "kpl verify"),
+        ".",
+      ),
+      claims,
+      steps,
+    ),
   );
-  return { panel, run, result, anchor };
+  return { panel, run, result, anchor, button };
 }
 
 function describeAnchor(anchor, opts) {
@@ -492,13 +497,15 @@ async function runVerify(parcelId, ui) {
   }
   if (res.ok) {
     result.dataset.status = "verified";
+    const against = opts.pinnedRegistry ? "the registry you pinned" : opts.pinnedNetwork ? "the network id you pinned" : "this node's word for the network (nothing pinned)";
     result.replaceChildren(
-      "✓ Verified",
+      "✓ Verified: records signed into the authorities' logs (custody rules not replayed here)",
       h(
         "span",
-        { class: "why" },
-        `Steps 1–4 passed in ${ms} ms: ${res.headers} signed headers and ${res.records.length} records of ${res.subject}. Not re-checked here: the custody rules (step 5, kpl verify).`,
+        { class: "sentence", id: "verify-sentence" },
+        `Every record of ${res.subject}'s lineage back to the mines is in the log of the authority that wrote it, under ${res.headers} checkpoints signed with their keys, checked against ${against}. Whether each step followed the custody rules is checked by kpl verify on the downloaded bundle.`,
       ),
+      h("span", { class: "why" }, `Steps 1–4 passed in ${ms} ms: ${res.headers} signed headers and ${res.records.length} records; step 5 (replay) not run in the browser.`),
     );
   } else {
     result.dataset.status = "failed";
@@ -606,6 +613,7 @@ async function parcelPage(id) {
     verify.run();
   } else {
     verify.result.dataset.status = "needs-token";
+    verify.button.hidden = true;
     verify.result.replaceChildren(
       "The bundle holds commercial fields, so fetching it takes a token: an auditor's, an operator's, or the holding party's. ",
       tokenLink(),
@@ -615,6 +623,46 @@ async function parcelPage(id) {
 }
 
 // ---------------------------------------------------------------- certificate
+
+/** One sentence on what a certificate's state means for the goods. */
+function statusSentence(cert, authority) {
+  const to = authority(cert.destination);
+  switch (cert.status) {
+    case "confirmed":
+      return `${to} confirmed receipt${cert.received !== undefined ? ` of ${ct(cert.received)}` : ""}.`;
+    case "issued":
+      return `In transit: ${to} has not confirmed receipt yet, so the shipment is not accepted.`;
+    case "discrepancy":
+      return `${to} recorded a weight outside the tolerance: the parcels are held.`;
+    case "expired":
+      return `Its validity ended on ${cert.expires} before ${to} confirmed receipt: the shipment was never accepted.`;
+    case "voided":
+      return `${authority(cert.issuer)} voided it: it was never confirmed and the goods returned.`;
+    case "refused":
+      return `${to} refused this shipment${refusalReason(cert) ? `: ${refusalReason(cert)}` : ""}.`;
+    default:
+      return `The node reports the status “${cert.status}”.`;
+  }
+}
+
+function refusalReason(cert) {
+  for (const key of ["refusal", "refused", "closed"]) if (cert[key] && cert[key].reason) return cert[key].reason;
+  return cert.reason || null;
+}
+
+/** The certificate's outcome, above everything, in the words and colour of its state. */
+function certificateBanner(cert, authority) {
+  const tone = { confirmed: "ok", issued: "warn", expired: "bad", discrepancy: "bad", voided: "bad", refused: "bad" }[cert.status] || "warn";
+  const title = {
+    confirmed: "Confirmed",
+    issued: "In transit — not confirmed",
+    expired: "Expired — never confirmed",
+    discrepancy: "Discrepancy — parcels held",
+    voided: "Voided",
+    refused: "Refused by the importing authority",
+  }[cert.status] || `Status: ${cert.status}`;
+  return h("div", { class: `banner ${tone}`, id: "cert-status", "data-status": cert.status, role: "status" }, h("b", {}, title), " ", statusSentence(cert, authority));
+}
 
 async function certificatePage(number) {
   const page = start(`Certificate ${number}`);
@@ -632,6 +680,16 @@ async function certificatePage(number) {
     const parcels = await Promise.allSettled(cert.parcels.map((p) => api(`/v1/parcels/${enc(p)}`)));
     hsCodes = [...new Set(parcels.filter((r) => r.status === "fulfilled").map((r) => r.value.hs))];
   }
+  // the origin composition: from the signed lines when the caller sees them, else the parcels
+  const mix = new Map();
+  if (full) {
+    for (const line of full.lines) for (const [c, q] of Object.entries(line.origin)) mix.set(c, (mix.get(c) || 0) + q);
+  } else {
+    const parcels = await Promise.allSettled(cert.parcels.map((p) => api(`/v1/parcels/${enc(p)}`)));
+    for (const r of parcels) if (r.status === "fulfilled") for (const [c, q] of Object.entries(r.value.origin)) mix.set(c, (mix.get(c) || 0) + q);
+  }
+  const mixTotal = [...mix.values()].reduce((a, b) => a + b, 0);
+  const composition = [...mix].sort((a, b) => b[1] - a[1]).map(([c, q]) => `${c} ${((q * 100) / (mixTotal || 1)).toFixed(1)} %`).join(", ");
   if (!page.live()) return;
   const hidden = (what) => h("span", { class: "hidden-field" }, `${what}: authorised roles only`);
   const authority = (code) => `${code}${nameOf[code] ? ` — ${nameOf[code]}` : ""}`;
@@ -639,15 +697,15 @@ async function certificatePage(number) {
   const url = `${location.origin}${location.pathname}#/certificate/${number}`;
   const rows = [
     ["1. Unique certificate number", h("b", {}, cert.number)],
-    ["2. Country of origin", cert.origin === "mixed" ? "Mixed" : authority(cert.origin)],
+    ["2. Country of origin", cert.origin === "mixed" ? ["Mixed", composition ? h("span", { class: "sub", id: "cert-mix" }, composition) : null] : authority(cert.origin)],
     ["3. Issuing authority", authority(cert.issuer)],
     ["4. Date of issue", cert.issued],
     ["5. Date of expiry", cert.expires],
-    ["6. Exporter", cert.exporter !== undefined ? cert.exporter : hidden("exporter")],
+    ["6. Exporter", cert.exporter !== undefined ? [cert.exporter, h("span", { class: "sub" }, `licensed party of ${authority(cert.issuer)}`)] : hidden("exporter")],
     [
       "7. Importer",
       cert.importer !== undefined
-        ? [cert.importer, full ? h("span", { class: "sub" }, full.importer.address) : null]
+        ? [full ? full.importer.name : cert.importer, full && full.importer.address && full.importer.address !== full.importer.name ? h("span", { class: "sub" }, full.importer.address) : null]
         : hidden("importer"),
     ],
     ["8. Country of destination", authority(cert.destination)],
@@ -659,6 +717,7 @@ async function certificatePage(number) {
     ["14. Seal", full ? full.seal : hidden("seal id")],
   ];
   const status = h("div", {}, pill(cert.status), cert.received !== undefined ? h("span", { class: "small" }, ` received ${ct(cert.received)}`) : null);
+  const banner = certificateBanner(cert, authority);
   const doc = h(
     "article",
     { class: "certificate", id: "certificate" },
@@ -693,11 +752,19 @@ async function certificatePage(number) {
     ),
   );
   const checks = h("ul", { id: "cert-checks" });
+  const summary = h("p", { id: "cert-proof-sentence" }, "Checking the issuing authority's signature and the inclusion proof in this browser…");
   page.show(
     h("div", { class: "row no-print" }, h("h1", {}, `Certificate ${cert.number}`), h("button", { type: "button", class: "secondary", onclick: () => window.print() }, "Print")),
+    banner,
     doc,
-    card("Verification of this certificate in the browser", h("div", { class: "anchor", id: "cert-anchor" }, "Trust anchor: …"), checks),
+    card(
+      "What was checked in this browser",
+      { class: "card no-print", id: "cert-verification" },
+      summary,
+      h("details", { id: "cert-details" }, h("summary", {}, "Technical steps and trust anchor"), h("div", { class: "anchor", id: "cert-anchor" }, "Trust anchor: …"), checks),
+    ),
   );
+
   const problem = cryptoProblem();
   if (problem) {
     validation.replaceChildren(h("span", { class: "error" }, `cannot check: ${problem}`));
@@ -712,11 +779,25 @@ async function certificatePage(number) {
     checks.replaceChildren(...result.map((c) => h("li", { "data-ok": c.ok }, c.ok ? "✓ " : "✗ ", h("b", {}, c.name), `: ${c.detail}`)));
     const ok = result.length && result.every((c) => c.ok);
     const header = cert.proof && cert.proof.header;
+    const anchorWord = trusted.kind === "pinned" ? "the registry you pinned" : "the registry this node serves (this trusts the node)";
+    // the proof is about the issue record; the shipment's outcome is the status, said beside it
+    const settled = cert.status === "confirmed";
     validation.replaceChildren(
       ok
-        ? h("span", { "data-status": "verified" }, pill("verified", "ok"), ` signed checkpoint ${header.chain}/${header.height} of ${when(header.time)} by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log`)
+        ? h(
+            "span",
+            { "data-status": "verified" },
+            pill("issue record proven", settled ? "ok" : "neutral"),
+            ` signed checkpoint ${header.chain}/${header.height} of ${when(header.time)} by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log. Shipment status: ${cert.status.replace("_", " ")}.`,
+          )
         : h("span", { "data-status": "failed" }, pill("not verified", "bad"), " ", result.filter((c) => !c.ok).map((c) => c.detail).join("; ")),
     );
+    summary.replaceChildren(
+      ok
+        ? `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key, checked against ${anchorWord}. ${statusSentence(cert, authority)}`
+        : `Not proven: ${result.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ")}. Do not rely on this certificate.`,
+    );
+    summary.dataset.status = ok ? "proven" : "failed";
   } catch (err) {
     validation.replaceChildren(h("span", { class: "error" }, String(err.message || err)));
   }

@@ -275,6 +275,14 @@ def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
     ]
     anchor = page.inner_text("#trust-anchor")
     assert "this trusts the node" in anchor
+    # one sentence of what was proven and against what; the steps folded below it
+    sentence = page.inner_text("#verify-sentence")
+    assert "in the log of the authority that wrote it" in sentence
+    assert "checked against this node's word for the network (nothing pinned)" in sentence
+    assert "custody rules not replayed here" in text
+    assert not page.locator("#verify-steps").is_visible()
+    page.click("#verify-details summary")
+    assert page.locator("#verify-steps").is_visible()
     network = tab.site.example.store.registry.network_id
     assert network in page.inner_text("#bundle-network")
     # the records in order, each proven by the bundle with its leaf hash
@@ -382,6 +390,75 @@ def test_pinned_trust_anchor(tab: Browser) -> None:
     assert "the registry you pinned" in page.inner_text("#trust-anchor")
 
 
+def _pdf_pages(data: bytes) -> int:
+    """Pages of a PDF as Chromium writes it (one ``/Type /Page`` object per page)."""
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
+
+
+def test_certificate_prints_on_one_a4_page(tab: Browser) -> None:
+    """The printed certificate: one A4 page, Annex I fields and status, no on-screen
+    controls or verification boxes."""
+    page = tab.open("/certificate/AE-2026-0001", token=AUDITOR)
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    until(page, "document.getElementById('cert-qr').naturalWidth > 0")
+    page.emulate_media(media="print")
+    assert not page.locator("#cert-verification").is_visible()
+    assert not page.locator("header.top").is_visible()
+    assert not page.locator("button").first.is_visible()
+    printed = page.inner_text("main")
+    for entry in ("AE-2026-0001", "Kimberley Process Certificate", "Mixed", "never confirmed"):
+        assert entry in printed, entry
+    pdf = page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF-")
+    assert _pdf_pages(pdf) == 1
+    (SHOTS / "certificate.pdf").write_bytes(pdf)
+    page.emulate_media(media="screen")
+
+
+def test_unconfirmed_and_refused_certificates_are_never_green(tab: Browser) -> None:
+    """AE-2026-0001 (mixed origin, its confirmation refused by the EU's rule) was never
+    confirmed and is past its expiry: the page says so, and its proof pill is not green. A certificate
+    the node reports as refused shows the importer's reason."""
+    page = tab.open("/certificate/AE-2026-0001", token=AUDITOR)
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    banner = page.locator("#cert-status")
+    assert banner.get_attribute("data-status") == "expired"
+    assert "Expired — never confirmed" in banner.inner_text()
+    assert "banner bad" in str(banner.get_attribute("class"))
+    assert page.locator("#cert-validation .pill.ok").count() == 0
+    assert "Shipment status: expired" in page.inner_text("#cert-validation")
+    mix = page.inner_text("#cert-mix")
+    assert re.search(r"BW \d+\.\d %", mix), mix
+    assert re.search(r"RU \d+\.\d %", mix), mix
+    assert "VERIFIED" not in page.inner_text("main").upper().replace("NOT VERIFIED", "")
+    shot(page, "certificate-expired")
+    # the node reports a refusal (the record kind certificate.refuse): the page says so
+    real = tab.site.node.store.certificate("EU-2026-0001")
+    assert real is not None
+
+    def refused(route: Any) -> None:
+        response = route.fetch()
+        doc = response.json()
+        doc.update(status="refused", refusal={"reason": "origin RU restricted by the EU"})
+        route.fulfill(response=response, json=doc)
+
+    page = tab.context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.add_init_script(f"sessionStorage.setItem('kpl.token', {AUDITOR!r});")
+    page.route("**/v1/certificates/EU-2026-0001", refused)
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0001")
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    banner = page.locator("#cert-status")
+    assert banner.get_attribute("data-status") == "refused"
+    text = banner.inner_text()
+    assert "Refused by the importing authority" in text
+    assert "origin RU restricted by the EU" in text
+    assert page.locator("#cert-validation .pill.ok").count() == 0
+    assert "refused this shipment" in page.inner_text("#cert-proof-sentence")
+    assert accessibility(page) == []
+    page.close()
+
+
 # ---------------------------------------------------------------- roles
 
 
@@ -446,6 +523,13 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     ):
         assert entry in text, entry
     assert "11. Number of parcels\t1" in text
+    banner = page.inner_text("#cert-status")
+    assert "Confirmed" in banner
+    assert "IN — India confirmed receipt of 13,000.00 ct." in banner
+    sentence = page.inner_text("#cert-proof-sentence")
+    assert sentence.startswith("Proven in this browser: EU — European Union recorded the issue")
+    assert "checked against the registry this node serves (this trusts the node)" in sentence
+    page.click("#cert-details summary")
     checks = page.inner_text("#cert-checks")
     assert checks.count("✓") == 3, checks
     qr = page.wait_for_selector("#cert-qr")
