@@ -417,8 +417,8 @@ def test_certificate_prints_on_one_a4_page(tab: Browser) -> None:
 
 def test_unconfirmed_and_refused_certificates_are_never_green(tab: Browser) -> None:
     """AE-2026-0001 (mixed origin, its confirmation refused by the EU's rule) was never
-    confirmed and is past its expiry: the page says so, and its proof pill is not green. A certificate
-    the node reports as refused shows the importer's reason."""
+    confirmed and is past its expiry: the page says so, and its proof pill is not green.
+    A certificate the node reports as refused shows the importer's reason."""
     page = tab.open("/certificate/AE-2026-0001", token=AUDITOR)
     page.wait_for_selector('#cert-validation [data-status="verified"]')
     banner = page.locator("#cert-status")
