@@ -279,42 +279,98 @@ async function footer() {
 
 // ---------------------------------------------------------------- search
 
+/**
+ * What a person may have meant by `q`: as typed; with the participant code in
+ * capitals; all in capitals, and so with a trailing letter small again (BW-JW-1a);
+ * a certificate number with its serial padded to four digits (EU-2026-1 and
+ * EU-2026-001 for EU-2026-0001) or with a zero too many.
+ */
+function candidates(q) {
+  const out = [];
+  const add = (x) => {
+    if (LOCAL_ID.test(x) && !out.includes(x)) out.push(x);
+  };
+  const dash = q.indexOf("-");
+  const cased = [q, dash > 0 ? q.slice(0, dash).toUpperCase() + q.slice(dash) : q, q.toUpperCase()];
+  cased.push(q.toUpperCase().replace(/([0-9])([A-Z]+)$/, (_, d, l) => d + l.toLowerCase()));
+  for (const c of cased) {
+    add(c);
+    const m = /^([A-Z]{2,8})-(\d{4})-(\d{1,6})$/.exec(c);
+    if (m) {
+      const n = String(Number(m[3]));
+      add(`${m[1]}-${m[2]}-${n.padStart(4, "0")}`);
+    }
+  }
+  return out;
+}
+
+/** Every parcel and certificate that one of the candidates names, as [kind, id]. */
+async function lookup(q) {
+  const tries = candidates(q);
+  const asks = tries.flatMap((c) => [
+    api(`/v1/parcels/${enc(c)}`).then(() => ["parcel", c]),
+    api(`/v1/certificates/${enc(c)}`).then(() => ["certificate", c]),
+  ]);
+  const settled = await Promise.allSettled(asks);
+  const found = settled.filter((r) => r.status === "fulfilled").map((r) => r.value);
+  const unreachable = settled.some((r) => r.status === "rejected" && r.reason instanceof ApiError && (r.reason.status === 0 || r.reason.status >= 500));
+  return { found, unreachable };
+}
+
 async function search(q) {
   q = q.trim();
   if (!q) return;
-  if (!LOCAL_ID.test(q)) {
-    location.hash = `#/search/${enc(q)}`;
-    return;
-  }
-  const [parcel, cert] = await Promise.allSettled([
-    api(`/v1/parcels/${enc(q)}`),
-    api(`/v1/certificates/${enc(q)}`),
-  ]);
-  if (parcel.status === "fulfilled" && cert.status !== "fulfilled") location.hash = `#/parcel/${enc(q)}`;
-  else if (cert.status === "fulfilled" && parcel.status !== "fulfilled") location.hash = `#/certificate/${enc(q)}`;
+  const { found } = candidates(q).length ? await lookup(q) : { found: [] };
+  if (found.length === 1) location.hash = `#/${found[0][0]}/${enc(found[0][1])}`;
   else location.hash = `#/search/${enc(q)}`;
+}
+
+function absentCertificate(number) {
+  const issuer = number.split("-")[0];
+  return card(
+    "What this means for a buyer",
+    { class: "card", id: "absence" },
+    h(
+      "p",
+      {},
+      `Every KP certificate of this network is recorded by its issuing authority in that authority's log, and this node holds a copy of every log. A certificate ${number} that the ledger does not hold is most likely not a genuine KP certificate of this network: do not accept goods on its strength alone.`,
+    ),
+    h(
+      "ul",
+      {},
+      h("li", {}, "Check the number on the paper certificate, character by character."),
+      h("li", {}, `Ask the issuing authority (${issuer}, the code before the first dash) whether it issued ${number}.`),
+      h("li", {}, "A certificate issued in the last minutes may not have reached this node yet: the network page shows how far behind each chain is. Try again shortly."),
+    ),
+  );
 }
 
 async function searchPage(q) {
   const page = start(`Search ${q}`);
-  const found = [];
-  if (LOCAL_ID.test(q)) {
-    const [parcel, cert] = await Promise.allSettled([
-      api(`/v1/parcels/${enc(q)}`),
-      api(`/v1/certificates/${enc(q)}`),
-    ]);
-    if (parcel.status === "fulfilled") found.push(h("li", {}, "Parcel ", parcelLink(q)));
-    if (cert.status === "fulfilled") found.push(h("li", {}, "KP certificate ", certLink(q)));
-  }
+  const { found, unreachable } = candidates(q.trim()).length ? await lookup(q.trim()) : { found: [], unreachable: false };
+  if (!page.live()) return;
+  const label = { parcel: "Parcel", certificate: "KP certificate" };
+  const exact = found.filter(([, id]) => id === q);
+  const near = found.filter(([, id]) => id !== q);
+  const looksLikeCertificate = /^[A-Za-z]{2,8}-\d{4}-\d+$/.test(q.trim());
   page.show(
     h("h1", {}, `Search: ${q}`),
+    exact.length ? card("Found", h("ul", { id: "found" }, exact.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id))))) : null,
+    near.length
+      ? card(
+          exact.length ? "Also" : "Did you mean",
+          h("ul", { id: "suggestions" }, near.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id)))),
+        )
+      : null,
+    unreachable ? failure(new ApiError(0, "some lookups got no answer")) : null,
     found.length
-      ? card("Found", h("ul", {}, found))
+      ? null
       : card(
           null,
           h("p", { class: "error", id: "not-found" }, `No parcel or certificate ${q} on this node.`),
-          h("p", { class: "muted" }, "Parcel ids and certificate numbers start with the code of the participant that minted them, as in BW-JW-1 or EU-2026-0001."),
+          h("p", { class: "muted" }, "Parcel ids and certificate numbers start with the code of the participant that minted them, as in BW-JW-1 or EU-2026-0001. Capitals and a missing leading zero in a certificate's serial number are tolerated."),
         ),
+    !found.length && looksLikeCertificate ? absentCertificate(q.trim().toUpperCase()) : null,
   );
 }
 
@@ -670,6 +726,17 @@ async function certificatePage(number) {
   try {
     cert = await api(`/v1/certificates/${enc(number)}`);
   } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      const { found } = await lookup(number);
+      const near = found.filter(([k, id]) => k === "certificate" && id !== number);
+      page.show(
+        h("h1", {}, `Certificate ${number}`),
+        h("p", { class: "error", id: "not-found" }, `The ledger holds no KP certificate ${number}.`),
+        near.length ? card("Did you mean", h("ul", { id: "suggestions" }, near.map(([, id]) => h("li", {}, certLink(id))))) : null,
+        absentCertificate(number),
+      );
+      return;
+    }
     page.show(h("h1", {}, `Certificate ${number}`), failure(err));
     return;
   }

@@ -310,6 +310,27 @@ def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> Non
     page.fill("#search", "BW-NOPE-1")
     page.press("#search", "Enter")
     assert "No parcel or certificate BW-NOPE-1" in page.inner_text("#not-found")
+    # small letters and a missing zero still find the certificate and the parcel
+    for typed, found in (
+        ("eu-2026-1", "certificate/EU-2026-0001"),
+        ("EU-2026-001", "certificate/EU-2026-0001"),
+        ("in-s2", "parcel/IN-S2"),
+        ("bw-jw-1a", "parcel/BW-JW-1a"),
+    ):
+        page.fill("#search", typed)
+        page.press("#search", "Enter")
+        until(page, f"location.hash === '#/{found}'")
+    # a certificate number the ledger does not hold: what that means for a buyer
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0009")
+    page.wait_for_selector("#absence")
+    absence = page.inner_text("#absence")
+    assert "most likely not a genuine KP certificate of this network" in absence
+    assert "Ask the issuing authority (EU" in absence
+    assert accessibility(page) == []
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-01")
+    page.wait_for_selector("#suggestions")
+    assert page.inner_text("#suggestions") == "EU-2026-0001"
+    shot(page, "certificate-not-found")
 
 
 def _flip_digit(data: bytes, marker: bytes) -> bytes:
