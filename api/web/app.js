@@ -58,8 +58,8 @@ function h(tag, attrs = {}, ...children) {
 
 const enc = encodeURIComponent;
 const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
-const parcelLink = (id) => link(`#/parcel/${enc(id)}`, id);
-const certLink = (n) => link(`#/certificate/${enc(n)}`, n);
+const parcelLink = (id) => link(`#/parcel/${enc(id)}`, id, { class: "id" });
+const certLink = (n) => link(`#/certificate/${enc(n)}`, n, { class: "id" });
 const pill = (text, cls = text) => h("span", { class: `pill ${cls}` }, String(text).replace("_", " "));
 const short = (hex, n = 12) => (hex ? `${hex.slice(0, n)}…` : "");
 const tokenLink = (text = "Enter a token") => link(`#/settings?back=${enc(location.hash || "#/")}`, text);
@@ -593,7 +593,7 @@ async function parcelPage(id) {
     ["HS code", `${p.hs} — ${HS[p.hs] || ""}`],
     ["Origin", Object.entries(history.origin_shares).map(([c, s]) => `${c} ${s.toFixed(2)} %`).join(", ")],
     p.certificate ? ["Certificate", certLink(p.certificate)] : null,
-    ["Created", created ? `${created.kind} · ${created.chain}/${created.height} · ${when(created.time)}` : `${p.created.chain}/${p.created.index}`],
+    ["Created", created ? `${created.kind} · record ${created.chain}/${created.index} · ${when(created.time)}` : `record ${p.created.chain}/${p.created.index}`],
     p.custodian !== undefined ? ["Custodian", p.custodian, "f-custodian"] : null,
     p.value !== undefined ? ["Declared", usd(p.value), "f-price"] : null,
   ]);
@@ -606,8 +606,8 @@ async function parcelPage(id) {
   const rows = recordRows(history);
   const tbody = table(
     [
-      { title: "When", cell: (r) => h("span", { class: "nowrap" }, when(r.time).slice(0, 16)) },
-      { title: "Record", wide: true, cell: (r) => h("code", {}, `${r.chain}/${r.height}/${r.index}`) },
+      { title: "When (UTC)", cell: (r) => h("span", { class: "nowrap" }, when(r.time).slice(0, 16)) },
+      { title: "Record", wide: true, cell: (r) => h("code", { class: "id", title: `record ${r.index} of ${r.chain}'s log, in its block ${r.height}` }, `${r.chain}/${r.index}`) },
       { title: "Kind", cell: (r) => r.kind },
       { title: "Parcels", cell: (r) => r.parcels.map((x, i) => [i ? ", " : "", x === history.subject ? h("b", {}, x) : parcelLink(x)]) },
       { title: "Certificate", wide: true, cell: (r) => (r.certificate ? certLink(r.certificate) : "") },

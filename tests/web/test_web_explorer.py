@@ -298,7 +298,18 @@ def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
     assert verdict(phone)[0] == "verified"
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px screen"
+    assert phone.evaluate(BROKEN_IDS) == []
     shot(phone, "parcel-phone")
+    cert = tab.open("/certificate/EU-2026-0001", token=PARTY, width=390)
+    cert.wait_for_selector("#cert-status")
+    assert cert.evaluate(BROKEN_IDS) == []
+    assert cert.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(cert, "certificate-phone")
+
+
+#: ids, certificate numbers and record references drawn on more than one line
+BROKEN_IDS = """[...document.querySelectorAll('.id')]
+  .filter((e) => e.getClientRects().length > 1).map((e) => e.textContent)"""
 
 
 def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> None:
