@@ -756,6 +756,8 @@ async function certificatePage(number) {
     for (const r of parcels) if (r.status === "fulfilled") for (const [c, q] of Object.entries(r.value.origin)) mix.set(c, (mix.get(c) || 0) + q);
   }
   const mixTotal = [...mix.values()].reduce((a, b) => a + b, 0);
+  // names and addresses of exporter and importer, for those who may see them
+  const parties = cert.exporter !== undefined ? await api(`/v1/certificates/${enc(number)}/parties`).catch(() => null) : null;
   const composition = [...mix].sort((a, b) => b[1] - a[1]).map(([c, q]) => `${c} ${((q * 100) / (mixTotal || 1)).toFixed(1)} %`).join(", ");
   if (!page.live()) return;
   const hidden = (what) => h("span", { class: "hidden-field" }, `${what}: authorised roles only`);
@@ -768,12 +770,24 @@ async function certificatePage(number) {
     ["3. Issuing authority", authority(cert.issuer)],
     ["4. Date of issue", cert.issued],
     ["5. Date of expiry", cert.expires],
-    ["6. Exporter", cert.exporter !== undefined ? [cert.exporter, h("span", { class: "sub" }, `licensed party of ${authority(cert.issuer)}`)] : hidden("exporter")],
+    [
+      "6. Exporter",
+      cert.exporter === undefined
+        ? hidden("exporter")
+        : parties
+          ? h("span", { id: "cert-exporter" }, parties.exporter.name, h("span", { class: "sub" }, parties.exporter.address), h("span", { class: "sub" }, `licence ${cert.exporter}, ${authority(cert.issuer)}`))
+          : [cert.exporter, h("span", { class: "sub" }, `licensed party of ${authority(cert.issuer)}`)],
+    ],
     [
       "7. Importer",
-      cert.importer !== undefined
-        ? [full ? full.importer.name : cert.importer, full && full.importer.address && full.importer.address !== full.importer.name ? h("span", { class: "sub" }, full.importer.address) : null]
-        : hidden("importer"),
+      cert.importer === undefined
+        ? hidden("importer")
+        : h(
+            "span",
+            { id: "cert-importer" },
+            parties ? parties.importer.name : cert.importer,
+            parties && parties.importer.address && parties.importer.address !== parties.importer.name ? h("span", { class: "sub" }, parties.importer.address) : null,
+          ),
     ],
     ["8. Country of destination", authority(cert.destination)],
     ["9. Carat weight", h("span", { id: "cert-carats" }, ct(cert.carats))],

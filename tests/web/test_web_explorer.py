@@ -555,6 +555,14 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     ):
         assert entry in text, entry
     assert "11. Number of parcels\t1" in text
+    # the exporter by its registered name and address, the importer once, with its address
+    exporter = tab.site.example.store.party("EU-ANTWERP1")
+    assert exporter is not None
+    shown = page.inner_text("#cert-exporter")
+    assert exporter.name in shown
+    assert exporter.address in shown
+    assert "licence EU-ANTWERP1" in shown
+    assert page.inner_text("#certificate").count("Importer in IN") == 1
     banner = page.inner_text("#cert-status")
     assert "Confirmed" in banner
     assert "IN — India confirmed receipt of 13,000.00 ct." in banner
