@@ -92,9 +92,10 @@ function cellClass(c) {
 }
 
 function table(columns, rows, attrs = {}) {
+  // a table wider than a phone scrolls; the keyboard can reach it too (tabindex)
   return h(
     "div",
-    { class: "scroll" },
+    { class: "scroll", tabindex: "0" },
     h(
       "table",
       attrs,
@@ -1042,8 +1043,11 @@ const FINDINGS = [
   },
 ];
 
-const STATUS_KEYS = ["confirmed", "unconfirmed", "discrepancy", "voided"];
-const STATUS_COLORS = { confirmed: "#17803d", unconfirmed: "#d4a017", discrepancy: "#b3261e", voided: "#7f8c8d" };
+// one word per certificate state, the ledger's: "issued" is issued and not yet confirmed
+// (the statistics' field for it is "unconfirmed")
+const STATUS_KEYS = ["confirmed", "issued", "discrepancy", "voided"];
+const STATUS_FIELD = { issued: "unconfirmed" };
+const STATUS_COLORS = { confirmed: "#17803d", issued: "#d4a017", discrepancy: "#b3261e", voided: "#7f8c8d" };
 
 function statsSection(stats) {
   const t = stats.totals;
@@ -1097,7 +1101,7 @@ function statsSection(stats) {
             label: r.participant,
             total: r.total,
             text: String(r.total),
-            segments: STATUS_KEYS.map((k) => ({ key: k, value: r[k], text: String(r[k]) })),
+            segments: STATUS_KEYS.map((k) => ({ key: k, value: r[STATUS_FIELD[k] || k], text: String(r[STATUS_FIELD[k] || k]) })),
           })),
           { order: STATUS_KEYS, color: (k) => STATUS_COLORS[k] },
         ),
@@ -1106,7 +1110,7 @@ function statsSection(stats) {
             { title: "Issuer", cell: (r) => r.participant },
             { title: "Total", num: true, cell: (r) => r.total },
             { title: "Confirmed", num: true, cell: (r) => r.confirmed },
-            { title: "Open", num: true, cell: (r) => r.unconfirmed },
+            { title: "Issued", num: true, cell: (r) => r.unconfirmed },
             { title: "Discrepancy", num: true, cell: (r) => r.discrepancy },
             { title: "Voided", num: true, cell: (r) => r.voided },
           ],
