@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +21,18 @@ from api.server import run_node
 from cli import ops
 from cli.demo import AUTHORITIES, run_story, wait_agreement
 from cli.example import run_example
-from cli.query import audit, certificate_app, parcel_app, stats
+from cli.exits import EXIT_HELP, Exit, error_json, print_json
+from cli.query import (
+    DEFAULT_NODE,
+    JsonOpt,
+    NodeOpt,
+    TokenOpt,
+    audit,
+    certificate_app,
+    parcel_app,
+    session,
+    stats,
+)
 from cli.render import history_tree
 from cli.verify import verify_command
 from keys import (
@@ -40,12 +52,15 @@ from node.network import init_network
 
 app = typer.Typer(
     help="kpledger: custody ledger for rough diamonds under the Kimberley Process",
+    epilog=EXIT_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 keys_app = typer.Typer(help="Ed25519 identity keys, encrypted at rest", no_args_is_help=True)
 db_app = typer.Typer(help="a node's SQL store", no_args_is_help=True)
-network_app = typer.Typer(help="create a network of nodes", no_args_is_help=True)
+network_app = typer.Typer(
+    help="create a network of nodes; a node's view of it", no_args_is_help=True
+)
 node_app = typer.Typer(help="run a participant's node", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed in node.toml)", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -184,28 +199,44 @@ def verify(
         Path | None, typer.Option(help="the genesis registry you trust; the bundle's must equal it")
     ] = None,
     parcel: Annotated[str | None, typer.Option(help="the parcel the bundle must prove")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule."""
-    raise typer.Exit(verify_command(file, registry, parcel))
+    """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule.
+
+    Exit 0 verified, 1 not verified (the failing step is named), 2 an input cannot be used.
+    """
+    raise typer.Exit(verify_command(file, registry, parcel, as_json))
 
 
 @app.command("bundle")
 def bundle(
     parcel: Annotated[str, typer.Argument(help="parcel id")],
-    node: Annotated[str, typer.Option(help="node URL", envvar="KPL_NODE")],
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
-    token: Annotated[str | None, typer.Option(help="API token", envvar="KPL_TOKEN")] = None,
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Download a parcel's provenance bundle from a node."""
+    with session(node, token, as_json) as client:
+        data = client.get_bytes(f"/v1/parcels/{quote(parcel, safe='')}/bundle")
     try:
-        with NodeClient(node, token) as client:
-            data = client.get_bytes(f"/v1/parcels/{parcel}/bundle")
         output.write_bytes(data)
-    except LedgerError as exc:
-        raise _fail(exc) from exc
-    except httpx.HTTPError as exc:
-        err.print(f"[bold red]error:[/] cannot reach {node}: {exc}")
-        raise typer.Exit(2) from exc
+    except OSError as exc:
+        if as_json:
+            error_json(Exit.INVALID_INPUT, f"cannot write {output}: {exc}")
+        else:
+            err.print(f"[bold red]error:[/] cannot write {output}: {exc}")
+        raise typer.Exit(Exit.INVALID_INPUT) from exc
+    if as_json:
+        print_json(
+            {
+                "parcel": parcel,
+                "file": str(output),
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+        return
     console.print(
         f"bundle of {parcel} written to {output} ({len(data):,} bytes); "
         f"check it with: kpl verify {output} --parcel {parcel}"
@@ -330,6 +361,46 @@ def network_init(
     )
 
 
+@network_app.command("status")
+def network_status(
+    node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """A node's view of the network: every chain's head, its peers, sync lag, evidence."""
+    with session(node, token, as_json) as client:
+        view = client.get("/v1/network")
+    if as_json:
+        print_json(view)
+        return
+    console.print(f"network {view['network']} seen from node {view['node']}")
+    heads = Table("chain", "height", "size", "time (UTC)", "behind by")
+    lag = view.get("sync_lag", {})
+    for chain, head in sorted(view["heads"].items()):
+        behind = lag.get(chain)
+        heads.add_row(
+            chain,
+            str(head.get("height", "")),
+            str(head.get("size", "")),
+            str(head.get("time", "")),
+            "" if behind is None else f"{behind} blocks",
+        )
+    console.print(heads)
+    if view["peers"]:
+        peers = Table("peer", "url", "reachable", "failures", "last good exchange")
+        for p in view["peers"]:
+            last = p.get("last_ok_seconds")
+            peers.add_row(
+                p["code"],
+                p["url"],
+                "yes" if p["reachable"] else "no",
+                str(p["failures"]),
+                "never" if last is None else f"{last:g} s ago",
+            )
+        console.print(peers)
+    else:
+        console.print("no gossip peers (this node does not gossip)")
+    console.print(f"equivocation evidence held: {view['evidence']}")
+
+
 @node_app.command("run")
 def node_run(
     config: Annotated[Path, typer.Option(help="the node's node.toml")],
@@ -346,18 +417,33 @@ def node_run(
 def token_create(
     role: Annotated[str, typer.Option(help="operator, auditor, peer or party")],
     name: Annotated[str, typer.Option(help="who holds it (a party id for party tokens)")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Make a new random token; print it once, and the lines to add to node.toml."""
     if role not in ROLES:
-        err.print(f"[bold red]error:[/] --role must be one of {sorted(ROLES)}")
-        raise typer.Exit(2)
+        message = f"--role must be one of {sorted(ROLES)}"
+        if as_json:
+            error_json(Exit.INVALID_INPUT, message)
+        else:
+            err.print(f"[bold red]error:[/] {message}")
+        raise typer.Exit(Exit.INVALID_INPUT)
     token = secrets.token_urlsafe(32)
-    console.print(f"token (give it to {name}; it is not stored anywhere): {token}")
     party = f'\nparty = "{name}"' if role == "party" else ""
-    console.print(
-        f'add to node.toml:\n[[tokens]]\nrole = "{role}"\nname = "{name}"'
-        f'\nsha256 = "{hash_token(token)}"{party}'
-    )
+    toml = f'[[tokens]]\nrole = "{role}"\nname = "{name}"\nsha256 = "{hash_token(token)}"{party}'
+    if as_json:
+        print_json(
+            {
+                "role": role,
+                "name": name,
+                "party": name if role == "party" else None,
+                "token": token,
+                "sha256": hash_token(token),
+                "toml": toml,
+            }
+        )
+        return
+    console.print(f"token (give it to {name}; it is not stored anywhere): {token}")
+    console.print(f"add to node.toml:\n{toml}")
 
 
 if __name__ == "__main__":

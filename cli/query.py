@@ -2,8 +2,11 @@
 
 Every command talks HTTP to one node (``--node URL``, env ``KPL_NODE``) with
 an optional bearer token (``--token``, env ``KPL_TOKEN``); what it shows is
-what the token's role may see. Errors exit with status 2 and one line: the
-node unreachable, or the node's problem document (401, 403, 404, 422, ...).
+what the token's role may see. Errors print one line on stderr and exit with
+a code that says what went wrong (``cli.exits``: 3 not found, 4 unauthorised,
+5 unreachable, 2 invalid input, 6 any other failure of the node). ``--json``
+prints the node's own document (the API's documented shape) on stdout instead
+of tables.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.render import carats, history_tree
+from cli.exits import Exit, error_json, print_json, status_exit
+from cli.render import carats, history_tree, ref, status_text
 from ledger.errors import LedgerError
 from node.client import ClientError, NodeClient
 
-__all__ = ["audit", "certificate_app", "connect", "parcel_app", "stats"]
+__all__ = ["JsonOpt", "audit", "certificate_app", "connect", "parcel_app", "session", "stats"]
 
 DEFAULT_NODE = "http://127.0.0.1:8101"
 
@@ -45,6 +49,10 @@ TokenOpt = Annotated[
     ),
 ]
 
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="print the node's JSON document instead (README: CLI JSON)")
+]
+
 _HINTS = {
     401: "the node wants a valid token: pass --token or set KPL_TOKEN",
     403: "this token's role may not do that",
@@ -59,8 +67,9 @@ def connect(node: str, token: str | None) -> NodeClient:
 
 
 @contextmanager
-def _session(node: str, token: str | None) -> Iterator[NodeClient]:
-    """A client; any failure becomes one clear line on stderr and exit status 2."""
+def session(node: str, token: str | None, as_json: bool = False) -> Iterator[NodeClient]:
+    """A client; any failure becomes one clear line on stderr (JSON with ``as_json``) and
+    the exit code for its kind (``cli.exits``)."""
     try:
         with connect(node, token) as client:
             yield client
@@ -69,22 +78,35 @@ def _session(node: str, token: str | None) -> Iterator[NodeClient]:
         detail = str(problem.get("detail", exc))
         kind = str(problem.get("type", ""))
         hint = _HINTS.get(exc.status, "the node answered with an error")
-        err.print(
-            f"[bold red]error:[/] HTTP {exc.status} from {escape(node)}: {escape(detail)}"
-            + (f" ({escape(kind)})" if kind else "")
-            + f"\n  {hint}"
-        )
-        raise typer.Exit(2) from exc
+        code = status_exit(exc.status)
+        if as_json:
+            error_json(code, detail, status=exc.status, node=node, problem=problem)
+        else:
+            err.print(
+                f"[bold red]error:[/] HTTP {exc.status} from {escape(node)}: {escape(detail)}"
+                + (f" ({escape(kind)})" if kind else "")
+                + f"\n  {hint}"
+            )
+        raise typer.Exit(code) from exc
     except httpx.TransportError as exc:
-        err.print(
-            f"[bold red]error:[/] cannot reach the node at {escape(node)}: "
-            f"{escape(str(exc) or exc.__class__.__name__)}\n"
-            "  is it running? pass --node URL or set KPL_NODE"
-        )
-        raise typer.Exit(2) from exc
+        reason = str(exc) or exc.__class__.__name__
+        if as_json:
+            error_json(Exit.UNREACHABLE, f"cannot reach the node: {reason}", node=node)
+        else:
+            err.print(
+                f"[bold red]error:[/] cannot reach the node at {escape(node)}: "
+                f"{escape(reason)}\n  is it running? pass --node URL or set KPL_NODE"
+            )
+        raise typer.Exit(Exit.UNREACHABLE) from exc
     except LedgerError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from exc
+        if as_json:
+            error_json(Exit.NODE_ERROR, str(exc), node=node)
+        else:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(Exit.NODE_ERROR) from exc
+
+
+_session = session
 
 
 def _path(value: str) -> str:
@@ -115,10 +137,15 @@ def _fields(title: str, rows: list[tuple[str, str]]) -> Table:
 
 
 @parcel_app.command("show")
-def parcel_show(parcel_id: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None) -> None:
+def parcel_show(
+    parcel_id: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
     """A parcel's current state: jurisdiction, status, weight, HS code, origin."""
-    with _session(node, token) as client:
+    with _session(node, token, as_json) as client:
         p: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}")
+    if as_json:
+        print_json(p)
+        return
     created = p["created"]
     rows = [
         ("jurisdiction", p["jurisdiction"]),
@@ -133,7 +160,7 @@ def parcel_show(parcel_id: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = 
         rows.append(("custodian", p["custodian"]))
     if "value" in p:
         rows.append(("value", _usd(p["value"])))
-    rows.append(("created by", f"{created['chain']} record {created['index']}"))
+    rows.append(("created by", f"record {ref(created)}"))
     console.print(_fields(f"parcel {p['id']}", rows))
 
 
@@ -143,10 +170,14 @@ def parcel_history(
     node: NodeOpt = DEFAULT_NODE,
     token: TokenOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="most lineage edges each way")] = 1000,
+    as_json: JsonOpt = False,
 ) -> None:
     """The lineage as a tree back to the mines, with origin shares and certificates."""
-    with _session(node, token) as client:
+    with _session(node, token, as_json) as client:
         history: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}/history", limit=limit)
+    if as_json:
+        print_json(history)
+        return
     console.print(history_tree(history))
     console.print(f"origin: {escape(_origin(history['origin'], history['origin_shares']))}")
     certs = sorted({e["certificate"] for e in history["events"] if e.get("certificate")})
@@ -163,14 +194,19 @@ def parcel_history(
 
 
 @certificate_app.command("show")
-def certificate_show(number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None) -> None:
+def certificate_show(
+    number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
     """A KP certificate: route, status, weights, and its inclusion proof."""
-    with _session(node, token) as client:
+    with _session(node, token, as_json) as client:
         c: dict[str, Any] = client.get(f"/v1/certificates/{_path(number)}")
+    if as_json:
+        print_json(c)
+        return
     rows = [
         ("issuer", c["issuer"]),
         ("destination", c["destination"]),
-        ("status", c["status"]),
+        ("status", status_text(c)),
         ("issued", c["issued"]),
         ("expires", c["expires"]),
         ("carats", carats(c["carats"])),
@@ -185,9 +221,9 @@ def certificate_show(number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt 
     if "value" in c:
         rows.append(("value", _usd(c["value"])))
     issue = c["issue"]
-    rows.append(("issue record", f"{issue['chain']} record {issue['index']} ({issue['hash']})"))
+    rows.append(("issue record", f"{ref(issue)} ({issue['hash']})"))
     if c.get("closed"):
-        rows.append(("closed by", f"{c['closed']['chain']} record {c['closed']['index']}"))
+        rows.append(("closed by", f"record {ref(c['closed'])}"))
     proof = c.get("proof")
     if proof:
         header = proof["header"]
@@ -206,7 +242,7 @@ def certificate_show(number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt 
 
 
 def _refs(records: list[dict[str, Any]], more: bool = False) -> str:
-    text = ", ".join(f"{r['chain']}/{r['index']}" for r in records)
+    text = ", ".join(ref(r) for r in records)
     return text + (" ..." if more else "")
 
 
@@ -231,7 +267,7 @@ def audit(
     until: Annotated[str | None, typer.Option(help="last day and as-of date, YYYY-MM-DD")] = None,
     days: Annotated[int, typer.Option(min=1, help="unconfirmed after this many days")] = 30,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="most findings per list")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report's JSON")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """The audit report (auditor token): every finding with the records behind it."""
     for name, value in (("since", since), ("until", until)):
@@ -239,17 +275,21 @@ def audit(
             try:
                 date.fromisoformat(value)
             except ValueError:
-                err.print(f"[bold red]error:[/] --{name} must be a date YYYY-MM-DD")
-                raise typer.Exit(2) from None
+                message = f"--{name} must be a date YYYY-MM-DD"
+                if as_json:
+                    error_json(Exit.INVALID_INPUT, message)
+                else:
+                    err.print(f"[bold red]error:[/] {message}")
+                raise typer.Exit(Exit.INVALID_INPUT) from None
     params: dict[str, Any] = {"days": days, "limit": limit}
     if since:
         params["since"] = since
     if until:
         params["until"] = until
-    with _session(node, token) as client:
+    with _session(node, token, as_json) as client:
         r: dict[str, Any] = client.get("/v1/audit/report", **params)
     if as_json:
-        console.print_json(data=r)
+        print_json(r)
         return
     th = r["thresholds"]
     console.print(
@@ -383,9 +423,10 @@ def stats(
     node: NodeOpt = DEFAULT_NODE,
     token: TokenOpt = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="print the node's CSV")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """KP statistics for a period: production, exports, imports, certificate counts."""
-    with _session(node, token) as client:
+    with _session(node, token, as_json) as client:
         if as_csv:
             response = client.http.get("/v1/stats", params={"period": period, "format": "csv"})
             if response.status_code >= 400:
@@ -393,6 +434,9 @@ def stats(
             sys.stdout.write(response.text)
             return
         s: dict[str, Any] = client.get("/v1/stats", period=period)
+    if as_json:
+        print_json(s)
+        return
     console.print(f"[bold]KP statistics {escape(s['period'])}[/] ({s['start']} to {s['end']})")
     production = Table("participant", "carats", "USD", "parcels", title="production")
     for row in s["production"]:
@@ -426,11 +470,11 @@ def stats(
     counts = Table(
         "issuer",
         "total",
-        "unconfirmed",
+        "issued",
         "confirmed",
         "discrepancy",
         "voided",
-        title="certificates",
+        title="certificates (issued: not yet confirmed)",
     )
     for row in s["certificates"]:
         counts.add_row(

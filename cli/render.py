@@ -6,11 +6,43 @@ from typing import Any
 
 from rich.tree import Tree
 
-__all__ = ["carats", "history_tree"]
+__all__ = ["STATUS_WORDS", "carats", "history_tree", "ref", "status_text"]
+
+#: one word per certificate state, the ledger's, with what it means for a buyer
+STATUS_WORDS = {
+    "issued": "issued (in transit: the importing authority has not confirmed it yet)",
+    "confirmed": "confirmed by the importing authority",
+    "expired": "expired (validity ended before the importing authority confirmed it)",
+    "discrepancy": "discrepancy (confirmed with a weight outside the tolerance: parcels held)",
+    "voided": "voided by the issuing authority (never confirmed)",
+    "refused": "refused by the importing authority",
+}
 
 
 def carats(hundredths: int) -> str:
     return f"{hundredths // 100:,}.{hundredths % 100:02d} ct"
+
+
+def ref(record: dict[str, Any]) -> str:
+    """A record reference as written everywhere: ``CHAIN/INDEX`` (record INDEX of CHAIN's log)."""
+    return f"{record['chain']}/{record['index']}"
+
+
+def _reason(cert: dict[str, Any]) -> str | None:
+    for key in ("refusal", "refused", "closed"):
+        value = cert.get(key)
+        if isinstance(value, dict) and value.get("reason"):
+            return str(value["reason"])
+    reason = cert.get("reason") or cert.get("refusal_reason")
+    return str(reason) if reason else None
+
+
+def status_text(cert: dict[str, Any]) -> str:
+    """A certificate's state in words (any state the node reports, never upgraded)."""
+    status = str(cert.get("status", "unknown"))
+    text = STATUS_WORDS.get(status, status)
+    reason = _reason(cert) if status in ("refused", "voided", "discrepancy", "expired") else None
+    return f"{text}: {reason}" if reason else text
 
 
 def history_tree(history: dict[str, Any]) -> Tree:
@@ -44,11 +76,16 @@ def history_tree(history: dict[str, Any]) -> Tree:
         )
 
     tree = Tree(label(history["subject"]))
-
-    def grow(node: Tree, pid: str, seen: frozenset[str]) -> None:
-        for parent in sorted(parents.get(pid, [])):
-            if parent not in seen:
-                grow(node.add(label(parent)), parent, seen | {parent})
-
-    grow(tree, history["subject"], frozenset({history["subject"]}))
+    shown: set[str] = {history["subject"]}
+    # depth first, parents in id order; a parcel reached again (through another merge
+    # parent) is named and points up, its lineage is not drawn twice
+    stack = [(tree, p) for p in sorted(parents.get(history["subject"], []), reverse=True)]
+    while stack:
+        under, pid = stack.pop()
+        if pid in shown:
+            under.add(f"[bold]{pid}[/] [dim](its lineage is shown above)[/]")
+            continue
+        shown.add(pid)
+        node = under.add(label(pid))
+        stack += [(node, p) for p in sorted(parents.get(pid, []), reverse=True)]
     return tree

@@ -3,6 +3,10 @@
 Exit codes: 0 the bundle verifies; 1 it does not (the failing step is
 printed); 2 an input cannot be used (missing or unreadable file, a
 ``--registry`` file that is not a valid signed registry).
+
+``--json`` prints ``{"ok", "file", "step", "step_number", "error", "registry",
+"verdict"}``: ``registry`` is ``"pinned"`` or ``"carried"`` (the bundle's own,
+not pinned), ``verdict`` is ``Verdict.to_json()`` when ``ok``.
 """
 
 from __future__ import annotations
@@ -12,48 +16,44 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from cli.exits import Exit, error_json, print_json
 from cli.render import carats
-from ledger.bundle import MAX_BUNDLE_BYTES, Verdict, check_bundle
+from ledger.bundle import MAX_BUNDLE_BYTES, STEPS, Verdict, check_bundle
 from ledger.canonical import canonical_bytes, load_json
 from ledger.errors import InvalidData
 from ledger.registry import Registry
 
 __all__ = ["verify_command"]
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_INPUT = 2
+EXIT_OK = int(Exit.OK)
+EXIT_INVALID = int(Exit.VERIFICATION_FAILED)
+EXIT_INPUT = int(Exit.INVALID_INPUT)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _read(path: Path, what: str, limit: int) -> bytes | None:
+class _Unusable(Exception):
+    """An input file that cannot be used; the message says why."""
+
+
+def _read(path: Path, what: str, limit: int) -> bytes:
     try:
         with path.open("rb") as fh:
-            data = fh.read(limit + 1)
+            return fh.read(limit + 1)
     except FileNotFoundError:
-        err.print(f"[bold red]error:[/] {what} {escape(str(path))} does not exist")
-        return None
+        raise _Unusable(f"{what} {path} does not exist") from None
     except OSError as exc:
-        err.print(f"[bold red]error:[/] cannot read {what} {escape(str(path))}: {escape(str(exc))}")
-        return None
-    return data
+        raise _Unusable(f"cannot read {what} {path}: {exc}") from None
 
 
-def _trusted_registry(path: Path) -> bytes | None:
+def _trusted_registry(path: Path) -> bytes:
     data = _read(path, "registry file", 16 * 1024 * 1024)
-    if data is None:
-        return None
     try:
         canonical = canonical_bytes(load_json(data, what="registry file"))
         Registry.parse(canonical)
     except InvalidData as exc:
-        err.print(
-            f"[bold red]error:[/] {escape(str(path))} is not a valid signed genesis registry: "
-            f"{escape(str(exc))}"
-        )
-        return None
+        raise _Unusable(f"{path} is not a valid signed genesis registry: {exc}") from None
     return canonical
 
 
@@ -114,20 +114,25 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     )
 
 
-def verify_command(path: Path, registry: Path | None, parcel: str | None = None) -> int:
+def verify_command(
+    path: Path, registry: Path | None, parcel: str | None = None, as_json: bool = False
+) -> int:
     """Verify the bundle at ``path``; print the verdict or the failing step; return the exit code.
 
     ``registry`` pins the genesis registry the caller trusts: the bundle's must
     equal it in canonical form. ``parcel`` is the parcel the caller expects.
     """
-    data = _read(path, "bundle file", MAX_BUNDLE_BYTES)
-    if data is None:
+    try:
+        data = _read(path, "bundle file", MAX_BUNDLE_BYTES)
+        trusted = _trusted_registry(registry) if registry is not None else None
+    except _Unusable as exc:
+        if as_json:
+            error_json(Exit.INVALID_INPUT, str(exc), file=str(path))
+        else:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
         return EXIT_INPUT
-    trusted: bytes | None = None
-    if registry is not None:
-        trusted = _trusted_registry(registry)
-        if trusted is None:
-            return EXIT_INPUT
+    if as_json:
+        return _verify_json(path, data, trusted, registry is not None, parcel)
     result = check_bundle(data, registry=trusted, parcel=parcel)
     if not result.ok or result.verdict is None:
         err.print(f"[bold red]NOT verified[/]: {escape(str(path))}")
@@ -135,3 +140,23 @@ def verify_command(path: Path, registry: Path | None, parcel: str | None = None)
         return EXIT_INVALID
     _show(result.verdict, path, registry)
     return EXIT_OK
+
+
+def _verify_json(
+    path: Path, data: bytes, trusted: bytes | None, pinned: bool, parcel: str | None
+) -> int:
+    """The verification's outcome as one JSON document on stdout."""
+    result = check_bundle(data, registry=trusted, parcel=parcel)
+    ok = result.ok and result.verdict is not None
+    print_json(
+        {
+            "ok": ok,
+            "file": str(path),
+            "step": None if ok else result.step,
+            "step_number": None if ok else STEPS.index(result.step) + 1,
+            "error": result.error,
+            "registry": "pinned" if pinned else "carried",
+            "verdict": result.verdict.to_json() if ok and result.verdict else None,
+        }
+    )
+    return EXIT_OK if ok else EXIT_INVALID

@@ -11,7 +11,10 @@ API. Its helpers here:
 * ``GET /v1/whoami``: the role, name and party of the caller's token;
 * ``GET /v1/network``: this node's peers as its gossip sees them and the sync
   lag per chain (the same numbers ``/metrics`` publishes);
-* ``GET /web/qr/{number}.svg``: a QR code of a certificate's explorer URL.
+* ``GET /web/qr/{number}.svg``: a QR code of a certificate's explorer URL;
+* ``GET /v1/certificates/{number}/parties``: the exporter's registered name and
+  address and the importer's, for the printed certificate, to the roles that
+  may see the certificate's commercial fields.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import Caller, NodeDep, caller
+from api.provenance import sees_certificate
 from ledger.errors import InvalidData
 from ledger.schema import LOCAL_ID
 from node.node import Node
@@ -41,6 +45,7 @@ PAGES: dict[str, str] = {
     "app.js": "text/javascript; charset=utf-8",
     "verify.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "lineage.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
@@ -218,4 +223,57 @@ async def network(node: NodeDep, request: Request) -> NetworkOut:
         sync_lag=_lags(node),
         peers=peers,
         evidence=len(node.forks),
+    )
+
+
+class PartyOut(BaseModel):
+    id: str | None = Field(default=None, description="the licensed party's id, if registered")
+    name: str
+    address: str
+
+
+class PartiesOut(BaseModel):
+    number: str
+    exporter: PartyOut
+    importer: PartyOut
+
+
+@router.get(
+    "/v1/certificates/{number}/parties",
+    response_model=PartiesOut,
+    response_model_exclude_none=True,
+    summary="A certificate's exporter and importer, with names and addresses",
+)
+async def certificate_parties(
+    number: str, node: NodeDep, who: Annotated[Caller, Depends(caller)]
+) -> PartiesOut:
+    """The exporter as its authority registered it (``party.register``: name and
+    address) and the importer as the certificate names it: Annex I fields 6 and 7
+    for the printed certificate. Only for the roles that see the certificate's
+    commercial fields (auditors, the two authorities' operators, the exporter)."""
+    if LOCAL_ID.match(number) is None:
+        raise InvalidData("not a certificate number (ISSUER-...)", field="number")
+    cert = await asyncio.to_thread(node.store.certificate, number)
+    if cert is None:
+        raise HTTPException(404, f"no certificate {number}")
+    if not sees_certificate(who, cert, node.chain):
+        raise HTTPException(
+            403,
+            "the parties of a certificate are shown to auditors, "
+            "the two authorities' operators and the exporter only",
+        )
+    party = await asyncio.to_thread(node.store.party, cert.exporter)
+    record = await asyncio.to_thread(node.store.record, cert.issue_ref.chain, cert.issue_ref.index)
+    importer = record.body_json.get("importer", {}) if record is not None else {}
+    return PartiesOut(
+        number=cert.number,
+        exporter=PartyOut(
+            id=cert.exporter,
+            name=party.name if party else cert.exporter,
+            address=party.address if party else "",
+        ),
+        importer=PartyOut(
+            name=str(importer.get("name", cert.importer_name)),
+            address=str(importer.get("address", "")),
+        ),
     )

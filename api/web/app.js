@@ -5,7 +5,8 @@
 // decide what appears: the public sees no values and no party names, because
 // the API does not send them. Nothing is loaded from anywhere else.
 
-import { lineageGraph, hbars, stacked, colorOf, s as svgEl } from "./charts.js";
+import { hbars, stacked, colorOf, s as svgEl } from "./charts.js";
+import { lineageView } from "./lineage.js";
 import {
   bytesToHex,
   canonicalize,
@@ -57,8 +58,8 @@ function h(tag, attrs = {}, ...children) {
 
 const enc = encodeURIComponent;
 const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
-const parcelLink = (id) => link(`#/parcel/${enc(id)}`, id);
-const certLink = (n) => link(`#/certificate/${enc(n)}`, n);
+const parcelLink = (id) => link(`#/parcel/${enc(id)}`, id, { class: "id" });
+const certLink = (n) => link(`#/certificate/${enc(n)}`, n, { class: "id" });
 const pill = (text, cls = text) => h("span", { class: `pill ${cls}` }, String(text).replace("_", " "));
 const short = (hex, n = 12) => (hex ? `${hex.slice(0, n)}…` : "");
 const tokenLink = (text = "Enter a token") => link(`#/settings?back=${enc(location.hash || "#/")}`, text);
@@ -91,9 +92,10 @@ function cellClass(c) {
 }
 
 function table(columns, rows, attrs = {}) {
+  // a table wider than a phone scrolls; the keyboard can reach it too (tabindex)
   return h(
     "div",
-    { class: "scroll" },
+    { class: "scroll", tabindex: "0" },
     h(
       "table",
       attrs,
@@ -216,7 +218,7 @@ function start(title) {
   state.render += 1;
   const id = state.render;
   const main = document.getElementById("main");
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  main.replaceChildren(h("p", { class: "loading", id: "loading", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), "Loading from this node…"));
   document.title = `${title} · kpledger explorer`;
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", location.hash.startsWith(a.getAttribute("href")));
@@ -230,6 +232,15 @@ function start(title) {
 }
 
 function failure(err) {
+  if (err instanceof ApiError && (err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504)) {
+    return h(
+      "div",
+      { class: "error", id: "unreachable", role: "alert" },
+      h("b", {}, "Node unreachable. "),
+      `The explorer could not get an answer from the node serving this page (${err.detail}). Nothing here has been checked; the ledger itself is unaffected. Check your connection, or try again in a moment. `,
+      h("button", { type: "button", class: "secondary", onclick: () => route() }, "Try again"),
+    );
+  }
   if (err instanceof ApiError && err.status === 404) return h("p", { class: "error" }, err.detail);
   if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
     return h("p", { class: "error" }, `${err.detail} `, tokenLink());
@@ -269,42 +280,98 @@ async function footer() {
 
 // ---------------------------------------------------------------- search
 
+/**
+ * What a person may have meant by `q`: as typed; with the participant code in
+ * capitals; all in capitals, and so with a trailing letter small again (BW-JW-1a);
+ * a certificate number with its serial padded to four digits (EU-2026-1 and
+ * EU-2026-001 for EU-2026-0001) or with a zero too many.
+ */
+function candidates(q) {
+  const out = [];
+  const add = (x) => {
+    if (LOCAL_ID.test(x) && !out.includes(x)) out.push(x);
+  };
+  const dash = q.indexOf("-");
+  const cased = [q, dash > 0 ? q.slice(0, dash).toUpperCase() + q.slice(dash) : q, q.toUpperCase()];
+  cased.push(q.toUpperCase().replace(/([0-9])([A-Z]+)$/, (_, d, l) => d + l.toLowerCase()));
+  for (const c of cased) {
+    add(c);
+    const m = /^([A-Z]{2,8})-(\d{4})-(\d{1,6})$/.exec(c);
+    if (m) {
+      const n = String(Number(m[3]));
+      add(`${m[1]}-${m[2]}-${n.padStart(4, "0")}`);
+    }
+  }
+  return out;
+}
+
+/** Every parcel and certificate that one of the candidates names, as [kind, id]. */
+async function lookup(q) {
+  const tries = candidates(q);
+  const asks = tries.flatMap((c) => [
+    api(`/v1/parcels/${enc(c)}`).then(() => ["parcel", c]),
+    api(`/v1/certificates/${enc(c)}`).then(() => ["certificate", c]),
+  ]);
+  const settled = await Promise.allSettled(asks);
+  const found = settled.filter((r) => r.status === "fulfilled").map((r) => r.value);
+  const unreachable = settled.some((r) => r.status === "rejected" && r.reason instanceof ApiError && (r.reason.status === 0 || r.reason.status >= 500));
+  return { found, unreachable };
+}
+
 async function search(q) {
   q = q.trim();
   if (!q) return;
-  if (!LOCAL_ID.test(q)) {
-    location.hash = `#/search/${enc(q)}`;
-    return;
-  }
-  const [parcel, cert] = await Promise.allSettled([
-    api(`/v1/parcels/${enc(q)}`),
-    api(`/v1/certificates/${enc(q)}`),
-  ]);
-  if (parcel.status === "fulfilled" && cert.status !== "fulfilled") location.hash = `#/parcel/${enc(q)}`;
-  else if (cert.status === "fulfilled" && parcel.status !== "fulfilled") location.hash = `#/certificate/${enc(q)}`;
+  const { found } = candidates(q).length ? await lookup(q) : { found: [] };
+  if (found.length === 1) location.hash = `#/${found[0][0]}/${enc(found[0][1])}`;
   else location.hash = `#/search/${enc(q)}`;
+}
+
+function absentCertificate(number) {
+  const issuer = number.split("-")[0];
+  return card(
+    "What this means for a buyer",
+    { class: "card", id: "absence" },
+    h(
+      "p",
+      {},
+      `Every KP certificate of this network is recorded by its issuing authority in that authority's log, and this node holds a copy of every log. A certificate ${number} that the ledger does not hold is most likely not a genuine KP certificate of this network: do not accept goods on its strength alone.`,
+    ),
+    h(
+      "ul",
+      {},
+      h("li", {}, "Check the number on the paper certificate, character by character."),
+      h("li", {}, `Ask the issuing authority (${issuer}, the code before the first dash) whether it issued ${number}.`),
+      h("li", {}, "A certificate issued in the last minutes may not have reached this node yet: the network page shows how far behind each chain is. Try again shortly."),
+    ),
+  );
 }
 
 async function searchPage(q) {
   const page = start(`Search ${q}`);
-  const found = [];
-  if (LOCAL_ID.test(q)) {
-    const [parcel, cert] = await Promise.allSettled([
-      api(`/v1/parcels/${enc(q)}`),
-      api(`/v1/certificates/${enc(q)}`),
-    ]);
-    if (parcel.status === "fulfilled") found.push(h("li", {}, "Parcel ", parcelLink(q)));
-    if (cert.status === "fulfilled") found.push(h("li", {}, "KP certificate ", certLink(q)));
-  }
+  const { found, unreachable } = candidates(q.trim()).length ? await lookup(q.trim()) : { found: [], unreachable: false };
+  if (!page.live()) return;
+  const label = { parcel: "Parcel", certificate: "KP certificate" };
+  const exact = found.filter(([, id]) => id === q);
+  const near = found.filter(([, id]) => id !== q);
+  const looksLikeCertificate = /^[A-Za-z]{2,8}-\d{4}-\d+$/.test(q.trim());
   page.show(
     h("h1", {}, `Search: ${q}`),
+    exact.length ? card("Found", h("ul", { id: "found" }, exact.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id))))) : null,
+    near.length
+      ? card(
+          exact.length ? "Also" : "Did you mean",
+          h("ul", { id: "suggestions" }, near.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id)))),
+        )
+      : null,
+    unreachable ? failure(new ApiError(0, "some lookups got no answer")) : null,
     found.length
-      ? card("Found", h("ul", {}, found))
+      ? null
       : card(
           null,
           h("p", { class: "error", id: "not-found" }, `No parcel or certificate ${q} on this node.`),
-          h("p", { class: "muted" }, "Parcel ids and certificate numbers start with the code of the participant that minted them, as in BW-JW-1 or EU-2026-0001."),
+          h("p", { class: "muted" }, "Parcel ids and certificate numbers start with the code of the participant that minted them, as in BW-JW-1 or EU-2026-0001. Capitals and a missing leading zero in a certificate's serial number are tolerated."),
         ),
+    !found.length && looksLikeCertificate ? absentCertificate(q.trim().toUpperCase()) : null,
   );
 }
 
@@ -415,20 +482,25 @@ function verifyPanel(parcelId, onProven) {
   button.addEventListener("click", run);
   const panel = card(
     "Verify in this browser",
-    h(
-      "p",
-      { class: "muted" },
-      "Fetches the parcel's provenance bundle and checks it here with WebCrypto (SHA-256 and Ed25519): the registry's governance signatures, every block header's signature under the key its chain had at that height, and every record's RFC 9162 inclusion proof. Replaying the custody rules (step 5) is for ",
-      h("code", {}, "kpl verify"),
-      ".",
-    ),
-    anchor,
-    claims,
-    steps,
     result,
+    anchor,
     h("div", { class: "row" }, button, download),
+    h(
+      "details",
+      { id: "verify-details" },
+      h("summary", {}, "How it was checked: the steps and the trust anchor"),
+      h(
+        "p",
+        { class: "muted" },
+        "The page fetches the parcel's provenance bundle and checks it here with WebCrypto (SHA-256 and Ed25519): the registry's governance signatures, every block header's signature under the key its chain had at that height, and every record's RFC 9162 inclusion proof. Replaying the custody rules (step 5) is for ",
+        h("code", {}, "kpl verify"),
+        ".",
+      ),
+      claims,
+      steps,
+    ),
   );
-  return { panel, run, result, anchor };
+  return { panel, run, result, anchor, button };
 }
 
 function describeAnchor(anchor, opts) {
@@ -482,13 +554,15 @@ async function runVerify(parcelId, ui) {
   }
   if (res.ok) {
     result.dataset.status = "verified";
+    const against = opts.pinnedRegistry ? "the registry you pinned" : opts.pinnedNetwork ? "the network id you pinned" : "this node's word for the network (nothing pinned)";
     result.replaceChildren(
-      "✓ Verified",
+      "✓ Verified: records signed into the authorities' logs (custody rules not replayed here)",
       h(
         "span",
-        { class: "why" },
-        `Steps 1–4 passed in ${ms} ms: ${res.headers} signed headers and ${res.records.length} records of ${res.subject}. Not re-checked here: the custody rules (step 5, kpl verify).`,
+        { class: "sentence", id: "verify-sentence" },
+        `Every record of ${res.subject}'s lineage back to the mines is in the log of the authority that wrote it, under ${res.headers} checkpoints signed with their keys, checked against ${against}. Whether each step followed the custody rules is checked by kpl verify on the downloaded bundle.`,
       ),
+      h("span", { class: "why" }, `Steps 1–4 passed in ${ms} ms: ${res.headers} signed headers and ${res.records.length} records; step 5 (replay) not run in the browser.`),
     );
   } else {
     result.dataset.status = "failed";
@@ -520,28 +594,21 @@ async function parcelPage(id) {
     ["HS code", `${p.hs} — ${HS[p.hs] || ""}`],
     ["Origin", Object.entries(history.origin_shares).map(([c, s]) => `${c} ${s.toFixed(2)} %`).join(", ")],
     p.certificate ? ["Certificate", certLink(p.certificate)] : null,
-    ["Created", created ? `${created.kind} · ${created.chain}/${created.height} · ${when(created.time)}` : `${p.created.chain}/${p.created.index}`],
+    ["Created", created ? `${created.kind} · record ${created.chain}/${created.index} · ${when(created.time)}` : `record ${p.created.chain}/${p.created.index}`],
     p.custodian !== undefined ? ["Custodian", p.custodian, "f-custodian"] : null,
     p.value !== undefined ? ["Declared", usd(p.value), "f-price"] : null,
   ]);
   const hiddenNote = seesCommercial
     ? null
     : h("p", { class: "muted small", id: "hidden-note" }, "Custodian and price are shown only to the party holding the parcel, its authority and auditors. ", tokenLink(), ".");
-  const graphBox = h("div", { class: "lineage-wrap", id: "lineage" });
-  const drawGraph = (proven) => {
-    const svg = lineageGraph(history, { proven, names: nameOf });
-    graphBox.replaceChildren(svg);
-    // on a narrow screen, scroll the subject into the middle
-    requestAnimationFrame(() => {
-      graphBox.scrollLeft = Number(svg.getAttribute("data-focus-x")) - graphBox.clientWidth / 2;
-    });
-  };
-  drawGraph(new Set());
+  const lineage = lineageView(history, { names: nameOf });
+  const graphBox = h("div", { class: "lineage-wrap", id: "lineage" }, lineage.element);
+  const drawGraph = (proven) => lineage.update(proven);
   const rows = recordRows(history);
   const tbody = table(
     [
-      { title: "When", cell: (r) => h("span", { class: "nowrap" }, when(r.time).slice(0, 16)) },
-      { title: "Record", wide: true, cell: (r) => h("code", {}, `${r.chain}/${r.height}/${r.index}`) },
+      { title: "When (UTC)", cell: (r) => h("span", { class: "nowrap" }, when(r.time).slice(0, 16)) },
+      { title: "Record", wide: true, cell: (r) => h("code", { class: "id", title: `record ${r.index} of ${r.chain}'s log, in its block ${r.height}` }, `${r.chain}/${r.index}`) },
       { title: "Kind", cell: (r) => r.kind },
       { title: "Parcels", cell: (r) => r.parcels.map((x, i) => [i ? ", " : "", x === history.subject ? h("b", {}, x) : parcelLink(x)]) },
       { title: "Certificate", wide: true, cell: (r) => (r.certificate ? certLink(r.certificate) : "") },
@@ -603,6 +670,7 @@ async function parcelPage(id) {
     verify.run();
   } else {
     verify.result.dataset.status = "needs-token";
+    verify.button.hidden = true;
     verify.result.replaceChildren(
       "The bundle holds commercial fields, so fetching it takes a token: an auditor's, an operator's, or the holding party's. ",
       tokenLink(),
@@ -613,12 +681,63 @@ async function parcelPage(id) {
 
 // ---------------------------------------------------------------- certificate
 
+/** One sentence on what a certificate's state means for the goods. */
+function statusSentence(cert, authority) {
+  const to = authority(cert.destination);
+  switch (cert.status) {
+    case "confirmed":
+      return `${to} confirmed receipt${cert.received !== undefined ? ` of ${ct(cert.received)}` : ""}.`;
+    case "issued":
+      return `In transit: ${to} has not confirmed receipt yet, so the shipment is not accepted.`;
+    case "discrepancy":
+      return `${to} recorded a weight outside the tolerance: the parcels are held.`;
+    case "expired":
+      return `Its validity ended on ${cert.expires} before ${to} confirmed receipt: the shipment was never accepted.`;
+    case "voided":
+      return `${authority(cert.issuer)} voided it: it was never confirmed and the goods returned.`;
+    case "refused":
+      return `${to} refused this shipment${refusalReason(cert) ? `: ${refusalReason(cert)}` : ""}.`;
+    default:
+      return `The node reports the status “${cert.status}”.`;
+  }
+}
+
+function refusalReason(cert) {
+  for (const key of ["refusal", "refused", "closed"]) if (cert[key] && cert[key].reason) return cert[key].reason;
+  return cert.reason || null;
+}
+
+/** The certificate's outcome, above everything, in the words and colour of its state. */
+function certificateBanner(cert, authority) {
+  const tone = { confirmed: "ok", issued: "warn", expired: "bad", discrepancy: "bad", voided: "bad", refused: "bad" }[cert.status] || "warn";
+  const title = {
+    confirmed: "Confirmed",
+    issued: "In transit — not confirmed",
+    expired: "Expired — never confirmed",
+    discrepancy: "Discrepancy — parcels held",
+    voided: "Voided",
+    refused: "Refused by the importing authority",
+  }[cert.status] || `Status: ${cert.status}`;
+  return h("div", { class: `banner ${tone}`, id: "cert-status", "data-status": cert.status, role: "status" }, h("b", {}, title), " ", statusSentence(cert, authority));
+}
+
 async function certificatePage(number) {
   const page = start(`Certificate ${number}`);
   let cert;
   try {
     cert = await api(`/v1/certificates/${enc(number)}`);
   } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      const { found } = await lookup(number);
+      const near = found.filter(([k, id]) => k === "certificate" && id !== number);
+      page.show(
+        h("h1", {}, `Certificate ${number}`),
+        h("p", { class: "error", id: "not-found" }, `The ledger holds no KP certificate ${number}.`),
+        near.length ? card("Did you mean", h("ul", { id: "suggestions" }, near.map(([, id]) => h("li", {}, certLink(id))))) : null,
+        absentCertificate(number),
+      );
+      return;
+    }
     page.show(h("h1", {}, `Certificate ${number}`), failure(err));
     return;
   }
@@ -629,6 +748,18 @@ async function certificatePage(number) {
     const parcels = await Promise.allSettled(cert.parcels.map((p) => api(`/v1/parcels/${enc(p)}`)));
     hsCodes = [...new Set(parcels.filter((r) => r.status === "fulfilled").map((r) => r.value.hs))];
   }
+  // the origin composition: from the signed lines when the caller sees them, else the parcels
+  const mix = new Map();
+  if (full) {
+    for (const line of full.lines) for (const [c, q] of Object.entries(line.origin)) mix.set(c, (mix.get(c) || 0) + q);
+  } else {
+    const parcels = await Promise.allSettled(cert.parcels.map((p) => api(`/v1/parcels/${enc(p)}`)));
+    for (const r of parcels) if (r.status === "fulfilled") for (const [c, q] of Object.entries(r.value.origin)) mix.set(c, (mix.get(c) || 0) + q);
+  }
+  const mixTotal = [...mix.values()].reduce((a, b) => a + b, 0);
+  // names and addresses of exporter and importer, for those who may see them
+  const parties = cert.exporter !== undefined ? await api(`/v1/certificates/${enc(number)}/parties`).catch(() => null) : null;
+  const composition = [...mix].sort((a, b) => b[1] - a[1]).map(([c, q]) => `${c} ${((q * 100) / (mixTotal || 1)).toFixed(1)} %`).join(", ");
   if (!page.live()) return;
   const hidden = (what) => h("span", { class: "hidden-field" }, `${what}: authorised roles only`);
   const authority = (code) => `${code}${nameOf[code] ? ` — ${nameOf[code]}` : ""}`;
@@ -636,16 +767,28 @@ async function certificatePage(number) {
   const url = `${location.origin}${location.pathname}#/certificate/${number}`;
   const rows = [
     ["1. Unique certificate number", h("b", {}, cert.number)],
-    ["2. Country of origin", cert.origin === "mixed" ? "Mixed" : authority(cert.origin)],
+    ["2. Country of origin", cert.origin === "mixed" ? ["Mixed", composition ? h("span", { class: "sub", id: "cert-mix" }, composition) : null] : authority(cert.origin)],
     ["3. Issuing authority", authority(cert.issuer)],
     ["4. Date of issue", cert.issued],
     ["5. Date of expiry", cert.expires],
-    ["6. Exporter", cert.exporter !== undefined ? cert.exporter : hidden("exporter")],
+    [
+      "6. Exporter",
+      cert.exporter === undefined
+        ? hidden("exporter")
+        : parties
+          ? h("span", { id: "cert-exporter" }, parties.exporter.name, h("span", { class: "sub" }, parties.exporter.address), h("span", { class: "sub" }, `licence ${cert.exporter}, ${authority(cert.issuer)}`))
+          : [cert.exporter, h("span", { class: "sub" }, `licensed party of ${authority(cert.issuer)}`)],
+    ],
     [
       "7. Importer",
-      cert.importer !== undefined
-        ? [cert.importer, full ? h("span", { class: "sub" }, full.importer.address) : null]
-        : hidden("importer"),
+      cert.importer === undefined
+        ? hidden("importer")
+        : h(
+            "span",
+            { id: "cert-importer" },
+            parties ? parties.importer.name : cert.importer,
+            parties && parties.importer.address && parties.importer.address !== parties.importer.name ? h("span", { class: "sub" }, parties.importer.address) : null,
+          ),
     ],
     ["8. Country of destination", authority(cert.destination)],
     ["9. Carat weight", h("span", { id: "cert-carats" }, ct(cert.carats))],
@@ -656,6 +799,7 @@ async function certificatePage(number) {
     ["14. Seal", full ? full.seal : hidden("seal id")],
   ];
   const status = h("div", {}, pill(cert.status), cert.received !== undefined ? h("span", { class: "small" }, ` received ${ct(cert.received)}`) : null);
+  const banner = certificateBanner(cert, authority);
   const doc = h(
     "article",
     { class: "certificate", id: "certificate" },
@@ -690,11 +834,19 @@ async function certificatePage(number) {
     ),
   );
   const checks = h("ul", { id: "cert-checks" });
+  const summary = h("p", { id: "cert-proof-sentence" }, "Checking the issuing authority's signature and the inclusion proof in this browser…");
   page.show(
     h("div", { class: "row no-print" }, h("h1", {}, `Certificate ${cert.number}`), h("button", { type: "button", class: "secondary", onclick: () => window.print() }, "Print")),
+    banner,
     doc,
-    card("Verification of this certificate in the browser", h("div", { class: "anchor", id: "cert-anchor" }, "Trust anchor: …"), checks),
+    card(
+      "What was checked in this browser",
+      { class: "card no-print", id: "cert-verification" },
+      summary,
+      h("details", { id: "cert-details" }, h("summary", {}, "Technical steps and trust anchor"), h("div", { class: "anchor", id: "cert-anchor" }, "Trust anchor: …"), checks),
+    ),
   );
+
   const problem = cryptoProblem();
   if (problem) {
     validation.replaceChildren(h("span", { class: "error" }, `cannot check: ${problem}`));
@@ -709,11 +861,25 @@ async function certificatePage(number) {
     checks.replaceChildren(...result.map((c) => h("li", { "data-ok": c.ok }, c.ok ? "✓ " : "✗ ", h("b", {}, c.name), `: ${c.detail}`)));
     const ok = result.length && result.every((c) => c.ok);
     const header = cert.proof && cert.proof.header;
+    const anchorWord = trusted.kind === "pinned" ? "the registry you pinned" : "the registry this node serves (this trusts the node)";
+    // the proof is about the issue record; the shipment's outcome is the status, said beside it
+    const settled = cert.status === "confirmed";
     validation.replaceChildren(
       ok
-        ? h("span", { "data-status": "verified" }, pill("verified", "ok"), ` signed checkpoint ${header.chain}/${header.height} of ${when(header.time)} by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log`)
+        ? h(
+            "span",
+            { "data-status": "verified" },
+            pill("issue record proven", settled ? "ok" : "neutral"),
+            ` signed checkpoint ${header.chain}/${header.height} of ${when(header.time)} by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log. Shipment status: ${cert.status.replace("_", " ")}.`,
+          )
         : h("span", { "data-status": "failed" }, pill("not verified", "bad"), " ", result.filter((c) => !c.ok).map((c) => c.detail).join("; ")),
     );
+    summary.replaceChildren(
+      ok
+        ? `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key, checked against ${anchorWord}. ${statusSentence(cert, authority)}`
+        : `Not proven: ${result.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ")}. Do not rely on this certificate.`,
+    );
+    summary.dataset.status = ok ? "proven" : "failed";
   } catch (err) {
     validation.replaceChildren(h("span", { class: "error" }, String(err.message || err)));
   }
@@ -877,8 +1043,11 @@ const FINDINGS = [
   },
 ];
 
-const STATUS_KEYS = ["confirmed", "unconfirmed", "discrepancy", "voided"];
-const STATUS_COLORS = { confirmed: "#17803d", unconfirmed: "#d4a017", discrepancy: "#b3261e", voided: "#7f8c8d" };
+// one word per certificate state, the ledger's: "issued" is issued and not yet confirmed
+// (the statistics' field for it is "unconfirmed")
+const STATUS_KEYS = ["confirmed", "issued", "discrepancy", "voided"];
+const STATUS_FIELD = { issued: "unconfirmed" };
+const STATUS_COLORS = { confirmed: "#17803d", issued: "#d4a017", discrepancy: "#b3261e", voided: "#7f8c8d" };
 
 function statsSection(stats) {
   const t = stats.totals;
@@ -932,7 +1101,7 @@ function statsSection(stats) {
             label: r.participant,
             total: r.total,
             text: String(r.total),
-            segments: STATUS_KEYS.map((k) => ({ key: k, value: r[k], text: String(r[k]) })),
+            segments: STATUS_KEYS.map((k) => ({ key: k, value: r[STATUS_FIELD[k] || k], text: String(r[STATUS_FIELD[k] || k]) })),
           })),
           { order: STATUS_KEYS, color: (k) => STATUS_COLORS[k] },
         ),
@@ -941,7 +1110,7 @@ function statsSection(stats) {
             { title: "Issuer", cell: (r) => r.participant },
             { title: "Total", num: true, cell: (r) => r.total },
             { title: "Confirmed", num: true, cell: (r) => r.confirmed },
-            { title: "Open", num: true, cell: (r) => r.unconfirmed },
+            { title: "Issued", num: true, cell: (r) => r.unconfirmed },
             { title: "Discrepancy", num: true, cell: (r) => r.discrepancy },
             { title: "Voided", num: true, cell: (r) => r.voided },
           ],
@@ -1288,7 +1457,7 @@ async function settingsPage(params = new URLSearchParams()) {
       pinStatus,
       h("label", { for: "pin-registry" }, "Signed registry (paste or load genesis.json)"),
       regArea,
-      h("div", { class: "row" }, file),
+      h("div", { class: "row" }, h("label", { for: "pin-file", class: "inline" }, "Load genesis.json from a file:"), file),
       h("label", { for: "pin-network" }, "…or only its network id"),
       netInput,
       h(
@@ -1341,6 +1510,11 @@ async function main() {
   document.getElementById("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     search(document.getElementById("search").value);
+  });
+  // the skip link moves the focus without touching the URL's fragment (the router's)
+  document.getElementById("skip-link").addEventListener("click", (e) => {
+    e.preventDefault();
+    document.getElementById("main").focus();
   });
   window.addEventListener("hashchange", route);
   footer();

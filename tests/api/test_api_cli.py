@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from conftest import TOKENS, Example
@@ -119,37 +122,145 @@ def test_stats_csv(kpl: Run) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "token", "status"),
+    ("args", "token", "status", "exit_code"),
     [
-        (("audit",), None, "401"),
-        (("audit",), "not-a-token", "401"),
-        (("audit",), TOKENS["operator"], "403"),
-        (("parcel", "show", "XX-NOPE"), None, "404"),
-        (("parcel", "history", "XX-NOPE"), None, "404"),
-        (("certificate", "show", "XX-2026-1"), None, "404"),
-        (("parcel", "show", "not-an-id"), None, "422"),
-        (("stats", "--period", "2026-Q9"), None, "422"),
-        (("stats", "--period", "2026-Q9", "--csv"), None, "422"),
+        (("audit",), None, "401", 4),
+        (("audit",), "not-a-token", "401", 4),
+        (("audit",), TOKENS["operator"], "403", 4),
+        (("parcel", "show", "XX-NOPE"), None, "404", 3),
+        (("parcel", "history", "XX-NOPE"), None, "404", 3),
+        (("certificate", "show", "XX-2026-1"), None, "404", 3),
+        (("parcel", "show", "not-an-id"), None, "422", 2),
+        (("stats", "--period", "2026-Q9"), None, "422", 2),
+        (("stats", "--period", "2026-Q9", "--csv"), None, "422", 2),
     ],
 )
-def test_problems_exit_2_with_the_status(
-    kpl: Run, args: tuple[str, ...], token: str | None, status: str
+def test_problems_exit_with_their_kind(
+    kpl: Run, args: tuple[str, ...], token: str | None, status: str, exit_code: int
 ) -> None:
+    """Not found 3, unauthorised 4, refused input 2 (cli/exits.py; kpl --help)."""
     code, out, err = kpl(*args, token=token)
-    assert code == 2
+    assert code == exit_code
     assert f"HTTP {status}" in err
     assert "urn:kpledger:problem:" in err
     assert out == ""
+    code, out, err = kpl(*args, "--json", token=token)
+    assert code == exit_code
+    assert out == ""
+    problem = json.loads(err)["error"]
+    assert (problem["exit"], problem["status"]) == (exit_code, int(status))
+    assert problem["problem"]["type"].startswith("urn:kpledger:problem:")
 
 
-def test_unreachable_node_exits_2(kpl: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_node_exits_5(kpl: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(query, "connect", NodeClient)
     code, _, err = kpl("parcel", "show", "IN-S2", node="http://127.0.0.1:9")
-    assert code == 2
+    assert code == 5
     assert "cannot reach the node at http://127.0.0.1:9" in err
+    code, out, err = kpl("certificate", "show", "EU-2026-0001", "--json", node="http://127.0.0.1:9")
+    assert (code, out) == (5, "")
+    assert json.loads(err)["error"]["kind"] == "unreachable"
 
 
 def test_bad_dates_exit_2_before_asking(kpl: Run) -> None:
     code, _, err = kpl("audit", "--since", "May", token=TOKENS["auditor"])
     assert code == 2
     assert "--since must be a date" in err
+
+
+def test_json_output_of_every_reading_command(kpl: Run) -> None:
+    """``--json`` prints the node's document: integer hundredths of a carat and cents,
+    times with their zone, records as {chain, index, hash}."""
+    code, out, _ = kpl("parcel", "show", "IN-S2", "--json", token=TOKENS["auditor"])
+    assert code == 0
+    parcel = json.loads(out)
+    assert (parcel["id"], parcel["weight"], parcel["value"]) == ("IN-S2", 700_000, 91_700_000)
+    assert set(parcel["created"]) >= {"chain", "index", "hash"}
+    code, out, _ = kpl("parcel", "history", "IN-S2", "--json")
+    history = json.loads(out)
+    assert code == 0
+    assert history["subject"] == "IN-S2"
+    assert {p["id"] for p in history["parcels"]} >= {"BW-JW-1", "BW-OR-1", "EU-AW-1"}
+    assert all(e["time"].endswith("Z") for e in history["events"])
+    code, out, _ = kpl("certificate", "show", "EU-2026-0001", "--json", token=TOKENS["auditor"])
+    cert = json.loads(out)
+    assert code == 0
+    assert (cert["number"], cert["status"], cert["carats"]) == (
+        "EU-2026-0001",
+        "confirmed",
+        1_300_000,
+    )
+    code, out, _ = kpl("stats", "--period", "2026", "--json")
+    assert code == 0
+    stats = json.loads(out)
+    assert {r["participant"]: r["carats"] for r in stats["production"]}["BW"] == 2_050_000
+    code, out, _ = kpl("audit", "--json", token=TOKENS["auditor"])
+    assert code == 0
+    assert json.loads(out)["unconfirmed"]["items"][0]["number"] == "AE-2026-0001"
+    code, out, _ = kpl("network", "status", "--json")
+    assert code == 0
+    view = json.loads(out)
+    assert set(view["heads"]) >= {"BW", "RU", "AE", "EU", "IN"}
+    assert all(h["time"].endswith("Z") for h in view["heads"].values())
+    code, out, _ = kpl("network", "status")
+    assert code == 0
+    assert "seen from node WDC" in " ".join(out.split())
+
+
+def test_bundle_then_verify_as_json(kpl: Run, tmp_path: Path) -> None:
+    target = tmp_path / "in-s2.json"
+    code, out, _ = kpl("bundle", "IN-S2", "-o", str(target), "--json", token=TOKENS["auditor"])
+    assert code == 0, out
+    done = json.loads(out)
+    assert done["bytes"] == target.stat().st_size
+    assert done["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
+    runner = CliRunner()
+    ok = runner.invoke(app, ["verify", str(target), "--parcel", "IN-S2", "--json"])
+    assert ok.exit_code == 0
+    verdict = json.loads(ok.stdout)
+    assert verdict["ok"] is True
+    assert verdict["registry"] == "carried"
+    assert verdict["verdict"]["subject"] == "IN-S2"
+    assert verdict["verdict"]["weight"] == 700_000
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(target.read_bytes().replace(b'"weight":700000', b'"weight":700001', 1))
+    failed = runner.invoke(app, ["verify", str(bad), "--parcel", "IN-S2", "--json"])
+    assert failed.exit_code == 1
+    outcome = json.loads(failed.stdout)
+    assert (outcome["ok"], outcome["verdict"]) == (False, None)
+    assert outcome["step"] == "inclusion"
+    assert outcome["step_number"] == 4
+    missing = runner.invoke(app, ["verify", str(tmp_path / "none.json"), "--json"])
+    assert missing.exit_code == 2
+    assert missing.stdout == ""
+    assert json.loads(missing.stderr)["error"]["kind"] == "invalid_input"
+    code, out, _ = kpl("bundle", "IN-S2", "-o", str(target), "--json")
+    assert (code, out) == (4, "")
+
+
+def test_token_create_as_json() -> None:
+    made = CliRunner().invoke(
+        app, ["token", "create", "--role", "party", "--name", "IN-SURAT1", "--json"]
+    )
+    assert made.exit_code == 0
+    doc = json.loads(made.stdout)
+    assert doc["sha256"] == hashlib.sha256(doc["token"].encode()).hexdigest()
+    assert doc["party"] == "IN-SURAT1"
+    assert f'sha256 = "{doc["sha256"]}"' in doc["toml"]
+    wrong = CliRunner().invoke(app, ["token", "create", "--role", "king", "--name", "x", "--json"])
+    assert wrong.exit_code == 2
+    assert json.loads(wrong.stderr)["error"]["kind"] == "invalid_input"
+
+
+def test_help_documents_exit_codes() -> None:
+    shown = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    text = " ".join(shown.stdout.split())
+    for words in (
+        "3 not found",
+        "4 unauthorised",
+        "5 node unreachable",
+        "2 invalid input",
+        "1 verification failed",
+    ):
+        assert words in text, words

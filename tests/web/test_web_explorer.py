@@ -33,6 +33,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.deps import Caller
+from api.provenance import history_view
 from api.routes import bundles
 from cli.example import ExampleResult, run_example
 from ledger.blocks import Evidence, Header, SignedHeader
@@ -182,14 +184,40 @@ def tab(browser: Browser) -> Iterator[Browser]:
     """The browser, checked for page errors after the test; localStorage pins cleared."""
     browser.errors.clear()
     yield browser
+    found = []
     for page in browser.context.pages:
         if not page.is_closed() and page.url.startswith(browser.site.url):
+            # every page a test leaves open is checked by axe-core in its final state too
+            found += [f"{page.url}: {p}" for p in accessibility(page)]
             page.evaluate("localStorage.clear()")
             page.close()
     assert browser.errors == []
+    assert found == []
+
+
+#: axe-core (tests/web/vendor/axe-core, MPL-2.0), run in the page on every state shot
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def accessibility(page: Any) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is now, one line each."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {resultTypes: ['violations']});
+          return r.violations.filter((v) => ['critical', 'serious'].includes(v.impact)).map(
+            (v) => ({id: v.id, impact: v.impact, help: v.help,
+                     nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' '))}));
+        }"""
+    )
+    return [f"{v['impact']} {v['id']} ({v['help']}): {', '.join(v['nodes'])}" for v in found]
 
 
 def shot(page: Any, name: str) -> None:
+    """Save the page as a screenshot, after axe-core finds nothing critical or serious."""
+    problems = accessibility(page)
+    assert problems == [], f"{name}: {problems}"
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -247,6 +275,14 @@ def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
     ]
     anchor = page.inner_text("#trust-anchor")
     assert "this trusts the node" in anchor
+    # one sentence of what was proven and against what; the steps folded below it
+    sentence = page.inner_text("#verify-sentence")
+    assert "in the log of the authority that wrote it" in sentence
+    assert "checked against this node's word for the network (nothing pinned)" in sentence
+    assert "custody rules not replayed here" in text
+    assert not page.locator("#verify-steps").is_visible()
+    page.click("#verify-details summary")
+    assert page.locator("#verify-steps").is_visible()
     network = tab.site.example.store.registry.network_id
     assert network in page.inner_text("#bundle-network")
     # the records in order, each proven by the bundle with its leaf hash
@@ -262,7 +298,18 @@ def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
     assert verdict(phone)[0] == "verified"
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px screen"
+    assert phone.evaluate(BROKEN_IDS) == []
     shot(phone, "parcel-phone")
+    cert = tab.open("/certificate/EU-2026-0001", token=PARTY, width=390)
+    cert.wait_for_selector("#cert-status")
+    assert cert.evaluate(BROKEN_IDS) == []
+    assert cert.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(cert, "certificate-phone")
+
+
+#: ids, certificate numbers and record references drawn on more than one line
+BROKEN_IDS = """[...document.querySelectorAll('.id')]
+  .filter((e) => e.getClientRects().length > 1).map((e) => e.textContent)"""
 
 
 def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> None:
@@ -274,6 +321,27 @@ def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> Non
     page.fill("#search", "BW-NOPE-1")
     page.press("#search", "Enter")
     assert "No parcel or certificate BW-NOPE-1" in page.inner_text("#not-found")
+    # small letters and a missing zero still find the certificate and the parcel
+    for typed, found in (
+        ("eu-2026-1", "certificate/EU-2026-0001"),
+        ("EU-2026-001", "certificate/EU-2026-0001"),
+        ("in-s2", "parcel/IN-S2"),
+        ("bw-jw-1a", "parcel/BW-JW-1a"),
+    ):
+        page.fill("#search", typed)
+        page.press("#search", "Enter")
+        until(page, f"location.hash === '#/{found}'")
+    # a certificate number the ledger does not hold: what that means for a buyer
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0009")
+    page.wait_for_selector("#absence")
+    absence = page.inner_text("#absence")
+    assert "most likely not a genuine KP certificate of this network" in absence
+    assert "Ask the issuing authority (EU" in absence
+    assert accessibility(page) == []
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-01")
+    page.wait_for_selector("#suggestions")
+    assert page.inner_text("#suggestions") == "EU-2026-0001"
+    shot(page, "certificate-not-found")
 
 
 def _flip_digit(data: bytes, marker: bytes) -> bytes:
@@ -354,6 +422,75 @@ def test_pinned_trust_anchor(tab: Browser) -> None:
     assert "the registry you pinned" in page.inner_text("#trust-anchor")
 
 
+def _pdf_pages(data: bytes) -> int:
+    """Pages of a PDF as Chromium writes it (one ``/Type /Page`` object per page)."""
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
+
+
+def test_certificate_prints_on_one_a4_page(tab: Browser) -> None:
+    """The printed certificate: one A4 page, Annex I fields and status, no on-screen
+    controls or verification boxes."""
+    page = tab.open("/certificate/AE-2026-0001", token=AUDITOR)
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    until(page, "document.getElementById('cert-qr').naturalWidth > 0")
+    page.emulate_media(media="print")
+    assert not page.locator("#cert-verification").is_visible()
+    assert not page.locator("header.top").is_visible()
+    assert not page.locator("button").first.is_visible()
+    printed = page.inner_text("main")
+    for entry in ("AE-2026-0001", "Kimberley Process Certificate", "Mixed", "never confirmed"):
+        assert entry in printed, entry
+    pdf = page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF-")
+    assert _pdf_pages(pdf) == 1
+    (SHOTS / "certificate.pdf").write_bytes(pdf)
+    page.emulate_media(media="screen")
+
+
+def test_unconfirmed_and_refused_certificates_are_never_green(tab: Browser) -> None:
+    """AE-2026-0001 (mixed origin, its confirmation refused by the EU's rule) was never
+    confirmed and is past its expiry: the page says so, and its proof pill is not green.
+    A certificate the node reports as refused shows the importer's reason."""
+    page = tab.open("/certificate/AE-2026-0001", token=AUDITOR)
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    banner = page.locator("#cert-status")
+    assert banner.get_attribute("data-status") == "expired"
+    assert "Expired — never confirmed" in banner.inner_text()
+    assert "banner bad" in str(banner.get_attribute("class"))
+    assert page.locator("#cert-validation .pill.ok").count() == 0
+    assert "Shipment status: expired" in page.inner_text("#cert-validation")
+    mix = page.inner_text("#cert-mix")
+    assert re.search(r"BW \d+\.\d %", mix), mix
+    assert re.search(r"RU \d+\.\d %", mix), mix
+    assert "VERIFIED" not in page.inner_text("main").upper().replace("NOT VERIFIED", "")
+    shot(page, "certificate-expired")
+    # the node reports a refusal (the record kind certificate.refuse): the page says so
+    real = tab.site.node.store.certificate("EU-2026-0001")
+    assert real is not None
+
+    def refused(route: Any) -> None:
+        response = route.fetch()
+        doc = response.json()
+        doc.update(status="refused", refusal={"reason": "origin RU restricted by the EU"})
+        route.fulfill(response=response, json=doc)
+
+    page = tab.context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.add_init_script(f"sessionStorage.setItem('kpl.token', {AUDITOR!r});")
+    page.route("**/v1/certificates/EU-2026-0001", refused)
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0001")
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    banner = page.locator("#cert-status")
+    assert banner.get_attribute("data-status") == "refused"
+    text = banner.inner_text()
+    assert "Refused by the importing authority" in text
+    assert "origin RU restricted by the EU" in text
+    assert page.locator("#cert-validation .pill.ok").count() == 0
+    assert "refused this shipment" in page.inner_text("#cert-proof-sentence")
+    assert accessibility(page) == []
+    page.close()
+
+
 # ---------------------------------------------------------------- roles
 
 
@@ -418,6 +555,21 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     ):
         assert entry in text, entry
     assert "11. Number of parcels\t1" in text
+    # the exporter by its registered name and address, the importer once, with its address
+    exporter = tab.site.example.store.party("EU-ANTWERP1")
+    assert exporter is not None
+    shown = page.inner_text("#cert-exporter")
+    assert exporter.name in shown
+    assert exporter.address in shown
+    assert "licence EU-ANTWERP1" in shown
+    assert page.inner_text("#certificate").count("Importer in IN") == 1
+    banner = page.inner_text("#cert-status")
+    assert "Confirmed" in banner
+    assert "IN — India confirmed receipt of 13,000.00 ct." in banner
+    sentence = page.inner_text("#cert-proof-sentence")
+    assert sentence.startswith("Proven in this browser: EU — European Union recorded the issue")
+    assert "checked against the registry this node serves (this trusts the node)" in sentence
+    page.click("#cert-details summary")
     checks = page.inner_text("#cert-checks")
     assert checks.count("✓") == 3, checks
     qr = page.wait_for_selector("#cert-qr")
@@ -631,6 +783,354 @@ def test_browser_canonical_json_and_inclusion_proofs(tab: Browser) -> None:
     assert results[: len(cases)] == ["ok"] * len(cases)
     assert "too short (truncated)" in results[-2]
     assert results[-1].startswith("root: root mismatch: expected 0000")
+
+
+# ---------------------------------------------------------------- the lineage drawing
+
+#: every edge of the drawn lineage, sampled along its length from the DOM: it may touch
+#: only its own two boxes, starting on its parent's bottom and ending on its child's top
+GEOMETRY = """(svg) => {
+  svg = svg || document.querySelector('svg.lineage');
+  const boxes = [...svg.querySelectorAll('g.pnode')].map((g) => {
+    const b = g.querySelector('rect.pbox').getBBox();
+    return {id: g.dataset.parcel, x: b.x, y: b.y, w: b.width, h: b.height};
+  });
+  const byId = new Map(boxes.map((b) => [b.id, b]));
+  const inside = (p, b, pad) =>
+    p.x > b.x + pad && p.x < b.x + b.w - pad && p.y > b.y + pad && p.y < b.y + b.h - pad;
+  const problems = [];
+  const ends = new Set();
+  let samples = 0;
+  const edges = [...svg.querySelectorAll('path.edge')];
+  for (const path of edges) {
+    const from = path.dataset.parent, to = path.dataset.child;
+    const name = `${from} -> ${to}`;
+    const total = path.getTotalLength();
+    const start = path.getPointAtLength(0), end = path.getPointAtLength(total);
+    const pb = byId.get(from), cb = byId.get(to);
+    if (!pb || !cb) { problems.push(`${name}: a box is missing`); continue; }
+    if (Math.abs(start.y - (pb.y + pb.h)) > 1 || start.x <= pb.x || start.x >= pb.x + pb.w)
+      problems.push(`${name}: does not start on ${from}'s bottom`);
+    if (Math.abs(end.y - cb.y) > 1 || end.x <= cb.x || end.x >= cb.x + cb.w)
+      problems.push(`${name}: does not end on ${to}'s top`);
+    const key = `${end.x.toFixed(1)},${end.y.toFixed(1)}`;
+    if (ends.has(key)) problems.push(`${name}: ends where another edge ends`);
+    ends.add(key);
+    for (let d = 0; d <= total; d += 2) {
+      const p = path.getPointAtLength(d);
+      samples += 1;
+      for (const b of boxes) {
+        if (b.id === from || b.id === to) {
+          if (inside(p, b, 1) && d > 2 && d < total - 2)
+            problems.push(`${name}: runs inside its own box ${b.id}`);
+        } else if (inside(p, b, 0.5)) problems.push(`${name}: passes through ${b.id}`);
+      }
+    }
+  }
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i], b = boxes[j];
+      if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h)
+        problems.push(`boxes ${a.id} and ${b.id} overlap`);
+    }
+  return {problems: [...new Set(problems)], boxes: boxes.length, edges: edges.length, samples};
+}"""
+
+#: draw a history document with lineage.js, everything expanded, and measure it
+DRAW = """async ([history, collapse]) => {
+  const m = await import('/web/lineage.js');
+  const graph = m.graphOf(history);
+  const collapsed = collapse ? m.defaultCollapsed(graph, history.subject) : new Set();
+  const svg = m.lineageGraph(history, {collapsed});
+  const holder = document.createElement('div');
+  holder.append(svg);
+  document.body.append(holder);
+  const geometry = (GEOMETRY)(svg);
+  holder.remove();
+  return geometry;
+}""".replace("GEOMETRY", GEOMETRY)
+
+
+def _history(store: Store, parcel_id: str) -> dict[str, Any]:
+    parcel = store.parcel(parcel_id)
+    assert parcel is not None, parcel_id
+    view = history_view(store, parcel, Caller("auditor"), None, 5000)
+    out: dict[str, Any] = view.model_dump(mode="json", exclude_none=True)
+    return out
+
+
+def _demo_store() -> Store:
+    """``kpl demo``'s story (cli/demo.py) in memory: its parcels, certificates, merges and
+    splits, among them the merge of Antwerp's EU-AW-1 with Russia's RU-UD-1 in Surat."""
+    net = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+
+    def seal(chain: str, *records: Record) -> None:
+        store.apply(sc.seal(chain, *records))
+
+    seal("BW", sc.party("BW", "BW-DEBSWANA", "miner"), sc.party("BW", "BW-OKAVANGO", "exporter"))
+    seal("RU", sc.party("RU", "RU-ALROSA", "miner"))
+    seal("AE", sc.party("AE", "AE-DMCC1", "trader"))
+    seal("EU", sc.party("EU", "EU-ANTWERP1", "importer"))
+    seal("IN", sc.party("IN", "IN-SURAT1", "manufacturer"))
+    seal(
+        "BW",
+        sc.register("BW", "BW-JW-1", "BW-DEBSWANA", 1_250_000, 125_000_000),
+        sc.register("BW", "BW-OR-1", "BW-DEBSWANA", 800_000, 80_000_000, mine="Orapa"),
+    )
+    seal(
+        "RU",
+        sc.register("RU", "RU-MI-1", "RU-ALROSA", 900_000, 90_000_000, mine="Mir"),
+        sc.register("RU", "RU-UD-1", "RU-ALROSA", 600_000, 60_000_000, mine="Udachny"),
+    )
+    parts = [("BW-JW-1a", 500_000, 50_000_000), ("BW-JW-1b", 450_000, 45_000_000)]
+    seal("BW", sc.split("BW", "BW-JW-1", [*parts, ("BW-JW-1c", 300_000, 30_000_000)]))
+    seal("BW", *(sc.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")))
+    seal(
+        "BW",
+        sc.issue("BW", "BW-2026-0001", "EU", "BW-OKAVANGO", ["BW-JW-1a", "BW-OR-1"]),
+        sc.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"]),
+    )
+    seal("RU", sc.issue("RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"]))
+    seal(
+        "AE",
+        sc.confirm("AE", "BW-2026-0002", "AE-DMCC1"),
+        sc.confirm("AE", "RU-2026-0001", "AE-DMCC1"),
+    )
+    seal("AE", sc.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"))
+    seal("EU", sc.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"))
+    seal("EU", sc.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"))
+    seal("EU", sc.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"]))
+    seal("RU", sc.issue("RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"]))
+    seal(
+        "IN",
+        sc.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
+        sc.confirm("IN", "RU-2026-0002", "IN-SURAT1"),
+    )
+    seal("IN", sc.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-SURAT1"))
+    seal(
+        "IN",
+        sc.split(
+            "IN",
+            "IN-CUT",
+            [("IN-CUT-1", 900_000, 90_000_000), ("IN-CUT-2", 1_000_000, 100_000_000)],
+        ),
+    )
+    return store
+
+
+def _big_store(size: int = 200, seed: int = 15) -> tuple[Store, str]:
+    """A lineage of ``size`` parcels on one chain: random splits and merges across
+    generations (a lot mined long ago merged into a recent one makes a long edge), all
+    ending in one parcel by merges of three."""
+    net = Network.create(("BW",), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+    rng = random.Random(seed)
+    seal = lambda *records: store.apply(sc.seal("BW", *records))  # noqa: E731
+    seal(sc.party("BW", "BW-MINE", "miner"))
+    live: dict[str, tuple[int, int]] = {}
+    roots = [(f"BW-M{i:02d}", 2_000_000, 200_000_000) for i in range(12)]
+    seal(*(sc.register("BW", p, "BW-MINE", w, v) for p, w, v in roots))
+    live.update({p: (w, v) for p, w, v in roots})
+    made = len(roots)
+    serial = 0
+
+    def fresh() -> str:
+        nonlocal serial
+        serial += 1
+        return f"BW-P{serial:03d}"
+
+    while made < size:
+        records: list[Record] = []
+        for _ in range(3):
+            pick = sorted(live)
+            if rng.random() < 0.55 or len(pick) < 3:
+                parent = rng.choice(pick)
+                w, v = live.pop(parent)
+                k = rng.choice((2, 2, 3))
+                kids = [(fresh(), w // k, v // k) for _ in range(k - 1)]
+                kids.append((fresh(), w - sum(x[1] for x in kids), v - sum(x[2] for x in kids)))
+                records.append(sc.split("BW", parent, kids))
+                live.update({p: (cw, cv) for p, cw, cv in kids})
+                made += k
+            else:
+                parents = rng.sample(pick, rng.choice((2, 3)))
+                child = fresh()
+                got = [live.pop(p) for p in parents]
+                weight, value = sum(g[0] for g in got), sum(g[1] for g in got)
+                records.append(sc.merge("BW", parents, child, "BW-MINE", weight, value))
+                live[child] = (weight, value)
+                made += 1
+        seal(*records)
+    while len(live) > 1:
+        group = sorted(live)[:3]
+        child = fresh()
+        got = [live.pop(p) for p in group]
+        seal(sc.merge("BW", group, child, "BW-MINE"))
+        live[child] = (sum(g[0] for g in got), sum(g[1] for g in got))
+    (final,) = live
+    return store, final
+
+
+def test_lineage_edges_never_cross_a_box(tab: Browser) -> None:
+    """The parcel page's drawing of the example, every parcel of ``kpl demo``'s story and a
+    200-parcel lineage: no edge passes through a box it does not connect, every edge
+    starts on its parent and ends on its own port on its child, no boxes overlap."""
+    page = tab.open(f"/parcel/{FINAL}", token=AUDITOR)
+    page.wait_for_selector("svg.lineage g.pnode")
+    got = page.evaluate(GEOMETRY, None)
+    assert got["problems"] == [], got
+    assert (got["boxes"], got["edges"]) == (5, 4)
+    demo = _demo_store()
+    try:
+        for parcel in sorted(p.id for p in demo.parcels_many(_DEMO_PARCELS).values()):
+            history = _history(demo, parcel)
+            got = page.evaluate(DRAW, [history, False])
+            assert got["problems"] == [], (parcel, got)
+        # the case of the issue: Russia's RU-UD-1 joins Antwerp's EU-AW-1 in Surat
+        got = page.evaluate(DRAW, [_history(demo, "IN-CUT-2"), False])
+        assert (got["boxes"], got["edges"]) == (7, 6), got
+    finally:
+        demo.close()
+    big, final = _big_store()
+    try:
+        history = _history(big, final)
+        assert len(history["parcels"]) >= 200
+        full = page.evaluate(DRAW, [history, False])
+        assert full["problems"] == [], full["problems"][:10]
+        assert full["boxes"] == len(history["parcels"])
+        assert full["edges"] == len({(e["parent"], e["child"]) for e in history["ancestors"]})
+        assert full["samples"] > 10_000
+        folded = page.evaluate(DRAW, [history, True])
+        assert folded["problems"] == [], folded["problems"][:10]
+        assert 0 < folded["boxes"] <= 40
+    finally:
+        big.close()
+
+
+_DEMO_PARCELS = [
+    "BW-JW-1",
+    "BW-JW-1a",
+    "BW-JW-1b",
+    "BW-JW-1c",
+    "BW-OR-1",
+    "RU-MI-1",
+    "RU-UD-1",
+    "AE-MIX-1",
+    "EU-AW-1",
+    "IN-CUT",
+    "IN-CUT-1",
+    "IN-CUT-2",
+]
+
+
+VIEW = """async (history) => {
+  const m = await import('/web/lineage.js');
+  const view = m.lineageView(history);
+  view.element.id = 'big-lineage';
+  document.querySelector('main').prepend(view.element);
+}"""
+
+
+def test_large_lineage_fits_zooms_pans_and_expands(tab: Browser) -> None:
+    """A 200-parcel lineage opens collapsed around the subject and fitted to the width;
+    zoom, pan, expand and show-all work and keep the geometry truthful."""
+    big, final = _big_store()
+    try:
+        history = _history(big, final)
+    finally:
+        big.close()
+    for width in (1280, 390):
+        page = tab.open("/", width=width)
+        page.wait_for_selector("#home-search")
+        page.evaluate(VIEW, history)
+        page.wait_for_selector("#big-lineage svg.lineage")
+        until(page, "document.querySelector('#big-lineage svg').dataset.scale !== undefined")
+        note = page.inner_text("#lineage-note")
+        assert re.fullmatch(rf"\d+ of {len(history['parcels'])} parcels shown", note), note
+        frame = page.locator("#lineage-frame").bounding_box()
+        drawn = page.locator("#big-lineage svg.lineage").bounding_box()
+        assert drawn["width"] <= frame["width"] + 1, (drawn, frame)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        fitted = float(page.locator("#big-lineage svg").get_attribute("data-scale"))
+        page.click("#lineage-zoom-in")
+        zoomed = float(page.locator("#big-lineage svg").get_attribute("data-scale"))
+        assert zoomed == pytest.approx(fitted * 1.25, rel=0.01)
+        before = page.locator("#big-lineage svg").get_attribute("viewBox")
+        page.focus("#lineage-frame")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowDown")
+        assert page.locator("#big-lineage svg").get_attribute("viewBox") != before
+        page.click("#lineage-fit")
+        assert float(page.locator("#big-lineage svg").get_attribute("data-scale")) == fitted
+        shot(page, f"lineage-200-{width}")
+        shown = page.locator("#big-lineage g.pnode").count()
+        page.locator("#big-lineage [data-expand]").first.click()
+        until(page, f"document.querySelectorAll('#big-lineage g.pnode').length > {shown}")
+        got = page.evaluate(GEOMETRY, None)
+        assert got["problems"] == [], got["problems"][:10]
+        page.click("#lineage-all")
+        count = len(history["parcels"])
+        until(page, f"document.querySelectorAll('#big-lineage g.pnode').length === {count}")
+        assert page.inner_text("#lineage-note") == f"{len(history['parcels'])} parcels"
+        page.close()
+
+
+def test_every_page_passes_axe_and_has_a_skip_link(tab: Browser) -> None:
+    """axe-core on the states the other tests do not photograph, at desktop and phone
+    width: home, a search that finds nothing, settings signed in; the skip link moves the
+    keyboard focus to the content without changing the route."""
+    for width in (1280, 390):
+        for route, token in (("/", None), ("/settings", AUDITOR), ("/search/NOPE-1", None)):
+            page = tab.open(route, token=token, width=width)
+            page.wait_for_selector("main h1")
+            until(page, "!document.querySelector('main .loading')")
+            assert accessibility(page) == [], (route, width)
+            page.close()
+    page = tab.open("/network")
+    page.wait_for_selector("#participants")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "skip-link"
+    assert page.is_visible("#skip-link")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url.endswith("#/network")
+
+
+def test_loading_and_unreachable_states(tab: Browser) -> None:
+    """While the node has not answered the page says it is loading; when the node cannot
+    be reached it says so in words, claims nothing verified, and retries on request."""
+    held: list[Any] = []
+    page = tab.context.new_page()
+    page.set_default_timeout(TIMEOUT)
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route("**/v1/parcels/**", hold)
+    page.goto(f"{tab.site.url}/#/parcel/{FINAL}")
+    page.wait_for_selector("#loading[role=status]")
+    assert "Loading" in page.inner_text("#loading")
+    assert accessibility(page) == []
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held
+    for route in held:
+        route.abort("connectionrefused")
+    page.wait_for_selector("#unreachable")
+    text = page.inner_text("#unreachable")
+    assert "Node unreachable" in text
+    assert "Nothing here has been checked" in text
+    assert page.locator("#verify-result[data-status=verified]").count() == 0
+    assert accessibility(page) == []
+    shot(page, "unreachable")
+    page.unroute("**/v1/parcels/**", hold)
+    page.click("#unreachable button")
+    page.wait_for_selector("svg.lineage g.pnode")
+    page.close()
 
 
 # ---------------------------------------------------------- the network (last: it adds evidence)

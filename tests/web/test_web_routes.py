@@ -88,7 +88,7 @@ def test_every_explorer_file_is_served_and_nothing_else(client: TestClient) -> N
     html = (WEB / "index.html").read_text()
     for ref in re.findall(r'(?:src|href)="/web/([^"]+)"', html):
         assert ref in PAGES, ref
-    for js in ("app.js", "verify.js", "charts.js"):
+    for js in ("app.js", "verify.js", "charts.js", "lineage.js"):
         for ref in re.findall(r'from "\./([^"]+)"', (WEB / js).read_text()):
             assert ref in PAGES, ref
 
@@ -167,3 +167,23 @@ def test_network_view_heads_peers_and_lag(store: Store, tmp_path: Path) -> None:
     assert (eu["reachable"], eu["failures"], eu["suspect"]) == (False, 1, True)
     assert eu["backoff_seconds"] > 0
     assert view["sync_lag"] == {"IN": 3}
+
+
+def test_certificate_parties_for_those_who_may_see_them(client: TestClient, store: Store) -> None:
+    """Annex I fields 6 and 7 with names and addresses, for the printed certificate."""
+    auditor = {"Authorization": "Bearer aud"}
+    answer = client.get("/v1/certificates/EU-2026-0001/parties", headers=auditor)
+    assert answer.status_code == 200
+    doc = answer.json()
+    party = store.party("EU-ANTWERP1")
+    assert party is not None
+    assert doc["exporter"] == {"id": "EU-ANTWERP1", "name": party.name, "address": party.address}
+    assert doc["importer"]["name"] == "Importer in IN"
+    assert doc["importer"]["address"]
+    assert client.get("/v1/certificates/EU-2026-0001/parties").status_code == 403
+    surat = {"Authorization": "Bearer surat"}  # the importer's party is not the exporter
+    assert client.get("/v1/certificates/EU-2026-0001/parties", headers=surat).status_code == 403
+    missing = client.get("/v1/certificates/EU-2099-0001/parties", headers=auditor)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert client.get("/v1/certificates/bad id/parties", headers=auditor).status_code == 422
