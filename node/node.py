@@ -168,6 +168,12 @@ class Node:
             raise BlockError(f"no key known for {chain} at height {height}")
         return key
 
+    def reload(self) -> None:
+        """Take in what the store now holds (heads, evidence): a read replica's refresh."""
+        for ev in self.store.evidence():
+            self._note_fork(ev)
+        self._refresh_metrics()
+
     def _refresh_metrics(self) -> None:
         for chain, h in self.store.heads().items():
             self.metrics.height.labels(chain).set(h.height)

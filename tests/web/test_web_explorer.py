@@ -105,7 +105,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("web")
     example = run_example(f"sqlite:///{folder / 'example.db'}")
     node = Node(_config(folder), example.store, None)
-    app = create_app(node, loops=False)
+    app = create_app(node)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
