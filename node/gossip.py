@@ -8,6 +8,15 @@ applying it. Nothing a peer says is trusted: its heads are only hints, its
 blocks are fully checked, its bodies are size-limited. A peer that times out or
 sends something invalid is backed off exponentially (1 s to 60 s) and sync
 goes on from the others.
+
+Catch-up is iterative (a stack of goals, never recursion): pulling a chain
+whose blocks witness headers of other chains not held yet pushes those
+chains' goals on the stack first. No failure of one exchange (a peer's
+garbage, a timeout, an error of the store) ends the gossip loop: it is
+logged, the peer is backed off and later rounds go on.
+
+``sync_status`` says, per chain, how far behind the best height any peer
+announced this node is and how long ago it last made progress (``/healthz``).
 """
 
 from __future__ import annotations
@@ -18,8 +27,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -38,6 +47,10 @@ log = logging.getLogger("kpl.gossip")
 MAX_BODY = 64 * 1024 * 1024  # a pull answer (nodes send node.MAX_BLOCKS_BODY at most)
 MAX_HEADS_BODY = 1024 * 1024
 MAX_CATCHUP_ROUNDS = 10_000
+#: a chain behind a peer's announced head without progress for this many
+#: seconds (or this many gossip intervals, if more) is reported stale
+STALE_AFTER = 10.0
+STALE_INTERVALS = 5
 #: a whole request (connection, answer and body) must end within this many
 #: ``gossip.timeout`` periods: a peer that trickles bytes just fast enough to
 #: beat the per-read timeout is slow, not alive
@@ -62,6 +75,8 @@ class PeerState:
     #: backed off for sending garbage or for being too slow (not merely unreachable):
     #: its pushed heads do not bring it back before the backoff ends
     suspect: bool = False
+    #: the height of each chain this peer last announced (hints, never trusted)
+    heads: dict[str, int] = field(default_factory=dict)
 
     @property
     def code(self) -> str:
@@ -85,8 +100,16 @@ class PeerState:
 
 
 class Gossip:
-    def __init__(self, node: Node, client: httpx.AsyncClient, token: str | None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        client: httpx.AsyncClient,
+        token: str | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.node = node
+        self.clock = clock  # for sync_status: when each chain last made progress
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.peers = {p.code: PeerState(p) for p in node.config.peers}
@@ -95,6 +118,9 @@ class Gossip:
         self._exchanging: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: per chain: the local height last seen, and when it last grew or was up to date
+        self._seen: dict[str, int] = {}
+        self._progress: dict[str, float] = {}
 
     # ------------------------------------------------------------ scheduling
     def kick(self) -> None:
@@ -108,6 +134,11 @@ class Gossip:
         while not stop.is_set():
             try:
                 await self.round()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if stop.is_set() or (task is not None and task.cancelling()):
+                    raise
+                log.error("gossip round was cancelled from inside; going on")
             except Exception:
                 log.exception("gossip round failed")
             delay = interval * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
@@ -176,6 +207,12 @@ class Gossip:
             peer.failed(time.monotonic(), bad=bad, slow=isinstance(exc, PeerError) and exc.slow)
             log.warning("peer %s %s: %s", peer.code, "sent invalid data" if bad else "failed", exc)
             return
+        except Exception:
+            # not the peer's fault as far as we know (the store, a library): back off
+            # this peer a little and let later rounds try again
+            peer.failed(time.monotonic(), bad=False)
+            log.exception("exchange with %s failed", peer.code)
+            return
         finally:
             self._exchanging.discard(peer.code)
         peer.ok(time.monotonic())
@@ -196,6 +233,9 @@ class Gossip:
             slow = isinstance(exc, PeerError) and exc.slow
             peer.failed(time.monotonic(), bad=isinstance(exc, InvalidData), slow=slow)
             log.warning("peer %s: %s", peer.code, exc)
+        except Exception:
+            peer.failed(time.monotonic(), bad=False)
+            log.exception("pull from %s failed", peer.code)
 
     async def sync_from(self, peer: PeerState, message: object) -> None:
         """Pull from ``peer`` every block and evidence its message says we lack."""
@@ -209,6 +249,11 @@ class Gossip:
         theirs_ev = message.get("evidence", [])
         if not isinstance(theirs_ev, list):
             raise InvalidData("evidence must be a list of ids", field="evidence")
+        peer.heads = {
+            str(c): h["height"]
+            for c, h in heads.items()
+            if isinstance(h, dict) and isinstance(h.get("height"), int) and h["height"] >= 0
+        }
         self._syncing.add(peer.code)
         try:
             if set(map(str, theirs_ev)) - set(self.node.evidence_ids()):
@@ -228,45 +273,104 @@ class Gossip:
         finally:
             self._syncing.discard(peer.code)
 
+    def _height(self, chain: str) -> int:
+        head = self.node.store.head(chain)
+        return head.height if head else 0
+
     async def _catch_up(
         self, peer: PeerState, chain: str, height: int, digest: str, *, claimed: bool = True
     ) -> None:
-        """Pull ``chain`` up to ``height`` from ``peer``.
+        """Pull ``chain`` up to ``height`` from ``peer``, and first what its blocks witness.
+
+        Iterative: ``goals`` is a stack of (chain, height, claimed). A pull
+        that applies nothing because its blocks witness headers of another
+        chain not held yet pushes that chain's goal on top; a goal that cannot
+        progress from this peer is dropped (and its chain not tried again in
+        this catch-up), so the loop always ends.
 
         ``claimed``: the peer announced that height itself, so it must serve
         every block up to it; a peer that announces blocks it does not send is
         lying (or broken) and is treated as sending invalid data.
         """
-        ours = self.node.store.head(chain)
-        mine = ours.height if ours else 0
-        self.node.metrics.sync_lag.labels(chain).set(max(0, height - mine))
+        mine = self._height(chain)
+        self._note(chain)
         if height <= mine:
             held = self.node.store.header(chain, height) if height > 0 else None
             if held is not None and held.hash.hex() != digest:
                 await self._pull(peer, chain, height, 1)  # a different header: evidence?
             return
+        goals: list[tuple[str, int, bool]] = [(chain, height, claimed)]
+        stuck: set[str] = set()
         rounds = 0
-        while mine < height and rounds < MAX_CATCHUP_ROUNDS:
+        while goals and rounds < MAX_CATCHUP_ROUNDS:
             rounds += 1
-            limit = min(self.node.config.pull_batch, height - mine)
-            result = await self._pull(peer, chain, mine + 1, limit, claimed=claimed)
-            for dep_chain, dep_height in sorted(result.missing):
-                if dep_chain != chain:
-                    dep_head = self.node.store.head(dep_chain)
-                    if (dep_head.height if dep_head else 0) < dep_height:
-                        await self._catch_up(peer, dep_chain, dep_height, "", claimed=False)
-            now = self.node.store.head(chain)
-            progressed = (now.height if now else 0) > mine
-            mine = now.height if now else 0
-            if not progressed:
-                if result.waiting and result.missing:
-                    await self._retry_buffer(chain)
-                    now = self.node.store.head(chain)
-                    if (now.height if now else 0) > mine:
-                        mine = now.height if now else 0
-                        continue
-                break
-        self.node.metrics.sync_lag.labels(chain).set(max(0, height - mine))
+            goal, target, announced = goals[-1]
+            mine = self._height(goal)
+            if mine >= target:
+                goals.pop()
+                continue
+            limit = min(self.node.config.pull_batch, target - mine)
+            result = await self._pull(peer, goal, mine + 1, limit, claimed=announced)
+            self._note(goal)
+            if self._height(goal) > mine:
+                continue
+            waiting_on = sorted(
+                (c, h)
+                for c, h in result.missing
+                if c != goal and self._height(c) < h and c not in stuck
+            )
+            pending = {c for c, _, _ in goals}
+            fresh = [(c, h) for c, h in waiting_on if c not in pending]
+            if fresh:
+                goals += [(c, h, False) for c, h in reversed(fresh)]
+                continue
+            if result.waiting and result.missing:
+                await self._retry_buffer(goal)
+                if self._height(goal) > mine:
+                    continue
+            stuck.add(goal)
+            goals.pop()
+        self._note(chain)
+
+    def _note(self, chain: str) -> None:
+        """Record progress of ``chain`` (its height grew, or it is as high as announced)."""
+        mine = self._height(chain)
+        best = max([mine, *(p.heads.get(chain, 0) for p in self.peers.values())])
+        if mine > self._seen.get(chain, -1) or mine >= best:
+            self._progress[chain] = self.clock()
+        self._seen[chain] = mine
+        self.node.metrics.sync_lag.labels(chain).set(best - mine)
+
+    def sync_status(self) -> dict[str, dict[str, Any]]:
+        """Per chain: local height, best height a peer announced, how stale.
+
+        ``behind`` is the difference of the two; ``since_progress`` the
+        seconds since the local height last grew or was last as high as any
+        peer announced (null before the first observation); ``stale`` is true
+        when the chain is behind and has made no progress for ``STALE_AFTER``
+        seconds (or ``STALE_INTERVALS`` gossip intervals, if longer).
+        """
+        now = self.clock()
+        after = max(STALE_AFTER, STALE_INTERVALS * self.node.config.gossip_interval)
+        chains = set(self.node.store.heads())
+        for p in self.peers.values():
+            chains |= set(p.heads)
+        known = set(chains_of(self.node.store))
+        out: dict[str, dict[str, Any]] = {}
+        for chain in sorted(chains & known):
+            self._note(chain)
+            mine = self._height(chain)
+            best = max([mine, *(p.heads.get(chain, 0) for p in self.peers.values())])
+            since = now - self._progress[chain] if chain in self._progress else None
+            behind = best - mine
+            out[chain] = {
+                "height": mine,
+                "best_announced": best,
+                "behind": behind,
+                "since_progress": None if since is None else round(since, 1),
+                "stale": behind > 0 and (since is None or since >= after),
+            }
+        return out
 
     async def _retry_buffer(self, chain: str) -> None:
         await asyncio.to_thread(self.node.receive, chain, [])

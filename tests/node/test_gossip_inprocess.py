@@ -1,0 +1,315 @@
+"""Gossip and ``Node.receive`` in one process, peers answered by ``httpx.MockTransport``.
+
+Fast and deterministic beside the real-process tests of this folder: a source
+node holds a realistic history (four chains whose blocks witness each other),
+a fresh node catches up from it through ``Gossip`` with an HTTP client whose
+transport the test controls. Failures are injected at every await of a
+catch-up (each request, each apply), and sync must resume afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from ledger.store import Store
+from ledger.workload import Network, realistic_blocks
+from node.config import NodeConfig, PeerConfig
+from node.gossip import Gossip
+from node.node import Node
+
+SOURCE = "BW"
+TARGET = "RU"
+SOURCE_URL = "http://bw.test"
+
+
+def config(code: str, folder: Path, **changes: Any) -> NodeConfig:
+    base = NodeConfig(
+        path=folder / f"{code}.toml",
+        code=code,
+        host="127.0.0.1",
+        port=8100,
+        url=f"http://{code.lower()}.test",
+        data_dir=folder,
+        database_url="sqlite://",
+        registry=folder / "genesis.json",
+        key_file=None,
+        secrets=None,
+        peers=(PeerConfig(SOURCE, SOURCE_URL),),
+        pull_batch=3,
+        peer_timeout=2.0,
+        gossip_interval=0.02,
+    )
+    return replace(base, **changes)
+
+
+@dataclass
+class History:
+    net: Network
+    blocks: int
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    folder = tmp_path_factory.mktemp("gossip-source")
+    net, blocks = realistic_blocks(120, block_records=10)
+    store = Store.open(f"sqlite:///{folder / 'source.db'}", net.registry)
+    try:
+        for block in blocks:
+            store.apply(block)
+    finally:
+        store.close()
+    return History(net, len(blocks), folder)
+
+
+@pytest.fixture
+def source(history: History, tmp_path: Path) -> Iterator[Node]:
+    db = tmp_path / "source.db"
+    db.write_bytes((history.folder / "source.db").read_bytes())
+    store = Store.open(f"sqlite:///{db}", history.net.registry)
+    yield Node(config(SOURCE, tmp_path, peers=()), store, history.net.signers[SOURCE])
+    store.close()
+
+
+@pytest.fixture
+def target(history: History, tmp_path: Path) -> Iterator[Node]:
+    store = Store.open(f"sqlite:///{tmp_path / 'target.db'}", history.net.registry)
+    yield Node(config(TARGET, tmp_path), store, history.net.signers[TARGET])
+    store.close()
+
+
+@dataclass
+class Peer:
+    """The source node as the transport answers it; ``fault`` may spoil one request."""
+
+    node: Node
+    requests: list[str] = field(default_factory=list)
+    fault: Callable[[int, httpx.Request], httpx.Response | None] | None = None
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "network": self.node.registry.network_id,
+            "from": self.node.config.code,
+            "heads": self.node.heads(),
+            "evidence": self.node.evidence_ids(),
+        }
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        if self.fault is not None:
+            spoiled = self.fault(len(self.requests), request)
+            if spoiled is not None:
+                return spoiled
+        path = request.url.path
+        if request.method == "POST" and path == "/v1/gossip":
+            return httpx.Response(200, json=self.message())
+        if request.method == "GET" and path == "/v1/evidence":
+            return httpx.Response(200, json={"evidence": self.node.evidence_json()})
+        if request.method == "GET" and path.startswith("/v1/chains/"):
+            chain = path.split("/")[3]
+            start = int(request.url.params["from"])
+            limit = int(request.url.params["limit"])
+            return httpx.Response(200, content=self.node.blocks_json(chain, start, limit))
+        return httpx.Response(404, json={"detail": "not here"})
+
+
+def gossip_for(target: Node, peer: Peer, clock: Callable[[], float] | None = None) -> Gossip:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(peer.handle))
+    if clock is None:
+        return Gossip(target, client, "token")
+    return Gossip(target, client, "token", clock=clock)
+
+
+def synced(target: Node, source: Node) -> bool:
+    return target.heads() == source.heads()
+
+
+async def exchange_until_synced(gossip: Gossip, source: Node, attempts: int = 20) -> int:
+    """Exchange with the source (ignoring its backoff) until synced; the attempts it took."""
+    for attempt in range(1, attempts + 1):
+        await gossip.exchange(gossip.peers[SOURCE])
+        if synced(gossip.node, source):
+            return attempt
+    raise AssertionError(f"not synced after {attempts} exchanges: {gossip.node.heads()}")
+
+
+# ---------------------------------------------------------------- a clean catch-up
+
+
+def test_fresh_node_catches_up_with_witness_dependencies(source: Node, target: Node) -> None:
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+    assert asyncio.run(exchange_until_synced(gossip, source)) == 1
+    pulls = [r for r in peer.requests if r.startswith("GET /v1/chains/")]
+    assert pulls, peer.requests
+    assert gossip.sync_status()[SOURCE]["behind"] == 0
+
+
+# ---------------------------------------------------------------- failures at every await
+
+
+def _count_requests(source: Node, target: Node) -> int:
+    peer = Peer(source)
+    asyncio.run(exchange_until_synced(gossip_for(target, peer), source))
+    return len(peer.requests)
+
+
+def _spoil(kind: str, request: httpx.Request) -> httpx.Response:
+    if kind == "connect":
+        raise httpx.ConnectError("connection refused", request=request)
+    if kind == "timeout":
+        raise httpx.ReadTimeout("read timed out", request=request)
+    if kind == "status":
+        return httpx.Response(500, json={"detail": "boom"})
+    if kind == "garbage":
+        return httpx.Response(200, content=b"\x00{not json")
+    if kind == "shape":
+        return httpx.Response(200, json={"blocks": "no", "heads": [1], "evidence": 3})
+    raise AssertionError(kind)
+
+
+KINDS = ("connect", "timeout", "status", "garbage", "shape")
+
+
+@pytest.mark.timeout(300)
+def test_sync_resumes_after_a_failure_at_any_request(
+    history: History, tmp_path: Path, source: Node
+) -> None:
+    """Spoil the n-th request of the catch-up, for every n, the kinds of failure in turn."""
+    probe = Store.open(f"sqlite:///{tmp_path / 'probe.db'}", history.net.registry)
+    try:
+        total = _count_requests(
+            source, Node(config(TARGET, tmp_path), probe, history.net.signers[TARGET])
+        )
+    finally:
+        probe.close()
+    assert total >= 5
+    for n in range(1, total + 1):
+        for kind in (KINDS[n % len(KINDS)],):
+            db = tmp_path / f"t-{kind}-{n}.db"
+            store = Store.open(f"sqlite:///{db}", history.net.registry)
+            try:
+                node = Node(config(TARGET, tmp_path), store, history.net.signers[TARGET])
+                peer = Peer(source)
+                peer.fault = lambda i, r, n=n, kind=kind: _spoil(kind, r) if i == n else None
+                gossip = gossip_for(node, peer)
+                asyncio.run(exchange_until_synced(gossip, source))
+                assert len(peer.requests) >= n, (kind, n)
+                assert gossip.sync_status()[SOURCE]["behind"] == 0
+            finally:
+                store.close()
+                db.unlink()
+
+
+class Flaky:
+    """``Node.receive`` that fails on its n-th call with ``error`` (then works again)."""
+
+    def __init__(self, node: Node, n: int, error: BaseException) -> None:
+        self.real = node.receive
+        self.n = n
+        self.calls = 0
+        self.error = error
+
+    def __call__(self, chain: str, values: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.n:
+            raise self.error
+        return self.real(chain, values)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13])
+def test_sync_resumes_after_a_failing_apply(source: Node, target: Node, n: int) -> None:
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+    flaky = Flaky(target, n, RuntimeError("Attempted to exit a cancel scope that isn't current"))
+    target.receive = flaky  # type: ignore[method-assign]
+    asyncio.run(exchange_until_synced(gossip, source))
+    assert flaky.calls > n
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("Attempted to exit a cancel scope that isn't current"), asyncio.CancelledError()],
+    ids=["runtime-error", "leaked-cancel"],
+)
+def test_gossip_loop_survives_failed_rounds(
+    source: Node, target: Node, error: BaseException
+) -> None:
+    """The loop itself (not the test) goes on after a round blew up, and syncs."""
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+    flaky = Flaky(target, 2, error)
+    target.receive = flaky  # type: ignore[method-assign]
+    gossip.round = _failing_once(gossip.round, error)  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(gossip.run(stop))
+        try:
+            async with asyncio.timeout(45):
+                while not synced(target, source):
+                    assert not loop.done(), "the gossip loop ended"
+                    await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await asyncio.wait_for(loop, 10)
+
+    asyncio.run(scenario())
+    assert flaky.calls > 2
+
+
+def _failing_once(real: Callable[[], Any], error: BaseException) -> Callable[[], Any]:
+    calls = 0
+
+    async def round_() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise error
+        await real()
+
+    return round_
+
+
+# ---------------------------------------------------------------- staleness
+
+
+def test_healthz_says_how_far_behind(source: Node, target: Node) -> None:
+    peer = Peer(source)
+    peer.fault = lambda i, r: (
+        httpx.Response(503, json={"detail": "down"})
+        if r.url.path.startswith("/v1/chains/")
+        else None
+    )
+    now = [1000.0]
+    gossip = gossip_for(target, peer, clock=lambda: now[0])
+    asyncio.run(gossip.exchange(gossip.peers[SOURCE]))
+    client = TestClient(create_app(target, gossip))
+    health = client.get("/healthz").json()
+    bw = health["sync"][SOURCE]
+    assert bw["height"] == 0
+    assert bw["best_announced"] == source.heads()[SOURCE]["height"] > 0
+    assert bw["behind"] == bw["best_announced"]
+    assert bw["stale"] is False  # behind for less than the staleness delay
+    now[0] += 60  # a minute without progress
+    health = client.get("/healthz").json()
+    assert health["stale"] is True
+    assert health["sync"][SOURCE]["stale"] is True
+    assert health["sync"][SOURCE]["since_progress"] >= 60
+
+    peer.fault = None
+    asyncio.run(exchange_until_synced(gossip, source))
+    health = client.get("/healthz").json()
+    assert health["stale"] is False
+    assert {s["behind"] for s in health["sync"].values()} == {0}
