@@ -10,6 +10,8 @@ catch-up (each request, each apply), and sync must resume afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from ledger.errors import BlockError, InvalidData
 from ledger.store import Store
 from ledger.workload import Network, realistic_blocks
 from node.config import NodeConfig, PeerConfig
@@ -313,3 +316,159 @@ def test_healthz_says_how_far_behind(source: Node, target: Node) -> None:
     health = client.get("/healthz").json()
     assert health["stale"] is False
     assert {s["behind"] for s in health["sync"].values()} == {0}
+
+
+# ---------------------------------------------------------------- Node.receive
+
+
+def _blocks(source: Node, chain: str, start: int, limit: int) -> list[Any]:
+    answer: list[Any] = json.loads(source.blocks_json(chain, start, limit))["blocks"]
+    return answer
+
+
+def _in_order(source: Node) -> list[tuple[str, Any]]:
+    """Every block of the source, in an order valid to apply (by witnessed heights)."""
+    pending = {c: _blocks(source, c, 1, 1000) for c in source.heads()}
+    out: list[tuple[str, Any]] = []
+    held = dict.fromkeys(pending, 0)
+    while any(pending.values()):
+        for chain, blocks in pending.items():
+            while blocks and all(
+                held.get(w["chain"], 0) >= w["height"] for w in blocks[0]["header"]["witness"]
+            ):
+                out.append((chain, blocks.pop(0)))
+                held[chain] += 1
+    return out
+
+
+def test_receive_holds_out_of_order_blocks_until_the_gap_fills(source: Node, target: Node) -> None:
+    order = _in_order(source)
+    i = next(k for k in range(len(order) - 1) if order[k][0] == order[k + 1][0])
+    for chain, block in order[:i]:
+        assert target.receive(chain, [block]).applied == 1
+    chain, early = order[i]
+    _, late = order[i + 1]
+    held = target.receive(chain, [late])
+    assert (held.applied, held.waiting) == (0, 1)
+    assert (chain, early["header"]["height"]) in held.missing
+    filled = target.receive(chain, [early])
+    assert (filled.applied, filled.waiting) == (2, 0)
+    for chain, block in order[i + 2 :]:
+        target.receive(chain, [block])
+    assert target.heads() == source.heads()
+
+
+def test_receive_refuses_a_tampered_block_and_keeps_the_ones_before(
+    source: Node, target: Node
+) -> None:
+    for chain, block in _in_order(source):
+        if chain == SOURCE and block["header"]["height"] == 2:
+            bad = json.loads(json.dumps(block))
+            bad["sig"] = ("00" if bad["sig"][:2] != "00" else "11") + bad["sig"][2:]
+            with pytest.raises(InvalidData):
+                target.receive(chain, [bad])
+            assert target.heads()[SOURCE]["height"] == 1
+            break
+        target.receive(chain, [block])
+    else:
+        raise AssertionError("BW has no block 2")
+
+
+def test_receive_refuses_a_block_of_another_chain(source: Node, target: Node) -> None:
+    with pytest.raises(BlockError, match="asked for RU"):
+        target.receive("RU", _blocks(source, SOURCE, 1, 1))
+    assert target.heads() == {}
+
+
+def test_applied_blocks_call_on_applied(source: Node, target: Node) -> None:
+    calls: list[int] = []
+    target.on_applied = lambda: calls.append(1)
+    first = _in_order(source)[0]
+    target.receive(first[0], [first[1]])
+    target.receive(first[0], [first[1]])  # known: nothing new applied
+    assert calls == [1]
+
+
+# ---------------------------------------------------------------- gossip messages
+
+
+def test_pushed_heads_make_the_node_pull_from_the_sender(source: Node, target: Node) -> None:
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+
+    async def scenario() -> None:
+        gossip.on_heads(SOURCE, peer.message())
+        async with asyncio.timeout(30):
+            while not synced(target, source):
+                await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert not any(r.startswith("POST") for r in peer.requests)  # it only pulled
+
+
+def test_pushed_heads_from_a_stranger_are_ignored(source: Node, target: Node) -> None:
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+
+    async def scenario() -> None:
+        gossip.on_heads("AE", peer.message())  # AE is not one of the target's peers
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    assert peer.requests == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [],
+        {"network": "elsewhere", "heads": {}},
+        {"heads": "none"},
+        {"heads": {"BW": {"height": "7"}}},
+        {"heads": {}, "evidence": "x"},
+    ],
+    ids=["not-object", "other-network", "heads-not-object", "height-not-int", "evidence"],
+)
+def test_malformed_gossip_answer_backs_the_peer_off(
+    source: Node, target: Node, message: Any
+) -> None:
+    peer = Peer(source)
+    if isinstance(message, dict) and "network" not in message:
+        message = {"network": source.registry.network_id, **message}
+    peer.fault = lambda i, r: httpx.Response(200, json=message) if r.method == "POST" else None
+    gossip = gossip_for(target, peer)
+    asyncio.run(gossip.exchange(gossip.peers[SOURCE]))
+    state = gossip.peers[SOURCE]
+    assert state.bad == 1
+    assert state.suspect
+    assert not state.available(time.monotonic())
+    assert target.heads() == {}
+
+
+def test_a_peer_announcing_blocks_it_does_not_send_is_bad(source: Node, target: Node) -> None:
+    peer = Peer(source)
+    peer.fault = lambda i, r: (
+        httpx.Response(200, json={"blocks": []}) if r.url.path.startswith("/v1/chains/") else None
+    )
+    gossip = gossip_for(target, peer)
+    asyncio.run(gossip.exchange(gossip.peers[SOURCE]))
+    assert gossip.peers[SOURCE].bad == 1
+
+
+def test_round_exchanges_with_fanout_peers_only(
+    history: History, tmp_path: Path, source: Node
+) -> None:
+    others = ("AE", "EU")
+    store = Store.open(f"sqlite:///{tmp_path / 'fan.db'}", history.net.registry)
+    try:
+        peers = tuple(PeerConfig(c, f"http://{c.lower()}.test") for c in (SOURCE, *others))
+        node = Node(
+            config(TARGET, tmp_path, peers=peers, fanout=2), store, history.net.signers[TARGET]
+        )
+        peer = Peer(source)
+        gossip = gossip_for(node, peer)
+        asyncio.run(gossip.round())
+        posts = [r for r in peer.requests if r.startswith("POST /v1/gossip")]
+        assert len(posts) == 2
+    finally:
+        store.close()
