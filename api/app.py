@@ -25,8 +25,15 @@ LIMITS = {
 DEFAULT_LIMIT = 1024 * 1024
 
 
+#: a pushed block (``POST /v1/chains/{chain}/blocks``): up to a full block of records
+PUSH_LIMIT = 32 * 1024 * 1024
+
+
 def _limit(path: str) -> int:
-    return LIMITS.get(path.rstrip("/"), DEFAULT_LIMIT)
+    path = path.rstrip("/")
+    if path.startswith("/v1/chains/") and path.endswith("/blocks"):
+        return PUSH_LIMIT
+    return LIMITS.get(path, DEFAULT_LIMIT)
 
 
 def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:

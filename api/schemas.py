@@ -461,6 +461,12 @@ class HeadsOut(BaseModel):
     heads: dict[str, HeadOut]
 
 
+class PushOut(BaseModel):
+    applied: int = Field(description="blocks applied now (with any they unblocked)")
+    known: int = Field(description="blocks already held")
+    waiting: int = Field(description="blocks held back until what they witness arrives")
+
+
 class GossipOut(BaseModel):
     model_config = {"populate_by_name": True}
 

@@ -384,13 +384,16 @@ def _with_role(send: Send, role: str) -> Send:
 
 
 class _ApiListener:
-    """The public API listener: everything but peer gossip, which needs mutual TLS."""
+    """The public API listener: everything but peer gossip and pushed blocks, which need
+    mutual TLS."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path", "").rstrip("/") == "/v1/gossip":
+        path = scope.get("path", "").rstrip("/") if scope["type"] == "http" else ""
+        pushed = scope.get("method") == "POST" and path.startswith("/v1/chains/")
+        if path == "/v1/gossip" or pushed:
             response = problem(
                 403, "peer-port", "peers gossip on the node's mutual-TLS listener, not this one"
             )

@@ -33,12 +33,13 @@ from typing import Any
 
 import httpx
 
+from ledger.blocks import Block
 from ledger.canonical import load_json
 from ledger.errors import InvalidData, LedgerError
 from ledger.records import GOVERNANCE_CHAIN
 from ledger.state import chains_of
 from node.config import PeerConfig
-from node.node import Node
+from node.node import Node, ReceiveResult
 
 __all__ = ["MAX_BODY", "Gossip", "PeerState"]
 
@@ -75,8 +76,9 @@ class PeerState:
     #: backed off for sending garbage or for being too slow (not merely unreachable):
     #: its pushed heads do not bring it back before the backoff ends
     suspect: bool = False
-    #: the height of each chain this peer last announced (hints, never trusted)
+    #: the height of each chain this peer last announced (hints, never trusted), and when
     heads: dict[str, int] = field(default_factory=dict)
+    heard: float = 0.0
 
     @property
     def code(self) -> str:
@@ -118,6 +120,9 @@ class Gossip:
         self._exchanging: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: chains being pulled now, each by one catch-up (set when it lets go of it):
+        #: two peers announcing the same blocks never have them pulled twice at once
+        self._pulling: dict[str, asyncio.Event] = {}
         #: per chain: the local height last seen, and when it last grew or was up to date
         self._seen: dict[str, int] = {}
         self._progress: dict[str, float] = {}
@@ -127,6 +132,36 @@ class Gossip:
         """Ask for a round now (thread-safe): called after sealing a block."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._kick.set)
+
+    def push_sealed(self, block: Block) -> None:
+        """Send a block this node just sealed to ``fanout`` peers at once (thread-safe).
+
+        The block itself travels (``POST /v1/chains/{chain}/blocks``), not only
+        our heads: a peer applies it without a round trip to pull it. A push
+        that fails changes nothing; rounds and pulls stay the way blocks are
+        guaranteed to arrive.
+        """
+        if self._loop is not None:
+            chain, height = block.header.chain, block.header.height
+            self._loop.call_soon_threadsafe(lambda: self._spawn(self.push(chain, height)))
+
+    async def push(self, chain: str, height: int) -> None:
+        """Push block ``height`` of ``chain`` to ``fanout`` available peers, at once."""
+        now = time.monotonic()
+        ready = [p for p in self.peers.values() if p.available(now)]
+        chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
+        if not chosen:
+            return
+        body = await asyncio.to_thread(self.node.blocks_json, chain, height, 1)
+        await asyncio.gather(*(self._push_to(p, chain, height, body) for p in chosen))
+
+    async def _push_to(self, peer: PeerState, chain: str, height: int, body: bytes) -> None:
+        try:
+            await self._request(
+                peer, "POST", f"/v1/chains/{chain}/blocks", content=body, limit=MAX_HEADS_BODY
+            )
+        except (PeerError, InvalidData) as exc:
+            log.info("push of %s/%d to %s failed: %s", chain, height, peer.code, exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -249,6 +284,7 @@ class Gossip:
         theirs_ev = message.get("evidence", [])
         if not isinstance(theirs_ev, list):
             raise InvalidData("evidence must be a list of ids", field="evidence")
+        peer.heard = time.monotonic()
         peer.heads = {
             str(c): h["height"]
             for c, h in heads.items()
@@ -269,7 +305,12 @@ class Gossip:
                 head = heads[chain]
                 if not isinstance(head, dict) or not isinstance(head.get("height"), int):
                     raise InvalidData(f"head of {chain} malformed", field=f"heads.{chain}")
-                await self._catch_up(peer, chain, int(head["height"]), str(head.get("hash")))
+                height = int(head["height"])
+                if height > self._height(chain) and (
+                    chain in self._pulling or self._better_peer(peer, chain, height)
+                ):
+                    continue  # pulled now by another catch-up, or due from a peer ahead
+                await self._catch_up(peer, chain, height, str(head.get("hash")))
         finally:
             self._syncing.discard(peer.code)
 
@@ -301,36 +342,85 @@ class Gossip:
             return
         goals: list[tuple[str, int, bool]] = [(chain, height, claimed)]
         stuck: set[str] = set()
+        mine_now: dict[str, asyncio.Event] = {}  # the chains this catch-up is pulling
         rounds = 0
-        while goals and rounds < MAX_CATCHUP_ROUNDS:
-            rounds += 1
-            goal, target, announced = goals[-1]
-            mine = self._height(goal)
-            if mine >= target:
-                goals.pop()
-                continue
+        try:
+            while goals and rounds < MAX_CATCHUP_ROUNDS:
+                rounds += 1
+                goal, target, _ = goals[-1]
+                if self._height(goal) >= target:
+                    goals.pop()
+                    continue
+                if not await self._claim(goal, mine_now):
+                    stuck.add(goal)  # another catch-up pulls it and did not finish in time
+                    goals.pop()
+                    continue
+                await self._pull_step(peer, goals, stuck)
+        finally:
+            for name, done in mine_now.items():
+                if self._pulling.get(name) is done:
+                    del self._pulling[name]
+                done.set()
+        self._note(chain)
+
+    async def _claim(self, chain: str, mine_now: dict[str, asyncio.Event]) -> bool:
+        """Make ``chain`` this catch-up's to pull; if another one has it, wait for that one
+        (a few request timeouts at most). False if it is still someone else's then."""
+        if chain in mine_now:
+            return True
+        other = self._pulling.get(chain)
+        if other is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(other.wait(), self.node.config.peer_timeout * 3)
+            if chain in self._pulling:
+                return False
+        mine_now[chain] = self._pulling[chain] = asyncio.Event()
+        return True
+
+    def _better_peer(self, peer: PeerState, chain: str, height: int) -> bool:
+        """Another peer, reachable and not suspect, announced ``chain`` higher than ``peer``:
+        pull it from that one (its own exchange does), not twice."""
+        now = time.monotonic()
+        recent = now - 2 * max(1.0, self.node.config.gossip_interval)
+        return any(
+            p is not peer
+            and p.available(now)
+            and not p.suspect
+            and p.heard >= recent
+            and p.heads.get(chain, 0) > height
+            for p in self.peers.values()
+        )
+
+    async def _pull_step(
+        self, peer: PeerState, goals: list[tuple[str, int, bool]], stuck: set[str]
+    ) -> None:
+        """One pull for the goal on top of ``goals``; push what it witnesses, or drop it."""
+        goal, target, announced = goals[-1]
+        mine = self._height(goal)
+        if self.node.holds(goal, mine + 1):  # pulled before and waiting: never pull it twice
+            result = await self._retry_buffer(goal)
+        else:
             limit = min(self.node.config.pull_batch, target - mine)
             result = await self._pull(peer, goal, mine + 1, limit, claimed=announced)
-            self._note(goal)
+        self._note(goal)
+        if self._height(goal) > mine:
+            return
+        waiting_on = sorted(
+            (c, h)
+            for c, h in result.missing
+            if c != goal and self._height(c) < h and c not in stuck
+        )
+        pending = {c for c, _, _ in goals}
+        fresh = [(c, h) for c, h in waiting_on if c not in pending]
+        if fresh:
+            goals += [(c, h, False) for c, h in reversed(fresh)]
+            return
+        if result.waiting and result.missing:
+            await self._retry_buffer(goal)
             if self._height(goal) > mine:
-                continue
-            waiting_on = sorted(
-                (c, h)
-                for c, h in result.missing
-                if c != goal and self._height(c) < h and c not in stuck
-            )
-            pending = {c for c, _, _ in goals}
-            fresh = [(c, h) for c, h in waiting_on if c not in pending]
-            if fresh:
-                goals += [(c, h, False) for c, h in reversed(fresh)]
-                continue
-            if result.waiting and result.missing:
-                await self._retry_buffer(goal)
-                if self._height(goal) > mine:
-                    continue
-            stuck.add(goal)
-            goals.pop()
-        self._note(chain)
+                return
+        stuck.add(goal)
+        goals.pop()
 
     def _note(self, chain: str) -> None:
         """Record progress of ``chain`` (its height grew, or it is as high as announced)."""
@@ -372,8 +462,8 @@ class Gossip:
             }
         return out
 
-    async def _retry_buffer(self, chain: str) -> None:
-        await asyncio.to_thread(self.node.receive, chain, [])
+    async def _retry_buffer(self, chain: str) -> ReceiveResult:
+        return await asyncio.to_thread(self.node.receive, chain, [])
 
     async def _pull(
         self, peer: PeerState, chain: str, start: int, limit: int, *, claimed: bool = False

@@ -7,8 +7,9 @@ API until ``stop`` is set:
   already sealed before), then ``produce``, which seals blocks when enough
   records wait, when the block interval passed, or as heartbeats;
 * gossip: ``Gossip.run``, periodic push-pull rounds with the peers;
-* relay: a block this node sealed, or blocks it applied from one peer, start a
-  gossip round at once (``Node.on_sealed``, ``Node.on_applied``), so they
+* relay: a block this node sealed is pushed at once to ``fanout`` peers
+  (``Node.on_sealed``: the block itself, not only our heads); blocks applied
+  from one peer start a gossip round at once (``Node.on_applied``), so they
   travel on to the other peers without waiting for the next periodic round.
 
 Each loop is guarded: an exception in one is logged and the loop starts again
@@ -145,7 +146,7 @@ async def run_loops(node: Node, gossip: Gossip | None, stop: asyncio.Event) -> N
     """Seal (authorities), gossip and relay for ``node`` until ``stop`` is set."""
     tasks: list[asyncio.Task[None]] = []
     if gossip is not None:
-        node.on_sealed = lambda _block: gossip.kick()
+        node.on_sealed = gossip.push_sealed
         node.on_applied = gossip.kick
         tasks.append(asyncio.create_task(_guarded("gossip", lambda: gossip.run(stop), stop)))
     if node.chain is not None:

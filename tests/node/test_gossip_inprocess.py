@@ -25,7 +25,7 @@ from api.app import create_app
 from ledger.errors import BlockError, InvalidData
 from ledger.store import Store
 from ledger.workload import Network, realistic_blocks
-from node.config import NodeConfig, PeerConfig
+from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
 from node.gossip import Gossip
 from node.node import Node
 
@@ -472,3 +472,133 @@ def test_round_exchanges_with_fanout_peers_only(
         assert len(posts) == 2
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- catch-up economy
+
+
+def _pulls(peer: Peer) -> list[str]:
+    return [r for r in peer.requests if r.startswith("GET /v1/chains/")]
+
+
+class Ranges(Peer):
+    """A ``Peer`` that also notes the (chain, from) of every pull."""
+
+    def __init__(self, node: Node, log: list[tuple[str, int]]) -> None:
+        super().__init__(node)
+        self.log = log
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.startswith("/v1/chains/"):
+            self.log.append((request.url.path.split("/")[3], int(request.url.params["from"])))
+        return super().handle(request)
+
+
+def test_two_peers_at_once_pull_each_range_once(
+    history: History, tmp_path: Path, source: Node
+) -> None:
+    ranges: list[tuple[str, int]] = []
+    peers = {SOURCE: Ranges(source, ranges), "AE": Ranges(source, ranges)}
+    urls = {SOURCE: SOURCE_URL, "AE": "http://ae.test"}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        code = next(c for c, u in urls.items() if str(request.url).startswith(u))
+        return peers[code].handle(request)
+
+    store = Store.open(f"sqlite:///{tmp_path / 'two.db'}", history.net.registry)
+    try:
+        cfg = config(TARGET, tmp_path, peers=tuple(PeerConfig(c, u) for c, u in urls.items()))
+        node = Node(cfg, store, history.net.signers[TARGET])
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+        gossip = Gossip(node, client, "token")
+
+        async def both() -> None:
+            for _ in range(10):
+                await asyncio.gather(*(gossip.exchange(p) for p in gossip.peers.values()))
+                if synced(node, source):
+                    return
+
+        asyncio.run(both())
+        assert synced(node, source)
+        repeated = sorted({r for r in ranges if ranges.count(r) > 1})
+        assert not repeated, f"pulled more than once: {repeated}"
+    finally:
+        store.close()
+
+
+def test_witnessed_headers_are_checked_before_the_store_is_asked(
+    source: Node, target: Node
+) -> None:
+    """A block whose witnessed header is missing waits without loading any state."""
+    calls = {"apply": 0, "prefetch": 0}
+    real_apply, real_prefetch = target.store.apply, target.store.prefetch
+
+    def apply(block: Any) -> Any:
+        calls["apply"] += 1
+        return real_apply(block)
+
+    def prefetch(records: Any) -> None:
+        calls["prefetch"] += 1
+        real_prefetch(records)
+
+    target.store.apply = apply  # type: ignore[method-assign]
+    target.store.prefetch = prefetch  # type: ignore[method-assign]
+    order = _in_order(source)
+    dependent = next(
+        (c, b) for c, b in order if b["header"]["witness"] and b["header"]["height"] == 1
+    )
+    result = target.receive(dependent[0], [dependent[1]])
+    assert (result.applied, result.waiting) == (0, 1)
+    assert calls == {"apply": 0, "prefetch": 0}
+    peer = Peer(source)
+    asyncio.run(exchange_until_synced(gossip_for(target, peer), source))
+    blocks = sum(h["height"] for h in source.heads().values())
+    assert calls["apply"] == blocks  # every apply succeeded: none failed on a witness
+
+
+def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> None:
+    """``push`` posts the block itself to the peer, whose node applies it."""
+    order = _in_order(source)
+    for chain, block in order[:-1]:
+        target.receive(chain, [block])
+    last_chain, last = order[-1]
+    target.config = replace(
+        target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
+    )
+    app = TestClient(create_app(target, None))
+    got: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        got.append(request)
+        answer = app.post(request.url.path, content=request.content, headers=request.headers)
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    source.config = replace(source.config, peers=(PeerConfig(TARGET, "http://ru.test"),))
+    pusher = Gossip(source, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "tok-peer")
+    asyncio.run(pusher.push(last_chain, last["header"]["height"]))
+    assert [(r.method, r.url.path) for r in got] == [("POST", f"/v1/chains/{last_chain}/blocks")]
+    assert target.heads() == source.heads()
+
+
+def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) -> None:
+    target.config = replace(
+        target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
+    )
+    client = TestClient(create_app(target, None), raise_server_exceptions=False)
+    peer = {"Authorization": "Bearer tok-peer"}
+    first_chain, first = _in_order(source)[0]
+    url = f"/v1/chains/{first_chain}/blocks"
+    bad = json.loads(json.dumps(first))
+    bad["sig"] = ("00" if bad["sig"][:2] != "00" else "11") + bad["sig"][2:]
+    refused = client.post(url, json={"blocks": [bad]}, headers=peer)
+    assert refused.status_code in (400, 422), refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert client.post(url, json={"blocks": [first]}).status_code == 401
+    assert client.post(url, json={"blocks": "x"}, headers=peer).status_code in (400, 422)
+    assert client.post(url, json={"blocks": [first] * 17}, headers=peer).status_code in (400, 422)
+    assert client.post("/v1/chains/ZZ/blocks", json={"blocks": []}, headers=peer).status_code == 404
+    assert target.heads() == {}
+    ok = client.post(url, json={"blocks": [first]}, headers=peer)
+    assert ok.json() == {"applied": 1, "known": 0, "waiting": 0}
+    again = client.post(url, json={"blocks": [first]}, headers=peer)
+    assert again.json() == {"applied": 0, "known": 1, "waiting": 0}
