@@ -101,6 +101,15 @@ class PeerState:
         self.suspect = False
 
 
+@dataclass(eq=False)
+class _Claims:
+    """What one running catch-up pulls (``chains``) and waits for (``waiting``)."""
+
+    chains: set[str] = field(default_factory=set)
+    waiting: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class Gossip:
     def __init__(
         self,
@@ -122,7 +131,7 @@ class Gossip:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: chains being pulled now, each by one catch-up (set when it lets go of it):
         #: two peers announcing the same blocks never have them pulled twice at once
-        self._pulling: dict[str, asyncio.Event] = {}
+        self._pulling: dict[str, _Claims] = {}
         #: per chain: the local height last seen, and when it last grew or was up to date
         self._seen: dict[str, int] = {}
         self._progress: dict[str, float] = {}
@@ -166,17 +175,22 @@ class Gossip:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         interval = self.node.config.gossip_interval
+        failed = 0  # rounds failed in a row: the next one waits longer (at most 30 s)
         while not stop.is_set():
             try:
                 await self.round()
+                failed = 0
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if stop.is_set() or (task is not None and task.cancelling()):
                     raise
+                failed += 1
                 log.error("gossip round was cancelled from inside; going on")
             except Exception:
+                failed += 1
                 log.exception("gossip round failed")
-            delay = interval * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
+            backoff = min(30.0, interval * 2.0 ** min(failed, 8)) if failed else interval
+            delay = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait(stop), timeout=delay)
             self._kick.clear()
@@ -342,40 +356,59 @@ class Gossip:
             return
         goals: list[tuple[str, int, bool]] = [(chain, height, claimed)]
         stuck: set[str] = set()
-        mine_now: dict[str, asyncio.Event] = {}  # the chains this catch-up is pulling
+        me = _Claims()  # the chains this catch-up is pulling
         rounds = 0
         try:
             while goals and rounds < MAX_CATCHUP_ROUNDS:
                 rounds += 1
                 goal, target, _ = goals[-1]
-                if self._height(goal) >= target:
-                    goals.pop()
-                    continue
-                if not await self._claim(goal, mine_now):
-                    stuck.add(goal)  # another catch-up pulls it and did not finish in time
+                if self._height(goal) < target:
+                    await self._claim(goal, me)
+                if self._height(goal) >= target:  # (also: pulled by the one we waited for)
                     goals.pop()
                     continue
                 await self._pull_step(peer, goals, stuck)
         finally:
-            for name, done in mine_now.items():
-                if self._pulling.get(name) is done:
+            for name in me.chains:
+                if self._pulling.get(name) is me:
                     del self._pulling[name]
-                done.set()
+            me.done.set()
         self._note(chain)
 
-    async def _claim(self, chain: str, mine_now: dict[str, asyncio.Event]) -> bool:
-        """Make ``chain`` this catch-up's to pull; if another one has it, wait for that one
-        (a few request timeouts at most). False if it is still someone else's then."""
-        if chain in mine_now:
-            return True
-        other = self._pulling.get(chain)
-        if other is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(other.wait(), self.node.config.peer_timeout * 3)
-            if chain in self._pulling:
+    async def _claim(self, chain: str, me: _Claims) -> None:
+        """Make ``chain`` this catch-up's to pull. If another catch-up has it, wait until
+        that one ends (a few request timeouts at most), unless it waits, directly or
+        through others, for a chain of ours: then pull it anyway (no deadlock)."""
+        while chain not in me.chains:
+            other = self._pulling.get(chain)
+            if other is None:
+                self._pulling[chain] = me
+                me.chains.add(chain)
+                return
+            if self._waits_on(other, me):
+                return
+            me.waiting = chain
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(other.done.wait(), self.node.config.peer_timeout * 3)
+            finally:
+                me.waiting = None
+            if self._pulling.get(chain) is other:
+                return  # still busy after all that time: pull it too rather than stall
+
+    def _waits_on(self, other: _Claims, me: _Claims) -> bool:
+        seen: set[int] = set()
+        while id(other) not in seen:
+            seen.add(id(other))
+            if other.waiting is None:
                 return False
-        mine_now[chain] = self._pulling[chain] = asyncio.Event()
-        return True
+            holder = self._pulling.get(other.waiting)
+            if holder is None:
+                return False
+            if holder is me:
+                return True
+            other = holder
+        return False
 
     def _better_peer(self, peer: PeerState, chain: str, height: int) -> bool:
         """Another peer, reachable and not suspect, announced ``chain`` higher than ``peer``:
