@@ -108,6 +108,11 @@ class _Claims:
     chains: set[str] = field(default_factory=set)
     waiting: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: when its last pull answered: a catch-up slower than a peer timeout is not waited for
+    touched: float = field(default_factory=time.monotonic)
+
+    def fresh(self, now: float, timeout: float) -> bool:
+        return now - self.touched < timeout
 
 
 class Gossip:
@@ -320,8 +325,11 @@ class Gossip:
                 if not isinstance(head, dict) or not isinstance(head.get("height"), int):
                     raise InvalidData(f"head of {chain} malformed", field=f"heads.{chain}")
                 height = int(head["height"])
+                busy = self._pulling.get(chain)
+                timeout = self.node.config.peer_timeout
                 if height > self._height(chain) and (
-                    chain in self._pulling or self._better_peer(peer, chain, height)
+                    (busy is not None and busy.fresh(time.monotonic(), timeout))
+                    or self._better_peer(peer, chain, height)
                 ):
                     continue  # pulled now by another catch-up, or due from a peer ahead
                 await self._catch_up(peer, chain, height, str(head.get("hash")))
@@ -368,6 +376,7 @@ class Gossip:
                     goals.pop()
                     continue
                 await self._pull_step(peer, goals, stuck)
+                me.touched = time.monotonic()
         finally:
             for name in me.chains:
                 if self._pulling.get(name) is me:
@@ -377,8 +386,9 @@ class Gossip:
 
     async def _claim(self, chain: str, me: _Claims) -> None:
         """Make ``chain`` this catch-up's to pull. If another catch-up has it, wait until
-        that one ends (a few request timeouts at most), unless it waits, directly or
-        through others, for a chain of ours: then pull it anyway (no deadlock)."""
+        that one ends, unless its last pull answered more than a peer timeout ago (a slow
+        peer), or it waits, directly or through others, for a chain of ours (a deadlock):
+        then pull it anyway."""
         while chain not in me.chains:
             other = self._pulling.get(chain)
             if other is None:
@@ -387,14 +397,17 @@ class Gossip:
                 return
             if self._waits_on(other, me):
                 return
-            me.waiting = chain
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(other.done.wait(), self.node.config.peer_timeout * 3)
-            finally:
-                me.waiting = None
-            if self._pulling.get(chain) is other:
-                return  # still busy after all that time: pull it too rather than stall
+            timeout = self.node.config.peer_timeout
+            left = timeout - (time.monotonic() - other.touched)
+            if left > 0:
+                me.waiting = chain
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(other.done.wait(), left)
+                finally:
+                    me.waiting = None
+            if self._pulling.get(chain) is other and not other.fresh(time.monotonic(), timeout):
+                return  # slower than a peer timeout: pull it too rather than stall behind it
 
     def _waits_on(self, other: _Claims, me: _Claims) -> bool:
         seen: set[int] = set()
