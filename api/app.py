@@ -1,12 +1,8 @@
-"""The node's FastAPI application and its background loops."""
+"""The node's FastAPI application (its background loops are ``node.runtime``'s)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,8 +16,6 @@ from node.node import Node
 
 __all__ = ["create_app"]
 
-log = logging.getLogger("kpl.node")
-
 #: request body limits: a batch of 1,000 records, a gossip message, anything else
 LIMITS = {
     "/v1/records": 32 * 1024 * 1024,
@@ -31,22 +25,15 @@ LIMITS = {
 DEFAULT_LIMIT = 1024 * 1024
 
 
+#: a pushed block (``POST /v1/chains/{chain}/blocks``): up to a full block of records
+PUSH_LIMIT = 32 * 1024 * 1024
+
+
 def _limit(path: str) -> int:
-    return LIMITS.get(path.rstrip("/"), DEFAULT_LIMIT)
-
-
-async def _produce(node: Node, stop: asyncio.Event) -> None:
-    """Seal blocks when enough records wait, when the interval passed, or as heartbeats."""
-    tick = max(0.005, min(0.05, node.config.block_interval / 4))
-    while not stop.is_set():
-        if node.seal_due():
-            try:
-                await asyncio.to_thread(node.seal)
-            except Exception:
-                log.exception("sealing failed")
-                await asyncio.sleep(1.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=tick)
+    path = path.rstrip("/")
+    if path.startswith("/v1/chains/") and path.endswith("/blocks"):
+        return PUSH_LIMIT
+    return LIMITS.get(path, DEFAULT_LIMIT)
 
 
 def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -82,33 +69,16 @@ def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) -> FastAPI:
-    """The app for ``node``; with ``loops`` it seals blocks and gossips while it runs."""
+def create_app(node: Node, gossip: Gossip | None = None) -> FastAPI:
+    """The HTTP application of ``node``; ``gossip`` answers peers' pushed heads.
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        if loops:
-            if node.chain is not None:
-                tasks.append(asyncio.create_task(_produce(node, stop)))
-            if gossip is not None:
-                node.on_sealed = lambda _block: gossip.kick()
-                node.on_applied = gossip.kick
-                tasks.append(asyncio.create_task(gossip.run(stop)))
-        try:
-            yield
-        finally:
-            stop.set()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
+    It runs no background loop: a node process runs ``node.runtime.run_loops``
+    beside it (``api.server``).
+    """
     app = FastAPI(
         title="kpledger node",
         version="1",
         summary="Custody ledger for rough diamonds under the Kimberley Process",
-        lifespan=lifespan,
     )
     app.state.node = node
     app.state.gossip = gossip

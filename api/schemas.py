@@ -322,6 +322,18 @@ class EquivocationList(BaseModel):
     truncated: bool
 
 
+class ChainSyncOut(BaseModel):
+    """How far behind its peers this node holds one chain."""
+
+    height: int = Field(description="height held here")
+    best_announced: int = Field(description="highest height any peer announced (a hint)")
+    behind: int = Field(description="best_announced - height")
+    since_progress: float | None = Field(
+        description="seconds since the height last grew or last matched the best announced"
+    )
+    stale: bool = Field(description="behind, and no progress for a while: answers may be old")
+
+
 class AuditReportOut(BaseModel):
     """The WDC's findings (DOMAIN.md "What the auditors look for"), each with its records."""
 
@@ -338,6 +350,11 @@ class AuditReportOut(BaseModel):
     unrecorded_production: UnrecordedProductionList
     suspended_activity: SuspendedActivityList
     equivocation: EquivocationList
+    sync: dict[str, ChainSyncOut] | None = Field(
+        default=None,
+        description="how far behind its peers this node held each chain when it wrote the "
+        "report: findings on a stale chain may miss its latest records",
+    )
 
 
 # ---------------------------------------------------------------- KP statistics
@@ -430,12 +447,24 @@ class HealthOut(BaseModel):
     network: str
     heights: dict[str, int]
     evidence: int = Field(description="chains with equivocation evidence held")
+    stale: bool = Field(
+        default=False, description="some chain is stale (see sync): answers may lag the network"
+    )
+    sync: dict[str, ChainSyncOut] | None = Field(
+        default=None, description="per chain, how far behind the peers; null on a read replica"
+    )
 
 
 class HeadsOut(BaseModel):
     network: str
     node: str
     heads: dict[str, HeadOut]
+
+
+class PushOut(BaseModel):
+    applied: int = Field(description="blocks applied now (with any they unblocked)")
+    known: int = Field(description="blocks already held")
+    waiting: int = Field(description="blocks held back until what they witness arrives")
 
 
 class GossipOut(BaseModel):

@@ -36,7 +36,6 @@ import os
 import signal
 import ssl
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,7 +46,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.app import _produce, create_app
+from api.app import create_app
 from api.problems import problem
 from keys import load_key
 from ledger.crypto import Ed25519Signer
@@ -56,8 +55,9 @@ from ledger.registry import Registry
 from ledger.store import Store
 from ledger.store.writer import ReplicaStore, WriterLock
 from node.config import ConfigError, NodeConfig
-from node.gossip import Gossip, PeerState
+from node.gossip import Gossip
 from node.node import Node
+from node.runtime import run_loops
 
 __all__ = ["NodeProcess", "open_node", "run_node"]
 
@@ -274,25 +274,15 @@ class _Supervisor:
         return True
 
     def _refresh(self) -> None:
-        node = self.proc.node
-        store = node.store
+        store = self.proc.node.store
         if isinstance(store, ReplicaStore):
             store.refresh()
-        for chain, head in store.heads().items():
-            node.metrics.height.labels(chain).set(head.height)
-        for ev in store.evidence():
-            node._note_fork(ev)
+        self.proc.node.reload()
 
     # ---------------------------------------------------------- writer
     async def _write(self) -> None:
-        node, gossip = self.proc.node, self.proc.gossip
         loops = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        if gossip is not None:
-            node.on_sealed = lambda _block: gossip.kick()
-            tasks.append(asyncio.create_task(gossip.run(loops)))
-        if node.chain is not None:
-            tasks.append(asyncio.create_task(self._seal(node, gossip, loops)))
+        task = asyncio.create_task(run_loops(self.proc.node, self.proc.gossip, loops))
         try:
             if self.proc.config.is_sqlite:
                 await self.stop.wait()
@@ -309,16 +299,10 @@ class _Supervisor:
                     return
         finally:
             loops.set()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             if self.lost:
                 self.on_lost()
-
-    async def _seal(self, node: Node, gossip: Gossip | None, stop: asyncio.Event) -> None:
-        await _startup_sync(node, gossip, stop)
-        if not stop.is_set():
-            await _produce(node, stop)
 
     def lifespan(self) -> Callable[[FastAPI], Any]:
         inner = self.app.router.lifespan_context
@@ -335,69 +319,6 @@ class _Supervisor:
                         await task
 
         return lifespan
-
-
-async def _peer_height(gossip: Gossip, peer: PeerState, chain: str) -> int | None:
-    """The height of ``chain`` that ``peer`` reports, 0 if it has none, None if no answer."""
-    try:
-        r = await gossip.client.get(
-            peer.config.url + "/v1/heads",
-            headers=gossip.headers,
-            timeout=gossip.node.config.peer_timeout,
-        )
-        if r.status_code != 200:
-            return None
-        answer = r.json()
-        if (
-            answer.get("network") != gossip.node.registry.network_id
-            or answer.get("node") != peer.code
-        ):
-            return None  # not that peer: a wrong URL, or a port someone else now uses
-        head = answer.get("heads", {}).get(chain)
-        return int(head["height"]) if isinstance(head, dict) else 0
-    except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError):
-        return None
-
-
-async def _startup_sync(node: Node, gossip: Gossip | None, stop: asyncio.Event) -> None:
-    """Before the first seal, hold at least the height of our chain any peer reports.
-
-    Returns at once without peers; after ``node.startup_sync`` seconds when no
-    peer answers; and never while an answering peer shows our chain higher
-    than we hold it (gossip is pulling it meanwhile): sealing then would sign
-    a second block at a height already signed.
-    """
-    chain = node.chain
-    wait = node.config.startup_sync
-    if gossip is None or chain is None or not gossip.peers or wait <= 0:
-        return
-    deadline = time.monotonic() + wait
-    target: int | None = None
-    warned = 0.0
-    peers = list(gossip.peers.values())
-    while not stop.is_set():
-        answers = await asyncio.gather(*(_peer_height(gossip, p, chain) for p in peers))
-        heard = [h for h in answers if h is not None]
-        if heard:
-            target = max([target or 0, *heard])
-        head = node.store.head(chain)
-        mine = head.height if head else 0
-        if target is not None and mine >= target:
-            return
-        ahead = [p for p, h in zip(peers, answers, strict=True) if h is not None and h > mine]
-        if ahead:  # pull from it now, whatever gossip's back-off says about it
-            await gossip.exchange(max(ahead, key=lambda p: answers[peers.index(p)] or 0))
-            continue
-        now = time.monotonic()
-        if target is None and now > deadline:
-            log.warning("%s: no peer answered within %.0fs; sealing", chain, wait)
-            return
-        if target is not None and now - warned > 10:
-            warned = now
-            log.warning(
-                "%s: peers hold our chain at %d, we at %d: catching up", chain, target, mine
-            )
-        await _pause(stop, 0.25)
 
 
 # ---------------------------------------------------------------- HTTP wrappers
@@ -463,13 +384,16 @@ def _with_role(send: Send, role: str) -> Send:
 
 
 class _ApiListener:
-    """The public API listener: everything but peer gossip, which needs mutual TLS."""
+    """The public API listener: everything but peer gossip and pushed blocks, which need
+    mutual TLS."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path", "").rstrip("/") == "/v1/gossip":
+        path = scope.get("path", "").rstrip("/") if scope["type"] == "http" else ""
+        pushed = scope.get("method") == "POST" and path.startswith("/v1/chains/")
+        if path == "/v1/gossip" or pushed:
             response = problem(
                 403, "peer-port", "peers gossip on the node's mutual-TLS listener, not this one"
             )
@@ -543,7 +467,7 @@ def run_node(config_path: Path, *, log_level: str = "warning") -> None:
     """
     proc = open_node(config_path)
     config = proc.config
-    app = create_app(proc.node, proc.gossip, loops=False)
+    app = create_app(proc.node, proc.gossip)
     servers: list[uvicorn.Server] = []
     supervisor = _Supervisor(proc, app, _stop_all(servers))
     app.router.lifespan_context = supervisor.lifespan()

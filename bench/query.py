@@ -170,7 +170,7 @@ def serve(db: str, port: int) -> None:
         secrets=None,
     )
     store = Store.open(f"sqlite:///{db}", net.registry, create=False)
-    app = create_app(Node(config, store, net.signers["EU"]), loops=False)
+    app = create_app(Node(config, store, net.signers["EU"]))
     body = b'{"ok":true,"bench":"static"}'
 
     async def static() -> Response:

@@ -8,6 +8,15 @@ applying it. Nothing a peer says is trusted: its heads are only hints, its
 blocks are fully checked, its bodies are size-limited. A peer that times out or
 sends something invalid is backed off exponentially (1 s to 60 s) and sync
 goes on from the others.
+
+Catch-up is iterative (a stack of goals, never recursion): pulling a chain
+whose blocks witness headers of other chains not held yet pushes those
+chains' goals on the stack first. No failure of one exchange (a peer's
+garbage, a timeout, an error of the store) ends the gossip loop: it is
+logged, the peer is backed off and later rounds go on.
+
+``sync_status`` says, per chain, how far behind the best height any peer
+announced this node is and how long ago it last made progress (``/healthz``).
 """
 
 from __future__ import annotations
@@ -18,18 +27,19 @@ import json
 import logging
 import random
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from ledger.blocks import Block
 from ledger.canonical import load_json
 from ledger.errors import InvalidData, LedgerError
 from ledger.records import GOVERNANCE_CHAIN
 from ledger.state import chains_of
 from node.config import PeerConfig
-from node.node import Node
+from node.node import Node, ReceiveResult
 
 __all__ = ["MAX_BODY", "Gossip", "PeerState"]
 
@@ -38,6 +48,10 @@ log = logging.getLogger("kpl.gossip")
 MAX_BODY = 64 * 1024 * 1024  # a pull answer (nodes send node.MAX_BLOCKS_BODY at most)
 MAX_HEADS_BODY = 1024 * 1024
 MAX_CATCHUP_ROUNDS = 10_000
+#: a chain behind a peer's announced head without progress for this many
+#: seconds (or this many gossip intervals, if more) is reported stale
+STALE_AFTER = 10.0
+STALE_INTERVALS = 5
 #: a whole request (connection, answer and body) must end within this many
 #: ``gossip.timeout`` periods: a peer that trickles bytes just fast enough to
 #: beat the per-read timeout is slow, not alive
@@ -62,6 +76,9 @@ class PeerState:
     #: backed off for sending garbage or for being too slow (not merely unreachable):
     #: its pushed heads do not bring it back before the backoff ends
     suspect: bool = False
+    #: the height of each chain this peer last announced (hints, never trusted), and when
+    heads: dict[str, int] = field(default_factory=dict)
+    heard: float = 0.0
 
     @property
     def code(self) -> str:
@@ -84,9 +101,31 @@ class PeerState:
         self.suspect = False
 
 
+@dataclass(eq=False)
+class _Claims:
+    """What one running catch-up pulls (``chains``) and waits for (``waiting``)."""
+
+    chains: set[str] = field(default_factory=set)
+    waiting: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: when its last pull answered: a catch-up slower than a peer timeout is not waited for
+    touched: float = field(default_factory=time.monotonic)
+
+    def fresh(self, now: float, timeout: float) -> bool:
+        return now - self.touched < timeout
+
+
 class Gossip:
-    def __init__(self, node: Node, client: httpx.AsyncClient, token: str | None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        client: httpx.AsyncClient,
+        token: str | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.node = node
+        self.clock = clock  # for sync_status: when each chain last made progress
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.peers = {p.code: PeerState(p) for p in node.config.peers}
@@ -95,6 +134,12 @@ class Gossip:
         self._exchanging: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: chains being pulled now, each by one catch-up (set when it lets go of it):
+        #: two peers announcing the same blocks never have them pulled twice at once
+        self._pulling: dict[str, _Claims] = {}
+        #: per chain: the local height last seen, and when it last grew or was up to date
+        self._seen: dict[str, int] = {}
+        self._progress: dict[str, float] = {}
 
     # ------------------------------------------------------------ scheduling
     def kick(self) -> None:
@@ -102,15 +147,55 @@ class Gossip:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._kick.set)
 
+    def push_sealed(self, block: Block) -> None:
+        """Send a block this node just sealed to ``fanout`` peers at once (thread-safe).
+
+        The block itself travels (``POST /v1/chains/{chain}/blocks``), not only
+        our heads: a peer applies it without a round trip to pull it. A push
+        that fails changes nothing; rounds and pulls stay the way blocks are
+        guaranteed to arrive.
+        """
+        if self._loop is not None:
+            chain, height = block.header.chain, block.header.height
+            self._loop.call_soon_threadsafe(lambda: self._spawn(self.push(chain, height)))
+
+    async def push(self, chain: str, height: int) -> None:
+        """Push block ``height`` of ``chain`` to ``fanout`` available peers, at once."""
+        now = time.monotonic()
+        ready = [p for p in self.peers.values() if p.available(now)]
+        chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
+        if not chosen:
+            return
+        body = await asyncio.to_thread(self.node.blocks_json, chain, height, 1)
+        await asyncio.gather(*(self._push_to(p, chain, height, body) for p in chosen))
+
+    async def _push_to(self, peer: PeerState, chain: str, height: int, body: bytes) -> None:
+        try:
+            await self._request(
+                peer, "POST", f"/v1/chains/{chain}/blocks", content=body, limit=MAX_HEADS_BODY
+            )
+        except (PeerError, InvalidData) as exc:
+            log.info("push of %s/%d to %s failed: %s", chain, height, peer.code, exc)
+
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         interval = self.node.config.gossip_interval
+        failed = 0  # rounds failed in a row: the next one waits longer (at most 30 s)
         while not stop.is_set():
             try:
                 await self.round()
+                failed = 0
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if stop.is_set() or (task is not None and task.cancelling()):
+                    raise
+                failed += 1
+                log.error("gossip round was cancelled from inside; going on")
             except Exception:
+                failed += 1
                 log.exception("gossip round failed")
-            delay = interval * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
+            backoff = min(30.0, interval * 2.0 ** min(failed, 8)) if failed else interval
+            delay = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait(stop), timeout=delay)
             self._kick.clear()
@@ -176,6 +261,12 @@ class Gossip:
             peer.failed(time.monotonic(), bad=bad, slow=isinstance(exc, PeerError) and exc.slow)
             log.warning("peer %s %s: %s", peer.code, "sent invalid data" if bad else "failed", exc)
             return
+        except Exception:
+            # not the peer's fault as far as we know (the store, a library): back off
+            # this peer a little and let later rounds try again
+            peer.failed(time.monotonic(), bad=False)
+            log.exception("exchange with %s failed", peer.code)
+            return
         finally:
             self._exchanging.discard(peer.code)
         peer.ok(time.monotonic())
@@ -196,6 +287,9 @@ class Gossip:
             slow = isinstance(exc, PeerError) and exc.slow
             peer.failed(time.monotonic(), bad=isinstance(exc, InvalidData), slow=slow)
             log.warning("peer %s: %s", peer.code, exc)
+        except Exception:
+            peer.failed(time.monotonic(), bad=False)
+            log.exception("pull from %s failed", peer.code)
 
     async def sync_from(self, peer: PeerState, message: object) -> None:
         """Pull from ``peer`` every block and evidence its message says we lack."""
@@ -209,6 +303,12 @@ class Gossip:
         theirs_ev = message.get("evidence", [])
         if not isinstance(theirs_ev, list):
             raise InvalidData("evidence must be a list of ids", field="evidence")
+        peer.heard = time.monotonic()
+        peer.heads = {
+            str(c): h["height"]
+            for c, h in heads.items()
+            if isinstance(h, dict) and isinstance(h.get("height"), int) and h["height"] >= 0
+        }
         self._syncing.add(peer.code)
         try:
             if set(map(str, theirs_ev)) - set(self.node.evidence_ids()):
@@ -224,52 +324,192 @@ class Gossip:
                 head = heads[chain]
                 if not isinstance(head, dict) or not isinstance(head.get("height"), int):
                     raise InvalidData(f"head of {chain} malformed", field=f"heads.{chain}")
-                await self._catch_up(peer, chain, int(head["height"]), str(head.get("hash")))
+                height = int(head["height"])
+                busy = self._pulling.get(chain)
+                timeout = self.node.config.peer_timeout
+                if height > self._height(chain) and (
+                    (busy is not None and busy.fresh(time.monotonic(), timeout))
+                    or self._better_peer(peer, chain, height)
+                ):
+                    continue  # pulled now by another catch-up, or due from a peer ahead
+                await self._catch_up(peer, chain, height, str(head.get("hash")))
         finally:
             self._syncing.discard(peer.code)
+
+    def _height(self, chain: str) -> int:
+        head = self.node.store.head(chain)
+        return head.height if head else 0
 
     async def _catch_up(
         self, peer: PeerState, chain: str, height: int, digest: str, *, claimed: bool = True
     ) -> None:
-        """Pull ``chain`` up to ``height`` from ``peer``.
+        """Pull ``chain`` up to ``height`` from ``peer``, and first what its blocks witness.
+
+        Iterative: ``goals`` is a stack of (chain, height, claimed). A pull
+        that applies nothing because its blocks witness headers of another
+        chain not held yet pushes that chain's goal on top; a goal that cannot
+        progress from this peer is dropped (and its chain not tried again in
+        this catch-up), so the loop always ends.
 
         ``claimed``: the peer announced that height itself, so it must serve
         every block up to it; a peer that announces blocks it does not send is
         lying (or broken) and is treated as sending invalid data.
         """
-        ours = self.node.store.head(chain)
-        mine = ours.height if ours else 0
-        self.node.metrics.sync_lag.labels(chain).set(max(0, height - mine))
+        mine = self._height(chain)
+        self._note(chain)
         if height <= mine:
             held = self.node.store.header(chain, height) if height > 0 else None
             if held is not None and held.hash.hex() != digest:
                 await self._pull(peer, chain, height, 1)  # a different header: evidence?
             return
+        goals: list[tuple[str, int, bool]] = [(chain, height, claimed)]
+        stuck: set[str] = set()
+        me = _Claims()  # the chains this catch-up is pulling
         rounds = 0
-        while mine < height and rounds < MAX_CATCHUP_ROUNDS:
-            rounds += 1
-            limit = min(self.node.config.pull_batch, height - mine)
-            result = await self._pull(peer, chain, mine + 1, limit, claimed=claimed)
-            for dep_chain, dep_height in sorted(result.missing):
-                if dep_chain != chain:
-                    dep_head = self.node.store.head(dep_chain)
-                    if (dep_head.height if dep_head else 0) < dep_height:
-                        await self._catch_up(peer, dep_chain, dep_height, "", claimed=False)
-            now = self.node.store.head(chain)
-            progressed = (now.height if now else 0) > mine
-            mine = now.height if now else 0
-            if not progressed:
-                if result.waiting and result.missing:
-                    await self._retry_buffer(chain)
-                    now = self.node.store.head(chain)
-                    if (now.height if now else 0) > mine:
-                        mine = now.height if now else 0
-                        continue
-                break
-        self.node.metrics.sync_lag.labels(chain).set(max(0, height - mine))
+        try:
+            while goals and rounds < MAX_CATCHUP_ROUNDS:
+                rounds += 1
+                goal, target, _ = goals[-1]
+                if self._height(goal) < target:
+                    await self._claim(goal, me)
+                if self._height(goal) >= target:  # (also: pulled by the one we waited for)
+                    goals.pop()
+                    continue
+                await self._pull_step(peer, goals, stuck)
+                me.touched = time.monotonic()
+        finally:
+            for name in me.chains:
+                if self._pulling.get(name) is me:
+                    del self._pulling[name]
+            me.done.set()
+        self._note(chain)
 
-    async def _retry_buffer(self, chain: str) -> None:
-        await asyncio.to_thread(self.node.receive, chain, [])
+    async def _claim(self, chain: str, me: _Claims) -> None:
+        """Make ``chain`` this catch-up's to pull. If another catch-up has it, wait until
+        that one ends, unless its last pull answered more than a peer timeout ago (a slow
+        peer), or it waits, directly or through others, for a chain of ours (a deadlock):
+        then pull it anyway."""
+        while chain not in me.chains:
+            other = self._pulling.get(chain)
+            if other is None:
+                self._pulling[chain] = me
+                me.chains.add(chain)
+                return
+            if self._waits_on(other, me):
+                return
+            timeout = self.node.config.peer_timeout
+            left = timeout - (time.monotonic() - other.touched)
+            if left > 0:
+                me.waiting = chain
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(other.done.wait(), left)
+                finally:
+                    me.waiting = None
+            if self._pulling.get(chain) is other and not other.fresh(time.monotonic(), timeout):
+                return  # slower than a peer timeout: pull it too rather than stall behind it
+
+    def _waits_on(self, other: _Claims, me: _Claims) -> bool:
+        seen: set[int] = set()
+        while id(other) not in seen:
+            seen.add(id(other))
+            if other.waiting is None:
+                return False
+            holder = self._pulling.get(other.waiting)
+            if holder is None:
+                return False
+            if holder is me:
+                return True
+            other = holder
+        return False
+
+    def _better_peer(self, peer: PeerState, chain: str, height: int) -> bool:
+        """Another peer, reachable and not suspect, announced ``chain`` higher than ``peer``:
+        pull it from that one (its own exchange does), not twice."""
+        now = time.monotonic()
+        recent = now - 2 * max(1.0, self.node.config.gossip_interval)
+        return any(
+            p is not peer
+            and p.available(now)
+            and not p.suspect
+            and p.heard >= recent
+            and p.heads.get(chain, 0) > height
+            for p in self.peers.values()
+        )
+
+    async def _pull_step(
+        self, peer: PeerState, goals: list[tuple[str, int, bool]], stuck: set[str]
+    ) -> None:
+        """One pull for the goal on top of ``goals``; push what it witnesses, or drop it."""
+        goal, target, announced = goals[-1]
+        mine = self._height(goal)
+        if self.node.holds(goal, mine + 1):  # pulled before and waiting: never pull it twice
+            result = await self._retry_buffer(goal)
+        else:
+            limit = min(self.node.config.pull_batch, target - mine)
+            result = await self._pull(peer, goal, mine + 1, limit, claimed=announced)
+        self._note(goal)
+        if self._height(goal) > mine:
+            return
+        waiting_on = sorted(
+            (c, h)
+            for c, h in result.missing
+            if c != goal and self._height(c) < h and c not in stuck
+        )
+        pending = {c for c, _, _ in goals}
+        fresh = [(c, h) for c, h in waiting_on if c not in pending]
+        if fresh:
+            goals += [(c, h, False) for c, h in reversed(fresh)]
+            return
+        if result.waiting and result.missing:
+            await self._retry_buffer(goal)
+            if self._height(goal) > mine:
+                return
+        stuck.add(goal)
+        goals.pop()
+
+    def _note(self, chain: str) -> None:
+        """Record progress of ``chain`` (its height grew, or it is as high as announced)."""
+        mine = self._height(chain)
+        best = max([mine, *(p.heads.get(chain, 0) for p in self.peers.values())])
+        if mine > self._seen.get(chain, -1) or mine >= best:
+            self._progress[chain] = self.clock()
+        self._seen[chain] = mine
+        self.node.metrics.sync_lag.labels(chain).set(best - mine)
+
+    def sync_status(self) -> dict[str, dict[str, Any]]:
+        """Per chain: local height, best height a peer announced, how stale.
+
+        ``behind`` is the difference of the two; ``since_progress`` the
+        seconds since the local height last grew or was last as high as any
+        peer announced (null before the first observation); ``stale`` is true
+        when the chain is behind and has made no progress for ``STALE_AFTER``
+        seconds (or ``STALE_INTERVALS`` gossip intervals, if longer).
+        """
+        now = self.clock()
+        after = max(STALE_AFTER, STALE_INTERVALS * self.node.config.gossip_interval)
+        chains = set(self.node.store.heads())
+        for p in self.peers.values():
+            chains |= set(p.heads)
+        known = set(chains_of(self.node.store))
+        out: dict[str, dict[str, Any]] = {}
+        for chain in sorted(chains & known):
+            self._note(chain)
+            mine = self._height(chain)
+            best = max([mine, *(p.heads.get(chain, 0) for p in self.peers.values())])
+            since = now - self._progress[chain] if chain in self._progress else None
+            behind = best - mine
+            out[chain] = {
+                "height": mine,
+                "best_announced": best,
+                "behind": behind,
+                "since_progress": None if since is None else round(since, 1),
+                "stale": behind > 0 and (since is None or since >= after),
+            }
+        return out
+
+    async def _retry_buffer(self, chain: str) -> ReceiveResult:
+        return await asyncio.to_thread(self.node.receive, chain, [])
 
     async def _pull(
         self, peer: PeerState, chain: str, start: int, limit: int, *, claimed: bool = False

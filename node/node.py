@@ -44,9 +44,11 @@ from node.config import NodeConfig
 
 __all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
 
-#: bytes of blocks in one answer to a pull: half of what a puller accepts
-#: (``node.gossip.MAX_BODY``), whatever number of blocks it asked for
-MAX_BLOCKS_BODY = 32 * 1024 * 1024
+#: bytes of blocks in one answer to a pull, whatever number of blocks was asked
+#: for (the first block always goes, so a block up to ``node.gossip.MAX_BODY``
+#: still travels): small enough that a catching-up node parses a few MiB at a
+#: time, not tens, and asks again
+MAX_BLOCKS_BODY = 4 * 1024 * 1024
 _READ_BLOCKS = 32  # blocks read from the store at a time to answer a pull
 
 
@@ -167,6 +169,12 @@ class Node:
         if key is None:
             raise BlockError(f"no key known for {chain} at height {height}")
         return key
+
+    def reload(self) -> None:
+        """Take in what the store now holds (heads, evidence): a read replica's refresh."""
+        for ev in self.store.evidence():
+            self._note_fork(ev)
+        self._refresh_metrics()
 
     def _refresh_metrics(self) -> None:
         for chain, h in self.store.heads().items():
@@ -478,6 +486,11 @@ class Node:
                 if (head.height if head else 0) + 1 < h.height:
                     self._hold(block, result)
                     continue
+                gap = self._unwitnessed(block)
+                if gap is not None:  # found before any SQL work, not after the prefetch
+                    result.missing.add(gap)
+                    self._hold(block, result)
+                    continue
                 try:
                     self._apply(block)
                 except DependencyMissing as dm:
@@ -502,6 +515,19 @@ class Node:
         if block.header.chain == self.chain:
             self._reload_pending()
 
+    def holds(self, chain: str, height: int) -> bool:
+        """Whether block ``height`` of ``chain`` waits in the buffer (for what it witnesses)."""
+        return (chain, height) in self._buffer
+
+    def _unwitnessed(self, block: Block) -> tuple[str, int] | None:
+        """The first header ``block`` witnesses that is not held yet (from the heads in
+        memory): applying it would fail with ``DependencyMissing`` after loading its state."""
+        for w in block.header.witness:
+            head = self.store.head(w.chain)
+            if (head.height if head else 0) < w.height:
+                return (w.chain, w.height)
+        return None
+
     def _hold(self, block: Block, result: ReceiveResult) -> None:
         if len(self._buffer) >= self.config.max_buffered_blocks:
             oldest = next(iter(self._buffer))
@@ -525,6 +551,10 @@ class Node:
                 if height != (head.height if head else 0) + 1:
                     continue
                 block = self._buffer[key]
+                gap = self._unwitnessed(block)
+                if gap is not None:
+                    result.missing.add(gap)
+                    continue
                 try:
                     self._apply(block)
                 except DependencyMissing as dm:

@@ -6,11 +6,11 @@ import asyncio
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.audit import MAX_FINDINGS, UNCONFIRMED_DAYS, audit_report
 from api.deps import Caller, NodeDep, require
-from api.schemas import AuditReportOut
+from api.schemas import AuditReportOut, ChainSyncOut
 from ledger.errors import InvalidData
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -30,6 +30,7 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     responses={**AUTH_ERRORS, 422: {"description": "a bad date or bound"}},
 )
 async def report(
+    request: Request,
     node: NodeDep,
     _: Annotated[Caller, Depends(require("auditor"))],
     since: Annotated[
@@ -58,4 +59,8 @@ async def report(
             node.store, node.config.code, since=since, until=until, days=days, limit=limit
         )
 
-    return await asyncio.to_thread(work)
+    found = await asyncio.to_thread(work)
+    gossip = request.app.state.gossip
+    if gossip is not None:
+        found.sync = {c: ChainSyncOut(**v) for c, v in gossip.sync_status().items()}
+    return found

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from api.deps import Caller, NodeDep, require
-from api.schemas import BlocksOut, EvidenceListOut, GossipOut, HeadsOut
+from api.schemas import BlocksOut, EvidenceListOut, GossipOut, HeadsOut, PushOut
 from ledger.canonical import load_json
 from ledger.errors import InvalidData
 from ledger.state import chains_of
@@ -16,6 +16,8 @@ from ledger.state import chains_of
 router = APIRouter(prefix="/v1", tags=["peers"])
 
 MAX_PULL = 1000
+#: blocks in one push (a node pushes the one it just sealed)
+MAX_PUSH = 16
 
 
 @router.get(
@@ -81,6 +83,37 @@ async def blocks(
         raise HTTPException(404, f"no chain {chain} in this network")
     body = await asyncio.to_thread(node.blocks_json, chain, start, limit)
     return Response(body, media_type="application/json")
+
+
+@router.post(
+    "/chains/{chain}/blocks",
+    summary="Push blocks of one chain (a peer's freshly sealed block)",
+    responses={200: {"model": PushOut}},
+)
+async def push(
+    chain: str,
+    request: Request,
+    node: NodeDep,
+    _: Annotated[Caller, Depends(require("peer"))],
+) -> dict[str, Any]:
+    """Body ``{"blocks": [{header, records, sig}, ...]}`` (at most 16, in order).
+
+    Each block is verified in full and applied, or held until what it
+    witnesses arrives (a gossip round is started to pull that); an invalid
+    block is refused with a problem naming the check it failed.
+    """
+    if chain not in chains_of(node.store):
+        raise HTTPException(404, f"no chain {chain} in this network")
+    body = load_json(await request.body(), what="pushed blocks")
+    if not isinstance(body, dict) or not isinstance(body.get("blocks"), list):
+        raise InvalidData("pushed blocks must be an object with a list 'blocks'", field="blocks")
+    if len(body["blocks"]) > MAX_PUSH:
+        raise InvalidData(f"at most {MAX_PUSH} blocks in one push", field="blocks")
+    result = await asyncio.to_thread(node.receive, chain, body["blocks"])
+    g = request.app.state.gossip
+    if result.missing and g is not None:
+        g.kick()
+    return {"applied": result.applied, "known": result.known, "waiting": result.waiting}
 
 
 @router.get(

@@ -278,6 +278,22 @@ async function footer() {
   }
 }
 
+// A node behind its peers answers from old data: say so on every page, per chain.
+async function staleness() {
+  const banner = document.getElementById("stale");
+  try {
+    const health = await api("/healthz", { auth: false });
+    const behind = Object.entries(health.sync || {}).filter(([, s]) => s.stale);
+    banner.hidden = behind.length === 0;
+    banner.textContent = behind
+      .map(([chain, s]) => `This node is behind by ${s.behind} blocks on chain ${chain} (no progress for ${Math.round(s.since_progress || 0)} s).`)
+      .concat(behind.length ? ["Its answers may be out of date."] : [])
+      .join(" ");
+  } catch {
+    // unknown staleness: leave the banner as it was
+  }
+}
+
 // ---------------------------------------------------------------- search
 
 /**
@@ -1518,6 +1534,8 @@ async function main() {
   });
   window.addEventListener("hashchange", route);
   footer();
+  staleness();
+  setInterval(staleness, 15000);
   await whoami();
   await route();
 }

@@ -8,7 +8,7 @@
   finding (see ``build_audit_case``), served by WDC.
 
 Every node answers through ``fastapi.testclient.TestClient`` over
-``create_app(node, loops=False)``: no background sealing or gossip.
+``create_app(node)``: no background sealing or gossip.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def node_config(code: str, folder: Path, url: str) -> NodeConfig:
 
 def serve(code: str, store: Store, folder: Path, signer: Ed25519Signer | None) -> TestClient:
     node = Node(node_config(code, folder, "sqlite://"), store, signer)
-    return TestClient(create_app(node, loops=False), raise_server_exceptions=False)
+    return TestClient(create_app(node), raise_server_exceptions=False)
 
 
 # ---------------------------------------------------------------- the example story

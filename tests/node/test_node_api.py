@@ -39,7 +39,7 @@ def api(tmp_path: Path, harness: Any, monkeypatch: pytest.MonkeyPatch) -> Iterat
     layout = init_network(tmp_path / "net", ["BW", "RU"], ["WDC"], base_port=8100)
     secrets = tomllib.loads(layout.secrets.read_text(encoding="utf-8"))
     proc = open_node(layout.configs["BW"])
-    app = create_app(proc.node, loops=False)
+    app = create_app(proc.node)
     try:
         with TestClient(app) as client:
             yield SimpleNamespace(

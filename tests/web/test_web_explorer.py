@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -46,7 +47,8 @@ from ledger.records import Kind, Record
 from ledger.store import Store
 from ledger.store.bundles import build_bundle
 from ledger.workload import Network, Scenario
-from node.config import NodeConfig, TokenConfig, hash_token
+from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
+from node.gossip import Gossip, PeerState
 from node.node import Node
 
 pytestmark = pytest.mark.browser
@@ -80,6 +82,7 @@ class Site:
     url: str
     example: ExampleResult
     node: Node
+    app: Any = None
 
 
 def _config(folder: Path) -> NodeConfig:
@@ -107,7 +110,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("web")
     example = run_example(f"sqlite:///{folder / 'example.db'}")
     node = Node(_config(folder), example.store, None)
-    app = create_app(node, loops=False)
+    app = create_app(node)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -120,7 +123,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield Site(f"http://127.0.0.1:{port}", example, node)
+        yield Site(f"http://127.0.0.1:{port}", example, node, app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -1161,3 +1164,28 @@ def test_network_page_and_equivocation_evidence(tab: Browser) -> None:
     assert "both signatures verify under the registry key" in evidence
     assert "height 4" in evidence
     shot(page, "network")
+
+
+def test_stale_node_shows_how_far_behind(tab: Browser) -> None:
+    """A chain behind what a peer announced, without progress for a minute: every page
+    says by how many blocks, until the node is level again."""
+    now = [1000.0]
+    gossip = Gossip(tab.site.node, httpx.AsyncClient(), None, clock=lambda: now[0])
+    held = tab.site.node.heads()["BW"]["height"]
+    peer = PeerState(PeerConfig("BW", "http://127.0.0.1:9"), heads={"BW": held + 7})
+    gossip.peers = {"BW": peer}
+    assert gossip.sync_status()["BW"]["stale"] is False  # behind, but only just
+    now[0] += 60
+    tab.site.app.state.gossip = gossip
+    try:
+        page = tab.open("/network")
+        page.wait_for_selector("#stale:not([hidden])")
+        text = page.inner_text("#stale")
+        assert "behind by 7 blocks on chain BW" in text, text
+        shot(page, "stale")
+        peer.heads = {"BW": held}  # level again
+        page.reload()
+        page.wait_for_selector("#participants")
+        until(page, "document.getElementById('stale').hidden")
+    finally:
+        tab.site.app.state.gossip = None

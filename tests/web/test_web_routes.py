@@ -61,7 +61,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def client(store: Store, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     node = Node(_config(tmp_path_factory.mktemp("wdc")), store, None)
-    return TestClient(create_app(node, loops=False))
+    return TestClient(create_app(node))
 
 
 def test_index_is_served_with_a_strict_content_security_policy(client: TestClient) -> None:
@@ -148,7 +148,7 @@ def test_network_view_heads_peers_and_lag(store: Store, tmp_path: Path) -> None:
     peers = (PeerConfig("BW", "http://127.0.0.1:8100"), PeerConfig("EU", "http://127.0.0.1:8103"))
     node = Node(_config(tmp_path, peers), store, None)
     gossip = Gossip(node, httpx.AsyncClient(), None)
-    client = TestClient(create_app(node, gossip, loops=False))
+    client = TestClient(create_app(node, gossip))
     view = client.get("/v1/network").json()
     assert view["heads"] == client.get("/v1/heads").json()["heads"]
     assert (view["node"], view["evidence"], view["sync_lag"]) == ("WDC", 0, {})
