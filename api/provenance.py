@@ -95,18 +95,18 @@ def history_view(
     store: Store, parcel: Parcel, caller: Caller, node_chain: str | None, limit: int
 ) -> HistoryOut:
     """The lineage graph: ancestors back to the mines, descendants, and every record."""
-    ancestors = store.ancestry(parcel.id, limit=limit)
-    descendants = store.descent(parcel.id, limit=limit)
+    ancestors = store.lineage.ancestry(parcel.id, limit=limit)
+    descendants = store.lineage.descent(parcel.id, limit=limit)
     truncated = len(ancestors) >= limit or len(descendants) >= limit
     ids = {parcel.id} | {e.parent for e in ancestors} | {e.child for e in ancestors}
     ids |= {e.child for e in descendants} | {e.parent for e in descendants}
-    parcels = store.parcels_many(sorted(ids))
-    events = store.events_for(sorted(ids))
+    parcels = store.lineage.parcels(sorted(ids))
+    events = store.lineage.events_for(sorted(ids))
     kinds = {(e.ref.chain, e.ref.index): e.kind for e, _ in events}
     certs: dict[tuple[str, int], str] = {}
     for e, _ in events:
         if e.kind.startswith("certificate.") and (e.ref.chain, e.ref.index) not in certs:
-            record = store.record(e.ref.chain, e.ref.index)
+            record = store.log.record(e.ref.chain, e.ref.index)
             if record is not None:
                 certs[(e.ref.chain, e.ref.index)] = str(record.body_json.get("number", ""))
     return HistoryOut(
@@ -142,12 +142,12 @@ def certificate_status(cert: Certificate, today: str | None = None) -> str:
 
 def inclusion(store: Store, ref: RecordRef) -> ProofOut | None:
     """A record's inclusion proof against its chain's signed head."""
-    head = store.signed_head(ref.chain)
-    record = store.record(ref.chain, ref.index)
+    head = store.log.signed_head(ref.chain)
+    record = store.log.record(ref.chain, ref.index)
     if head is None or record is None:
         return None
     size = head.header.size
-    proof = store.inclusion_proof(ref.chain, ref.index, size)
+    proof = store.proofs.inclusion(ref.chain, ref.index, size)
     header: dict[str, Any] = parse_canonical(head.header.raw)
     return ProofOut(
         record=record.as_json(),

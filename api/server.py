@@ -280,7 +280,7 @@ class _Supervisor:
             store.refresh()
         for chain, head in store.heads().items():
             node.metrics.height.labels(chain).set(head.height)
-        for ev in store.evidence():
+        for ev in store.evidence.all():
             node._note_fork(ev)
 
     # ---------------------------------------------------------- writer

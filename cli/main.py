@@ -108,11 +108,11 @@ def example(
             console.print()
             console.print(
                 f"[green]verified[/]: the registration at Jwaneng is record "
-                f"{result.store.events('BW-JW-1')[0].ref.index} of BW's log; its RFC 9162 "
+                f"{result.store.lineage.events('BW-JW-1')[0].ref.index} of BW's log; its RFC 9162 "
                 f"inclusion proof ({result.proof_steps} hashes) checks against BW's signed "
                 f"checkpoint at size {result.proof_size}."
             )
-            report = result.store.verify()
+            report = result.store.verifier.verify()
             console.print(
                 f"[green]verified[/]: replaying {report.blocks} blocks "
                 f"({report.records} records) rebuilds the same derived state."
@@ -267,7 +267,7 @@ def db_verify(db: DbUrl) -> None:
     try:
         store = Store.open(db, create=False)
         try:
-            report = store.verify()
+            report = store.verifier.verify()
         finally:
             store.close()
     except LedgerError as exc:

@@ -143,7 +143,7 @@ class Node:
         self._last_seal = time.monotonic()
         self._buffer: dict[tuple[str, int], Block] = {}
         self.forks: dict[str, int] = {}
-        for ev in store.evidence():
+        for ev in store.evidence.all():
             self._note_fork(ev)
         if self.chain is not None:
             self._reload_pending()
@@ -190,7 +190,7 @@ class Node:
     def _reload_pending(self) -> None:
         """Rebuild the pending layer from the queue (after a restart or a seal)."""
         assert self.chain is not None
-        self._rebuild_layer(self.store.pending(self.chain))
+        self._rebuild_layer(self.store.queue.pending(self.chain))
 
     def _rebuild_layer(self, queued: Sequence[Record]) -> None:
         """Re-judge queued records on top of the store; refusals are recorded."""
@@ -202,7 +202,7 @@ class Node:
         finally:
             self.store.forget_prefetched()
         if refused:
-            self.store.commit(State(base=self.store), refused)
+            self.store.writer.commit(State(base=self.store), refused)
         self._oldest = time.monotonic() if self._pending else 0.0
 
     def _judge_queue(self, queued: Sequence[Record]) -> list[tuple[Record, LedgerError]]:
@@ -237,14 +237,14 @@ class Node:
                 except InvalidData as exc:
                     parsed.append(exc)
             records = [r for r in parsed if isinstance(r, Record)]
-            known = self.store.outcomes(self.chain, [r.id for r in records])
+            known = self.store.queue.outcomes(self.chain, [r.id for r in records])
             self.store.prefetch(records)
             try:
                 self._check_batch(parsed, known, ctx, batch_ids, accepted, refused, results)
             finally:
                 self.store.forget_prefetched()
             try:
-                self.store.enqueue(accepted, refused)
+                self.store.queue.enqueue(accepted, refused)
             except StoreError:
                 self._reload_pending()
                 raise
@@ -356,7 +356,7 @@ class Node:
         assert self.chain is not None
         if record_id in self._pending_ids:
             return {"status": "pending", "chain": self.chain}
-        return self.store.outcome(self.chain, record_id)
+        return self.store.queue.outcome(self.chain, record_id)
 
     def outcome(self, record_id: str, chain: str | None = None) -> dict[str, Any] | None:
         """Status of a record id: on this node's chain, or on ``chain`` when given."""
@@ -366,7 +366,7 @@ class Node:
         if target == self.chain:
             with self.lock:
                 return self._outcome(record_id)
-        return self.store.outcome(target, record_id)
+        return self.store.queue.outcome(target, record_id)
 
     # ------------------------------------------------------------ production
     def seal_due(self) -> bool:
@@ -394,7 +394,7 @@ class Node:
                 )
             finally:
                 self.store.forget_prefetched()
-            self.store.commit(proposal.layer, proposal.rejected)
+            self.store.writer.commit(proposal.layer, proposal.rejected)
             self._pending = proposal.deferred + self._pending[len(take) :]
             self._pending_ids = {r.id for r in self._pending}
             self._last_seal = time.monotonic()
@@ -424,7 +424,7 @@ class Node:
         size = 0
         while len(parts) < limit:
             step = min(_READ_BLOCKS, limit - len(parts))
-            got = self.store.raw_blocks(chain, start + len(parts), step)
+            got = self.store.log.raw_blocks(chain, start + len(parts), step)
             for header_raw, sig, records in got:
                 part = (
                     b'{"header":'
@@ -494,7 +494,7 @@ class Node:
 
     def _apply(self, block: Block) -> None:
         try:
-            self.store.apply(block)
+            self.store.writer.apply(block)
         except InvalidData as exc:
             self.metrics.rejected_blocks.labels(exc.code).inc()
             raise
@@ -548,15 +548,15 @@ class Node:
         """Verify, store and act on evidence; True if it was new."""
         ev.verify(self.key_for)
         with self.lock:
-            new = self.store.add_evidence(ev)
+            new = self.store.evidence.add(ev)
             self._note_fork(ev)
         return new
 
     def evidence_json(self) -> list[dict[str, Any]]:
-        return [ev.to_json() for ev in self.store.evidence()]
+        return [ev.to_json() for ev in self.store.evidence.all()]
 
     def evidence_ids(self) -> list[str]:
-        return [ev.id for ev in self.store.evidence()]
+        return [ev.id for ev in self.store.evidence.all()]
 
     def receive_evidence(self, values: Sequence[object]) -> int:
         added = 0

@@ -483,7 +483,7 @@ def _story() -> tuple[Store, list[tuple[bytes, str | None]]]:
     store = Store.open("sqlite://", net.registry)
 
     def seal(chain: str, *records: Record) -> None:
-        store.apply(sc.seal(chain, *records))
+        store.writer.apply(sc.seal(chain, *records))
 
     seal("BW", sc.party("BW", "BW-MINE", "miner"), sc.party("BW", "BW-EXP", "exporter"))
     seal("EU", sc.party("EU", "EU-IMP", "importer"))
@@ -649,7 +649,7 @@ def test_network_page_and_equivocation_evidence(tab: Browser) -> None:
     assert "No evidence" in page.inner_text("#evidence")
     # AE signs a second header at its head's height: the node holds the evidence,
     # and the page checks both signatures under AE's registry key
-    head = tab.site.example.store.signed_head("AE")
+    head = tab.site.example.store.log.signed_head("AE")
     assert head is not None
     forged = Header.from_json({**head.header.to_json(), "root": "00" * 32})
     signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["AE"]
