@@ -10,6 +10,7 @@ and exposes one collaborator per job, each in its own module with its SQL:
 * ``store.proofs``   RFC 9162 inclusion and consistency proofs, roots;
 * ``store.lineage``  edges of splits and merges, records of parcels;
 * ``store.evidence`` evidence of equivocation;
+* ``store.audit``    the auditors' queries (report findings, KP statistics);
 * ``store.verifier`` the self-check that replays the log.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 
 from ledger.registry import Registry
 from ledger.store.apply import BlockWriter
+from ledger.store.audit import AuditQueries
 from ledger.store.engine import BulkWriter, open_database
 from ledger.store.evidence import EvidenceLog
 from ledger.store.lineage import Lineage
@@ -46,6 +48,7 @@ class Store(StoreState):
         self.proofs = Proofs(engine)
         self.lineage = Lineage(engine)
         self.evidence = EvidenceLog(engine, read_only=self.READ_ONLY)
+        self.audit = AuditQueries(engine, registry.params.tolerance_bp)
         self.verifier = Verifier(self)
 
     @classmethod
