@@ -458,25 +458,31 @@ class EvidenceListOut(BaseModel):
 
 
 class OutcomeOut(BaseModel):
-    """What became of a record: pending, committed, rejected (a rule) or invalid (schema)."""
+    """What became of a record: pending, committed, rejected (a rule) or invalid (schema).
 
-    model_config = {"extra": "allow"}
+    The wire form of ``ledger.store.outcome.Outcome``.
+    """
+
+    model_config = {"extra": "forbid"}
 
     status: str = Field(description="pending, committed, rejected or invalid")
     id: str | None = None
-    index: int | None = Field(
-        default=None,
-        description="in a submission: the record's position in the batch; "
-        "once committed: its index in the chain's log",
+    position: int | None = Field(
+        default=None, description="in the answer to a submission: the record's place in the batch"
     )
     chain: str | None = None
-    height: int | None = None
-    hash: str | None = None
+    height: int | None = Field(default=None, description="committed: the block holding it")
+    index: int | None = Field(
+        default=None, description="committed: the record's index in its chain's log"
+    )
+    hash: str | None = Field(default=None, description="committed: its leaf hash (hex)")
     code: str | None = None
     rule: str | None = None
     field: str | None = None
     reason: str | None = None
-    duplicate: bool | None = None
+    duplicate: bool | None = Field(
+        default=None, description="true when the id was submitted before: its first outcome"
+    )
 
 
 class SubmitOut(BaseModel):

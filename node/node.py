@@ -40,6 +40,7 @@ from ledger.records import Record
 from ledger.rules import Context, apply_record
 from ledger.state import State, key_at
 from ledger.store import Store
+from ledger.store.outcome import Outcome
 from node.config import NodeConfig
 
 __all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
@@ -220,11 +221,11 @@ class Node:
             self._pending_ids.add(record.id)
         return refused
 
-    def submit(self, values: Sequence[object]) -> list[dict[str, Any]]:
+    def submit(self, values: Sequence[object]) -> list[Outcome]:
         """Check and queue records for this node's chain; answer one outcome per record."""
         if self.chain is None:
             raise InvalidData(f"{self.config.code} has no chain: it does not take records")
-        results: list[dict[str, Any]] = []
+        results: list[Outcome] = []
         with self.lock:
             accepted: list[Record] = []
             refused: list[tuple[Record, LedgerError]] = []
@@ -260,73 +261,44 @@ class Node:
     def _check_batch(
         self,
         parsed: Sequence[Record | InvalidData],
-        known: dict[str, dict[str, Any]],
+        known: dict[str, Outcome],
         ctx: Context,
         batch_ids: set[str],
         accepted: list[Record],
         refused: list[tuple[Record, LedgerError]],
-        results: list[dict[str, Any]],
+        results: list[Outcome],
     ) -> None:
         """Judge each record of a batch in order against the state plus the pending ones."""
         assert self.chain is not None
         ahead = _later(ctx.time, MAX_AHEAD)
         for i, record in enumerate(parsed):
             if isinstance(record, InvalidData):
-                exc = record
-                results.append(
-                    {
-                        "index": i,
-                        "status": "invalid",
-                        "code": exc.code,
-                        "field": exc.field,
-                        "reason": exc.message,
-                    }
-                )
+                results.append(Outcome.unparsed(record).at(i, None))
                 continue
             if record.chain != self.chain or record.network != self.registry.network_id:
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "invalid",
-                        "code": "wrong-chain",
-                        "field": "chain",
-                        "reason": f"this node writes chain {self.chain} of network "
-                        f"{self.registry.network_id[:16]}",
-                    }
+                reason = (
+                    f"this node writes chain {self.chain} of network "
+                    f"{self.registry.network_id[:16]}"
                 )
+                results.append(Outcome.invalid("wrong-chain", "chain", reason).at(i, record.id))
                 continue
             if record.time > ahead:
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "invalid",
-                        "code": "schema",
-                        "field": "time",
-                        "reason": f"dated {record.time}, more than {MAX_AHEAD}s after this "
-                        f"node's clock ({ctx.time})",
-                    }
+                reason = (
+                    f"dated {record.time}, more than {MAX_AHEAD}s after this "
+                    f"node's clock ({ctx.time})"
                 )
+                results.append(Outcome.invalid("schema", "time", reason).at(i, record.id))
                 continue
             if record.id in batch_ids:
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "pending",
-                        "chain": self.chain,
-                        "duplicate": True,
-                    }
-                )
+                results.append(Outcome.pending(self.chain).at(i, record.id, duplicate=True))
                 continue
             prior = (
-                {"status": "pending", "chain": self.chain}
+                Outcome.pending(self.chain)
                 if record.id in self._pending_ids
                 else known.get(record.id)
             )
             if prior is not None:
-                results.append({"index": i, "id": record.id, **prior, "duplicate": True})
+                results.append(prior.at(i, record.id, duplicate=True))
                 continue
             trial = State(base=self._layer)
             try:
@@ -334,31 +306,20 @@ class Node:
             except RuleViolation as exc:
                 refused.append((record, exc))
                 batch_ids.add(record.id)
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "rejected",
-                        "chain": self.chain,
-                        "code": exc.code,
-                        "rule": exc.rule,
-                        "field": exc.field,
-                        "reason": exc.reason,
-                    }
-                )
+                results.append(Outcome.refused(self.chain, exc).at(i, record.id))
                 continue
             trial.merge_into(self._layer)
             accepted.append(record)
             batch_ids.add(record.id)
-            results.append({"index": i, "id": record.id, "status": "pending", "chain": self.chain})
+            results.append(Outcome.pending(self.chain).at(i, record.id))
 
-    def _outcome(self, record_id: str) -> dict[str, Any] | None:
+    def _outcome(self, record_id: str) -> Outcome | None:
         assert self.chain is not None
         if record_id in self._pending_ids:
-            return {"status": "pending", "chain": self.chain}
+            return Outcome.pending(self.chain)
         return self.store.queue.outcome(self.chain, record_id)
 
-    def outcome(self, record_id: str, chain: str | None = None) -> dict[str, Any] | None:
+    def outcome(self, record_id: str, chain: str | None = None) -> Outcome | None:
         """Status of a record id: on this node's chain, or on ``chain`` when given."""
         target = chain or self.chain
         if target is None:

@@ -9,7 +9,6 @@ gets its first outcome: committed (from ``records``), pending or rejected.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +17,7 @@ from ledger.errors import LedgerError, StoreError
 from ledger.records import Record
 from ledger.store import tables as t
 from ledger.store.engine import BulkWriter
+from ledger.store.outcome import Outcome
 from ledger.store.rows import chunks, rejection_row
 
 __all__ = ["SubmissionQueue"]
@@ -85,9 +85,9 @@ class SubmissionQueue:
             ).all()
         return [Record.parse(bytes(r[0])) for r in rows]
 
-    def outcomes(self, chain: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def outcomes(self, chain: str, record_ids: Sequence[str]) -> dict[str, Outcome]:
         """``outcome`` for many ids in three queries; ids never seen are absent."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Outcome] = {}
         ids = sorted(set(record_ids))
         r, p, j = t.records.c, t.pending.c, t.rejected.c
         with self.engine.connect() as conn:
@@ -97,69 +97,19 @@ class SubmissionQueue:
                         r.chain == chain, r.record_id.in_(part)
                     )
                 ):
-                    found[rid] = {
-                        "status": "committed",
-                        "chain": chain,
-                        "height": int(height),
-                        "index": int(idx),
-                        "hash": bytes(leaf).hex(),
-                    }
+                    found[rid] = Outcome.committed(chain, int(height), int(idx), bytes(leaf))
                 for (rid,) in conn.execute(
                     select(p.record_id).where(p.chain == chain, p.record_id.in_(part))
                 ):
-                    found.setdefault(rid, {"status": "pending", "chain": chain})
-                for row in conn.execute(
+                    found.setdefault(rid, Outcome.pending(chain))
+                for rid, code, rule, field, reason in conn.execute(
                     select(j.record_id, j.code, j.rule, j.field, j.reason).where(
                         j.chain == chain, j.record_id.in_(part)
                     )
                 ):
-                    found.setdefault(
-                        row[0],
-                        {
-                            "status": "rejected",
-                            "chain": chain,
-                            "code": row[1],
-                            "rule": row[2],
-                            "field": row[3],
-                            "reason": row[4],
-                        },
-                    )
+                    found.setdefault(rid, Outcome.rejected(chain, code, rule, field, reason))
         return found
 
-    def outcome(self, chain: str, record_id: str) -> dict[str, Any] | None:
+    def outcome(self, chain: str, record_id: str) -> Outcome | None:
         """What became of a record id on ``chain``: committed, pending or rejected."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.records.c.idx, t.records.c.height, t.records.c.leaf).where(
-                    t.records.c.chain == chain, t.records.c.record_id == record_id
-                )
-            ).first()
-            if row is not None:
-                return {
-                    "status": "committed",
-                    "chain": chain,
-                    "height": int(row[1]),
-                    "index": int(row[0]),
-                    "hash": bytes(row[2]).hex(),
-                }
-            if conn.execute(
-                select(t.pending.c.seq).where(
-                    t.pending.c.chain == chain, t.pending.c.record_id == record_id
-                )
-            ).first():
-                return {"status": "pending", "chain": chain}
-            rej = conn.execute(
-                select(t.rejected).where(
-                    t.rejected.c.chain == chain, t.rejected.c.record_id == record_id
-                )
-            ).first()
-        if rej is not None:
-            return {
-                "status": "rejected",
-                "chain": chain,
-                "code": rej.code,
-                "rule": rej.rule,
-                "field": rej.field,
-                "reason": rej.reason,
-            }
-        return None
+        return self.outcomes(chain, [record_id]).get(record_id)

@@ -29,7 +29,8 @@ def test_findings_and_statistics_are_frozen_rows(open_store, workload) -> None:
         assert len(rows.items) <= 5
         for item in rows.items:
             for rec in item.records:
-                assert rec.height is not None and rec.time is not None
+                assert rec.height is not None
+                assert rec.time is not None
     year = blocks[-1].header.time[:4]
     stats = store.audit.statistics(parse_period(year))
     assert sum(e.certificates for e in stats.exports) > 0
