@@ -4,7 +4,8 @@
 derived tables, with what it keeps in memory: the heads and frontiers of
 every chain, chain keys, membership, origin restrictions, a bounded cache of
 headers, and the state a batch of records will read (``prefetch``), loaded
-in a few queries before the writer judges the batch.
+in a few queries before the writer judges the batch and published whole, so
+that readers in other threads never see a batch half-loaded.
 
 Only the block writer changes what is cached (``advance``, after a commit).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, and_, func, select
 
@@ -32,6 +34,21 @@ __all__ = ["StoreState"]
 _HEADER_CACHE = 4096
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What ``prefetch`` loaded for one batch; None marks an id known to be absent."""
+
+    parcels: dict[str, Parcel | None] = field(default_factory=dict)
+    parties: dict[str, Party | None] = field(default_factory=dict)
+    certs: dict[str, Certificate | None] = field(default_factory=dict)
+    refs: dict[tuple[str, str], RecordRef | None] = field(default_factory=dict)
+    confirms: dict[tuple[str, str], int | None] = field(default_factory=dict)
+
+
+#: no batch loaded: every read goes to the database (never filled in)
+_NO_BATCH = _Batch()
+
+
 class StoreState:
     """A ``StateView`` over the derived tables of one store."""
 
@@ -45,11 +62,7 @@ class StoreState:
         self._members: dict[str, list[MemberEvent]] = {}
         self._keys: dict[str, list[KeyEvent]] = {}
         self._restricted: dict[str, frozenset[str]] = {}
-        self._parcels: dict[str, Parcel | None] = {}
-        self._parties: dict[str, Party | None] = {}
-        self._certs: dict[str, Certificate | None] = {}
-        self._refs: dict[tuple[str, str], RecordRef | None] = {}
-        self._confirms: dict[tuple[str, str], int | None] = {}
+        self._batch = _NO_BATCH
         self.reload()
 
     def reload(self) -> None:
@@ -87,22 +100,25 @@ class StoreState:
 
     # ------------------------------------------------------------ StateView
     def parcel(self, parcel_id: str) -> Parcel | None:
-        if parcel_id in self._parcels:
-            return self._parcels[parcel_id]
+        batch = self._batch  # read once: the writer may swap it meanwhile
+        if parcel_id in batch.parcels:
+            return batch.parcels[parcel_id]
         with self.engine.connect() as conn:
             row = conn.execute(select(t.parcels).where(t.parcels.c.id == parcel_id)).first()
         return None if row is None else parcel_of(row)
 
     def party(self, party_id: str) -> Party | None:
-        if party_id in self._parties:
-            return self._parties[party_id]
+        batch = self._batch
+        if party_id in batch.parties:
+            return batch.parties[party_id]
         with self.engine.connect() as conn:
             row = conn.execute(select(t.parties).where(t.parties.c.id == party_id)).first()
         return None if row is None else party_of(row)
 
     def certificate(self, number: str) -> Certificate | None:
-        if number in self._certs:
-            return self._certs[number]
+        batch = self._batch
+        if number in batch.certs:
+            return batch.certs[number]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t.certificates).where(t.certificates.c.number == number)
@@ -110,8 +126,9 @@ class StoreState:
         return None if row is None else cert_of(row)
 
     def record_ref(self, chain: str, record_id: str) -> RecordRef | None:
-        if (chain, record_id) in self._refs:
-            return self._refs[(chain, record_id)]
+        batch = self._batch
+        if (chain, record_id) in batch.refs:
+            return batch.refs[(chain, record_id)]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t.records.c.idx, t.records.c.leaf).where(
@@ -181,8 +198,9 @@ class StoreState:
         return found
 
     def confirmation_index(self, chain: str, number: str) -> int | None:
-        if (chain, number) in self._confirms:
-            return self._confirms[(chain, number)]
+        batch = self._batch
+        if (chain, number) in batch.confirms:
+            return batch.confirms[(chain, number)]
         with self.engine.connect() as conn:
             idx = conn.execute(
                 select(t.confirmations.c.idx).where(
@@ -202,51 +220,58 @@ class StoreState:
 
     # ------------------------------------------------------------ batches
     def prefetch(self, records: Sequence[Record]) -> None:
-        """Load in a few queries the state a batch of records will read."""
+        """Load in a few queries the state a batch of records will read.
+
+        Loaded into a private ``_Batch`` and published with one assignment
+        when complete: a reader in another thread (the API takes no lock)
+        sees either no batch or a whole one, never an id marked absent
+        because its row is not loaded yet. What a batch holds is the
+        database's state at prefetch time, and the writer commits only after
+        ``forget_prefetched``, so a reader never sees it go stale.
+        """
         parcels, parties, certs = referenced(records)
+        batch = _Batch()
         with self.engine.connect() as conn:
-            self._certs = dict.fromkeys(certs)
+            batch.certs.update(dict.fromkeys(certs))
             for part in chunks(sorted(certs)):
                 for row in conn.execute(
                     select(t.certificates).where(t.certificates.c.number.in_(part))
                 ):
                     cert = cert_of(row)
-                    self._certs[cert.number] = cert
+                    batch.certs[cert.number] = cert
                     parcels.update(cert.parcels)
                     parties.add(cert.exporter)
-            self._parcels = dict.fromkeys(parcels)
+            batch.parcels.update(dict.fromkeys(parcels))
             for part in chunks(sorted(parcels)):
                 for row in conn.execute(select(t.parcels).where(t.parcels.c.id.in_(part))):
-                    self._parcels[row[0]] = parcel_of(row)
-            self._parties = dict.fromkeys(parties)
+                    batch.parcels[row[0]] = parcel_of(row)
+            batch.parties.update(dict.fromkeys(parties))
             for part in chunks(sorted(parties)):
                 for row in conn.execute(select(t.parties).where(t.parties.c.id.in_(part))):
-                    self._parties[row[0]] = party_of(row)
+                    batch.parties[row[0]] = party_of(row)
             ids: dict[str, set[str]] = {}
             for r in records:
                 ids.setdefault(r.chain, set()).add(r.id)
-            self._refs = {}
-            self._confirms = {}
             for chain, wanted in ids.items():
-                self._refs.update(((chain, i), None) for i in wanted)
-                self._confirms.update(((chain, n), None) for n in certs)
+                batch.refs.update(((chain, i), None) for i in wanted)
+                batch.confirms.update(((chain, n), None) for n in certs)
                 for part in chunks(sorted(wanted)):
                     q = select(t.records.c.record_id, t.records.c.idx, t.records.c.leaf).where(
                         t.records.c.chain == chain, t.records.c.record_id.in_(part)
                     )
                     for rid, idx, leaf in conn.execute(q):
-                        self._refs[(chain, rid)] = ref_of(chain, idx, leaf)
+                        batch.refs[(chain, rid)] = ref_of(chain, idx, leaf)
                 for part in chunks(sorted(certs)):
                     q2 = select(t.confirmations.c.number, t.confirmations.c.idx).where(
                         t.confirmations.c.chain == chain, t.confirmations.c.number.in_(part)
                     )
                     for number, idx in conn.execute(q2):
-                        self._confirms[(chain, number)] = int(idx)
+                        batch.confirms[(chain, number)] = int(idx)
+        self._batch = batch  # published whole
 
     def forget_prefetched(self) -> None:
         """Drop the state loaded by ``prefetch`` (reads go to the database again)."""
-        self._parcels, self._parties, self._certs = {}, {}, {}
-        self._refs, self._confirms = {}, {}
+        self._batch = _NO_BATCH
 
     # ------------------------------------------------------------ after a commit
     def drop_frontiers(self) -> None:
