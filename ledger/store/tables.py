@@ -47,7 +47,7 @@ __all__ = [
 
 #: the Alembic revision this code reads and writes; a store at any other
 #: revision is refused until ``kpl db upgrade`` brings it here.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData()
 
@@ -148,6 +148,9 @@ certificates = Table(
     Column("closed_hash", LargeBinary(32)),
     Column("received", BigInteger),
     Index("certificates_by_route", "issuer", "destination"),
+    # 0003: the certificate a record issued or closed (lineage reads)
+    Index("certificates_by_issue", "issue_chain", "issue_idx"),
+    Index("certificates_by_close", "closed_chain", "closed_idx"),
 )
 
 edges = Table(
