@@ -263,11 +263,21 @@ def db_upgrade(db: DbUrl) -> None:
 
 @db_app.command("verify")
 def db_verify(db: DbUrl) -> None:
-    """Replay the whole log into a scratch store and compare the derived state."""
+    """Replay the whole log into a scratch store and compare the derived state.
+
+    Safe on a running node: everything is read from one snapshot of the
+    database, so blocks committed meanwhile are not part of the check.
+    """
     try:
         store = Store.open(db, create=False)
         try:
-            report = store.verifier.verify()
+            with console.status("verifying ...") as status:
+
+                def progress(done: int, total: int) -> None:
+                    if done % 100 == 0 or done == total:
+                        status.update(f"verifying: {done:,} of {total:,} blocks replayed")
+
+                report = store.verifier.verify(progress=progress)
         finally:
             store.close()
     except LedgerError as exc:

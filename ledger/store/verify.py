@@ -2,26 +2,29 @@
 
 Every block is re-verified on the way (signatures, links, roots, all rules);
 the first derived table that differs from the replay is named in a
-``StoreError``.
+``StoreError``. The live store is read in one snapshot, so the check is
+sound while a node is writing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import StoreError
 from ledger.store import tables as t
 from ledger.store.apply import BlockWriter
 from ledger.store.engine import BulkWriter, open_database
-from ledger.store.log import LogReader
+from ledger.store.log import LogReader, heights_at
 from ledger.store.queue import SubmissionQueue
 from ledger.store.stateview import StoreState
 
-__all__ = ["DERIVED", "Verifier", "VerifyReport"]
+__all__ = ["DERIVED", "Verifier", "VerifyReport", "snapshot"]
 
 #: the derived tables a replay must reproduce row for row
 DERIVED: Mapping[str, Any] = {
@@ -48,23 +51,58 @@ class VerifyReport:
     tables: dict[str, int]
 
 
-def _table_rows(engine: Engine, name: str) -> list[tuple[Any, ...]]:
-    table = DERIVED[name]
-    with engine.connect() as conn:
-        rows = conn.execute(select(table)).all()
+def _table_rows(conn: Connection, name: str) -> list[tuple[Any, ...]]:
+    rows = conn.execute(select(DERIVED[name])).all()
     return sorted(
         (tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows),
         key=repr,
     )
 
 
-def _record_columns(engine: Engine) -> list[tuple[Any, ...]]:
+def _record_columns(conn: Connection) -> list[tuple[Any, ...]]:
     r = t.records.c
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(r.chain, r.idx, r.height, r.record_id, r.kind, r.leaf).order_by(r.chain, r.idx)
-        ).all()
+    rows = conn.execute(
+        select(r.chain, r.idx, r.height, r.record_id, r.kind, r.leaf).order_by(r.chain, r.idx)
+    ).all()
     return [(c, int(i), int(h), rid, k, bytes(leaf)) for c, i, h, rid, k, leaf in rows]
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read transaction: every read on the connection sees the same committed state.
+
+    PostgreSQL: REPEATABLE READ, READ ONLY (the snapshot is taken at the
+    first query). SQLite: an explicit deferred ``BEGIN`` on one connection
+    (in WAL mode the first read fixes the snapshot; writers go on, the WAL
+    grows until it ends). The transaction is rolled back at the end.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        else:
+            conn.exec_driver_sql("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def _compare(live: Connection, replayed: Connection) -> dict[str, int]:
+    """Row counts of the derived tables; ``StoreError`` at the first that differs."""
+    counts: dict[str, int] = {}
+    for name in DERIVED:
+        mine, theirs = _table_rows(live, name), _table_rows(replayed, name)
+        if mine != theirs:
+            raise StoreError(
+                f"derived table {name} differs from a replay of the log "
+                f"({len(mine)} rows live, {len(theirs)} replayed)"
+            )
+        counts[name] = len(mine)
+    # records.leaf (Merkle level 0), record_id, kind and height are derived
+    # from records.raw too: proofs, frontiers and duplicate checks read them
+    if _record_columns(live) != _record_columns(replayed):
+        raise StoreError("derived columns of table records differ from a replay of the log")
+    return counts
 
 
 class Verifier:
@@ -76,12 +114,22 @@ class Verifier:
 
     def table_rows(self, name: str) -> list[tuple[Any, ...]]:
         """Every row of the derived table ``name``, in a stable order."""
-        return _table_rows(self.engine, name)
+        with self.engine.connect() as conn:
+            return _table_rows(conn, name)
 
-    def verify(self, scratch_url: str = "sqlite://") -> VerifyReport:
+    def verify(
+        self,
+        scratch_url: str = "sqlite://",
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> VerifyReport:
         """Replay the whole log into a scratch store and compare every derived table.
 
-        Raises ``StoreError`` naming the first table that differs.
+        Everything is read from one snapshot of the store (``snapshot``), so a
+        node may go on writing meanwhile: the replay and the comparison see
+        the same blocks, and a block committed during the run is simply not
+        part of it. ``progress(done, total)`` is called as blocks are
+        replayed. Raises ``StoreError`` naming the first table that differs.
         """
         engine, registry = open_database(scratch_url, self.state.registry, create=True)
         try:
@@ -90,24 +138,20 @@ class Verifier:
             writer = BlockWriter(
                 scratch, SubmissionQueue(engine, bulk, read_only=False), bulk, read_only=False
             )
-            blocks = records = 0
-            for block in LogReader(self.state).iter_causal():
-                writer.apply(block)
-                blocks += 1
-                records += len(block.records)
-            counts: dict[str, int] = {}
-            for name in DERIVED:
-                mine, theirs = _table_rows(self.engine, name), _table_rows(engine, name)
-                if mine != theirs:
-                    raise StoreError(
-                        f"derived table {name} differs from a replay of the log "
-                        f"({len(mine)} rows live, {len(theirs)} replayed)"
-                    )
-                counts[name] = len(mine)
-            # records.leaf (Merkle level 0), record_id, kind and height are derived
-            # from records.raw too: proofs, frontiers and duplicate checks read them
-            if _record_columns(self.engine) != _record_columns(engine):
-                raise StoreError("derived columns of table records differ from a replay of the log")
+            with snapshot(self.engine) as live:
+                heights = heights_at(live)
+                total = sum(heights.values())
+                blocks = records = 0
+                for block in LogReader(self.state).iter_causal(conn=live, heights=heights):
+                    writer.apply(block)
+                    blocks += 1
+                    records += len(block.records)
+                    if progress is not None:
+                        progress(blocks, total)
+                with engine.connect() as replayed:
+                    counts = _compare(live, replayed)
             return VerifyReport(blocks, records, counts)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot verify the store: {exc.__class__.__name__}: {exc}") from exc
         finally:
             engine.dispose()
