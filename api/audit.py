@@ -24,6 +24,7 @@ from api.schemas import (
     ExportRow,
     HeaderRefOut,
     ImportRow,
+    InTransitList,
     MirrorList,
     PriceOutlierList,
     ProductionRow,
@@ -104,6 +105,7 @@ def audit_report(
         unconfirmed=UnconfirmedList.model_validate(asdict(found.unconfirmed)),
         discrepancies=DiscrepancyList.model_validate(asdict(found.discrepancies)),
         mirror_mismatches=MirrorList.model_validate(asdict(found.mirror_mismatches)),
+        in_transit=InTransitList.model_validate(asdict(found.in_transit)),
         price_outliers=PriceOutlierList.model_validate(asdict(found.price_outliers)),
         unrecorded_production=UnrecordedProductionList.model_validate(
             asdict(found.unrecorded_production)

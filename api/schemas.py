@@ -19,6 +19,8 @@ __all__ = [
     "GossipOut",
     "HeadOut",
     "HeadsOut",
+    "InTransitList",
+    "InTransitOut",
     "HealthOut",
     "OutcomeOut",
     "SubmitOut",
@@ -237,9 +239,24 @@ class MirrorOut(BaseModel):
     imported_carats: int = Field(description="B's confirmations from A dated in the period")
     imported_certificates: int
     difference: int = Field(description="imported - exported, hundredths of a carat")
-    in_transit: int = Field(description="A's certificates to B in the period still unconfirmed")
+    in_transit: int = Field(
+        description="A's certificates to B in the period still open and unexpired: "
+        "in transit, left out of both counts"
+    )
     records: list[AuditRecordOut] = Field(description="the certificates that do not match")
     records_truncated: bool
+
+
+class InTransitOut(BaseModel):
+    """A certificate on its way: issued in the period, open, its expiry not past."""
+
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    expires: str
+    carats: int = Field(description="hundredths of a carat")
+    records: list[AuditRecordOut]
 
 
 class PriceOutlierOut(BaseModel):
@@ -302,6 +319,11 @@ class MirrorList(BaseModel):
     truncated: bool
 
 
+class InTransitList(BaseModel):
+    items: list[InTransitOut]
+    truncated: bool
+
+
 class PriceOutlierList(BaseModel):
     items: list[PriceOutlierOut]
     truncated: bool
@@ -334,6 +356,9 @@ class AuditReportOut(BaseModel):
     unconfirmed: UnconfirmedList
     discrepancies: DiscrepancyList
     mirror_mismatches: MirrorList
+    in_transit: InTransitList = Field(
+        description="certificates on their way (not findings): no mirror mismatch until they expire"
+    )
     price_outliers: PriceOutlierList
     unrecorded_production: UnrecordedProductionList
     suspended_activity: SuspendedActivityList

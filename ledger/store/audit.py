@@ -22,9 +22,14 @@ Thresholds of the report (documented in the README, echoed in every report):
   weight differs from the declared weight by more than the network's
   tolerance (genesis ``tolerance_bp``, 0.5 % by default), total or per line;
 * **mirror mismatch**: for each ordered pair (A, B), A's certificates to B
-  issued in the period (voided excluded) against B's confirmations of A's
-  certificates sealed in the period: reported when the counts differ or the
-  carats differ by more than ``tolerance_bp`` of A's exported carats;
+  issued in the period (voided excluded, and in-transit ones excluded)
+  against B's confirmations of A's certificates sealed in the period:
+  reported when the counts differ or the carats differ by more than
+  ``tolerance_bp`` of A's exported carats;
+* **in transit**: a certificate issued in the period, neither confirmed nor
+  voided, whose expiry is not past as of the period's last day: listed, and
+  left out of the mirror comparison until it expires (after that it counts
+  as exported and unmatched);
 * **price outlier**: a certificate's price is value / carats (US cents per
   hundredth of a carat = USD per carat). Against its group (same issuer, same
   HS code; "mixed" when its lines differ) of at least ``PRICE_GROUP_MIN``
@@ -35,7 +40,9 @@ Thresholds of the report (documented in the README, echoed in every report):
   1 / ``PRICE_REFERENCE_FACTOR`` of that country's 2023 average USD/ct (a DR
   Congo-origin certificate at 500 USD/ct is 64 times the 7.8 average);
 * **unrecorded production**: ``parcel.register`` on a chain that is not a
-  producing participant in the 2023 KP statistics (``ledger.kpdata.PRODUCERS``);
+  producing participant, in the year of its ``produced`` date, in the
+  network's reference (genesis ``params.producers``, per year; a year it
+  does not name falls back to the shipped 2023 table, ``ledger.kpdata``);
 * **suspended activity**: records sealed by a participant's chain in blocks
   timed after the governance block that suspended it (and before the one
   that reinstated it, if any);
@@ -60,6 +67,7 @@ from ledger.canonical import parse_canonical
 from ledger.errors import StoreError
 from ledger.kpdata import PRODUCERS, usd_per_carat
 from ledger.records import GOVERNANCE_CHAIN, Kind
+from ledger.registry import Params
 from ledger.state import CertificateStatus
 from ledger.store import tables as t
 from ledger.store.rows import IN_CHUNK
@@ -81,6 +89,7 @@ __all__ = [
     "ExportTotal",
     "Findings",
     "ImportTotal",
+    "InTransit",
     "MirrorMismatch",
     "Period",
     "PriceOutlier",
@@ -223,6 +232,19 @@ class MirrorMismatch:
 
 
 @dataclass(frozen=True)
+class InTransit:
+    """A certificate issued in the period, neither confirmed nor voided, not yet expired."""
+
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    expires: str
+    carats: int
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
 class PriceOutlier:
     number: str
     issuer: str
@@ -284,6 +306,7 @@ class Findings:
     unconfirmed: Bounded[Unconfirmed]
     discrepancies: Bounded[Discrepancy]
     mirror_mismatches: Bounded[MirrorMismatch]
+    in_transit: Bounded[InTransit]
     price_outliers: Bounded[PriceOutlier]
     unrecorded_production: Bounded[UnrecordedProduction]
     suspended_activity: Bounded[SuspendedActivity]
@@ -484,6 +507,15 @@ def _closed_time() -> Any:
     ).outerjoin(t.headers, and_(H.chain == R.chain, H.height == R.height))
 
 
+def _in_transit_now(period: Period) -> ColumnElement[bool]:
+    """Still open (neither confirmed nor voided) and not expired as of the period's last day.
+
+    Such a certificate is on its way: its absence from the importer's
+    confirmations is no mismatch until it expires.
+    """
+    return and_(C.status == _ISSUED, C.expires >= period.until.isoformat())
+
+
 def _mirror(
     conn: Connection, period: Period, limit: int, tolerance_bp: int, recs: _Records
 ) -> Bounded[MirrorMismatch]:
@@ -491,9 +523,9 @@ def _mirror(
         select(
             C.issuer,
             C.destination,
-            func.count(),
-            func.sum(C.carats),
-            func.sum(case((C.status == _ISSUED, 1), else_=0)),
+            func.sum(case((_in_transit_now(period), 0), else_=1)),
+            func.sum(case((_in_transit_now(period), 0), else_=C.carats)),
+            func.sum(case((_in_transit_now(period), 1), else_=0)),
         )
         .where(C.status != _VOIDED, *period.days(C.issued))
         .group_by(C.issuer, C.destination)
@@ -538,7 +570,7 @@ def _mirror(
 
 def _mirror_records(conn: Connection, period: Period, a: str, b: str) -> tuple[list[RefKey], bool]:
     """The certificates of A to B counted on one side only, or received at another weight."""
-    exported_in = and_(C.status != _VOIDED, *period.days(C.issued))
+    exported_in = and_(C.status != _VOIDED, not_(_in_transit_now(period)), *period.days(C.issued))
     imported_in = and_(C.status.in_(_CLOSED_BY_IMPORTER), *period.times(H.time))
     q = (
         select(
@@ -570,6 +602,41 @@ def _mirror_records(conn: Connection, period: Period, a: str, b: str) -> tuple[l
         if cc is not None and status in _CLOSED_BY_IMPORTER:
             out.append((cc, ci, ch, Kind.CERTIFICATE_CONFIRM.value))
     return out, len(rows) > RECORDS_PER_FINDING
+
+
+def _in_transit(conn: Connection, period: Period, limit: int, recs: _Records) -> Bounded[InTransit]:
+    q = (
+        select(
+            C.number,
+            C.issuer,
+            C.destination,
+            C.issued,
+            C.expires,
+            C.carats,
+            C.issue_chain,
+            C.issue_idx,
+            C.issue_hash,
+        )
+        .where(_in_transit_now(period), *period.days(C.issued))
+        .order_by(C.issued, C.number)
+        .limit(limit + 1)
+    )
+    rows = conn.execute(q).all()
+    issue = Kind.CERTIFICATE_ISSUE.value
+    ref = recs.resolve((ic, ii, ih, issue) for *_, ic, ii, ih in rows[:limit])
+    items = tuple(
+        InTransit(
+            number=number,
+            issuer=issuer,
+            destination=destination,
+            issued=issued,
+            expires=expires,
+            carats=int(carats),
+            records=(ref((ic, ii, ih, issue)),),
+        )
+        for number, issuer, destination, issued, expires, carats, ic, ii, ih in rows[:limit]
+    )
+    return Bounded(items, len(rows) > limit)
 
 
 @dataclass(frozen=True)
@@ -707,37 +774,47 @@ def _ratio(price: float, against: float) -> float:
 
 
 def _unrecorded_production(
-    conn: Connection, period: Period, limit: int, recs: _Records
+    conn: Connection, period: Period, limit: int, params: Params, recs: _Records
 ) -> Bounded[UnrecordedProduction]:
+    """``parcel.register`` by a participant the network's reference does not list as a
+    producer in the year of the ``produced`` date (``Params.producers_in``)."""
+    always = PRODUCERS.intersection(*(codes for _, codes in params.producers))
     q = (
         select(R.chain, R.idx, R.leaf, R.raw)
         .join(t.headers, and_(H.chain == R.chain, H.height == R.height))
         .where(
             R.kind == Kind.PARCEL_REGISTER.value,
-            R.chain.not_in(sorted(PRODUCERS)),
+            R.chain.not_in(sorted(always)),  # a producer of every year is never flagged
             *period.times(H.time),
         )
         .order_by(R.chain, R.idx)
-        .limit(limit + 1)
+        .execution_options(stream_results=True, yield_per=500)
     )
-    rows = conn.execute(q).all()
-    register = Kind.PARCEL_REGISTER.value
-    ref = recs.resolve((chain, idx, leaf, register) for chain, idx, leaf, _ in rows[:limit])
-    items = []
-    for chain, idx, leaf, raw in rows[:limit]:
+    flagged: list[tuple[str, int, bytes, dict[str, Any]]] = []
+    rows = conn.execute(q)
+    for chain, idx, leaf, raw in rows:
         body = json.loads(bytes(raw))["body"]
-        items.append(
-            UnrecordedProduction(
-                chain=chain,
-                parcel=str(body["parcel"]),
-                weight=int(body["weight"]),
-                value=int(body["value"]),
-                mine=str(body["mine"]),
-                produced=str(body["produced"]),
-                records=(ref((chain, idx, leaf, register)),),
-            )
+        if chain in params.producers_in(int(str(body["produced"])[:4])):
+            continue
+        flagged.append((chain, int(idx), bytes(leaf), body))
+        if len(flagged) > limit:
+            break
+    rows.close()
+    register = Kind.PARCEL_REGISTER.value
+    ref = recs.resolve((chain, idx, leaf, register) for chain, idx, leaf, _ in flagged[:limit])
+    items = tuple(
+        UnrecordedProduction(
+            chain=chain,
+            parcel=str(body["parcel"]),
+            weight=int(body["weight"]),
+            value=int(body["value"]),
+            mine=str(body["mine"]),
+            produced=str(body["produced"]),
+            records=(ref((chain, idx, leaf, register)),),
         )
-    return Bounded(tuple(items), len(rows) > limit)
+        for chain, idx, leaf, body in flagged[:limit]
+    )
+    return Bounded(items, len(flagged) > limit)
 
 
 def _governance_record(conn: Connection, kp_size: int) -> tuple[int, bytes, str, int, str] | None:
@@ -919,9 +996,10 @@ def _certificate_counts(conn: Connection, period: Period) -> tuple[CertificateCo
 class AuditQueries:
     """The auditors' reads of one store; every database error leaves as ``StoreError``."""
 
-    def __init__(self, engine: Engine, tolerance_bp: int) -> None:
+    def __init__(self, engine: Engine, params: Params) -> None:
         self.engine = engine
-        self.tolerance_bp = tolerance_bp
+        self.params = params
+        self.tolerance_bp = params.tolerance_bp
 
     def _read(self, what: str, body: Callable[[Connection], T]) -> T:
         try:
@@ -942,8 +1020,11 @@ class AuditQueries:
                 unconfirmed=_unconfirmed(conn, period, days, limit, recs),
                 discrepancies=_discrepancies(conn, period, limit, recs),
                 mirror_mismatches=_mirror(conn, period, limit, self.tolerance_bp, recs),
+                in_transit=_in_transit(conn, period, limit, recs),
                 price_outliers=_price_outliers(conn, period, limit, recs),
-                unrecorded_production=_unrecorded_production(conn, period, limit, recs),
+                unrecorded_production=_unrecorded_production(
+                    conn, period, limit, self.params, recs
+                ),
                 suspended_activity=_suspended_activity(conn, period, limit, recs),
                 equivocation=_equivocation(conn, period, limit),
             )

@@ -48,7 +48,7 @@ class Store(StoreState):
         self.proofs = Proofs(engine)
         self.lineage = Lineage(engine)
         self.evidence = EvidenceLog(engine, read_only=self.READ_ONLY)
-        self.audit = AuditQueries(engine, registry.params.tolerance_bp)
+        self.audit = AuditQueries(engine, registry.params)
         self.verifier = Verifier(self)
 
     @classmethod
