@@ -14,7 +14,7 @@
 
 Headers and records are written exactly as they were hashed and signed, and
 the derived state is not written at all: ``import_file`` applies each block
-with ``Store.apply`` into an empty store, which re-checks every signature,
+with ``store.writer.apply`` into an empty store, which re-checks every signature,
 link, Merkle root and custody rule, and so rebuilds the derived state.
 
 What a failed import leaves behind (the design choice): the file is read

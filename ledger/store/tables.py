@@ -2,7 +2,7 @@
 
 The log tables (``headers``, ``records``, ``merkle_nodes``) are the truth:
 append-only, exactly the bytes that were hashed and signed. Every other table
-is derived state that ``Store.verify`` can rebuild from the log and compare.
+is derived state that ``store.verifier.verify`` can rebuild from the log and compare.
 
 Merkle nodes: level 0 is each record's leaf hash (kept in ``records.leaf``);
 ``merkle_nodes`` holds every complete subtree of level >= 1, so a proof is one

@@ -1,4 +1,4 @@
-"""``Store.verify`` replays the log and notices derived state edited behind its back."""
+"""``store.verifier.verify`` replays the log and notices derived state edited behind its back."""
 
 from __future__ import annotations
 
