@@ -10,6 +10,7 @@ jurisdictions and certificate status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,7 +78,7 @@ def parcel_view(parcel: Parcel, caller: Caller, node_chain: str | None) -> Parce
     )
 
 
-def _edges(edges: list[Edge], kinds: dict[tuple[str, int], str]) -> list[EdgeOut]:
+def _edges(edges: Sequence[Edge], kinds: dict[tuple[str, int], str]) -> list[EdgeOut]:
     return [
         EdgeOut(
             parent=e.parent,
@@ -95,41 +96,29 @@ def history_view(
     store: Store, parcel: Parcel, caller: Caller, node_chain: str | None, limit: int
 ) -> HistoryOut:
     """The lineage graph: ancestors back to the mines, descendants, and every record."""
-    ancestors = store.ancestry(parcel.id, limit=limit)
-    descendants = store.descent(parcel.id, limit=limit)
-    truncated = len(ancestors) >= limit or len(descendants) >= limit
-    ids = {parcel.id} | {e.parent for e in ancestors} | {e.child for e in ancestors}
-    ids |= {e.child for e in descendants} | {e.parent for e in descendants}
-    parcels = store.parcels_many(sorted(ids))
-    events = store.events_for(sorted(ids))
-    kinds = {(e.ref.chain, e.ref.index): e.kind for e, _ in events}
-    certs: dict[tuple[str, int], str] = {}
-    for e, _ in events:
-        if e.kind.startswith("certificate.") and (e.ref.chain, e.ref.index) not in certs:
-            record = store.record(e.ref.chain, e.ref.index)
-            if record is not None:
-                certs[(e.ref.chain, e.ref.index)] = str(record.body_json.get("number", ""))
+    found = store.lineage.history(parcel.id, limit=limit)
+    kinds = {(h.event.ref.chain, h.event.ref.index): h.event.kind for h in found.events}
     return HistoryOut(
         subject=parcel.id,
         origin=dict(parcel.origin),
         origin_shares=shares(parcel.origin),
-        parcels=[parcel_view(p, caller, node_chain) for _, p in sorted(parcels.items())],
-        ancestors=_edges(ancestors, kinds),
-        descendants=_edges(descendants, kinds),
+        parcels=[parcel_view(p, caller, node_chain) for _, p in sorted(found.parcels.items())],
+        ancestors=_edges(found.ancestors, kinds),
+        descendants=_edges(found.descendants, kinds),
         events=[
             EventOut(
-                parcel=e.parcel,
-                kind=e.kind,
-                chain=e.ref.chain,
-                height=e.height,
-                index=e.ref.index,
-                hash=e.ref.hash.hex(),
-                time=time,
-                certificate=certs.get((e.ref.chain, e.ref.index)),
+                parcel=h.event.parcel,
+                kind=h.event.kind,
+                chain=h.event.ref.chain,
+                height=h.event.height,
+                index=h.event.ref.index,
+                hash=h.event.ref.hash.hex(),
+                time=h.time,
+                certificate=h.certificate,
             )
-            for e, time in events
+            for h in found.events
         ],
-        truncated=truncated,
+        truncated=found.truncated,
     )
 
 
@@ -142,12 +131,12 @@ def certificate_status(cert: Certificate, today: str | None = None) -> str:
 
 def inclusion(store: Store, ref: RecordRef) -> ProofOut | None:
     """A record's inclusion proof against its chain's signed head."""
-    head = store.signed_head(ref.chain)
-    record = store.record(ref.chain, ref.index)
+    head = store.log.signed_head(ref.chain)
+    record = store.log.record(ref.chain, ref.index)
     if head is None or record is None:
         return None
     size = head.header.size
-    proof = store.inclusion_proof(ref.chain, ref.index, size)
+    proof = store.proofs.inclusion(ref.chain, ref.index, size)
     header: dict[str, Any] = parse_canonical(head.header.raw)
     return ProofOut(
         record=record.as_json(),

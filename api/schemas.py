@@ -19,6 +19,8 @@ __all__ = [
     "GossipOut",
     "HeadOut",
     "HeadsOut",
+    "InTransitList",
+    "InTransitOut",
     "HealthOut",
     "OutcomeOut",
     "SubmitOut",
@@ -237,9 +239,24 @@ class MirrorOut(BaseModel):
     imported_carats: int = Field(description="B's confirmations from A dated in the period")
     imported_certificates: int
     difference: int = Field(description="imported - exported, hundredths of a carat")
-    in_transit: int = Field(description="A's certificates to B in the period still unconfirmed")
+    in_transit: int = Field(
+        description="A's certificates to B in the period still open and unexpired: "
+        "in transit, left out of both counts"
+    )
     records: list[AuditRecordOut] = Field(description="the certificates that do not match")
     records_truncated: bool
+
+
+class InTransitOut(BaseModel):
+    """A certificate on its way: issued in the period, open, its expiry not past."""
+
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    expires: str
+    carats: int = Field(description="hundredths of a carat")
+    records: list[AuditRecordOut]
 
 
 class PriceOutlierOut(BaseModel):
@@ -302,6 +319,11 @@ class MirrorList(BaseModel):
     truncated: bool
 
 
+class InTransitList(BaseModel):
+    items: list[InTransitOut]
+    truncated: bool
+
+
 class PriceOutlierList(BaseModel):
     items: list[PriceOutlierOut]
     truncated: bool
@@ -346,6 +368,9 @@ class AuditReportOut(BaseModel):
     unconfirmed: UnconfirmedList
     discrepancies: DiscrepancyList
     mirror_mismatches: MirrorList
+    in_transit: InTransitList = Field(
+        description="certificates on their way (not findings): no mirror mismatch until they expire"
+    )
     price_outliers: PriceOutlierList
     unrecorded_production: UnrecordedProductionList
     suspended_activity: SuspendedActivityList
@@ -487,25 +512,31 @@ class EvidenceListOut(BaseModel):
 
 
 class OutcomeOut(BaseModel):
-    """What became of a record: pending, committed, rejected (a rule) or invalid (schema)."""
+    """What became of a record: pending, committed, rejected (a rule) or invalid (schema).
 
-    model_config = {"extra": "allow"}
+    The wire form of ``ledger.store.outcome.Outcome``.
+    """
+
+    model_config = {"extra": "forbid"}
 
     status: str = Field(description="pending, committed, rejected or invalid")
     id: str | None = None
-    index: int | None = Field(
-        default=None,
-        description="in a submission: the record's position in the batch; "
-        "once committed: its index in the chain's log",
+    position: int | None = Field(
+        default=None, description="in the answer to a submission: the record's place in the batch"
     )
     chain: str | None = None
-    height: int | None = None
-    hash: str | None = None
+    height: int | None = Field(default=None, description="committed: the block holding it")
+    index: int | None = Field(
+        default=None, description="committed: the record's index in its chain's log"
+    )
+    hash: str | None = Field(default=None, description="committed: its leaf hash (hex)")
     code: str | None = None
     rule: str | None = None
     field: str | None = None
     reason: str | None = None
-    duplicate: bool | None = None
+    duplicate: bool | None = Field(
+        default=None, description="true when the id was submitted before: its first outcome"
+    )
 
 
 class SubmitOut(BaseModel):

@@ -63,7 +63,7 @@ def _ingest(url: str, registry: Any, wire: list[bytes], max_records: int) -> flo
 
         def run() -> None:
             for data in wire:
-                store.apply(Block.from_json(load_json(data), max_records=max_records))
+                store.writer.apply(Block.from_json(load_json(data), max_records=max_records))
 
         return timed(run)
     finally:
@@ -76,7 +76,7 @@ def _capture(url: str, registry: Any, wire: list[bytes], max_records: int) -> Wr
     try:
         with capture(store.engine) as ws:
             for data in wire:
-                store.apply(Block.from_json(load_json(data), max_records=max_records))
+                store.writer.apply(Block.from_json(load_json(data), max_records=max_records))
         return ws
     finally:
         store.close()
@@ -183,7 +183,7 @@ def _proofs(folder: Path, size: int, samples: int = 1000) -> dict[str, float]:
         for _ in range(samples):
             index = rng.randrange(size)
             start = time.perf_counter()
-            proof = store.inclusion_proof("BW", index, size)
+            proof = store.proofs.inclusion("BW", index, size)
             mid = time.perf_counter()
             verify_inclusion(index.to_bytes(32, "big"), index, size, proof, root)
             end = time.perf_counter()

@@ -889,7 +889,7 @@ def _in_process(
         start = time.perf_counter()
         for body in bodies:
             results = node.submit(load_json(body)["records"])
-            accepted += sum(1 for r in results if r["status"] == "pending")
+            accepted += sum(1 for r in results if r.status == "pending")
             if node.seal_due():
                 node.seal()
         base = len(load_json(setup)["records"])

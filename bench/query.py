@@ -142,7 +142,7 @@ def build_store(path: Path, records: int) -> tuple[list[str], str, int]:
     store = Store.open(f"sqlite:///{path}", net.registry)
     try:
         for b in (*blocks, *deep, *long):
-            store.apply(b)
+            store.writer.apply(b)
     finally:
         store.close()
     total = sum(len(b.records) for b in (*blocks, *deep, *long))

@@ -51,7 +51,7 @@ def run_example(url: str) -> ExampleResult:
 
     def seal(chain: str, *records: Record, note: str) -> Block:
         proposal = sc.ledger.seal(net.signer(chain), chain, records, sc.tick(60))
-        store.apply(proposal.block)
+        store.writer.apply(proposal.block)
         result.refused += proposal.rejected
         result.steps.append(f"{chain}/{proposal.block.header.height}: {note}")
         return proposal.block
@@ -162,13 +162,13 @@ def run_example(url: str) -> ExampleResult:
     )
 
     # The proof: the final parcel's registration at the mine, against BW's signed head.
-    signed = store.signed_head("BW")
+    signed = store.log.signed_head("BW")
     assert signed is not None
     key = key_at(store, "BW", signed.header.height, None)
     assert key is not None
     signed.verify_signature(key)
-    origin_event = store.events("BW-JW-1")[0]
-    proof = store.inclusion_proof("BW", origin_event.ref.index, signed.header.size)
+    origin_event = store.lineage.events("BW-JW-1")[0]
+    proof = store.proofs.inclusion("BW", origin_event.ref.index, signed.header.size)
     verify_inclusion(
         origin_event.ref.hash, origin_event.ref.index, signed.header.size, proof, signed.header.root
     )

@@ -123,11 +123,11 @@ def example(
             console.print()
             console.print(
                 f"[green]verified[/]: the registration at Jwaneng is record "
-                f"{result.store.events('BW-JW-1')[0].ref.index} of BW's log; its RFC 9162 "
+                f"{result.store.lineage.events('BW-JW-1')[0].ref.index} of BW's log; its RFC 9162 "
                 f"inclusion proof ({result.proof_steps} hashes) checks against BW's signed "
                 f"checkpoint at size {result.proof_size}."
             )
-            report = result.store.verify()
+            report = result.store.verifier.verify()
             console.print(
                 f"[green]verified[/]: replaying {report.blocks} blocks "
                 f"({report.records} records) rebuilds the same derived state."
@@ -294,11 +294,21 @@ def db_upgrade(db: DbUrl) -> None:
 
 @db_app.command("verify")
 def db_verify(db: DbUrl) -> None:
-    """Replay the whole log into a scratch store and compare the derived state."""
+    """Replay the whole log into a scratch store and compare the derived state.
+
+    Safe on a running node: everything is read from one snapshot of the
+    database, so blocks committed meanwhile are not part of the check.
+    """
     try:
         store = Store.open(db, create=False)
         try:
-            report = store.verify()
+            with console.status("verifying ...") as status:
+
+                def progress(done: int, total: int) -> None:
+                    if done % 100 == 0 or done == total:
+                        status.update(f"verifying: {done:,} of {total:,} blocks replayed")
+
+                report = store.verifier.verify(progress=progress)
         finally:
             store.close()
     except LedgerError as exc:

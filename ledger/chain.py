@@ -4,7 +4,7 @@
 effect of the block, or raises. It is a pure function of the block, of its own
 chain's earlier blocks, and of exactly the headers of other chains that the
 block witnesses, so arrival order never changes a verdict. The caller commits
-the layer (``State.merge_into`` in memory, ``Store.commit`` in SQL) or drops it.
+the layer (``State.merge_into`` in memory, ``store.writer.commit`` in SQL) or drops it.
 """
 
 from __future__ import annotations

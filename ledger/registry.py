@@ -7,7 +7,8 @@ On the wire::
                   "governance": {"keys": [<hex>...], "threshold": 2},
                   "params": {"tolerance_bp": 50, "max_validity_days": 60,
                              "max_block_records": 1000, "max_block_bytes": 8388608,
-                             "heartbeat_seconds": 5}},
+                             "heartbeat_seconds": 5,
+                             "producers": {"2022": ["AO", "BW", ...], ...}}},
      "sigs": [{"key_id": <hex>, "sig": <hex>}...]}
 
 The network id is ``SHA-256("KPL-REGISTRY-V1\\n" || canonical(registry))``;
@@ -24,6 +25,7 @@ from typing import Any
 from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
 from ledger.crypto import PublicKey, Signer
 from ledger.errors import SchemaError, SignatureError, ThresholdError
+from ledger.kpdata import PRODUCERS
 from ledger.records import GOVERNANCE_CHAIN, PARTICIPANT_ROLES
 from ledger.schema import CODE, Fields
 
@@ -58,22 +60,41 @@ class Participant:
 
 @dataclass(frozen=True)
 class Params:
-    """Network parameters every node applies identically."""
+    """Network parameters every node applies identically.
+
+    ``producers`` (optional) names, per calendar year, the participants that
+    produced rough diamonds that year according to the KP statistics: the
+    audit report's reference for "production where none is recorded". A year
+    it does not name falls back to the shipped 2023 table
+    (``ledger.kpdata.PRODUCERS``). Absent, it is left out of the registry's
+    bytes, so networks created without it keep their id.
+    """
 
     tolerance_bp: int = 50  # received weight may differ by 0.5 % before a discrepancy
     max_validity_days: int = 60
     max_block_records: int = 1000
     max_block_bytes: int = 8 * 1024 * 1024
     heartbeat_seconds: int = 5
+    producers: tuple[tuple[int, frozenset[str]], ...] = ()
+
+    def producers_in(self, year: int) -> frozenset[str]:
+        """Participants with recorded production in ``year`` (the network's reference)."""
+        for y, codes in self.producers:
+            if y == year:
+                return codes
+        return PRODUCERS
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "tolerance_bp": self.tolerance_bp,
             "max_validity_days": self.max_validity_days,
             "max_block_records": self.max_block_records,
             "max_block_bytes": self.max_block_bytes,
             "heartbeat_seconds": self.heartbeat_seconds,
         }
+        if self.producers:
+            out["producers"] = {str(y): sorted(codes) for y, codes in self.producers}
+        return out
 
     @classmethod
     def parse(cls, f: Fields) -> Params:
@@ -83,9 +104,31 @@ class Params:
             f.integer("max_block_records", low=1, high=100_000),
             f.integer("max_block_bytes", low=1024, high=256 * 1024 * 1024),
             f.integer("heartbeat_seconds", low=1, high=86_400),
+            _parse_producers(f) if f.has("producers") else (),
         )
         f.done()
         return params
+
+
+def _parse_producers(f: Fields) -> tuple[tuple[int, frozenset[str]], ...]:
+    """``{"2022": ["AO", "BW", ...], ...}``: years of four digits, participant codes."""
+    value = f.mapping("producers")
+    if len(value) > 1000:
+        raise SchemaError("at most 1000 years", field=f.path("producers"))
+    out: list[tuple[int, frozenset[str]]] = []
+    for year, codes in sorted(value.items()):
+        where = f"{f.path('producers')}.{year}"
+        if not (isinstance(year, str) and len(year) == 4 and year.isdigit()):
+            raise SchemaError("years are four-digit strings", field=where)
+        if not isinstance(codes, list) or len(codes) > 1000:
+            raise SchemaError("expected a list of up to 1000 participant codes", field=where)
+        for code in codes:
+            if not isinstance(code, str) or CODE.match(code) is None:
+                raise SchemaError(f"not a participant code: {code!r}", field=where)
+        if len(set(codes)) != len(codes) or codes != sorted(codes):
+            raise SchemaError("codes must be sorted and distinct", field=where)
+        out.append((int(year), frozenset(codes)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

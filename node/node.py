@@ -40,6 +40,7 @@ from ledger.records import Record
 from ledger.rules import Context, apply_record
 from ledger.state import State, key_at
 from ledger.store import Store
+from ledger.store.outcome import Outcome
 from node.config import NodeConfig
 
 __all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
@@ -145,7 +146,7 @@ class Node:
         self._last_seal = time.monotonic()
         self._buffer: dict[tuple[str, int], Block] = {}
         self.forks: dict[str, int] = {}
-        for ev in store.evidence():
+        for ev in store.evidence.all():
             self._note_fork(ev)
         if self.chain is not None:
             self._reload_pending()
@@ -172,7 +173,7 @@ class Node:
 
     def reload(self) -> None:
         """Take in what the store now holds (heads, evidence): a read replica's refresh."""
-        for ev in self.store.evidence():
+        for ev in self.store.evidence.all():
             self._note_fork(ev)
         self._refresh_metrics()
 
@@ -198,7 +199,7 @@ class Node:
     def _reload_pending(self) -> None:
         """Rebuild the pending layer from the queue (after a restart or a seal)."""
         assert self.chain is not None
-        self._rebuild_layer(self.store.pending(self.chain))
+        self._rebuild_layer(self.store.queue.pending(self.chain))
 
     def _rebuild_layer(self, queued: Sequence[Record]) -> None:
         """Re-judge queued records on top of the store; refusals are recorded."""
@@ -210,7 +211,7 @@ class Node:
         finally:
             self.store.forget_prefetched()
         if refused:
-            self.store.commit(State(base=self.store), refused)
+            self.store.writer.commit(State(base=self.store), refused)
         self._oldest = time.monotonic() if self._pending else 0.0
 
     def _judge_queue(self, queued: Sequence[Record]) -> list[tuple[Record, LedgerError]]:
@@ -228,11 +229,11 @@ class Node:
             self._pending_ids.add(record.id)
         return refused
 
-    def submit(self, values: Sequence[object]) -> list[dict[str, Any]]:
+    def submit(self, values: Sequence[object]) -> list[Outcome]:
         """Check and queue records for this node's chain; answer one outcome per record."""
         if self.chain is None:
             raise InvalidData(f"{self.config.code} has no chain: it does not take records")
-        results: list[dict[str, Any]] = []
+        results: list[Outcome] = []
         with self.lock:
             accepted: list[Record] = []
             refused: list[tuple[Record, LedgerError]] = []
@@ -245,14 +246,14 @@ class Node:
                 except InvalidData as exc:
                     parsed.append(exc)
             records = [r for r in parsed if isinstance(r, Record)]
-            known = self.store.outcomes(self.chain, [r.id for r in records])
+            known = self.store.queue.outcomes(self.chain, [r.id for r in records])
             self.store.prefetch(records)
             try:
                 self._check_batch(parsed, known, ctx, batch_ids, accepted, refused, results)
             finally:
                 self.store.forget_prefetched()
             try:
-                self.store.enqueue(accepted, refused)
+                self.store.queue.enqueue(accepted, refused)
             except StoreError:
                 self._reload_pending()
                 raise
@@ -268,73 +269,44 @@ class Node:
     def _check_batch(
         self,
         parsed: Sequence[Record | InvalidData],
-        known: dict[str, dict[str, Any]],
+        known: dict[str, Outcome],
         ctx: Context,
         batch_ids: set[str],
         accepted: list[Record],
         refused: list[tuple[Record, LedgerError]],
-        results: list[dict[str, Any]],
+        results: list[Outcome],
     ) -> None:
         """Judge each record of a batch in order against the state plus the pending ones."""
         assert self.chain is not None
         ahead = _later(ctx.time, MAX_AHEAD)
         for i, record in enumerate(parsed):
             if isinstance(record, InvalidData):
-                exc = record
-                results.append(
-                    {
-                        "index": i,
-                        "status": "invalid",
-                        "code": exc.code,
-                        "field": exc.field,
-                        "reason": exc.message,
-                    }
-                )
+                results.append(Outcome.unparsed(record).at(i, None))
                 continue
             if record.chain != self.chain or record.network != self.registry.network_id:
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "invalid",
-                        "code": "wrong-chain",
-                        "field": "chain",
-                        "reason": f"this node writes chain {self.chain} of network "
-                        f"{self.registry.network_id[:16]}",
-                    }
+                reason = (
+                    f"this node writes chain {self.chain} of network "
+                    f"{self.registry.network_id[:16]}"
                 )
+                results.append(Outcome.invalid("wrong-chain", "chain", reason).at(i, record.id))
                 continue
             if record.time > ahead:
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "invalid",
-                        "code": "schema",
-                        "field": "time",
-                        "reason": f"dated {record.time}, more than {MAX_AHEAD}s after this "
-                        f"node's clock ({ctx.time})",
-                    }
+                reason = (
+                    f"dated {record.time}, more than {MAX_AHEAD}s after this "
+                    f"node's clock ({ctx.time})"
                 )
+                results.append(Outcome.invalid("schema", "time", reason).at(i, record.id))
                 continue
             if record.id in batch_ids:
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "pending",
-                        "chain": self.chain,
-                        "duplicate": True,
-                    }
-                )
+                results.append(Outcome.pending(self.chain).at(i, record.id, duplicate=True))
                 continue
             prior = (
-                {"status": "pending", "chain": self.chain}
+                Outcome.pending(self.chain)
                 if record.id in self._pending_ids
                 else known.get(record.id)
             )
             if prior is not None:
-                results.append({"index": i, "id": record.id, **prior, "duplicate": True})
+                results.append(prior.at(i, record.id, duplicate=True))
                 continue
             trial = State(base=self._layer)
             try:
@@ -342,31 +314,20 @@ class Node:
             except RuleViolation as exc:
                 refused.append((record, exc))
                 batch_ids.add(record.id)
-                results.append(
-                    {
-                        "index": i,
-                        "id": record.id,
-                        "status": "rejected",
-                        "chain": self.chain,
-                        "code": exc.code,
-                        "rule": exc.rule,
-                        "field": exc.field,
-                        "reason": exc.reason,
-                    }
-                )
+                results.append(Outcome.refused(self.chain, exc).at(i, record.id))
                 continue
             trial.merge_into(self._layer)
             accepted.append(record)
             batch_ids.add(record.id)
-            results.append({"index": i, "id": record.id, "status": "pending", "chain": self.chain})
+            results.append(Outcome.pending(self.chain).at(i, record.id))
 
-    def _outcome(self, record_id: str) -> dict[str, Any] | None:
+    def _outcome(self, record_id: str) -> Outcome | None:
         assert self.chain is not None
         if record_id in self._pending_ids:
-            return {"status": "pending", "chain": self.chain}
-        return self.store.outcome(self.chain, record_id)
+            return Outcome.pending(self.chain)
+        return self.store.queue.outcome(self.chain, record_id)
 
-    def outcome(self, record_id: str, chain: str | None = None) -> dict[str, Any] | None:
+    def outcome(self, record_id: str, chain: str | None = None) -> Outcome | None:
         """Status of a record id: on this node's chain, or on ``chain`` when given."""
         target = chain or self.chain
         if target is None:
@@ -374,7 +335,7 @@ class Node:
         if target == self.chain:
             with self.lock:
                 return self._outcome(record_id)
-        return self.store.outcome(target, record_id)
+        return self.store.queue.outcome(target, record_id)
 
     # ------------------------------------------------------------ production
     def seal_due(self) -> bool:
@@ -402,7 +363,7 @@ class Node:
                 )
             finally:
                 self.store.forget_prefetched()
-            self.store.commit(proposal.layer, proposal.rejected)
+            self.store.writer.commit(proposal.layer, proposal.rejected)
             self._pending = proposal.deferred + self._pending[len(take) :]
             self._pending_ids = {r.id for r in self._pending}
             self._last_seal = time.monotonic()
@@ -432,7 +393,7 @@ class Node:
         size = 0
         while len(parts) < limit:
             step = min(_READ_BLOCKS, limit - len(parts))
-            got = self.store.raw_blocks(chain, start + len(parts), step)
+            got = self.store.log.raw_blocks(chain, start + len(parts), step)
             for header_raw, sig, records in got:
                 part = (
                     b'{"header":'
@@ -507,7 +468,7 @@ class Node:
 
     def _apply(self, block: Block) -> None:
         try:
-            self.store.apply(block)
+            self.store.writer.apply(block)
         except InvalidData as exc:
             self.metrics.rejected_blocks.labels(exc.code).inc()
             raise
@@ -578,15 +539,15 @@ class Node:
         """Verify, store and act on evidence; True if it was new."""
         ev.verify(self.key_for)
         with self.lock:
-            new = self.store.add_evidence(ev)
+            new = self.store.evidence.add(ev)
             self._note_fork(ev)
         return new
 
     def evidence_json(self) -> list[dict[str, Any]]:
-        return [ev.to_json() for ev in self.store.evidence()]
+        return [ev.to_json() for ev in self.store.evidence.all()]
 
     def evidence_ids(self) -> list[str]:
-        return [ev.id for ev in self.store.evidence()]
+        return [ev.id for ev in self.store.evidence.all()]
 
     def receive_evidence(self, values: Sequence[object]) -> int:
         added = 0

@@ -31,9 +31,11 @@ async def submit(
     """Body: one record object, or ``{"records": [...]}``.
 
     Each record is checked against the chain's state plus the records already
-    pending; the answer lists, per record, ``pending``, ``rejected`` (with the
-    rule and the reason) or ``invalid`` (schema). A record id submitted again
-    gets its first outcome. ``pending`` records are on disk before this answers.
+    pending; the answer lists, per record (``position`` in the batch),
+    ``pending``, ``rejected`` (with the rule and the reason) or ``invalid``
+    (schema). A record id submitted again gets its first outcome (``committed``
+    with its log ``index``), marked ``duplicate``. ``pending`` records are on
+    disk before this answers.
     """
     body = load_json(await request.body(), what="request body")
     if isinstance(body, dict) and set(body) == {"records"}:
@@ -45,7 +47,7 @@ async def submit(
     else:
         raise InvalidData('expected a record object or {"records": [...]}')
     results = await asyncio.to_thread(node.submit, records)
-    return {"results": results}
+    return {"results": [r.to_json() for r in results]}
 
 
 @router.get(
@@ -59,7 +61,7 @@ async def outcome(
     _: Annotated[Caller, Depends(require("operator", "auditor", "peer"))],
     chain: Annotated[str | None, Query(max_length=8)] = None,
 ) -> dict[str, Any]:
-    """``pending``, ``committed`` (chain, height, index, leaf hash) or ``rejected``."""
+    """``pending``, ``committed`` (chain, height, log index, leaf hash) or ``rejected``."""
     if RECORD_ID.match(record_id) is None:
         raise InvalidData("not a record id", field="record_id")
     if chain is not None and CODE.match(chain) is None:
@@ -67,4 +69,4 @@ async def outcome(
     found = await asyncio.to_thread(node.outcome, record_id, chain)
     if found is None:
         raise HTTPException(404, f"no record {record_id} on chain {chain or node.chain}")
-    return {"id": record_id, **found}
+    return {"id": record_id, **found.to_json()}

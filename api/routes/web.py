@@ -263,7 +263,9 @@ async def certificate_parties(
             "the two authorities' operators and the exporter only",
         )
     party = await asyncio.to_thread(node.store.party, cert.exporter)
-    record = await asyncio.to_thread(node.store.record, cert.issue_ref.chain, cert.issue_ref.index)
+    record = await asyncio.to_thread(
+        node.store.log.record, cert.issue_ref.chain, cert.issue_ref.index
+    )
     importer = record.body_json.get("importer", {}) if record is not None else {}
     return PartiesOut(
         number=cert.number,

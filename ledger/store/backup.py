@@ -14,7 +14,7 @@
 
 Headers and records are written exactly as they were hashed and signed, and
 the derived state is not written at all: ``import_file`` applies each block
-with ``Store.apply`` into an empty store, which re-checks every signature,
+with ``store.writer.apply`` into an empty store, which re-checks every signature,
 link, Merkle root and custody rule, and so rebuilds the derived state.
 
 What a failed import leaves behind (the design choice): the file is read
@@ -158,7 +158,7 @@ def export_store(url: str, out: Path) -> BackupSummary:
             # the registry goes in as its exact bytes; the rest is canonical JSON too
             opening = canonical_bytes(head)
             emit(opening[:-1] + b',"registry":' + store.registry.to_bytes() + b"}\n")
-            for block in store.iter_blocks_causal():
+            for block in store.log.iter_causal():
                 body = (
                     b'{"header":'
                     + block.header.raw
@@ -171,7 +171,7 @@ def export_store(url: str, out: Path) -> BackupSummary:
                 emit(_line("block", body))
                 counts["block"] += 1
                 records += len(block.records)
-            for ev in store.evidence():
+            for ev in store.evidence.all():
                 emit(_line("evidence", canonical_bytes(ev.to_json())))
                 counts["evidence"] += 1
             for raw in pending:
@@ -333,7 +333,7 @@ def import_file(
             elif kind == "evidence":
                 ev = Evidence.from_json(item)
                 ev.verify(lambda chain, height: _key(store, chain, height))
-                store.add_evidence(ev)
+                store.evidence.add(ev)
                 report.evidence += 1
             elif kind == "pending":
                 record = Record.from_value(item)
@@ -342,7 +342,7 @@ def import_file(
             elif kind == "rejected":
                 _rejected(store, item)
                 report.rejected += 1
-        store.enqueue(pending)
+        store.queue.enqueue(pending)
         report.pending = len(pending)
         report.heads = _heads_json(store)
         if report.heads != summary.heads:
@@ -367,7 +367,7 @@ def _apply(store: Store, path: Path, n: int, item: Any, report: ImportReport) ->
     try:
         block = Block.from_json(item, max_records=store.registry.params.max_block_records)
         where = f"line {n} ({block.header.chain}/{block.header.height})"
-        store.apply(block)
+        store.writer.apply(block)
     except LedgerError as exc:
         raise BackupError(
             f"{path}: block at {where} failed verification: {exc}. The {report.blocks} "

@@ -174,7 +174,7 @@ class _Builder:
         if parcel is None:
             raise StoreError(f"parcel {parcel_id} has events but no row")
         by_chain: dict[str, list[int]] = {}
-        for ev in self.store.events(parcel_id):
+        for ev in self.store.lineage.events(parcel_id):
             by_chain.setdefault(ev.ref.chain, []).append(ev.ref.index)
         for idxs in by_chain.values():
             idxs.sort()
@@ -345,6 +345,6 @@ class _Builder:
         entries: list[BundleRecord] = []
         for chain, idx in sorted(taken):
             header = self.headers[(chain, self._block_height(chain, idx))].header
-            proof = self.store.inclusion_proof(chain, idx, header.size)
+            proof = self.store.proofs.inclusion(chain, idx, header.size)
             entries.append(BundleRecord(idx, self.records[(chain, idx)], tuple(proof)))
         return assemble_bundle(self.store.registry, parcel_id, self.headers.values(), entries)

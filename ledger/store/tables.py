@@ -2,7 +2,7 @@
 
 The log tables (``headers``, ``records``, ``merkle_nodes``) are the truth:
 append-only, exactly the bytes that were hashed and signed. Every other table
-is derived state that ``Store.verify`` can rebuild from the log and compare.
+is derived state that ``store.verifier.verify`` can rebuild from the log and compare.
 
 Merkle nodes: level 0 is each record's leaf hash (kept in ``records.leaf``);
 ``merkle_nodes`` holds every complete subtree of level >= 1, so a proof is one
@@ -47,7 +47,7 @@ __all__ = [
 
 #: the Alembic revision this code reads and writes; a store at any other
 #: revision is refused until ``kpl db upgrade`` brings it here.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData()
 
@@ -148,6 +148,9 @@ certificates = Table(
     Column("closed_hash", LargeBinary(32)),
     Column("received", BigInteger),
     Index("certificates_by_route", "issuer", "destination"),
+    # 0003: the certificate a record issued or closed (lineage reads)
+    Index("certificates_by_issue", "issue_chain", "issue_idx"),
+    Index("certificates_by_close", "closed_chain", "closed_idx"),
 )
 
 edges = Table(

@@ -24,17 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from ledger.blocks import Block, Evidence
-from ledger.errors import LedgerError, StoreError
-from ledger.records import Record
-from ledger.state import State
 from ledger.store.store import Store
 
 __all__ = ["ReplicaStore", "WriterLock", "writer_key"]
@@ -154,28 +149,7 @@ class ReplicaStore(Store):
     only; a replica reloads it from the database with ``refresh``.
     """
 
-    def _refuse(self) -> StoreError:
-        return StoreError("this process is a read replica: only the writer process writes")
+    READ_ONLY = True
 
     def refresh(self) -> None:
-        fresh = Store(self.engine, self.registry)  # reads heads, keys and membership
-        self._members, self._keys, self._heads = fresh._members, fresh._keys, fresh._heads
-        self._frontiers = {}
-        self._restricted = {}
-
-    def pending(self, chain: str) -> list[Record]:
-        return []  # the writer owns the queue; a replica's node holds nothing pending
-
-    def commit(self, layer: State, rejected: Sequence[tuple[Record, LedgerError]] = ()) -> None:
-        raise self._refuse()
-
-    def apply(self, block: Block) -> State:
-        raise self._refuse()
-
-    def enqueue(
-        self, records: Sequence[Record], rejected: Sequence[tuple[Record, LedgerError]] = ()
-    ) -> None:
-        raise self._refuse()
-
-    def add_evidence(self, ev: Evidence) -> bool:
-        raise self._refuse()
+        self.reload()

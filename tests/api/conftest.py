@@ -120,7 +120,7 @@ def realistic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realistic]:
     net, blocks = realistic_blocks(2000, block_records=250)
     store = Store.open(f"sqlite:///{folder / 'realistic.db'}", net.registry)
     for block in blocks:
-        store.apply(block)
+        store.writer.apply(block)
     yield Realistic(net, blocks, store, serve("EU", store, folder, net.signers["EU"]))
     store.close()
 
@@ -169,7 +169,7 @@ def build_audit_case(url: str) -> AuditCase:
 
     def seal(chain: str, *named: tuple[str, Record]) -> None:
         block = sc.seal(chain, *(r for _, r in named))
-        store.apply(block)
+        store.writer.apply(block)
         case.blocks.append(block)
         for name, record in named:
             case.records[name] = record
@@ -238,11 +238,11 @@ def build_audit_case(url: str) -> AuditCase:
     )
     assert a.block.header.height == b.block.header.height
     sc.ledger.commit(a)
-    store.apply(a.block)
+    store.writer.apply(a.block)
     case.blocks.append(a.block)
     case.records["AE-P2"] = a.block.records[0]
     case.evidence = Evidence.build(a.block.signed, b.block.signed)
-    assert store.add_evidence(case.evidence)
+    assert store.evidence.add(case.evidence)
     case.until = sc.clock.date().isoformat()
     return case
 

@@ -89,7 +89,8 @@ def test_discrepancy(report: dict[str, Any], audit_case: AuditCase) -> None:
 
 def test_mirror_mismatches(report: dict[str, Any], audit_case: AuditCase) -> None:
     found = {(m["exporter"], m["importer"]): m for m in report["mirror_mismatches"]["items"]}
-    assert set(found) == {("BW", "EU"), ("BW", "IN")}  # CD -> AE matches
+    # CD -> AE matches; BW-C8 to India is open and unexpired: in transit, no mismatch
+    assert set(found) == {("BW", "EU")}
     eu = found[("BW", "EU")]
     assert (eu["exported_carats"], eu["imported_carats"]) == (70_000, 69_000)
     assert (eu["exported_certificates"], eu["imported_certificates"], eu["in_transit"]) == (7, 7, 0)
@@ -97,10 +98,35 @@ def test_mirror_mismatches(report: dict[str, Any], audit_case: AuditCase) -> Non
         ref_of(audit_case.store, audit_case.records["BW-C6"]),
         ref_of(audit_case.store, audit_case.records["conf-BW-C6"]),
     ]
-    india = found[("BW", "IN")]
-    assert (india["exported_certificates"], india["imported_certificates"]) == (1, 0)
-    assert india["in_transit"] == 1
-    assert place(india["records"]) == [ref_of(audit_case.store, audit_case.records["BW-C8"])]
+
+
+def test_a_certificate_within_its_validity_is_in_transit_not_a_mismatch(
+    report: dict[str, Any], audit_case: AuditCase
+) -> None:
+    """Regression: an open certificate still valid was reported as a mirror mismatch."""
+    transit = by(report["in_transit"]["items"], "number")
+    assert set(transit) == {"BW-C8"}
+    c8 = transit["BW-C8"]
+    assert (c8["issuer"], c8["destination"], c8["expires"]) == ("BW", "IN", "2026-05-01")
+    assert place(c8["records"]) == [ref_of(audit_case.store, audit_case.records["BW-C8"])]
+    assert report["until"] <= c8["expires"]
+    # on its last valid day it is still in transit; the day after it is a mismatch
+    assert audit_case.client is not None
+    for until, in_transit in (("2026-05-01", True), ("2026-05-02", False)):
+        later = audit_case.client.get(
+            "/v1/audit/report", params={"until": until}, headers=bearer("auditor")
+        ).json()
+        pairs = {(m["exporter"], m["importer"]): m for m in later["mirror_mismatches"]["items"]}
+        numbers = [x["number"] for x in later["in_transit"]["items"]]
+        if in_transit:
+            assert ("BW", "IN") not in pairs
+            assert numbers == ["BW-C8"]
+            continue
+        assert numbers == []
+        india = pairs[("BW", "IN")]
+        assert (india["exported_certificates"], india["imported_certificates"]) == (1, 0)
+        assert india["in_transit"] == 0
+        assert place(india["records"]) == [ref_of(audit_case.store, audit_case.records["BW-C8"])]
 
 
 def test_price_outliers(report: dict[str, Any], audit_case: AuditCase) -> None:
@@ -161,10 +187,16 @@ def test_every_list_is_bounded(audit_case: AuditCase) -> None:
         params={"until": audit_case.until, "limit": 1},
         headers=bearer("auditor"),
     ).json()
-    for name in ("mirror_mismatches", "price_outliers", "unrecorded_production"):
+    for name in ("price_outliers", "unrecorded_production"):
         assert len(answer[name]["items"]) == 1
         assert answer[name]["truncated"] is True
     assert answer["discrepancies"]["truncated"] is False
+    # after BW-C8's expiry two pairs mismatch: BW -> EU and BW -> IN
+    expired = audit_case.client.get(
+        "/v1/audit/report", params={"until": "2026-05-02", "limit": 1}, headers=bearer("auditor")
+    ).json()
+    assert len(expired["mirror_mismatches"]["items"]) == 1
+    assert expired["mirror_mismatches"]["truncated"] is True
 
 
 def test_the_period_bounds_the_findings(audit_case: AuditCase) -> None:
@@ -200,13 +232,14 @@ def test_realistic_network_raises_no_false_alarm(realistic: Realistic) -> None:
     for name in ("discrepancies", "price_outliers", "unrecorded_production", "suspended_activity"):
         assert body[name]["items"] == [], name
     assert body["equivocation"]["items"] == []
-    # certificates still open when the workload stopped are in transit between mirrors
-    open_certs = sum(m["in_transit"] for m in body["mirror_mismatches"]["items"])
+    # certificates still open when the workload stopped are in transit, not mismatches
+    assert body["mirror_mismatches"]["items"] == []
     with realistic.store.engine.connect() as conn:
         issued = conn.execute(
             select(func.count()).where(t.certificates.c.status == "issued")
         ).scalar()
-    assert open_certs == issued
+    assert issued
+    assert len(body["in_transit"]["items"]) == min(issued, 100)
 
 
 def test_example_report(example: Example) -> None:

@@ -40,8 +40,8 @@ def test_statistics_are_the_same_on_postgres(pg_url: str, tmp_path: Any) -> None
     lite = Store.open(f"sqlite:///{tmp_path / 's.db'}", net.registry)
     try:
         for block in blocks:
-            pg.apply(block)
-            lite.apply(block)
+            pg.writer.apply(block)
+            lite.writer.apply(block)
         for period in ("2026", "2026-Q1", "2026-Q2"):
             assert kp_statistics(pg, period) == kp_statistics(lite, period)
         assert report_json(pg, "2026-06-30") == report_json(lite, "2026-06-30")

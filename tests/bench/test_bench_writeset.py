@@ -44,7 +44,7 @@ def test_replayed_write_set_equals_the_store(
     try:
         with capture(store.engine) as ws:
             for block in blocks:
-                store.apply(block)
+                store.writer.apply(block)
     finally:
         store.close()
     assert ws.transactions, "nothing captured"

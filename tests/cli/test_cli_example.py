@@ -34,11 +34,11 @@ def test_example_story_holds(tmp_path: Path) -> None:
         assert store.parcel("AE-MIX-1") is not None
         assert dict(store.parcel("AE-MIX-1").origin) == {"BW": 450_000, "RU": 900_000}  # type: ignore[union-attr]
         # the lineage reaches both Botswana mines
-        ancestors = {e.parent for e in store.ancestry(result.final_parcel)}
+        ancestors = {e.parent for e in store.lineage.ancestry(result.final_parcel)}
         assert {"EU-AW-1", "BW-JW-1a", "BW-OR-1", "BW-JW-1"} <= ancestors
         assert result.proof_steps > 0
-        assert store.verify().records == sum(
-            1 for _ in store.iter_blocks_causal() for _ in _.records
+        assert store.verifier.verify().records == sum(
+            1 for _ in store.log.iter_causal() for _ in _.records
         )
     finally:
         store.close()

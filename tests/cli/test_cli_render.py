@@ -20,7 +20,7 @@ def _diamond() -> Store:
     store = Store.open("sqlite://", net.registry)
 
     def seal(*records: Record) -> None:
-        store.apply(sc.seal("BW", *records))
+        store.writer.apply(sc.seal("BW", *records))
 
     seal(sc.party("BW", "BW-MINE", "miner"))
     seal(sc.register("BW", "BW-P", "BW-MINE", 40_000, 4_000_000))

@@ -55,7 +55,7 @@ def _filled(url: str, net: Network, blocks: list[Any]) -> dict[str, Any]:
     store = Store.open(url, net.registry)
     try:
         for block in blocks:
-            store.apply(block)
+            store.writer.apply(block)
         head = store.head("BW")
         assert head is not None
         later = "2030-01-01T00:00:0{}Z"
@@ -63,8 +63,8 @@ def _filled(url: str, net: Network, blocks: list[Any]) -> dict[str, Any]:
             propose(store, net.registry, net.signer("BW"), "BW", [], later.format(i))
             for i in (1, 2)
         )
-        store.add_evidence(Evidence.build(a.block.signed, b.block.signed))
-        store.enqueue(
+        store.evidence.add(Evidence.build(a.block.signed, b.block.signed))
+        store.queue.enqueue(
             [_party(net.network_id, "EU", 1)],
             [(_party(net.network_id, "EU", 2), InvalidData("refused for the test"))],
         )
@@ -81,10 +81,10 @@ def _summary(store: Store) -> dict[str, Any]:
         }
     return {
         "heads": {c: h.hash for c, h in store.heads().items()},
-        "evidence": [e.id for e in store.evidence()],
+        "evidence": [e.id for e in store.evidence.all()],
         "pending": [(c, rid, bytes(raw)) for c, rid, _, raw in queues["pending"]],
         "rejected": queues["rejected"],
-        "blocks": store.block_count(),
+        "blocks": store.log.block_count(),
     }
 
 
@@ -175,7 +175,7 @@ def test_damaged_files_are_refused(tmp_path: Path, workload: Any) -> None:
         error, store = attempt(f"cut{cut}", raw[:cut])
         assert "truncated" in str(error)
         assert "nothing was imported" in str(error)
-        assert store.block_count() == 0
+        assert store.log.block_count() == 0
         store.close()
 
     # one byte changed in a block: the digest no longer matches; nothing written
@@ -185,7 +185,7 @@ def test_damaged_files_are_refused(tmp_path: Path, workload: Any) -> None:
     assert bad[k] != lines[k]
     error, store = attempt("flipped", bad)
     assert "altered or damaged" in str(error)
-    assert store.block_count() == 0
+    assert store.log.block_count() == 0
     store.close()
 
     # the same change with the digest recomputed: verification stops at that block;
@@ -194,8 +194,8 @@ def test_damaged_files_are_refused(tmp_path: Path, workload: Any) -> None:
     assert f"line {k + 1}" in str(error)
     assert f"The {k - 1} blocks before it" in str(error)
     assert "stay in the store" in str(error)
-    assert store.block_count() == k - 1
-    assert store.verify().blocks == k - 1  # a valid prefix
+    assert store.log.block_count() == k - 1
+    assert store.verifier.verify().blocks == k - 1  # a valid prefix
     store.close()
 
     # a block left out (and the counts and digest fixed): the next one does not link

@@ -138,7 +138,7 @@ def test_one_writer_replica_refuses_and_takes_over(
     assert again.stop() == 0
     store = Store.open(pg_url)
     try:
-        report = store.verify()
+        report = store.verifier.verify()
         assert report.blocks == store.heads()["BW"].height
     finally:
         store.close()

@@ -68,7 +68,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     store = Store.open(f"sqlite:///{folder / 'source.db'}", net.registry)
     try:
         for block in blocks:
-            store.apply(block)
+            store.writer.apply(block)
     finally:
         store.close()
     return History(net, len(blocks), folder)
@@ -531,7 +531,7 @@ def test_witnessed_headers_are_checked_before_the_store_is_asked(
 ) -> None:
     """A block whose witnessed header is missing waits without loading any state."""
     calls = {"apply": 0, "prefetch": 0}
-    real_apply, real_prefetch = target.store.apply, target.store.prefetch
+    real_apply, real_prefetch = target.store.writer.apply, target.store.prefetch
 
     def apply(block: Any) -> Any:
         calls["apply"] += 1
@@ -541,7 +541,7 @@ def test_witnessed_headers_are_checked_before_the_store_is_asked(
         calls["prefetch"] += 1
         real_prefetch(records)
 
-    target.store.apply = apply  # type: ignore[method-assign]
+    target.store.writer.apply = apply  # type: ignore[method-assign]
     target.store.prefetch = prefetch  # type: ignore[method-assign]
     order = _in_order(source)
     dependent = next(

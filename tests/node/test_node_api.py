@@ -297,6 +297,33 @@ def test_second_process_on_the_same_data_dir_is_refused(cluster: Any) -> None:
     assert health["node"] == "BW"
 
 
+def test_repeated_committed_record_keeps_its_batch_position_apart_from_its_log_index(
+    api: Any,
+) -> None:
+    """Regression: a committed record submitted again answered its log index as its position."""
+    first = [api.writer.party() for _ in range(5)]
+    api.client.post("/v1/records", json=_body(first), headers=api.operator)
+    assert api.node.seal() is not None
+    committed = first[3]
+    sealed = api.client.get(f"/v1/records/{committed.id}", headers=api.operator).json()
+    assert sealed["status"] == "committed"
+    assert "position" not in sealed
+
+    fresh = api.writer.party()
+    answer = api.client.post(
+        "/v1/records", json=_body([fresh, committed]), headers=api.operator
+    ).json()
+    new, again = answer["results"]
+    assert (new["position"], new["status"]) == (0, "pending")
+    assert "index" not in new  # a pending record has no place in the log yet
+    assert again["position"] == 1
+    assert again["duplicate"] is True
+    assert again["status"] == "committed"
+    assert again["index"] == sealed["index"]
+    assert again["index"] != again["position"]
+    assert (again["height"], again["hash"]) == (sealed["height"], sealed["hash"])
+
+
 def test_records_dated_far_ahead_are_invalid_and_a_batch_keeps_order(api: Any) -> None:
     record = api.writer.party()
     ahead = {**record.as_json(), "time": "2099-01-01T00:00:00Z"}

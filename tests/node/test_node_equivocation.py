@@ -52,7 +52,7 @@ def test_equivocation_is_detected_everywhere(
         head = store.head("BW")
         assert head is not None
         frontier = store.frontier("BW")
-        real = [b.to_json() for b in store.blocks("BW", 1, head.height)]
+        real = [b.to_json() for b in store.log.blocks("BW", 1, head.height)]
     finally:
         store.close()
     h = head.height

@@ -18,6 +18,7 @@ from ledger.chain import MemoryLedger
 from ledger.registry import Registry
 from ledger.store import Store
 from ledger.store import tables as t
+from ledger.store.verify import DERIVED
 from ledger.workload import Network, realistic_blocks
 
 Snapshot = dict[str, Any]
@@ -82,7 +83,7 @@ def record_count(store: Store) -> int:
 
 def snapshot(store: Store) -> Snapshot:
     """Every derived table, the record count, and the heads: what a failed apply must not touch."""
-    out: Snapshot = {name: store.table_rows(name) for name in Store._DERIVED}
+    out: Snapshot = {name: store.verifier.table_rows(name) for name in DERIVED}
     out["records"] = record_count(store)
     out["heads"] = {c: h.hash for c, h in store.heads().items()}
     return out

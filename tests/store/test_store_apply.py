@@ -10,7 +10,7 @@ def test_store_state_equals_memory_ledger(open_store, workload, replay_in_memory
     net, blocks = workload(3000)
     store = open_store(net.registry)
     for b in blocks:
-        layer = store.apply(b)
+        layer = store.writer.apply(b)
         assert layer.heads[b.header.chain] == b.header
     mem = replay_in_memory(net, blocks)
     state = mem.state
@@ -34,23 +34,23 @@ def test_store_state_equals_memory_ledger(open_store, workload, replay_in_memory
         assert store.header(chain, head.height) == head
         assert store.frontier(chain) == state.frontiers[chain]
         assert store.frontier(chain).root() == head.root
-        assert store.root_at(chain, head.size) == head.root
-        assert store.root_at(chain, 0) == EMPTY_ROOT
+        assert store.proofs.root_at(chain, head.size) == head.root
+        assert store.proofs.root_at(chain, 0) == EMPTY_ROOT
     for (chain, number), idx in state.confirmations.items():
         assert store.confirmation_index(chain, number) == idx
     for (chain, height), sig in state.signatures.items():
         assert store.signature(chain, height) == sig
     for ref, _, record in state.records[:: max(1, len(state.records) // 200)]:
         assert store.record_ref(ref.chain, record.id) == ref
-        stored = store.record(ref.chain, ref.index)
+        stored = store.log.record(ref.chain, ref.index)
         assert stored is not None
         assert stored.raw == record.raw
 
-    edges = {(parent, child) for parent, child, *_ in store.table_rows("edges")}
+    edges = {(parent, child) for parent, child, *_ in store.verifier.table_rows("edges")}
     assert edges == {(e.parent, e.child) for e in state.edges}
 
-    report = store.verify()
-    assert report.blocks == len(blocks) == store.block_count()
+    report = store.verifier.verify()
+    assert report.blocks == len(blocks) == store.log.block_count()
     assert report.records == count_records(blocks) == 3000
     assert report.tables["parcels"] == len(state.parcels)
     assert report.tables["parties"] == len(state.parties)

@@ -26,6 +26,7 @@ from ledger.errors import (
 from ledger.records import Record
 from ledger.store import Store
 from ledger.store import tables as t
+from ledger.store.engine import BulkWriter
 from ledger.workload import Network, Scenario
 
 
@@ -44,7 +45,7 @@ def _history(store: Store) -> Scenario:
         sc.seal("BW", sc.transfer("BW", "BW-P2", "BW-T2")),
     ]
     for b in blocks:
-        store.apply(b)
+        store.writer.apply(b)
     return sc
 
 
@@ -116,7 +117,7 @@ def test_refused_block_leaves_store_unchanged(
     ]
     bad = _seal_on_store(sc, store, "BW", records)
     with pytest.raises(error) as caught:
-        store.apply(bad)
+        store.writer.apply(bad)
     assert caught.value.field == f"records[3].{field}"
 
     assert store_snapshot(store) == before
@@ -130,11 +131,11 @@ def test_refused_block_leaves_store_unchanged(
         "BW", sc.split("BW", "BW-P1", [("BW-P1a", 500, 67_000), ("BW-P1b", 500, 67_000)])
     )
     assert good.header.height == head.height + 1
-    store.apply(good)
+    store.writer.apply(good)
     assert store.head("BW") == good.header
     assert store.parcel("BW-P1a") is not None
     assert store.parcel("BW-P1").status.value == "spent"
-    assert store.verify().blocks == 4
+    assert store.verifier.verify().blocks == 4
 
 
 @pytest.mark.parametrize("fail_at", ["merkle_nodes", "parcels", "edges", "parcel_events"])
@@ -151,7 +152,7 @@ def test_failure_inside_commit_rolls_back(open_store, store_snapshot, monkeypatc
     before = store_snapshot(store)
     heads, frontier = store.heads(), store.frontier("BW").copy()
 
-    original = Store._bulk
+    original = BulkWriter.__call__
     seen: dict[str, int] = {}
 
     def failing_bulk(self, conn, table, rows, keys=()):
@@ -163,9 +164,9 @@ def test_failure_inside_commit_rolls_back(open_store, store_snapshot, monkeypatc
             )
             raise OperationalError("INSERT ...", {}, Exception("injected: disk I/O error"))
 
-    monkeypatch.setattr(Store, "_bulk", failing_bulk)
+    monkeypatch.setattr(BulkWriter, "__call__", failing_bulk)
     with pytest.raises(StoreError, match="commit failed"):
-        store.apply(block)
+        store.writer.apply(block)
     assert seen["records"] == before["records"] + len(block.records)
 
     assert store_snapshot(store) == before
@@ -175,11 +176,11 @@ def test_failure_inside_commit_rolls_back(open_store, store_snapshot, monkeypatc
     assert store.parcel("BW-P1a") is None
 
     monkeypatch.undo()
-    store.apply(block)
+    store.writer.apply(block)
     assert store.head("BW") == block.header
     assert store.frontier("BW").root() == block.header.root
     assert store.parcel("BW-P1a") is not None
     assert store.party("BW-T3") is not None
-    report = store.verify()
+    report = store.verifier.verify()
     assert report.blocks == 4
     assert report.records == before["records"] + len(block.records)

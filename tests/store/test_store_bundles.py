@@ -47,7 +47,7 @@ def verified(store: Store, parcel: str) -> Verdict:
         held.status,
     )
     assert (verdict.weight, verdict.hs, verdict.origin) == (held.weight, held.hs, held.origin)
-    assert {e.parent for e in store.ancestry(parcel)} == set(verdict.lineage)
+    assert {e.parent for e in store.lineage.ancestry(parcel)} == set(verdict.lineage)
     return verdict
 
 
@@ -73,7 +73,7 @@ class Story:
 
     def seal(self, chain: str, *records: Record) -> Block:
         block = self.sc.seal(chain, *records)
-        self.store.apply(block)
+        self.store.writer.apply(block)
         return block
 
 
@@ -117,9 +117,9 @@ def test_realistic_bundles(
     net, blocks = workload(3000, block_records=100)
     store = open_store(net.registry)
     for block in blocks:
-        store.apply(block)
+        store.writer.apply(block)
     ids = parcel_ids(store)
-    deepest = sorted(ids, key=lambda p: (-len(store.ancestry(p)), p))[:4]
+    deepest = sorted(ids, key=lambda p: (-len(store.lineage.ancestry(p)), p))[:4]
     sample = random.Random(5).sample(ids, 20)
     for parcel in [*deepest, *sample]:
         verified(store, parcel)

@@ -36,7 +36,7 @@ for block in blocks:
     h = block.header
     if h.height <= done.get(h.chain, 0):
         continue
-    store.apply(block)
+    store.writer.apply(block)
     print(f"committed {h.chain} {h.height}", flush=True)
 print("finished", flush=True)
 """
@@ -117,22 +117,22 @@ def test_sigkill_loses_nothing_acknowledged(
             assert held is not None, f"acknowledged {chain}/{height} was lost"
             assert held.hash == by_key[(chain, height)].header.hash
         heads = {chain: head.height for chain, head in store.heads().items()}
-        assert store.block_count() >= after
-        assert sum(heads.values()) == store.block_count()
+        assert store.log.block_count() >= after
+        assert sum(heads.values()) == store.log.block_count()
         for chain, top in heads.items():
             for height in range(1, top + 1):
                 held = store.header(chain, height)
                 assert held is not None
                 assert held.hash == by_key[(chain, height)].header.hash
-        report = store.verify()
-        assert report.blocks == store.block_count()
+        report = store.verifier.verify()
+        assert report.blocks == store.log.block_count()
 
         resumed = 0
         for b in blocks:
             h = b.header
             if h.height <= heads.get(h.chain, 0):
                 continue
-            store.apply(b)
+            store.writer.apply(b)
             resumed += 1
         assert resumed == len(blocks) - sum(heads.values()) > 0
 
@@ -140,7 +140,7 @@ def test_sigkill_loses_nothing_acknowledged(
         assert store.heads() == mem.state.heads
         for chain, head in mem.state.heads.items():
             assert store.frontier(chain) == mem.state.frontiers[chain]
-            assert store.root_at(chain, head.size) == head.root
-        assert store.verify().records == TOTAL
+            assert store.proofs.root_at(chain, head.size) == head.root
+        assert store.verifier.verify().records == TOTAL
     finally:
         store.close()

@@ -22,7 +22,7 @@ def test_blocks_by_range(open_store, workload) -> None:
     net, blocks = workload(600, block_records=25)
     store = open_store(net.registry)
     for b in blocks:
-        store.apply(b)
+        store.writer.apply(b)
     chains: dict[str, list[Block]] = {}
     for b in blocks:
         chains.setdefault(b.header.chain, []).append(b)
@@ -34,7 +34,7 @@ def test_blocks_by_range(open_store, workload) -> None:
             got: list[Block] = []
             start = 1
             while True:
-                batch = store.blocks(chain, start, limit)
+                batch = store.log.blocks(chain, start, limit)
                 assert len(batch) <= limit
                 if not batch:
                     break
@@ -46,15 +46,15 @@ def test_blocks_by_range(open_store, workload) -> None:
                 _same(g, w)
         # a window that starts in the middle
         mid = len(applied) // 2
-        for g, w in zip(store.blocks(chain, mid + 1, 3), applied[mid : mid + 3], strict=True):
+        for g, w in zip(store.log.blocks(chain, mid + 1, 3), applied[mid : mid + 3], strict=True):
             _same(g, w)
-        assert store.blocks(chain, len(applied) + 1, 10) == []
-    assert store.blocks("ZZ", 1, 10) == []
+        assert store.log.blocks(chain, len(applied) + 1, 10) == []
+    assert store.log.blocks("ZZ", 1, 10) == []
 
     # causal order: every witnessed header comes before the block that witnesses it
     seen: dict[str, int] = {}
     count = 0
-    for b in store.iter_blocks_causal(batch=4):
+    for b in store.log.iter_causal(batch=4):
         assert b.header.height == seen.get(b.header.chain, 0) + 1
         for w in b.header.witness:
             assert seen.get(w.chain, 0) >= w.height
@@ -66,14 +66,14 @@ def test_blocks_by_range(open_store, workload) -> None:
 def test_evidence_stored_once(open_store) -> None:
     sc = Scenario(Network.create())
     store = open_store(sc.net.registry)
-    store.apply(sc.seal("BW", sc.party("BW", "BW-T1")))
-    store.apply(sc.seal("EU", sc.party("EU", "EU-T1")))
+    store.writer.apply(sc.seal("BW", sc.party("BW", "BW-T1")))
+    store.writer.apply(sc.seal("EU", sc.party("EU", "EU-T1")))
     honest = sc.seal("BW", sc.register("BW", "BW-P1", "BW-T1", 100, 13_400))
-    store.apply(honest)
+    store.writer.apply(honest)
 
     # the BW authority signs a second, different block at the same height
     prev = store.header("BW", 1)
-    first = store.blocks("BW", 1, 1)[0]
+    first = store.log.blocks("BW", 1, 1)[0]
     frontier = Frontier()
     for r in first.records:
         frontier.append(r.leaf)
@@ -101,10 +101,10 @@ def test_evidence_stored_once(open_store) -> None:
         return key
 
     ev.verify(key_for)
-    assert store.evidence() == []
-    assert store.add_evidence(ev) is True
-    assert store.add_evidence(ev) is False
-    stored = store.evidence()
+    assert store.evidence.all() == []
+    assert store.evidence.add(ev) is True
+    assert store.evidence.add(ev) is False
+    stored = store.evidence.all()
     assert stored == [ev]
     assert stored[0].id == ev.id
     stored[0].verify(key_for)
@@ -116,5 +116,5 @@ def test_evidence_stored_once(open_store) -> None:
     # survives a reopen
     store.close()
     again = open_store(None)
-    assert again.evidence() == [ev]
-    assert again.add_evidence(ev) is False
+    assert again.evidence.all() == [ev]
+    assert again.evidence.add(ev) is False

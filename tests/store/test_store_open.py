@@ -17,7 +17,7 @@ def test_reopen_continues(open_store, workload, replay_in_memory) -> None:
     cut = len(blocks) // 2
     store = open_store(net.registry)
     for b in blocks[:cut]:
-        store.apply(b)
+        store.writer.apply(b)
     heads = store.heads()
     frontiers = {c: store.frontier(c).copy() for c in heads}
     store.close()
@@ -36,23 +36,23 @@ def test_reopen_continues(open_store, workload, replay_in_memory) -> None:
     third.close()
 
     for b in blocks[cut:]:
-        again.apply(b)
+        again.writer.apply(b)
     mem = replay_in_memory(net, blocks)
     assert again.heads() == mem.state.heads
     for chain, head in mem.state.heads.items():
         assert again.frontier(chain) == mem.state.frontiers[chain]
-        assert again.root_at(chain, head.size) == head.root
+        assert again.proofs.root_at(chain, head.size) == head.root
     again.close()
 
     last = open_store(net.registry)
     assert last.heads() == mem.state.heads
-    assert last.verify().blocks == len(blocks)
+    assert last.verifier.verify().blocks == len(blocks)
 
 
 def test_other_network_refused(open_store, workload) -> None:
     net, blocks = workload(3000)
     store = open_store(net.registry)
-    store.apply(blocks[0])
+    store.writer.apply(blocks[0])
     store.close()
     other = Network.create(seed=99).registry
     assert other.network_id != net.network_id
@@ -88,7 +88,7 @@ def test_new_store_needs_registry(open_store) -> None:
     store = open_store(net.registry)
     assert store.registry.network_id == net.network_id
     assert store.heads() == {}
-    assert store.block_count() == 0
+    assert store.log.block_count() == 0
 
 
 def test_unsupported_url() -> None:

@@ -34,10 +34,10 @@ def test_causal_replay_rebuilds_store(
     b = Store.open(f"sqlite:///{folder}/b.db", net.registry)
     try:
         for block in blocks:
-            a.apply(block)
+            a.writer.apply(block)
         replayed = 0
-        for block in a.iter_blocks_causal(batch=7):
-            b.apply(block)
+        for block in a.log.iter_causal(batch=7):
+            b.writer.apply(block)
             replayed += 1
         assert replayed == len(blocks)
         assert store_snapshot(b) == store_snapshot(a)
@@ -45,7 +45,7 @@ def test_causal_replay_rebuilds_store(
         assert b.heads() == a.heads()
         for chain, head in a.heads().items():
             assert b.frontier(chain).root() == a.frontier(chain).root() == head.root
-            assert b.root_at(chain, head.size) == head.root
+            assert b.proofs.root_at(chain, head.size) == head.root
     finally:
         a.close()
         b.close()

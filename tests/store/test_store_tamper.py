@@ -1,4 +1,4 @@
-"""``Store.verify`` replays the log and notices derived state edited behind its back."""
+"""``store.verifier.verify`` replays the log and notices derived state edited behind its back."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def applied(open_store, workload) -> Store:
     net, blocks = workload(800, block_records=40)
     store = open_store(net.registry)
     for b in blocks:
-        store.apply(b)
+        store.writer.apply(b)
     return store
 
 
@@ -25,8 +25,8 @@ def _flip(value: bytes, at: int = 0) -> bytes:
 
 
 def test_untouched_store_verifies(applied) -> None:
-    report = applied.verify()
-    assert report.blocks == applied.block_count()
+    report = applied.verifier.verify()
+    assert report.blocks == applied.log.block_count()
     assert report.records == 800
     assert all(report.tables[name] > 0 for name in ("parcels", "edges", "merkle_nodes"))
 
@@ -39,7 +39,7 @@ def test_parcel_weight_changed(applied) -> None:
         # one byte of the weight: its lowest bit
         conn.execute(update(t.parcels).where(t.parcels.c.id == pid).values(weight=weight ^ 0x01))
     with pytest.raises(StoreError, match=r"derived table parcels differs") as caught:
-        applied.verify()
+        applied.verifier.verify()
     assert "edges" not in str(caught.value)
 
 
@@ -53,7 +53,7 @@ def test_edge_deleted(applied) -> None:
         ).rowcount
     assert deleted == 1
     with pytest.raises(StoreError, match=r"derived table edges differs") as caught:
-        applied.verify()
+        applied.verifier.verify()
     assert "live" in str(caught.value)
 
 
@@ -75,7 +75,7 @@ def test_merkle_node_flipped(applied) -> None:
             .values(hash=_flip(bytes(digest), 17))
         )
     with pytest.raises(StoreError, match=r"derived table merkle_nodes differs"):
-        applied.verify()
+        applied.verifier.verify()
 
 
 def _set_record(store: Store, chain: str, idx: int, **values) -> None:
@@ -100,18 +100,18 @@ def test_record_leaf_flipped(applied) -> None:
     row = _record_row(applied, "BW", 6)
     _set_record(applied, "BW", 6, leaf=_flip(bytes(row.leaf), 31))
     # the sibling's proof now carries the wrong leaf and fails against the signed root
-    proof = applied.inclusion_proof("BW", 7, head.size)
+    proof = applied.proofs.inclusion("BW", 7, head.size)
     leaf7 = bytes(_record_row(applied, "BW", 7).leaf)
     with pytest.raises(InclusionProofError):
         verify_inclusion(leaf7, 7, head.size, proof, head.root)
     with pytest.raises(StoreError, match=r"table records differ"):
-        applied.verify()
+        applied.verifier.verify()
 
 
 def test_record_id_changed(applied) -> None:
     _set_record(applied, "RU", 3, record_id="forged-id")
     with pytest.raises(StoreError, match=r"table records differ"):
-        applied.verify()
+        applied.verifier.verify()
 
 
 def test_record_bytes_changed(applied) -> None:
@@ -122,4 +122,4 @@ def test_record_bytes_changed(applied) -> None:
     forged = raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :]
     _set_record(applied, "AE", 2, raw=forged)
     with pytest.raises(LedgerError):
-        applied.verify()
+        applied.verifier.verify()

@@ -638,7 +638,7 @@ def _story() -> tuple[Store, list[tuple[bytes, str | None]]]:
     store = Store.open("sqlite://", net.registry)
 
     def seal(chain: str, *records: Record) -> None:
-        store.apply(sc.seal(chain, *records))
+        store.writer.apply(sc.seal(chain, *records))
 
     seal("BW", sc.party("BW", "BW-MINE", "miner"), sc.party("BW", "BW-EXP", "exporter"))
     seal("EU", sc.party("EU", "EU-IMP", "importer"))
@@ -870,7 +870,7 @@ def _demo_store() -> Store:
     store = Store.open("sqlite://", net.registry)
 
     def seal(chain: str, *records: Record) -> None:
-        store.apply(sc.seal(chain, *records))
+        store.writer.apply(sc.seal(chain, *records))
 
     seal("BW", sc.party("BW", "BW-DEBSWANA", "miner"), sc.party("BW", "BW-OKAVANGO", "exporter"))
     seal("RU", sc.party("RU", "RU-ALROSA", "miner"))
@@ -931,7 +931,7 @@ def _big_store(size: int = 200, seed: int = 15) -> tuple[Store, str]:
     sc = Scenario(net)
     store = Store.open("sqlite://", net.registry)
     rng = random.Random(seed)
-    seal = lambda *records: store.apply(sc.seal("BW", *records))  # noqa: E731
+    seal = lambda *records: store.writer.apply(sc.seal("BW", *records))  # noqa: E731
     seal(sc.party("BW", "BW-MINE", "miner"))
     live: dict[str, tuple[int, int]] = {}
     roots = [(f"BW-M{i:02d}", 2_000_000, 200_000_000) for i in range(12)]
@@ -1152,7 +1152,7 @@ def test_network_page_and_equivocation_evidence(tab: Browser) -> None:
     assert "No evidence" in page.inner_text("#evidence")
     # AE signs a second header at its head's height: the node holds the evidence,
     # and the page checks both signatures under AE's registry key
-    head = tab.site.example.store.signed_head("AE")
+    head = tab.site.example.store.log.signed_head("AE")
     assert head is not None
     forged = Header.from_json({**head.header.to_json(), "root": "00" * 32})
     signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["AE"]

@@ -1,0 +1,183 @@
+"""The auditors' queries over a store: the findings of the audit report and the KP statistics.
+
+Every query is SQLAlchemy Core against the store's tables; the answers are
+frozen rows (``rows``), which the API only formats. One module per group of
+findings, each with its SQL: ``certificates`` (unconfirmed, discrepancies,
+mirror mismatches, in transit), ``prices`` (price outliers), ``activity``
+(unrecorded production, suspended activity, equivocation), ``statistics``
+(the KP tables); ``base`` holds thresholds, periods and record references. A database error is
+translated into ``StoreError`` here, in one place (``AuditQueries``). Every
+list is bounded: a finding list stops at ``limit`` items and says
+``truncated``; a finding lists at most ``RECORDS_PER_FINDING`` records.
+Medians (price outliers) and the parsing of record bytes (production) are
+done in Python over rows the SQL selected for the period.
+
+Periods are inclusive calendar days in UTC. Dates of certificates are their
+``issued`` field; dates of records (confirmations, registrations, activity)
+are the time of the block that sealed them; production is dated by the
+``produced`` field of ``parcel.register``.
+
+Thresholds of the report (documented in the README, echoed in every report):
+
+* **unconfirmed**: a certificate still ``issued`` (neither confirmed nor
+  voided) ``days`` (default 30) or more days after its issue date, as of
+  the period's last day;
+* **discrepancy**: the ledger's own verdict: a confirmation whose received
+  weight differs from the declared weight by more than the network's
+  tolerance (genesis ``tolerance_bp``, 0.5 % by default), total or per line;
+* **mirror mismatch**: for each ordered pair (A, B), A's certificates to B
+  issued in the period (voided excluded, and in-transit ones excluded)
+  against B's confirmations of A's certificates sealed in the period:
+  reported when the counts differ or the carats differ by more than
+  ``tolerance_bp`` of A's exported carats;
+* **in transit**: a certificate issued in the period, neither confirmed nor
+  voided, whose expiry is not past as of the period's last day: listed, and
+  left out of the mirror comparison until it expires (after that it counts
+  as exported and unmatched);
+* **price outlier**: a certificate's price is value / carats (US cents per
+  hundredth of a carat = USD per carat). Against its group (same issuer, same
+  HS code; "mixed" when its lines differ) of at least ``PRICE_GROUP_MIN``
+  certificates in the period: above ``PRICE_GROUP_FACTOR`` times or below
+  1 / ``PRICE_GROUP_FACTOR`` of the group's median. Against the reference: a
+  certificate with a single country of origin that produced in 2023
+  (``ledger.kpdata``) priced above ``PRICE_REFERENCE_FACTOR`` times or below
+  1 / ``PRICE_REFERENCE_FACTOR`` of that country's 2023 average USD/ct (a DR
+  Congo-origin certificate at 500 USD/ct is 64 times the 7.8 average);
+* **unrecorded production**: ``parcel.register`` on a chain that is not a
+  producing participant, in the year of its ``produced`` date, in the
+  network's reference (genesis ``params.producers``, per year; a year it
+  does not name falls back to the shipped 2023 table, ``ledger.kpdata``);
+* **suspended activity**: records sealed by a participant's chain in blocks
+  timed after the governance block that suspended it (and before the one
+  that reinstated it, if any);
+* **equivocation**: the evidence this node holds (two validly signed headers
+  of one chain that contradict), when either header falls in the period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import StoreError
+from ledger.registry import Params
+from ledger.store.audit.activity import equivocation, suspended_activity, unrecorded_production
+from ledger.store.audit.base import (
+    MAX_FINDINGS,
+    PERIOD_PATTERN,
+    PRICE_GROUP_FACTOR,
+    PRICE_GROUP_MIN,
+    PRICE_REFERENCE_FACTOR,
+    RECORDS_PER_FINDING,
+    UNCONFIRMED_DAYS,
+    Period,
+    RecordResolver,
+    parse_period,
+)
+from ledger.store.audit.certificates import discrepancies, in_transit, mirror, unconfirmed
+from ledger.store.audit.prices import price_outliers
+from ledger.store.audit.rows import (
+    AuditRecord,
+    Bounded,
+    CertificateCount,
+    Discrepancy,
+    Equivocation,
+    ExportTotal,
+    Findings,
+    ImportTotal,
+    InTransit,
+    MirrorMismatch,
+    PriceOutlier,
+    ProductionTotal,
+    Statistics,
+    SuspendedActivity,
+    Unconfirmed,
+    UnrecordedProduction,
+)
+from ledger.store.audit.statistics import certificate_counts, exports, imports, production
+
+__all__ = [
+    "MAX_FINDINGS",
+    "PERIOD_PATTERN",
+    "PRICE_GROUP_FACTOR",
+    "PRICE_GROUP_MIN",
+    "PRICE_REFERENCE_FACTOR",
+    "RECORDS_PER_FINDING",
+    "UNCONFIRMED_DAYS",
+    "AuditQueries",
+    "AuditRecord",
+    "Bounded",
+    "CertificateCount",
+    "Discrepancy",
+    "Equivocation",
+    "ExportTotal",
+    "Findings",
+    "ImportTotal",
+    "InTransit",
+    "MirrorMismatch",
+    "Period",
+    "PriceOutlier",
+    "ProductionTotal",
+    "Statistics",
+    "SuspendedActivity",
+    "Unconfirmed",
+    "UnrecordedProduction",
+    "parse_period",
+]
+
+T = TypeVar("T")
+
+
+class AuditQueries:
+    """The auditors' reads of one store; every database error leaves as ``StoreError``."""
+
+    def __init__(self, engine: Engine, params: Params) -> None:
+        self.engine = engine
+        self.params = params
+        self.tolerance_bp = params.tolerance_bp
+
+    def _read(self, what: str, body: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as conn:
+                return body(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the {what}: {exc.__class__.__name__}: {exc}") from exc
+
+    def findings(
+        self, period: Period, *, days: int = UNCONFIRMED_DAYS, limit: int = 100
+    ) -> Findings:
+        """Every finding list of the report for ``period``, each bounded by ``limit``."""
+
+        def read(conn: Connection) -> Findings:
+            recs = RecordResolver(conn)
+            return Findings(
+                period=period,
+                unconfirmed=unconfirmed(conn, period, days, limit, recs),
+                discrepancies=discrepancies(conn, period, limit, recs),
+                mirror_mismatches=mirror(conn, period, limit, self.tolerance_bp, recs),
+                in_transit=in_transit(conn, period, limit, recs),
+                price_outliers=price_outliers(conn, period, limit, recs),
+                unrecorded_production=unrecorded_production(conn, period, limit, self.params, recs),
+                suspended_activity=suspended_activity(conn, period, limit, recs),
+                equivocation=equivocation(conn, period, limit),
+            )
+
+        return self._read("audit findings", read)
+
+    def statistics(self, period: Period) -> Statistics:
+        """The KP statistics tables for ``period`` (which must have a first day)."""
+        assert period.since is not None, "statistics need a period with a first day"
+
+        def read(conn: Connection) -> Statistics:
+            return Statistics(
+                period=period,
+                production=production(conn, period),
+                exports=exports(conn, period),
+                imports=imports(conn, period),
+                certificates=certificate_counts(conn, period),
+            )
+
+        return self._read("KP statistics", read)

@@ -1,0 +1,161 @@
+"""Findings about participants: unrecorded production, activity while suspended, equivocation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, not_, select
+
+from ledger.blocks import Evidence
+from ledger.canonical import parse_canonical
+from ledger.kpdata import PRODUCERS
+from ledger.records import GOVERNANCE_CHAIN, Kind
+from ledger.registry import Params
+from ledger.store import tables as t
+from ledger.store.audit.base import (
+    RECORDS_PER_FINDING,
+    H,
+    Period,
+    R,
+    RecordResolver,
+    RefKey,
+    as_int,
+)
+from ledger.store.audit.rows import (
+    AuditRecord,
+    Bounded,
+    Equivocation,
+    SuspendedActivity,
+    UnrecordedProduction,
+)
+
+__all__ = ["equivocation", "governance_record", "suspended_activity", "unrecorded_production"]
+
+
+def unrecorded_production(
+    conn: Connection, period: Period, limit: int, params: Params, recs: RecordResolver
+) -> Bounded[UnrecordedProduction]:
+    """``parcel.register`` by a participant the network's reference does not list as a
+    producer in the year of the ``produced`` date (``Params.producers_in``)."""
+    always = PRODUCERS.intersection(*(codes for _, codes in params.producers))
+    q = (
+        select(R.chain, R.idx, R.leaf, R.raw)
+        .join(t.headers, and_(H.chain == R.chain, H.height == R.height))
+        .where(
+            R.kind == Kind.PARCEL_REGISTER.value,
+            R.chain.not_in(sorted(always)),  # a producer of every year is never flagged
+            *period.times(H.time),
+        )
+        .order_by(R.chain, R.idx)
+        .execution_options(stream_results=True, yield_per=500)
+    )
+    flagged: list[tuple[str, int, bytes, dict[str, Any]]] = []
+    rows = conn.execute(q)
+    for chain, idx, leaf, raw in rows:
+        body = json.loads(bytes(raw))["body"]
+        if chain in params.producers_in(int(str(body["produced"])[:4])):
+            continue
+        flagged.append((chain, int(idx), bytes(leaf), body))
+        if len(flagged) > limit:
+            break
+    rows.close()
+    register = Kind.PARCEL_REGISTER.value
+    ref = recs.resolve((chain, idx, leaf, register) for chain, idx, leaf, _ in flagged[:limit])
+    items = tuple(
+        UnrecordedProduction(
+            chain=chain,
+            parcel=str(body["parcel"]),
+            weight=int(body["weight"]),
+            value=int(body["value"]),
+            mine=str(body["mine"]),
+            produced=str(body["produced"]),
+            records=(ref((chain, idx, leaf, register)),),
+        )
+        for chain, idx, leaf, body in flagged[:limit]
+    )
+    return Bounded(items, len(flagged) > limit)
+
+
+def governance_record(conn: Connection, kp_size: int) -> tuple[int, bytes, str, int, str] | None:
+    """The governance record that made member event ``kp_size``: (idx, leaf, kind, height, time)."""
+    row = conn.execute(
+        select(R.idx, R.leaf, R.kind, R.height, H.time)
+        .join(t.headers, and_(H.chain == R.chain, H.height == R.height))
+        .where(R.chain == GOVERNANCE_CHAIN, R.idx == kp_size - 1)
+    ).first()
+    if row is None:
+        return None
+    return int(row[0]), bytes(row[1]), str(row[2]), int(row[3]), str(row[4])
+
+
+def suspended_activity(
+    conn: Connection, period: Period, limit: int, recs: RecordResolver
+) -> Bounded[SuspendedActivity]:
+    m = t.members.c
+    suspensions = conn.execute(
+        select(m.code, m.kp_size).where(not_(m.active)).order_by(m.kp_size).limit(limit + 1)
+    ).all()
+    items = []
+    for code, kp_size in suspensions[:limit]:
+        found = governance_record(conn, int(kp_size))
+        if found is None:
+            continue
+        idx, leaf, kind, height, suspended = found
+        back = conn.execute(
+            select(func.min(m.kp_size)).where(m.code == code, m.active, m.kp_size > kp_size)
+        ).scalar()
+        reinstated = None
+        if back is not None:
+            again = governance_record(conn, int(back))
+            reinstated = None if again is None else again[4]
+        while_out = [R.chain == code, H.time > suspended, *period.times(H.time)]
+        if reinstated is not None:
+            while_out.append(H.time < reinstated)
+        joined = t.records.join(t.headers, and_(H.chain == R.chain, H.height == R.height))
+        count = as_int(
+            conn.execute(select(func.count()).select_from(joined).where(*while_out)).scalar()
+        )
+        if count == 0:
+            continue
+        rows = conn.execute(
+            select(R.idx, R.leaf, R.kind)
+            .select_from(joined)
+            .where(*while_out)
+            .order_by(R.idx)
+            .limit(RECORDS_PER_FINDING)
+        ).all()
+        keys: list[RefKey] = [(code, i, h, k) for i, h, k in rows]
+        ref = recs.resolve(keys)
+        items.append(
+            SuspendedActivity(
+                participant=code,
+                suspended=suspended,
+                reinstated=reinstated,
+                suspension=AuditRecord(GOVERNANCE_CHAIN, idx, leaf.hex(), kind, height, suspended),
+                count=count,
+                records=tuple(ref(k) for k in keys),
+                records_truncated=count > len(rows),
+            )
+        )
+    return Bounded(tuple(items), len(suspensions) > limit)
+
+
+def equivocation(conn: Connection, period: Period, limit: int) -> Bounded[Equivocation]:
+    items: list[Equivocation] = []
+    truncated = False
+    rows = conn.execute(
+        select(t.evidence.c.id, t.evidence.c.doc)
+        .order_by(t.evidence.c.id)
+        .execution_options(stream_results=True, yield_per=100)
+    )
+    for ev_id, doc in rows:
+        ev = Evidence.from_json(parse_canonical(bytes(doc), what="stored evidence"))
+        if not (period.holds_time(ev.a.header.time) or period.holds_time(ev.b.header.time)):
+            continue
+        if len(items) == limit:
+            truncated = True
+            break
+        items.append(Equivocation(ev_id, ev.chain, (ev.a.header, ev.b.header)))
+    rows.close()
+    return Bounded(tuple(items), truncated)

@@ -1,0 +1,214 @@
+"""The frozen rows the audit queries answer (the API turns them into its response models)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from ledger.blocks import Header
+
+if TYPE_CHECKING:
+    from ledger.store.audit.base import Period
+
+__all__ = [
+    "AuditRecord",
+    "Bounded",
+    "CertificateCount",
+    "Discrepancy",
+    "Equivocation",
+    "ExportTotal",
+    "Findings",
+    "ImportTotal",
+    "InTransit",
+    "MirrorMismatch",
+    "PriceOutlier",
+    "ProductionTotal",
+    "Statistics",
+    "SuspendedActivity",
+    "Unconfirmed",
+    "UnrecordedProduction",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """A record behind a finding: its place in its chain's log, its kind, block and time."""
+
+    chain: str
+    index: int
+    hash: str
+    kind: str
+    height: int | None = None
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    expires: str
+    days_open: int
+    expired: bool
+    carats: int
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    declared: int
+    received: int
+    difference: int
+    difference_bp: int
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
+class MirrorMismatch:
+    exporter: str
+    importer: str
+    exported_carats: int
+    exported_certificates: int
+    imported_carats: int
+    imported_certificates: int
+    difference: int
+    in_transit: int
+    records: tuple[AuditRecord, ...]
+    records_truncated: bool
+
+
+@dataclass(frozen=True)
+class InTransit:
+    """A certificate issued in the period, neither confirmed nor voided, not yet expired."""
+
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    expires: str
+    carats: int
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
+class PriceOutlier:
+    number: str
+    issuer: str
+    hs: str
+    origin: str
+    issued: str
+    carats: int
+    value: int
+    usd_per_carat: float
+    group_median: float | None
+    group_size: int
+    reference: float | None
+    reasons: tuple[str, ...]
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
+class UnrecordedProduction:
+    chain: str
+    parcel: str
+    weight: int
+    value: int
+    mine: str
+    produced: str
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
+class SuspendedActivity:
+    participant: str
+    suspended: str
+    reinstated: str | None
+    suspension: AuditRecord
+    count: int
+    records: tuple[AuditRecord, ...]
+    records_truncated: bool
+
+
+@dataclass(frozen=True)
+class Equivocation:
+    id: str
+    chain: str
+    headers: tuple[Header, Header]
+
+
+@dataclass(frozen=True)
+class Bounded(Generic[T]):
+    """At most ``limit`` items of a finding list; ``truncated`` when there were more."""
+
+    items: tuple[T, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Every finding list of the audit report for one period."""
+
+    period: Period
+    unconfirmed: Bounded[Unconfirmed]
+    discrepancies: Bounded[Discrepancy]
+    mirror_mismatches: Bounded[MirrorMismatch]
+    in_transit: Bounded[InTransit]
+    price_outliers: Bounded[PriceOutlier]
+    unrecorded_production: Bounded[UnrecordedProduction]
+    suspended_activity: Bounded[SuspendedActivity]
+    equivocation: Bounded[Equivocation]
+
+
+@dataclass(frozen=True)
+class ProductionTotal:
+    participant: str
+    carats: int
+    value: int
+    parcels: int
+
+
+@dataclass(frozen=True)
+class ExportTotal:
+    participant: str
+    partner: str
+    carats: int
+    value: int
+    certificates: int
+
+
+@dataclass(frozen=True)
+class ImportTotal:
+    participant: str
+    partner: str
+    carats: int
+    declared: int
+    value: int
+    certificates: int
+
+
+@dataclass(frozen=True)
+class CertificateCount:
+    participant: str
+    total: int
+    unconfirmed: int
+    confirmed: int
+    discrepancy: int
+    voided: int
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """The KP statistics tables of one period."""
+
+    period: Period
+    production: tuple[ProductionTotal, ...]
+    exports: tuple[ExportTotal, ...]
+    imports: tuple[ImportTotal, ...]
+    certificates: tuple[CertificateCount, ...]

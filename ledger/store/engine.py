@@ -1,0 +1,193 @@
+"""Engines, migrations and opening a store's database (no state, no caches).
+
+SQLite (default) runs in WAL mode with ``synchronous=FULL``; PostgreSQL is
+reached with a ``postgresql+psycopg://`` URL. The schema is managed by Alembic
+and a store at an unknown revision is refused. ``open_database`` returns an
+engine on a store of the right revision and network, writing the genesis
+state into a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from ledger.chain import genesis
+from ledger.errors import LedgerError, StoreError
+from ledger.registry import Registry
+from ledger.store import tables as t
+
+__all__ = ["BulkWriter", "make_engine", "open_database", "schema_revision", "upgrade"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+#: PostgreSQL advisory lock taken by the transactions that create or migrate a
+#: store, so that processes starting at once on an empty database take turns
+_INIT_LOCK = 0x4B504C5F494E4954  # "KPL_INIT"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a store URL (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            paramstyle="named",
+            poolclass=StaticPool if memory else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_pre_ping=True)
+    raise StoreError(
+        f"unsupported database URL scheme in {url.split(':', 1)[0]!r}; use "
+        "sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+    )
+
+
+def _alembic_config(connection: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def schema_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        rev: str | None = MigrationContext.configure(conn).get_current_revision()
+        return rev
+
+
+def _serialise_init(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INIT_LOCK})
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration up to the one this code knows."""
+    try:
+        with engine.begin() as conn:
+            _serialise_init(conn)
+            command.upgrade(_alembic_config(conn), "head")
+    except CommandError as exc:  # e.g. a revision newer than this code
+        raise StoreError(
+            f"cannot upgrade the store: {exc}; this code knows revisions up to {t.SCHEMA_REVISION}"
+        ) from exc
+
+
+def _write_genesis(conn: Connection, registry: Registry) -> None:
+    g = genesis(registry)
+    conn.execute(t.meta.insert(), [{"key": "registry", "value": registry.to_bytes()}])
+    conn.execute(
+        t.members.insert(),
+        [
+            {"code": m.code, "kp_size": m.kp_size, "role": m.role, "active": m.active}
+            for m in g.members
+        ],
+    )
+    conn.execute(
+        t.keys.insert(),
+        [
+            {"chain": k.chain, "from_height": k.from_height, "kp_size": k.kp_size, "key": k.key.raw}
+            for k in g.keys
+        ],
+    )
+
+
+def open_database(url: str, registry: Registry | None, *, create: bool) -> tuple[Engine, Registry]:
+    """An engine on the store at ``url`` and the registry it holds.
+
+    On first use (``create``) the schema is created and the genesis state
+    written. Refuses a schema revision this code does not know, and a store
+    that belongs to another network than ``registry``.
+    """
+    if not create and url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) != ":memory:" and not path.exists():
+            raise StoreError(f"no kpledger store at {path}; run kpl db upgrade")
+    engine = make_engine(url)
+    try:
+        rev = schema_revision(engine)
+        if rev is None:
+            if not create:
+                raise StoreError(f"no kpledger store at {engine.url!r}; run kpl db upgrade")
+            upgrade(engine)
+        elif rev != t.SCHEMA_REVISION:
+            raise StoreError(
+                f"store schema is at revision {rev}, this code knows "
+                f"{t.SCHEMA_REVISION}; run kpl db upgrade"
+            )
+        with engine.begin() as conn:
+            _serialise_init(conn)
+            stored = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "registry")).scalar()
+            if stored is None:
+                if registry is None:
+                    raise StoreError("a new store needs the genesis registry")
+                _write_genesis(conn, registry)
+            else:
+                on_disk = Registry.parse(bytes(stored))
+                if registry is not None and on_disk.network_id != registry.network_id:
+                    raise StoreError(
+                        f"store belongs to network {on_disk.network_id[:16]}, not "
+                        f"{registry.network_id[:16]}"
+                    )
+                registry = on_disk
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open store: {exc.__class__.__name__}: {exc}") from exc
+    except LedgerError:
+        engine.dispose()
+        raise
+    return engine, registry
+
+
+class BulkWriter:
+    """``executemany`` with its SQL compiled once per (table, columns, conflict keys)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+    def __call__(
+        self,
+        conn: Connection,
+        table: Any,
+        rows: list[dict[str, Any]],
+        keys: Sequence[str] = (),
+    ) -> None:
+        """Insert ``rows`` (an upsert on ``keys`` when given) on ``conn``."""
+        if not rows:
+            return
+        cols = tuple(rows[0])
+        cache_key = (table.name, cols, tuple(keys))
+        sql = self._sql.get(cache_key)
+        if sql is None:
+            dialect: Any = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(table).values({c: bindparam(c) for c in cols})
+            if keys:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(keys),
+                    set_={c: stmt.excluded[c] for c in cols if c not in keys},
+                )
+            sql = str(stmt.compile(dialect=self._engine.dialect))
+            self._sql[cache_key] = sql
+        conn.exec_driver_sql(sql, rows)

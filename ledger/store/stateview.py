@@ -1,0 +1,290 @@
+"""Reading derived state from SQL: the ``StateView`` the pure rules judge blocks against.
+
+``StoreState`` answers every ``ledger.state.StateView`` question from the
+derived tables, with what it keeps in memory: the heads and frontiers of
+every chain, chain keys, membership, origin restrictions, a bounded cache of
+headers, and the state a batch of records will read (``prefetch``), loaded
+in a few queries before the writer judges the batch and published whole, so
+that readers in other threads never see a batch half-loaded.
+
+Only the block writer changes what is cached (``advance``, after a commit).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, and_, func, select
+
+from ledger.blocks import Header
+from ledger.crypto import PublicKey
+from ledger.merkle import Frontier
+from ledger.records import Record, RecordRef
+from ledger.registry import Registry
+from ledger.state import Certificate, KeyEvent, MemberEvent, Parcel, Party, State
+from ledger.store import tables as t
+from ledger.store.proofs import NodeReader
+from ledger.store.rows import cert_of, chunks, header_of, parcel_of, party_of, ref_of, referenced
+
+__all__ = ["StoreState"]
+
+_HEADER_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What ``prefetch`` loaded for one batch; None marks an id known to be absent."""
+
+    parcels: dict[str, Parcel | None] = field(default_factory=dict)
+    parties: dict[str, Party | None] = field(default_factory=dict)
+    certs: dict[str, Certificate | None] = field(default_factory=dict)
+    refs: dict[tuple[str, str], RecordRef | None] = field(default_factory=dict)
+    confirms: dict[tuple[str, str], int | None] = field(default_factory=dict)
+
+
+#: no batch loaded: every read goes to the database (never filled in)
+_NO_BATCH = _Batch()
+
+
+class StoreState:
+    """A ``StateView`` over the derived tables of one store."""
+
+    def __init__(self, engine: Engine, registry: Registry) -> None:
+        self.engine = engine
+        self.registry = registry
+        self._heads: dict[str, Header] = {}
+        self._frontiers: dict[str, Frontier] = {}
+        self._headers: OrderedDict[tuple[str, int], Header] = OrderedDict()
+        self._headers_lock = threading.Lock()
+        self._members: dict[str, list[MemberEvent]] = {}
+        self._keys: dict[str, list[KeyEvent]] = {}
+        self._restricted: dict[str, frozenset[str]] = {}
+        self._batch = _NO_BATCH
+        self.reload()
+
+    def reload(self) -> None:
+        """Read heads, chain keys and membership from the database again.
+
+        The writer keeps them current itself; a read replica calls this to see
+        what another process wrote.
+        """
+        members: dict[str, list[MemberEvent]] = {}
+        keys: dict[str, list[KeyEvent]] = {}
+        heads: dict[str, Header] = {}
+        with self.engine.connect() as conn:
+            for code, kp_size, role, active in conn.execute(select(t.members)):
+                members.setdefault(code, []).append(
+                    MemberEvent(code, int(kp_size), role, bool(active))
+                )
+            for chain, height, kp_size, key in conn.execute(select(t.keys)):
+                keys.setdefault(chain, []).append(
+                    KeyEvent(chain, int(height), PublicKey.from_raw(bytes(key)), int(kp_size))
+                )
+            last = (
+                select(t.headers.c.chain, func.max(t.headers.c.height).label("h"))
+                .group_by(t.headers.c.chain)
+                .subquery()
+            )
+            q = select(t.headers.c.header).join(
+                last, and_(t.headers.c.chain == last.c.chain, t.headers.c.height == last.c.h)
+            )
+            for (raw,) in conn.execute(q):
+                h = header_of(raw)
+                heads[h.chain] = h
+        self._members, self._keys, self._heads = members, keys, heads
+        self._frontiers = {}
+        self._restricted = {}
+
+    # ------------------------------------------------------------ StateView
+    def parcel(self, parcel_id: str) -> Parcel | None:
+        batch = self._batch  # read once: the writer may swap it meanwhile
+        if parcel_id in batch.parcels:
+            return batch.parcels[parcel_id]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.parcels).where(t.parcels.c.id == parcel_id)).first()
+        return None if row is None else parcel_of(row)
+
+    def party(self, party_id: str) -> Party | None:
+        batch = self._batch
+        if party_id in batch.parties:
+            return batch.parties[party_id]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.parties).where(t.parties.c.id == party_id)).first()
+        return None if row is None else party_of(row)
+
+    def certificate(self, number: str) -> Certificate | None:
+        batch = self._batch
+        if number in batch.certs:
+            return batch.certs[number]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.certificates).where(t.certificates.c.number == number)
+            ).first()
+        return None if row is None else cert_of(row)
+
+    def record_ref(self, chain: str, record_id: str) -> RecordRef | None:
+        batch = self._batch
+        if (chain, record_id) in batch.refs:
+            return batch.refs[(chain, record_id)]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.records.c.idx, t.records.c.leaf).where(
+                    t.records.c.chain == chain, t.records.c.record_id == record_id
+                )
+            ).first()
+        return None if row is None else ref_of(chain, row[0], row[1])
+
+    def restricted(self, chain: str) -> frozenset[str]:
+        found = self._restricted.get(chain)
+        if found is None:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.restrictions.c.origin).where(
+                        t.restrictions.c.chain == chain, t.restrictions.c.active
+                    )
+                )
+                found = frozenset(r[0] for r in rows)
+            self._restricted[chain] = found
+        return found
+
+    def member_codes(self) -> frozenset[str]:
+        return frozenset(self._members)
+
+    def member_events(self, code: str) -> list[MemberEvent]:
+        return list(self._members.get(code, ()))
+
+    def key_events(self, chain: str) -> list[KeyEvent]:
+        return list(self._keys.get(chain, ()))
+
+    def header(self, chain: str, height: int) -> Header | None:
+        head = self._heads.get(chain)
+        if head is not None and head.height == height:
+            return head
+        with self._headers_lock:
+            cached = self._headers.get((chain, height))
+        if cached is not None:
+            return cached
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(t.headers.c.header).where(
+                    t.headers.c.chain == chain, t.headers.c.height == height
+                )
+            ).scalar()
+        if raw is None:
+            return None
+        h = header_of(raw)
+        with self._headers_lock:
+            self._headers[(chain, height)] = h
+            if len(self._headers) > _HEADER_CACHE:
+                self._headers.popitem(last=False)
+        return h
+
+    def head(self, chain: str) -> Header | None:
+        return self._heads.get(chain)
+
+    def heads(self) -> dict[str, Header]:
+        return dict(self._heads)
+
+    def frontier(self, chain: str) -> Frontier:
+        found = self._frontiers.get(chain)
+        if found is None:
+            head = self._heads.get(chain)
+            size = 0 if head is None else head.size
+            found = Frontier.from_reader(size, NodeReader(self.engine, chain))
+            self._frontiers[chain] = found
+        return found
+
+    def confirmation_index(self, chain: str, number: str) -> int | None:
+        batch = self._batch
+        if (chain, number) in batch.confirms:
+            return batch.confirms[(chain, number)]
+        with self.engine.connect() as conn:
+            idx = conn.execute(
+                select(t.confirmations.c.idx).where(
+                    t.confirmations.c.chain == chain, t.confirmations.c.number == number
+                )
+            ).scalar()
+        return None if idx is None else int(idx)
+
+    def signature(self, chain: str, height: int) -> bytes | None:
+        with self.engine.connect() as conn:
+            sig = conn.execute(
+                select(t.headers.c.sig).where(
+                    t.headers.c.chain == chain, t.headers.c.height == height
+                )
+            ).scalar()
+        return None if sig is None else bytes(sig)
+
+    # ------------------------------------------------------------ batches
+    def prefetch(self, records: Sequence[Record]) -> None:
+        """Load in a few queries the state a batch of records will read.
+
+        Loaded into a private ``_Batch`` and published with one assignment
+        when complete: a reader in another thread (the API takes no lock)
+        sees either no batch or a whole one, never an id marked absent
+        because its row is not loaded yet. What a batch holds is the
+        database's state at prefetch time, and the writer commits only after
+        ``forget_prefetched``, so a reader never sees it go stale.
+        """
+        parcels, parties, certs = referenced(records)
+        batch = _Batch()
+        with self.engine.connect() as conn:
+            batch.certs.update(dict.fromkeys(certs))
+            for part in chunks(sorted(certs)):
+                for row in conn.execute(
+                    select(t.certificates).where(t.certificates.c.number.in_(part))
+                ):
+                    cert = cert_of(row)
+                    batch.certs[cert.number] = cert
+                    parcels.update(cert.parcels)
+                    parties.add(cert.exporter)
+            batch.parcels.update(dict.fromkeys(parcels))
+            for part in chunks(sorted(parcels)):
+                for row in conn.execute(select(t.parcels).where(t.parcels.c.id.in_(part))):
+                    batch.parcels[row[0]] = parcel_of(row)
+            batch.parties.update(dict.fromkeys(parties))
+            for part in chunks(sorted(parties)):
+                for row in conn.execute(select(t.parties).where(t.parties.c.id.in_(part))):
+                    batch.parties[row[0]] = party_of(row)
+            ids: dict[str, set[str]] = {}
+            for r in records:
+                ids.setdefault(r.chain, set()).add(r.id)
+            for chain, wanted in ids.items():
+                batch.refs.update(((chain, i), None) for i in wanted)
+                batch.confirms.update(((chain, n), None) for n in certs)
+                for part in chunks(sorted(wanted)):
+                    q = select(t.records.c.record_id, t.records.c.idx, t.records.c.leaf).where(
+                        t.records.c.chain == chain, t.records.c.record_id.in_(part)
+                    )
+                    for rid, idx, leaf in conn.execute(q):
+                        batch.refs[(chain, rid)] = ref_of(chain, idx, leaf)
+                for part in chunks(sorted(certs)):
+                    q2 = select(t.confirmations.c.number, t.confirmations.c.idx).where(
+                        t.confirmations.c.chain == chain, t.confirmations.c.number.in_(part)
+                    )
+                    for number, idx in conn.execute(q2):
+                        batch.confirms[(chain, number)] = int(idx)
+        self._batch = batch  # published whole
+
+    def forget_prefetched(self) -> None:
+        """Drop the state loaded by ``prefetch`` (reads go to the database again)."""
+        self._batch = _NO_BATCH
+
+    # ------------------------------------------------------------ after a commit
+    def drop_frontiers(self) -> None:
+        """Forget every frontier (a commit failed: they are read again when needed)."""
+        self._frontiers.clear()
+
+    def advance(self, layer: State, frontiers: dict[str, Frontier]) -> None:
+        """Take in what a committed layer changed of the cached state."""
+        self._frontiers.update(frontiers)
+        self._heads.update(layer.heads)
+        for ev in layer.members:
+            self._members.setdefault(ev.code, []).append(ev)
+        for k in layer.keys:
+            self._keys.setdefault(k.chain, []).append(k)
+        for chain, _ in layer.restrictions:
+            self._restricted.pop(chain, None)
