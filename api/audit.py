@@ -37,6 +37,10 @@ Thresholds of the report (documented in the README, echoed in every report):
 * **suspended activity**: records sealed by a participant's chain in blocks
   timed after the governance block that suspended it (and before the one
   that reinstated it, if any);
+* **refusals**: certificates issued in the period that their importing
+  authority refused (``certificate.refuse``), with the reason code and text;
+  refused and voided certificates count as no export in the mirror check and
+  the statistics (the goods went back);
 * **equivocation**: the evidence this node holds (two validly signed headers
   of one chain that contradict), when either header falls in the period.
 """
@@ -71,6 +75,8 @@ from api.schemas import (
     PriceOutlierList,
     PriceOutlierOut,
     ProductionRow,
+    RefusalList,
+    RefusalOut,
     StatsOut,
     StatsTotals,
     SuspendedActivityList,
@@ -115,6 +121,9 @@ PERIOD_PATTERN = r"^[12][0-9]{3}(-Q[1-4])?$"
 _ISSUED = CertificateStatus.ISSUED.value
 _CLOSED_BY_IMPORTER = (CertificateStatus.CONFIRMED.value, CertificateStatus.DISCREPANCY.value)
 _VOIDED = CertificateStatus.VOIDED.value
+_REFUSED = CertificateStatus.REFUSED.value
+#: certificates whose goods never left: no export in the mirror and the statistics
+_NOT_SHIPPED = (_VOIDED, _REFUSED)
 
 C = t.certificates.c
 R = t.records.c
@@ -299,6 +308,53 @@ def _discrepancies(conn: Connection, period: Period, limit: int, recs: _Records)
     return DiscrepancyList(items=items, truncated=len(rows) > limit)
 
 
+def _refusals(conn: Connection, period: Period, limit: int, recs: _Records) -> RefusalList:
+    q = (
+        select(
+            C.number,
+            C.issuer,
+            C.destination,
+            C.issued,
+            C.carats,
+            C.origin,
+            C.issue_chain,
+            C.issue_idx,
+            C.issue_hash,
+            C.closed_chain,
+            C.closed_idx,
+            C.closed_hash,
+            R.raw,
+        )
+        .select_from(
+            t.certificates.join(t.records, and_(R.chain == C.closed_chain, R.idx == C.closed_idx))
+        )
+        .where(C.status == _REFUSED, *period.days(C.issued))
+        .order_by(C.issued, C.number)
+        .limit(limit + 1)
+    )
+    rows = conn.execute(q).all()
+    items = []
+    for number, issuer, dest, issued, carats, origin, ic, ii, ih, cc, ci, ch, raw in rows[:limit]:
+        body = parse_canonical(bytes(raw), what="stored record")["body"]
+        items.append(
+            RefusalOut(
+                number=number,
+                issuer=issuer,
+                destination=dest,
+                issued=issued,
+                carats=int(carats),
+                origin=origin,
+                code=str(body["code"]),
+                reason=str(body["reason"]),
+                records=[
+                    recs.ref(ic, ii, ih, Kind.CERTIFICATE_ISSUE.value),
+                    recs.ref(cc, ci, ch, Kind.CERTIFICATE_REFUSE.value),
+                ],
+            )
+        )
+    return RefusalList(items=items, truncated=len(rows) > limit)
+
+
 def _closed_time() -> Any:
     """The certificates joined to the block of their closing record (outer: open ones too)."""
     return t.certificates.outerjoin(
@@ -317,7 +373,7 @@ def _mirror(
             func.sum(C.carats),
             func.sum(case((C.status == _ISSUED, 1), else_=0)),
         )
-        .where(C.status != _VOIDED, *period.days(C.issued))
+        .where(C.status.not_in(_NOT_SHIPPED), *period.days(C.issued))
         .group_by(C.issuer, C.destination)
     ).all()
     imported = conn.execute(
@@ -361,7 +417,7 @@ def _mirror_records(
     conn: Connection, period: Period, a: str, b: str, recs: _Records
 ) -> tuple[list[AuditRecordOut], bool]:
     """The certificates of A to B counted on one side only, or received at another weight."""
-    exported_in = and_(C.status != _VOIDED, *period.days(C.issued))
+    exported_in = and_(C.status.not_in(_NOT_SHIPPED), *period.days(C.issued))
     imported_in = and_(C.status.in_(_CLOSED_BY_IMPORTER), *period.times(H.time))
     q = (
         select(
@@ -694,6 +750,7 @@ def audit_report(
             unrecorded_production=_unrecorded_production(conn, period, limit, recs),
             suspended_activity=_suspended_activity(conn, period, limit, recs),
             equivocation=_equivocation(conn, period, limit),
+            refusals=_refusals(conn, period, limit, recs),
         )
         recs.fill(conn)
     return report
@@ -754,7 +811,7 @@ def kp_statistics(store: Store, period_text: str) -> StatsOut:
             )
             for a, b, ct, v, n in conn.execute(
                 select(C.issuer, C.destination, func.sum(C.carats), func.sum(C.value), func.count())
-                .where(C.status != _VOIDED, *period.days(C.issued))
+                .where(C.status.not_in(_NOT_SHIPPED), *period.days(C.issued))
                 .group_by(C.issuer, C.destination)
                 .order_by(C.issuer, C.destination)
             )
@@ -798,6 +855,7 @@ def kp_statistics(store: Store, period_text: str) -> StatsOut:
             confirmed=by.get(CertificateStatus.CONFIRMED.value, 0),
             discrepancy=by.get(CertificateStatus.DISCREPANCY.value, 0),
             voided=by.get(_VOIDED, 0),
+            refused=by.get(_REFUSED, 0),
         )
         for issuer, by in sorted(counts.items())
     ]
@@ -837,6 +895,7 @@ CSV_COLUMNS = (
     "confirmed",
     "discrepancy",
     "voided",
+    "refused",
 )
 
 
@@ -883,6 +942,7 @@ def _csv_rows(stats: StatsOut) -> Iterator[Iterable[object]]:
             c.confirmed,
             c.discrepancy,
             c.voided,
+            c.refused,
         )
 
 

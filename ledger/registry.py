@@ -7,7 +7,8 @@ On the wire::
                   "governance": {"keys": [<hex>...], "threshold": 2},
                   "params": {"tolerance_bp": 50, "max_validity_days": 60,
                              "max_block_records": 1000, "max_block_bytes": 8388608,
-                             "heartbeat_seconds": 5}},
+                             "heartbeat_seconds": 5,
+                             "issue_backdate_days": 3}},   # optional, 3 when absent
      "sigs": [{"key_id": <hex>, "sig": <hex>}...]}
 
 The network id is ``SHA-256("KPL-REGISTRY-V1\\n" || canonical(registry))``;
@@ -36,6 +37,11 @@ __all__ = [
 ]
 
 MAX_PARTICIPANTS = 500
+ISSUE_BACKDATE_DAYS = 3
+
+
+def _or_default(days: int | None) -> int:
+    return ISSUE_BACKDATE_DAYS if days is None else days
 
 
 @dataclass(frozen=True)
@@ -65,15 +71,23 @@ class Params:
     max_block_records: int = 1000
     max_block_bytes: int = 8 * 1024 * 1024
     heartbeat_seconds: int = 5
+    #: a certificate's issue date may lie this many days before its record's date
+    #: (a national system's batch sent at night); never after it.
+    issue_backdate_days: int = ISSUE_BACKDATE_DAYS
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "tolerance_bp": self.tolerance_bp,
             "max_validity_days": self.max_validity_days,
             "max_block_records": self.max_block_records,
             "max_block_bytes": self.max_block_bytes,
             "heartbeat_seconds": self.heartbeat_seconds,
         }
+        # absent means the default, so registries written before the parameter
+        # existed keep their bytes and their network id
+        if self.issue_backdate_days != ISSUE_BACKDATE_DAYS:
+            out["issue_backdate_days"] = self.issue_backdate_days
+        return out
 
     @classmethod
     def parse(cls, f: Fields) -> Params:
@@ -83,6 +97,7 @@ class Params:
             f.integer("max_block_records", low=1, high=100_000),
             f.integer("max_block_bytes", low=1024, high=256 * 1024 * 1024),
             f.integer("heartbeat_seconds", low=1, high=86_400),
+            _or_default(f.optional_integer("issue_backdate_days", low=0, high=31)),
         )
         f.done()
         return params

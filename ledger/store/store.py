@@ -51,9 +51,11 @@ from ledger.merkle import Coord, Frontier, consistency_proof, inclusion_proof, r
 from ledger.records import (
     CertificateConfirm,
     CertificateIssue,
+    CertificateRefuse,
     CertificateVoid,
     ParcelMerge,
     ParcelRegister,
+    ParcelRelease,
     ParcelSplit,
     ParcelTransfer,
     PartyRegister,
@@ -317,8 +319,10 @@ def _referenced(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]
             case CertificateConfirm():
                 certs.add(b.number)
                 parties.add(b.custodian)
-            case CertificateVoid():
+            case CertificateVoid() | CertificateRefuse():
                 certs.add(b.number)
+            case ParcelRelease():
+                parcels.add(b.parcel)
             case _:
                 pass
     return parcels, parties, certs
