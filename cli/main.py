@@ -17,7 +17,7 @@ from rich.table import Table
 from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
-from cli import ops
+from cli import officer, ops
 from cli.demo import AUTHORITIES, run_story, wait_agreement
 from cli.example import run_example
 from cli.query import audit, certificate_app, parcel_app, stats
@@ -55,6 +55,8 @@ app.add_typer(node_app, name="node")
 app.add_typer(token_app, name="token")
 app.add_typer(parcel_app, name="parcel")
 app.add_typer(certificate_app, name="certificate")
+app.add_typer(officer.party_app, name="party")
+app.add_typer(officer.policy_app, name="policy")
 app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")

@@ -352,6 +352,41 @@ class Node:
             batch_ids.add(record.id)
             results.append({"index": i, "id": record.id, "status": "pending", "chain": self.chain})
 
+    def check(self, values: Sequence[object]) -> list[dict[str, Any]]:
+        """A dry run of ``submit``: the same judgment against the state plus the pending
+        records, on a scratch layer that is dropped; nothing is queued or stored.
+
+        A record ``submit`` would accept answers ``valid``; the others answer as
+        ``submit`` would (``rejected`` with rule and field, ``invalid``, or the first
+        outcome of an id already submitted, marked ``duplicate``).
+        """
+        if self.chain is None:
+            raise InvalidData(f"{self.config.code} has no chain: it does not take records")
+        results: list[dict[str, Any]] = []
+        with self.lock:
+            saved = self._layer
+            self._layer = State(base=saved)
+            try:
+                parsed: list[Record | InvalidData] = []
+                for value in values:
+                    try:
+                        parsed.append(Record.from_value(value))
+                    except InvalidData as exc:
+                        parsed.append(exc)
+                records = [r for r in parsed if isinstance(r, Record)]
+                known = self.store.outcomes(self.chain, [r.id for r in records])
+                self.store.prefetch(records)
+                try:
+                    self._check_batch(parsed, known, self._context(), set(), [], [], results)
+                finally:
+                    self.store.forget_prefetched()
+            finally:
+                self._layer = saved
+        for result in results:
+            if result["status"] == "pending" and not result.get("duplicate"):
+                result["status"] = "valid"
+        return results
+
     def _outcome(self, record_id: str) -> dict[str, Any] | None:
         assert self.chain is not None
         if record_id in self._pending_ids:
