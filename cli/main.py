@@ -17,7 +17,7 @@ from rich.table import Table
 from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
-from cli import officer, ops
+from cli import importer, officer, ops
 from cli.demo import AUTHORITIES, run_story, wait_agreement
 from cli.example import run_example
 from cli.query import audit, certificate_app, parcel_app, stats
@@ -62,6 +62,7 @@ app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
 app.command("export")(ops.export)
 app.command("import")(ops.import_)
+app.command("import-records")(importer.import_records)
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
