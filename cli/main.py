@@ -135,9 +135,9 @@ def demo(
         net.start()
         try:
             with console.status("starting 6 node processes ..."):
-                net.wait_ready()
+                net.wait_ready(timeout=120.0)
             console.print("nodes up; the story, each step submitted to its authority's API:")
-            result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            result = run_story(net, say=lambda line: console.print(f"  {line}"))
             with console.status("waiting until every node holds the same chains ..."):
                 heads = wait_agreement(net)
             console.print(
@@ -148,6 +148,12 @@ def demo(
             with auditor:
                 history = auditor.get(f"/v1/parcels/{result.final_parcel}/history")
                 data = auditor.get_bytes(f"/v1/parcels/{result.final_parcel}/bundle")
+                refusals = auditor.get("/v1/audit/report")["refusals"]["items"]
+            for r in refusals:
+                console.print(
+                    f"audit report (WDC): {r['number']} from {r['issuer']} refused by "
+                    f"{r['destination']} ({r['code']}): {r['reason']}"
+                )
             console.print(f"\nLineage of {result.final_parcel}, from the WDC auditor's node:")
             console.print(history_tree(history))
             bundle_file = Path(tmp) / f"{result.final_parcel}.bundle.json"
