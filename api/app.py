@@ -18,6 +18,7 @@ from api.routes import (
     bundles,
     certificates,
     checks,
+    officer,
     ops,
     parcels,
     peers,
@@ -127,6 +128,7 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
     problems.install(app)
     app.include_router(records.router)
     app.include_router(checks.router)
+    app.include_router(officer.router)
     app.include_router(parcels.router)
     app.include_router(certificates.router)
     app.include_router(bundles.router)

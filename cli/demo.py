@@ -8,7 +8,7 @@ EU's node would not let it confirm for its Russian share (rule 9) and that the
 EU then refuses on the ledger (``certificate.refuse``, visible in the audit
 report), Antwerp's re-export to India, Russia's direct export to India, and a
 Surat manufacturer's merge and split. Every record is composed by
-``cli.compose.Composer`` from the node's state, exactly as the ``kpl`` officer
+``node.compose.Composer`` from the node's state, exactly as the ``kpl`` officer
 commands compose theirs, and goes through an authority's operator API; every
 node checks every block it receives.
 """
@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cli.compose import Composer
 from ledger.errors import LedgerError
 from ledger.kpdata import usd_per_carat
 from ledger.records import Kind
 from node.client import NodeClient
+from node.compose import Composer
 from node.local import LocalNetwork
 
 __all__ = ["DemoResult", "Story", "run_story"]

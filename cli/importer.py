@@ -27,7 +27,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,136 +39,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli import query
-from cli.compose import Composer, parse_carats, parse_usd, record_id_for
 from cli.query import DEFAULT_NODE, NodeOpt, TokenOpt
 from ledger.errors import InvalidData, LedgerError
-from ledger.records import Kind
 from ledger.schema import RECORD_ID
 from node.client import NodeClient
+from node.compose import ACTS, Act, Composer, Row, optional_field, record_id_for
 
-__all__ = ["IMPORT_KINDS", "import_records", "read_rows"]
+__all__ = ["import_records", "read_rows"]
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 BATCH = 1000
 MAX_ROWS = 100_000
-
-Row = Mapping[str, Any]
-
-
-def _text(row: Row, name: str, *, default: str | None = None) -> str:
-    value = row.get(name)
-    if value is None or value == "":
-        if default is not None:
-            return default
-        raise InvalidData("missing", field=name)
-    if not isinstance(value, str | int):
-        raise InvalidData("expected text", field=name)
-    return str(value)
-
-
-def _opt(row: Row, name: str) -> str | None:
-    value = row.get(name)
-    return None if value is None or value == "" else _text(row, name)
-
-
-def _list(row: Row, name: str) -> list[str]:
-    """A list column: a JSON array, or text separated by ``;`` (CSV)."""
-    value = row.get(name)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    items = [v.strip() for v in _text(row, name).split(";") if v.strip()]
-    if not items:
-        raise InvalidData("expected one or more ids separated by ;", field=name)
-    return items
-
-
-@dataclass(frozen=True)
-class ImportKind:
-    """How a row of one kind becomes a record: its columns, its key, its body."""
-
-    kind: Kind
-    columns: str
-    key: Callable[[Row], str]
-    body: Callable[[Composer, Row], dict[str, Any]]
-
-
-IMPORT_KINDS: dict[str, ImportKind] = {
-    k.kind.value: k
-    for k in (
-        ImportKind(
-            Kind.PARTY_REGISTER,
-            "party, name, role, address",
-            lambda r: _text(r, "party"),
-            lambda c, r: c.party_register(
-                _text(r, "party"), _text(r, "name"), _text(r, "role"), _text(r, "address")
-            ),
-        ),
-        ImportKind(
-            Kind.PARCEL_REGISTER,
-            "parcel, custodian, carats, usd, mine, hs (7102.10), produced (today)",
-            lambda r: _text(r, "parcel"),
-            lambda c, r: c.parcel_register(
-                _text(r, "parcel"),
-                _text(r, "custodian"),
-                parse_carats(_text(r, "carats"), "carats"),
-                parse_usd(_text(r, "usd"), "usd"),
-                mine=_text(r, "mine"),
-                hs=_text(r, "hs", default="7102.10"),
-                produced=_opt(r, "produced"),
-            ),
-        ),
-        ImportKind(
-            Kind.PARCEL_TRANSFER,
-            "parcel, to, usd (unchanged)",
-            lambda r: f"{_text(r, 'parcel')}>{_text(r, 'to')}",
-            lambda c, r: c.parcel_transfer(
-                _text(r, "parcel"),
-                _text(r, "to"),
-                None if _opt(r, "usd") is None else parse_usd(_text(r, "usd"), "usd"),
-            ),
-        ),
-        ImportKind(
-            Kind.CERTIFICATE_ISSUE,
-            "number, parcels (;-separated), destination, importer, importer_address, "
-            "exporter (the custodian), issued (today), days (30), seal",
-            lambda r: _text(r, "number"),
-            lambda c, r: c.certificate_issue(
-                _text(r, "number"),
-                _list(r, "parcels"),
-                _text(r, "destination"),
-                _text(r, "importer"),
-                _text(r, "importer_address"),
-                exporter=_opt(r, "exporter"),
-                issued=_opt(r, "issued"),
-                days=_days(r),
-                seal=_opt(r, "seal"),
-            ),
-        ),
-        ImportKind(
-            Kind.CERTIFICATE_CONFIRM,
-            "number, custodian",
-            lambda r: _text(r, "number"),
-            lambda c, r: c.certificate_confirm(_text(r, "number"), _text(r, "custodian")),
-        ),
-        ImportKind(
-            Kind.CERTIFICATE_REFUSE,
-            "number, code, reason",
-            lambda r: _text(r, "number"),
-            lambda c, r: c.certificate_refuse(
-                _text(r, "number"), _text(r, "code"), _text(r, "reason")
-            ),
-        ),
-    )
-}
-
-
-def _days(row: Row) -> int:
-    text = _text(row, "days", default="30")
-    if not text.isdigit() or not 0 <= int(text) <= 3660:
-        raise InvalidData("expected a whole number of days", field="days")
-    return int(text)
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, Row | InvalidData]]:
@@ -218,8 +101,8 @@ class Line:
         return bool(self.outcome.get("duplicate")) and self.status in ("committed", "pending")
 
 
-def _record_id(chain: str, spec: ImportKind, row: Row) -> str:
-    given = _opt(row, "id")
+def _record_id(chain: str, spec: Act, row: Row) -> str:
+    given = optional_field(row, "id")
     if given is not None:
         if RECORD_ID.match(given) is None:
             raise InvalidData("not a record id (letters, digits, . _ : -; 80 at most)", field="id")
@@ -228,7 +111,7 @@ def _record_id(chain: str, spec: ImportKind, row: Row) -> str:
 
 
 def compose_lines(
-    composer: Composer, spec: ImportKind, rows: Sequence[tuple[int, Row | InvalidData]]
+    composer: Composer, spec: Act, rows: Sequence[tuple[int, Row | InvalidData]]
 ) -> list[Line]:
     out: list[Line] = []
     ids: dict[str, int] = {}
@@ -331,7 +214,7 @@ def _submit(client: NodeClient, lines: Sequence[Line], wait: float) -> None:
 def import_records(
     file: Annotated[Path, typer.Argument(help="a .csv (header line) or .jsonl file")],
     kind: Annotated[
-        str, typer.Option(help=f"the rows' kind: {', '.join(IMPORT_KINDS)}", show_default=False)
+        str, typer.Option(help=f"the rows' kind: {', '.join(ACTS)}", show_default=False)
     ],
     node: NodeOpt = DEFAULT_NODE,
     token: TokenOpt = None,
@@ -351,9 +234,9 @@ def import_records(
     Exit status: 0 all written (or valid, on a dry run); 1 a line is invalid or
     refused; 2 the import could not run.
     """
-    spec = IMPORT_KINDS.get(kind)
+    spec = ACTS.get(kind)
     if spec is None:
-        err.print(f"[bold red]error:[/] --kind must be one of: {', '.join(IMPORT_KINDS)}")
+        err.print(f"[bold red]error:[/] --kind must be one of: {', '.join(ACTS)}")
         raise typer.Exit(2)
     if show not in ("all", "problems"):
         err.print("[bold red]error:[/] --show must be all or problems")

@@ -2,7 +2,7 @@
 
 Each command reads what it needs from the authority's own node (``--node``,
 ``KPL_NODE``) with the operator token (``--token``, ``KPL_TOKEN``), composes
-the record with ``cli.compose.Composer``, submits it and waits until it is
+the record with ``node.compose.Composer``, submits it and waits until it is
 sealed, then prints the outcome: committed (chain, index, block height), or
 the rule and the field that refused it. ``--dry-run`` asks the node to judge
 the record against its current state (``POST /v1/records/check``) and writes
@@ -24,12 +24,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli import query
-from cli.compose import Composer, parse_carats, parse_usd
 from cli.query import DEFAULT_NODE, NodeOpt, TokenOpt, certificate_app, parcel_app
 from cli.render import carats
 from ledger.errors import InvalidData
 from ledger.records import PARTY_ROLES, REFUSAL_CODES, Kind
 from node.client import NodeClient
+from node.compose import Composer, parse_carats, parse_usd
 
 __all__ = ["party_app", "policy_app", "run_acts", "settle"]
 

@@ -12,6 +12,9 @@ API. Its helpers here:
 * ``GET /v1/network``: this node's peers as its gossip sees them and the sync
   lag per chain (the same numbers ``/metrics`` publishes);
 * ``GET /web/qr/{number}.svg``: a QR code of a certificate's explorer URL.
+
+``/web/officer.html`` holds the officer's forms (``officer.js``): they read
+the pick lists of ``/v1/officer/*`` and have the node compose each record.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ PAGES: dict[str, str] = {
     "charts.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
+    "officer.html": "text/html; charset=utf-8",
+    "officer.js": "text/javascript; charset=utf-8",
+    "officer.css": "text/css; charset=utf-8",
 }
 
 #: the explorer loads nothing but this node: scripts, styles, images and API calls
@@ -69,7 +75,7 @@ def _file(name: str) -> bytes:
 
 def _page(name: str) -> Response:
     headers = dict(_HEADERS)
-    if name == "index.html":
+    if name.endswith(".html"):
         headers["Content-Security-Policy"] = CSP
     return Response(_file(name), media_type=PAGES[name], headers=headers)
 

@@ -1162,6 +1162,29 @@ class Store:
                     out[row[0]] = _parcel(row)
         return out
 
+    def held_parcels(self, chain: str, *, limit: int = 500) -> list[Parcel]:
+        """Active parcels under ``chain``'s jurisdiction, by id: an officer's pick list."""
+        q = (
+            select(t.parcels)
+            .where(t.parcels.c.chain == chain, t.parcels.c.status == ParcelStatus.ACTIVE.value)
+            .order_by(t.parcels.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_parcel(row) for row in conn.execute(q)]
+
+    def incoming_certificates(self, chain: str, *, limit: int = 500) -> list[Certificate]:
+        """Open certificates destined to ``chain``, oldest first: what it may confirm."""
+        c = t.certificates.c
+        q = (
+            select(t.certificates)
+            .where(c.destination == chain, c.status == CertificateStatus.ISSUED.value)
+            .order_by(c.issued, c.number)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_cert(row) for row in conn.execute(q)]
+
     def signed_header(self, chain: str, height: int) -> SignedHeader | None:
         header = self.header(chain, height)
         sig = self.signature(chain, height)

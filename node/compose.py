@@ -7,8 +7,10 @@ HS codes, origin compositions, custodians, the issue record's reference, the
 importer's chain head) and builds the record, so nobody ever adds up a total by
 hand. The node still judges every record: the composer only spares the typing.
 
-The same composer writes the records of ``kpl demo``, ``kpl import-records``
-and every ``kpl party|parcel|certificate|policy`` command.
+The same composer writes the records of ``kpl demo``, ``kpl import-records``,
+the explorer's officer forms and every ``kpl party|parcel|certificate|policy``
+command. ``ACTS`` turns officer-level fields (an import row, a form: carats
+and US dollars as text, parcels by id) into the composer's calls.
 
 Record ids are ``<chain>-<kind>-<hash>``, the hash taken over the canonical
 body (without the time): the same act composed twice gets the same id, so a
@@ -30,8 +32,12 @@ from ledger.records import Kind, make_record
 from ledger.rules import certificate_origin
 
 __all__ = [
+    "ACTS",
+    "Act",
     "Composer",
     "Reader",
+    "Row",
+    "optional_field",
     "parse_carats",
     "parse_usd",
     "record_id_for",
@@ -355,3 +361,123 @@ class Composer:
 
     def policy_origin(self, origin: str, reason: str) -> dict[str, Any]:
         return {"origin": origin, "reason": reason}
+
+
+# ---------------------------------------------------------------- acts from fields
+
+Row = Mapping[str, Any]
+
+
+def _text(row: Row, name: str, *, default: str | None = None) -> str:
+    value = row.get(name)
+    if value is None or value == "":
+        if default is not None:
+            return default
+        raise InvalidData("missing", field=name)
+    if not isinstance(value, str | int):
+        raise InvalidData("expected text", field=name)
+    return str(value)
+
+
+def optional_field(row: Row, name: str) -> str | None:
+    value = row.get(name)
+    return None if value is None or value == "" else _text(row, name)
+
+
+def _list(row: Row, name: str) -> list[str]:
+    """A list column: a JSON array, or text separated by ``;`` (CSV)."""
+    value = row.get(name)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    items = [v.strip() for v in _text(row, name).split(";") if v.strip()]
+    if not items:
+        raise InvalidData("expected one or more ids separated by ;", field=name)
+    return items
+
+
+@dataclass(frozen=True)
+class Act:
+    """How officer-level fields (a form, an import row) become a record of one kind:
+    its fields, its key (what the record creates or acts on), its body."""
+
+    kind: Kind
+    columns: str
+    key: Callable[[Row], str]
+    body: Callable[[Composer, Row], dict[str, Any]]
+
+
+ACTS: dict[str, Act] = {
+    k.kind.value: k
+    for k in (
+        Act(
+            Kind.PARTY_REGISTER,
+            "party, name, role, address",
+            lambda r: _text(r, "party"),
+            lambda c, r: c.party_register(
+                _text(r, "party"), _text(r, "name"), _text(r, "role"), _text(r, "address")
+            ),
+        ),
+        Act(
+            Kind.PARCEL_REGISTER,
+            "parcel, custodian, carats, usd, mine, hs (7102.10), produced (today)",
+            lambda r: _text(r, "parcel"),
+            lambda c, r: c.parcel_register(
+                _text(r, "parcel"),
+                _text(r, "custodian"),
+                parse_carats(_text(r, "carats"), "carats"),
+                parse_usd(_text(r, "usd"), "usd"),
+                mine=_text(r, "mine"),
+                hs=_text(r, "hs", default="7102.10"),
+                produced=optional_field(r, "produced"),
+            ),
+        ),
+        Act(
+            Kind.PARCEL_TRANSFER,
+            "parcel, to, usd (unchanged)",
+            lambda r: f"{_text(r, 'parcel')}>{_text(r, 'to')}",
+            lambda c, r: c.parcel_transfer(
+                _text(r, "parcel"),
+                _text(r, "to"),
+                None if optional_field(r, "usd") is None else parse_usd(_text(r, "usd"), "usd"),
+            ),
+        ),
+        Act(
+            Kind.CERTIFICATE_ISSUE,
+            "number, parcels (;-separated), destination, importer, importer_address, "
+            "exporter (the custodian), issued (today), days (30), seal",
+            lambda r: _text(r, "number"),
+            lambda c, r: c.certificate_issue(
+                _text(r, "number"),
+                _list(r, "parcels"),
+                _text(r, "destination"),
+                _text(r, "importer"),
+                _text(r, "importer_address"),
+                exporter=optional_field(r, "exporter"),
+                issued=optional_field(r, "issued"),
+                days=_days(r),
+                seal=optional_field(r, "seal"),
+            ),
+        ),
+        Act(
+            Kind.CERTIFICATE_CONFIRM,
+            "number, custodian",
+            lambda r: _text(r, "number"),
+            lambda c, r: c.certificate_confirm(_text(r, "number"), _text(r, "custodian")),
+        ),
+        Act(
+            Kind.CERTIFICATE_REFUSE,
+            "number, code, reason",
+            lambda r: _text(r, "number"),
+            lambda c, r: c.certificate_refuse(
+                _text(r, "number"), _text(r, "code"), _text(r, "reason")
+            ),
+        ),
+    )
+}
+
+
+def _days(row: Row) -> int:
+    text = _text(row, "days", default="30")
+    if not text.isdigit() or not 0 <= int(text) <= 3660:
+        raise InvalidData("expected a whole number of days", field="days")
+    return int(text)
