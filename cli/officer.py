@@ -81,26 +81,26 @@ def settle(
     return out
 
 
-def _line(record: dict[str, Any], outcome: dict[str, Any]) -> tuple[bool, str]:
+def _line(record: dict[str, Any], outcome: dict[str, Any]) -> str:
     kind, rid = record["kind"], record["id"]
     status = outcome["status"]
     again = " (already submitted: its first outcome)" if outcome.get("duplicate") else ""
     if status == "committed":
-        return True, (
+        return (
             f"[green]committed[/] {kind} as {outcome['chain']} record {outcome['index']} "
             f"in block {outcome['height']}{again}  [dim]id {escape(rid)}[/]"
         )
     if status == "valid":
-        return True, f"[green]valid[/] {kind}: the node would accept it (dry run: nothing written)"
+        return f"[green]valid[/] {kind}: the node would accept it (dry run: nothing written)"
     if status == "pending":  # a dry run of an id the node already queued
-        return True, f"[yellow]pending[/] {kind}: already queued{again}  [dim]id {escape(rid)}[/]"
+        return f"[yellow]pending[/] {kind}: already queued{again}  [dim]id {escape(rid)}[/]"
     where = outcome.get("field") or "record"
     if status == "rejected":
-        return False, (
+        return (
             f"[bold red]refused[/] {kind} by rule {outcome.get('rule')} at {escape(where)}: "
             f"{escape(str(outcome.get('reason')))} ({outcome.get('code')}){again}"
         )
-    return False, (
+    return (
         f"[bold red]invalid[/] {kind} at {escape(where)}: {escape(str(outcome.get('reason')))}"
     )
 
@@ -153,7 +153,7 @@ def run_acts(
             summary = _summary(r["kind"], r["body"])
             if summary:
                 console.print(escape(summary))
-            console.print(_line(r, o)[1])
+            console.print(_line(r, o))
     if not ok:
         raise typer.Exit(1)
 
