@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -173,6 +174,24 @@ def test_officer_forms_register_issue_refuse_confirm(
     eu.wait_for_selector("#incoming-none")
     bw_reader = c.reader("BW")
     wait_for("BW to see the refusal", lambda: status_of(bw_reader, "BW-WEB-1") == "refused")
+
+    # the auditor's dashboard lists the refusal with its reason
+    wdc_reader = c.reader("WDC")
+    wait_for("WDC to see the refusal", lambda: status_of(wdc_reader, "BW-WEB-1") == "refused")
+    audit = chromium.new_page()
+    audit.set_default_timeout(TIMEOUT * 2)
+    audit.on("pageerror", lambda exc: errors.append(str(exc)))
+    audit.add_init_script(
+        f"sessionStorage.setItem('kpl.token', {c.token('WDC', 'auditor_token')!r});"
+    )
+    audit.goto(f"{c.nodes['WDC'].url}/#/audit?period={datetime.now(UTC).year}")
+    audit.wait_for_selector("#finding-refusals")
+    refusals = audit.inner_text("#finding-refusals")
+    for text in ("BW-WEB-1", "BW → EU", "importer unknown at the address"):
+        assert text in refusals, refusals
+    assert "documents" in refusals.lower()  # the reason code, as a pill
+    shot(audit, "officer-audit-refusals")
+    audit.close()
 
     # issued again, and this time confirmed
 
