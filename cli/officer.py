@@ -100,9 +100,7 @@ def _line(record: dict[str, Any], outcome: dict[str, Any]) -> str:
             f"[bold red]refused[/] {kind} by rule {outcome.get('rule')} at {escape(where)}: "
             f"{escape(str(outcome.get('reason')))} ({outcome.get('code')}){again}"
         )
-    return (
-        f"[bold red]invalid[/] {kind} at {escape(where)}: {escape(str(outcome.get('reason')))}"
-    )
+    return f"[bold red]invalid[/] {kind} at {escape(where)}: {escape(str(outcome.get('reason')))}"
 
 
 def _summary(kind: str, body: dict[str, Any]) -> str | None:
