@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ledger.errors import LedgerError
@@ -54,10 +55,12 @@ class Story:
         self.network_id = net.layout.registry.network_id
         self.clients = {c: NodeClient(net.layout.urls[c], net.token(c)) for c in AUTHORITIES}
         self.auditor = NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token"))
-        # every record of the story is composed as ``kpl`` commands compose them
-        self.composers = {
-            c: Composer(client, self.network_id, c) for c, client in self.clients.items()
-        }
+
+    @cached_property
+    def composers(self) -> dict[str, Composer]:
+        """Every record of the story is composed as the ``kpl`` officer commands compose
+        theirs (built on first use, so subclasses with their own clients get them too)."""
+        return {c: Composer(client, self.network_id, c) for c, client in self.clients.items()}
 
     def close(self) -> None:
         for c in self.clients.values():
