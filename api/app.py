@@ -9,7 +9,19 @@ from fastapi import FastAPI
 
 from api import problems
 from api.deps import BodyLimit
-from api.routes import audit, bundles, certificates, ops, parcels, peers, records, stats, web
+from api.routes import (
+    audit,
+    bundles,
+    certificates,
+    checks,
+    officer,
+    ops,
+    parcels,
+    peers,
+    records,
+    stats,
+    web,
+)
 from api.schemas import ProblemOut
 from node.gossip import Gossip
 from node.node import Node
@@ -19,6 +31,7 @@ __all__ = ["create_app"]
 #: request body limits: a batch of 1,000 records, a gossip message, anything else
 LIMITS = {
     "/v1/records": 32 * 1024 * 1024,
+    "/v1/records/check": 32 * 1024 * 1024,
     "/v1/gossip": 1024 * 1024,
     "/v1/bundles/verify": 64 * 1024 * 1024,
 }
@@ -84,6 +97,8 @@ def create_app(node: Node, gossip: Gossip | None = None) -> FastAPI:
     app.state.gossip = gossip
     problems.install(app)
     app.include_router(records.router)
+    app.include_router(checks.router)
+    app.include_router(officer.router)
     app.include_router(parcels.router)
     app.include_router(certificates.router)
     app.include_router(bundles.router)

@@ -28,6 +28,7 @@ from api.schemas import (
     MirrorList,
     PriceOutlierList,
     ProductionRow,
+    RefusalList,
     StatsOut,
     StatsTotals,
     SuspendedActivityList,
@@ -118,6 +119,7 @@ def audit_report(
             ],
             truncated=found.equivocation.truncated,
         ),
+        refusals=RefusalList.model_validate(asdict(found.refusals)),
     )
 
 
@@ -166,6 +168,7 @@ CSV_COLUMNS = (
     "confirmed",
     "discrepancy",
     "voided",
+    "refused",
 )
 
 
@@ -212,6 +215,7 @@ def _csv_rows(stats: StatsOut) -> Iterator[Iterable[object]]:
             c.confirmed,
             c.discrepancy,
             c.voided,
+            c.refused,
         )
 
 

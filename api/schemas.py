@@ -128,7 +128,7 @@ class CertificateOut(BaseModel):
     number: str
     issuer: str
     destination: str
-    status: str = Field(description="issued, confirmed, discrepancy, voided or expired")
+    status: str = Field(description="issued, confirmed, discrepancy, voided, refused or expired")
     issued: str
     expires: str
     carats: int = Field(description="hundredths of a carat")
@@ -304,6 +304,25 @@ class EquivocationOut(BaseModel):
     headers: list[HeaderRefOut] = Field(description="two signed headers that contradict")
 
 
+class RefusalOut(BaseModel):
+    """A certificate the importing authority refused (``certificate.refuse``)."""
+
+    number: str
+    issuer: str
+    destination: str = Field(description="the participant that refused it")
+    issued: str
+    carats: int = Field(description="hundredths of a carat on the certificate")
+    origin: str = Field(description="the certificate's country of origin, or mixed")
+    code: str = Field(description="restricted-origin, documents, seal-broken, ...")
+    reason: str = Field(description="the refusing officer's words")
+    records: list[AuditRecordOut] = Field(description="the issue and the refusal")
+
+
+class RefusalList(BaseModel):
+    items: list[RefusalOut]
+    truncated: bool
+
+
 class UnconfirmedList(BaseModel):
     items: list[UnconfirmedOut]
     truncated: bool
@@ -375,6 +394,10 @@ class AuditReportOut(BaseModel):
     unrecorded_production: UnrecordedProductionList
     suspended_activity: SuspendedActivityList
     equivocation: EquivocationList
+    refusals: RefusalList = Field(
+        default_factory=lambda: RefusalList(items=[], truncated=False),
+        description="certificates refused by their importer, issued in the period",
+    )
     sync: dict[str, ChainSyncOut] | None = Field(
         default=None,
         description="how far behind its peers this node held each chain when it wrote the "
@@ -416,6 +439,7 @@ class CertificateCountRow(BaseModel):
     confirmed: int
     discrepancy: int
     voided: int
+    refused: int = Field(default=0, description="refused by the importing authority")
 
 
 class StatsTotals(BaseModel):
@@ -441,7 +465,8 @@ class StatsOut(BaseModel):
         description="parcel.register records by producing participant, by produced date"
     )
     exports: list[ExportRow] = Field(
-        description="certificates by issuer and destination, by issue date, voided excluded"
+        description="certificates by issuer and destination, by issue date, "
+        "voided and refused excluded"
     )
     imports: list[ImportRow] = Field(
         description="confirmations by importer and exporter, by the confirmation's block date"

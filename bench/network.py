@@ -70,7 +70,7 @@ from keys import save_key
 from ledger.blocks import Block
 from ledger.canonical import load_json
 from ledger.records import Record
-from ledger.state import ParcelStatus
+from ledger.state import ParcelStatus, State
 from ledger.store import Store
 from ledger.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
 from node.config import NodeConfig, hash_token
@@ -443,6 +443,11 @@ def _bodies(records: Sequence[Record], batch: int) -> list[bytes]:
 # ---------------------------------------------------------------- record streams
 
 
+def _holder(state: State, parcel_id: str) -> str | None:
+    parcel = state.parcel(parcel_id)
+    return None if parcel is None else parcel.custodian
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -520,9 +525,17 @@ def _producer_stream(
                 kids = [(new_id(), w, v), (new_id(), p.weight - w, p.value - v)]
                 add(block, sc.split(chain, p.id, kids), p.id, *(k[0] for k in kids))
             elif r < 0.85:
-                parents = [pool.pop(), pool.pop()]
+                # a merge takes one custodian's parcels (rule 1); else a transfer
+                first = pool.pop()
+                mate = next(
+                    (q for q in reversed(pool) if _holder(st, q) == _holder(st, first)), None
+                )
+                if mate is None:
+                    add(block, sc.transfer(chain, first, party), first)
+                    continue
+                pool.remove(mate)
                 pid = new_id()
-                add(block, sc.merge(chain, parents, pid, party), *parents, pid)
+                add(block, sc.merge(chain, [first, mate], pid, party), first, mate, pid)
             else:
                 p = st.parcel(pool.pop())
                 assert p is not None

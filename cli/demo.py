@@ -3,11 +3,14 @@
 Five authority nodes (BW, RU, AE, EU, IN) and a WDC auditor node run as real
 processes on 127.0.0.1, each with its own SQLite store. The story is the one
 DOMAIN.md tells: production in Botswana and Russia at 2023 KP prices, sorting
-in Gaborone, exports under KP certificates, a mixed Dubai shipment refused by
-the EU for its Russian share (rule 9), Antwerp's re-export to India, Russia's
-direct export to India, and a Surat manufacturer's merge and split. Every
-record goes through an authority's operator API; every node checks every
-block it receives.
+in Gaborone, exports under KP certificates, a mixed Dubai shipment that the
+EU's node would not let it confirm for its Russian share (rule 9) and that the
+EU then refuses on the ledger (``certificate.refuse``, visible in the audit
+report), Antwerp's re-export to India, Russia's direct export to India, and a
+Surat manufacturer's merge and split. Every record is composed by
+``node.compose.Composer`` from the node's state, exactly as the ``kpl`` officer
+commands compose theirs, and goes through an authority's operator API; every
+node checks every block it receives.
 """
 
 from __future__ import annotations
@@ -15,23 +18,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from ledger.errors import LedgerError
 from ledger.kpdata import usd_per_carat
-from ledger.records import Kind, make_record
-from ledger.rules import certificate_origin
+from ledger.records import Kind
 from node.client import NodeClient
+from node.compose import Composer
 from node.local import LocalNetwork
 
 __all__ = ["DemoResult", "Story", "run_story"]
 
 AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cents(code: str, carats: int) -> int:
@@ -56,7 +55,12 @@ class Story:
         self.network_id = net.layout.registry.network_id
         self.clients = {c: NodeClient(net.layout.urls[c], net.token(c)) for c in AUTHORITIES}
         self.auditor = NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token"))
-        self._serial = 0
+
+    @cached_property
+    def composers(self) -> dict[str, Composer]:
+        """Every record of the story is composed as the ``kpl`` officer commands compose
+        theirs (built on first use, so subclasses with their own clients get them too)."""
+        return {c: Composer(client, self.network_id, c) for c, client in self.clients.items()}
 
     def close(self) -> None:
         for c in self.clients.values():
@@ -64,15 +68,8 @@ class Story:
         self.auditor.close()
 
     def record(self, chain: str, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
-        self._serial += 1
-        return make_record(
-            network=self.network_id,
-            chain=chain,
-            kind=kind,
-            record_id=f"demo-{chain}-{self._serial}",
-            time=_now(),
-            body=body,
-        ).as_json()
+        found: dict[str, Any] = self.composers[chain].record(kind, body)
+        return found
 
     def commit(
         self, chain: str, *records: dict[str, Any], refusals: int = 0
@@ -109,72 +106,36 @@ class Story:
 
     # ------------------------------------------------------------ record bodies
     def party(self, chain: str, party: str, role: str, name: str) -> dict[str, Any]:
-        return self.record(
-            chain,
-            Kind.PARTY_REGISTER,
-            {"party": party, "name": name, "role": role, "address": name},
-        )
+        body = self.composers[chain].party_register(party, name, role, name)
+        return self.record(chain, Kind.PARTY_REGISTER, body)
 
     def register(
         self, chain: str, parcel: str, custodian: str, carats: int, mine: str
     ) -> dict[str, Any]:
-        return self.record(
-            chain,
-            Kind.PARCEL_REGISTER,
-            {
-                "parcel": parcel,
-                "custodian": custodian,
-                "weight": carats * 100,
-                "value": cents(chain, carats),
-                "hs": "7102.31",
-                "mine": mine,
-                "produced": _now()[:10],
-            },
+        body = self.composers[chain].parcel_register(
+            parcel, custodian, carats * 100, cents(chain, carats), mine=mine, hs="7102.31"
         )
+        return self.record(chain, Kind.PARCEL_REGISTER, body)
 
     def split(self, chain: str, parcel: str, parts: list[tuple[str, int]]) -> dict[str, Any]:
-        """Split by carats; values shared in proportion, the last part takes the rest."""
-        p = self.parcel(chain, parcel)
-        children: list[dict[str, Any]] = []
-        left_v = int(p["value"])
-        for i, (child, carats) in enumerate(parts):
-            value = (
-                left_v
-                if i == len(parts) - 1
-                else int(p["value"]) * carats * 100 // int(p["weight"])
-            )
-            left_v -= value
-            children.append({"parcel": child, "weight": carats * 100, "value": value})
-        if sum(c["weight"] for c in children) != p["weight"]:
-            raise LedgerError(f"demo split of {parcel} does not add up")
-        return self.record(chain, Kind.PARCEL_SPLIT, {"parcel": parcel, "children": children})
+        """Split by carats; the composer shares the value by weight."""
+        body = self.composers[chain].parcel_split(parcel, [(c, ct * 100) for c, ct in parts])
+        return self.record(chain, Kind.PARCEL_SPLIT, body)
 
     def transfer(self, chain: str, parcel: str, to: str) -> dict[str, Any]:
-        return self.record(chain, Kind.PARCEL_TRANSFER, {"parcel": parcel, "to": to})
+        return self.record(
+            chain, Kind.PARCEL_TRANSFER, self.composers[chain].parcel_transfer(parcel, to)
+        )
 
     def merge(self, chain: str, parents: list[str], child: str, custodian: str) -> dict[str, Any]:
-        ps = [self.parcel(chain, p) for p in parents]
-        return self.record(
-            chain,
-            Kind.PARCEL_MERGE,
-            {
-                "parents": parents,
-                "parcel": child,
-                "custodian": custodian,
-                "weight": sum(int(p["weight"]) for p in ps),
-                "value": sum(int(p["value"]) for p in ps),
-            },
-        )
+        body = self.composers[chain].parcel_merge(parents, child, custodian)
+        return self.record(chain, Kind.PARCEL_MERGE, body)
 
     def restrict(self, chain: str, origin: str) -> dict[str, Any]:
-        return self.record(
-            chain,
-            Kind.POLICY_RESTRICT_ORIGIN,
-            {
-                "origin": origin,
-                "reason": "ban on rough diamonds of this origin, also through third countries",
-            },
+        body = self.composers[chain].policy_origin(
+            origin, "ban on rough diamonds of this origin, also through third countries"
         )
+        return self.record(chain, Kind.POLICY_RESTRICT_ORIGIN, body)
 
     def issue(
         self,
@@ -185,65 +146,30 @@ class Story:
         parcels: list[str],
         importer: str,
     ) -> dict[str, Any]:
-        lines = []
-        for pid in parcels:
-            p = self.parcel(chain, pid)
-            lines.append(
-                {
-                    "parcel": pid,
-                    "weight": p["weight"],
-                    "value": p["value"],
-                    "hs": p["hs"],
-                    "origin": p["origin"],
-                }
-            )
-        today = datetime.now(UTC).date()
-        return self.record(
-            chain,
-            Kind.CERTIFICATE_ISSUE,
-            {
-                "number": number,
-                "destination": destination,
-                "exporter": exporter,
-                "importer": {"name": importer, "address": importer},
-                "lines": lines,
-                "carats": sum(x["weight"] for x in lines),
-                "value": sum(x["value"] for x in lines),
-                "parcels": len(lines),
-                "origin": certificate_origin([tuple(x["origin"].items()) for x in lines]),
-                "issued": today.isoformat(),
-                "expires": (today + timedelta(days=30)).isoformat(),
-                "seal": f"SEAL-{number}",
-            },
+        body = self.composers[chain].certificate_issue(
+            number, parcels, destination, importer, importer, exporter=exporter
         )
+        return self.record(chain, Kind.CERTIFICATE_ISSUE, body)
 
-    def confirm(self, chain: str, number: str, custodian: str) -> dict[str, Any]:
+    def _incoming(self, chain: str, number: str) -> None:
         self.wait(
             f"{chain} to receive certificate {number}", lambda: self.has_certificate(chain, number)
         )
-        cert = self.clients[chain].get(f"/v1/certificates/{number}")
-        received = [
-            {"parcel": pid, "weight": int(self.auditor_parcel(pid)["weight"])}
-            for pid in cert["parcels"]
-        ]
-        return self.record(
-            chain,
-            Kind.CERTIFICATE_CONFIRM,
-            {
-                "number": number,
-                "ref": {
-                    "chain": cert["issue"]["chain"],
-                    "index": cert["issue"]["index"],
-                    "hash": cert["issue"]["hash"],
-                },
-                "custodian": custodian,
-                "received": received,
-            },
-        )
 
-    def auditor_parcel(self, parcel_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.auditor.get(f"/v1/parcels/{parcel_id}")
-        return found
+    def confirm(self, chain: str, number: str, custodian: str) -> dict[str, Any]:
+        self._incoming(chain, number)
+        body = self.composers[chain].certificate_confirm(number, custodian)
+        return self.record(chain, Kind.CERTIFICATE_CONFIRM, body)
+
+    def check(self, chain: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The node's dry-run verdict on a record (``kpl ... --dry-run``)."""
+        answer: dict[str, Any] = self.clients[chain].check([record])[0]
+        return answer
+
+    def refuse(self, chain: str, number: str, code: str, reason: str) -> dict[str, Any]:
+        self._incoming(chain, number)
+        body = self.composers[chain].certificate_refuse(number, code, reason)
+        return self.record(chain, Kind.CERTIFICATE_REFUSE, body)
 
 
 def run_story(net: LocalNetwork, say: Callable[[str], None]) -> DemoResult:
@@ -257,7 +183,7 @@ def run_story(net: LocalNetwork, say: Callable[[str], None]) -> DemoResult:
         result.refused += refused
         line = f"{chain}: {text} ({len(records)} records, {time.monotonic() - started:.1f}s)"
         result.steps.append(line)
-        say(line)
+        say(f"[green]sealed[/] {line}")
         for r in refused:
             say(f"    refused: rule {r['rule']}: {r['reason']}")
 
@@ -343,11 +269,24 @@ def run_story(net: LocalNetwork, say: Callable[[str], None]) -> DemoResult:
             "AE",
             s.issue("AE", "AE-2026-0001", "EU", "AE-DMCC1", ["AE-MIX-1"], "Antwerp rough importer"),
         )
+        verdict = s.check("EU", s.confirm("EU", "AE-2026-0001", "EU-ANTWERP1"))
+        if verdict["status"] != "rejected" or verdict.get("rule") != "9":
+            raise LedgerError(f"the EU's node should refuse AE-2026-0001 by rule 9: {verdict}")
+        result.refused.append(verdict)
+        say(
+            "[yellow]checked[/] EU: a confirmation of AE-2026-0001 (dry run): "
+            f"rule 9: {verdict['reason']}"
+        )
         step(
-            "the EU's confirmation of the mixed shipment",
+            "the EU refuses the mixed shipment (certificate.refuse, restricted-origin); "
+            "the lot goes back to Dubai",
             "EU",
-            s.confirm("EU", "AE-2026-0001", "EU-ANTWERP1"),
-            refusals=1,
+            s.refuse(
+                "EU",
+                "AE-2026-0001",
+                "restricted-origin",
+                "holds Russian-origin rough: EU ban, also through third countries",
+            ),
         )
         step(
             "Antwerp confirms the clean Botswana shipment",

@@ -18,7 +18,7 @@ from rich.table import Table
 from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
-from cli import ops
+from cli import importer, officer, ops
 from cli.demo import AUTHORITIES, run_story, wait_agreement
 from cli.example import run_example
 from cli.exits import EXIT_HELP, Exit, error_json, print_json
@@ -70,11 +70,14 @@ app.add_typer(node_app, name="node")
 app.add_typer(token_app, name="token")
 app.add_typer(parcel_app, name="parcel")
 app.add_typer(certificate_app, name="certificate")
+app.add_typer(officer.party_app, name="party")
+app.add_typer(officer.policy_app, name="policy")
 app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
 app.command("export")(ops.export)
 app.command("import")(ops.import_)
+app.command("import-records")(importer.import_records)
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -147,9 +150,9 @@ def demo(
         net.start()
         try:
             with console.status("starting 6 node processes ..."):
-                net.wait_ready()
+                net.wait_ready(timeout=120.0)
             console.print("nodes up; the story, each step submitted to its authority's API:")
-            result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            result = run_story(net, say=lambda line: console.print(f"  {line}"))
             with console.status("waiting until every node holds the same chains ..."):
                 heads = wait_agreement(net)
             console.print(
@@ -160,6 +163,12 @@ def demo(
             with auditor:
                 history = auditor.get(f"/v1/parcels/{result.final_parcel}/history")
                 data = auditor.get_bytes(f"/v1/parcels/{result.final_parcel}/bundle")
+                refusals = auditor.get("/v1/audit/report")["refusals"]["items"]
+            for r in refusals:
+                console.print(
+                    f"audit report (WDC): {r['number']} from {r['issuer']} refused by "
+                    f"{r['destination']} ({r['code']}): {r['reason']}"
+                )
             console.print(f"\nLineage of {result.final_parcel}, from the WDC auditor's node:")
             console.print(history_tree(history))
             bundle_file = Path(tmp) / f"{result.final_parcel}.bundle.json"

@@ -61,13 +61,16 @@ needs, the following; anything missing makes a step fail, never pass.
 2. Parties: the ``party.register`` of every party those records name as
    custodian, recipient or exporter, and every ``party.revoke`` of them.
 3. Origin policy: every ``policy.restrict_origin`` and ``policy.lift_origin``
-   of a chain that confirms an included certificate, below its last included
-   confirmation.
+   of a chain that confirms or refuses an included certificate, below its last
+   included confirmation or refusal.
 4. Headers: for every record, the header of its block and the header just
    before it (height - 1, unless the block is the chain's first): together
    they show that the block is the record's block
-   (``previous.size <= index < block.size``). For every confirmation, the
-   issuer's header that its block witnesses; for every void, the importer's
+   (``previous.size <= index < block.size``). For every confirmation and
+   every refusal, the issuer's header that its block witnesses; for every
+   record, the header its block witnesses of each chain whose refusal the
+   bundle holds (a refused parcel is acted on again only in blocks that
+   witness the refusal); for every void, the importer's
    header that its block witnesses and the importer's header at
    ``importer_height``. For every header that witnesses the governance chain
    ``KP``, that ``KP`` header.

@@ -23,7 +23,8 @@ file that cannot be used: the operator's problem)::
     |           ValueNotConserved, OriginNotCarried, CertificateInvalid,
     |           ConfirmationInvalid, VoidInvalid, RestrictedOrigin,
     |           ParticipantNotActive, WitnessInvalid, KeyChangeInvalid,
-    |           GovernanceInvalid
+    |           GovernanceInvalid, CustodyConflict, RefusalInvalid,
+    |           ReleaseInvalid, FutureDated
     +-- DependencyMissing             a block witnesses a header this node lacks yet
     +-- KeyFileError                  a key file is missing, unreadable, too open
     +-- StoreError                    the database refuses or disagrees with itself
@@ -41,10 +42,12 @@ __all__ = [
     "CertificateInvalid",
     "ConfirmationInvalid",
     "ConsistencyProofError",
+    "CustodyConflict",
     "DependencyMissing",
     "DuplicateRecord",
     "EncodingError",
     "EquivocationError",
+    "FutureDated",
     "GovernanceInvalid",
     "InactiveParty",
     "InclusionProofError",
@@ -56,6 +59,8 @@ __all__ = [
     "OriginNotCarried",
     "ParticipantNotActive",
     "ProofError",
+    "RefusalInvalid",
+    "ReleaseInvalid",
     "RestrictedOrigin",
     "RuleViolation",
     "SchemaError",
@@ -140,7 +145,7 @@ class RuleViolation(InvalidData):
 
     ``rule`` is the rule's number in DOMAIN.md ("Rules the ledger enforces")
     or the name of a DESIGN.md determinism rule (``"witness"``, ``"governance"``,
-    ``"keys"``), so that a refusal can always be traced to the text that demands it.
+    ``"keys"``, ``"time"``), so that a refusal can always be traced to the text that demands it.
     """
 
     code = "rule"
@@ -229,6 +234,34 @@ class KeyChangeInvalid(RuleViolation):
 class GovernanceInvalid(RuleViolation):
     code = "governance-invalid"
     rule = "governance"
+
+
+class CustodyConflict(RuleViolation):
+    """Parcels of different custodians combined: custody would move without a transfer."""
+
+    code = "custody-conflict"
+    rule = "1"
+
+
+class RefusalInvalid(RuleViolation):
+    """A ``certificate.refuse`` that the importing authority may not write."""
+
+    code = "refusal-invalid"
+    rule = "6"
+
+
+class ReleaseInvalid(RuleViolation):
+    """A ``parcel.release`` of a parcel that is not held on a discrepancy here."""
+
+    code = "release-invalid"
+    rule = "6"
+
+
+class FutureDated(RuleViolation):
+    """A date in a record's body lies after the time of the block that seals it."""
+
+    code = "future-dated"
+    rule = "time"
 
 
 class DependencyMissing(LedgerError):

@@ -44,6 +44,7 @@ __all__ = [
     "Body",
     "CertificateConfirm",
     "CertificateIssue",
+    "CertificateRefuse",
     "CertificateVoid",
     "Child",
     "Composition",
@@ -56,11 +57,13 @@ __all__ = [
     "KeyRotate",
     "ParcelMerge",
     "ParcelRegister",
+    "ParcelRelease",
     "ParcelSplit",
     "ParcelTransfer",
     "PartyRegister",
     "PartyRevoke",
     "PolicyOrigin",
+    "REFUSAL_CODES",
     "Record",
     "RecordRef",
     "RecordSig",
@@ -94,6 +97,8 @@ class Kind(StrEnum):
     MEMBER_SUSPEND = "member.suspend"
     MEMBER_REINSTATE = "member.reinstate"
     KEY_REPLACE = "key.replace"
+    CERTIFICATE_REFUSE = "certificate.refuse"
+    PARCEL_RELEASE = "parcel.release"
 
 
 _KIND_NAMES = frozenset(k.value for k in Kind)
@@ -102,6 +107,10 @@ GOVERNANCE_KINDS = frozenset(
 )
 PARTY_ROLES = frozenset({"miner", "trader", "exporter", "importer", "manufacturer"})
 PARTICIPANT_ROLES = frozenset({"authority", "auditor", "observer"})
+#: why an importing authority refuses a shipment (``certificate.refuse``)
+REFUSAL_CODES = frozenset(
+    {"restricted-origin", "documents", "seal-broken", "weight-discrepancy", "other"}
+)
 
 
 def _weight(f: Fields, name: str) -> int:
@@ -390,6 +399,43 @@ class CertificateVoid:
 
 
 @dataclass(frozen=True)
+class CertificateRefuse:
+    """The importing authority refuses a shipment: the parcels go back to the exporter.
+
+    ``ref`` names the exact issue record, as a confirmation does; ``code`` is
+    one of ``REFUSAL_CODES`` and ``reason`` the officer's words.
+    """
+
+    number: str
+    ref: RecordRef
+    code: str
+    reason: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> CertificateRefuse:
+        return cls(
+            f.string("number", pattern=LOCAL_ID, max_len=56),
+            RecordRef.from_json(f.mapping("ref"), f.path("ref")),
+            f.choice("code", REFUSAL_CODES),
+            f.string("reason", max_len=300),
+        )
+
+
+@dataclass(frozen=True)
+class ParcelRelease:
+    """The importing authority releases a parcel held on a discrepancy, saying why."""
+
+    parcel: str
+    reason: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> ParcelRelease:
+        return cls(
+            f.string("parcel", pattern=LOCAL_ID, max_len=56), f.string("reason", max_len=300)
+        )
+
+
+@dataclass(frozen=True)
 class PolicyOrigin:
     origin: str
     reason: str
@@ -473,6 +519,8 @@ Body = (
     | MemberAdmit
     | MemberChange
     | KeyReplace
+    | CertificateRefuse
+    | ParcelRelease
 )
 
 _PARSERS: dict[Kind, Any] = {
@@ -492,6 +540,8 @@ _PARSERS: dict[Kind, Any] = {
     Kind.MEMBER_SUSPEND: MemberChange.parse,
     Kind.MEMBER_REINSTATE: MemberChange.parse,
     Kind.KEY_REPLACE: KeyReplace.parse,
+    Kind.CERTIFICATE_REFUSE: CertificateRefuse.parse,
+    Kind.PARCEL_RELEASE: ParcelRelease.parse,
 }
 
 

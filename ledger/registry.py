@@ -8,6 +8,7 @@ On the wire::
                   "params": {"tolerance_bp": 50, "max_validity_days": 60,
                              "max_block_records": 1000, "max_block_bytes": 8388608,
                              "heartbeat_seconds": 5,
+                             "issue_backdate_days": 3,   # optional, 3 when absent
                              "producers": {"2022": ["AO", "BW", ...], ...}}},
      "sigs": [{"key_id": <hex>, "sig": <hex>}...]}
 
@@ -38,6 +39,11 @@ __all__ = [
 ]
 
 MAX_PARTICIPANTS = 500
+ISSUE_BACKDATE_DAYS = 3
+
+
+def _or_default(days: int | None) -> int:
+    return ISSUE_BACKDATE_DAYS if days is None else days
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class Params:
     max_block_records: int = 1000
     max_block_bytes: int = 8 * 1024 * 1024
     heartbeat_seconds: int = 5
+    #: a certificate's issue date may lie this many days before its record's date
+    #: (a national system's batch sent at night); never after it.
+    issue_backdate_days: int = ISSUE_BACKDATE_DAYS
     producers: tuple[tuple[int, frozenset[str]], ...] = ()
 
     def producers_in(self, year: int) -> frozenset[str]:
@@ -92,6 +101,10 @@ class Params:
             "max_block_bytes": self.max_block_bytes,
             "heartbeat_seconds": self.heartbeat_seconds,
         }
+        # absent means the default, so registries written before the parameter
+        # existed keep their bytes and their network id
+        if self.issue_backdate_days != ISSUE_BACKDATE_DAYS:
+            out["issue_backdate_days"] = self.issue_backdate_days
         if self.producers:
             out["producers"] = {str(y): sorted(codes) for y, codes in self.producers}
         return out
@@ -104,6 +117,7 @@ class Params:
             f.integer("max_block_records", low=1, high=100_000),
             f.integer("max_block_bytes", low=1024, high=256 * 1024 * 1024),
             f.integer("heartbeat_seconds", low=1, high=86_400),
+            _or_default(f.optional_integer("issue_backdate_days", low=0, high=31)),
             _parse_producers(f) if f.has("producers") else (),
         )
         f.done()

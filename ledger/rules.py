@@ -16,6 +16,9 @@ Rule numbers are those of DOMAIN.md "Rules the ledger enforces":
    issue <= expiry, unique number
 6. only the named importer confirms, once, before expiry, referencing the
    exact issue record; weight outside tolerance is a discrepancy
+6. (also) the named importer may refuse an open certificate instead, with a
+   reason code; its parcels return to the exporter. Goods held on a
+   discrepancy are released by the authority holding them, with a reason
 7. the issuer voids an unconfirmed certificate; its parcels return
 8. nothing deleted or rewritten: ids are never reused
 9. an importer's origin restrictions refuse any shipment holding a restricted share
@@ -37,18 +40,23 @@ from ledger.errors import (
     AlreadySpent,
     CertificateInvalid,
     ConfirmationInvalid,
+    CustodyConflict,
     DuplicateRecord,
+    FutureDated,
     GovernanceInvalid,
     InactiveParty,
     KeyChangeInvalid,
     MassNotConserved,
     OriginNotCarried,
     ParticipantNotActive,
+    RefusalInvalid,
+    ReleaseInvalid,
     RestrictedOrigin,
     ThresholdError,
     UnknownReference,
     ValueNotConserved,
     VoidInvalid,
+    WitnessInvalid,
     WrongJurisdiction,
 )
 from ledger.records import (
@@ -56,6 +64,7 @@ from ledger.records import (
     GOVERNANCE_KINDS,
     CertificateConfirm,
     CertificateIssue,
+    CertificateRefuse,
     CertificateVoid,
     Composition,
     KeyReplace,
@@ -65,6 +74,7 @@ from ledger.records import (
     MemberChange,
     ParcelMerge,
     ParcelRegister,
+    ParcelRelease,
     ParcelSplit,
     ParcelTransfer,
     PartyRegister,
@@ -137,7 +147,27 @@ def _holding(state: State, parcel_id: str, ctx: Context, field: str) -> Parcel:
         )
     if parcel.status is not ParcelStatus.ACTIVE:
         raise AlreadySpent(f"parcel {parcel_id} is {parcel.status.value}", field=field)
+    if parcel.certificate is not None:
+        _return_witnessed(state, parcel, ctx, field)
     return parcel
+
+
+def _return_witnessed(state: State, parcel: Parcel, ctx: Context, field: str) -> None:
+    """A parcel sent back by an importer's refusal is the exporter's again only in blocks
+    that witness the refusal: the verdict must not depend on when a node received it."""
+    cert = state.certificate(parcel.certificate or "")
+    if cert is None or cert.status is not CertificateStatus.REFUSED:
+        return
+    refusal = cert.closed_ref
+    if refusal is None or refusal.chain == ctx.chain:
+        return
+    seen = ctx.witness.get(refusal.chain)
+    if seen is None or seen.size <= refusal.index:
+        raise WitnessInvalid(
+            f"parcel {parcel.id} came back by {refusal.chain}'s refusal of {cert.number}, "
+            "which the block does not witness",
+            field=field,
+        )
 
 
 def _custodian(state: State, party_id: str, ctx: Context, field: str) -> Party:
@@ -217,6 +247,11 @@ def _party_revoke(state: State, b: PartyRevoke, ref: RecordRef, ctx: Context) ->
 
 def _parcel_register(state: State, b: ParcelRegister, ref: RecordRef, ctx: Context) -> None:
     _new_id(state, b.parcel, ctx, "body.parcel")
+    if b.produced > ctx.time[:10]:
+        raise FutureDated(
+            f"produced {b.produced}, after the block's date {ctx.time[:10]}",
+            field="body.produced",
+        )
     _custodian(state, b.custodian, ctx, "body.custodian")
     state.put_parcel(
         Parcel(
@@ -288,6 +323,7 @@ def _parcel_merge(state: State, b: ParcelMerge, ref: RecordRef, ctx: Context) ->
     parents = [_holding(state, p, ctx, f"body.parents[{i}]") for i, p in enumerate(b.parents)]
     _new_id(state, b.parcel, ctx, "body.parcel")
     _custodian(state, b.custodian, ctx, "body.custodian")
+    _same_custodian(parents)
     weight = sum(p.weight for p in parents)
     if weight != b.weight:
         raise MassNotConserved(
@@ -326,6 +362,36 @@ def _parcel_merge(state: State, b: ParcelMerge, ref: RecordRef, ctx: Context) ->
     )
     state.add_edges(Edge(p.id, b.parcel, ref) for p in parents)
     state.add_events(_events([*b.parents, b.parcel], ref, ctx, Kind.PARCEL_MERGE))
+
+
+def _same_custodian(parents: Sequence[Parcel]) -> None:
+    """1. a merge assorts one custodian's goods: it never takes a parcel from another
+    custodian (that needs the transfer record, on which custody rests)."""
+    holder = parents[0].custodian
+    for i, p in enumerate(parents):
+        if p.custodian != holder:
+            raise CustodyConflict(
+                f"parcel {p.id} is held by {p.custodian}, not {holder} like "
+                f"{parents[0].id}; transfer it before merging",
+                field=f"body.parents[{i}]",
+            )
+
+
+def _parcel_release(state: State, b: ParcelRelease, ref: RecordRef, ctx: Context) -> None:
+    parcel = state.parcel(b.parcel)
+    if parcel is None:
+        raise UnknownReference(f"no parcel {b.parcel}", field="body.parcel")
+    if parcel.chain != ctx.chain:
+        raise WrongJurisdiction(
+            f"parcel {b.parcel} is under {parcel.chain}, not {ctx.chain}", field="body.parcel"
+        )
+    if parcel.status is not ParcelStatus.HELD:
+        raise ReleaseInvalid(
+            f"parcel {b.parcel} is {parcel.status.value}, not held on a discrepancy",
+            field="body.parcel",
+        )
+    state.put_parcel(replace(parcel, status=ParcelStatus.ACTIVE, certificate=None))
+    state.add_events(_events([b.parcel], ref, ctx, Kind.PARCEL_RELEASE))
 
 
 # ------------------------------------------------------------------ certificates
@@ -397,11 +463,7 @@ def _certificate_issue(
     if b.origin != origin:
         raise CertificateInvalid(f"country of origin must read {origin!r}", field="body.origin")
     issued, expires = date.fromisoformat(b.issued), date.fromisoformat(b.expires)
-    if b.issued != record_time[:10]:
-        raise CertificateInvalid(
-            f"issue date {b.issued} is not the record's date {record_time[:10]}",
-            field="body.issued",
-        )
+    _issue_date(issued, date.fromisoformat(record_time[:10]), ctx)
     if expires < issued:
         raise CertificateInvalid("expires before it is issued", field="body.expires")
     limit = ctx.registry.params.max_validity_days
@@ -429,6 +491,22 @@ def _certificate_issue(
         )
     )
     state.add_events(_events([line.parcel for line in b.lines], ref, ctx, Kind.CERTIFICATE_ISSUE))
+
+
+def _issue_date(issued: date, recorded: date, ctx: Context) -> None:
+    """5. issued on the record's date, or up to ``issue_backdate_days`` before it (a
+    national system's batch sent at night), never after it. Expiry is counted from
+    the issue date, so an earlier issue date only shortens the validity."""
+    if issued > recorded:
+        raise CertificateInvalid(
+            f"issue date {issued} is after the record's date {recorded}", field="body.issued"
+        )
+    back = ctx.registry.params.issue_backdate_days
+    if recorded - issued > timedelta(days=back):
+        raise CertificateInvalid(
+            f"issue date {issued} is more than {back} days before the record's date {recorded}",
+            field="body.issued",
+        )
 
 
 def _certificate_confirm(state: State, b: CertificateConfirm, ref: RecordRef, ctx: Context) -> None:
@@ -513,6 +591,63 @@ def _certificate_confirm(state: State, b: CertificateConfirm, ref: RecordRef, ct
     )
     state.confirmations[(ctx.chain, b.number)] = ref.index
     state.add_events(_events(cert.parcels, ref, ctx, Kind.CERTIFICATE_CONFIRM))
+
+
+def _certificate_refuse(state: State, b: CertificateRefuse, ref: RecordRef, ctx: Context) -> None:
+    cert = state.certificate(b.number)
+    if cert is None:
+        raise UnknownReference(f"no certificate {b.number}", field="body.number")
+    # 6a. the exact issue record, within what this block witnesses of the issuer's chain
+    if b.ref != cert.issue_ref:
+        raise RefusalInvalid("ref does not name the certificate's issue record", field="body.ref")
+    seen = ctx.witness.get(cert.issuer)
+    if seen is None or seen.size <= b.ref.index:
+        raise RefusalInvalid(
+            f"the block does not witness {cert.issuer}'s issue record", field="body.ref"
+        )
+    # 6b. only the named importer
+    if cert.destination != ctx.chain:
+        raise RefusalInvalid(
+            f"certificate {b.number} is for {cert.destination}, not {ctx.chain}",
+            field="body.number",
+        )
+    _authority_active(ctx, state, ctx.chain, "chain")
+    # 6c. once, before expiry: a refusal closes the certificate as a confirmation
+    # does, so the exporter's void races it exactly as it races a confirmation
+    if (
+        cert.status is not CertificateStatus.ISSUED
+        or state.confirmation_index(ctx.chain, b.number) is not None
+    ):
+        raise RefusalInvalid(
+            f"certificate {b.number} is already {cert.status.value}", field="body.number"
+        )
+    if ctx.time[:10] > cert.expires:
+        raise RefusalInvalid(
+            f"certificate {b.number} expired on {cert.expires}", field="body.number"
+        )
+    parcels = [state.parcel(p) for p in cert.parcels]
+    # 9. a refusal for a restricted origin names a shipment that holds one
+    if b.code == "restricted-origin":
+        banned = state.restricted(ctx.chain)
+        if not any(banned.intersection(c for c, _ in p.origin) for p in parcels if p):
+            raise RefusalInvalid(
+                f"no parcel of {b.number} holds an origin {ctx.chain} restricts",
+                field="body.code",
+            )
+    for p in parcels:
+        assert p is not None
+        state.put_parcel(
+            replace(
+                p,
+                chain=cert.issuer,
+                custodian=cert.exporter,
+                status=ParcelStatus.ACTIVE,
+                certificate=b.number,
+            )
+        )
+    state.put_certificate(replace(cert, status=CertificateStatus.REFUSED, closed_ref=ref))
+    state.confirmations[(ctx.chain, b.number)] = ref.index
+    state.add_events(_events(cert.parcels, ref, ctx, Kind.CERTIFICATE_REFUSE))
 
 
 def _certificate_void(state: State, b: CertificateVoid, ref: RecordRef, ctx: Context) -> None:
@@ -673,6 +808,10 @@ def apply_record(state: State, record: Record, index: int, ctx: Context) -> Reco
             _certificate_confirm(state, body, ref, ctx)
         case CertificateVoid():
             _certificate_void(state, body, ref, ctx)
+        case CertificateRefuse():
+            _certificate_refuse(state, body, ref, ctx)
+        case ParcelRelease():
+            _parcel_release(state, body, ref, ctx)
         case PolicyOrigin() if record.kind is Kind.POLICY_RESTRICT_ORIGIN:
             _restrict(state, body, ref, ctx)
         case PolicyOrigin():

@@ -54,6 +54,7 @@ class CertificateStatus(StrEnum):
     CONFIRMED = "confirmed"
     DISCREPANCY = "discrepancy"
     VOIDED = "voided"
+    REFUSED = "refused"  # the importer refused the shipment: its parcels went back
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Certificate:
     origin: str
     parcels: tuple[str, ...]
     issue_ref: RecordRef
-    closed_ref: RecordRef | None = None  # the confirm or void record
+    closed_ref: RecordRef | None = None  # the confirm, refuse or void record
     received: int | None = None  # total carats received, on confirmation
 
 

@@ -301,6 +301,19 @@ class Scenario:
             },
         )
 
+    def refuse(self, chain: str, number: str, code: str, reason: str = "refused") -> Record:
+        cert = self.ledger.state.certificate(number)
+        if cert is None:
+            raise KeyError(number)
+        return self.record(
+            chain,
+            Kind.CERTIFICATE_REFUSE,
+            {"number": number, "ref": cert.issue_ref.to_json(), "code": code, "reason": reason},
+        )
+
+    def release(self, chain: str, parcel: str, reason: str = "weighed again") -> Record:
+        return self.record(chain, Kind.PARCEL_RELEASE, {"parcel": parcel, "reason": reason})
+
     def restrict(self, chain: str, origin: str) -> Record:
         return self.record(
             chain,
@@ -356,6 +369,10 @@ def realistic_blocks(
         pending[c] += [sc.party(c, f"{c}-T{i}", "trader") for i in range(4)]
     counter = 0
     open_certs: list[tuple[str, str, str]] = []  # (number, destination, importer party)
+
+    def custodian_of(pid: str) -> str | None:
+        p = sc.ledger.state.parcel(pid)
+        return None if p is None else p.custodian
 
     def new_id(chain: str) -> str:
         nonlocal counter
@@ -417,9 +434,18 @@ def realistic_blocks(
                         )
                     )
                 elif r < 0.85 and len(pool) >= 2:
-                    a, b = pool.pop(), pool.pop()
-                    used.update((a, b))
-                    out.append(sc.merge(chain, [a, b], new_id(chain), party))
+                    # a merge assorts one custodian's parcels (rule 1); with no
+                    # partner of the same custodian, the parcel is transferred instead
+                    a = pool.pop()
+                    used.add(a)
+                    holder = custodian_of(a)
+                    mate = next((q for q in reversed(pool) if custodian_of(q) == holder), None)
+                    if mate is None:
+                        out.append(sc.transfer(chain, a, party))
+                        continue
+                    pool.remove(mate)
+                    used.add(mate)
+                    out.append(sc.merge(chain, [a, mate], new_id(chain), party))
                 elif pool:
                     pid = pool.pop()
                     used.add(pid)

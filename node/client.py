@@ -87,6 +87,13 @@ class NodeClient:
         results: list[dict[str, Any]] = answer["results"]
         return results
 
+    def check(self, records: Sequence[Record | dict[str, Any]]) -> list[dict[str, Any]]:
+        """A dry run of ``submit``: the node judges the records and writes nothing."""
+        body = [r.as_json() if isinstance(r, Record) else r for r in records]
+        answer = self._json(self.http.post("/v1/records/check", json={"records": body}))
+        results: list[dict[str, Any]] = answer["results"]
+        return results
+
     def outcome(self, record_id: str, chain: str | None = None) -> dict[str, Any] | None:
         response = self.http.get(
             f"/v1/records/{record_id}", params={"chain": chain} if chain else None

@@ -40,7 +40,7 @@ from ledger.records import Record
 from ledger.rules import Context, apply_record
 from ledger.state import State, key_at
 from ledger.store import Store
-from ledger.store.outcome import Outcome
+from ledger.store.outcome import Outcome, OutcomeStatus
 from node.config import NodeConfig
 
 __all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
@@ -320,6 +320,44 @@ class Node:
             accepted.append(record)
             batch_ids.add(record.id)
             results.append(Outcome.pending(self.chain).at(i, record.id))
+
+    def check(self, values: Sequence[object]) -> list[dict[str, Any]]:
+        """A dry run of ``submit``: the same judgment against the state plus the pending
+        records, on a scratch layer that is dropped; nothing is queued or stored.
+
+        A record ``submit`` would accept answers ``valid``; the others answer as
+        ``submit`` would (``rejected`` with rule and field, ``invalid``, or the first
+        outcome of an id already submitted, marked ``duplicate``).
+        """
+        if self.chain is None:
+            raise InvalidData(f"{self.config.code} has no chain: it does not take records")
+        results: list[Outcome] = []
+        with self.lock:
+            saved = self._layer
+            self._layer = State(base=saved)
+            try:
+                parsed: list[Record | InvalidData] = []
+                for value in values:
+                    try:
+                        parsed.append(Record.from_value(value))
+                    except InvalidData as exc:
+                        parsed.append(exc)
+                records = [r for r in parsed if isinstance(r, Record)]
+                known = self.store.queue.outcomes(self.chain, [r.id for r in records])
+                self.store.prefetch(records)
+                try:
+                    self._check_batch(parsed, known, self._context(), set(), [], [], results)
+                finally:
+                    self.store.forget_prefetched()
+            finally:
+                self._layer = saved
+        answers: list[dict[str, Any]] = []
+        for result in results:
+            wire = result.to_json()
+            if result.status is OutcomeStatus.PENDING and not result.duplicate:
+                wire["status"] = "valid"
+            answers.append(wire)
+        return answers
 
     def _outcome(self, record_id: str) -> Outcome | None:
         assert self.chain is not None

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/certificates", tags=["provenance"])
 async def get_certificate(
     number: str, node: NodeDep, who: Annotated[Caller, Depends(caller)]
 ) -> CertificateOut:
-    """Status is issued, confirmed, discrepancy, voided, or expired (issued, unconfirmed,
+    """Status is issued, confirmed, discrepancy, voided, refused, or expired (issued, unconfirmed,
     past its expiry). The proof ties the issue record to the issuer's signed checkpoint;
     the public gets the hashes without the record's commercial fields."""
     if LOCAL_ID.match(number) is None:

@@ -42,7 +42,7 @@ async def stats(
 ) -> StatsOut | Response:
     """Production by participant (``parcel.register`` by produced date: carats, USD,
     parcels); exports by participant and partner (certificates by issue date, voided
-    excluded: carats, USD, certificates); imports by participant and partner
+    and refused excluded: carats, USD, certificates); imports by participant and partner
     (confirmations by the date of the block that sealed them: carats received, carats
     and USD declared, certificates); certificate counts by issuer and current status.
     Weights are hundredths of a carat and values US cents in JSON; the CSV has one

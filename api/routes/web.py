@@ -15,6 +15,9 @@ API. Its helpers here:
 * ``GET /v1/certificates/{number}/parties``: the exporter's registered name and
   address and the importer's, for the printed certificate, to the roles that
   may see the certificate's commercial fields.
+
+``/web/officer.html`` holds the officer's forms (``officer.js``): they read
+the pick lists of ``/v1/officer/*`` and have the node compose each record.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ PAGES: dict[str, str] = {
     "lineage.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
+    "officer.html": "text/html; charset=utf-8",
+    "officer.js": "text/javascript; charset=utf-8",
+    "officer.css": "text/css; charset=utf-8",
 }
 
 #: the explorer loads nothing but this node: scripts, styles, images and API calls
@@ -74,7 +80,7 @@ def _file(name: str) -> bytes:
 
 def _page(name: str) -> Response:
     headers = dict(_HEADERS)
-    if name == "index.html":
+    if name.endswith(".html"):
         headers["Content-Security-Policy"] = CSP
     return Response(_file(name), media_type=PAGES[name], headers=headers)
 

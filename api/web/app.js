@@ -1049,6 +1049,18 @@ const FINDINGS = [
     ],
   },
   {
+    key: "refusals",
+    title: "Shipments refused by the importing authority",
+    columns: [
+      { title: "Certificate", cell: (r) => certLink(r.number) },
+      { title: "Route", cell: (r) => `${r.issuer} → ${r.destination}` },
+      { title: "Weight", num: true, cell: (r) => ct(r.carats) },
+      { title: "Origin", cell: (r) => r.origin },
+      { title: "Reason", cell: (r) => [pill(r.code), " ", r.reason] },
+      { title: "Records", cell: (r) => recordLinks(r.records) },
+    ],
+  },
+  {
     key: "equivocation",
     title: "Equivocation: two signed histories of one chain",
     columns: [

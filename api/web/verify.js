@@ -60,6 +60,7 @@ const HEX = /^(?:[0-9a-f]{2})*$/;
 const HS_CODES = ["7102.10", "7102.21", "7102.31"];
 const PARTY_ROLES = ["exporter", "importer", "manufacturer", "miner", "trader"];
 const PARTICIPANT_ROLES = ["auditor", "authority", "observer"];
+const REFUSAL_CODES = ["documents", "other", "restricted-origin", "seal-broken", "weight-discrepancy"];
 const KEY_KINDS = new Set(["key.rotate", "key.replace", "member.admit"]);
 
 // ---------------------------------------------------------------- errors
@@ -491,6 +492,20 @@ const BODIES = {
     });
     unique(ids, f.at("received"));
   },
+  "certificate.refuse": (f) => {
+    localId(f, "number");
+    const ref = f.obj("ref");
+    code(ref, "chain");
+    ref.integer("index", 0, MAX_INDEX);
+    ref.hex("hash", 32, 64);
+    ref.done();
+    f.choice("code", REFUSAL_CODES);
+    f.string("reason", { max: 300 });
+  },
+  "parcel.release": (f) => {
+    localId(f, "parcel");
+    f.string("reason", { max: 300 });
+  },
   "certificate.void": (f) => {
     localId(f, "number");
     f.string("reason", { max: 300 });
@@ -682,6 +697,7 @@ export async function checkRegistry(doc) {
   params.integer("max_block_records", 1, 100000);
   params.integer("max_block_bytes", 1024, 256 * 1024 * 1024);
   params.integer("heartbeat_seconds", 1, 86400);
+  params.optInteger("issue_backdate_days", 0, 31);
   params.done();
   f.done();
   const bodyText = canonicalize(body);

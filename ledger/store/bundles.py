@@ -8,13 +8,16 @@ SQL reads of the log tables of ``ledger.store.tables``:
    record taken, each parcel it acted on, with that parcel's history up to that
    record. A parcel's history is ordered causally: the records of its chain in
    log order, and after a certificate issue, the confirmation on the importer's
-   chain (a void stays on the issuer's chain);
+   chain (a void stays on the issuer's chain; after an importer's refusal the
+   history goes on on the issuer's chain);
 2. the registration and every revocation of every party those records name;
 3. the origin policy records of each confirming chain below its last
    confirmation taken;
 4. to a fixpoint: each record's block header and the one before it; the
-   witnessed headers confirmations and voids need; the ``KP`` header of every
-   header that witnesses ``KP``; every ``KP`` record below the largest ``KP``
+   witnessed headers confirmations, refusals and voids need (and, for every
+   record, the header it witnesses of a chain whose refusal the bundle holds:
+   a returned parcel is acted on only in blocks that witness its refusal); the
+   ``KP`` header of every header that witnesses ``KP``; every ``KP`` record below the largest ``KP``
    size reached; every ``key.rotate`` of a chain below its highest header;
 5. each record's RFC 9162 inclusion proof against its block's root.
 """
@@ -36,6 +39,7 @@ from ledger.records import (
     GOVERNANCE_CHAIN,
     CertificateConfirm,
     CertificateIssue,
+    CertificateRefuse,
     CertificateVoid,
     Kind,
     ParcelMerge,
@@ -45,6 +49,7 @@ from ledger.records import (
     PartyRevoke,
     Record,
 )
+from ledger.state import CertificateStatus
 from ledger.store import tables as t
 from ledger.store.store import Store
 
@@ -71,6 +76,7 @@ class _Builder:
         self.headers: dict[Key, SignedHeader] = {}
         self.sizes: dict[str, tuple[list[int], list[int]]] = {}  # chain -> (heights, sizes)
         self.timelines: dict[str, list[Key]] = {}
+        self.refusers: set[str] = set()  # chains whose refusals the bundle holds
 
     # ------------------------------------------------------------ SQL reads
     def _load_records(self, keys: Iterable[Key]) -> None:
@@ -193,10 +199,13 @@ class _Builder:
                     continue
                 cert = self.store.certificate(body.number)
                 closed = None if cert is None else cert.closed_ref
-                if closed is not None and closed.chain != chain:  # confirmed by the importer
-                    seq.append((closed.chain, closed.index))
-                    chain, start, moved = closed.chain, closed.index + 1, True
-                    break
+                if closed is None or closed.chain == chain:
+                    continue
+                seq.append((closed.chain, closed.index))
+                if cert is not None and cert.status is CertificateStatus.REFUSED:
+                    continue  # refused: the parcel is back on this chain, after the refusal
+                chain, start, moved = closed.chain, closed.index + 1, True  # confirmed
+                break
             if not moved:
                 break
         if len(seq) != total or len(set(seq)) != total:
@@ -247,6 +256,8 @@ class _Builder:
                     names.add(body.exporter)
                 case CertificateConfirm():
                     names.add(body.custodian)
+                    confirms[chain] = max(confirms.get(chain, 0), idx)
+                case CertificateRefuse():  # a restricted-origin refusal reads the policy
                     confirms[chain] = max(confirms.get(chain, 0), idx)
                 case _:
                     pass
@@ -320,16 +331,18 @@ class _Builder:
         taken |= placed
 
     def _witnessed_for(self, chain: str, idx: int) -> set[Key]:
-        """The other chains' headers a confirmation or a void is judged against."""
+        """The other chains' headers a confirmation, refusal or void is judged against,
+        and those of chains whose refusals returned parcels to this record's chain."""
         body = self.records[(chain, idx)].body
-        if not isinstance(body, CertificateConfirm | CertificateVoid):
-            return set()
+        header = self.headers[(chain, self._block_height(chain, idx))].header
+        out = {(w.chain, w.height) for w in header.witness if w.chain in self.refusers - {chain}}
+        if not isinstance(body, CertificateConfirm | CertificateRefuse | CertificateVoid):
+            return out
         cert = self.store.certificate(body.number)
         if cert is None:
             raise StoreError(f"certificate {body.number} is not stored")
-        other = cert.issuer if isinstance(body, CertificateConfirm) else cert.destination
-        header = self.headers[(chain, self._block_height(chain, idx))].header
-        out = {(w.chain, w.height) for w in header.witness if w.chain == other}
+        other = cert.destination if isinstance(body, CertificateVoid) else cert.issuer
+        out |= {(w.chain, w.height) for w in header.witness if w.chain == other}
         if isinstance(body, CertificateVoid):
             out.add((other, body.importer_height))
         return out
@@ -340,6 +353,11 @@ class _Builder:
             raise UnknownReference(f"no parcel {parcel_id}", field="parcel")
         taken = self._custody(parcel_id)
         self._load_records(taken)
+        self.refusers = {
+            chain
+            for chain, idx in taken
+            if isinstance(self.records[(chain, idx)].body, CertificateRefuse)
+        }
         taken |= self._parties(taken)
         self._close(taken)
         entries: list[BundleRecord] = []

@@ -16,9 +16,11 @@ from ledger.errors import LedgerError
 from ledger.records import (
     CertificateConfirm,
     CertificateIssue,
+    CertificateRefuse,
     CertificateVoid,
     ParcelMerge,
     ParcelRegister,
+    ParcelRelease,
     ParcelSplit,
     ParcelTransfer,
     PartyRegister,
@@ -216,8 +218,10 @@ def referenced(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]]
             case CertificateConfirm():
                 certs.add(b.number)
                 parties.add(b.custodian)
-            case CertificateVoid():
+            case CertificateVoid() | CertificateRefuse():
                 certs.add(b.number)
+            case ParcelRelease():
+                parcels.add(b.parcel)
             case _:
                 pass
     return parcels, parties, certs

@@ -24,7 +24,16 @@ from ledger.crypto import PublicKey
 from ledger.merkle import Frontier
 from ledger.records import Record, RecordRef
 from ledger.registry import Registry
-from ledger.state import Certificate, KeyEvent, MemberEvent, Parcel, Party, State
+from ledger.state import (
+    Certificate,
+    CertificateStatus,
+    KeyEvent,
+    MemberEvent,
+    Parcel,
+    ParcelStatus,
+    Party,
+    State,
+)
 from ledger.store import tables as t
 from ledger.store.proofs import NodeReader
 from ledger.store.rows import cert_of, chunks, header_of, parcel_of, party_of, ref_of, referenced
@@ -124,6 +133,29 @@ class StoreState:
                 select(t.certificates).where(t.certificates.c.number == number)
             ).first()
         return None if row is None else cert_of(row)
+
+    def held_parcels(self, chain: str, *, limit: int = 500) -> list[Parcel]:
+        """Active parcels under ``chain``'s jurisdiction, by id: an officer's pick list."""
+        q = (
+            select(t.parcels)
+            .where(t.parcels.c.chain == chain, t.parcels.c.status == ParcelStatus.ACTIVE.value)
+            .order_by(t.parcels.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [parcel_of(row) for row in conn.execute(q)]
+
+    def incoming_certificates(self, chain: str, *, limit: int = 500) -> list[Certificate]:
+        """Open certificates destined to ``chain``, oldest first: what it may confirm."""
+        c = t.certificates.c
+        q = (
+            select(t.certificates)
+            .where(c.destination == chain, c.status == CertificateStatus.ISSUED.value)
+            .order_by(c.issued, c.number)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [cert_of(row) for row in conn.execute(q)]
 
     def record_ref(self, chain: str, record_id: str) -> RecordRef | None:
         batch = self._batch

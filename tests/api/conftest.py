@@ -159,7 +159,8 @@ def build_audit_case(url: str) -> AuditCase:
     * AE (no production in the KP statistics) registers a parcel;
     * governance suspends RU, RU registers a parcel anyway, RU is
       reinstated and registers another (which is not a finding);
-    * AE signs two different blocks at one height: equivocation evidence.
+    * AE signs two different blocks at one height: equivocation evidence;
+    * the EU refuses BW-C9 (documents): a refusal, and no mirror mismatch.
     """
     net = Network.create(("BW", "RU", "AE", "EU", "IN", "CD"), ("WDC",))
     sc = Scenario(net)
@@ -192,6 +193,7 @@ def build_audit_case(url: str) -> AuditCase:
         ),
         ("BW-P7", sc.register("BW", "BW-P7", "BW-OKA", 10_000, cents(100, 700))),
         ("BW-P8", sc.register("BW", "BW-P8", "BW-OKA", 5_000, cents(50, bw))),
+        ("BW-P9", sc.register("BW", "BW-P9", "BW-OKA", 10_000, cents(100, bw))),
     )
     seal(
         "CD",
@@ -205,12 +207,14 @@ def build_audit_case(url: str) -> AuditCase:
             for i in range(1, 8)
         ),
         ("BW-C8", sc.issue("BW", "BW-C8", "IN", "BW-OKA", ["BW-P8"], days=60)),
+        ("BW-C9", sc.issue("BW", "BW-C9", "EU", "BW-OKA", ["BW-P9"])),
     )
     seal("CD", ("CD-C1", sc.issue("CD", "CD-C1", "AE", "CD-MIBA", ["CD-P1"])))
     seal(
         "EU",
         *((f"conf-BW-C{i}", sc.confirm("EU", f"BW-C{i}", "EU-ANT")) for i in (1, 2, 3, 4, 5, 7)),
         ("conf-BW-C6", sc.confirm("EU", "BW-C6", "EU-ANT", {"BW-P6": 9_000})),
+        ("refuse-BW-C9", sc.refuse("EU", "BW-C9", "documents", "importer unknown at the address")),
     )
     seal("AE", ("conf-CD-C1", sc.confirm("AE", "CD-C1", "AE-DMCC")))
     sc.clock += timedelta(days=45)

@@ -71,6 +71,24 @@ def test_unconfirmed_days_is_a_parameter(audit_case: AuditCase) -> None:
     assert answer["thresholds"]["unconfirmed_days"] == 46
 
 
+def test_refusals_with_their_reasons(report: dict[str, Any], audit_case: AuditCase) -> None:
+    found = by(report["refusals"]["items"], "number")
+    assert set(found) == {"BW-C9"}
+    c9 = found["BW-C9"]
+    assert (c9["issuer"], c9["destination"], c9["carats"], c9["origin"]) == (
+        "BW",
+        "EU",
+        10_000,
+        "BW",
+    )
+    assert (c9["code"], c9["reason"]) == ("documents", "importer unknown at the address")
+    assert place(c9["records"]) == [
+        ref_of(audit_case.store, audit_case.records["BW-C9"]),
+        ref_of(audit_case.store, audit_case.records["refuse-BW-C9"]),
+    ]
+    assert report["refusals"]["truncated"] is False
+
+
 def test_discrepancy(report: dict[str, Any], audit_case: AuditCase) -> None:
     found = by(report["discrepancies"]["items"], "number")
     assert set(found) == {"BW-C6"}
@@ -140,7 +158,7 @@ def test_price_outliers(report: dict[str, Any], audit_case: AuditCase) -> None:
     bw = found["BW-C7"]
     assert bw["reasons"] == ["group"]
     assert bw["group_median"] == 131.0
-    assert bw["group_size"] == 8
+    assert bw["group_size"] == 9  # a refused certificate still declared its price
     assert place(bw["records"]) == [ref_of(audit_case.store, audit_case.records["BW-C7"])]
     th = report["thresholds"]
     assert (th["price_group_factor"], th["price_reference_factor"]) == (4.0, 10.0)

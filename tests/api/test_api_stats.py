@@ -29,8 +29,8 @@ def independent(blocks: list[Block], start: str, end: str) -> dict[str, Sums]:
         for r in block.records:
             if r.kind is Kind.CERTIFICATE_ISSUE:
                 issues[r.body_json["number"]] = {**r.body_json, "chain": r.chain}
-            elif r.kind is Kind.CERTIFICATE_VOID:
-                voided.add(r.body_json["number"])
+            elif r.kind in (Kind.CERTIFICATE_VOID, Kind.CERTIFICATE_REFUSE):
+                voided.add(r.body_json["number"])  # the goods never left
     for block in blocks:
         day = block.header.time[:10]
         for r in block.records:
@@ -122,7 +122,8 @@ def test_audit_case_stats_count_discrepancies_and_received_weights(audit_case: A
     eu = {(r["participant"], r["partner"]): r for r in stats["imports"]}[("EU", "BW")]
     assert (eu["carats"], eu["declared"]) == (69_000, 70_000)
     bw = {r["participant"]: r for r in stats["certificates"]}["BW"]
-    assert (bw["total"], bw["confirmed"], bw["discrepancy"], bw["unconfirmed"]) == (8, 6, 1, 1)
+    assert (bw["total"], bw["confirmed"], bw["discrepancy"], bw["unconfirmed"]) == (9, 6, 1, 1)
+    assert bw["refused"] == 1
     assert {r["participant"] for r in stats["production"]} == {"AE", "BW", "CD", "RU"}
 
 

@@ -21,6 +21,7 @@ from ledger.records import (
     MAX_RECORD_BYTES,
     CertificateConfirm,
     CertificateIssue,
+    CertificateRefuse,
     CertificateVoid,
     Child,
     KeyReplace,
@@ -31,6 +32,7 @@ from ledger.records import (
     MemberChange,
     ParcelMerge,
     ParcelRegister,
+    ParcelRelease,
     ParcelSplit,
     ParcelTransfer,
     PartyRegister,
@@ -144,6 +146,16 @@ BODIES: dict[Kind, tuple[dict[str, Any], type]] = {
         {"code": "BW", "key": KEY, "from_height": 5, "reason": "key lost"},
         KeyReplace,
     ),
+    Kind.CERTIFICATE_REFUSE: (
+        {
+            "number": "BW-C1",
+            "ref": {"chain": "BW", "index": 3, "hash": "cd" * 32},
+            "code": "restricted-origin",
+            "reason": "holds Russian-origin rough",
+        },
+        CertificateRefuse,
+    ),
+    Kind.PARCEL_RELEASE: ({"parcel": "BW-P1", "reason": "weighed again"}, ParcelRelease),
 }
 OPTIONAL = {(Kind.PARCEL_TRANSFER, "value")}
 

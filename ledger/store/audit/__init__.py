@@ -26,7 +26,7 @@ Thresholds of the report (documented in the README, echoed in every report):
   weight differs from the declared weight by more than the network's
   tolerance (genesis ``tolerance_bp``, 0.5 % by default), total or per line;
 * **mirror mismatch**: for each ordered pair (A, B), A's certificates to B
-  issued in the period (voided excluded, and in-transit ones excluded)
+  issued in the period (voided, refused and in-transit ones excluded)
   against B's confirmations of A's certificates sealed in the period:
   reported when the counts differ or the carats differ by more than
   ``tolerance_bp`` of A's exported carats;
@@ -50,6 +50,10 @@ Thresholds of the report (documented in the README, echoed in every report):
 * **suspended activity**: records sealed by a participant's chain in blocks
   timed after the governance block that suspended it (and before the one
   that reinstated it, if any);
+* **refusals**: certificates issued in the period that their importing
+  authority refused (``certificate.refuse``), with the reason code and text;
+  refused and voided certificates count as no export in the mirror check and
+  the statistics (the goods went back);
 * **equivocation**: the evidence this node holds (two validly signed headers
   of one chain that contradict), when either header falls in the period.
 """
@@ -77,7 +81,13 @@ from ledger.store.audit.base import (
     RecordResolver,
     parse_period,
 )
-from ledger.store.audit.certificates import discrepancies, in_transit, mirror, unconfirmed
+from ledger.store.audit.certificates import (
+    discrepancies,
+    in_transit,
+    mirror,
+    refusals,
+    unconfirmed,
+)
 from ledger.store.audit.prices import price_outliers
 from ledger.store.audit.rows import (
     AuditRecord,
@@ -92,6 +102,7 @@ from ledger.store.audit.rows import (
     MirrorMismatch,
     PriceOutlier,
     ProductionTotal,
+    Refusal,
     Statistics,
     SuspendedActivity,
     Unconfirmed,
@@ -121,6 +132,7 @@ __all__ = [
     "Period",
     "PriceOutlier",
     "ProductionTotal",
+    "Refusal",
     "Statistics",
     "SuspendedActivity",
     "Unconfirmed",
@@ -163,6 +175,7 @@ class AuditQueries:
                 unrecorded_production=unrecorded_production(conn, period, limit, self.params, recs),
                 suspended_activity=suspended_activity(conn, period, limit, recs),
                 equivocation=equivocation(conn, period, limit),
+                refusals=refusals(conn, period, limit, recs),
             )
 
         return self._read("audit findings", read)

@@ -24,6 +24,8 @@ __all__ = [
     "PRICE_REFERENCE_FACTOR",
     "RECORDS_PER_FINDING",
     "UNCONFIRMED_DAYS",
+    "NOT_SHIPPED",
+    "REFUSED",
     "VOIDED",
     "C",
     "H",
@@ -49,6 +51,10 @@ PERIOD_PATTERN = r"^[12][0-9]{3}(-Q[1-4])?$"
 ISSUED = CertificateStatus.ISSUED.value
 CLOSED_BY_IMPORTER = (CertificateStatus.CONFIRMED.value, CertificateStatus.DISCREPANCY.value)
 VOIDED = CertificateStatus.VOIDED.value
+REFUSED = CertificateStatus.REFUSED.value
+#: certificates whose goods never left (voided, refused by the importer): no export in
+#: the mirror comparison and the statistics
+NOT_SHIPPED = (VOIDED, REFUSED)
 
 C = t.certificates.c
 R = t.records.c

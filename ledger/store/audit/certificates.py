@@ -7,27 +7,38 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, not_, or_, select
 
+from ledger.canonical import parse_canonical
 from ledger.records import Kind
 from ledger.state import CertificateStatus
+from ledger.store import tables as t
 from ledger.store.audit.base import (
     CLOSED_BY_IMPORTER,
     ISSUED,
+    NOT_SHIPPED,
     RECORDS_PER_FINDING,
-    VOIDED,
     C,
     H,
     Period,
+    R,
     RecordResolver,
     RefKey,
     as_int,
     closed_time,
     minus_days,
 )
-from ledger.store.audit.rows import Bounded, Discrepancy, InTransit, MirrorMismatch, Unconfirmed
+from ledger.store.audit.rows import (
+    Bounded,
+    Discrepancy,
+    InTransit,
+    MirrorMismatch,
+    Refusal,
+    Unconfirmed,
+)
 
 __all__ = [
     "discrepancies",
     "in_transit",
+    "refusals",
     "in_transit_now",
     "mirror",
     "mirror_records",
@@ -147,7 +158,7 @@ def mirror(
             func.sum(case((in_transit_now(period), 0), else_=C.carats)),
             func.sum(case((in_transit_now(period), 1), else_=0)),
         )
-        .where(C.status != VOIDED, *period.days(C.issued))
+        .where(C.status.not_in(NOT_SHIPPED), *period.days(C.issued))
         .group_by(C.issuer, C.destination)
     ).all()
     imported = conn.execute(
@@ -190,7 +201,9 @@ def mirror(
 
 def mirror_records(conn: Connection, period: Period, a: str, b: str) -> tuple[list[RefKey], bool]:
     """The certificates of A to B counted on one side only, or received at another weight."""
-    exported_in = and_(C.status != VOIDED, not_(in_transit_now(period)), *period.days(C.issued))
+    exported_in = and_(
+        C.status.not_in(NOT_SHIPPED), not_(in_transit_now(period)), *period.days(C.issued)
+    )
     imported_in = and_(C.status.in_(CLOSED_BY_IMPORTER), *period.times(H.time))
     q = (
         select(
@@ -259,3 +272,59 @@ def in_transit(
         for number, issuer, destination, issued, expires, carats, ic, ii, ih in rows[:limit]
     )
     return Bounded(items, len(rows) > limit)
+
+
+def refusals(
+    conn: Connection, period: Period, limit: int, recs: RecordResolver
+) -> Bounded[Refusal]:
+    """Certificates issued in the period that their importer refused, with its reason."""
+    q = (
+        select(
+            C.number,
+            C.issuer,
+            C.destination,
+            C.issued,
+            C.carats,
+            C.origin,
+            R.raw,
+            C.issue_chain,
+            C.issue_idx,
+            C.issue_hash,
+            C.closed_chain,
+            C.closed_idx,
+            C.closed_hash,
+        )
+        .select_from(
+            t.certificates.join(t.records, and_(R.chain == C.closed_chain, R.idx == C.closed_idx))
+        )
+        .where(C.status == CertificateStatus.REFUSED.value, *period.days(C.issued))
+        .order_by(C.issued, C.number)
+        .limit(limit + 1)
+    )
+    rows = conn.execute(q).all()
+    keyed: list[tuple[Any, list[RefKey]]] = []
+    for row in rows[:limit]:
+        *_, ic, ii, ih, cc, ci, ch = row
+        keys: list[RefKey] = [
+            (ic, ii, ih, Kind.CERTIFICATE_ISSUE.value),
+            (cc, ci, ch, Kind.CERTIFICATE_REFUSE.value),
+        ]
+        keyed.append((row, keys))
+    ref = recs.resolve(k for _, keys in keyed for k in keys)
+    items = []
+    for (number, issuer, dest, issued, carats, origin, raw, *_), keys in keyed:
+        body = parse_canonical(bytes(raw), what="stored record")["body"]
+        items.append(
+            Refusal(
+                number=number,
+                issuer=issuer,
+                destination=dest,
+                issued=issued,
+                carats=as_int(carats),
+                origin=origin,
+                code=str(body["code"]),
+                reason=str(body["reason"]),
+                records=tuple(ref(k) for k in keys),
+            )
+        )
+    return Bounded(tuple(items), len(rows) > limit)

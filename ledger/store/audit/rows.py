@@ -22,6 +22,7 @@ __all__ = [
     "InTransit",
     "MirrorMismatch",
     "PriceOutlier",
+    "Refusal",
     "ProductionTotal",
     "Statistics",
     "SuspendedActivity",
@@ -98,6 +99,21 @@ class InTransit:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A certificate issued in the period that its importing authority refused."""
+
+    number: str
+    issuer: str
+    destination: str
+    issued: str
+    carats: int
+    origin: str
+    code: str
+    reason: str
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
 class PriceOutlier:
     number: str
     issuer: str
@@ -164,6 +180,7 @@ class Findings:
     unrecorded_production: Bounded[UnrecordedProduction]
     suspended_activity: Bounded[SuspendedActivity]
     equivocation: Bounded[Equivocation]
+    refusals: Bounded[Refusal]
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,7 @@ class CertificateCount:
     confirmed: int
     discrepancy: int
     voided: int
+    refused: int
 
 
 @dataclass(frozen=True)

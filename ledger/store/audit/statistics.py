@@ -11,6 +11,8 @@ from ledger.state import CertificateStatus
 from ledger.store.audit.base import (
     CLOSED_BY_IMPORTER,
     ISSUED,
+    NOT_SHIPPED,
+    REFUSED,
     VOIDED,
     C,
     H,
@@ -62,7 +64,7 @@ def exports(conn: Connection, period: Period) -> tuple[ExportTotal, ...]:
         ExportTotal(a, b, as_int(ct), as_int(v), as_int(n))
         for a, b, ct, v, n in conn.execute(
             select(C.issuer, C.destination, func.sum(C.carats), func.sum(C.value), func.count())
-            .where(C.status != VOIDED, *period.days(C.issued))
+            .where(C.status.not_in(NOT_SHIPPED), *period.days(C.issued))
             .group_by(C.issuer, C.destination)
             .order_by(C.issuer, C.destination)
         )
@@ -105,6 +107,7 @@ def certificate_counts(conn: Connection, period: Period) -> tuple[CertificateCou
             confirmed=by.get(CertificateStatus.CONFIRMED.value, 0),
             discrepancy=by.get(CertificateStatus.DISCREPANCY.value, 0),
             voided=by.get(VOIDED, 0),
+            refused=by.get(REFUSED, 0),
         )
         for issuer, by in sorted(counts.items())
     )

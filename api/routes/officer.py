@@ -1,0 +1,148 @@
+"""What the explorer's officer forms need: pick lists, and records composed by the node.
+
+``POST /v1/officer/compose`` turns officer-level fields (carats and US dollars
+as text, parcels by id: ``node.compose.ACTS``) into a record composed by
+``node.compose.Composer`` from this node's state, the code the ``kpl``
+officer commands run. It writes nothing: the form then submits the record to
+``POST /v1/records`` like any client. Operators only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from api.deps import Caller, NodeDep, require
+from api.provenance import certificate_status, certificate_view, parcel_view
+from api.schemas import CertificateOut, ParcelOut, RefOut
+from ledger.errors import InvalidData, UnknownReference
+from ledger.schema import LOCAL_ID
+from node.compose import ACTS, Composer
+from node.node import Node
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/officer", tags=["officer"])
+
+Operator = Annotated[Caller, Depends(require("operator"))]
+
+
+class _LocalReader:
+    """The composer's reads, answered from this node's store as the API would answer them."""
+
+    def __init__(self, node: Node, who: Caller) -> None:
+        self.node = node
+        self.who = who
+
+    def get(self, path: str, **params: Any) -> Any:
+        parts = path.strip("/").split("/")
+        if parts == ["v1", "heads"]:
+            return {"network": self.node.registry.network_id, "heads": self.node.heads()}
+        if len(parts) == 3 and parts[:2] == ["v1", "parcels"]:
+            pid = unquote(parts[2])
+            parcel = self.node.store.parcel(pid) if LOCAL_ID.match(pid) else None
+            if parcel is None:
+                raise UnknownReference(f"no parcel {pid}", field="parcel")
+            return parcel_view(parcel, self.who, self.node.chain).model_dump(exclude_none=True)
+        if len(parts) == 3 and parts[:2] == ["v1", "certificates"]:
+            number = unquote(parts[2])
+            cert = self.node.store.certificate(number) if LOCAL_ID.match(number) else None
+            if cert is None:
+                raise UnknownReference(f"no certificate {number}", field="number")
+            view = certificate_view(self.node.store, cert, self.who, self.node.chain)
+            return view.model_dump(exclude_none=True)
+        raise InvalidData(f"the composer asked for {path}, which this node does not answer")
+
+
+def _chain(node: Node) -> str:
+    if node.chain is None:
+        raise InvalidData(f"{node.config.code} has no chain: it does not take records")
+    return node.chain
+
+
+class ComposeIn(BaseModel):
+    kind: str = Field(description="one of the acts: " + ", ".join(ACTS))
+    fields: dict[str, Any] = Field(
+        description="the act's fields in the officer's units (carats, US dollars as text)"
+    )
+
+
+class ComposeOut(BaseModel):
+    record: dict[str, Any] = Field(description="the record, ready for POST /v1/records")
+
+
+@router.post(
+    "/compose", response_model=ComposeOut, summary="Compose a record from this node's state"
+)
+async def compose(body: ComposeIn, node: NodeDep, who: Operator) -> ComposeOut:
+    """Weights, values, origins, custodians and references are read from the ledger;
+    an input that cannot be composed is a 422 problem naming the field."""
+    act = ACTS.get(body.kind)
+    if act is None:
+        raise InvalidData(f"must be one of {', '.join(ACTS)}", field="kind")
+
+    def work() -> dict[str, Any]:
+        composer = Composer(_LocalReader(node, who), node.registry.network_id, _chain(node))
+        record: dict[str, Any] = composer.record(act.kind, act.body(composer, body.fields))
+        return record
+
+    return ComposeOut(record=await asyncio.to_thread(work))
+
+
+@router.get(
+    "/parcels",
+    response_model=list[ParcelOut],
+    response_model_exclude_none=True,
+    summary="Active parcels this authority holds (a pick list)",
+)
+async def held(
+    node: NodeDep,
+    who: Operator,
+    limit: Annotated[int, Query(ge=1, le=1000, description="most parcels")] = 500,
+) -> list[ParcelOut]:
+    def work() -> list[ParcelOut]:
+        chain = _chain(node)
+        return [parcel_view(p, who, chain) for p in node.store.held_parcels(chain, limit=limit)]
+
+    return await asyncio.to_thread(work)
+
+
+@router.get(
+    "/incoming",
+    response_model=list[CertificateOut],
+    response_model_exclude_none=True,
+    summary="Open certificates destined to this authority",
+)
+async def incoming(
+    node: NodeDep,
+    who: Operator,
+    limit: Annotated[int, Query(ge=1, le=1000, description="most certificates")] = 500,
+) -> list[CertificateOut]:
+    def work() -> list[CertificateOut]:
+        chain = _chain(node)
+        return [
+            CertificateOut(
+                number=c.number,
+                issuer=c.issuer,
+                destination=c.destination,
+                status=certificate_status(c),
+                issued=c.issued,
+                expires=c.expires,
+                carats=c.carats,
+                parcels=list(c.parcels),
+                origin=c.origin,
+                exporter=c.exporter,
+                importer=c.importer_name,
+                value=c.value,
+                issue=RefOut(
+                    chain=c.issue_ref.chain, index=c.issue_ref.index, hash=c.issue_ref.hash.hex()
+                ),
+            )  # no proof here: a pick list; the certificate's page has it
+            for c in node.store.incoming_certificates(chain, limit=limit)
+        ]
+
+    return await asyncio.to_thread(work)
