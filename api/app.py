@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.deps import BodyLimit
+from api.middleware import NoSniff
 from api.routes import audit, bundles, certificates, ops, parcels, peers, records, stats, web
 from api.schemas import ProblemOut
 from node.gossip import Gossip
@@ -123,5 +124,6 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
     app.include_router(ops.router)
     app.include_router(web.router)
     app.add_middleware(BodyLimit, limits=_limit)
+    app.add_middleware(NoSniff)
     app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

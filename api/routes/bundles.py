@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from api.deps import Caller, NodeDep, caller
+from api.provenance import sees_parcel
 from ledger.bundle import MAX_BUNDLE_BYTES, check_bundle, serialize_bundle
 from ledger.errors import InvalidData
 from ledger.schema import LOCAL_ID
@@ -30,7 +31,8 @@ async def get_bundle(
     """Every record of the lineage with its RFC 9162 inclusion proof against a signed header
     of its chain, those headers, the key history and the genesis registry: verifiable offline
     with ``kpl verify``. Records carry values and party names (DOMAIN rule 10), so a bundle
-    is for auditors, authorities' operators, and the party holding the parcel."""
+    is for auditors, the operator of the parcel's current jurisdiction, and the party
+    holding the parcel (the README's visibility rule, as for the parcel's own fields)."""
     if LOCAL_ID.match(parcel_id) is None:
         raise InvalidData("not a parcel id (CODE-local part)", field="parcel_id")
     if who.role == "public":
@@ -40,11 +42,14 @@ async def get_bundle(
         parcel = node.store.parcel(parcel_id)
         if parcel is None:
             raise HTTPException(404, f"no parcel {parcel_id}")
-        allowed = who.role in ("auditor", "operator") or (
-            who.role == "party" and parcel.custodian == who.party
-        )
-        if not allowed:
-            raise HTTPException(403, f"a {who.role} token cannot take this parcel's bundle")
+        if not sees_parcel(who, parcel, node.chain):
+            whose = {
+                "operator": f"an operator sees its own jurisdiction's parcels ({node.chain}); "
+                f"{parcel_id} is under {parcel.chain}",
+                "party": f"a party sees the parcels it holds; {parcel_id} is not held by "
+                f"{who.party}",
+            }.get(who.role, f"a {who.role} token cannot take bundles")
+            raise HTTPException(403, f"not this parcel's bundle: {whose}")
         return serialize_bundle(build_bundle(node.store, parcel_id))
 
     body = await asyncio.to_thread(work)
