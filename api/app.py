@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from api import problems
 from api.deps import BodyLimit
 from api.middleware import NoSniff
+from api.openapi import add_record_schemas, operation_id
 from api.routes import audit, bundles, certificates, ops, parcels, peers, records, stats, web
 from api.schemas import ProblemOut
 from node.gossip import Gossip
@@ -63,6 +64,7 @@ def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = make()
+        add_record_schemas(schema)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["ProblemOut"] = ProblemOut.model_json_schema(
             ref_template="#/components/schemas/{model}"
@@ -110,6 +112,7 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
         version="1",
         summary="Custody ledger for rough diamonds under the Kimberley Process",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.node = node
     app.state.gossip = gossip

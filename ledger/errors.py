@@ -16,6 +16,7 @@ file that cannot be used: the operator's problem)::
     |   |   +-- ThresholdError        "signed by 1 of 2 required"
     |   +-- BlockError                a header breaks the chain (prev, size, time, root)
     |   +-- EquivocationError         two signed headers of one chain disagree
+    |   +-- RecordConflict            a record id already taken with other content
     |   +-- RuleViolation             a record breaks a custody rule (DOMAIN.md);
     |       |                         carries `rule` (the rule number) and `field`
     |       +-- DuplicateRecord, UnknownReference, WrongJurisdiction,
@@ -57,6 +58,7 @@ __all__ = [
     "ParticipantNotActive",
     "ProofError",
     "RestrictedOrigin",
+    "RecordConflict",
     "RuleViolation",
     "SchemaError",
     "SignatureError",
@@ -90,6 +92,43 @@ class InvalidData(LedgerError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class RecordConflict(InvalidData):
+    """A submitted record's id is taken, on its chain, by a record with other content.
+
+    Carries where the first one is: its ``status`` (``pending`` or
+    ``committed``), ``hash`` (its leaf hash, hex), and for a committed one its
+    ``index`` and ``height``; ``position`` is the submission's index in a batch.
+    """
+
+    code = "conflict"
+
+    def __init__(
+        self,
+        record_id: str,
+        chain: str,
+        *,
+        status: str,
+        hash_hex: str,
+        position: int = 0,
+        index: int | None = None,
+        height: int | None = None,
+    ) -> None:
+        self.record_id = record_id
+        self.chain = chain
+        self.status = status
+        self.hash = hash_hex
+        self.position = position
+        self.index = index
+        self.height = height
+        where = f" at index {index}" if index is not None else ""
+        super().__init__(
+            f"record id {record_id} on chain {chain} is taken by a {status} record{where} "
+            f"with other content (leaf hash {hash_hex}); resubmit the same bytes, or use a "
+            "new id",
+            field="id",
+        )
 
 
 class EncodingError(InvalidData):
