@@ -11,6 +11,7 @@ than the number of clients, which used to stop it answering anyone.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shlex
 import socket
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.limits import RateLimitedLog
 from node.config import ConfigError, NodeConfig
 from node.network import init_network
 
@@ -234,3 +236,28 @@ def test_http_settings_are_checked(tmp_path: Any, key: str, value: int) -> None:
         NodeConfig.load(path)
     assert "http" in str(info.value)
     assert key in str(info.value)
+
+
+def test_a_flood_of_one_message_is_logged_a_few_times_then_counted() -> None:
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Collect()
+    limit = RateLimitedLog(burst=5, interval=0.5)
+    handler.addFilter(limit)
+    logger = logging.getLogger("test.flood")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for i in range(10_000):  # as asyncio logs "socket.accept() out of system resource"
+            logger.error("socket.accept() out of system resource: %s", i)
+        logger.error("another message")
+        assert len(lines) == 6, lines
+        time.sleep(0.6)
+        logger.error("socket.accept() out of system resource: %s", "again")
+        assert "9995 more like this" in lines[-1], lines[-1]
+    finally:
+        logger.removeHandler(handler)
