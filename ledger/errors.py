@@ -97,9 +97,10 @@ class InvalidData(LedgerError, ValueError):
 class RecordConflict(InvalidData):
     """A submitted record's id is taken, on its chain, by a record with other content.
 
-    Carries where the first one is: its ``status`` (``pending`` or
-    ``committed``), ``hash`` (its leaf hash, hex), and for a committed one its
-    ``index`` and ``height``; ``position`` is the submission's index in a batch.
+    Carries where the first one is: its ``status`` (``pending``, ``committed``, or
+    ``batch`` for an earlier record of the same submission), ``hash`` (its leaf hash,
+    hex), and for a committed one its ``index`` and ``height``; ``position`` is the
+    submission's index in a batch.
     """
 
     code = "conflict"
@@ -122,11 +123,14 @@ class RecordConflict(InvalidData):
         self.position = position
         self.index = index
         self.height = height
-        where = f" at index {index}" if index is not None else ""
+        holder = (
+            "an earlier record of this batch"
+            if status == "batch"
+            else f"a {status} record" + (f" at index {index}" if index is not None else "")
+        )
         super().__init__(
-            f"record id {record_id} on chain {chain} is taken by a {status} record{where} "
-            f"with other content (leaf hash {hash_hex}); resubmit the same bytes, or use a "
-            "new id",
+            f"record id {record_id} on chain {chain} is taken by {holder} with other content "
+            f"(leaf hash {hash_hex}); resubmit the same bytes, or use a new id",
             field="id",
         )
 

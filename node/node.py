@@ -272,14 +272,14 @@ class Node:
         pending: dict[str, Record] | None = None
         first: dict[str, Record] = {}
         for position, record in enumerate(parsed):
-            if not isinstance(record, Record):
-                continue
+            if not isinstance(record, Record) or record.chain != self.chain:
+                continue  # answered invalid by the checks that follow
             earlier = first.setdefault(record.id, record)
             if earlier.leaf != record.leaf:
                 raise RecordConflict(
                     record.id,
                     self.chain,
-                    status="submitted earlier in this batch",
+                    status="batch",
                     hash_hex=earlier.leaf.hex(),
                     position=position,
                 )
