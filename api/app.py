@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from api import problems
 from api.deps import BodyLimit
+from api.middleware import NoSniff
+from api.openapi import add_record_schemas, operation_id
 from api.routes import (
     audit,
     bundles,
@@ -62,6 +64,7 @@ def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = make()
+        add_record_schemas(schema)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["ProblemOut"] = ProblemOut.model_json_schema(
             ref_template="#/components/schemas/{model}"
@@ -92,6 +95,7 @@ def create_app(node: Node, gossip: Gossip | None = None) -> FastAPI:
         title="kpledger node",
         version="1",
         summary="Custody ledger for rough diamonds under the Kimberley Process",
+        generate_unique_id_function=operation_id,
     )
     app.state.node = node
     app.state.gossip = gossip
@@ -108,5 +112,6 @@ def create_app(node: Node, gossip: Gossip | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(web.router)
     app.add_middleware(BodyLimit, limits=_limit)
+    app.add_middleware(NoSniff)
     app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

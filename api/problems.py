@@ -14,7 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ledger.errors import DependencyMissing, InvalidData, LedgerError, StoreError
+from ledger.errors import (
+    DependencyMissing,
+    InvalidData,
+    LedgerError,
+    RecordConflict,
+    StoreError,
+)
 
 __all__ = ["PROBLEM_BASE", "install", "problem"]
 
@@ -48,6 +54,17 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 
 async def _ledger_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LedgerError)
+    if isinstance(exc, RecordConflict):
+        taken = {
+            "id": exc.record_id,
+            "chain": exc.chain,
+            "status": exc.status,
+            "hash": exc.hash,
+            "index": exc.index,
+            "height": exc.height,
+        }
+        record = {k: v for k, v in taken.items() if v is not None}
+        return problem(409, exc.code, str(exc), field="id", position=exc.position, record=record)
     if isinstance(exc, InvalidData):
         extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
         rule = getattr(exc, "rule", "")

@@ -47,6 +47,14 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.app import create_app
+from api.limits import (
+    MAX_HEADER_BYTES,
+    BodyTimeout,
+    connection_budget,
+    guarded_protocol,
+    install_log_limits,
+)
+from api.middleware import NoSniff
 from api.problems import problem
 from keys import load_key
 from ledger.crypto import Ed25519Signer
@@ -405,8 +413,23 @@ class _ApiListener:
 # ---------------------------------------------------------------- serving
 
 
+def _client_limits(config: NodeConfig) -> dict[str, Any]:
+    """uvicorn settings against slow and excess clients (``api.limits``, ``[http]``)."""
+    limits = config.http
+    listeners = 2 if config.tls is not None and config.tls.api_port is not None else 1
+    return {
+        "http": guarded_protocol(
+            limits.header_timeout, connection_budget(limits.max_connections, listeners)
+        ),
+        "timeout_keep_alive": limits.keep_alive,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "log_config": None,  # every line goes through install_log_limits' handler
+    }
+
+
 def _servers(config: NodeConfig, app: ASGIApp, log_level: str) -> list[uvicorn.Server]:
     tls = config.tls
+    client_limits = _client_limits(config)
     servers = [
         uvicorn.Server(
             uvicorn.Config(
@@ -415,6 +438,7 @@ def _servers(config: NodeConfig, app: ASGIApp, log_level: str) -> list[uvicorn.S
                 port=config.port,
                 log_level=log_level,
                 access_log=False,
+                **client_limits,
                 ssl_certfile=str(tls.cert) if tls else None,
                 ssl_keyfile=str(tls.key) if tls else None,
                 ssl_ca_certs=str(tls.ca) if tls and tls.ca else None,
@@ -432,6 +456,7 @@ def _servers(config: NodeConfig, app: ASGIApp, log_level: str) -> list[uvicorn.S
                     port=tls.api_port,
                     log_level=log_level,
                     access_log=False,
+                    **client_limits,
                     lifespan="off",  # the node's own listener runs the node
                     ssl_certfile=str(tls.api_cert or tls.cert),
                     ssl_keyfile=str(tls.api_key or tls.key),
@@ -465,13 +490,15 @@ def run_node(config_path: Path, *, log_level: str = "warning") -> None:
 
     Raises ``LedgerError`` if the process lost the PostgreSQL writer lock.
     """
+    install_log_limits()
     proc = open_node(config_path)
     config = proc.config
     app = create_app(proc.node, proc.gossip)
+    app.add_middleware(BodyTimeout, seconds=config.http.body_timeout)
     servers: list[uvicorn.Server] = []
     supervisor = _Supervisor(proc, app, _stop_all(servers))
     app.router.lifespan_context = supervisor.lifespan()
-    servers += _servers(config, _RoleGuard(app, lambda: supervisor.role), log_level)
+    servers += _servers(config, NoSniff(_RoleGuard(app, lambda: supervisor.role)), log_level)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again
     # with the handler that was installed before it ran: make that one end the
     # process through ``finally`` (store closed, lock released, exit status 0)

@@ -366,8 +366,7 @@ def main() -> None:
                 "records": verdict.records,
                 "headers": verdict.headers,
                 "bytes": len(data),
-                # what the API sends to a client that accepts gzip (level 9, as the node does)
-                "bytes_gzip": len(gzip.compress(data, compresslevel=9)),
+                "gzip_bytes": len(gzip.compress(data, compresslevel=6, mtime=0)),  # as sent
                 "build_ms": build_s * 1e3,
                 "verify_median_ms": statistics.median(times) * 1e3,
             }
@@ -400,7 +399,8 @@ def _report(r: dict[str, Any]) -> None:
     )
     print(
         f"bundle ({b['hops']} hops, {b['records']} records, {b['headers']} headers): "
-        f"{b['bytes']:,} bytes (goal < 65,536); verify median {b['verify_median_ms']:.1f} ms "
+        f"{b['bytes']:,} bytes, {b['gzip_bytes']:,} as sent gzip-compressed (goal < 65,536); "
+        f"verify median {b['verify_median_ms']:.1f} ms "
         f"(goal < 50 ms)"
     )
 

@@ -117,6 +117,26 @@ def _no_constant(text: str) -> Any:
     raise EncodingError(f"{text} is not JSON")
 
 
+#: 2^53 - 1 has 16 digits: a longer integer literal is refused before it is converted
+_MAX_INT_DIGITS = len(str(_SAFE_INT))
+
+
+def _bounded_int(text: str) -> int:
+    """An integer literal within +-(2^53 - 1), refused (not converted) when longer.
+
+    Converting a 5,000-digit literal costs quadratic time and, past Python's
+    own limit, raises a bare ``ValueError``; no document kpledger reads holds
+    an integer outside what RFC 8785 represents exactly.
+    """
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        raise EncodingError(f"an integer of {digits} digits: integers must lie within +-(2^53 - 1)")
+    value = int(text)
+    if not -_SAFE_INT <= value <= _SAFE_INT:
+        raise EncodingError(f"integer {value} is outside +-(2^53 - 1)")
+    return value
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -127,17 +147,19 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def load_json(data: bytes, *, what: str = "document") -> Any:
-    """Parse UTF-8 JSON strictly: no floats, no NaN, no duplicate keys."""
+    """Parse UTF-8 JSON strictly: no floats, no NaN, no duplicate keys, integers only
+    within +-(2^53 - 1)."""
     try:
         return json.loads(
             data.decode("utf-8"),
             parse_float=_no_float,
+            parse_int=_bounded_int,
             parse_constant=_no_constant,
             object_pairs_hook=_unique_keys,
         )
     except EncodingError as exc:
         raise EncodingError(f"{what}: {exc.message}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:  # JSONDecodeError too
         raise EncodingError(f"{what}: not valid JSON: {exc}") from exc
 
 

@@ -16,6 +16,7 @@ file that cannot be used: the operator's problem)::
     |   |   +-- ThresholdError        "signed by 1 of 2 required"
     |   +-- BlockError                a header breaks the chain (prev, size, time, root)
     |   +-- EquivocationError         two signed headers of one chain disagree
+    |   +-- RecordConflict            a record id already taken with other content
     |   +-- RuleViolation             a record breaks a custody rule (DOMAIN.md);
     |       |                         carries `rule` (the rule number) and `field`
     |       +-- DuplicateRecord, UnknownReference, WrongJurisdiction,
@@ -62,6 +63,7 @@ __all__ = [
     "RefusalInvalid",
     "ReleaseInvalid",
     "RestrictedOrigin",
+    "RecordConflict",
     "RuleViolation",
     "SchemaError",
     "SignatureError",
@@ -95,6 +97,47 @@ class InvalidData(LedgerError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class RecordConflict(InvalidData):
+    """A submitted record's id is taken, on its chain, by a record with other content.
+
+    Carries where the first one is: its ``status`` (``pending``, ``committed``, or
+    ``batch`` for an earlier record of the same submission), ``hash`` (its leaf hash,
+    hex), and for a committed one its ``index`` and ``height``; ``position`` is the
+    submission's index in a batch.
+    """
+
+    code = "conflict"
+
+    def __init__(
+        self,
+        record_id: str,
+        chain: str,
+        *,
+        status: str,
+        hash_hex: str,
+        position: int = 0,
+        index: int | None = None,
+        height: int | None = None,
+    ) -> None:
+        self.record_id = record_id
+        self.chain = chain
+        self.status = status
+        self.hash = hash_hex
+        self.position = position
+        self.index = index
+        self.height = height
+        holder = (
+            "an earlier record of this batch"
+            if status == "batch"
+            else f"a {status} record" + (f" at index {index}" if index is not None else "")
+        )
+        super().__init__(
+            f"record id {record_id} on chain {chain} is taken by {holder} with other content "
+            f"(leaf hash {hash_hex}); resubmit the same bytes, or use a new id",
+            field="id",
+        )
 
 
 class EncodingError(InvalidData):

@@ -8,6 +8,7 @@ Unknown fields are refused too: a signed document means exactly what it says.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "CENTS_MAX",
     "CODE",
     "DATE",
+    "FORBIDDEN_CHARACTERS",
     "HS_CODES",
     "LOCAL_ID",
     "RECORD_ID",
@@ -42,8 +44,31 @@ HS_CODES = frozenset({"7102.10", "7102.21", "7102.31"})
 #: 10^12 hundredths of a carat is ten billion carats: about 90 years of
 #: world production. Values are US cents up to 10^15 (ten trillion dollars).
 CARAT_MAX = 10**12
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CENTS_MAX = 10**15
+#: Characters no string of a record may hold: controls (C0, DEL, C1), bidirectional
+#: controls (U+202E and kin, which make "gnp.exe" read as "exe.png"), zero-width and
+#: other invisible format characters, fillers that render as nothing, every space
+#: but U+0020, line and paragraph separators, surrogates, private use, tags,
+#: variation selectors and noncharacters. A fixed list, not Unicode categories:
+#: categories move between Unicode versions, and every node must reach the same
+#: verdict on the same record whatever Python it runs.
+FORBIDDEN_CHARACTERS = re.compile(
+    "["
+    "\x00-\x1f\x7f-\x9f"  # C0, DEL, C1
+    "\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f"
+    "\u2000-\u200f"  # spaces, zero-width space and joiners, LRM, RLM
+    "\u2028-\u202f"  # line/paragraph separators, LRE RLE PDF LRO RLO, narrow NBSP
+    "\u205f-\u206f"  # medium space, word joiner, invisible operators, LRI RLI FSI PDI
+    "\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\ufffe\uffff"
+    "\ud800-\udfff\ue000-\uf8ff\ufdd0-\ufdef"  # surrogates, private use, nonchars
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"  # musical format, tags, VS 17-256
+    "\U000f0000-\U0010ffff"  # private use planes 15 and 16
+    "]"
+)
+
+
+def _character_name(char: str) -> str:
+    return f"U+{ord(char):04X} {unicodedata.name(char, '(unnamed)')}"
 
 
 def parse_time(text: str, *, field: str) -> datetime:
@@ -64,8 +89,29 @@ def parse_date(text: str, *, field: str) -> date:
         raise SchemaError(f"not a real date: {exc}", field=field) from exc
 
 
+class Traced:
+    """Marks the placeholders ``ledger.record_schema`` feeds a parser to trace its schema.
+
+    ``Fields`` over one of them is the tracing reader that records each field
+    read instead of checking it (``TRACER``), and a placeholder read as a
+    string element of a list is told which constraints applied to it.
+    """
+
+    def note_string(self, pattern: re.Pattern[str] | None, max_len: int) -> None:
+        raise NotImplementedError
+
+
+#: the tracing subclass of ``Fields``, set by ``ledger.record_schema``
+TRACER: list[type[Fields]] = []
+
+
 class Fields:
     """Reads typed fields out of one JSON object, refusing anything unexpected."""
+
+    def __new__(cls, value: object, path: str = "") -> Fields:
+        if cls is Fields and TRACER and isinstance(value, Traced):
+            return object.__new__(TRACER[0])  # its __init__ then runs with the same arguments
+        return object.__new__(cls)
 
     def __init__(self, value: object, path: str = "") -> None:
         if not isinstance(value, Mapping):
@@ -95,10 +141,19 @@ class Fields:
             raise SchemaError("expected a string", field=field)
         if not value or len(value) > max_len:
             raise SchemaError(f"length must be 1..{max_len}", field=field)
-        if value != value.strip() or _CONTROL.search(value) is not None:
-            raise SchemaError("no control characters or surrounding spaces", field=field)
+        bad = FORBIDDEN_CHARACTERS.search(value)
+        if bad is not None:
+            raise SchemaError(
+                f"{_character_name(bad.group())} at position {bad.start()}: control, "
+                "bidirectional, invisible and non-ASCII space characters are not allowed",
+                field=field,
+            )
+        if value != value.strip():
+            raise SchemaError("no surrounding spaces", field=field)
         if pattern is not None and pattern.match(value) is None:
             raise SchemaError(f"does not match {pattern.pattern}", field=field)
+        if isinstance(value, Traced):
+            value.note_string(pattern, max_len)
         return value
 
     def optional_string(

@@ -18,7 +18,7 @@ import hashlib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,15 @@ from sqlalchemy.engine import make_url
 from ledger.errors import InvalidData
 from ledger.schema import CODE
 
-__all__ = ["ConfigError", "NodeConfig", "PeerConfig", "TlsConfig", "TokenConfig", "hash_token"]
+__all__ = [
+    "ConfigError",
+    "HttpLimits",
+    "NodeConfig",
+    "PeerConfig",
+    "TlsConfig",
+    "TokenConfig",
+    "hash_token",
+]
 
 ROLES = frozenset({"operator", "auditor", "peer", "party"})
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -72,6 +80,18 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    """``[http]``: what a client may hold of the node (README, "Slow and hostile clients")."""
+
+    header_timeout: float = 10.0  # seconds to deliver a request's headers
+    body_timeout: float = 30.0  # seconds to deliver a request's body, after its headers
+    keep_alive: float = 5.0  # seconds an idle connection stays open between requests
+    max_connections: int = 1000  # per listener, capped below the open-file limit
+    verify_max_bytes: int = 1024 * 1024  # POST /v1/bundles/verify body, without a token
+    verify_concurrency: int = 2  # bundle verifications at once; more get 503
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     path: Path
     code: str
@@ -96,6 +116,7 @@ class NodeConfig:
     tls: TlsConfig | None = None
     writer_retry: float = 2.0  # PostgreSQL: seconds between a replica's tries for the writer lock
     startup_sync: float = 10.0  # seconds an authority waits for peers before its first seal
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -236,8 +257,27 @@ class _Reader:
         if extra:
             raise self.fail(section, f"unknown key(s) {extra}")
 
+    def http(self) -> HttpLimits:
+        t = self.table("http", required=False)
+        self.known(t, "http", {f.name for f in fields(HttpLimits)})
+        d = HttpLimits()
+        return HttpLimits(
+            header_timeout=self.number(t, "http", "header_timeout", d.header_timeout, 0.1, 600),
+            body_timeout=self.number(t, "http", "body_timeout", d.body_timeout, 0.1, 3600),
+            keep_alive=self.number(t, "http", "keep_alive", d.keep_alive, 0.1, 600),
+            max_connections=self.integer(
+                t, "http", "max_connections", d.max_connections, 1, 1_000_000
+            ),
+            verify_max_bytes=self.integer(
+                t, "http", "verify_max_bytes", d.verify_max_bytes, 1024, 64 * 1024 * 1024
+            ),
+            verify_concurrency=self.integer(
+                t, "http", "verify_concurrency", d.verify_concurrency, 1, 64
+            ),
+        )
+
     def config(self) -> NodeConfig:
-        self.known(self.data, "(top level)", {"node", "blocks", "gossip", "tokens", "tls"})
+        self.known(self.data, "(top level)", {"node", "blocks", "gossip", "tokens", "tls", "http"})
         node = self.table("node")
         self.known(
             node,
@@ -342,6 +382,7 @@ class _Reader:
                 self.file(api_key) if api_key is not None else None,
             )
         return NodeConfig(
+            http=self.http(),
             path=self.path,
             code=code,
             host=m["host"].strip("[]"),

@@ -33,6 +33,7 @@ from ledger.errors import (
     DependencyMissing,
     InvalidData,
     LedgerError,
+    RecordConflict,
     RuleViolation,
     StoreError,
 )
@@ -247,6 +248,7 @@ class Node:
                     parsed.append(exc)
             records = [r for r in parsed if isinstance(r, Record)]
             known = self.store.queue.outcomes(self.chain, [r.id for r in records])
+            self._refuse_conflicts(parsed, known)
             self.store.prefetch(records)
             try:
                 self._check_batch(parsed, known, ctx, batch_ids, accepted, refused, results)
@@ -265,6 +267,59 @@ class Node:
             self.metrics.records.labels("rejected").inc(len(refused))
             self.metrics.pending.set(len(self._pending))
         return results
+
+    def _refuse_conflicts(
+        self, parsed: Sequence[Record | InvalidData], known: dict[str, Outcome]
+    ) -> None:
+        """Raise ``RecordConflict`` if an id is taken by a pending or committed record with
+        other bytes (or twice in the batch with different bytes): nothing is queued then.
+
+        The same bytes again are idempotent (the first outcome is answered); a refused id
+        answers its refusal again (the node keeps no content of refused records).
+        """
+        assert self.chain is not None
+        pending: dict[str, Record] | None = None
+        first: dict[str, Record] = {}
+        for position, record in enumerate(parsed):
+            if not isinstance(record, Record) or record.chain != self.chain:
+                continue  # answered invalid by the checks that follow
+            earlier = first.setdefault(record.id, record)
+            if earlier.leaf != record.leaf:
+                raise RecordConflict(
+                    record.id,
+                    self.chain,
+                    status="batch",
+                    hash_hex=earlier.leaf.hex(),
+                    position=position,
+                )
+            if record.id in self._pending_ids:
+                if pending is None:
+                    pending = {r.id: r for r in self._pending}
+                prior = pending.get(record.id)
+                if prior is not None and prior.leaf != record.leaf:
+                    raise RecordConflict(
+                        record.id,
+                        self.chain,
+                        status="pending",
+                        hash_hex=prior.leaf.hex(),
+                        position=position,
+                    )
+                continue
+            done = known.get(record.id)
+            if (
+                done is not None
+                and done.status is OutcomeStatus.COMMITTED
+                and done.hash != record.leaf.hex()
+            ):
+                raise RecordConflict(
+                    record.id,
+                    self.chain,
+                    status="committed",
+                    hash_hex=str(done.hash),
+                    position=position,
+                    index=done.index,
+                    height=done.height,
+                )
 
     def _check_batch(
         self,

@@ -11,6 +11,7 @@ from api.deps import Caller, NodeDep, require
 from api.schemas import BlocksOut, EvidenceListOut, GossipOut, HeadsOut, PushOut
 from ledger.canonical import load_json
 from ledger.errors import InvalidData
+from ledger.records import MAX_INDEX
 from ledger.state import chains_of
 
 router = APIRouter(prefix="/v1", tags=["peers"])
@@ -75,7 +76,9 @@ async def blocks(
     chain: str,
     node: NodeDep,
     _: Annotated[Caller, Depends(require("peer", "auditor"))],
-    start: Annotated[int, Query(alias="from", ge=1)] = 1,
+    start: Annotated[
+        int, Query(alias="from", ge=1, le=MAX_INDEX, description="first height (1..2^53 - 1)")
+    ] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PULL)] = 100,
 ) -> Response:
     """``{"blocks": [{header, records, sig}, ...]}`` in the exact stored bytes."""

@@ -21,7 +21,21 @@ MAX_BATCH = 1000
 @router.post(
     "",
     summary="Submit one record or a batch of up to 1,000",
-    responses={200: {"model": SubmitOut}},
+    responses={
+        200: {"model": SubmitOut},
+        409: {"description": "a record id already taken by a record with other content"},
+        422: {"description": "not JSON, or not a record or a batch"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "One record, or a batch. Every kind's body is documented under "
+            "`Record` (units: hundredths of a carat, US cents).",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/RecordSubmission"}}
+            },
+        }
+    },
 )
 async def submit(
     request: Request,

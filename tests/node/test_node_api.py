@@ -151,12 +151,13 @@ def test_same_id_twice_gets_the_first_outcome(api: Any) -> None:
         sealed["index"],
         sealed["hash"],
     )
-    # a different record under the same id is the first record's outcome, not a new one
+    # a different record under the same id is a conflict naming the committed record
     twin = api.writer.party()
     doctored = {**twin.as_json(), "id": record.id}
-    fourth = api.client.post("/v1/records", json=doctored, headers=api.operator).json()
-    assert fourth["results"][0]["duplicate"] is True
-    assert fourth["results"][0]["hash"] == sealed["hash"]
+    fourth = api.client.post("/v1/records", json=doctored, headers=api.operator)
+    problem = _problem(fourth, 409, "conflict")
+    assert problem["record"]["hash"] == sealed["hash"]
+    assert problem["record"]["status"] == "committed"
 
 
 def test_unknown_record_is_404(api: Any) -> None:

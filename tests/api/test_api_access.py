@@ -1,0 +1,168 @@
+"""Access to bundles follows the documented rule; text fields refuse invisible
+characters; every answer carries ``X-Content-Type-Options: nosniff``.
+
+README: "an operator [sees] its own jurisdiction's parcels": an operator's
+token takes the bundle of a parcel whose current jurisdiction is the node's
+own chain, and no other; a party's token only the parcels it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TOKENS, Example, bearer, serve
+
+from cli.example import run_example
+from ledger.workload import Network
+
+PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
+
+
+def jurisdictions(example: Example) -> dict[str, str]:
+    return {p: example.wdc.get(f"/v1/parcels/{p}").json()["jurisdiction"] for p in PARCELS}
+
+
+def test_an_operator_takes_only_its_own_jurisdictions_bundles(example: Example) -> None:
+    where = jurisdictions(example)
+    own = [p for p, j in where.items() if j == "EU"]
+    other = [p for p, j in where.items() if j != "EU"]
+    assert own, where
+    assert other, where
+    for pid in own:
+        answer = example.eu.get(f"/v1/parcels/{pid}/bundle", headers=bearer("operator"))
+        assert answer.status_code == 200, answer.text
+    for pid in other:
+        answer = example.eu.get(f"/v1/parcels/{pid}/bundle", headers=bearer("operator"))
+        assert answer.status_code == 403, (pid, answer.text)
+        assert answer.json()["type"] == "urn:kpledger:problem:forbidden"
+        assert "own jurisdiction" in answer.json()["detail"]
+        assert where[pid] in answer.json()["detail"]
+
+
+def test_an_operator_of_a_node_without_a_chain_takes_no_bundle(example: Example) -> None:
+    answer = example.wdc.get("/v1/parcels/IN-S2/bundle", headers=bearer("operator"))
+    assert answer.status_code == 403
+
+
+def test_a_party_takes_only_the_bundles_of_parcels_it_holds(example: Example) -> None:
+    held = example.wdc.get("/v1/parcels/IN-S2", headers=bearer("auditor")).json()["custodian"]
+    assert held == "IN-SURAT1"
+    ok = example.wdc.get("/v1/parcels/IN-S2/bundle", headers=bearer("party:IN-SURAT1"))
+    assert ok.status_code == 200
+    refused = example.wdc.get("/v1/parcels/IN-S2/bundle", headers=bearer("party:BW-DEBSWANA"))
+    assert refused.status_code == 403
+    assert "BW-DEBSWANA" in refused.json()["detail"]
+
+
+def test_auditors_take_every_bundle(example: Example) -> None:
+    for pid in PARCELS:
+        answer = example.wdc.get(f"/v1/parcels/{pid}/bundle", headers=bearer("auditor"))
+        assert answer.status_code == 200, (pid, answer.text)
+
+
+# ---------------------------------------------------------------- invisible characters
+
+NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def writer() -> Example:
+    """An EU node over its own copy of the story: these tests submit records to it."""
+    story = run_example("sqlite://")
+    signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["EU"]
+    eu = serve("EU", story.store, Path(tempfile.gettempdir()), signer)
+    return Example(story.store, eu, eu, story.final_parcel)
+
+
+def party(example: Example, serial: int, name: str, address: str = "Main Street 1") -> Any:
+    return {
+        "v": 1,
+        "network": example.store.registry.network_id,
+        "chain": "EU",
+        "kind": "party.register",
+        "id": f"access-{serial}",
+        "time": NOW,
+        "body": {"party": f"EU-ACC{serial}", "name": name, "role": "trader", "address": address},
+    }
+
+
+def submit(example: Example, records: list[Any]) -> list[dict[str, Any]]:
+    answer = example.eu.post(
+        "/v1/records",
+        content=json.dumps({"records": records}).encode(),
+        headers={**bearer("operator"), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
+    results: list[dict[str, Any]] = answer.json()["results"]
+    return results
+
+
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [
+        ("\u202e", "RIGHT-TO-LEFT OVERRIDE"),
+        ("\u2066", "LEFT-TO-RIGHT ISOLATE"),
+        ("\u200b", "ZERO WIDTH SPACE"),
+        ("\ufeff", "ZERO WIDTH NO-BREAK SPACE"),
+        ("\u00a0", "NO-BREAK SPACE"),
+        ("\u0085", "(unnamed)"),
+        ("\x1b", "(unnamed)"),
+        ("\U000e0041", "TAG LATIN CAPITAL LETTER A"),
+        ("\u3164", "HANGUL FILLER"),
+    ],
+)
+def test_party_names_refuse_control_and_invisible_characters(
+    writer: Example, char: str, name: str
+) -> None:
+    example = writer
+    serial = ord(char)
+    results = submit(example, [party(example, serial, f"Gem{char}Traders")])
+    assert results[0]["status"] == "invalid", results
+    assert results[0]["field"] == "body.name"
+    assert f"U+{ord(char):04X} {name}" in results[0]["reason"]
+    results = submit(example, [party(example, serial + 1, "Gem Traders", f"Dock{char}1")])
+    assert results[0]["status"] == "invalid", results
+    assert results[0]["field"] == "body.address"
+
+
+def test_names_in_any_script_are_accepted(writer: Example) -> None:
+    example = writer
+    names = ["Société Anonyme d'Anvers", "上海钻石交易所", "شركة دبي للألماس", "Алроса"]
+    results = submit(example, [party(example, 900 + i, n) for i, n in enumerate(names)])
+    assert [r["status"] for r in results] == ["pending"] * len(names), results
+
+
+# ---------------------------------------------------------------- nosniff
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role"),
+    [
+        ("GET", "/v1/heads", None),
+        ("GET", "/healthz", None),
+        ("GET", "/v1/parcels/IN-S2", None),
+        ("GET", "/v1/parcels/XX-NOPE", None),
+        ("GET", "/v1/audit/report", None),
+        ("GET", "/v1/parcels/IN-S2/bundle", "auditor"),
+        ("GET", "/openapi.json", None),
+        ("POST", "/v1/records", "operator"),
+        ("POST", "/v1/bundles/verify", None),
+    ],
+)
+def test_every_answer_says_nosniff(
+    example: Example, method: str, path: str, role: str | None
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
+    answer = example.eu.request(method, path, headers=headers, content=b"{}")
+    assert answer.headers["x-content-type-options"] == "nosniff", (answer.status_code, path)
+
+
+def test_an_oversized_body_answer_says_nosniff(example: Example) -> None:
+    answer = example.eu.post("/v1/gossip", content=b"x" * (2 * 1024 * 1024), headers=bearer("peer"))
+    assert answer.status_code == 413
+    assert answer.headers["x-content-type-options"] == "nosniff"
