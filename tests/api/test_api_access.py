@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TOKENS, Example, bearer, serve
+from api_support import TOKENS, Example, bearer, serve
 
 from cli.example import run_example
 from ledger.workload import Network

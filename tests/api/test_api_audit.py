@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import AuditCase, Example, Realistic, bearer
+from api_support import AuditCase, Example, Realistic, bearer
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import TOKENS, Example
+from api_support import TOKENS, Example
 from fastapi.testclient import TestClient
 from rich.console import Console
 from typer.testing import CliRunner

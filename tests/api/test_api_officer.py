@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Example, bearer
+from api_support import Example, bearer
 
 
 def compose(example: Example, kind: str, fields: dict[str, Any], role: str = "operator") -> Any:

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import AuditCase, build_audit_case
+from api_support import AuditCase, build_audit_case
 
 from api.audit import audit_report, kp_statistics
 from ledger.store import Store

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Example, bearer
+from api_support import Example, bearer
 from fastapi.testclient import TestClient
 
 BASE = "urn:kpledger:problem:"

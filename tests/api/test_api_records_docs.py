@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Example, bearer, serve
+from api_support import Example, bearer, serve
 from fastapi.testclient import TestClient
 
 from api import docs_records

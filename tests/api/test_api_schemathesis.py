@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import schemathesis
-from conftest import bearer, serve
+from api_support import bearer, serve
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import AuditCase, Realistic
+from api_support import AuditCase, Realistic
 
 from ledger.blocks import Block
 from ledger.records import Kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 
-from conftest import Example, bearer
+from api_support import Example, bearer
 
 from api.routes.bundles import accepts_gzip
 from node.config import HttpLimits
