@@ -13,7 +13,18 @@ from fastapi import FastAPI
 
 from api import problems
 from api.deps import BodyLimit
-from api.routes import audit, bundles, certificates, ops, parcels, peers, records, stats, web
+from api.routes import (
+    audit,
+    bundles,
+    certificates,
+    governance,
+    ops,
+    parcels,
+    peers,
+    records,
+    stats,
+    web,
+)
 from api.schemas import ProblemOut
 from node.gossip import Gossip
 from node.node import Node
@@ -114,6 +125,7 @@ def create_app(node: Node, gossip: Gossip | None = None, *, loops: bool = True) 
     app.state.gossip = gossip
     problems.install(app)
     app.include_router(records.router)
+    app.include_router(governance.router)
     app.include_router(parcels.router)
     app.include_router(certificates.router)
     app.include_router(bundles.router)

@@ -98,7 +98,8 @@ class Network:
         return self.registry.network_id
 
     def signer(self, chain: str) -> Ed25519Signer:
-        return self.governance[0] if chain == GOVERNANCE_CHAIN else self.signers[chain]
+        sealer = self.registry.sealer
+        return self.signers[sealer if chain == GOVERNANCE_CHAIN and sealer else chain]
 
 
 @dataclass
