@@ -17,7 +17,7 @@ from rich.table import Table
 from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
-from cli import ops
+from cli import governance, keyops, ops
 from cli.demo import AUTHORITIES, run_story, wait_agreement
 from cli.example import run_example
 from cli.query import audit, certificate_app, parcel_app, stats
@@ -58,6 +58,8 @@ app.add_typer(certificate_app, name="certificate")
 app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
+app.add_typer(governance.app, name="governance")
+keys_app.command("rotate")(keyops.keys_rotate)
 app.command("export")(ops.export)
 app.command("import")(ops.import_)
 
