@@ -17,7 +17,7 @@ from rich.table import Table
 from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
-from cli import governance, keyops, ops
+from cli import governance, join, keyops, ops
 from cli.demo import AUTHORITIES, run_story, wait_agreement
 from cli.example import run_example
 from cli.query import audit, certificate_app, parcel_app, stats
@@ -60,6 +60,8 @@ app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
 app.add_typer(governance.app, name="governance")
 keys_app.command("rotate")(keyops.keys_rotate)
+network_app.command("join")(join.network_join)
+network_app.command("add-peer")(join.network_add_peer)
 app.command("export")(ops.export)
 app.command("import")(ops.import_)
 

@@ -39,7 +39,7 @@ from ledger.errors import (
 )
 from ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
 from ledger.rules import Context, apply_record
-from ledger.state import State, key_at
+from ledger.state import State, key_at, member_role
 from ledger.store import Store
 from node.config import NodeConfig
 from node.keyring import KeyRing
@@ -141,11 +141,16 @@ class Node:
         #: called after blocks from a peer were applied (to pass them on at once)
         self.on_applied: Callable[[], None] | None = None
         participant = self.registry.participant(config.code)
-        if participant is None:
+        admitted = member_role(store, config.code, 2**63)
+        if participant is None and admitted is None and signer is None:
             raise LedgerError(
                 f"{config.code} is not a participant of network {self.registry.network_id[:16]}"
             )
-        self.chain = config.code if participant.role == "authority" else None
+        role = participant.role if participant is not None else admitted
+        # a node with a key whose code is not a member yet is a joining authority: it
+        # replicates, and writes its chain once a member.admit reaches it (``admitted``)
+        self.chain = config.code if role in ("authority", None) else None
+        self._admitted = role == "authority"
         #: this node seals the governance chain KP too (the registry's ``governance.sealer``)
         self.kp_sealer = self.chain is not None and self.registry.sealer == self.chain
         if self.chain is not None and signer is None:
@@ -155,7 +160,9 @@ class Node:
             self.keys.add(signer)
         self.signer = signer
         self._waiting_key: str | None = None
-        if self.chain is not None and self.signer_for(self.chain) is None:
+        if not self._admitted:
+            log.warning("%s: not a member yet: replicating until its admission", config.code)
+        elif self.chain is not None and self.signer_for(self.chain) is None:
             head = store.head(self.chain)
             want = key_at(store, self.chain, (head.height if head else 0) + 1)
             if head is None or want is None:
@@ -193,6 +200,17 @@ class Node:
             }
             for chain, h in sorted(self.store.heads().items())
         }
+
+    def admitted(self) -> bool:
+        """Whether this node's chain may be written: its code is an authority on the ledger."""
+        if (
+            not self._admitted
+            and self.chain is not None
+            and member_role(self.store, self.chain, 2**63) == "authority"
+        ):
+            self._admitted = True
+            log.warning("%s: admitted on chain KP: writing its chain", self.chain)
+        return self._admitted
 
     def signer_for(self, chain: str) -> Signer | None:
         """The signer for ``chain``'s next block: the one whose key the ledger names.
@@ -273,6 +291,11 @@ class Node:
         """Check and queue records for this node's chain; answer one outcome per record."""
         if self.chain is None:
             raise InvalidData(f"{self.config.code} has no chain: it does not take records")
+        if not self.admitted():
+            raise InvalidData(
+                f"{self.chain} is not admitted yet: records wait until its member.admit is "
+                "on chain KP and this node holds it"
+            )
         results: list[dict[str, Any]] = []
         with self.lock:
             accepted: list[Record] = []
@@ -435,7 +458,7 @@ class Node:
         if self.chain in self.forks:
             return None  # our own chain has been shown to equivocate: stop writing
         with self.lock:
-            signer = self.signer_for(self.chain)
+            signer = self.signer_for(self.chain) if self.admitted() else None
             if signer is None:
                 self._last_seal = time.monotonic()
                 return None
