@@ -18,7 +18,13 @@ from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
 from cli import governance, join, keyops, ops
-from cli.demo import AUTHORITIES, run_story, wait_agreement
+from cli.demo import (
+    AUTHORITIES,
+    admit_participant,
+    run_story,
+    trade_and_suspend,
+    wait_agreement,
+)
 from cli.example import run_example
 from cli.query import audit, certificate_app, parcel_app, stats
 from cli.render import history_tree
@@ -137,12 +143,16 @@ def demo(
         try:
             with console.status("starting 6 node processes ..."):
                 net.wait_ready()
-            console.print("nodes up; the story, each step submitted to its authority's API:")
+            console.print("nodes up; the KP admits a new participant into the running network:")
+            admit_participant(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
+            console.print("the story, each step submitted to its authority's API:")
             result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            console.print("the new participant trades, then the KP suspends it:")
+            trade_and_suspend(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             with console.status("waiting until every node holds the same chains ..."):
                 heads = wait_agreement(net)
             console.print(
-                f"all 6 nodes agree on {len(heads)} chains: "
+                f"all {len(net.procs)} nodes agree on {len(heads)} chains: "
                 + ", ".join(f"{c} at height {h['height']}" for c, h in heads.items())
             )
             auditor = NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token"))

@@ -11,7 +11,9 @@ files again:
   ledger (or a replacement key installed by the operator);
 * ``node.key.retired-<key id>``: keys rotated away, kept because the KP
   sealer also signs the governance chain with its registry key until a
-  ``key.replace`` of ``KP`` moves it.
+  ``key.replace`` of ``KP`` moves it;
+* ``node.key.kp``: a key for chain ``KP`` alone, installed by the KP sealer's
+  operator after a ``key.replace`` of ``KP``.
 
 Every file is encrypted under the node's passphrase (``keys.keyfile``); the
 passphrase stays in this object's memory only. A file that cannot be read
@@ -43,7 +45,7 @@ def retired_key_file(key_file: Path, key_id: str) -> Path:
 
 def key_files(key_file: Path) -> list[Path]:
     """The files a node's keys may be in: current, next, retired ones."""
-    found = [key_file, next_key_file(key_file)]
+    found = [key_file, next_key_file(key_file), key_file.with_name(key_file.name + ".kp")]
     found += sorted(key_file.parent.glob(key_file.name + ".retired-*"))
     return [p for p in found if p.is_file()]
 

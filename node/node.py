@@ -151,8 +151,6 @@ class Node:
         # replicates, and writes its chain once a member.admit reaches it (``admitted``)
         self.chain = config.code if role in ("authority", None) else None
         self._admitted = role == "authority"
-        #: this node seals the governance chain KP too (the registry's ``governance.sealer``)
-        self.kp_sealer = self.chain is not None and self.registry.sealer == self.chain
         if self.chain is not None and signer is None:
             raise LedgerError(f"{config.code} is an authority: its node needs its key")
         self.keys = keyring if keyring is not None else KeyRing([] if signer is None else [signer])
@@ -492,7 +490,10 @@ class Node:
     def submit_governance(self, value: object) -> dict[str, Any]:
         """Seal one threshold-signed governance record on chain ``KP`` at once.
 
-        Only the KP sealer's node does this (``NotSealer`` elsewhere). The
+        Only a node whose key files hold the key chain ``KP`` names for its next
+        block does this: the registry's ``governance.sealer`` from genesis, and
+        whoever holds the key of a later ``key.replace`` of ``KP``
+        (``NotSealer`` elsewhere, pointing to the registry's sealer). The
         record gets a block of its own, sealed under the node lock like every
         block of this node, so ``KP`` has one writer and one order. Outcomes:
         ``committed`` (with height and index; the same again for a record id
@@ -508,7 +509,8 @@ class Node:
             )
         if record.kind not in GOVERNANCE_KINDS:
             raise InvalidData(f"{record.kind.value} is not a governance record", field="kind")
-        if not self.kp_sealer:
+        signer = self.signer_for(GOVERNANCE_CHAIN) if self.chain is not None else None
+        if signer is None:
             sealer = self.registry.sealer
             found = self.registry.participant(sealer) if sealer else None
             raise NotSealer(sealer, found.url if found else None)
@@ -522,9 +524,6 @@ class Node:
                     f"dated {record.time}, more than {MAX_AHEAD}s after this node's clock ({now})",
                     field="time",
                 )
-            signer = self.signer_for(GOVERNANCE_CHAIN)
-            if signer is None:
-                raise LedgerError("this node holds no key for chain KP: it cannot seal it now")
             proposal = propose(self.store, self.registry, signer, GOVERNANCE_CHAIN, [record], now)
             if proposal.rejected:
                 exc = proposal.rejected[0][1]
