@@ -61,6 +61,7 @@ class KeyRing:
         self._signers: dict[str, Signer] = {s.public.key_id: s for s in signers}
         self._key_file = key_file
         self._passphrase = passphrase
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
 
     def __len__(self) -> int:
         return len(self._signers)
@@ -79,11 +80,21 @@ class KeyRing:
         return found
 
     def reload(self) -> bool:
-        """Load key files not loaded yet; True if a new key was found."""
+        """Load key files not loaded yet; True if a new key was found.
+
+        Files are decrypted only when the set of files (names, sizes, times)
+        changed since the last look: asking for a key nobody installed costs
+        a directory listing, not a key derivation.
+        """
         if self._key_file is None or self._passphrase is None:
             return False
+        paths = key_files(self._key_file)
+        seen = tuple((str(p), st.st_mtime_ns, st.st_size) for p in paths for st in (p.stat(),))
+        if seen == self._seen:
+            return False
+        self._seen = seen
         new = False
-        for path in key_files(self._key_file):
+        for path in paths:
             try:
                 signer = load_key(path, self._passphrase)
             except KeyFileError as exc:

@@ -509,8 +509,10 @@ class Node:
             )
         if record.kind not in GOVERNANCE_KINDS:
             raise InvalidData(f"{record.kind.value} is not a governance record", field="kind")
-        signer = self.signer_for(GOVERNANCE_CHAIN) if self.chain is not None else None
-        if signer is None:
+        head = self.store.head(GOVERNANCE_CHAIN)
+        want = key_at(self.store, GOVERNANCE_CHAIN, (head.height if head else 0) + 1)
+        signer = self.keys.find(want.key_id) if want is not None else None
+        if signer is None or self.chain is None:
             sealer = self.registry.sealer
             found = self.registry.participant(sealer) if sealer else None
             raise NotSealer(sealer, found.url if found else None)
