@@ -16,6 +16,7 @@ from api.routes import (
     bundles,
     certificates,
     checks,
+    governance,
     officer,
     ops,
     parcels,
@@ -103,6 +104,7 @@ def create_app(node: Node, gossip: Gossip | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(checks.router)
     app.include_router(officer.router)
+    app.include_router(governance.router)
     app.include_router(parcels.router)
     app.include_router(certificates.router)
     app.include_router(bundles.router)

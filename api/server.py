@@ -64,6 +64,7 @@ from ledger.store import Store
 from ledger.store.writer import ReplicaStore, WriterLock
 from node.config import ConfigError, NodeConfig
 from node.gossip import Gossip
+from node.keyring import KeyRing
 from node.node import Node
 from node.runtime import run_loops
 
@@ -113,7 +114,7 @@ class NodeProcess:
         else:
             store = ReplicaStore.open(self.url, self.registry)
         try:
-            node = Node(self.config, store, self.signer)
+            node = Node(self.config, store, self.signer, keyring=_keyring(self.config))
         except BaseException:
             store.close()
             raise
@@ -152,6 +153,19 @@ def _signer(config: NodeConfig) -> Ed25519Signer | None:
             path=str(config.key_file),
         )
     return load_key(config.key_file, passphrase.encode())
+
+
+def _keyring(config: NodeConfig) -> KeyRing | None:
+    """Every key file of the node (current, next, retired), re-read when the ledger
+    names a key the node has not loaded: a rotation needs no restart."""
+    if config.key_file is None:
+        return None
+    passphrase = config.secret("passphrase", "KPL_PASSPHRASE")
+    if not passphrase:
+        return None
+    ring = KeyRing(key_file=config.key_file, passphrase=passphrase.encode())
+    ring.reload()
+    return ring
 
 
 def _client(config: NodeConfig) -> httpx.AsyncClient:

@@ -18,19 +18,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from cli.governance import sign_proposal, submit_proposal
+from cli.join import connect_local
+from keys import load_key, load_public_key
 from ledger.errors import LedgerError
 from ledger.kpdata import usd_per_carat
-from ledger.records import Kind
+from ledger.records import GOVERNANCE_CHAIN, Kind, make_record
 from node.client import NodeClient
 from node.compose import Composer
-from node.local import LocalNetwork
+from node.config import NodeConfig
+from node.local import LocalNetwork, free_base_port
+from node.membership import join_network
 
-__all__ = ["DemoResult", "Story", "run_story"]
+__all__ = ["DemoResult", "Story", "admit_participant", "run_story", "trade_and_suspend"]
 
 AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cents(code: str, carats: int) -> int:
@@ -345,3 +355,127 @@ def wait_agreement(net: LocalNetwork, timeout: float = 60.0) -> dict[str, dict[s
     finally:
         for c in clients:
             c.close()
+
+
+# ---------------------------------------------------------------- governance chapter
+
+
+def _chair(net: LocalNetwork, kind: Kind, body: dict[str, Any], say: Callable[[str], None]) -> None:
+    """The KP chair's workflow, as ``kpl governance propose/sign/submit`` runs it:
+    the exact record, two governance signatures made offline, one submission."""
+    root = net.layout.root
+    registry = net.layout.registry
+    record = make_record(
+        network=registry.network_id,
+        chain=GOVERNANCE_CHAIN,
+        kind=kind,
+        record_id=f"demo-{kind.value}-{body['code']}",
+        time=_now(),
+        body=body,
+    )
+    passphrase = str(net.secrets["governance"]["passphrase"]).encode()
+    for name in ("gov-0.key", "gov-1.key"):
+        record = sign_proposal(record, load_key(root / "governance" / name, passphrase), registry)
+    # sent to the EU's node, which points to the KP sealer (BW) as it would for any client
+    answer = submit_proposal(record, net.layout.urls["EU"], registry)
+    if answer.get("status") != "committed":
+        raise LedgerError(f"the chair's {kind.value} was refused: {answer}")
+    say(
+        f"KP: {kind.value} {body['code']} signed by 2 of {len(registry.governance_keys)} "
+        f"governance keys, sealed at KP height {answer['height']}"
+    )
+
+
+def admit_participant(net: LocalNetwork, say: Callable[[str], None]) -> None:
+    """Admit Venezuela (VE) into the running network, as its operator and the chair would.
+
+    ``kpl network join`` writes its node folder and peers it with every node,
+    the chair's ``member.admit`` lands on chain KP, and its node starts,
+    catches up and writes its chain.
+    """
+    root = net.layout.root
+    url = f"http://127.0.0.1:{free_base_port(1) + 1}"
+    layout = join_network(root / "genesis.json", root / "VE", code="VE", name="Venezuela", url=url)
+    connect_local(layout, root)
+    say(f"VE: node folder written and peered with every node (kpl network join), {url}")
+    _chair(
+        net,
+        Kind.MEMBER_ADMIT,
+        {
+            "code": "VE",
+            "name": "Venezuela",
+            "role": "authority",
+            "url": url,
+            "key": load_public_key(layout.public_key).hex(),
+        },
+        say,
+    )
+    net.layout.configs["VE"] = layout.config
+    net.layout.urls["VE"] = url
+    net.start(["VE"])
+    net.wait_ready()
+    token = NodeConfig.load(layout.config).secret("operator_token", "KPL_DEMO_UNSET")
+    if token is None:
+        raise LedgerError("VE's operator token is missing from its secrets")
+    net.secrets["VE"] = {"operator_token": token}
+    with NodeClient(url, token) as client:
+        deadline = time.monotonic() + 120
+        while "VE" not in client.heads():
+            if time.monotonic() > deadline:
+                raise LedgerError("VE's node did not catch up and seal within 120s")
+            time.sleep(0.2)
+    say("VE: its node caught up and writes its chain, admitted at KP height 1")
+
+
+def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
+    """VE's first certificate, confirmed by India; then the plenary suspends VE.
+
+    After the suspension (as the KP did in 2008) its next certificate is
+    refused, and the auditor's report shows its activity after the suspension.
+    """
+    s = Story(net, say)
+    s.clients["VE"] = NodeClient(net.layout.urls["VE"], net.token("VE"))
+    try:
+        s.commit(
+            "VE",
+            s.party("VE", "VE-GUAYANA", "exporter", "Guayana alluvial exporter"),
+            s.register("VE", "VE-GU-1", "VE-GUAYANA", 400, "Guaniamo"),
+            s.register("VE", "VE-GU-2", "VE-GUAYANA", 250, "Guaniamo"),
+        )
+        s.commit(
+            "VE",
+            s.issue("VE", "VE-2026-0001", "IN", "VE-GUAYANA", ["VE-GU-1"], "Surat cutting works"),
+        )
+        s.commit("IN", s.confirm("IN", "VE-2026-0001", "IN-SURAT1"))
+        say("VE: first KP certificate VE-2026-0001 to India, confirmed by Surat")
+        _chair(
+            net,
+            Kind.MEMBER_SUSPEND,
+            {"code": "VE", "reason": "KP plenary: internal controls not in place"},
+            say,
+        )
+        s.wait(
+            "every node to hold the suspension",
+            lambda: all(c.heads().get("KP", {}).get("height", 0) >= 2 for c in s.clients.values()),
+        )
+        time.sleep(1.1)  # block times are to the second
+        refused = s.commit(
+            "VE",
+            s.issue("VE", "VE-2026-0002", "IN", "VE-GUAYANA", ["VE-GU-2"], "Surat cutting works"),
+            refusals=1,
+        )
+        say(
+            f"VE: certificate VE-2026-0002 refused: rule {refused[0]['rule']}: "
+            f"{refused[0]['reason']}"
+        )
+        s.commit("VE", s.party("VE", "VE-LATE", "trader", "a trader licensed while suspended"))
+        s.wait(
+            "the auditor's suspended-activity finding",
+            lambda: any(
+                f["participant"] == "VE"
+                for f in s.auditor.get("/v1/audit/report")["suspended_activity"]["items"]
+            ),
+        )
+        say("WDC: the audit report lists VE's records sealed after its suspension")
+    finally:
+        s.close()

@@ -164,7 +164,7 @@ def run_example(url: str) -> ExampleResult:
     # The proof: the final parcel's registration at the mine, against BW's signed head.
     signed = store.log.signed_head("BW")
     assert signed is not None
-    key = key_at(store, "BW", signed.header.height, None)
+    key = key_at(store, "BW", signed.header.height)
     assert key is not None
     signed.verify_signature(key)
     origin_event = store.lineage.events("BW-JW-1")[0]

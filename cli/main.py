@@ -18,8 +18,14 @@ from rich.table import Table
 from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
-from cli import importer, officer, ops
-from cli.demo import AUTHORITIES, run_story, wait_agreement
+from cli import governance, importer, join, keyops, officer, ops
+from cli.demo import (
+    AUTHORITIES,
+    admit_participant,
+    run_story,
+    trade_and_suspend,
+    wait_agreement,
+)
 from cli.example import run_example
 from cli.exits import EXIT_HELP, Exit, error_json, print_json
 from cli.query import (
@@ -75,6 +81,10 @@ app.add_typer(officer.policy_app, name="policy")
 app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
+app.add_typer(governance.app, name="governance")
+keys_app.command("rotate")(keyops.keys_rotate)
+network_app.command("join")(join.network_join)
+network_app.command("add-peer")(join.network_add_peer)
 app.command("export")(ops.export)
 app.command("import")(ops.import_)
 app.command("import-records")(importer.import_records)
@@ -151,12 +161,16 @@ def demo(
         try:
             with console.status("starting 6 node processes ..."):
                 net.wait_ready(timeout=120.0)
-            console.print("nodes up; the story, each step submitted to its authority's API:")
-            result = run_story(net, say=lambda line: console.print(f"  {line}"))
+            console.print("nodes up; the KP admits a new participant into the running network:")
+            admit_participant(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
+            console.print("the story, each step submitted to its authority's API:")
+            result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            console.print("the new participant trades, then the KP suspends it:")
+            trade_and_suspend(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             with console.status("waiting until every node holds the same chains ..."):
                 heads = wait_agreement(net)
             console.print(
-                f"all 6 nodes agree on {len(heads)} chains: "
+                f"all {len(net.procs)} nodes agree on {len(heads)} chains: "
                 + ", ".join(f"{c} at height {h['height']}" for c, h in heads.items())
             )
             auditor = NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token"))

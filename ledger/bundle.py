@@ -101,13 +101,14 @@ where (``step 4 (inclusion): record BW/12: ...``).
    ``0 .. K-1`` are all present, ``K`` the largest ``KP`` header size. Then
    every header's signature is verified under the key its chain has at its
    height, chains in the order ``KP`` first, then by code, heights ascending.
-   The key of ``chain`` at ``height``, for a header that witnesses a ``KP``
-   header of size ``k`` (``k = 0`` if it witnesses none; no limit for ``KP``'s
-   own headers), is the key of the event with the largest
-   ``(from_height, kp_size)`` among those with ``from_height <= height`` and
-   ``kp_size <= k``. The events are each participant's registry key (from
-   height 1, kp_size 0), the first governance key for ``KP`` (from 1, kp_size
-   0), and, taken from the records of headers already verified (their
+   The key of ``chain`` at ``height`` is the key of the event with the
+   largest ``(from_height, kp_size)`` among those with ``from_height <=
+   height``, whatever ``KP`` header the header witnesses (so a ``key.replace``
+   in the bundle's ``KP`` prefix refuses every later header signed by the
+   replaced key). The events are each participant's registry key (from
+   height 1, kp_size 0), the registry key of the KP sealer
+   (``governance.sealer``, else the first authority) for ``KP`` (from 1,
+   kp_size 0), and, taken from the records of headers already verified (their
    inclusion proofs checked there and then): a ``key.rotate`` in block ``h``
    (its key from ``h + 1``, kp_size 0), a ``member.admit`` at ``KP`` index
    ``i`` (from 1, kp_size ``i + 1``) and a ``key.replace`` at ``KP`` index
@@ -629,7 +630,7 @@ class _Verifier:
             for height in self.heights[chain]:
                 s = self.headers[(chain, height)]
                 with self.at(f"header {chain}/{height}"):
-                    key = key_at(keys, chain, height, self._kp_size(s.header))
+                    key = key_at(keys, chain, height)
                     if key is None:
                         raise BlockError(f"no key for {chain} at height {height}", field="key_id")
                     s.verify_signature(key)

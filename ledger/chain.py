@@ -49,14 +49,17 @@ __all__ = [
 def genesis(registry: Registry) -> State:
     """The state before any block: the registry's members and keys.
 
-    The governance chain's blocks are signed by the first governance key;
-    its records need the governance threshold on top.
+    The governance chain's blocks are signed by the KP sealer's registry key
+    (``Registry.sealer``, the KP secretariat); its records need the
+    governance threshold on top, so the sealer orders governance records
+    but cannot make one.
     """
     state = State()
     for p in registry.participants:
         state.members.append(MemberEvent(p.code, 0, p.role, True))
         state.keys.append(KeyEvent(p.code, 1, p.key, 0))
-    state.keys.append(KeyEvent(GOVERNANCE_CHAIN, 1, registry.governance_keys[0], 0))
+    if registry.kp_key is not None:
+        state.keys.append(KeyEvent(GOVERNANCE_CHAIN, 1, registry.kp_key, 0))
     return state
 
 
@@ -93,7 +96,7 @@ def apply_block(view: StateView, block: Block, registry: Registry) -> State:
     kp_size = _kp_size(h.chain, witness)
     if h.chain != GOVERNANCE_CHAIN and member_role(view, h.chain, kp_size or 0) != "authority":
         raise BlockError(f"{h.chain} is not an authority with a chain", field="header.chain")
-    key = key_at(view, h.chain, h.height, kp_size)
+    key = key_at(view, h.chain, h.height)
     if key is None:
         raise BlockError(f"no key for {h.chain} at height {h.height}", field="header.key_id")
     prev = view.head(h.chain)
@@ -128,7 +131,7 @@ def detect_equivocation(view: StateView, signed: SignedHeader) -> Evidence | Non
     held = view.header(h.chain, h.height)
     if held is None or held.hash == h.hash:
         return None
-    key = key_at(view, h.chain, h.height, None)
+    key = key_at(view, h.chain, h.height)
     if key is None:
         return None
     try:

@@ -4,7 +4,8 @@ On the wire::
 
     {"registry": {"v": 1, "name": ..., "created": <time>,
                   "participants": [{"code", "name", "role", "url", "key"}...],
-                  "governance": {"keys": [<hex>...], "threshold": 2},
+                  "governance": {"keys": [<hex>...], "threshold": 2,
+                                 "sealer": "BW"},      # optional
                   "params": {"tolerance_bp": 50, "max_validity_days": 60,
                              "max_block_records": 1000, "max_block_bytes": 8388608,
                              "heartbeat_seconds": 5,
@@ -15,6 +16,11 @@ On the wire::
 The network id is ``SHA-256("KPL-REGISTRY-V1\\n" || canonical(registry))``;
 every record and header names it. The registry is valid only when at least
 ``threshold`` distinct governance keys sign those same bytes.
+
+``governance.sealer`` names the KP secretariat: the authority whose node
+seals the governance chain ``KP`` (its registry key signs ``KP``'s headers
+from height 1). Governance keys never seal anything: they only sign
+records, offline. Without ``sealer`` the first authority listed seals ``KP``.
 """
 
 from __future__ import annotations
@@ -208,6 +214,7 @@ class Registry:
     governance_keys: tuple[PublicKey, ...]
     threshold: int
     params: Params
+    sealer: str | None
     signatures: SignatureSet
     body_bytes: bytes
     network_id: str
@@ -222,13 +229,20 @@ class Registry:
         governance_keys: Sequence[PublicKey],
         threshold: int,
         params: Params,
+        sealer: str | None = None,
     ) -> dict[str, Any]:
+        governance: dict[str, Any] = {
+            "keys": [k.hex() for k in governance_keys],
+            "threshold": threshold,
+        }
+        if sealer is not None:
+            governance["sealer"] = sealer
         return {
             "v": 1,
             "name": name,
             "created": created,
             "participants": [p.to_json() for p in participants],
-            "governance": {"keys": [k.hex() for k in governance_keys], "threshold": threshold},
+            "governance": governance,
             "params": params.to_json(),
         }
 
@@ -243,6 +257,7 @@ class Registry:
         threshold: int,
         params: Params | None = None,
         signers: Sequence[Signer] | None = None,
+        sealer: str | None = None,
     ) -> Registry:
         """Build and sign a registry; ``signers`` defaults to all governance keys."""
         body = cls.body_json(
@@ -252,6 +267,7 @@ class Registry:
             governance_keys=[g.public for g in governance],
             threshold=threshold,
             params=params or Params(),
+            sealer=sealer,
         )
         body_bytes = canonical_bytes(body)
         sigs = [
@@ -301,6 +317,17 @@ class Registry:
         if len({k.key_id for k in keys}) != len(keys):
             raise SchemaError("governance keys must be distinct", field="registry.governance.keys")
         threshold = g.integer("threshold", low=1, high=len(keys))
+        authorities = [p.code for p in participants if p.role == "authority"]
+        sealer: str | None
+        if g.has("sealer"):
+            sealer = g.string("sealer", pattern=CODE, max_len=8)
+            if sealer not in authorities:
+                raise SchemaError(
+                    f"the KP sealer {sealer} must be an authority of the registry",
+                    field="registry.governance.sealer",
+                )
+        else:
+            sealer = authorities[0] if authorities else None  # no authority: no KP chain
         g.done()
         params = Params.parse(f.obj("params"))
         f.done()
@@ -319,6 +346,7 @@ class Registry:
             keys,
             threshold,
             params,
+            sealer,
             signatures,
             body_bytes,
             tagged_hash(Tag.REGISTRY, body_bytes).hex(),
@@ -335,6 +363,12 @@ class Registry:
             if p.code == code:
                 return p
         return None
+
+    @property
+    def kp_key(self) -> PublicKey | None:
+        """The key that signs the governance chain's headers from height 1: the sealer's."""
+        found = None if self.sealer is None else self.participant(self.sealer)
+        return None if found is None else found.key
 
     @property
     def authorities(self) -> tuple[str, ...]:

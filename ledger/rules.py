@@ -530,6 +530,8 @@ def _certificate_confirm(state: State, b: CertificateConfirm, ref: RecordRef, ct
             field="body.number",
         )
     _authority_active(ctx, state, ctx.chain, "chain")
+    # 6b'. no import from a participant suspended in this block's view
+    _authority_active(ctx, state, cert.issuer, "body.ref")
     # 6c. once, before expiry
     if (
         cert.status is not CertificateStatus.ISSUED
@@ -711,7 +713,7 @@ def _lift(state: State, b: PolicyOrigin, ref: RecordRef, ctx: Context) -> None:
 
 
 def _key_rotate(state: State, b: KeyRotate, ref: RecordRef, ctx: Context) -> None:
-    current = key_at(state, ctx.chain, ctx.height, ctx.kp_size)
+    current = key_at(state, ctx.chain, ctx.height)
     if current is not None and current.key_id == b.key.key_id:
         raise KeyChangeInvalid("the new key is the current key", field="body.key")
     state.keys.append(KeyEvent(ctx.chain, ctx.height + 1, b.key, 0))

@@ -134,9 +134,8 @@ class MemberEvent:
 class KeyEvent:
     """``key`` signs ``chain``'s blocks from ``from_height`` on.
 
-    ``kp_size`` is 0 for genesis keys and own-chain rotations; for a governance
-    replacement it is the governance log size that includes it, and it only
-    counts for blocks that witness that much of the governance chain.
+    ``kp_size`` is 0 for genesis keys and own-chain rotations; for an admission
+    or a governance replacement it is the governance log size that includes it.
     """
 
     chain: str
@@ -189,16 +188,22 @@ def chains_of(view: StateView) -> tuple[str, ...]:
     return (*codes, "KP")
 
 
-def key_at(view: StateView, chain: str, height: int, kp_size: int | None) -> PublicKey | None:
-    """The key that signs ``chain`` at ``height`` for a block witnessing ``kp_size``.
+def key_at(view: StateView, chain: str, height: int) -> PublicKey | None:
+    """The key that signs ``chain`` at ``height``, from every key event this view holds.
 
-    ``kp_size=None`` counts every governance replacement (offline verification).
+    The event with the largest ``(from_height, kp_size)`` among those with
+    ``from_height <= height`` wins: a governance ``key.replace`` (kp_size > 0)
+    beats an own-chain rotation from the same height. A replacement binds
+    every block of its chain from its ``from_height`` on *whatever that block
+    witnesses*: a thief holding the old key cannot keep signing blocks that
+    simply never witness the governance chain. This is the one place where a
+    verdict depends on more than the block's witnessed view: a node that has
+    not received the replacement yet may still take a stolen-key block above
+    ``from_height`` (README, "Key replacement").
     """
     best: KeyEvent | None = None
     for event in view.key_events(chain):
         if event.from_height > height:
-            continue
-        if kp_size is not None and event.kp_size > kp_size:
             continue
         if best is None or (event.from_height, event.kp_size) >= (best.from_height, best.kp_size):
             best = event

@@ -58,6 +58,8 @@ class Network:
     registry: Registry
     signers: dict[str, Ed25519Signer]
     governance: list[Ed25519Signer]
+    #: seals chain KP: the sealer's registry key (KP keeps it when the sealer rotates its own)
+    kp: Ed25519Signer | None = None
 
     @classmethod
     def create(
@@ -91,14 +93,19 @@ class Network:
             threshold=threshold,
             params=params,
         )
-        return cls(registry, signers, gov)
+        sealer = registry.sealer
+        return cls(registry, signers, gov, signers[sealer] if sealer else None)
 
     @property
     def network_id(self) -> str:
         return self.registry.network_id
 
     def signer(self, chain: str) -> Ed25519Signer:
-        return self.governance[0] if chain == GOVERNANCE_CHAIN else self.signers[chain]
+        if chain == GOVERNANCE_CHAIN:
+            if self.kp is None:
+                raise KeyError("this network has no authority to seal chain KP")
+            return self.kp
+        return self.signers[chain]
 
 
 @dataclass

@@ -39,6 +39,7 @@ from ledger.errors import InvalidData, LedgerError
 from ledger.records import GOVERNANCE_CHAIN
 from ledger.state import chains_of
 from node.config import PeerConfig
+from node.membership import ConfigWatch
 from node.node import Node, ReceiveResult
 
 __all__ = ["MAX_BODY", "Gossip", "PeerState"]
@@ -129,6 +130,7 @@ class Gossip:
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.peers = {p.code: PeerState(p) for p in node.config.peers}
+        self._watch = ConfigWatch(node.config)
         self._kick = asyncio.Event()
         self._syncing: set[str] = set()
         self._exchanging: set[str] = set()
@@ -218,6 +220,7 @@ class Gossip:
         in the background, and its peer sits out the next rounds until it ends:
         one slow peer never holds up the exchanges with the others.
         """
+        self._reload_peers()
         now = time.monotonic()
         ready = [
             p for p in self.peers.values() if p.available(now) and p.code not in self._exchanging
@@ -229,6 +232,19 @@ class Gossip:
         self.node.metrics.peers_up.set(
             sum(1 for p in self.peers.values() if p.failures == 0 and p.last_ok > 0)
         )
+
+    def _reload_peers(self) -> None:
+        """Take new peers and tokens from node.toml if it changed (``node.membership``)."""
+        fresh = self._watch.changed(self.node.config)
+        if fresh is None:
+            return
+        self.node.config = fresh
+        for p in fresh.peers:
+            held = self.peers.get(p.code)
+            if held is None or held.config != p:
+                self.peers[p.code] = PeerState(p)
+        for code in set(self.peers) - {p.code for p in fresh.peers}:
+            del self.peers[code]
 
     # ------------------------------------------------------------ one exchange
     def message(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ processes it started (SIGTERM, then SIGKILL after a grace period).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,9 +27,14 @@ from node.network import NetworkLayout, init_network
 __all__ = ["LocalNetwork", "free_base_port"]
 
 
-def free_base_port(count: int, start: int = 20000, stop: int = 60000) -> int:
-    """A base port such that base+1 .. base+count are free on 127.0.0.1 right now."""
-    base = start
+def free_base_port(count: int, start: int | None = None, stop: int = 60000) -> int:
+    """A base port such that base+1 .. base+count are free on 127.0.0.1 right now.
+
+    The search starts at a random port (20000 to 40000 unless ``start`` is
+    given), so that networks started at once on one machine rarely race for
+    the same ports between this check and their nodes' binding.
+    """
+    base = random.randrange(20000, 40000) if start is None else start  # noqa: S311 - not secret
     while base + count < stop:
         ok = True
         for port in range(base + 1, base + count + 1):

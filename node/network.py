@@ -384,6 +384,7 @@ def _write(
         governance=gov,
         threshold=threshold,
         params=params,
+        sealer=authorities[0] if authorities else None,  # the KP secretariat seals chain KP
     )
     (out / "genesis.json").write_bytes(registry.to_bytes())
     secret_lines = [

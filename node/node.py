@@ -15,10 +15,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,14 +38,30 @@ from ledger.errors import (
     RuleViolation,
     StoreError,
 )
-from ledger.records import Record
+from ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
 from ledger.rules import Context, apply_record
-from ledger.state import State, key_at
+from ledger.state import State, key_at, member_role
 from ledger.store import Store
 from ledger.store.outcome import Outcome, OutcomeStatus
 from node.config import NodeConfig
+from node.keyring import KeyRing
 
-__all__ = ["MAX_BLOCKS_BODY", "Node", "ReceiveResult", "utc_now"]
+__all__ = ["MAX_BLOCKS_BODY", "Node", "NotSealer", "ReceiveResult", "utc_now"]
+
+log = logging.getLogger("kpl.node")
+
+
+class NotSealer(LedgerError):
+    """A governance record was sent to a node that does not seal chain ``KP``."""
+
+    code = "not-kp-sealer"
+
+    def __init__(self, sealer: str | None, url: str | None) -> None:
+        self.sealer = sealer
+        self.url = url
+        where = f"{sealer}'s node at {url}" if sealer else "no node (the network has no authority)"
+        super().__init__(f"chain KP is sealed by {where}: submit governance records there")
+
 
 #: bytes of blocks in one answer to a pull, whatever number of blocks was asked
 #: for (the first block always goes, so a block up to ``node.gossip.MAX_BODY``
@@ -116,6 +133,7 @@ class Node:
         signer: Signer | None,
         *,
         clock: Callable[[], str] = utc_now,
+        keyring: KeyRing | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -127,19 +145,38 @@ class Node:
         #: called after blocks from a peer were applied (to pass them on at once)
         self.on_applied: Callable[[], None] | None = None
         participant = self.registry.participant(config.code)
-        if participant is None:
+        admitted = member_role(store, config.code, 2**63)
+        if participant is None and admitted is None and signer is None:
             raise LedgerError(
                 f"{config.code} is not a participant of network {self.registry.network_id[:16]}"
             )
-        self.chain = config.code if participant.role == "authority" else None
+        role = participant.role if participant is not None else admitted
+        # a node with a key whose code is not a member yet is a joining authority: it
+        # replicates, and writes its chain once a member.admit reaches it (``admitted``)
+        self.chain = config.code if role in ("authority", None) else None
+        self._admitted = role == "authority"
         if self.chain is not None and signer is None:
             raise LedgerError(f"{config.code} is an authority: its node needs its key")
-        if self.chain is not None and signer is not None:
-            head = store.head(self.chain)
-            want = key_at(store, self.chain, (head.height if head else 0) + 1, None)
-            if want is None or want.key_id != signer.public.key_id:
-                raise LedgerError(f"the key given is not {config.code}'s current key")
+        self.keys = keyring if keyring is not None else KeyRing([] if signer is None else [signer])
+        if signer is not None:
+            self.keys.add(signer)
         self.signer = signer
+        self._waiting_key: str | None = None
+        if not self._admitted:
+            log.warning("%s: not a member yet: replicating until its admission", config.code)
+        elif self.chain is not None and self.signer_for(self.chain) is None:
+            head = store.head(self.chain)
+            want = key_at(store, self.chain, (head.height if head else 0) + 1)
+            if head is None or want is None:
+                raise LedgerError(f"the key given is not {config.code}'s current key")
+            # a replacement key installed before the governance record reached this
+            # node: it starts, catches up, and seals once the ledger names a key it holds
+            log.warning(
+                "%s: the chain's current key %s is not among this node's keys: "
+                "not sealing until it is",
+                config.code,
+                want.key_id[:16],
+            )
         self._pending: list[Record] = []
         self._pending_ids: set[str] = set()
         self._layer = State(base=store)
@@ -166,8 +203,36 @@ class Node:
             for chain, h in sorted(self.store.heads().items())
         }
 
+    def admitted(self) -> bool:
+        """Whether this node's chain may be written: its code is an authority on the ledger."""
+        if (
+            not self._admitted
+            and self.chain is not None
+            and member_role(self.store, self.chain, 2**63) == "authority"
+        ):
+            self._admitted = True
+            log.warning("%s: admitted on chain KP: writing its chain", self.chain)
+        return self._admitted
+
+    def signer_for(self, chain: str) -> Signer | None:
+        """The signer for ``chain``'s next block: the one whose key the ledger names.
+
+        Reads the key files again when the ledger names a key not loaded yet
+        (after ``kpl keys rotate`` or a governance ``key.replace``); None when
+        this node holds no such key, and then it does not seal that chain.
+        """
+        head = self.store.head(chain)
+        want = key_at(self.store, chain, (head.height if head else 0) + 1)
+        if want is None:
+            return None
+        found = self.keys.find(want.key_id)
+        if found is None and self._waiting_key != want.key_id:
+            log.warning("%s: no key file holds %s's key %s", self.config.code, chain, want.key_id)
+        self._waiting_key = None if found is not None else want.key_id
+        return found
+
     def key_for(self, chain: str, height: int) -> PublicKey:
-        key = key_at(self.store, chain, height, None)
+        key = key_at(self.store, chain, height)
         if key is None:
             raise BlockError(f"no key known for {chain} at height {height}")
         return key
@@ -234,6 +299,11 @@ class Node:
         """Check and queue records for this node's chain; answer one outcome per record."""
         if self.chain is None:
             raise InvalidData(f"{self.config.code} has no chain: it does not take records")
+        if not self.admitted():
+            raise InvalidData(
+                f"{self.chain} is not admitted yet: records wait until its member.admit is "
+                "on chain KP and this node holds it"
+            )
         results: list[Outcome] = []
         with self.lock:
             accepted: list[Record] = []
@@ -448,11 +518,16 @@ class Node:
         if self.chain in self.forks:
             return None  # our own chain has been shown to equivocate: stop writing
         with self.lock:
+            signer = self.signer_for(self.chain) if self.admitted() else None
+            if signer is None:
+                self._last_seal = time.monotonic()
+                return None
+            self.signer = signer
             take = self._pending[: self.config.max_block_records]
             self.store.prefetch(take)
             try:
                 proposal = propose(
-                    self.store, self.registry, self.signer, self.chain, take, self.clock()
+                    self.store, self.registry, signer, self.chain, take, self.clock()
                 )
             finally:
                 self.store.forget_prefetched()
@@ -472,6 +547,80 @@ class Node:
         if self.on_sealed is not None:
             self.on_sealed(proposal.block)
         return proposal.block
+
+    # ------------------------------------------------------------ governance
+    def submit_governance(self, value: object) -> dict[str, Any]:
+        """Seal one threshold-signed governance record on chain ``KP`` at once.
+
+        Only a node whose key files hold the key chain ``KP`` names for its next
+        block does this: the registry's ``governance.sealer`` from genesis, and
+        whoever holds the key of a later ``key.replace`` of ``KP``
+        (``NotSealer`` elsewhere, pointing to the registry's sealer). The
+        record gets a block of its own, sealed under the node lock like every
+        block of this node, so ``KP`` has one writer and one order. Outcomes:
+        ``committed`` (with height and index; the same again for a record id
+        already on ``KP``) or ``rejected`` with the rule and reason (nothing is
+        sealed then). Governance records are rare: no queue, no batching.
+        """
+        record = Record.from_value(value)
+        if record.chain != GOVERNANCE_CHAIN or record.network != self.registry.network_id:
+            raise InvalidData(
+                f"this endpoint takes records of chain KP of network "
+                f"{self.registry.network_id[:16]}",
+                field="chain",
+            )
+        if record.kind not in GOVERNANCE_KINDS:
+            raise InvalidData(f"{record.kind.value} is not a governance record", field="kind")
+        head = self.store.head(GOVERNANCE_CHAIN)
+        want = key_at(self.store, GOVERNANCE_CHAIN, (head.height if head else 0) + 1)
+        signer = self.keys.find(want.key_id) if want is not None else None
+        if signer is None or self.chain is None:
+            sealer = self.registry.sealer
+            found = self.registry.participant(sealer) if sealer else None
+            raise NotSealer(sealer, found.url if found else None)
+        with self.lock:
+            prior = self.store.queue.outcome(GOVERNANCE_CHAIN, record.id)
+            if prior is not None and prior.status is OutcomeStatus.COMMITTED:
+                return replace(prior, id=record.id, duplicate=True).to_json()
+            now = self.clock()
+            if record.time > _later(now, MAX_AHEAD):
+                raise InvalidData(
+                    f"dated {record.time}, more than {MAX_AHEAD}s after this node's clock ({now})",
+                    field="time",
+                )
+            proposal = propose(self.store, self.registry, signer, GOVERNANCE_CHAIN, [record], now)
+            if proposal.rejected:
+                exc = proposal.rejected[0][1]
+                return {
+                    "id": record.id,
+                    "status": "rejected",
+                    "chain": GOVERNANCE_CHAIN,
+                    "code": exc.code,
+                    "rule": exc.rule,
+                    "field": exc.field,
+                    "reason": exc.reason,
+                }
+            if proposal.deferred:  # dated after the block's time: seal nothing now
+                raise InvalidData(
+                    f"dated {record.time}, after this node's clock ({now}); try again shortly",
+                    field="time",
+                )
+            self.store.writer.commit(proposal.layer)
+            self.metrics.sealed.inc()
+            self._refresh_metrics()
+            if self.chain is not None:
+                self._reload_pending()  # membership may have changed under pending records
+        if self.on_sealed is not None:
+            self.on_sealed(proposal.block)
+        h = proposal.block.header
+        return {
+            "id": record.id,
+            "status": "committed",
+            "chain": GOVERNANCE_CHAIN,
+            "height": h.height,
+            "index": h.size - 1,
+            "hash": record.leaf.hex(),
+        }
 
     # ------------------------------------------------------------ replication
     def blocks_json(self, chain: str, start: int, limit: int) -> bytes:

@@ -690,6 +690,15 @@ export async function checkRegistry(doc) {
     throw new InvalidData("governance keys must be distinct", "registry.governance.keys");
   }
   const threshold = g.integer("threshold", 1, keys.length);
+  // the KP sealer (secretariat) signs the KP chain's headers; default: the first authority
+  const authorities = participants.filter((p) => p.role === "authority").map((p) => p.code);
+  let sealer = authorities[0];
+  if (g.has("sealer")) {
+    sealer = code(g, "sealer");
+    if (!authorities.includes(sealer)) {
+      throw new InvalidData(`the KP sealer ${sealer} must be an authority of the registry`, "registry.governance.sealer");
+    }
+  }
   g.done();
   const params = f.obj("params");
   params.integer("tolerance_bp", 0, 10000);
@@ -717,7 +726,8 @@ export async function checkRegistry(doc) {
     }
   }
   const network = bytesToHex(await sha256(TAG.REGISTRY, bodyText));
-  return { network, name, participants, governance, threshold, text: canonicalize(doc) };
+  const kpKey = sealer ? participants.find((p) => p.code === sealer).key : null;
+  return { network, name, participants, governance, threshold, kpKey, text: canonicalize(doc) };
 }
 
 /** verify_threshold: at least `threshold` distinct known keys signed; the rest count for nothing. */
@@ -808,12 +818,11 @@ export async function verifyInclusion(leafHex, index, size, proofHex, rootHex) {
 
 // ---------------------------------------------------------------- the verifier
 
-/** The key that signs `chain` at `height` for a header witnessing `kpSize` of KP (state.key_at). */
-function keyAt(events, chain, height, kpSize) {
+/** The key that signs `chain` at `height`, whatever KP header it witnesses (state.key_at). */
+function keyAt(events, chain, height) {
   let best = null;
   for (const e of events) {
     if (e.chain !== chain || e.from > height) continue;
-    if (kpSize !== null && e.kp > kpSize) continue;
     if (!best || e.from > best.from || (e.from === best.from && e.kp >= best.kp)) best = e;
   }
   return best;
@@ -1002,13 +1011,13 @@ class Verifier {
     }
     // 3e. signatures, under the key each chain has at each height
     const events = registry.participants.map((p) => ({ chain: p.code, from: 1, key: p.key, kp: 0 }));
-    events.push({ chain: GOVERNANCE, from: 1, key: registry.governance[0].key, kp: 0 });
+    if (registry.kpKey) events.push({ chain: GOVERNANCE, from: 1, key: registry.kpKey, kp: 0 });
     const order = [...this.heights.keys()].sort((a, b) => (a === GOVERNANCE ? -1 : b === GOVERNANCE ? 1 : cmp(a, b)));
     for (const chain of order) {
       for (const height of this.heights.get(chain)) {
         const s = this.headers.get(`${chain}/${height}`);
         await this.at(`header ${chain}/${height}`, async () => {
-          const event = keyAt(events, chain, height, this.kpSize(s.header));
+          const event = keyAt(events, chain, height);
           if (!event) throw new InvalidData(`no key for ${chain} at height ${height}`, "key_id");
           const id = await keyId(event.key);
           if (id !== s.header.key_id) {

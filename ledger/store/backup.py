@@ -356,7 +356,7 @@ def import_file(
 
 
 def _key(store: Store, chain: str, height: int) -> PublicKey:
-    key = key_at(store, chain, height, None)
+    key = key_at(store, chain, height)
     if key is None:
         raise BackupError(f"evidence names {chain} at height {height}, whose key is unknown")
     return key

@@ -1477,7 +1477,7 @@ def test_member_admit(sc: Scenario) -> None:
     sc.seal("NA", sc.party("NA", "NA-MINE", "miner"), sc.register("NA", "NA-P1", "NA-MINE", 200, 1))
     na_block = sc.ledger.blocks["NA"][0]
     assert any(w.chain == "KP" for w in na_block.header.witness)
-    assert key_at(sc.ledger.state, "NA", 1, None) == na.public
+    assert key_at(sc.ledger.state, "NA", 1) == na.public
     # BW sees NA as a destination only in blocks that witness the admission
     view = State(base=sc.ledger.state)
     assert kp_before is not None
@@ -1535,14 +1535,14 @@ def test_key_rotate(sc: Scenario) -> None:
     # signed by the new key it is accepted
     sc.net.signers["BW"] = new
     sc.seal("BW", sc.transfer("BW", "BW-P1", "BW-EXP"))
-    assert key_at(state, "BW", rotated_at.height, None) == old.public
-    assert key_at(state, "BW", rotated_at.height + 1, None) == new.public
+    assert key_at(state, "BW", rotated_at.height) == old.public
+    assert key_at(state, "BW", rotated_at.height + 1) == new.public
     # headers from before the rotation still verify with the old key ...
     for height in range(1, rotated_at.height + 1):
         header = state.header("BW", height)
         assert header is not None
         SignedHeader(header, state.signatures[("BW", height)]).verify_signature(
-            key_at(state, "BW", height, None)  # type: ignore[arg-type]
+            key_at(state, "BW", height)  # type: ignore[arg-type]
         )
     # ... and so does a record's inclusion proof against such a header
     bw_records = sorted((ref.index, ref.hash) for ref, _, _ in state.records if ref.chain == "BW")
@@ -1566,7 +1566,7 @@ def test_key_rotate(sc: Scenario) -> None:
     )
     evidence = detect_equivocation(state, fork.signed)
     assert evidence is not None
-    evidence.verify(lambda c, h: key_at(state, c, h, None))  # type: ignore[arg-type,return-value]
+    evidence.verify(lambda c, h: key_at(state, c, h))  # type: ignore[arg-type,return-value]
     own = SignedHeader(first, state.signatures[("BW", 1)])
     assert evidence == Evidence.build(own, fork.signed)
     # but the old key cannot fake a post-rotation header
@@ -1588,7 +1588,7 @@ def test_key_rotate(sc: Scenario) -> None:
     with pytest.raises(BlockError):
         Evidence.build(
             SignedHeader(held, state.signatures[("BW", held.height)]), late_fork.signed
-        ).verify(lambda c, h: key_at(state, c, h, None))  # type: ignore[arg-type,return-value]
+        ).verify(lambda c, h: key_at(state, c, h))  # type: ignore[arg-type,return-value]
 
 
 def test_key_replace_through_governance(sc: Scenario) -> None:
@@ -1613,10 +1613,8 @@ def test_key_replace_through_governance(sc: Scenario) -> None:
     sc.seal("KP", sc.governance(Kind.KEY_REPLACE, body))
     kp = state.head("KP")
     assert kp is not None
-    assert key_at(state, "EU", eu.height, None) == old.public
-    assert key_at(state, "EU", eu.height + 1, None) == new.public
-    assert key_at(state, "EU", eu.height + 1, kp.size) == new.public
-    assert key_at(state, "EU", eu.height + 1, 0) == old.public  # not witnessing the replacement
+    assert key_at(state, "EU", eu.height) == old.public
+    assert key_at(state, "EU", eu.height + 1) == new.public
     stale = propose(state, sc.net.registry, old, "EU", [], sc.tick())
     before = fingerprint(sc)
     with pytest.raises(BlockError) as info:

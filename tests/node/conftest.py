@@ -859,6 +859,8 @@ def harness() -> SimpleNamespace:
     """The harness' helpers for test modules (a conftest cannot be imported reliably)."""
     return SimpleNamespace(
         ChainWriter=ChainWriter,
+        NodeProc=NodeProc,
+        free_base_port=free_base_port,
         log_tail=log_tail,
         port_of=port_of,
         submit_all=submit_all,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cli.example import run_example
 from ledger.blocks import Block
 from ledger.bundle import Verdict, check_bundle, serialize_bundle, verify_bundle
-from ledger.canonical import sha256
+from ledger.canonical import Tag, canonical_bytes, sha256
 from ledger.crypto import Ed25519Signer
 from ledger.errors import BlockError, ConfirmationInvalid, SchemaError, UnknownReference
 from ledger.records import Kind, Record
@@ -202,6 +202,7 @@ def test_bundle_with_governance_records(open_store: Opener) -> None:
     s.net.signers["NA"] = na
     s.seal("NA", s.sc.party("NA", "NA-IMP", "importer"))
     replaced = Ed25519Signer.from_seed(sha256(b"kpledger-test: BW replaced"))
+    bw_before = s.net.signers["BW"]
     head = s.sc.ledger.state.head("BW")
     assert head is not None
     s.seal(
@@ -232,6 +233,20 @@ def test_bundle_with_governance_records(open_store: Opener) -> None:
         verify_bundle(without(doc, "KP", 0))
     with pytest.raises(SchemaError, match=r"^step 3 \(headers\): record KP/1: "):
         verify_bundle(without(doc, "KP", 1))
+    # a header after the replacement signed by the replaced (stolen) key is refused
+    # offline, even one that witnesses no KP header at all
+    stolen_at = head.height + 1
+    forged = copy.deepcopy(doc)
+    signed = next(
+        h
+        for h in forged["headers"]
+        if (h["header"]["chain"], h["header"]["height"]) == ("BW", stolen_at)
+    )
+    signed["header"]["witness"] = [w for w in signed["header"]["witness"] if w["chain"] != "KP"]
+    signed["header"]["key_id"] = bw_before.public.key_id
+    signed["sig"] = bw_before.sign(Tag.SIG_HEADER, canonical_bytes(signed["header"])).hex()
+    with pytest.raises(BlockError, match=rf"header BW/{stolen_at}: .*names key"):
+        verify_bundle(serialize_bundle(forged))
     # a bundle pinned to another registry is refused before anything else
     other: Registry = Network.create(("BW", "EU"), ("WDC",), seed=3).registry
     assert check_bundle(serialize_bundle(doc), registry=other).step == "registry"

@@ -96,7 +96,7 @@ def test_evidence_stored_once(open_store) -> None:
     assert detect_equivocation(store, honest.signed) is None
 
     def key_for(chain: str, height: int):
-        key = key_at(store, chain, height, None)
+        key = key_at(store, chain, height)
         assert key is not None
         return key
 
