@@ -44,7 +44,7 @@ from sqlalchemy.pool import StaticPool
 
 from ledger.blocks import Block, Evidence, Header, SignedHeader
 from ledger.canonical import canonical_bytes, parse_canonical
-from ledger.chain import apply_block, genesis
+from ledger.chain import apply_block, fork_heights, genesis
 from ledger.crypto import PublicKey
 from ledger.errors import LedgerError, StoreError
 from ledger.merkle import Coord, Frontier, consistency_proof, inclusion_proof, root_at
@@ -655,11 +655,15 @@ class Store:
         self._parcels, self._parties, self._certs = {}, {}, {}
         self._refs, self._confirms = {}, {}
 
-    def apply(self, block: Block) -> State:
-        """Verify ``block`` against this store and commit it atomically."""
+    def apply(self, block: Block, forks: Mapping[str, int] | None = None) -> State:
+        """Verify ``block`` against this store and commit it atomically.
+
+        ``forks``: chain -> fork height of the equivocation evidence held (see
+        ``ledger.chain.resolve_witness``).
+        """
         self.prefetch(block.records)
         try:
-            layer = apply_block(self, block, self.registry)
+            layer = apply_block(self, block, self.registry, forks)
         finally:
             self._forget()
         self.commit(layer)
@@ -1043,7 +1047,12 @@ class Store:
                     if not buffers[c]:
                         buffers[c] = self.blocks(c, done[c] + 1, batch)
                     b = buffers[c][0]
-                    if any(done.get(w.chain, 0) < w.height for w in b.header.witness):
+                    # a witness past what is stored can only name a forked chain's
+                    # other version (resolve_witness); replaying the block tells
+                    if any(
+                        done.get(w.chain, 0) < min(w.height, heights.get(w.chain, 0))
+                        for w in b.header.witness
+                    ):
                         break
                     buffers[c].pop(0)
                     done[c] += 1
@@ -1228,10 +1237,11 @@ class Store:
         rules). Raises ``StoreError`` naming the first table that differs.
         """
         scratch = Store.open(scratch_url, self.registry)
+        forks = fork_heights(self.evidence())
         try:
             blocks = records = 0
             for block in self.iter_blocks_causal():
-                scratch.apply(block)
+                scratch.apply(block, forks)
                 blocks += 1
                 records += len(block.records)
             counts: dict[str, int] = {}

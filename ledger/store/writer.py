@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -169,7 +169,7 @@ class ReplicaStore(Store):
     def commit(self, layer: State, rejected: Sequence[tuple[Record, LedgerError]] = ()) -> None:
         raise self._refuse()
 
-    def apply(self, block: Block) -> State:
+    def apply(self, block: Block, forks: Mapping[str, int] | None = None) -> State:
         raise self._refuse()
 
     def enqueue(
