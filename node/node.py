@@ -159,6 +159,7 @@ class Node:
         #: other chains' latest header time seen, and the monotonic moment it was seen
         self._seen: dict[str, tuple[float, float]] = {}
         self._skew = 0.0
+        self._started = time.monotonic()
         self.lock = threading.RLock()
         self.metrics = NodeMetrics()
         self.on_sealed: Callable[[Block], None] | None = None
@@ -187,15 +188,17 @@ class Node:
         self.forks: dict[str, int] = {}
         for ev in store.evidence():
             self._note_fork(ev)
-        for chain, h in store.heads().items():
-            self._observe(chain, h.time)
         if self.chain is not None:
             self._reload_pending()
         self._refresh_metrics()
 
     # ------------------------------------------------------------ time
     def _observe(self, chain: str, header_time: str) -> None:
-        """Note another chain's header time (a lower bound on the network's time)."""
+        """Note the time of another chain's validly signed header, seen from a peer now.
+
+        Only headers received while this process runs count: a stored head's age
+        is unknown (the node may have been down for days).
+        """
         if chain == self.chain:
             return
         seconds = _seconds(header_time)
@@ -476,6 +479,14 @@ class Node:
         if self.chain is None:
             return False
         now = time.monotonic()
+        if (
+            not self._seen
+            and now - self._started < 2 * self.config.heartbeat
+            and any(c != self.chain for c in self.store.heads())
+        ):
+            # just started: wait a little for a peer's fresh header, so that a clock
+            # far off is noticed before the first seal (live chains seal every heartbeat)
+            return False
         if len(self._pending) >= self.config.max_block_records:
             return True
         if self._pending and now - self._oldest >= self.config.block_interval:
@@ -573,7 +584,6 @@ class Node:
                     self.metrics.rejected_blocks.labels(exc.code).inc()
                     raise
                 h = block.header
-                self._observe(chain, h.time)
                 fork = self.forks.get(chain)
                 if fork is not None and h.height > fork:
                     result.known += 1
@@ -614,6 +624,14 @@ class Node:
         on its way, will settle (``resolve_witness``).
         """
         h = block.header
+        key = key_at(self.store, h.chain, h.height, None)
+        if key is not None and h.chain != self.chain:
+            try:  # only a header its authority signed tells the time
+                block.signed.verify_signature(key)
+            except InvalidData as exc:
+                self.metrics.rejected_blocks.labels(exc.code).inc()
+                raise
+            self._observe(h.chain, h.time)
         if _seconds(h.time) > _seconds(self.now()) + CLOCK_TOLERANCE:
             raise _Wait(f"{h.chain}/{h.height} is dated {h.time}, ahead of this node's time")
         try:
