@@ -214,7 +214,7 @@ class Node:
         carried forward by the monotonic time since it was seen): then that
         median. One authority's clock, this node's included, cannot move the
         times this node signs by more than the tolerance while most chains
-        agree; a skew is reported (``kpl_clock_skew_seconds``, ``/healthz``)
+        agree; a skew is reported (``kpl_clock_skew_seconds`` and the log)
         for the operator to fix.
         """
         own_text = self.clock()
