@@ -212,10 +212,12 @@ class Node:
         Its own clock, unless that is more than ``CLOCK_TOLERANCE`` off the
         median of its clock and the other chains' latest header times (each
         carried forward by the monotonic time since it was seen): then that
-        median. One authority's clock, this node's included, cannot move the
-        times this node signs by more than the tolerance while most chains
-        agree; a skew is reported (``kpl_clock_skew_seconds`` and the log)
-        for the operator to fix.
+        median; a clock that looks ahead is only corrected once the node has
+        caught up with its peers (until then the headers it holds are old).
+        One authority's clock, this node's included, cannot move the times
+        this node signs by more than the tolerance while most chains agree; a
+        skew is reported (``kpl_clock_skew_seconds`` and the log) for the
+        operator to fix.
         """
         own_text = self.clock()
         if not self._seen:
@@ -225,7 +227,9 @@ class Node:
         estimates = [t + (mono - at) for t, at in self._seen.values()]
         median = statistics.median_low([own, *estimates])
         skew = own - median
-        if abs(skew) <= CLOCK_TOLERANCE:
+        # headers' times are lower bounds of the network's time; they lag while the
+        # node catches up, so they only say the clock is ahead once it has caught up
+        if abs(skew) <= CLOCK_TOLERANCE or (skew > 0 and not self._caught_up()):
             if self._skew:
                 log.warning("clock back within %ss of the network's time", CLOCK_TOLERANCE)
                 self._skew = 0.0
@@ -240,6 +244,14 @@ class Node:
         self._skew = skew
         self.metrics.clock_skew.set(skew)
         return _text(median)
+
+    def _caught_up(self) -> bool:
+        """Whether gossip last found no chain behind a peer (``kpl_sync_lag_blocks``)."""
+        for chain in self._seen:
+            lag = self.metrics.registry.get_sample_value("kpl_sync_lag_blocks", {"chain": chain})
+            if lag:
+                return False
+        return True
 
     def clock_skew(self) -> float:
         """Seconds this node's clock is off the network's time (0 within the tolerance)."""
@@ -632,7 +644,10 @@ class Node:
                 self.metrics.rejected_blocks.labels(exc.code).inc()
                 raise
             self._observe(h.chain, h.time)
-        if _seconds(h.time) > _seconds(self.now()) + CLOCK_TOLERANCE:
+        # ahead of both the node's clock and its time: a correct clock whose
+        # view is stale (catching up) never holds back fresh blocks
+        limit = max(_seconds(self.clock()), _seconds(self.now())) + CLOCK_TOLERANCE
+        if _seconds(h.time) > limit:
             raise _Wait(f"{h.chain}/{h.height} is dated {h.time}, ahead of this node's time")
         try:
             self.store.apply(block, forks=self.forks)
