@@ -63,6 +63,10 @@ MAX_AHEAD = 60
 #: the other authorities' chains is not used for sealing
 CLOCK_TOLERANCE = 60
 
+#: seconds a node holds off sealing while its clock looks ahead of the chains'
+#: times and it is still catching up (it cannot tell yet which is wrong)
+SEAL_HOLD = 30
+
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -160,6 +164,8 @@ class Node:
         self._seen: dict[str, tuple[float, float]] = {}
         self._skew = 0.0
         self._started = time.monotonic()
+        #: since when the clock has looked ahead while the node was catching up
+        self._doubt: float | None = None
         self.lock = threading.RLock()
         self.metrics = NodeMetrics()
         self.on_sealed: Callable[[Block], None] | None = None
@@ -229,7 +235,12 @@ class Node:
         skew = own - median
         # headers' times are lower bounds of the network's time; they lag while the
         # node catches up, so they only say the clock is ahead once it has caught up
-        if abs(skew) <= CLOCK_TOLERANCE or (skew > 0 and not self._caught_up()):
+        doubt = skew > CLOCK_TOLERANCE and not self._caught_up()
+        if doubt and self._doubt is None:
+            self._doubt = mono
+        elif not doubt:
+            self._doubt = None
+        if abs(skew) <= CLOCK_TOLERANCE or doubt:
             if self._skew:
                 log.warning("clock back within %ss of the network's time", CLOCK_TOLERANCE)
                 self._skew = 0.0
@@ -499,6 +510,9 @@ class Node:
             # just started: wait a little for a peer's fresh header, so that a clock
             # far off is noticed before the first seal (live chains seal every heartbeat)
             return False
+        self.now()
+        if self._doubt is not None and now - self._doubt < SEAL_HOLD:
+            return False  # the clock looks ahead: catch up first, to tell which is wrong
         if len(self._pending) >= self.config.max_block_records:
             return True
         if self._pending and now - self._oldest >= self.config.block_interval:
