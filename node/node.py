@@ -63,6 +63,9 @@ MAX_AHEAD = 60
 #: the other authorities' chains is not used for sealing
 CLOCK_TOLERANCE = 60
 
+#: seconds a node just started waits at least for a peer's header before sealing
+FIRST_SEAL_WAIT = 10
+
 #: seconds a node holds off sealing while its clock looks ahead of the chains'
 #: times and it is still catching up (it cannot tell yet which is wrong)
 SEAL_HOLD = 30
@@ -504,11 +507,12 @@ class Node:
         now = time.monotonic()
         if (
             not self._seen
-            and now - self._started < 2 * self.config.heartbeat
+            and now - self._started < max(3 * self.config.heartbeat, FIRST_SEAL_WAIT)
             and any(c != self.chain for c in self.store.heads())
         ):
             # just started: wait a little for a peer's fresh header, so that a clock
-            # far off is noticed before the first seal (live chains seal every heartbeat)
+            # far off is noticed before the first seal (live chains seal every
+            # heartbeat); bounded, or a network restarting at once would wait forever
             return False
         self.now()
         if self._doubt is not None and now - self._doubt < SEAL_HOLD:
