@@ -66,10 +66,6 @@ CLOCK_TOLERANCE = 60
 #: seconds a node just started waits at least for a peer's header before sealing
 FIRST_SEAL_WAIT = 10
 
-#: seconds a node holds off sealing while its clock looks ahead of the chains'
-#: times and it is still catching up (it cannot tell yet which is wrong)
-SEAL_HOLD = 30
-
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -167,8 +163,6 @@ class Node:
         self._seen: dict[str, tuple[float, float]] = {}
         self._skew = 0.0
         self._started = time.monotonic()
-        #: since when the clock has looked ahead while the node was catching up
-        self._doubt: float | None = None
         self.lock = threading.RLock()
         self.metrics = NodeMetrics()
         self.on_sealed: Callable[[Block], None] | None = None
@@ -221,12 +215,13 @@ class Node:
         Its own clock, unless that is more than ``CLOCK_TOLERANCE`` off the
         median of its clock and the other chains' latest header times (each
         carried forward by the monotonic time since it was seen): then that
-        median; a clock that looks ahead is only corrected once the node has
-        caught up with its peers (until then the headers it holds are old).
-        One authority's clock, this node's included, cannot move the times
-        this node signs by more than the tolerance while most chains agree; a
-        skew is reported (``kpl_clock_skew_seconds`` and the log) for the
-        operator to fix.
+        median. While the node catches up, the headers it holds are old and
+        the median lags: it then seals a little in the past, which is harmless
+        (times never go back), where a clock far ahead would seal headers its
+        peers hold back until the real time reaches them. One authority's
+        clock, this node's included, cannot move the times this node signs by
+        more than the tolerance while most chains agree; a skew is reported
+        (``kpl_clock_skew_seconds`` and the log) for the operator to fix.
         """
         own_text = self.clock()
         if not self._seen:
@@ -236,14 +231,7 @@ class Node:
         estimates = [t + (mono - at) for t, at in self._seen.values()]
         median = statistics.median_low([own, *estimates])
         skew = own - median
-        # headers' times are lower bounds of the network's time; they lag while the
-        # node catches up, so they only say the clock is ahead once it has caught up
-        doubt = skew > CLOCK_TOLERANCE and not self._caught_up()
-        if doubt and self._doubt is None:
-            self._doubt = mono
-        elif not doubt:
-            self._doubt = None
-        if abs(skew) <= CLOCK_TOLERANCE or doubt:
+        if abs(skew) <= CLOCK_TOLERANCE:
             if self._skew:
                 log.warning("clock back within %ss of the network's time", CLOCK_TOLERANCE)
                 self._skew = 0.0
@@ -258,14 +246,6 @@ class Node:
         self._skew = skew
         self.metrics.clock_skew.set(skew)
         return _text(median)
-
-    def _caught_up(self) -> bool:
-        """Whether gossip last found no chain behind a peer (``kpl_sync_lag_blocks``)."""
-        for chain in self._seen:
-            lag = self.metrics.registry.get_sample_value("kpl_sync_lag_blocks", {"chain": chain})
-            if lag:
-                return False
-        return True
 
     def clock_skew(self) -> float:
         """Seconds this node's clock is off the network's time (0 within the tolerance)."""
@@ -514,9 +494,6 @@ class Node:
             # far off is noticed before the first seal (live chains seal every
             # heartbeat); bounded, or a network restarting at once would wait forever
             return False
-        self.now()
-        if self._doubt is not None and now - self._doubt < SEAL_HOLD:
-            return False  # the clock looks ahead: catch up first, to tell which is wrong
         if len(self._pending) >= self.config.max_block_records:
             return True
         if self._pending and now - self._oldest >= self.config.block_interval:
