@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kpl-installed
 
-.PHONY: demo test lint types pytest bench install clean
+.PHONY: demo test lint types pytest bench soak install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: $(STAMP)
 	$(PY) -m bench.query
 	$(PY) -m bench.network
 	$(PY) -m bench.results --readme README.md
+
+## soak: the chaos test of tests/node for SOAK_SECONDS (default 600) of chaos
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest -q -s tests/node/test_node_chaos.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out

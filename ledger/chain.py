@@ -9,7 +9,7 @@ the layer (``State.merge_into`` in memory, ``store.writer.commit`` in SQL) or dr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ledger.blocks import Block, Evidence, Header, SignedHeader, WitnessRef, check_link, seal
@@ -40,6 +40,9 @@ __all__ = [
     "Proposal",
     "apply_block",
     "detect_equivocation",
+    "effective_witness",
+    "fork_heights",
+    "fork_sizes",
     "genesis",
     "propose",
     "resolve_witness",
@@ -63,10 +66,58 @@ def genesis(registry: Registry) -> State:
     return state
 
 
-def resolve_witness(view: StateView, header: Header) -> dict[str, Header]:
-    """The headers a block witnesses, each checked against the one this node holds."""
+def fork_heights(evidence: Iterable[Evidence]) -> dict[str, int]:
+    """For each chain shown to equivocate, the lowest height its evidence contradicts.
+
+    Heights below it are the chain's last common prefix: every node holds the
+    same headers there, whichever version of the fork it saw first.
+    """
+    out: dict[str, int] = {}
+    for ev in evidence:
+        height = min(ev.a.header.height, ev.b.header.height)
+        out[ev.chain] = min(out.get(ev.chain, height), height)
+    return out
+
+
+def fork_sizes(view: StateView, forks: Mapping[str, int]) -> dict[str, int]:
+    """For each forked chain, its log size at the last common header (height fork - 1)."""
+    out: dict[str, int] = {}
+    for chain, height in forks.items():
+        common = view.header(chain, height - 1) if height > 1 else None
+        out[chain] = 0 if common is None else common.size
+    return out
+
+
+def _common(view: StateView, chain: str, fork: int) -> Header | None:
+    """The last header of ``chain`` before its fork (None when the fork is at height 1)."""
+    if fork <= 1:
+        return None
+    held = view.header(chain, fork - 1)
+    if held is None:
+        raise DependencyMissing(chain, fork - 1)
+    return held
+
+
+def resolve_witness(
+    view: StateView, header: Header, forks: Mapping[str, int] | None = None
+) -> dict[str, Header]:
+    """The headers a block witnesses, each checked against the one this node holds.
+
+    ``forks`` maps each chain with equivocation evidence to its fork height.
+    A witness of such a chain at or past the fork names one of two signed
+    histories, and which one a node holds depends on what reached it first;
+    so it is accepted whatever its hash, and the block is judged as if it
+    witnessed the chain's last common header: nothing past a fork counts
+    for any other chain, on any node.
+    """
     out: dict[str, Header] = {}
     for w in header.witness:
+        fork = (forks or {}).get(w.chain)
+        if fork is not None and w.height >= fork:
+            common = _common(view, w.chain, fork)
+            if common is not None:
+                out[w.chain] = common
+            continue
         held = view.header(w.chain, w.height)
         if held is None:
             raise DependencyMissing(w.chain, w.height)
@@ -80,6 +131,24 @@ def resolve_witness(view: StateView, header: Header) -> dict[str, Header]:
     return out
 
 
+def effective_witness(
+    view: StateView, witness: Iterable[WitnessRef], forks: Mapping[str, int]
+) -> dict[str, Header]:
+    """What rules see of the chains a block being sealed here witnesses (held heads)."""
+    out: dict[str, Header] = {}
+    for w in witness:
+        fork = forks.get(w.chain)
+        if fork is not None and w.height >= fork:
+            common = view.header(w.chain, fork - 1) if fork > 1 else None
+            if common is not None:
+                out[w.chain] = common
+            continue
+        held = view.header(w.chain, w.height)
+        if held is not None:
+            out[w.chain] = held
+    return out
+
+
 def _kp_size(chain: str, witness: dict[str, Header]) -> int | None:
     if chain == GOVERNANCE_CHAIN:
         return None
@@ -87,12 +156,20 @@ def _kp_size(chain: str, witness: dict[str, Header]) -> int | None:
     return 0 if kp is None else kp.size
 
 
-def apply_block(view: StateView, block: Block, registry: Registry) -> State:
-    """Verify ``block`` completely against ``view``; return its effects as a layer."""
+def apply_block(
+    view: StateView, block: Block, registry: Registry, forks: Mapping[str, int] | None = None
+) -> State:
+    """Verify ``block`` completely against ``view``; return its effects as a layer.
+
+    ``forks`` (chain -> fork height, from the equivocation evidence held) caps
+    what the block's rules see of a forked chain at its last common header
+    (``resolve_witness``).
+    """
     h = block.header
     if h.network != registry.network_id:
         raise BlockError("header belongs to another network", field="header.network")
-    witness = resolve_witness(view, h)
+    forks = forks or {}
+    witness = resolve_witness(view, h, forks)
     kp_size = _kp_size(h.chain, witness)
     if h.chain != GOVERNANCE_CHAIN and member_role(view, h.chain, kp_size or 0) != "authority":
         raise BlockError(f"{h.chain} is not an authority with a chain", field="header.chain")
@@ -109,7 +186,7 @@ def apply_block(view: StateView, block: Block, registry: Registry) -> State:
         params=registry.params,
     )
     layer = State(base=view)
-    ctx = Context(registry, h.chain, h.height, h.time, witness)
+    ctx = Context(registry, h.chain, h.height, h.time, witness, fork_sizes(view, forks))
     start = 0 if prev is None else prev.size
     for i, record in enumerate(block.records):
         try:
@@ -170,6 +247,7 @@ def propose(
     chain: str,
     records: Sequence[Record],
     time: str,
+    forks: Mapping[str, int] | None = None,
 ) -> Proposal:
     """Seal this authority's next block from candidate records.
 
@@ -178,16 +256,18 @@ def propose(
     block's limits (``max_block_records``, ``max_block_bytes``) and records
     dated after the block's time are left for a later block and reported as
     ``deferred``. The block witnesses the head of every other chain this
-    node holds.
+    node holds; the rules see a forked chain only up to its last common
+    header, as every node will when it judges the block.
     """
+    forks = forks or {}
     prev = view.head(chain)
     if prev is not None and time < prev.time:
         time = prev.time
     heads = [view.head(c) for c in chains_of(view) if c != chain]
     witness = [WitnessRef(h.chain, h.height, h.hash) for h in heads if h is not None]
-    witnessed = {h.chain: h for h in heads if h is not None}
+    witnessed = effective_witness(view, witness, forks)
     height = 1 if prev is None else prev.height + 1
-    ctx = Context(registry, chain, height, time, witnessed)
+    ctx = Context(registry, chain, height, time, witnessed, fork_sizes(view, forks))
     layer = State(base=view)
     accepted: list[Record] = []
     rejected: list[tuple[Record, RuleViolation]] = []

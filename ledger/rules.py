@@ -31,7 +31,7 @@ records only within the witnessed prefix, times from the witnessed headers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from ledger.blocks import Header
@@ -100,7 +100,13 @@ from ledger.state import (
     member_role,
 )
 
-__all__ = ["Context", "allocate_origin", "apply_record", "certificate_origin"]
+__all__ = [
+    "Context",
+    "allocate_origin",
+    "apply_record",
+    "certificate_origin",
+    "witnessed_median_time",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,11 @@ class Context:
     ``time`` is the block's header time (for a record not yet sealed, the
     time it would be sealed at); ``witness`` maps each witnessed chain to the
     header the block names; ``kp_size`` is the governance log size witnessed.
+    ``forks`` maps each chain with equivocation evidence to its log size at
+    its last common header: records of such a chain at or past that index
+    are in its forked part, which no other chain's record may rely on (the
+    witness of a forked chain is already capped there, see
+    ``ledger.chain.resolve_witness``).
     """
 
     registry: Registry
@@ -117,6 +128,7 @@ class Context:
     height: int
     time: str
     witness: Mapping[str, Header]
+    forks: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def kp_size(self) -> int:
@@ -127,6 +139,47 @@ class Context:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _in_fork(ref: RecordRef | None, ctx: Context) -> bool:
+    """Whether ``ref`` lies in the forked part of a chain shown to equivocate."""
+    if ref is None:
+        return False
+    common = ctx.forks.get(ref.chain)
+    return common is not None and ref.index >= common
+
+
+def _status(cert: Certificate, ctx: Context) -> CertificateStatus:
+    """A certificate's status, not counting a confirmation or void from a forked part.
+
+    A node that took one version of a fork may hold a certificate closed by a
+    record the other nodes never saw; for the rules, every node counts it as
+    open, as the nodes that took the other version do.
+    """
+    if cert.closed_ref is not None and _in_fork(cert.closed_ref, ctx):
+        return CertificateStatus.ISSUED
+    return cert.status
+
+
+def _seconds(time_text: str) -> int:
+    """Seconds since 2000-01-01 of an RFC 3339 UTC time (for comparing and medians)."""
+    moment = date.fromisoformat(time_text[:10])
+    hh, mm, ss = int(time_text[11:13]), int(time_text[14:16]), int(time_text[17:19])
+    return (moment - date(2000, 1, 1)).days * 86_400 + hh * 3_600 + mm * 60 + ss
+
+
+def witnessed_median_time(ctx: Context) -> str:
+    """The median time of the block's own header and the authority chains it witnesses.
+
+    The governance chain is left out (its blocks are sealed rarely, by
+    whoever holds a governance key). With an even count the lower middle is
+    taken, so that no single clock ahead of the others moves it.
+    """
+    times = sorted(
+        [ctx.time, *(h.time for c, h in ctx.witness.items() if c != GOVERNANCE_CHAIN)],
+        key=_seconds,
+    )
+    return times[(len(times) - 1) // 2]
 
 
 def _new_id(state: State, new_id: str, ctx: Context, field: str) -> None:
@@ -533,12 +586,13 @@ def _certificate_confirm(state: State, b: CertificateConfirm, ref: RecordRef, ct
     # 6b'. no import from a participant suspended in this block's view
     _authority_active(ctx, state, cert.issuer, "body.ref")
     # 6c. once, before expiry
+    open_status = _status(cert, ctx)
     if (
-        cert.status is not CertificateStatus.ISSUED
+        open_status is not CertificateStatus.ISSUED
         or state.confirmation_index(ctx.chain, b.number) is not None
     ):
         raise ConfirmationInvalid(
-            f"certificate {b.number} is already {cert.status.value}", field="body.number"
+            f"certificate {b.number} is already {open_status.value}", field="body.number"
         )
     if ctx.time[:10] > cert.expires:
         raise ConfirmationInvalid(
@@ -660,10 +714,9 @@ def _certificate_void(state: State, b: CertificateVoid, ref: RecordRef, ctx: Con
         raise WrongJurisdiction(
             f"certificate {b.number} was issued by {cert.issuer}", field="body.number"
         )
-    if cert.status is not CertificateStatus.ISSUED:
-        raise VoidInvalid(
-            f"certificate {b.number} is already {cert.status.value}", field="body.number"
-        )
+    status = _status(cert, ctx)
+    if status is not CertificateStatus.ISSUED:
+        raise VoidInvalid(f"certificate {b.number} is already {status.value}", field="body.number")
     # 7. settle the race with the importer by time on the importer's own chain
     seen = ctx.witness.get(cert.destination)
     if seen is None or seen.height < b.importer_height:
@@ -683,11 +736,31 @@ def _certificate_void(state: State, b: CertificateVoid, ref: RecordRef, ctx: Con
     confirmed_at = state.confirmation_index(cert.destination, b.number)
     if confirmed_at is not None and confirmed_at < header.size:
         raise VoidInvalid(f"{cert.destination} confirmed {b.number}", field="body.number")
+    # 7b. and not on the importer's clock alone: the exporter's own block and the
+    # median of the authority chains the block witnesses are past expiry too
+    if ctx.time[:10] <= cert.expires:
+        raise VoidInvalid(
+            f"this block is dated {ctx.time}, not past expiry {cert.expires}",
+            field="body.number",
+        )
+    median = witnessed_median_time(ctx)
+    if median[:10] <= cert.expires:
+        raise VoidInvalid(
+            f"the median time of the witnessed authorities' chains is {median}, "
+            f"not past expiry {cert.expires}",
+            field="body.number",
+        )
     for number in cert.parcels:
         parcel = state.parcel(number)
         assert parcel is not None
         state.put_parcel(
-            replace(parcel, status=ParcelStatus.ACTIVE, custodian=cert.exporter, certificate=None)
+            replace(
+                parcel,
+                chain=cert.issuer,
+                status=ParcelStatus.ACTIVE,
+                custodian=cert.exporter,
+                certificate=None,
+            )
         )
     state.put_certificate(replace(cert, status=CertificateStatus.VOIDED, closed_ref=ref))
     state.add_events(_events(cert.parcels, ref, ctx, Kind.CERTIFICATE_VOID))

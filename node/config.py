@@ -117,6 +117,8 @@ class NodeConfig:
     writer_retry: float = 2.0  # PostgreSQL: seconds between a replica's tries for the writer lock
     startup_sync: float = 10.0  # seconds an authority waits for peers before its first seal
     http: HttpLimits = field(default_factory=HttpLimits)
+    #: TEST ONLY: seconds added to the wall clock this node reads (to run a skewed node)
+    clock_offset: float = 0.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -293,6 +295,7 @@ class _Reader:
                 "secrets",
                 "writer_retry",
                 "startup_sync",
+                "clock_offset",
             },
         )
         code = self.get(node, "node", "code", str)
@@ -408,4 +411,5 @@ class _Reader:
             tls=tls,
             writer_retry=self.number(node, "node", "writer_retry", 2.0, 0.1, 600),
             startup_sync=self.number(node, "node", "startup_sync", 10.0, 0, 3600),
+            clock_offset=self.number(node, "node", "clock_offset", 0.0, -1e9, 1e9),
         )

@@ -16,6 +16,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,9 +26,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ledger.blocks import Block, Evidence
+from ledger.blocks import Block, Evidence, WitnessRef
 from ledger.canonical import canonical_bytes
-from ledger.chain import detect_equivocation, propose
+from ledger.chain import detect_equivocation, effective_witness, fork_sizes, propose
 from ledger.crypto import PublicKey, Signer
 from ledger.errors import (
     BlockError,
@@ -37,6 +38,7 @@ from ledger.errors import (
     RecordConflict,
     RuleViolation,
     StoreError,
+    WitnessInvalid,
 )
 from ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
 from ledger.rules import Context, apply_record
@@ -46,7 +48,7 @@ from ledger.store.outcome import Outcome, OutcomeStatus
 from node.config import NodeConfig
 from node.keyring import KeyRing
 
-__all__ = ["MAX_BLOCKS_BODY", "Node", "NotSealer", "ReceiveResult", "utc_now"]
+__all__ = ["CLOCK_TOLERANCE", "MAX_BLOCKS_BODY", "Node", "NotSealer", "ReceiveResult", "utc_now"]
 
 log = logging.getLogger("kpl.node")
 
@@ -74,14 +76,38 @@ _READ_BLOCKS = 32  # blocks read from the store at a time to answer a pull
 #: how far ahead of the node's clock a submitted record may be dated (seconds)
 MAX_AHEAD = 60
 
+#: the network's clock tolerance (seconds): a peer's header dated further ahead
+#: of this node's time waits until it is not; a clock further off the median of
+#: the other authorities' chains is not used for sealing
+CLOCK_TOLERANCE = 60
+
+#: seconds a node just started waits at least for a peer's header before sealing
+FIRST_SEAL_WAIT = 10
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _seconds(time_text: str) -> float:
+    moment = datetime.strptime(time_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (moment - _EPOCH).total_seconds()
+
+
+def _text(seconds: float) -> str:
+    return (_EPOCH + timedelta(seconds=int(seconds))).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 def _later(time_text: str, seconds: int) -> str:
     moment = datetime.strptime(time_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return (moment + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc_now(offset: float = 0.0) -> str:
+    """The wall clock as an RFC 3339 UTC time; ``offset`` seconds added (tests only)."""
+    return (datetime.now(UTC) + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Wait(LedgerError):
+    """A peer's block that cannot be judged yet (not a verdict): it waits in the buffer."""
 
 
 @dataclass
@@ -123,6 +149,18 @@ class NodeMetrics:
             "kpl_blocks_applied", "peers' blocks applied", registry=self.registry
         )
         self.evidence = Gauge("kpl_evidence", "equivocation evidence held", registry=self.registry)
+        self.clock_skew = Gauge(
+            "kpl_clock_skew_seconds",
+            "this node's clock minus the median time of the other authorities' chains "
+            "(0 while within the tolerance)",
+            registry=self.registry,
+        )
+        self.deferred = Gauge(
+            "kpl_deferred_blocks",
+            "peers' blocks waiting: dated ahead of this node's time, or witnessing a "
+            "header that differs from the one held (until evidence settles it)",
+            registry=self.registry,
+        )
 
 
 class Node:
@@ -132,13 +170,18 @@ class Node:
         store: Store,
         signer: Signer | None,
         *,
-        clock: Callable[[], str] = utc_now,
+        clock: Callable[[], str] | None = None,
         keyring: KeyRing | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.registry = store.registry
-        self.clock = clock
+        offset = config.clock_offset
+        self.clock: Callable[[], str] = clock or (lambda: utc_now(offset))
+        #: other chains' latest header time seen, and the monotonic moment it was seen
+        self._seen: dict[str, tuple[float, float]] = {}
+        self._skew = 0.0
+        self._started = time.monotonic()
         self.lock = threading.RLock()
         self.metrics = NodeMetrics()
         self.on_sealed: Callable[[Block], None] | None = None
@@ -189,6 +232,62 @@ class Node:
         if self.chain is not None:
             self._reload_pending()
         self._refresh_metrics()
+
+    # ------------------------------------------------------------ time
+    def _observe(self, chain: str, header_time: str) -> None:
+        """Note the time of another chain's validly signed header, seen from a peer now.
+
+        Only headers received while this process runs count: a stored head's age
+        is unknown (the node may have been down for days).
+        """
+        if chain == self.chain:
+            return
+        seconds = _seconds(header_time)
+        seen = self._seen.get(chain)
+        if seen is None or seconds > seen[0]:
+            self._seen[chain] = (seconds, time.monotonic())
+
+    def now(self) -> str:
+        """The time this node seals and judges submissions at.
+
+        Its own clock, unless that is more than ``CLOCK_TOLERANCE`` off the
+        median of its clock and the other chains' latest header times (each
+        carried forward by the monotonic time since it was seen): then that
+        median. While the node catches up, the headers it holds are old and
+        the median lags: it then seals a little in the past, which is harmless
+        (times never go back), where a clock far ahead would seal headers its
+        peers hold back until the real time reaches them. One authority's
+        clock, this node's included, cannot move the times this node signs by
+        more than the tolerance while most chains agree; a skew is reported
+        (``kpl_clock_skew_seconds`` and the log) for the operator to fix.
+        """
+        own_text = self.clock()
+        if not self._seen:
+            return own_text
+        own = _seconds(own_text)
+        mono = time.monotonic()
+        estimates = [t + (mono - at) for t, at in self._seen.values()]
+        median = statistics.median_low([own, *estimates])
+        skew = own - median
+        if abs(skew) <= CLOCK_TOLERANCE:
+            if self._skew:
+                log.warning("clock back within %ss of the network's time", CLOCK_TOLERANCE)
+                self._skew = 0.0
+                self.metrics.clock_skew.set(0)
+            return own_text
+        if not self._skew:
+            log.warning(
+                "this node's clock is %+.0fs off the median of the other chains' times: "
+                "sealing at the median; fix the clock",
+                skew,
+            )
+        self._skew = skew
+        self.metrics.clock_skew.set(skew)
+        return _text(median)
+
+    def clock_skew(self) -> float:
+        """Seconds this node's clock is off the network's time (0 within the tolerance)."""
+        return self._skew
 
     # ------------------------------------------------------------ views
     def heads(self) -> dict[str, dict[str, Any]]:
@@ -247,14 +346,24 @@ class Node:
         for chain, h in self.store.heads().items():
             self.metrics.height.labels(chain).set(h.height)
         self.metrics.pending.set(len(self._pending))
+        self.metrics.deferred.set(len(self._buffer))
 
     # ------------------------------------------------------------ submission
     def _context(self) -> Context:
         assert self.chain is not None
         head = self.store.head(self.chain)
-        witness = {c: h for c, h in self.store.heads().items() if c != self.chain}
+        refs = [
+            WitnessRef(c, h.height, h.hash)
+            for c, h in self.store.heads().items()
+            if c != self.chain
+        ]
         return Context(
-            self.registry, self.chain, (head.height if head else 0) + 1, self.clock(), witness
+            self.registry,
+            self.chain,
+            (head.height if head else 0) + 1,
+            self.now(),
+            effective_witness(self.store, refs, self.forks),
+            fork_sizes(self.store, self.forks),
         )
 
     def _next_index(self) -> int:
@@ -505,6 +614,15 @@ class Node:
         if self.chain is None:
             return False
         now = time.monotonic()
+        if (
+            not self._seen
+            and now - self._started < max(3 * self.config.heartbeat, FIRST_SEAL_WAIT)
+            and any(c != self.chain for c in self.store.heads())
+        ):
+            # just started: wait a little for a peer's fresh header, so that a clock
+            # far off is noticed before the first seal (live chains seal every
+            # heartbeat); bounded, or a network restarting at once would wait forever
+            return False
         if len(self._pending) >= self.config.max_block_records:
             return True
         if self._pending and now - self._oldest >= self.config.block_interval:
@@ -527,7 +645,13 @@ class Node:
             self.store.prefetch(take)
             try:
                 proposal = propose(
-                    self.store, self.registry, signer, self.chain, take, self.clock()
+                    self.store,
+                    self.registry,
+                    signer,
+                    self.chain,
+                    take,
+                    self.now(),
+                    self.forks,
                 )
             finally:
                 self.store.forget_prefetched()
@@ -696,8 +820,9 @@ class Node:
                     continue
                 try:
                     self._apply(block)
-                except DependencyMissing as dm:
-                    result.missing.add((dm.chain, dm.height))
+                except (DependencyMissing, _Wait) as wait:
+                    if isinstance(wait, DependencyMissing):
+                        result.missing.add((wait.chain, wait.height))
                     self._hold(block, result)
                     continue
                 result.applied += 1
@@ -709,8 +834,33 @@ class Node:
         return result
 
     def _apply(self, block: Block) -> None:
+        """Apply a peer's block, or raise ``_Wait`` / ``DependencyMissing`` if it must wait.
+
+        A block waits, rather than being refused, when its header is dated more
+        than ``CLOCK_TOLERANCE`` ahead of this node's time (refusing would make
+        its validity depend on when it arrived), and when it witnesses a
+        header that differs from the one held: that is either a lie of its
+        signer or an equivocation of the witnessed chain that the evidence,
+        on its way, will settle (``resolve_witness``).
+        """
+        h = block.header
+        key = key_at(self.store, h.chain, h.height)
+        if key is not None and h.chain != self.chain:
+            try:  # only a header its authority signed tells the time
+                block.signed.verify_signature(key)
+            except InvalidData as exc:
+                self.metrics.rejected_blocks.labels(exc.code).inc()
+                raise
+            self._observe(h.chain, h.time)
+        # ahead of both the node's clock and its time: a correct clock whose
+        # view is stale (catching up) never holds back fresh blocks
+        limit = max(_seconds(self.clock()), _seconds(self.now())) + CLOCK_TOLERANCE
+        if _seconds(h.time) > limit:
+            raise _Wait(f"{h.chain}/{h.height} is dated {h.time}, ahead of this node's time")
         try:
-            self.store.writer.apply(block)
+            self.store.writer.apply(block, forks=self.forks)
+        except WitnessInvalid as exc:
+            raise _Wait(exc.message) from exc
         except InvalidData as exc:
             self.metrics.rejected_blocks.labels(exc.code).inc()
             raise
@@ -763,6 +913,8 @@ class Node:
                 except DependencyMissing as dm:
                     result.missing.add((dm.chain, dm.height))
                     continue
+                except _Wait:
+                    continue
                 except InvalidData:
                     del self._buffer[key]
                     continue
@@ -778,11 +930,21 @@ class Node:
         self.metrics.evidence.set(len(self.forks))
 
     def add_evidence(self, ev: Evidence) -> bool:
-        """Verify, store and act on evidence; True if it was new."""
+        """Verify, store and act on evidence; True if it was new.
+
+        Blocks that waited because they witness the other version of the fork
+        are judged again at once.
+        """
         ev.verify(self.key_for)
+        result = ReceiveResult()
         with self.lock:
             new = self.store.evidence.add(ev)
             self._note_fork(ev)
+            if new:
+                result.applied = self._drain(result)
+                self._refresh_metrics()
+        if result.applied and self.on_applied is not None:
+            self.on_applied()
         return new
 
     def evidence_json(self) -> list[dict[str, Any]]:
@@ -805,6 +967,7 @@ class Node:
             "heads": self.heads(),
             "pending": len(self._pending),
             "forks": dict(self.forks),
+            "clock_skew": self.clock_skew(),
         }
 
     def dumps(self, value: Any) -> bytes:

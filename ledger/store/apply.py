@@ -10,7 +10,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -43,13 +43,17 @@ class BlockWriter:
         self._bulk = bulk
         self.read_only = read_only
 
-    def apply(self, block: Block) -> State:
-        """Verify ``block`` against this store and commit it atomically."""
+    def apply(self, block: Block, forks: Mapping[str, int] | None = None) -> State:
+        """Verify ``block`` against this store and commit it atomically.
+
+        ``forks``: chain -> fork height of the equivocation evidence held (see
+        ``ledger.chain.resolve_witness``).
+        """
         if self.read_only:
             raise StoreError("this process is a read replica: only the writer process writes")
         self.state.prefetch(block.records)
         try:
-            layer = apply_block(self.state, block, self.state.registry)
+            layer = apply_block(self.state, block, self.state.registry, forks)
         finally:
             self.state.forget_prefetched()
         self.commit(layer)

@@ -49,6 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.blocks import Block, Evidence
 from ledger.canonical import canonical_bytes, load_json
+from ledger.chain import fork_heights
 from ledger.crypto import PublicKey
 from ledger.errors import InvalidData, LedgerError, StoreError
 from ledger.records import Record
@@ -321,13 +322,14 @@ def import_file(
         report = ImportReport()
         total = summary.counts["block"]
         pending: list[Record] = []
+        forks = _forks(path)
         for n, line in _lines(path):
             if n == 1 or line.startswith(b'{"end":'):
                 continue
             value = load_json(line, what=f"{path}: line {n}")
             (kind, item), *_ = value.items()
             if kind == "block":
-                _apply(store, path, n, item, report)
+                _apply(store, path, n, item, report, forks)
                 if progress is not None:
                     progress(report.blocks, total)
             elif kind == "evidence":
@@ -362,12 +364,27 @@ def _key(store: Store, chain: str, height: int) -> PublicKey:
     return key
 
 
-def _apply(store: Store, path: Path, n: int, item: Any, report: ImportReport) -> None:
+def _forks(path: Path) -> dict[str, int]:
+    """Fork heights of the file's evidence, read before its blocks: a store that held
+    one version of a forked chain holds blocks witnessing the other (see
+    ``ledger.chain.resolve_witness``). Each evidence line is verified after the
+    blocks, when the keys are known; one that fails ends the import."""
+    found: list[Evidence] = []
+    for n, line in _lines(path):
+        if line.startswith(b'{"evidence":'):
+            value = load_json(line, what=f"{path}: line {n}")
+            found.append(Evidence.from_json(value["evidence"]))
+    return fork_heights(found)
+
+
+def _apply(
+    store: Store, path: Path, n: int, item: Any, report: ImportReport, forks: dict[str, int]
+) -> None:
     where = f"line {n}"
     try:
         block = Block.from_json(item, max_records=store.registry.params.max_block_records)
         where = f"line {n} ({block.header.chain}/{block.header.height})"
-        store.writer.apply(block)
+        store.writer.apply(block, forks)
     except LedgerError as exc:
         raise BackupError(
             f"{path}: block at {where} failed verification: {exc}. The {report.blocks} "

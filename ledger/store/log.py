@@ -130,7 +130,12 @@ class LogReader:
                     if not buffers[c]:
                         buffers[c] = self.blocks(c, done[c] + 1, batch, conn=conn)
                     b = buffers[c][0]
-                    if any(done.get(w.chain, 0) < w.height for w in b.header.witness):
+                    # a witness past what is stored can only name a forked chain's
+                    # other version (resolve_witness); replaying the block tells
+                    if any(
+                        done.get(w.chain, 0) < min(w.height, heights.get(w.chain, 0))
+                        for w in b.header.witness
+                    ):
                         break
                     buffers[c].pop(0)
                     done[c] += 1

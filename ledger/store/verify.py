@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.chain import fork_heights
 from ledger.errors import StoreError
 from ledger.store import tables as t
 from ledger.store.apply import BlockWriter
 from ledger.store.engine import BulkWriter, open_database
+from ledger.store.evidence import EvidenceLog
 from ledger.store.log import LogReader, heights_at
 from ledger.store.queue import SubmissionQueue
 from ledger.store.stateview import StoreState
@@ -142,8 +144,9 @@ class Verifier:
                 heights = heights_at(live)
                 total = sum(heights.values())
                 blocks = records = 0
+                forks = fork_heights(EvidenceLog(self.engine, read_only=True).all())
                 for block in LogReader(self.state).iter_causal(conn=live, heights=heights):
-                    writer.apply(block)
+                    writer.apply(block, forks)
                     blocks += 1
                     records += len(block.records)
                     if progress is not None:

@@ -25,7 +25,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ledger.blocks import Block, Evidence, SignedHeader, WitnessRef, seal
-from ledger.chain import MemoryLedger, apply_block, detect_equivocation, propose
+from ledger.chain import (
+    MemoryLedger,
+    apply_block,
+    detect_equivocation,
+    fork_heights,
+    propose,
+)
 from ledger.crypto import Ed25519Signer
 from ledger.errors import (
     AlreadySpent,
@@ -52,7 +58,13 @@ from ledger.errors import (
 from ledger.merkle import Frontier, MemoryTree, verify_inclusion
 from ledger.records import Composition, Kind, Record, make_record
 from ledger.registry import Params
-from ledger.rules import Context, allocate_origin, apply_record, certificate_origin
+from ledger.rules import (
+    Context,
+    allocate_origin,
+    apply_record,
+    certificate_origin,
+    witnessed_median_time,
+)
 from ledger.state import CertificateStatus, ParcelStatus, State, key_at
 from ledger.workload import Network, Scenario
 
@@ -1031,8 +1043,12 @@ def test_rule6_tolerance_comes_from_the_registry() -> None:
 
 
 def _past_expiry(sc: Scenario) -> int:
-    """Move time past BW-C1's expiry and seal an EU heartbeat; returns its height."""
+    """Move time past BW-C1's expiry and seal a heartbeat on every other authority's
+    chain, EU's last (time moves on everywhere); returns EU's new height."""
     sc.tick(31 * DAY)
+    for chain in sc.net.registry.authorities:
+        if chain not in ("BW", "EU"):
+            sc.seal(chain)
     sc.seal("EU")
     head = sc.ledger.state.head("EU")
     assert head is not None
@@ -1074,6 +1090,44 @@ def test_rule7_void_after_an_importer_heartbeat_past_expiry(issued: Scenario) ->
         error=ConfirmationInvalid,
         field="body.number",
     )
+
+
+def test_rule7_void_on_the_importers_clock_alone_refused(issued: Scenario) -> None:
+    """Regression (issue 9, item 2): an importer's chain dated past expiry (its clock
+    ahead) is not enough while the other authorities' chains say it has not passed."""
+    sc = issued
+    sc.tick(31 * DAY)
+    sc.seal("EU")  # only the importer's chain has moved on
+    head = sc.ledger.state.head("EU")
+    assert head is not None
+    assert head.time[:10] > cert(sc, "BW-C1").expires
+    refuse(
+        sc,
+        "BW",
+        sc.void("BW", "BW-C1", head.height),
+        error=VoidInvalid,
+        field="body.number",
+        match="median time of the witnessed authorities",
+    )
+    # once most authorities' chains have moved past expiry, the void stands
+    for chain in sc.net.registry.authorities:
+        if chain not in ("BW", "EU"):
+            sc.seal(chain)
+    sc.seal("BW", sc.void("BW", "BW-C1", head.height))
+    assert cert(sc, "BW-C1").status is CertificateStatus.VOIDED
+
+
+def test_witnessed_median_time_ignores_one_clock_far_ahead(issued: Scenario) -> None:
+    sc = issued
+    state = sc.ledger.state
+    witnessed = {c: h for c in sc.net.registry.chains if c != "BW" and (h := state.head(c))}
+    future = dataclasses.replace(witnessed["EU"], time="2099-01-01T00:00:00Z")
+    ctx = Context(sc.net.registry, "BW", 9, sc.now(), {**witnessed, "EU": future})
+    assert witnessed_median_time(ctx) < "2099"
+    # the governance chain does not count
+    kp_future = dataclasses.replace(witnessed["EU"], chain="KP", time="2099-01-01T00:00:00Z")
+    ctx = Context(sc.net.registry, "BW", 9, sc.now(), {**witnessed, "KP": kp_future})
+    assert witnessed_median_time(ctx) < "2099"
 
 
 def test_rule7_void_before_expiry_refused(issued: Scenario) -> None:
@@ -1735,6 +1789,51 @@ def test_witnessing_another_history_is_refused(sc: Scenario) -> None:
     assert evidence is not None
     evidence.verify(lambda c, h: sc.net.signer(c).public)
     assert detect_equivocation(sc.ledger.state, sc.ledger.blocks["BW"][1].signed) is None
+
+
+def test_witness_of_either_version_of_a_fork_is_accepted_once_evidence_exists(
+    sc: Scenario,
+) -> None:
+    """Regression (issue 9, item 1): with evidence that BW forked at height 2, a block
+    witnessing the version this node does not hold is judged as witnessing BW's last
+    common header, on every node; records relying on the forked part are refused."""
+    other = Scenario(sc.net, _serial=10_000)
+    for block in sc.ledger.blocks["BW"][:1]:
+        other.ledger.append(block)
+    for block in sc.ledger.blocks["EU"]:
+        other.ledger.append(block)
+    other.clock = sc.clock
+    other.seal("BW", other.issue("BW", "BW-CF", "EU", "BW-MINE", ["BW-P1"]))
+    sc.seal("BW", sc.register("BW", "BW-REAL", "BW-MINE", 1, 1))
+    evidence = detect_equivocation(sc.ledger.state, other.ledger.blocks["BW"][1].signed)
+    assert evidence is not None
+    forks = fork_heights([evidence])
+    assert forks == {"BW": 2}
+    # EU's node held the other version when it sealed: a plain block (a heartbeat)
+    heartbeat = other.seal("EU")
+    with pytest.raises(WitnessInvalid):
+        apply_block(sc.ledger.state, heartbeat, sc.net.registry)
+    view = State(base=sc.ledger.state)
+    layer = apply_block(view, heartbeat, sc.net.registry, forks)
+    assert layer.heads["EU"] == heartbeat.header
+    layer.merge_into(view)
+    # a confirmation of the certificate issued in BW's forked part is refused on both
+    # sides: where the certificate is unknown, and where it is known but past the fork
+    confirm = other.confirm("EU", "BW-CF", "EU-IMP")
+    proposal = propose(
+        other.ledger.state,
+        sc.net.registry,
+        sc.net.signer("EU"),
+        "EU",
+        [confirm],
+        other.tick(),
+        forks,
+    )
+    assert [r.id for r, _ in proposal.rejected] == [confirm.id]
+    assert isinstance(proposal.rejected[0][1], ConfirmationInvalid)
+    sealed_before_evidence = other.seal("EU", confirm)
+    with pytest.raises(UnknownReference):
+        apply_block(view, sealed_before_evidence, sc.net.registry, forks)
 
 
 def test_propose_respects_the_block_byte_limit() -> None:

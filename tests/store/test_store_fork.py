@@ -1,0 +1,67 @@
+"""A store that holds one version of a forked chain and blocks witnessing the other.
+
+After an equivocation, a node keeps the version of the forked chain it took
+first, and applies other chains' blocks that witness the other version (the
+evidence caps the witness at the last common header). Its store must still
+pass ``verify`` (a replay with the evidence it holds) and survive an export and
+an import: both used to refuse such a block as ``witness-invalid``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.chain import detect_equivocation, fork_heights
+from ledger.errors import WitnessInvalid
+from ledger.store import Store
+from ledger.store.backup import export_store, import_file
+from ledger.workload import Network, Scenario
+
+
+def test_fork_witnessed_both_ways_verifies_exports_and_imports(tmp_path: Path) -> None:
+    sc = Scenario(Network.create())
+    sc.seal("BW", sc.party("BW", "BW-MINE", "miner"))
+    sc.seal("EU", sc.party("EU", "EU-IMP", "importer"))
+    other = Scenario(sc.net, _serial=10_000)
+    for chain in ("BW", "EU"):
+        for block in sc.ledger.blocks[chain]:
+            other.ledger.append(block)
+    other.clock = sc.clock
+    sc.seal("BW", sc.party("BW", "BW-A", "trader"))  # version A, held here
+    other.seal("BW", other.party("BW", "BW-B", "trader"))  # version B
+    eu = other.seal("EU", other.party("EU", "EU-T", "trader"))  # witnesses BW/2, version B
+    evidence = detect_equivocation(sc.ledger.state, other.ledger.blocks["BW"][1].signed)
+    assert evidence is not None
+    forks = fork_heights([evidence])
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    store = Store.open(url, sc.net.registry)
+    try:
+        for block in (sc.ledger.blocks["BW"][0], sc.ledger.blocks["EU"][0]):
+            store.apply(block)
+        store.apply(sc.ledger.blocks["BW"][1])
+        with pytest.raises(WitnessInvalid):
+            store.apply(eu)
+        store.add_evidence(evidence)
+        store.apply(eu, forks)
+        report = store.verify()
+        assert report.blocks == 4
+        heads = store.heads()
+    finally:
+        store.close()
+
+    out = tmp_path / "a.jsonl"
+    export_store(url, out)
+    copy = f"sqlite:///{tmp_path}/b.db"
+    imported = import_file(out, copy)
+    assert imported.blocks == 4
+    assert imported.evidence == 1
+    again = Store.open(copy, sc.net.registry)
+    try:
+        assert again.heads() == heads
+        assert [ev.id for ev in again.evidence()] == [evidence.id]
+        again.verify()
+    finally:
+        again.close()
