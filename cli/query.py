@@ -26,7 +26,7 @@ from rich.table import Table
 
 from cli.exits import Exit, error_json, print_json, status_exit
 from cli.render import carats, history_tree, ref, status_text
-from ledger.errors import LedgerError
+from ledger.errors import InvalidData, LedgerError
 from node.client import ClientError, NodeClient
 
 __all__ = ["JsonOpt", "audit", "certificate_app", "connect", "parcel_app", "session", "stats"]
@@ -98,6 +98,12 @@ def session(node: str, token: str | None, as_json: bool = False) -> Iterator[Nod
                 f"{escape(reason)}\n  is it running? pass --node URL or set KPL_NODE"
             )
         raise typer.Exit(Exit.UNREACHABLE) from exc
+    except InvalidData as exc:  # the input was refused before it reached the node
+        if as_json:
+            error_json(Exit.INVALID_INPUT, str(exc), node=node)
+        else:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(Exit.INVALID_INPUT) from exc
     except LedgerError as exc:
         if as_json:
             error_json(Exit.NODE_ERROR, str(exc), node=node)

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1/governance", tags=["governance"])
 @router.post(
     "",
     summary="Seal one threshold-signed governance record on chain KP",
-    operation_id="submit_governance",
+    operation_id="governance.submit",
 )
 async def submit_governance(request: Request, node: NodeDep) -> Any:
     """``committed`` with the KP height and index, or ``rejected`` with the rule and reason."""
