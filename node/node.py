@@ -815,6 +815,7 @@ class Node:
                     continue
                 gap = self._unwitnessed(block)
                 if gap is not None:  # found before any SQL work, not after the prefetch
+                    self._observe_signed(block)
                     result.missing.add(gap)
                     self._hold(block, result)
                     continue
@@ -844,14 +845,7 @@ class Node:
         on its way, will settle (``resolve_witness``).
         """
         h = block.header
-        key = key_at(self.store, h.chain, h.height)
-        if key is not None and h.chain != self.chain:
-            try:  # only a header its authority signed tells the time
-                block.signed.verify_signature(key)
-            except InvalidData as exc:
-                self.metrics.rejected_blocks.labels(exc.code).inc()
-                raise
-            self._observe(h.chain, h.time)
+        self._observe_signed(block)
         # ahead of both the node's clock and its time: a correct clock whose
         # view is stale (catching up) never holds back fresh blocks
         limit = max(_seconds(self.clock()), _seconds(self.now())) + CLOCK_TOLERANCE
@@ -867,6 +861,24 @@ class Node:
         self.metrics.applied.inc()
         if block.header.chain == self.chain:
             self._reload_pending()
+
+    def _observe_signed(self, block: Block) -> None:
+        """Take a peer's header time into this node's time, if its authority signed it.
+
+        Called for every block that arrives, also one that waits for a witnessed
+        header: a node whose clock is far off learns the network's time from the
+        first headers it sees, before it can apply them.
+        """
+        h = block.header
+        key = key_at(self.store, h.chain, h.height)
+        if key is None or h.chain == self.chain:
+            return
+        try:  # only a header its authority signed tells the time
+            block.signed.verify_signature(key)
+        except InvalidData as exc:
+            self.metrics.rejected_blocks.labels(exc.code).inc()
+            raise
+        self._observe(h.chain, h.time)
 
     def holds(self, chain: str, height: int) -> bool:
         """Whether block ``height`` of ``chain`` waits in the buffer (for what it witnesses)."""

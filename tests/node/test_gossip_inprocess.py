@@ -533,9 +533,9 @@ def test_witnessed_headers_are_checked_before_the_store_is_asked(
     calls = {"apply": 0, "prefetch": 0}
     real_apply, real_prefetch = target.store.writer.apply, target.store.prefetch
 
-    def apply(block: Any) -> Any:
+    def apply(block: Any, forks: Any = None) -> Any:
         calls["apply"] += 1
-        return real_apply(block)
+        return real_apply(block, forks)
 
     def prefetch(records: Any) -> None:
         calls["prefetch"] += 1

@@ -88,7 +88,7 @@ def _equivocate(net: Any, fake_peer: Any, proxies: Any, to_bw: dict[str, Any]) -
         head = store.head("BW")
         assert head is not None
         frontier = store.frontier("BW")
-        real = [b.to_json() for b in store.blocks("BW", 1, head.height)]
+        real = [b.to_json() for b in store.log.blocks("BW", 1, head.height)]
     finally:
         store.close()
     signer = load_key(net.nodes["BW"].config.parent / "node.key", net.passphrase("BW"))

@@ -40,13 +40,13 @@ def test_fork_witnessed_both_ways_verifies_exports_and_imports(tmp_path: Path) -
     store = Store.open(url, sc.net.registry)
     try:
         for block in (sc.ledger.blocks["BW"][0], sc.ledger.blocks["EU"][0]):
-            store.apply(block)
-        store.apply(sc.ledger.blocks["BW"][1])
+            store.writer.apply(block)
+        store.writer.apply(sc.ledger.blocks["BW"][1])
         with pytest.raises(WitnessInvalid):
-            store.apply(eu)
-        store.add_evidence(evidence)
-        store.apply(eu, forks)
-        report = store.verify()
+            store.writer.apply(eu)
+        store.evidence.add(evidence)
+        store.writer.apply(eu, forks)
+        report = store.verifier.verify()
         assert report.blocks == 4
         heads = store.heads()
     finally:
@@ -61,7 +61,7 @@ def test_fork_witnessed_both_ways_verifies_exports_and_imports(tmp_path: Path) -
     again = Store.open(copy, sc.net.registry)
     try:
         assert again.heads() == heads
-        assert [ev.id for ev in again.evidence()] == [evidence.id]
-        again.verify()
+        assert [ev.id for ev in again.evidence.all()] == [evidence.id]
+        again.verifier.verify()
     finally:
         again.close()

@@ -988,7 +988,7 @@ def test_lineage_edges_never_cross_a_box(tab: Browser) -> None:
     assert (got["boxes"], got["edges"]) == (5, 4)
     demo = _demo_store()
     try:
-        for parcel in sorted(p.id for p in demo.parcels_many(_DEMO_PARCELS).values()):
+        for parcel in sorted(p.id for p in demo.lineage.parcels(_DEMO_PARCELS).values()):
             history = _history(demo, parcel)
             got = page.evaluate(DRAW, [history, False])
             assert got["problems"] == [], (parcel, got)
