@@ -22,7 +22,7 @@ from ledger.blocks import Block
 from ledger.canonical import sha256
 from ledger.chain import MemoryLedger, propose
 from ledger.crypto import Ed25519Signer
-from ledger.kpdata import PRODUCTION_2023
+from ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
 from ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
 from ledger.registry import Params, Participant, Registry
 from ledger.rules import certificate_origin
@@ -30,19 +30,7 @@ from ledger.state import ParcelStatus
 
 __all__ = ["NAMES", "PRICE_PER_CARAT", "Network", "Scenario", "realistic_blocks"]
 
-NAMES = {
-    "BW": "Botswana",
-    "RU": "Russian Federation",
-    "AE": "United Arab Emirates",
-    "EU": "European Union",
-    "IN": "India",
-    "NA": "Namibia",
-    "CD": "Democratic Republic of the Congo",
-    "CA": "Canada",
-    "ZA": "South Africa",
-    "AO": "Angola",
-    "WDC": "World Diamond Council",
-}
+NAMES = PARTICIPANT_NAMES
 #: whole USD per carat of 2023 production, from public KP statistics (ledger.kpdata)
 PRICE_PER_CARAT = {c: round(v / ct) for c, (ct, v) in PRODUCTION_2023.items()}
 

@@ -15,9 +15,11 @@ SHA-256 hashes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,10 @@ __all__ = [
     "PeerConfig",
     "TlsConfig",
     "TokenConfig",
+    "dump_config",
+    "edit_config",
     "hash_token",
+    "write_config",
 ]
 
 ROLES = frozenset({"operator", "auditor", "peer", "party"})
@@ -183,6 +188,66 @@ class NodeConfig:
             if t.sha256 == digest:
                 return t
         return None
+
+
+#: the first line of every node.toml this project writes
+CONFIG_HEADER = "# kpledger node configuration; every key is described in the README."
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise ConfigError(f"cannot write a {type(value).__name__} into a node configuration")
+
+
+def dump_config(doc: dict[str, Any], header: str = CONFIG_HEADER) -> str:
+    """TOML for a configuration document: tables of scalars, inline arrays, arrays of tables.
+
+    The one writer of ``node.toml``: ``kpl network init``, ``kpl network join``,
+    ``kpl network add-peer``, the benchmarks and the tests all write through it.
+    """
+    lines = [header] if header else []
+    tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
+    arrays = {
+        k: v
+        for k, v in doc.items()
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    }
+    for key, value in doc.items():
+        if key not in tables and key not in arrays:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for name, table in tables.items():
+        lines += ["", f"[{name}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    for name, items in arrays.items():
+        for item in items:
+            lines += ["", f"[[{name}]]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, doc: dict[str, Any]) -> Path:
+    """Write ``doc`` as a node configuration at ``path`` (see ``dump_config``)."""
+    path.write_text(dump_config(doc), encoding="utf-8")
+    return path
+
+
+def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Read ``path``, let ``change`` edit the document in place, write it back."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    change(doc)
+    write_config(path, doc)
 
 
 def read_secrets(path: Path) -> dict[str, Any]:
