@@ -63,7 +63,7 @@ from unittest import mock
 import httpx
 
 from bench.common import fresh_sqlite, percentile, runs, write_result
-from bench.ingest import _ingest, _wire
+from bench.ingest import encode_blocks, ingest
 from keys import save_key
 from ledger.blocks import Block
 from ledger.canonical import load_json
@@ -75,6 +75,8 @@ from node.config import NodeConfig, dump_config, hash_token, write_config
 from node.local import NodeProcess, free_base_port, log_tail, stop_all
 from node.network import node_config_doc
 from node.node import Node
+
+__all__ = ["Cluster", "Layout", "NodeSpec", "main", "write_network"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: authority codes for the propagation networks (the first ``size`` are used)
@@ -740,7 +742,7 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
     )
     net, blocks = _catchup_blocks(args.catchup_records)
     total = sum(len(b.records) for b in blocks)
-    wire = _wire(blocks)
+    wire = encode_blocks(blocks)
     max_records = net.registry.params.max_block_records
     ports = _free_ports(3)
     specs = [  # seeds never seal a heartbeat during the benchmark; the fresh node seals nothing
@@ -766,10 +768,10 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
     ]
     layout = write_network(folder / "catchup", net, specs)
     # in-process ingest of the same wire bytes; the first run builds the seeds' store
-    ingest_s = [_ingest(f"sqlite:///{layout.db(SEEDS[0])}", net.registry, wire, max_records)]
+    ingest_s = [ingest(f"sqlite:///{layout.db(SEEDS[0])}", net.registry, wire, max_records)]
     for _ in range(n_runs - 1):
         path = fresh_sqlite(folder, "ingest.db")
-        ingest_s.append(_ingest(f"sqlite:///{path}", net.registry, wire, max_records))
+        ingest_s.append(ingest(f"sqlite:///{path}", net.registry, wire, max_records))
     fresh_sqlite(folder, "ingest.db")
     for suffix in ("", "-wal", "-shm"):
         src = Path(f"{layout.db(SEEDS[0])}{suffix}")

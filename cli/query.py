@@ -106,9 +106,6 @@ def session(node: str, token: str | None, as_json: bool = False) -> Iterator[Nod
         raise typer.Exit(Exit.NODE_ERROR) from exc
 
 
-_session = session
-
-
 def _path(value: str) -> str:
     return quote(value, safe="")
 
@@ -141,7 +138,7 @@ def parcel_show(
     parcel_id: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """A parcel's current state: jurisdiction, status, weight, HS code, origin."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         p: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}")
     if as_json:
         print_json(p)
@@ -173,7 +170,7 @@ def parcel_history(
     as_json: JsonOpt = False,
 ) -> None:
     """The lineage as a tree back to the mines, with origin shares and certificates."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         history: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}/history", limit=limit)
     if as_json:
         print_json(history)
@@ -198,7 +195,7 @@ def certificate_show(
     number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """A KP certificate: route, status, weights, and its inclusion proof."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         c: dict[str, Any] = client.get(f"/v1/certificates/{_path(number)}")
     if as_json:
         print_json(c)
@@ -286,7 +283,7 @@ def audit(
         params["since"] = since
     if until:
         params["until"] = until
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         r: dict[str, Any] = client.get("/v1/audit/report", **params)
     if as_json:
         print_json(r)
@@ -426,7 +423,7 @@ def stats(
     as_json: JsonOpt = False,
 ) -> None:
     """KP statistics for a period: production, exports, imports, certificate counts."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         if as_csv:
             response = client.http.get("/v1/stats", params={"period": period, "format": "csv"})
             if response.status_code >= 400:

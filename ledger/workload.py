@@ -103,7 +103,8 @@ class Scenario:
     net: Network
     clock: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     ledger: MemoryLedger = field(init=False)
-    _serial: int = 0
+    #: the number in the last record id given (``r<serial>``); set it to start elsewhere
+    serial: int = 0
 
     def __post_init__(self) -> None:
         self.ledger = MemoryLedger(self.net.registry)
@@ -126,12 +127,12 @@ class Scenario:
         record_id: str | None = None,
         signers: Sequence[Ed25519Signer] = (),
     ) -> Record:
-        self._serial += 1
+        self.serial += 1
         return make_record(
             network=self.net.network_id,
             chain=chain,
             kind=kind,
-            record_id=record_id or f"r{self._serial}",
+            record_id=record_id or f"r{self.serial}",
             time=self.now(),
             body=body,
             signers=signers,
