@@ -173,14 +173,20 @@ def write_network(root: Path, net: Network, specs: Sequence[NodeSpec]) -> Layout
             operator = hash_token(tokens[s.code]["operator_token"])
             accepted.append({"role": "operator", "name": f"{s.code}-operator", "sha256": operator})
         accepted.append({"role": "auditor", "name": "bench", "sha256": hash_token(bench_token)})
+        table: dict[str, Any] = {
+            "code": s.code,
+            "listen": f"127.0.0.1:{s.port}",
+            "url": urls[s.code],
+            "data_dir": ".",
+            "registry": "../genesis.json",
+        }
+        if s.authority:
+            table["key_file"] = "node.key"
+        table["secrets"] = "../secrets.toml"
         doc = node_config_doc(
-            s.code,
-            listen=f"127.0.0.1:{s.port}",
-            url=urls[s.code],
-            registry="../genesis.json",
+            table,
             peers={p: urls[p] for p in s.peers},
             tokens=accepted,
-            key_file=s.authority,
             timing={
                 "blocks": {"interval": float(s.block_interval), "heartbeat": float(s.heartbeat)},
                 "gossip": {
@@ -189,9 +195,7 @@ def write_network(root: Path, net: Network, specs: Sequence[NodeSpec]) -> Layout
                     "batch": s.pull_batch,
                 },
             },
-            extra_node={"data_dir": "."},
         )
-        doc["node"]["secrets"] = "../secrets.toml"
         configs[s.code] = write_config(folder / "node.toml", doc)
     secret_doc = {code: dict(entry) for code, entry in tokens.items()}
     text = dump_config(secret_doc, header="# secrets of a benchmark network (mode 0600)")

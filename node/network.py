@@ -255,7 +255,39 @@ def issue_node_certificate(
     return folder / "node.pem"
 
 
-def init_network(
+def _check_options(
+    codes: Sequence[str],
+    participants: Sequence[str],
+    how: _Layout,
+    base_port: int,
+    governance: int,
+    threshold: int,
+) -> None:
+    """Refuse options ``init_network`` cannot write, naming the option."""
+    tls, api_base_port = how.tls, how.api_base_port
+    for code in codes:
+        if CODE.match(code) is None:
+            raise InvalidData(
+                f"{code!r} is not a participant code (2-8 capital letters)", field="participants"
+            )
+    if len(set(codes)) != len(codes):
+        raise InvalidData("participant codes repeat", field="participants")
+    if not participants:
+        raise InvalidData("a network needs at least one authority", field="participants")
+    if not 1 <= threshold <= governance:
+        raise InvalidData(f"threshold must be 1..{governance}", field="threshold")
+    if not 1024 <= base_port <= 65535 - len(codes):
+        raise InvalidData("base port out of range", field="base_port")
+    if api_base_port is not None:
+        if not tls:
+            raise InvalidData("a separate API listener needs --tls", field="api_base_port")
+        if not 1024 <= api_base_port <= 65535 - len(codes) or abs(api_base_port - base_port) < len(
+            codes
+        ):
+            raise InvalidData("API base port out of range or overlapping", field="api_base_port")
+
+
+def init_network(  # noqa: PLR0913 - keyword options, one per `kpl network init` flag
     out: Path,
     participants: Sequence[str],
     auditors: Sequence[str] = ("WDC",),
@@ -276,19 +308,6 @@ def init_network(
 ) -> NetworkLayout:
     """Write a new network under ``out`` (see the module's docstring for the layout)."""
     codes = [*participants, *auditors]
-    for code in codes:
-        if CODE.match(code) is None:
-            raise InvalidData(
-                f"{code!r} is not a participant code (2-8 capital letters)", field="participants"
-            )
-    if len(set(codes)) != len(codes):
-        raise InvalidData("participant codes repeat", field="participants")
-    if not participants:
-        raise InvalidData("a network needs at least one authority", field="participants")
-    if not 1 <= threshold <= governance:
-        raise InvalidData(f"threshold must be 1..{governance}", field="threshold")
-    if not 1024 <= base_port <= 65535 - len(codes):
-        raise InvalidData("base port out of range", field="base_port")
     if docker:
         tls = True
         if api_base_port is None:
@@ -297,13 +316,8 @@ def init_network(
             raise InvalidData(
                 "a docker network gives each node its own PostgreSQL service", field="database_url"
             )
-    if api_base_port is not None:
-        if not tls:
-            raise InvalidData("a separate API listener needs --tls", field="api_base_port")
-        if not 1024 <= api_base_port <= 65535 - len(codes) or abs(api_base_port - base_port) < len(
-            codes
-        ):
-            raise InvalidData("API base port out of range or overlapping", field="api_base_port")
+    how = _Layout(tls=tls, docker=docker, api_base_port=api_base_port)
+    _check_options(codes, participants, how, base_port, governance, threshold)
     if (out / "genesis.json").exists():
         raise InvalidData(f"{out} already holds a network (genesis.json exists)", field="out")
     codes_ports = {c: base_port + i + 1 for i, c in enumerate(codes)}
@@ -320,7 +334,7 @@ def init_network(
             "gossip": {"fanout": fanout, "interval": gossip_interval},
         },
         database_url=database_url,
-        how=_Layout(tls=tls, docker=docker, api_base_port=api_base_port),
+        how=how,
     )
     created_root = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -365,28 +379,19 @@ class _Plan:
 
 
 def node_config_doc(
-    code: str,
+    node: dict[str, Any],
     *,
-    listen: str,
-    url: str,
-    registry: str,
     peers: dict[str, str],
     tokens: list[dict[str, str]],
-    key_file: bool,
     timing: dict[str, dict[str, Any]],
-    extra_node: dict[str, str] | None = None,
     tls: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The document of one ``node.toml`` (written by ``node.config.write_config``).
 
+    ``node`` is the ``[node]`` table (code, listen, url, data_dir, registry, ...);
     ``peers`` maps each peer's code to its URL; ``tokens`` are ``[[tokens]]``
-    entries (role, name, sha256); ``timing`` holds the ``blocks`` and
-    ``gossip`` settings; ``extra_node`` adds keys to ``[node]``.
+    entries (role, name, sha256); ``timing`` holds ``blocks`` and ``gossip`` settings.
     """
-    node: dict[str, Any] = {"code": code, "listen": listen, "url": url, **(extra_node or {})}
-    node["registry"] = registry
-    if key_file:
-        node["key_file"] = "node.key"
     doc: dict[str, Any] = {"node": node}
     if tls is not None:
         doc["tls"] = tls
@@ -468,20 +473,19 @@ def _node_folder(
             api_host = "0.0.0.0" if how.docker else plan.host  # noqa: S104 - in a container
             api_port = how.api_base_port + plan.codes.index(code) + 1
             tls["api_listen"] = f"{api_host}:{api_port}"
+    table: dict[str, Any] = {"code": code, "listen": listen, "url": plan.urls[code], **node}
+    table["registry"] = registry_path
+    if code in plan.authorities:
+        table["key_file"] = "node.key"
+    if not how.docker:
+        table["secrets"] = "../secrets.toml"
     doc = node_config_doc(
-        code,
-        listen=listen,
-        url=plan.urls[code],
-        registry=registry_path,
+        table,
         peers={p: plan.urls[p] for p in plan.codes if p != code},
         tokens=_tokens_of(code, plan, tokens),
-        key_file=code in plan.authorities,
         timing=plan.timing,
-        extra_node=node,
         tls=tls,
     )
-    if not how.docker:
-        doc["node"]["secrets"] = "../secrets.toml"
     return write_config(folder / "node.toml", doc)
 
 
