@@ -15,6 +15,19 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+__all__ = [
+    "DEFAULT_PG",
+    "OUT",
+    "fresh_sqlite",
+    "median_of",
+    "percentile",
+    "pg_schema",
+    "postgres_url",
+    "runs",
+    "timed",
+    "write_result",
+]
+
 OUT = Path(__file__).with_name("out")
 DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
 

@@ -52,12 +52,14 @@ from ledger.store import Store
 from ledger.store import tables as t
 from ledger.workload import Network, realistic_blocks
 
+__all__ = ["encode_blocks", "ingest", "main"]
 
-def _wire(blocks: list[Block]) -> list[bytes]:
+
+def encode_blocks(blocks: list[Block]) -> list[bytes]:
     return [canonical_bytes(b.to_json()) for b in blocks]
 
 
-def _ingest(url: str, registry: Any, wire: list[bytes], max_records: int) -> float:
+def ingest(url: str, registry: Any, wire: list[bytes], max_records: int) -> float:
     store = Store.open(url, registry)
     try:
 
@@ -208,7 +210,7 @@ def main() -> None:
     print(f"building {args.records:,} records of realistic blocks (not timed) ...", flush=True)
     net, blocks = realistic_blocks(args.records)
     total = sum(len(b.records) for b in blocks)
-    wire = _wire(blocks)
+    wire = encode_blocks(blocks)
     batches = _batches(blocks)
     max_records = net.registry.params.max_block_records
     result: dict[str, Any] = {"records": total, "blocks": len(blocks), "runs": n_runs}
@@ -218,7 +220,7 @@ def main() -> None:
 
         def ours() -> float:
             path = fresh_sqlite(folder, "ingest.db")
-            return _ingest(f"sqlite:///{path}", net.registry, wire, max_records)
+            return ingest(f"sqlite:///{path}", net.registry, wire, max_records)
 
         def raw() -> float:
             return _raw_sqlite(fresh_sqlite(folder, "raw.db"), batches)
@@ -266,7 +268,7 @@ def main() -> None:
 
             def pg_run() -> tuple[float, float, float]:
                 with pg_schema(pg) as url:
-                    mine = _ingest(url, net.registry, wire, max_records)
+                    mine = ingest(url, net.registry, wire, max_records)
                 with pg_schema(pg) as url:
                     _empty_store(url, net.registry)
                     replayed = replay_postgres(url, pg_ws)

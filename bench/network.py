@@ -47,10 +47,8 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -65,7 +63,7 @@ from unittest import mock
 import httpx
 
 from bench.common import fresh_sqlite, percentile, runs, write_result
-from bench.ingest import _ingest, _wire
+from bench.ingest import encode_blocks, ingest
 from keys import save_key
 from ledger.blocks import Block
 from ledger.canonical import load_json
@@ -73,8 +71,12 @@ from ledger.records import Record
 from ledger.state import ParcelStatus, State
 from ledger.store import Store
 from ledger.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
-from node.config import NodeConfig, hash_token
+from node.config import NodeConfig, dump_config, hash_token, write_config
+from node.local import NodeProcess, free_base_port, log_tail, stop_all
+from node.network import node_config_doc
 from node.node import Node
+
+__all__ = ["Cluster", "Layout", "NodeSpec", "main", "write_network"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: authority codes for the propagation networks (the first ``size`` are used)
@@ -87,42 +89,10 @@ SEEDS = ("BW", "RU")  # the authorities it catches up from
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: every node process started, so that the last ``finally`` stops each one by pid
-_STARTED: list[subprocess.Popen[bytes]] = []
+_STARTED: list[NodeProcess] = []
 
 
 # ---------------------------------------------------------------- processes
-
-
-def _kpl() -> list[str]:
-    script = Path(sys.executable).with_name("kpl")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
-
-
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("KPL_PASSPHRASE", "KPL_PEER_TOKEN")}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process by its pid, then SIGKILL whichever is still there after 10 s."""
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 @dataclass(frozen=True)
@@ -159,20 +129,6 @@ class Layout:
         return {"Authorization": f"Bearer {self.bench_token}"}
 
 
-def _q(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _token_lines(role: str, name: str, token: str) -> list[str]:
-    return [
-        "[[tokens]]",
-        f"role = {_q(role)}",
-        f"name = {_q(name)}",
-        f"sha256 = {_q(hash_token(token))}",
-        "",
-    ]
-
-
 def write_network(root: Path, net: Network, specs: Sequence[NodeSpec]) -> Layout:
     """A network folder like ``init_network``'s, for ``net``'s deterministic keys and registry.
 
@@ -195,53 +151,54 @@ def write_network(root: Path, net: Network, specs: Sequence[NodeSpec]) -> Layout
     for s in specs:
         folder = root / s.code
         folder.mkdir()
-        lines = [
-            "[node]",
-            f"code = {_q(s.code)}",
-            f"listen = {_q(f'127.0.0.1:{s.port}')}",
-            f"url = {_q(urls[s.code])}",
-            'data_dir = "."',
-            'registry = "../genesis.json"',
-            'secrets = "../secrets.toml"',
-        ]
         if s.authority:
             save_key(
                 folder / "node.key", net.signers[s.code], tokens[s.code]["passphrase"].encode()
             )
-            lines.append('key_file = "node.key"')
-        lines += [
-            "",
-            "[blocks]",
-            f"interval = {float(s.block_interval)}",
-            "max_records = 1000",
-            f"heartbeat = {float(s.heartbeat)}",
-            "",
-            "[gossip]",
-            f"fanout = {s.fanout}",
-            f"interval = {float(s.gossip_interval)}",
-            f"batch = {s.pull_batch}",
-            "timeout = 5.0",
-            "peers = [",
-            *(f"  {{ code = {_q(p)}, url = {_q(urls[p])} }}," for p in s.peers),
-            "]",
-            "",
+        accepted = [
+            {"role": "peer", "name": o.code, "sha256": hash_token(tokens[o.code]["peer_token"])}
+            for o in specs
+            if o.code != s.code
         ]
-        for other in specs:
-            if other.code != s.code:
-                lines += _token_lines("peer", other.code, tokens[other.code]["peer_token"])
-            if not other.authority:
-                lines += _token_lines("auditor", other.code, tokens[other.code]["auditor_token"])
+        accepted += [
+            {
+                "role": "auditor",
+                "name": o.code,
+                "sha256": hash_token(tokens[o.code]["auditor_token"]),
+            }
+            for o in specs
+            if not o.authority
+        ]
         if s.authority:
-            lines += _token_lines(
-                "operator", f"{s.code}-operator", tokens[s.code]["operator_token"]
-            )
-        lines += _token_lines("auditor", "bench", bench_token)
-        (folder / "node.toml").write_text("\n".join(lines), encoding="utf-8")
-        configs[s.code] = folder / "node.toml"
-    text = "\n".join(
-        f"[{code}]\n" + "".join(f"{k} = {_q(v)}\n" for k, v in entry.items())
-        for code, entry in tokens.items()
-    )
+            operator = hash_token(tokens[s.code]["operator_token"])
+            accepted.append({"role": "operator", "name": f"{s.code}-operator", "sha256": operator})
+        accepted.append({"role": "auditor", "name": "bench", "sha256": hash_token(bench_token)})
+        table: dict[str, Any] = {
+            "code": s.code,
+            "listen": f"127.0.0.1:{s.port}",
+            "url": urls[s.code],
+            "data_dir": ".",
+            "registry": "../genesis.json",
+        }
+        if s.authority:
+            table["key_file"] = "node.key"
+        table["secrets"] = "../secrets.toml"
+        doc = node_config_doc(
+            table,
+            peers={p: urls[p] for p in s.peers},
+            tokens=accepted,
+            timing={
+                "blocks": {"interval": float(s.block_interval), "heartbeat": float(s.heartbeat)},
+                "gossip": {
+                    "fanout": s.fanout,
+                    "interval": float(s.gossip_interval),
+                    "batch": s.pull_batch,
+                },
+            },
+        )
+        configs[s.code] = write_config(folder / "node.toml", doc)
+    secret_doc = {code: dict(entry) for code, entry in tokens.items()}
+    text = dump_config(secret_doc, header="# secrets of a benchmark network (mode 0600)")
     fd = os.open(root / "secrets.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
@@ -249,53 +206,46 @@ def write_network(root: Path, net: Network, specs: Sequence[NodeSpec]) -> Layout
 
 
 class Cluster:
-    """The node processes of one layout; each is started and stopped by its own pid."""
+    """The node processes of one layout (``node.local.NodeProcess``), each stopped by pid."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.nodes: dict[str, NodeProcess] = {}
 
     def start(self, code: str) -> None:
         config = self.layout.configs[code]
-        with (config.parent / "node.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [*_kpl(), "node", "run", "--config", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env=_child_env(),
-            )
-        _STARTED.append(proc)
-        self.procs[code] = proc
+        node = NodeProcess(code, config, self.layout.urls[code], config.parent / "node.log")
+        _STARTED.append(node.start())
+        self.nodes[code] = node
 
     def check(self) -> None:
-        for code, proc in self.procs.items():
-            if proc.poll() is not None:
-                log = self.layout.configs[code].parent / "node.log"
+        for code, node in self.nodes.items():
+            if not node.alive and node.proc is not None:
                 raise RuntimeError(
-                    f"node {code} (pid {proc.pid}) exited with {proc.returncode}; its log ends:\n"
-                    + _log_tail(log)
+                    f"node {code} (pid {node.proc.pid}) exited with {node.proc.returncode}; "
+                    f"its log ends:\n{log_tail(node.log, 15)}"
                 )
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the running node processes have used so far."""
         total = 0.0
-        for proc in self.procs.values():
+        for node in self.nodes.values():
+            if node.proc is None:
+                continue
             with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = Path(f"/proc/{proc.pid}/stat").read_text()
+                stat = Path(f"/proc/{node.proc.pid}/stat").read_text()
                 fields = stat.rsplit(")", 1)[1].split()
                 total += (int(fields[11]) + int(fields[12])) / _TICKS
         return total
 
     def stop(self, code: str) -> None:
-        proc = self.procs.pop(code, None)
-        if proc is not None:
-            _stop([proc])
+        node = self.nodes.pop(code, None)
+        if node is not None:
+            node.stop(10.0)
 
     def stop_all(self) -> None:
-        _stop(list(self.procs.values()))
-        self.procs.clear()
+        stop_all(list(self.nodes.values()), 10.0)
+        self.nodes.clear()
 
     def __enter__(self) -> Cluster:
         return self
@@ -305,14 +255,9 @@ class Cluster:
 
 
 def _free_ports(n: int) -> list[int]:
-    """``n`` distinct ports free on 127.0.0.1 (held open together while choosing)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(n):
-            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            s.bind(("127.0.0.1", 0))
-            ports.append(int(s.getsockname()[1]))
-        return ports
+    """``n`` consecutive ports free on 127.0.0.1 (``node.local.free_base_port``)."""
+    base = free_base_port(n)
+    return [base + 1 + i for i in range(n)]
 
 
 def _cpu() -> tuple[float, float]:
@@ -801,7 +746,7 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
     )
     net, blocks = _catchup_blocks(args.catchup_records)
     total = sum(len(b.records) for b in blocks)
-    wire = _wire(blocks)
+    wire = encode_blocks(blocks)
     max_records = net.registry.params.max_block_records
     ports = _free_ports(3)
     specs = [  # seeds never seal a heartbeat during the benchmark; the fresh node seals nothing
@@ -827,10 +772,10 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
     ]
     layout = write_network(folder / "catchup", net, specs)
     # in-process ingest of the same wire bytes; the first run builds the seeds' store
-    ingest_s = [_ingest(f"sqlite:///{layout.db(SEEDS[0])}", net.registry, wire, max_records)]
+    ingest_s = [ingest(f"sqlite:///{layout.db(SEEDS[0])}", net.registry, wire, max_records)]
     for _ in range(n_runs - 1):
         path = fresh_sqlite(folder, "ingest.db")
-        ingest_s.append(_ingest(f"sqlite:///{path}", net.registry, wire, max_records))
+        ingest_s.append(ingest(f"sqlite:///{path}", net.registry, wire, max_records))
     fresh_sqlite(folder, "ingest.db")
     for suffix in ("", "-wal", "-shm"):
         src = Path(f"{layout.db(SEEDS[0])}{suffix}")
@@ -1297,7 +1242,7 @@ def main() -> None:
                 )
     finally:
         signal.alarm(0)
-        _stop(_STARTED)
+        stop_all(_STARTED, 10.0)
     result["loadavg_at_end"] = list(os.getloadavg())
     result = _strict_json(result)
     out = write_result("network", result)

@@ -30,6 +30,8 @@ from node.client import NodeClient
 from node.compose import Composer
 from node.local import LocalNetwork
 
+__all__ = ["main"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -54,6 +54,8 @@ from ledger.workload import Network, Scenario, realistic_blocks
 from node.config import NodeConfig
 from node.node import Node
 
+__all__ = ["Server", "build_store", "main", "serve"]
+
 CHAINS = ("BW", "RU", "AE", "EU")
 SEED = 7  # realistic_blocks' default: the same network
 QUERY_HOPS = 20
@@ -73,7 +75,7 @@ def _replayed(net: Network, blocks: list[Block]) -> Scenario:
         sc.ledger.append(b)
     last = max(b.header.time for b in blocks)
     sc.clock = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(minutes=1)
-    sc._serial = 10**9  # record ids after those of the realistic blocks
+    sc.serial = 10**9  # record ids after those of the realistic blocks
     return sc
 
 

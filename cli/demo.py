@@ -16,7 +16,7 @@ node checks every block it receives.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -34,7 +34,21 @@ from node.config import NodeConfig
 from node.local import LocalNetwork, free_base_port
 from node.membership import join_network
 
-__all__ = ["DemoResult", "Story", "admit_participant", "run_story", "trade_and_suspend"]
+__all__ = [
+    "AUTHORITIES",
+    "DEMO_STORY",
+    "Call",
+    "DemoResult",
+    "Step",
+    "Story",
+    "admit_participant",
+    "check",
+    "play",
+    "run_story",
+    "step",
+    "trade_and_suspend",
+    "wait_agreement",
+]
 
 AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
 
@@ -59,17 +73,32 @@ class DemoResult:
 class Story:
     """Builds records, submits them to the right authority, and waits for outcomes."""
 
-    def __init__(self, net: LocalNetwork, say: Callable[[str], None]) -> None:
-        self.net = net
+    def __init__(
+        self,
+        clients: dict[str, NodeClient],
+        auditor: NodeClient,
+        network_id: str,
+        say: Callable[[str], None],
+    ) -> None:
         self.say = say
-        self.network_id = net.layout.registry.network_id
-        self.clients = {c: NodeClient(net.layout.urls[c], net.token(c)) for c in AUTHORITIES}
-        self.auditor = NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token"))
+        self.network_id = network_id
+        self.clients = clients
+        self.auditor = auditor
+
+    @classmethod
+    def local(cls, net: LocalNetwork, say: Callable[[str], None]) -> Story:
+        """The story's builder on the operator clients of a ``LocalNetwork``'s authorities."""
+        return cls(
+            {c: NodeClient(net.layout.urls[c], net.token(c)) for c in AUTHORITIES},
+            NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token")),
+            net.layout.registry.network_id,
+            say,
+        )
 
     @cached_property
     def composers(self) -> dict[str, Composer]:
         """Every record of the story is composed as the ``kpl`` officer commands compose
-        theirs (built on first use, so subclasses with their own clients get them too)."""
+        theirs (built on first use)."""
         return {c: Composer(client, self.network_id, c) for c, client in self.clients.items()}
 
     def close(self) -> None:
@@ -182,161 +211,231 @@ class Story:
         return self.record(chain, Kind.CERTIFICATE_REFUSE, body)
 
 
+# ---------------------------------------------------------------- the story as data
+
+
+@dataclass(frozen=True)
+class Call:
+    """One record of a step: the name of a ``Story`` builder and its arguments."""
+
+    builder: str
+    args: tuple[Any, ...]
+
+    def __init__(self, builder: str, *args: Any) -> None:
+        object.__setattr__(self, "builder", builder)
+        object.__setattr__(self, "args", args)
+
+    def build(self, story: Story) -> dict[str, Any]:
+        made: dict[str, Any] = getattr(story, self.builder)(*self.args)
+        return made
+
+
+@dataclass(frozen=True)
+class Step:
+    """Records submitted together to ``chain``'s node and sealed, or (with ``rule``) one
+    record only checked (dry run) that the node must refuse by that rule."""
+
+    text: str
+    chain: str
+    calls: tuple[Call, ...]
+    refusals: int = 0
+    rule: str | None = None
+
+
+def step(text: str, chain: str, *calls: Call, refusals: int = 0) -> Step:
+    return Step(text, chain, calls, refusals)
+
+
+def check(text: str, chain: str, call: Call, *, rule: str) -> Step:
+    return Step(text, chain, (call,), rule=rule)
+
+
+#: the KP story of ``kpl demo`` (DOMAIN.md), played by ``play``
+DEMO_STORY: tuple[Step, ...] = (
+    step(
+        "licensed parties registered",
+        "BW",
+        Call("party", "BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
+        Call("party", "BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
+    ),
+    step("licensed miner registered", "RU", Call("party", "RU", "RU-ALROSA", "miner", "ALROSA")),
+    step(
+        "Dubai traders registered",
+        "AE",
+        Call("party", "AE", "AE-DMCC1", "trader", "Dubai rough trader"),
+    ),
+    step(
+        "Antwerp importer registered; the EU restricts Russian origin",
+        "EU",
+        Call("party", "EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
+        Call("restrict", "EU", "RU"),
+    ),
+    step(
+        "Surat manufacturer registered",
+        "IN",
+        Call("party", "IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
+    ),
+    step(
+        "production registered at Jwaneng and Orapa",
+        "BW",
+        Call("register", "BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
+        Call("register", "BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
+    ),
+    step(
+        "production registered at Mir and Udachny",
+        "RU",
+        Call("register", "RU", "RU-MI-1", "RU-ALROSA", 9_000, "Mir"),
+        Call("register", "RU", "RU-UD-1", "RU-ALROSA", 6_000, "Udachny"),
+    ),
+    step(
+        "sorting in Gaborone: Jwaneng lot split in three",
+        "BW",
+        Call(
+            "split",
+            "BW",
+            "BW-JW-1",
+            [("BW-JW-1a", 5_000), ("BW-JW-1b", 4_500), ("BW-JW-1c", 3_000)],
+        ),
+    ),
+    step(
+        "lots sold to the exporter",
+        "BW",
+        *(Call("transfer", "BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
+    ),
+    step(
+        "KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
+        "BW",
+        Call(
+            "issue",
+            "BW",
+            "BW-2026-0001",
+            "EU",
+            "BW-OKAVANGO",
+            ["BW-JW-1a", "BW-OR-1"],
+            "Antwerp rough importer",
+        ),
+        Call(
+            "issue", "BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"], "Dubai rough trader"
+        ),
+    ),
+    step(
+        "KP certificate RU-2026-0001 to the UAE",
+        "RU",
+        Call("issue", "RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"], "Dubai rough trader"),
+    ),
+    step(
+        "Dubai confirms both imports",
+        "AE",
+        Call("confirm", "AE", "BW-2026-0002", "AE-DMCC1"),
+        Call("confirm", "AE", "RU-2026-0001", "AE-DMCC1"),
+    ),
+    step(
+        "Dubai mixes a Botswana lot with Russian goods",
+        "AE",
+        Call("merge", "AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"),
+    ),
+    step(
+        "mixed-origin shipment certified to the EU",
+        "AE",
+        Call(
+            "issue", "AE", "AE-2026-0001", "EU", "AE-DMCC1", ["AE-MIX-1"], "Antwerp rough importer"
+        ),
+    ),
+    check(
+        "a confirmation of AE-2026-0001 (dry run)",
+        "EU",
+        Call("confirm", "EU", "AE-2026-0001", "EU-ANTWERP1"),
+        rule="9",
+    ),
+    step(
+        "the EU refuses the mixed shipment (certificate.refuse, restricted-origin); "
+        "the lot goes back to Dubai",
+        "EU",
+        Call(
+            "refuse",
+            "EU",
+            "AE-2026-0001",
+            "restricted-origin",
+            "holds Russian-origin rough: EU ban, also through third countries",
+        ),
+    ),
+    step(
+        "Antwerp confirms the clean Botswana shipment",
+        "EU",
+        Call("confirm", "EU", "BW-2026-0001", "EU-ANTWERP1"),
+    ),
+    step(
+        "Antwerp assorts the two Botswana lots",
+        "EU",
+        Call("merge", "EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
+    ),
+    step(
+        "re-export to India under EU-2026-0001",
+        "EU",
+        Call(
+            "issue", "EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"
+        ),
+    ),
+    step(
+        "Russia exports directly to India under RU-2026-0002",
+        "RU",
+        Call("issue", "RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"], "Surat cutting works"),
+    ),
+    step(
+        "Surat confirms both imports",
+        "IN",
+        Call("confirm", "IN", "EU-2026-0001", "IN-SURAT1"),
+        Call("confirm", "IN", "RU-2026-0002", "IN-SURAT1"),
+    ),
+    step(
+        "Surat merges the lots for cutting",
+        "IN",
+        Call("merge", "IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-SURAT1"),
+    ),
+    step(
+        "and splits them into two cutting lots",
+        "IN",
+        Call("split", "IN", "IN-CUT", [("IN-CUT-1", 9_000), ("IN-CUT-2", 10_000)]),
+    ),
+)
+
+
+def play(s: Story, steps: Sequence[Step], result: DemoResult, sealed: str = "") -> DemoResult:
+    """Play ``steps`` through ``s``: build each step's records, submit, wait until sealed.
+
+    Each sealed step is told through ``s.say`` (prefixed by ``sealed``) and kept in
+    ``result.steps``; refusals, expected ones and dry-run verdicts, go to
+    ``result.refused``.
+    """
+    for st in steps:
+        records = [call.build(s) for call in st.calls]
+        if st.rule is not None:
+            verdict = s.check(st.chain, records[0])
+            if verdict["status"] != "rejected" or verdict.get("rule") != st.rule:
+                raise LedgerError(
+                    f"{st.chain}'s node should refuse {st.text} by rule {st.rule}: {verdict}"
+                )
+            result.refused.append(verdict)
+            s.say(f"[yellow]checked[/] {st.chain}: {st.text}: rule {st.rule}: {verdict['reason']}")
+            continue
+        started = time.monotonic()
+        refused = s.commit(st.chain, *records, refusals=st.refusals)
+        result.refused += refused
+        line = f"{st.chain}: {st.text} ({len(records)} records, {time.monotonic() - started:.1f}s)"
+        result.steps.append(line)
+        s.say(f"{sealed}{line}")
+        for r in refused:
+            s.say(f"    refused: rule {r['rule']}: {r['reason']}")
+    return result
+
+
 def run_story(net: LocalNetwork, say: Callable[[str], None]) -> DemoResult:
     """Drive the KP story through the network's APIs."""
-    s = Story(net, say)
-    result = DemoResult("IN-CUT-2")
-
-    def step(text: str, chain: str, *records: dict[str, Any], refusals: int = 0) -> None:
-        started = time.monotonic()
-        refused = s.commit(chain, *records, refusals=refusals)
-        result.refused += refused
-        line = f"{chain}: {text} ({len(records)} records, {time.monotonic() - started:.1f}s)"
-        result.steps.append(line)
-        say(f"[green]sealed[/] {line}")
-        for r in refused:
-            say(f"    refused: rule {r['rule']}: {r['reason']}")
-
+    s = Story.local(net, say)
     try:
-        step(
-            "licensed parties registered",
-            "BW",
-            s.party("BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
-            s.party("BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
-        )
-        step("licensed miner registered", "RU", s.party("RU", "RU-ALROSA", "miner", "ALROSA"))
-        step(
-            "Dubai traders registered",
-            "AE",
-            s.party("AE", "AE-DMCC1", "trader", "Dubai rough trader"),
-        )
-        step(
-            "Antwerp importer registered; the EU restricts Russian origin",
-            "EU",
-            s.party("EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
-            s.restrict("EU", "RU"),
-        )
-        step(
-            "Surat manufacturer registered",
-            "IN",
-            s.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
-        )
-        step(
-            "production registered at Jwaneng and Orapa",
-            "BW",
-            s.register("BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
-            s.register("BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
-        )
-        step(
-            "production registered at Mir and Udachny",
-            "RU",
-            s.register("RU", "RU-MI-1", "RU-ALROSA", 9_000, "Mir"),
-            s.register("RU", "RU-UD-1", "RU-ALROSA", 6_000, "Udachny"),
-        )
-        step(
-            "sorting in Gaborone: Jwaneng lot split in three",
-            "BW",
-            s.split(
-                "BW", "BW-JW-1", [("BW-JW-1a", 5_000), ("BW-JW-1b", 4_500), ("BW-JW-1c", 3_000)]
-            ),
-        )
-        step(
-            "lots sold to the exporter",
-            "BW",
-            *(s.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
-        )
-        step(
-            "KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
-            "BW",
-            s.issue(
-                "BW",
-                "BW-2026-0001",
-                "EU",
-                "BW-OKAVANGO",
-                ["BW-JW-1a", "BW-OR-1"],
-                "Antwerp rough importer",
-            ),
-            s.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"], "Dubai rough trader"),
-        )
-        step(
-            "KP certificate RU-2026-0001 to the UAE",
-            "RU",
-            s.issue("RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"], "Dubai rough trader"),
-        )
-        step(
-            "Dubai confirms both imports",
-            "AE",
-            s.confirm("AE", "BW-2026-0002", "AE-DMCC1"),
-            s.confirm("AE", "RU-2026-0001", "AE-DMCC1"),
-        )
-        step(
-            "Dubai mixes a Botswana lot with Russian goods",
-            "AE",
-            s.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"),
-        )
-        step(
-            "mixed-origin shipment certified to the EU",
-            "AE",
-            s.issue("AE", "AE-2026-0001", "EU", "AE-DMCC1", ["AE-MIX-1"], "Antwerp rough importer"),
-        )
-        verdict = s.check("EU", s.confirm("EU", "AE-2026-0001", "EU-ANTWERP1"))
-        if verdict["status"] != "rejected" or verdict.get("rule") != "9":
-            raise LedgerError(f"the EU's node should refuse AE-2026-0001 by rule 9: {verdict}")
-        result.refused.append(verdict)
-        say(
-            "[yellow]checked[/] EU: a confirmation of AE-2026-0001 (dry run): "
-            f"rule 9: {verdict['reason']}"
-        )
-        step(
-            "the EU refuses the mixed shipment (certificate.refuse, restricted-origin); "
-            "the lot goes back to Dubai",
-            "EU",
-            s.refuse(
-                "EU",
-                "AE-2026-0001",
-                "restricted-origin",
-                "holds Russian-origin rough: EU ban, also through third countries",
-            ),
-        )
-        step(
-            "Antwerp confirms the clean Botswana shipment",
-            "EU",
-            s.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"),
-        )
-        step(
-            "Antwerp assorts the two Botswana lots",
-            "EU",
-            s.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
-        )
-        step(
-            "re-export to India under EU-2026-0001",
-            "EU",
-            s.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"),
-        )
-        step(
-            "Russia exports directly to India under RU-2026-0002",
-            "RU",
-            s.issue("RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"], "Surat cutting works"),
-        )
-        step(
-            "Surat confirms both imports",
-            "IN",
-            s.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
-            s.confirm("IN", "RU-2026-0002", "IN-SURAT1"),
-        )
-        step(
-            "Surat merges the lots for cutting",
-            "IN",
-            s.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-SURAT1"),
-        )
-        step(
-            "and splits them into two cutting lots",
-            "IN",
-            s.split("IN", "IN-CUT", [("IN-CUT-1", 9_000), ("IN-CUT-2", 10_000)]),
-        )
+        return play(s, DEMO_STORY, DemoResult("IN-CUT-2"), sealed="[green]sealed[/] ")
     finally:
         s.close()
-    return result
 
 
 def wait_agreement(net: LocalNetwork, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
@@ -433,7 +532,7 @@ def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
     After the suspension (as the KP did in 2008) its next certificate is
     refused, and the auditor's report shows its activity after the suspension.
     """
-    s = Story(net, say)
+    s = Story.local(net, say)
     s.clients["VE"] = NodeClient(net.layout.urls["VE"], net.token("VE"))
     try:
         s.commit(

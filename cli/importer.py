@@ -241,7 +241,7 @@ def import_records(
     if show not in ("all", "problems"):
         err.print("[bold red]error:[/] --show must be all or problems")
         raise typer.Exit(2)
-    with query._session(node, token) as client:
+    with query.session(node, token) as client:
         rows = list(read_rows(file))
         if not rows:
             raise InvalidData(f"{file.name} holds no rows", field="file")

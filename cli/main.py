@@ -56,6 +56,8 @@ from node.config import ROLES, hash_token
 from node.local import LocalNetwork
 from node.network import init_network
 
+__all__ = ["app"]
+
 app = typer.Typer(
     help="kpledger: custody ledger for rough diamonds under the Kimberley Process",
     epilog=EXIT_HELP,

@@ -132,7 +132,7 @@ def run_acts(
     wait: float = 60.0,
 ) -> None:
     """Compose, submit (or check), print; exit 1 if any record is refused."""
-    with query._session(node, token) as client:
+    with query.session(node, token) as client:
         composer = Composer.connect(client)
         acts = build(composer)
         if record_id is not None and len(acts) != 1:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cli.demo import Story
+from cli.demo import Call, DemoResult, Step, Story, play, step
 from cli.render import history_tree
 from ledger.errors import InvalidData, LedgerError
 from ledger.registry import Registry
@@ -154,21 +153,97 @@ def _client(folder: Path, host: str, token: str) -> NodeClient:
     return NodeClient(f"https://{host}:{config.port}", token, verify=ctx)
 
 
-class NetworkStory(Story):
-    """``cli.demo.Story``'s record builders, on clients of an already running network."""
-
-    def __init__(  # Story's own __init__ starts from a LocalNetwork: not called
-        self,
-        clients: dict[str, NodeClient],
-        auditor: NodeClient,
-        network_id: str,
-        say: Callable[[str], None],
-    ) -> None:
-        self.say = say
-        self.network_id = network_id
-        self.clients = clients
-        self.auditor = auditor
-        self._serial = 0
+#: the KP story of ``kpl ops story`` (four authorities and the WDC auditor), played
+#: by ``cli.demo.play`` with the demo's builder
+NETWORK_STORY: tuple[Step, ...] = (
+    step(
+        "licensed parties registered",
+        "BW",
+        Call("party", "BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
+        Call("party", "BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
+    ),
+    step("Dubai trader registered", "AE", Call("party", "AE", "AE-DMCC1", "trader", "DMCC trader")),
+    step(
+        "Antwerp importer registered",
+        "EU",
+        Call("party", "EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
+    ),
+    step(
+        "Surat manufacturer registered",
+        "IN",
+        Call("party", "IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
+    ),
+    step(
+        "production registered at Jwaneng and Orapa",
+        "BW",
+        Call("register", "BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
+        Call("register", "BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
+    ),
+    step(
+        "sorting in Gaborone: the Jwaneng lot split in three",
+        "BW",
+        Call(
+            "split",
+            "BW",
+            "BW-JW-1",
+            [("BW-JW-1a", 5_000), ("BW-JW-1b", 4_500), ("BW-JW-1c", 3_000)],
+        ),
+    ),
+    step(
+        "lots sold to the exporter",
+        "BW",
+        *(Call("transfer", "BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
+    ),
+    step(
+        "KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
+        "BW",
+        Call(
+            "issue",
+            "BW",
+            "BW-2026-0001",
+            "EU",
+            "BW-OKAVANGO",
+            ["BW-JW-1a", "BW-OR-1"],
+            "Antwerp rough importer",
+        ),
+        Call("issue", "BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"], "DMCC trader"),
+    ),
+    step("Dubai confirms its import", "AE", Call("confirm", "AE", "BW-2026-0002", "AE-DMCC1")),
+    step(
+        "Dubai re-exports the lot to India under AE-2026-0001",
+        "AE",
+        Call("issue", "AE", "AE-2026-0001", "IN", "AE-DMCC1", ["BW-JW-1b"], "Surat cutting works"),
+    ),
+    step("Antwerp confirms its import", "EU", Call("confirm", "EU", "BW-2026-0001", "EU-ANTWERP1")),
+    step(
+        "Antwerp assorts the two Botswana lots",
+        "EU",
+        Call("merge", "EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
+    ),
+    step(
+        "re-export to India under EU-2026-0001",
+        "EU",
+        Call(
+            "issue", "EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"
+        ),
+    ),
+    step(
+        "Surat confirms both imports",
+        "IN",
+        Call("confirm", "IN", "EU-2026-0001", "IN-SURAT1"),
+        Call("confirm", "IN", "AE-2026-0001", "IN-SURAT1"),
+    ),
+    step(
+        "Surat merges the lots for cutting",
+        "IN",
+        Call("merge", "IN", ["EU-AW-1", "BW-JW-1b"], "IN-CUT", "IN-SURAT1"),
+    ),
+    step(
+        "and splits them into two cutting lots",
+        "IN",
+        Call("split", "IN", "IN-CUT", [("IN-CUT-1", 9_000), ("IN-CUT-2", 8_500)]),
+    ),
+)
 
 
 def run_network_story(
@@ -185,96 +260,10 @@ def run_network_story(
         c: _client(network / c, host, str(secrets[c]["operator_token"])) for c in STORY_AUTHORITIES
     }
     auditor = _client(network / STORY_AUDITOR, host, str(secrets[STORY_AUDITOR]["auditor_token"]))
-    s = NetworkStory(clients, auditor, registry.network_id, say)
-
-    def step(text: str, chain: str, *records: dict[str, Any]) -> None:
-        started = time.monotonic()
-        s.commit(chain, *records)
-        say(f"{chain}: {text} ({len(records)} records, {time.monotonic() - started:.1f}s)")
-
+    s = Story(clients, auditor, registry.network_id, say)
+    final = "IN-CUT-2"
     try:
-        step(
-            "licensed parties registered",
-            "BW",
-            s.party("BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
-            s.party("BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
-        )
-        step("Dubai trader registered", "AE", s.party("AE", "AE-DMCC1", "trader", "DMCC trader"))
-        step(
-            "Antwerp importer registered",
-            "EU",
-            s.party("EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
-        )
-        step(
-            "Surat manufacturer registered",
-            "IN",
-            s.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
-        )
-        step(
-            "production registered at Jwaneng and Orapa",
-            "BW",
-            s.register("BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
-            s.register("BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
-        )
-        step(
-            "sorting in Gaborone: the Jwaneng lot split in three",
-            "BW",
-            s.split(
-                "BW", "BW-JW-1", [("BW-JW-1a", 5_000), ("BW-JW-1b", 4_500), ("BW-JW-1c", 3_000)]
-            ),
-        )
-        step(
-            "lots sold to the exporter",
-            "BW",
-            *(s.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
-        )
-        step(
-            "KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
-            "BW",
-            s.issue(
-                "BW",
-                "BW-2026-0001",
-                "EU",
-                "BW-OKAVANGO",
-                ["BW-JW-1a", "BW-OR-1"],
-                "Antwerp rough importer",
-            ),
-            s.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"], "DMCC trader"),
-        )
-        step("Dubai confirms its import", "AE", s.confirm("AE", "BW-2026-0002", "AE-DMCC1"))
-        step(
-            "Dubai re-exports the lot to India under AE-2026-0001",
-            "AE",
-            s.issue("AE", "AE-2026-0001", "IN", "AE-DMCC1", ["BW-JW-1b"], "Surat cutting works"),
-        )
-        step("Antwerp confirms its import", "EU", s.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"))
-        step(
-            "Antwerp assorts the two Botswana lots",
-            "EU",
-            s.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
-        )
-        step(
-            "re-export to India under EU-2026-0001",
-            "EU",
-            s.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"),
-        )
-        step(
-            "Surat confirms both imports",
-            "IN",
-            s.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
-            s.confirm("IN", "AE-2026-0001", "IN-SURAT1"),
-        )
-        step(
-            "Surat merges the lots for cutting",
-            "IN",
-            s.merge("IN", ["EU-AW-1", "BW-JW-1b"], "IN-CUT", "IN-SURAT1"),
-        )
-        step(
-            "and splits them into two cutting lots",
-            "IN",
-            s.split("IN", "IN-CUT", [("IN-CUT-1", 9_000), ("IN-CUT-2", 8_500)]),
-        )
-        final = "IN-CUT-2"
+        play(s, NETWORK_STORY, DemoResult(final))
         s.wait("the auditor to hold the final parcel", lambda: _held(auditor, final))
         history: dict[str, Any] = auditor.get(f"/v1/parcels/{final}/history")
         return final, history

@@ -12,7 +12,7 @@ of tables.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Any
@@ -112,9 +112,6 @@ def session(node: str, token: str | None, as_json: bool = False) -> Iterator[Nod
         raise typer.Exit(Exit.NODE_ERROR) from exc
 
 
-_session = session
-
-
 def _path(value: str) -> str:
     return quote(value, safe="")
 
@@ -147,7 +144,7 @@ def parcel_show(
     parcel_id: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """A parcel's current state: jurisdiction, status, weight, HS code, origin."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         p: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}")
     if as_json:
         print_json(p)
@@ -179,7 +176,7 @@ def parcel_history(
     as_json: JsonOpt = False,
 ) -> None:
     """The lineage as a tree back to the mines, with origin shares and certificates."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         history: dict[str, Any] = client.get(f"/v1/parcels/{_path(parcel_id)}/history", limit=limit)
     if as_json:
         print_json(history)
@@ -204,7 +201,7 @@ def certificate_show(
     number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """A KP certificate: route, status, weights, and its inclusion proof."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         c: dict[str, Any] = client.get(f"/v1/certificates/{_path(number)}")
     if as_json:
         print_json(c)
@@ -266,6 +263,122 @@ def _section(title: str, block: dict[str, Any], columns: list[str], rows: list[l
         console.print("[yellow]  more than the limit: raise --limit or narrow the period[/]")
 
 
+def _unconfirmed_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["number"],
+        f"{x['issuer']} -> {x['destination']}",
+        x["issued"] + (" (expired)" if x["expired"] else ""),
+        str(x["days_open"]),
+        carats(x["carats"]),
+        _refs(x["records"]),
+    ]
+
+
+def _discrepancies_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["number"],
+        f"{x['issuer']} -> {x['destination']}",
+        carats(x["declared"]),
+        carats(x["received"]),
+        f"{x['difference_bp'] / 100:.2f}%",
+        _refs(x["records"]),
+    ]
+
+
+def _mirror_mismatches_row(x: dict[str, Any]) -> list[str]:
+    return [
+        f"{x['exporter']} -> {x['importer']}",
+        f"{carats(x['exported_carats'])} in {x['exported_certificates']}",
+        f"{carats(x['imported_carats'])} in {x['imported_certificates']}",
+        str(x["in_transit"]),
+        _refs(x["records"], x["records_truncated"]),
+    ]
+
+
+def _price_outliers_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["number"],
+        x["hs"],
+        x["origin"],
+        f"{x['usd_per_carat']:,.2f}",
+        "" if x.get("group_median") is None else f"{x['group_median']:,.2f}",
+        "" if x.get("reference") is None else f"{x['reference']:,.2f}",
+        ", ".join(x["reasons"]),
+    ]
+
+
+def _unrecorded_production_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["chain"],
+        x["parcel"],
+        carats(x["weight"]),
+        x["mine"],
+        x["produced"],
+        _refs(x["records"]),
+    ]
+
+
+def _suspended_activity_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["participant"],
+        x["suspended"],
+        x.get("reinstated") or "",
+        str(x["count"]),
+        _refs(x["records"], x["records_truncated"]),
+    ]
+
+
+def _equivocation_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["chain"],
+        "; ".join(f"height {h['height']} {h['hash'][:16]}" for h in x["headers"]),
+        x["id"][:16],
+    ]
+
+
+#: the audit report's sections, in order: key in the report, title, columns, one row
+_Row = Callable[[dict[str, Any]], list[str]]
+_AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
+    (
+        "unconfirmed",
+        "certificates unconfirmed",
+        ["certificate", "route", "issued", "days open", "carats", "records"],
+        _unconfirmed_row,
+    ),
+    (
+        "discrepancies",
+        "discrepancies",
+        ["certificate", "route", "declared", "received", "difference", "records"],
+        _discrepancies_row,
+    ),
+    (
+        "mirror_mismatches",
+        "mirror mismatches",
+        ["exporter -> importer", "exported", "imported", "in transit", "records"],
+        _mirror_mismatches_row,
+    ),
+    (
+        "price_outliers",
+        "price-per-carat outliers",
+        ["certificate", "HS", "origin", "USD/ct", "group median", "2023 reference", "why"],
+        _price_outliers_row,
+    ),
+    (
+        "unrecorded_production",
+        "registration where no production is recorded",
+        ["chain", "parcel", "weight", "mine", "produced", "records"],
+        _unrecorded_production_row,
+    ),
+    (
+        "suspended_activity",
+        "activity of suspended participants",
+        ["participant", "suspended", "reinstated", "records", "first records"],
+        _suspended_activity_row,
+    ),
+    ("equivocation", "equivocation", ["chain", "headers", "evidence"], _equivocation_row),
+)
+
+
 def audit(
     node: NodeOpt = DEFAULT_NODE,
     token: TokenOpt = None,
@@ -292,132 +405,23 @@ def audit(
         params["since"] = since
     if until:
         params["until"] = until
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         r: dict[str, Any] = client.get("/v1/audit/report", **params)
     if as_json:
         print_json(r)
         return
+    _audit_heading(r)
+    for key, title, columns, row in _AUDIT_SECTIONS:
+        _section(title, r[key], columns, [row(x) for x in r[key]["items"]])
+
+
+def _audit_heading(r: dict[str, Any]) -> None:
     th = r["thresholds"]
     console.print(
         f"[bold]audit report[/] from {escape(r['node'])}, {r.get('since', 'the beginning')} "
         f"to {r['until']}; unconfirmed after {th['unconfirmed_days']} days, tolerance "
         f"{th['tolerance_bp']} bp, price outliers beyond {th['price_group_factor']:g}x the "
         f"group median or {th['price_reference_factor']:g}x the 2023 KP reference"
-    )
-    u = r["unconfirmed"]
-    _section(
-        "certificates unconfirmed",
-        u,
-        ["certificate", "route", "issued", "days open", "carats", "records"],
-        [
-            [
-                x["number"],
-                f"{x['issuer']} -> {x['destination']}",
-                x["issued"] + (" (expired)" if x["expired"] else ""),
-                str(x["days_open"]),
-                carats(x["carats"]),
-                _refs(x["records"]),
-            ]
-            for x in u["items"]
-        ],
-    )
-    d = r["discrepancies"]
-    _section(
-        "discrepancies",
-        d,
-        ["certificate", "route", "declared", "received", "difference", "records"],
-        [
-            [
-                x["number"],
-                f"{x['issuer']} -> {x['destination']}",
-                carats(x["declared"]),
-                carats(x["received"]),
-                f"{x['difference_bp'] / 100:.2f}%",
-                _refs(x["records"]),
-            ]
-            for x in d["items"]
-        ],
-    )
-    m = r["mirror_mismatches"]
-    _section(
-        "mirror mismatches",
-        m,
-        ["exporter -> importer", "exported", "imported", "in transit", "records"],
-        [
-            [
-                f"{x['exporter']} -> {x['importer']}",
-                f"{carats(x['exported_carats'])} in {x['exported_certificates']}",
-                f"{carats(x['imported_carats'])} in {x['imported_certificates']}",
-                str(x["in_transit"]),
-                _refs(x["records"], x["records_truncated"]),
-            ]
-            for x in m["items"]
-        ],
-    )
-    p = r["price_outliers"]
-    _section(
-        "price-per-carat outliers",
-        p,
-        ["certificate", "HS", "origin", "USD/ct", "group median", "2023 reference", "why"],
-        [
-            [
-                x["number"],
-                x["hs"],
-                x["origin"],
-                f"{x['usd_per_carat']:,.2f}",
-                "" if x.get("group_median") is None else f"{x['group_median']:,.2f}",
-                "" if x.get("reference") is None else f"{x['reference']:,.2f}",
-                ", ".join(x["reasons"]),
-            ]
-            for x in p["items"]
-        ],
-    )
-    n = r["unrecorded_production"]
-    _section(
-        "registration where no production is recorded",
-        n,
-        ["chain", "parcel", "weight", "mine", "produced", "records"],
-        [
-            [
-                x["chain"],
-                x["parcel"],
-                carats(x["weight"]),
-                x["mine"],
-                x["produced"],
-                _refs(x["records"]),
-            ]
-            for x in n["items"]
-        ],
-    )
-    s = r["suspended_activity"]
-    _section(
-        "activity of suspended participants",
-        s,
-        ["participant", "suspended", "reinstated", "records", "first records"],
-        [
-            [
-                x["participant"],
-                x["suspended"],
-                x.get("reinstated") or "",
-                str(x["count"]),
-                _refs(x["records"], x["records_truncated"]),
-            ]
-            for x in s["items"]
-        ],
-    )
-    e = r["equivocation"]
-    _section(
-        "equivocation",
-        e,
-        ["chain", "headers", "evidence"],
-        [
-            [
-                x["chain"],
-                "; ".join(f"height {h['height']} {h['hash'][:16]}" for h in x["headers"]),
-                x["id"][:16],
-            ]
-            for x in e["items"]
-        ],
     )
 
 
@@ -432,7 +436,7 @@ def stats(
     as_json: JsonOpt = False,
 ) -> None:
     """KP statistics for a period: production, exports, imports, certificate counts."""
-    with _session(node, token, as_json) as client:
+    with session(node, token, as_json) as client:
         if as_csv:
             response = client.http.get("/v1/stats", params={"period": period, "format": "csv"})
             if response.status_code >= 400:

@@ -561,7 +561,7 @@ class _Verifier:
                 return self.headers[(w.chain, w.height)].header.size
         return 0
 
-    def _headers(self, b: Bundle, registry: Registry) -> None:
+    def _headers(self, b: Bundle, registry: Registry) -> None:  # noqa: PLR0912 - issue 14 reworks it
         self.headers = {(s.header.chain, s.header.height): s for s in b.headers}
         for chain, height in self.headers:
             self.heights.setdefault(chain, []).append(height)

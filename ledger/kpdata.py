@@ -9,7 +9,22 @@ realistic weights and prices, and the audit report its reference prices
 
 from __future__ import annotations
 
-__all__ = ["PRODUCERS", "PRODUCTION_2023", "usd_per_carat"]
+__all__ = ["PARTICIPANT_NAMES", "PRODUCERS", "PRODUCTION_2023", "usd_per_carat"]
+
+#: display names of KP participants (and the observer WDC) by their code
+PARTICIPANT_NAMES = {
+    "BW": "Botswana",
+    "RU": "Russian Federation",
+    "AE": "United Arab Emirates",
+    "EU": "European Union",
+    "IN": "India",
+    "NA": "Namibia",
+    "CD": "Democratic Republic of the Congo",
+    "CA": "Canada",
+    "ZA": "South Africa",
+    "AO": "Angola",
+    "WDC": "World Diamond Council",
+}
 
 #: participant -> (carats, US dollars) produced in 2023
 PRODUCTION_2023: dict[str, tuple[int, int]] = {

@@ -318,7 +318,7 @@ def _to_schema(value: _Node | dict[str, Any], name: str, kind: str) -> dict[str,
 
 
 def _parsers() -> Mapping[Kind, Any]:
-    parsers: Mapping[Kind, Any] = records._PARSERS
+    parsers: Mapping[Kind, Any] = records.BODY_PARSERS
     return parsers
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical
@@ -39,6 +40,7 @@ from ledger.schema import (
 )
 
 __all__ = [
+    "BODY_PARSERS",
     "GOVERNANCE_CHAIN",
     "GOVERNANCE_KINDS",
     "Body",
@@ -543,6 +545,8 @@ _PARSERS: dict[Kind, Any] = {
     Kind.CERTIFICATE_REFUSE: CertificateRefuse.parse,
     Kind.PARCEL_RELEASE: ParcelRelease.parse,
 }
+#: each kind's body parser, read-only (the schema module describes bodies from them)
+BODY_PARSERS: Mapping[Kind, Any] = MappingProxyType(_PARSERS)
 
 
 def _list_id(item: object, path: str) -> str:

@@ -22,7 +22,7 @@ from ledger.blocks import Block
 from ledger.canonical import sha256
 from ledger.chain import MemoryLedger, propose
 from ledger.crypto import Ed25519Signer
-from ledger.kpdata import PRODUCTION_2023
+from ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
 from ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
 from ledger.registry import Params, Participant, Registry
 from ledger.rules import certificate_origin
@@ -30,19 +30,7 @@ from ledger.state import ParcelStatus
 
 __all__ = ["NAMES", "PRICE_PER_CARAT", "Network", "Scenario", "realistic_blocks"]
 
-NAMES = {
-    "BW": "Botswana",
-    "RU": "Russian Federation",
-    "AE": "United Arab Emirates",
-    "EU": "European Union",
-    "IN": "India",
-    "NA": "Namibia",
-    "CD": "Democratic Republic of the Congo",
-    "CA": "Canada",
-    "ZA": "South Africa",
-    "AO": "Angola",
-    "WDC": "World Diamond Council",
-}
+NAMES = PARTICIPANT_NAMES
 #: whole USD per carat of 2023 production, from public KP statistics (ledger.kpdata)
 PRICE_PER_CARAT = {c: round(v / ct) for c, (ct, v) in PRODUCTION_2023.items()}
 
@@ -115,7 +103,8 @@ class Scenario:
     net: Network
     clock: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     ledger: MemoryLedger = field(init=False)
-    _serial: int = 0
+    #: the number in the last record id given (``r<serial>``); set it to start elsewhere
+    serial: int = 0
 
     def __post_init__(self) -> None:
         self.ledger = MemoryLedger(self.net.registry)
@@ -138,12 +127,12 @@ class Scenario:
         record_id: str | None = None,
         signers: Sequence[Ed25519Signer] = (),
     ) -> Record:
-        self._serial += 1
+        self.serial += 1
         return make_record(
             network=self.net.network_id,
             chain=chain,
             kind=kind,
-            record_id=record_id or f"r{self._serial}",
+            record_id=record_id or f"r{self.serial}",
             time=self.now(),
             body=body,
             signers=signers,
@@ -352,6 +341,139 @@ class Scenario:
         return proposal.block
 
 
+class _RealisticMix:
+    """The state of ``realistic_blocks`` while it writes: one method per kind of record."""
+
+    def __init__(self, chains: Sequence[str], seed: int) -> None:
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible workload, not security
+        self.chains = list(chains)
+        self.net = Network.create(chains, (), seed=seed)
+        self.sc = Scenario(self.net)
+        self.producers = list(chains[:2])
+        self.blocks: list[Block] = []
+        self.pending: dict[str, list[Record]] = {c: [] for c in chains}
+        for c in chains:
+            self.pending[c] += [self.sc.party(c, f"{c}-T{i}", "trader") for i in range(4)]
+        self.counter = 0
+        self.open_certs: list[tuple[str, str, str]] = []  # (number, destination, importer)
+        self.used: set[str] = set()
+
+    def custodian_of(self, pid: str) -> str | None:
+        p = self.sc.ledger.state.parcel(pid)
+        return None if p is None else p.custodian
+
+    def new_id(self, chain: str) -> str:
+        self.counter += 1
+        return f"{chain}-P{self.counter}"
+
+    def flush(self, chain: str) -> None:
+        if self.pending[chain]:
+            self.blocks.append(self.sc.seal(chain, *self.pending[chain]))
+            self.pending[chain] = []
+
+    def flush_all(self) -> None:
+        for c in self.chains:
+            self.flush(c)
+
+    def active(self, chain: str) -> list[str]:
+        st = self.sc.ledger.state
+        return [
+            p.id
+            for p in st.parcels.values()
+            if p.chain == chain and p.status is ParcelStatus.ACTIVE and p.id not in self.used
+        ]
+
+    def take(self, pool: list[str]) -> str:
+        pid = pool.pop()
+        self.used.add(pid)
+        return pid
+
+    def register(self, chain: str, party: str, price: int) -> Record:
+        ct = self.rng.randrange(500, 50_000)
+        return self.sc.register(chain, self.new_id(chain), party, ct, ct * price)
+
+    def split(self, chain: str, pid: str) -> Record | None:
+        p = self.sc.ledger.state.parcel(pid)
+        assert p is not None
+        if p.weight < 2:
+            return None
+        w1 = p.weight // 2
+        v1 = p.value // 2
+        parts = [(self.new_id(chain), w1, v1), (self.new_id(chain), p.weight - w1, p.value - v1)]
+        return self.sc.split(chain, pid, parts)
+
+    def merge(self, chain: str, pool: list[str], party: str) -> Record:
+        """A merge assorts one custodian's parcels (rule 1); with no partner of the same
+        custodian, the parcel is transferred instead."""
+        a = self.take(pool)
+        holder = self.custodian_of(a)
+        mate = next((q for q in reversed(pool) if self.custodian_of(q) == holder), None)
+        if mate is None:
+            return self.sc.transfer(chain, a, party)
+        pool.remove(mate)
+        self.used.add(mate)
+        return self.sc.merge(chain, [a, mate], self.new_id(chain), party)
+
+    def issue(self, chain: str, pid: str, party: str) -> Record:
+        p = self.sc.ledger.state.parcel(pid)
+        assert p is not None
+        dest = self.rng.choice([d for d in self.chains if d != chain])
+        exporter = p.custodian or party
+        self.counter += 1
+        number = f"{chain}-C{self.counter}"
+        cert = self.sc.issue(chain, number, dest, exporter, [pid])
+        self.open_certs.append((number, dest, f"{dest}-T{self.rng.randrange(4)}"))
+        return cert
+
+    def one(self, chain: str, pool: list[str]) -> Record | bool | None:
+        """The next record of ``chain``: a record, ``None`` to draw again, ``False`` to stop."""
+        r = self.rng.random()
+        party = f"{chain}-T{self.rng.randrange(4)}"
+        if chain in self.producers and (r < 0.45 or not pool):
+            return self.register(chain, party, PRICE_PER_CARAT.get(chain, 120))
+        if r < 0.6 and pool:
+            return self.sc.transfer(chain, self.take(pool), party)
+        if r < 0.75 and pool:
+            return self.split(chain, self.take(pool))
+        if r < 0.85 and len(pool) >= 2:
+            return self.merge(chain, pool, party)
+        if pool:
+            return self.issue(chain, self.take(pool), party)
+        return self.fallback(chain, party)
+
+    def fallback(self, chain: str, party: str) -> Record | bool:
+        """A chain with no parcel left: a producer registers more, another stops."""
+        ct = self.rng.randrange(500, 50_000)
+        if chain not in self.producers:
+            return False
+        return self.sc.register(chain, self.new_id(chain), party, ct, ct * 120)
+
+    def fill(self, chain: str, budget: int) -> int:
+        """Records of ``chain`` until its pending block holds ``budget``; how many it holds."""
+        out = self.pending[chain]
+        pool = self.active(chain)
+        self.rng.shuffle(pool)
+        while len(out) < budget:
+            record = self.one(chain, pool)
+            if record is False:
+                break
+            if isinstance(record, Record):
+                out.append(record)
+        return len(out)
+
+    def confirm(self, made: int, total: int) -> int:
+        """Confirmations of certificates now witnessed, on the importers' chains."""
+        still: list[tuple[str, str, str]] = []
+        for number, dest, importer in self.open_certs:
+            if made >= total:
+                still.append((number, dest, importer))
+                continue
+            self.pending[dest].append(self.sc.confirm(dest, number, importer))
+            made += 1
+        self.open_certs = still
+        return made
+
+
 def realistic_blocks(
     total: int,
     *,
@@ -366,127 +488,19 @@ def realistic_blocks(
     lots and transfer them between traders. About 40 % registrations, 15 %
     transfers, 15 % splits, 10 % merges, 10 % certificates, 10 % confirmations.
     """
-    rng = random.Random(seed)  # noqa: S311 - reproducible workload, not security
-    net = Network.create(chains, (), seed=seed)
-    sc = Scenario(net)
-    producers = list(chains[:2])
-    blocks: list[Block] = []
-    pending: dict[str, list[Record]] = {c: [] for c in chains}
-    for c in chains:
-        pending[c] += [sc.party(c, f"{c}-T{i}", "trader") for i in range(4)]
-    counter = 0
-    open_certs: list[tuple[str, str, str]] = []  # (number, destination, importer party)
-
-    def custodian_of(pid: str) -> str | None:
-        p = sc.ledger.state.parcel(pid)
-        return None if p is None else p.custodian
-
-    def new_id(chain: str) -> str:
-        nonlocal counter
-        counter += 1
-        return f"{chain}-P{counter}"
-
-    def flush(chain: str) -> None:
-        if pending[chain]:
-            blocks.append(sc.seal(chain, *pending[chain]))
-            pending[chain] = []
-
-    def active(chain: str) -> list[str]:
-        st = sc.ledger.state
-        return [
-            p.id
-            for p in st.parcels.values()
-            if p.chain == chain and p.status is ParcelStatus.ACTIVE and p.id not in used
-        ]
-
-    made = sum(len(v) for v in pending.values())
-    used: set[str] = set()
+    mix = _RealisticMix(chains, seed)
+    made = sum(len(v) for v in mix.pending.values())
     while made < total:
-        for c in chains:
-            flush(c)
-        used.clear()
+        mix.flush_all()
+        mix.used.clear()
         for chain in chains:
-            budget = min(block_records, total - made)
-            out = pending[chain]
-            pool = active(chain)
-            rng.shuffle(pool)
-            while len(out) < budget:
-                r = rng.random()
-                party = f"{chain}-T{rng.randrange(4)}"
-                if chain in producers and (r < 0.45 or not pool):
-                    ct = rng.randrange(500, 50_000)
-                    out.append(
-                        sc.register(
-                            chain, new_id(chain), party, ct, ct * PRICE_PER_CARAT.get(chain, 120)
-                        )
-                    )
-                elif r < 0.6 and pool:
-                    pid = pool.pop()
-                    used.add(pid)
-                    out.append(sc.transfer(chain, pid, party))
-                elif r < 0.75 and pool:
-                    pid = pool.pop()
-                    used.add(pid)
-                    p = sc.ledger.state.parcel(pid)
-                    assert p is not None
-                    if p.weight < 2:
-                        continue
-                    w1 = p.weight // 2
-                    v1 = p.value // 2
-                    out.append(
-                        sc.split(
-                            chain,
-                            pid,
-                            [(new_id(chain), w1, v1), (new_id(chain), p.weight - w1, p.value - v1)],
-                        )
-                    )
-                elif r < 0.85 and len(pool) >= 2:
-                    # a merge assorts one custodian's parcels (rule 1); with no
-                    # partner of the same custodian, the parcel is transferred instead
-                    a = pool.pop()
-                    used.add(a)
-                    holder = custodian_of(a)
-                    mate = next((q for q in reversed(pool) if custodian_of(q) == holder), None)
-                    if mate is None:
-                        out.append(sc.transfer(chain, a, party))
-                        continue
-                    pool.remove(mate)
-                    used.add(mate)
-                    out.append(sc.merge(chain, [a, mate], new_id(chain), party))
-                elif pool:
-                    pid = pool.pop()
-                    used.add(pid)
-                    p = sc.ledger.state.parcel(pid)
-                    assert p is not None
-                    dest = rng.choice([d for d in chains if d != chain])
-                    exporter = p.custodian or party
-                    counter += 1
-                    number = f"{chain}-C{counter}"
-                    cert = sc.issue(chain, number, dest, exporter, [pid])
-                    out.append(cert)
-                    open_certs.append((number, dest, f"{dest}-T{rng.randrange(4)}"))
-                else:
-                    ct = rng.randrange(500, 50_000)
-                    if chain not in producers:
-                        break
-                    out.append(sc.register(chain, new_id(chain), party, ct, ct * 120))
-            made += len(out)
+            made += mix.fill(chain, min(block_records, total - made))
             if made >= total:
                 break
-        for c in chains:
-            flush(c)
-        # confirmations for certificates now witnessed, on the importers' chains
-        still: list[tuple[str, str, str]] = []
-        for number, dest, importer in open_certs:
-            if made >= total:
-                still.append((number, dest, importer))
-                continue
-            pending[dest].append(sc.confirm(dest, number, importer))
-            made += 1
-        open_certs = still
-    for c in chains:
-        flush(c)
-    return net, blocks
+        mix.flush_all()
+        made = mix.confirm(made, total)
+    mix.flush_all()
+    return mix.net, mix.blocks
 
 
 def count_records(blocks: Sequence[Block]) -> int:

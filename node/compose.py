@@ -250,7 +250,7 @@ class Composer:
             "value": sum(int(p["value"]) for p in held),
         }
 
-    def certificate_issue(
+    def certificate_issue(  # noqa: PLR0913 - one keyword per field of the certificate
         self,
         number: str,
         parcels: Sequence[str],

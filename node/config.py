@@ -15,9 +15,11 @@ SHA-256 hashes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,10 @@ __all__ = [
     "PeerConfig",
     "TlsConfig",
     "TokenConfig",
+    "dump_config",
+    "edit_config",
     "hash_token",
+    "write_config",
 ]
 
 ROLES = frozenset({"operator", "auditor", "peer", "party"})
@@ -187,6 +192,66 @@ class NodeConfig:
         return None
 
 
+#: the first line of every node.toml this project writes
+CONFIG_HEADER = "# kpledger node configuration; every key is described in the README."
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise ConfigError(f"cannot write a {type(value).__name__} into a node configuration")
+
+
+def dump_config(doc: dict[str, Any], header: str = CONFIG_HEADER) -> str:
+    """TOML for a configuration document: tables of scalars, inline arrays, arrays of tables.
+
+    The one writer of ``node.toml``: ``kpl network init``, ``kpl network join``,
+    ``kpl network add-peer``, the benchmarks and the tests all write through it.
+    """
+    lines = [header] if header else []
+    tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
+    arrays = {
+        k: v
+        for k, v in doc.items()
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    }
+    for key, value in doc.items():
+        if key not in tables and key not in arrays:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for name, table in tables.items():
+        lines += ["", f"[{name}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    for name, items in arrays.items():
+        for item in items:
+            lines += ["", f"[[{name}]]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, doc: dict[str, Any]) -> Path:
+    """Write ``doc`` as a node configuration at ``path`` (see ``dump_config``)."""
+    path.write_text(dump_config(doc), encoding="utf-8")
+    return path
+
+
+def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Read ``path``, let ``change`` edit the document in place, write it back."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    change(doc)
+    write_config(path, doc)
+
+
 def read_secrets(path: Path) -> dict[str, Any]:
     """Read an owner-only secrets file; refuse one that group or others can read."""
     try:
@@ -278,6 +343,82 @@ class _Reader:
             ),
         )
 
+    def peers(self, gossip: dict[str, Any]) -> list[PeerConfig]:
+        peers = []
+        for i, p in enumerate(self.get(gossip, "gossip", "peers", list, [])):
+            if not isinstance(p, dict):
+                raise self.fail(f"gossip.peers[{i}]", "expected {code, url}")
+            self.known(p, f"gossip.peers[{i}]", {"code", "url"})
+            peer = PeerConfig(
+                self.get(p, f"gossip.peers[{i}]", "code", str),
+                self.get(p, f"gossip.peers[{i}]", "url", str),
+            )
+            if not peer.url.startswith(("http://", "https://")):
+                raise self.fail(f"gossip.peers[{i}].url", "expected an http(s) URL")
+            peers.append(peer)
+        return peers
+
+    def tokens(self) -> list[TokenConfig]:
+        tokens = []
+        raw_tokens = self.data.get("tokens", [])
+        if not isinstance(raw_tokens, list):
+            raise self.fail("tokens", "expected an array of tables [[tokens]]")
+        for i, t in enumerate(raw_tokens):
+            where = f"tokens[{i}]"
+            if not isinstance(t, dict):
+                raise self.fail(where, "expected a table")
+            self.known(t, where, {"role", "name", "sha256", "party"})
+            role = self.get(t, where, "role", str)
+            if role not in ROLES:
+                raise self.fail(f"{where}.role", f"must be one of {sorted(ROLES)}")
+            digest = self.get(t, where, "sha256", str)
+            if _HEX64.match(digest) is None:
+                raise self.fail(f"{where}.sha256", "expected the token's SHA-256 in lower hex")
+            party = t.get("party")
+            if role == "party" and not isinstance(party, str):
+                raise self.fail(f"{where}.party", "a party token names its party id")
+            tokens.append(TokenConfig(role, self.get(t, where, "name", str), digest, party))
+        return tokens
+
+    def tls(self) -> TlsConfig | None:
+        tls_table = self.table("tls", required=False)
+        if not tls_table:
+            return None
+        self.known(tls_table, "tls", {"cert", "key", "ca", "api_listen", "api_cert", "api_key"})
+        ca = self.get(tls_table, "tls", "ca", str, None)
+        api_host = api_port = None
+        api_listen = self.get(tls_table, "tls", "api_listen", str, None)
+        if api_listen is not None:
+            am = _HOSTPORT.match(api_listen)
+            if am is None or not 0 < int(am["port"]) < 65536:
+                raise self.fail("tls.api_listen", "expected HOST:PORT, e.g. 0.0.0.0:8443")
+            api_host, api_port = am["host"].strip("[]"), int(am["port"])
+        api_cert = self.get(tls_table, "tls", "api_cert", str, None)
+        api_key = self.get(tls_table, "tls", "api_key", str, None)
+        if (api_cert is None) != (api_key is None):
+            raise self.fail("tls.api_cert", "api_cert and api_key go together")
+        if api_cert is not None and api_listen is None:
+            raise self.fail("tls.api_cert", "a separate API certificate needs tls.api_listen")
+        return TlsConfig(
+            self.file(self.get(tls_table, "tls", "cert", str)),
+            self.file(self.get(tls_table, "tls", "key", str)),
+            self.file(ca) if ca is not None else None,
+            api_host,
+            api_port,
+            self.file(api_cert) if api_cert is not None else None,
+            self.file(api_key) if api_key is not None else None,
+        )
+
+    def database_url(self, node: dict[str, Any], data_dir: Path) -> str:
+        database_url: str = self.get(node, "node", "database_url", str, "")
+        if not database_url:
+            return f"sqlite:///{data_dir / 'node.db'}"
+        if not database_url.startswith(("sqlite:///", "postgresql")):
+            raise self.fail(
+                "node.database_url", "expected sqlite:///FILE or postgresql+psycopg://..."
+            )
+        return database_url
+
     def config(self) -> NodeConfig:
         self.known(self.data, "(top level)", {"node", "blocks", "gossip", "tokens", "tls", "http"})
         node = self.table("node")
@@ -309,13 +450,7 @@ class _Reader:
         if not url.startswith(("http://", "https://")):
             raise self.fail("node.url", "expected an http:// or https:// URL")
         data_dir = self.file(self.get(node, "node", "data_dir", str, "."))
-        database_url = self.get(node, "node", "database_url", str, "")
-        if not database_url:
-            database_url = f"sqlite:///{data_dir / 'node.db'}"
-        elif not database_url.startswith(("sqlite:///", "postgresql")):
-            raise self.fail(
-                "node.database_url", "expected sqlite:///FILE or postgresql+psycopg://..."
-            )
+        database_url = self.database_url(node, data_dir)
         key_file = node.get("key_file")
         secrets = node.get("secrets")
         blocks = self.table("blocks", required=False)
@@ -326,64 +461,9 @@ class _Reader:
             "gossip",
             {"peers", "fanout", "interval", "batch", "timeout", "max_buffered_blocks"},
         )
-        peers = []
-        for i, p in enumerate(self.get(gossip, "gossip", "peers", list, [])):
-            if not isinstance(p, dict):
-                raise self.fail(f"gossip.peers[{i}]", "expected {code, url}")
-            self.known(p, f"gossip.peers[{i}]", {"code", "url"})
-            peer = PeerConfig(
-                self.get(p, f"gossip.peers[{i}]", "code", str),
-                self.get(p, f"gossip.peers[{i}]", "url", str),
-            )
-            if not peer.url.startswith(("http://", "https://")):
-                raise self.fail(f"gossip.peers[{i}].url", "expected an http(s) URL")
-            peers.append(peer)
-        tokens = []
-        raw_tokens = self.data.get("tokens", [])
-        if not isinstance(raw_tokens, list):
-            raise self.fail("tokens", "expected an array of tables [[tokens]]")
-        for i, t in enumerate(raw_tokens):
-            where = f"tokens[{i}]"
-            if not isinstance(t, dict):
-                raise self.fail(where, "expected a table")
-            self.known(t, where, {"role", "name", "sha256", "party"})
-            role = self.get(t, where, "role", str)
-            if role not in ROLES:
-                raise self.fail(f"{where}.role", f"must be one of {sorted(ROLES)}")
-            digest = self.get(t, where, "sha256", str)
-            if _HEX64.match(digest) is None:
-                raise self.fail(f"{where}.sha256", "expected the token's SHA-256 in lower hex")
-            party = t.get("party")
-            if role == "party" and not isinstance(party, str):
-                raise self.fail(f"{where}.party", "a party token names its party id")
-            tokens.append(TokenConfig(role, self.get(t, where, "name", str), digest, party))
-        tls = None
-        tls_table = self.table("tls", required=False)
-        if tls_table:
-            self.known(tls_table, "tls", {"cert", "key", "ca", "api_listen", "api_cert", "api_key"})
-            ca = self.get(tls_table, "tls", "ca", str, None)
-            api_host = api_port = None
-            api_listen = self.get(tls_table, "tls", "api_listen", str, None)
-            if api_listen is not None:
-                am = _HOSTPORT.match(api_listen)
-                if am is None or not 0 < int(am["port"]) < 65536:
-                    raise self.fail("tls.api_listen", "expected HOST:PORT, e.g. 0.0.0.0:8443")
-                api_host, api_port = am["host"].strip("[]"), int(am["port"])
-            api_cert = self.get(tls_table, "tls", "api_cert", str, None)
-            api_key = self.get(tls_table, "tls", "api_key", str, None)
-            if (api_cert is None) != (api_key is None):
-                raise self.fail("tls.api_cert", "api_cert and api_key go together")
-            if api_cert is not None and api_listen is None:
-                raise self.fail("tls.api_cert", "a separate API certificate needs tls.api_listen")
-            tls = TlsConfig(
-                self.file(self.get(tls_table, "tls", "cert", str)),
-                self.file(self.get(tls_table, "tls", "key", str)),
-                self.file(ca) if ca is not None else None,
-                api_host,
-                api_port,
-                self.file(api_cert) if api_cert is not None else None,
-                self.file(api_key) if api_key is not None else None,
-            )
+        peers = self.peers(gossip)
+        tokens = self.tokens()
+        tls = self.tls()
         return NodeConfig(
             http=self.http(),
             path=self.path,

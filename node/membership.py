@@ -31,9 +31,9 @@ from ledger.errors import InvalidData
 from ledger.records import GOVERNANCE_CHAIN
 from ledger.registry import Registry
 from ledger.schema import CODE
-from node.config import ConfigError, NodeConfig, hash_token
+from node.config import ConfigError, NodeConfig, dump_config, hash_token
 
-__all__ = ["ConfigWatch", "JoinLayout", "add_peer", "dump_toml", "join_network"]
+__all__ = ["ConfigWatch", "JoinLayout", "add_peer", "join_network"]
 
 log = logging.getLogger("kpl.node")
 
@@ -78,42 +78,6 @@ class ConfigWatch:
 # ---------------------------------------------------------------- editing node.toml
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
-    raise ConfigError(f"cannot write a {type(value).__name__} into a node configuration")
-
-
-def dump_toml(doc: dict[str, Any]) -> str:
-    """TOML for a node configuration: tables of scalars, inline arrays, arrays of tables."""
-    lines = ["# kpledger node configuration; every key is described in the README."]
-    tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
-    arrays = {
-        k: v
-        for k, v in doc.items()
-        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
-    }
-    for key, value in doc.items():
-        if key not in tables and key not in arrays:
-            lines.append(f"{key} = {_value(value)}")
-    for name, table in tables.items():
-        lines += ["", f"[{name}]"]
-        lines += [f"{k} = {_value(v)}" for k, v in table.items()]
-    for name, items in arrays.items():
-        for item in items:
-            lines += ["", f"[[{name}]]"]
-            lines += [f"{k} = {_value(v)}" for k, v in item.items()]
-    return "\n".join(lines) + "\n"
-
-
 def add_peer(
     config_path: Path,
     code: str,
@@ -142,7 +106,7 @@ def add_peer(
         t for t in doc.get("tokens", []) if not (t.get("role") == "peer" and t.get("name") == code)
     ]
     doc["tokens"] = [*tokens, {"role": "peer", "name": code, "sha256": digest}]
-    text = dump_toml(doc)
+    text = dump_config(doc)
     fd, tmp = tempfile.mkstemp(prefix=".node.", suffix=".toml", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -242,7 +206,7 @@ def join_network(
                 }
             ],
         }
-        (out / "node.toml").write_text(dump_toml(doc), encoding="utf-8")
+        (out / "node.toml").write_text(dump_config(doc), encoding="utf-8")
         NodeConfig.load(out / "node.toml")
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,10 +54,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keys import save_key
 from ledger.crypto import Ed25519Signer
 from ledger.errors import InvalidData
+from ledger.kpdata import PARTICIPANT_NAMES
 from ledger.registry import Params, Participant, Registry
 from ledger.schema import CODE
-from ledger.workload import NAMES
-from node.config import hash_token
+from node.config import hash_token, write_config
 
 __all__ = [
     "NetworkLayout",
@@ -64,6 +65,7 @@ __all__ = [
     "init_network",
     "issue_node_certificate",
     "load_ca",
+    "node_config_doc",
     "service_name",
 ]
 
@@ -253,7 +255,39 @@ def issue_node_certificate(
     return folder / "node.pem"
 
 
-def init_network(
+def _check_options(
+    codes: Sequence[str],
+    participants: Sequence[str],
+    how: _Layout,
+    base_port: int,
+    governance: int,
+    threshold: int,
+) -> None:
+    """Refuse options ``init_network`` cannot write, naming the option."""
+    tls, api_base_port = how.tls, how.api_base_port
+    for code in codes:
+        if CODE.match(code) is None:
+            raise InvalidData(
+                f"{code!r} is not a participant code (2-8 capital letters)", field="participants"
+            )
+    if len(set(codes)) != len(codes):
+        raise InvalidData("participant codes repeat", field="participants")
+    if not participants:
+        raise InvalidData("a network needs at least one authority", field="participants")
+    if not 1 <= threshold <= governance:
+        raise InvalidData(f"threshold must be 1..{governance}", field="threshold")
+    if not 1024 <= base_port <= 65535 - len(codes):
+        raise InvalidData("base port out of range", field="base_port")
+    if api_base_port is not None:
+        if not tls:
+            raise InvalidData("a separate API listener needs --tls", field="api_base_port")
+        if not 1024 <= api_base_port <= 65535 - len(codes) or abs(api_base_port - base_port) < len(
+            codes
+        ):
+            raise InvalidData("API base port out of range or overlapping", field="api_base_port")
+
+
+def init_network(  # noqa: PLR0913 - keyword options, one per `kpl network init` flag
     out: Path,
     participants: Sequence[str],
     auditors: Sequence[str] = ("WDC",),
@@ -274,19 +308,6 @@ def init_network(
 ) -> NetworkLayout:
     """Write a new network under ``out`` (see the module's docstring for the layout)."""
     codes = [*participants, *auditors]
-    for code in codes:
-        if CODE.match(code) is None:
-            raise InvalidData(
-                f"{code!r} is not a participant code (2-8 capital letters)", field="participants"
-            )
-    if len(set(codes)) != len(codes):
-        raise InvalidData("participant codes repeat", field="participants")
-    if not participants:
-        raise InvalidData("a network needs at least one authority", field="participants")
-    if not 1 <= threshold <= governance:
-        raise InvalidData(f"threshold must be 1..{governance}", field="threshold")
-    if not 1024 <= base_port <= 65535 - len(codes):
-        raise InvalidData("base port out of range", field="base_port")
     if docker:
         tls = True
         if api_base_port is None:
@@ -295,34 +316,30 @@ def init_network(
             raise InvalidData(
                 "a docker network gives each node its own PostgreSQL service", field="database_url"
             )
-    if api_base_port is not None:
-        if not tls:
-            raise InvalidData("a separate API listener needs --tls", field="api_base_port")
-        if not 1024 <= api_base_port <= 65535 - len(codes) or abs(api_base_port - base_port) < len(
-            codes
-        ):
-            raise InvalidData("API base port out of range or overlapping", field="api_base_port")
+    how = _Layout(tls=tls, docker=docker, api_base_port=api_base_port)
+    _check_options(codes, participants, how, base_port, governance, threshold)
     if (out / "genesis.json").exists():
         raise InvalidData(f"{out} already holds a network (genesis.json exists)", field="out")
+    codes_ports = {c: base_port + i + 1 for i, c in enumerate(codes)}
+    scheme = "https" if tls else "http"
+    where = {c: service_name(c) if docker else host for c in codes}
+    plan = _Plan(
+        authorities=list(participants),
+        auditors=list(auditors),
+        host=host,
+        ports=codes_ports,
+        urls={c: f"{scheme}://{where[c]}:{codes_ports[c]}" for c in codes},
+        timing={
+            "blocks": {"interval": block_interval, "heartbeat": heartbeat},
+            "gossip": {"fanout": fanout, "interval": gossip_interval},
+        },
+        database_url=database_url,
+        how=how,
+    )
     created_root = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _write(
-            out,
-            list(participants),
-            list(auditors),
-            base_port,
-            host,
-            governance,
-            threshold,
-            params or Params(),
-            block_interval,
-            heartbeat,
-            gossip_interval,
-            fanout,
-            database_url,
-            _Layout(tls=tls, docker=docker, api_base_port=api_base_port),
-        )
+        return _write(out, plan, governance, threshold, params or Params())
     except BaseException:
         if created_root:
             shutil.rmtree(out, ignore_errors=True)
@@ -343,29 +360,143 @@ class _Layout:
     api_base_port: int | None = None
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Everything ``_write`` decided before writing: codes, addresses, timing."""
+
+    authorities: list[str]
+    auditors: list[str]
+    host: str
+    ports: dict[str, int]
+    urls: dict[str, str]
+    timing: dict[str, dict[str, Any]]
+    database_url: str | None
+    how: _Layout
+
+    @property
+    def codes(self) -> list[str]:
+        return [*self.authorities, *self.auditors]
+
+
+def node_config_doc(
+    node: dict[str, Any],
+    *,
+    peers: dict[str, str],
+    tokens: list[dict[str, str]],
+    timing: dict[str, dict[str, Any]],
+    tls: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The document of one ``node.toml`` (written by ``node.config.write_config``).
+
+    ``node`` is the ``[node]`` table (code, listen, url, data_dir, registry, ...);
+    ``peers`` maps each peer's code to its URL; ``tokens`` are ``[[tokens]]``
+    entries (role, name, sha256); ``timing`` holds ``blocks`` and ``gossip`` settings.
+    """
+    doc: dict[str, Any] = {"node": node}
+    if tls is not None:
+        doc["tls"] = tls
+    doc["blocks"] = {"interval": 0.5, "max_records": 1000, "heartbeat": 5.0, **timing["blocks"]}
+    doc["gossip"] = {
+        "fanout": 3,
+        "interval": 0.5,
+        "batch": 256,
+        "timeout": 5.0,
+        **timing["gossip"],
+        "peers": [{"code": p, "url": u} for p, u in peers.items()],
+    }
+    doc["tokens"] = tokens
+    return doc
+
+
+def _token(role: str, name: str, token: str) -> dict[str, str]:
+    return {"role": role, "name": name, "sha256": hash_token(token)}
+
+
+def _tokens_of(code: str, plan: _Plan, tokens: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """What ``code``'s node accepts: every peer's token, its operator's, every auditor's."""
+    accepted = [_token("peer", p, tokens[p]["peer_token"]) for p in plan.codes if p != code]
+    if code in plan.authorities:
+        accepted.append(_token("operator", f"{code}-operator", tokens[code]["operator_token"]))
+    accepted += [_token("auditor", a, tokens[a]["auditor_token"]) for a in plan.auditors]
+    return accepted
+
+
+def _new_tokens(plan: _Plan) -> dict[str, dict[str, str]]:
+    tokens: dict[str, dict[str, str]] = {}
+    for c in plan.codes:
+        kind = "operator_token" if c in plan.authorities else "auditor_token"
+        tokens[c] = {
+            "passphrase": secrets.token_urlsafe(24),
+            "peer_token": secrets.token_urlsafe(32),
+            kind: secrets.token_urlsafe(32),
+        }
+        if plan.how.docker:
+            tokens[c]["database_password"] = secrets.token_urlsafe(24)
+    return tokens
+
+
+def _node_folder(
+    out: Path,
+    code: str,
+    plan: _Plan,
+    registry: Registry,
+    tokens: dict[str, dict[str, str]],
+    ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None,
+) -> Path:
+    """Write ``out/CODE``: its docker files if any, its TLS files if any, ``node.toml``."""
+    folder = out / code
+    how = plan.how
+    port = plan.ports[code]
+    if how.docker:
+        (folder / "genesis.json").write_bytes(registry.to_bytes())
+        (folder / "secrets").mkdir(mode=0o700)
+        for name in ("passphrase", "peer_token", "database_password"):
+            _write_private(folder / "secrets" / name, tokens[code][name] + "\n")
+        listen = f"0.0.0.0:{port}"
+        node = {
+            "data_dir": DOCKER_DATA_DIR,
+            "database_url": f"postgresql+psycopg://{DOCKER_DB}@{db_service(code)}:5432/{DOCKER_DB}",
+        }
+        registry_path = "genesis.json"
+    else:
+        listen = f"{plan.host}:{port}"
+        node = {"data_dir": ".", "database_url": plan.database_url or ""}
+        registry_path = "../genesis.json"
+    tls: dict[str, str] | None = None
+    if ca is not None:
+        names = [service_name(code), "localhost", "127.0.0.1"]
+        if not how.docker and plan.host not in ("0.0.0.0", "::"):  # noqa: S104 - not a bind
+            names.append(plan.host)
+        issue_node_certificate(ca[0], ca[1], code, names, folder / "tls")
+        tls = {"cert": "tls/node.pem", "key": "tls/node-key.pem", "ca": "tls/ca.pem"}
+        if how.api_base_port is not None:
+            api_host = "0.0.0.0" if how.docker else plan.host  # noqa: S104 - in a container
+            api_port = how.api_base_port + plan.codes.index(code) + 1
+            tls["api_listen"] = f"{api_host}:{api_port}"
+    table: dict[str, Any] = {"code": code, "listen": listen, "url": plan.urls[code], **node}
+    table["registry"] = registry_path
+    if code in plan.authorities:
+        table["key_file"] = "node.key"
+    if not how.docker:
+        table["secrets"] = "../secrets.toml"
+    doc = node_config_doc(
+        table,
+        peers={p: plan.urls[p] for p in plan.codes if p != code},
+        tokens=_tokens_of(code, plan, tokens),
+        timing=plan.timing,
+        tls=tls,
+    )
+    return write_config(folder / "node.toml", doc)
+
+
 def _write(
     out: Path,
-    authorities: list[str],
-    auditors: list[str],
-    base_port: int,
-    host: str,
+    plan: _Plan,
     governance: int,
     threshold: int,
     params: Params,
-    block_interval: float,
-    heartbeat: float,
-    gossip_interval: float,
-    fanout: int,
-    database_url: str | None,
-    how: _Layout,
 ) -> NetworkLayout:
-    codes = [*authorities, *auditors]
-    scheme = "https" if how.tls else "http"
-    ports = {c: base_port + i + 1 for i, c in enumerate(codes)}
-    if how.docker:
-        urls = {c: f"{scheme}://{service_name(c)}:{ports[c]}" for c in codes}
-    else:
-        urls = {c: f"{scheme}://{host}:{ports[c]}" for c in codes}
+    codes = plan.codes
     signers = {c: Ed25519Signer.generate() for c in codes}
     gov = [Ed25519Signer.generate() for _ in range(governance)]
     registry = Registry.create(
@@ -374,9 +505,9 @@ def _write(
         participants=[
             Participant(
                 c,
-                NAMES.get(c, c),
-                "authority" if c in authorities else "auditor",
-                urls[c],
+                PARTICIPANT_NAMES.get(c, c),
+                "authority" if c in plan.authorities else "auditor",
+                plan.urls[c],
                 signers[c].public,
             )
             for c in codes
@@ -384,7 +515,8 @@ def _write(
         governance=gov,
         threshold=threshold,
         params=params,
-        sealer=authorities[0] if authorities else None,  # the KP secretariat seals chain KP
+        # the KP secretariat seals chain KP
+        sealer=plan.authorities[0] if plan.authorities else None,
     )
     (out / "genesis.json").write_bytes(registry.to_bytes())
     secret_lines = [
@@ -397,131 +529,21 @@ def _write(
     for i, g in enumerate(gov):
         save_key(out / "governance" / f"gov-{i}.key", g, gov_pass.encode())
     secret_lines += ["[governance]", f"passphrase = {_toml_str(gov_pass)}", ""]
-    tokens = {
-        c: {
-            "passphrase": secrets.token_urlsafe(24),
-            "peer_token": secrets.token_urlsafe(32),
-            "operator_token": secrets.token_urlsafe(32),
-        }
-        for c in authorities
-    }
-    for c in auditors:
-        tokens[c] = {
-            "passphrase": secrets.token_urlsafe(24),
-            "peer_token": secrets.token_urlsafe(32),
-            "auditor_token": secrets.token_urlsafe(32),
-        }
-    if how.docker:
-        for c in codes:
-            tokens[c]["database_password"] = secrets.token_urlsafe(24)
-    ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None
-    if how.tls:
-        ca = _make_ca(out / "tls", registry.name)
+    tokens = _new_tokens(plan)
+    ca = _make_ca(out / "tls", registry.name) if plan.how.tls else None
     configs: dict[str, Path] = {}
     for code in codes:
-        folder = out / code
-        folder.mkdir()
-        save_key(folder / "node.key", signers[code], tokens[code]["passphrase"].encode())
-        port = ports[code]
-        if how.docker:
-            (folder / "genesis.json").write_bytes(registry.to_bytes())
-            (folder / "secrets").mkdir(mode=0o700)
-            for name in ("passphrase", "peer_token", "database_password"):
-                _write_private(folder / "secrets" / name, tokens[code][name] + "\n")
-            listen = f"0.0.0.0:{port}"
-            data_dir = DOCKER_DATA_DIR
-            db_url = f"postgresql+psycopg://{DOCKER_DB}@{db_service(code)}:5432/{DOCKER_DB}"
-            registry_path = "genesis.json"
-        else:
-            listen = f"{host}:{port}"
-            data_dir = "."
-            db_url = database_url or ""
-            registry_path = "../genesis.json"
-        lines = [
-            "# kpledger node configuration; every key is described in the README.",
-            "[node]",
-            f"code = {_toml_str(code)}",
-            f"listen = {_toml_str(listen)}",
-            f"url = {_toml_str(urls[code])}",
-            f"data_dir = {_toml_str(data_dir)}",
-            f"database_url = {_toml_str(db_url)}",
-            f"registry = {_toml_str(registry_path)}",
-        ]
-        if code in authorities:
-            lines.append('key_file = "node.key"')
-        if not how.docker:
-            lines.append('secrets = "../secrets.toml"')
-        if ca is not None:
-            names = [service_name(code), "localhost", "127.0.0.1"]
-            if not how.docker and host not in ("0.0.0.0", "::"):  # noqa: S104 - not a bind
-                names.append(host)
-            issue_node_certificate(ca[0], ca[1], code, names, folder / "tls")
-            lines += [
-                "",
-                "[tls]",
-                'cert = "tls/node.pem"',
-                'key = "tls/node-key.pem"',
-                'ca = "tls/ca.pem"',
-            ]
-            if how.api_base_port is not None:
-                api_host = "0.0.0.0" if how.docker else host  # noqa: S104 - in a container
-                api_port = how.api_base_port + codes.index(code) + 1
-                lines.append(f"api_listen = {_toml_str(f'{api_host}:{api_port}')}")
-        lines += [
-            "",
-            "[blocks]",
-            f"interval = {block_interval}",
-            "max_records = 1000",
-            f"heartbeat = {heartbeat}",
-            "",
-            "[gossip]",
-            f"fanout = {fanout}",
-            f"interval = {gossip_interval}",
-            "batch = 256",
-            "timeout = 5.0",
-            "peers = [",
-        ]
-        lines += [
-            f"  {{ code = {_toml_str(p)}, url = {_toml_str(urls[p])} }},"
-            for p in codes
-            if p != code
-        ]
-        lines += ["]", ""]
-        for p in codes:
-            if p != code:
-                lines += [
-                    "[[tokens]]",
-                    'role = "peer"',
-                    f"name = {_toml_str(p)}",
-                    f"sha256 = {_toml_str(hash_token(tokens[p]['peer_token']))}",
-                    "",
-                ]
-        if code in authorities:
-            lines += [
-                "[[tokens]]",
-                'role = "operator"',
-                f"name = {_toml_str(code + '-operator')}",
-                f"sha256 = {_toml_str(hash_token(tokens[code]['operator_token']))}",
-                "",
-            ]
-        for a in auditors:
-            lines += [
-                "[[tokens]]",
-                'role = "auditor"',
-                f"name = {_toml_str(a)}",
-                f"sha256 = {_toml_str(hash_token(tokens[a]['auditor_token']))}",
-                "",
-            ]
-        (folder / "node.toml").write_text("\n".join(lines), encoding="utf-8")
-        configs[code] = folder / "node.toml"
+        (out / code).mkdir()
+        save_key(out / code / "node.key", signers[code], tokens[code]["passphrase"].encode())
+        configs[code] = _node_folder(out, code, plan, registry, tokens, ca)
         secret_lines.append(f"[{code}]")
         secret_lines += [f"{k} = {_toml_str(v)}" for k, v in tokens[code].items()]
         secret_lines.append("")
     _write_private(out / "secrets.toml", "\n".join(secret_lines))
-    if how.docker:
+    if plan.how.docker:
         (out / "compose.env").write_text(
             "# user and group the node containers run as: the owner of the key and secret files\n"
             f"KPL_UID={os.getuid()}\nKPL_GID={os.getgid()}\n",
             encoding="utf-8",
         )
-    return NetworkLayout(out, registry, configs, urls, out / "secrets.toml")
+    return NetworkLayout(out, registry, configs, plan.urls, out / "secrets.toml")

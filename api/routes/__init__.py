@@ -1,1 +1,3 @@
 """One router module per resource."""
+
+__all__: list[str] = []

@@ -13,6 +13,8 @@ from api.deps import Caller, NodeDep, require
 from api.schemas import AuditReportOut, ChainSyncOut
 from ledger.errors import InvalidData
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 #: error answers documented for the audit routes (RFC 9457 problem documents)

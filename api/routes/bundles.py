@@ -16,6 +16,8 @@ from ledger.errors import InvalidData
 from ledger.schema import LOCAL_ID
 from ledger.store.bundles import build_bundle
 
+__all__ = ["accepts_gzip", "router"]
+
 router = APIRouter(tags=["provenance"])
 
 #: the body limit of POST /v1/bundles/verify

@@ -13,6 +13,8 @@ from api.schemas import CertificateOut
 from ledger.errors import InvalidData
 from ledger.schema import LOCAL_ID
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/certificates", tags=["provenance"])
 
 

@@ -13,6 +13,8 @@ from api.schemas import SubmitOut
 from ledger.canonical import load_json
 from ledger.errors import InvalidData
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
 

@@ -21,6 +21,8 @@ from api.problems import problem
 from ledger.canonical import load_json
 from node.node import NotSealer
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/governance", tags=["governance"])
 
 

@@ -11,6 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import NodeDep
 from api.schemas import HealthOut
 
+__all__ = ["router"]
+
 router = APIRouter(tags=["operations"])
 
 

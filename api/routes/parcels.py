@@ -15,6 +15,8 @@ from ledger.schema import LOCAL_ID
 from ledger.state import Parcel
 from node.node import Node
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/parcels", tags=["provenance"])
 
 MAX_LINEAGE = 5000

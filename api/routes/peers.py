@@ -14,6 +14,8 @@ from ledger.errors import InvalidData
 from ledger.records import MAX_INDEX
 from ledger.state import chains_of
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1", tags=["peers"])
 
 MAX_PULL = 1000

@@ -13,6 +13,8 @@ from ledger.canonical import load_json
 from ledger.errors import InvalidData
 from ledger.schema import CODE, RECORD_ID
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/records", tags=["records"])
 
 MAX_BATCH = 1000

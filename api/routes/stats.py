@@ -11,6 +11,8 @@ from api.audit import PERIOD_PATTERN, kp_statistics, stats_csv
 from api.deps import NodeDep
 from api.schemas import StatsOut
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1", tags=["statistics"])
 
 

@@ -57,7 +57,8 @@ def _height(http: httpx.Client) -> int:
 
 def _two_configs(deploy: Any, tmp_path: Path, pg_url: str) -> tuple[Path, Path, list[str], str]:
     """One authority BW on ``pg_url``; a second config differing only in the port."""
-    a, b = deploy.free_ports(2)
+    base = deploy.free_base_port(2)
+    a, b = base + 1, base + 2
     layout = init_network(
         tmp_path / "net",
         ["BW"],

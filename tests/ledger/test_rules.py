@@ -1766,7 +1766,7 @@ def test_dependency_missing_writes_nothing(sc: Scenario) -> None:
 
 def test_witnessing_another_history_is_refused(sc: Scenario) -> None:
     """EU signs a block witnessing a BW header this node never verified (a fork)."""
-    other = Scenario(sc.net, _serial=10_000)
+    other = Scenario(sc.net, serial=10_000)
     # the same first BW block, then a different second one
     for block in sc.ledger.blocks["BW"][:1]:
         other.ledger.append(block)

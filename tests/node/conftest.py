@@ -1,8 +1,10 @@
 """Harness of the network tests: real node processes on loopback.
 
-Every test here runs ``python -m cli.main node run`` processes on 127.0.0.1,
-on ports checked free by binding, with logs in ``tmp_path/logs`` (their tails
-are attached to the report of a failed test). Everything started is stopped
+Every test here runs ``python -m cli.main node run`` processes on 127.0.0.1
+through the shipped harness ``node.local`` (``NodeProcess``, ``free_base_port``;
+configs edited with ``node.config.edit_config``), on ports checked free by
+binding, with logs in ``tmp_path/logs`` (their tails are attached to the report
+of a failed test). Everything started is stopped
 at teardown by its pid: node processes, TCP proxies and fake peers.
 
 Pieces:
@@ -27,8 +29,6 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -48,7 +48,8 @@ import pytest
 from ledger.records import Kind, Record, make_record
 from ledger.registry import Registry
 from node.client import NodeClient
-from node.config import NodeConfig
+from node.config import NodeConfig, edit_config
+from node.local import NodeProcess, free_base_port, log_tail
 from node.network import NetworkLayout, init_network
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,14 +71,6 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -91,160 +84,10 @@ def pytest_runtest_makereport(
     return report
 
 
-# ---------------------------------------------------------------- ports and configs
-
-
-def free_base_port(n: int, rng: random.Random | None = None) -> int:
-    """A base port such that base+1 .. base+n are all free (each checked by binding).
-
-    Candidates lie below the kernel's ephemeral range, so that outgoing
-    connections of the nodes never take one of them between the check and the
-    node's start.
-    """
-    rng = rng or random.Random()
-    for _ in range(500):
-        base = rng.randrange(20_000, 32_000 - n)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base + 1, base + n + 1):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError(f"no {n} consecutive free ports found")
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def dump_toml(doc: dict[str, Any]) -> str:
-    """TOML for a node configuration: tables of scalars, inline arrays, arrays of tables."""
-    lines: list[str] = []
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            lines.append(f"[{key}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
-            lines.append("")
-    for key, value in doc.items():
-        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            for item in value:
-                lines.append(f"[[{key}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-                lines.append("")
-        elif not isinstance(value, dict):
-            raise TypeError(f"top-level {key} must be a table or an array of tables")
-    return "\n".join(lines)
-
-
-def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    change(doc)
-    path.write_text(dump_toml(doc), encoding="utf-8")
-
-
 # ---------------------------------------------------------------- node processes
 
-
-class NodeProc:
-    """One ``kpl node run`` process (restartable), its log file and its URL."""
-
-    def __init__(self, code: str, config: Path, url: str, log: Path) -> None:
-        self.code = code
-        self.config = config
-        self.url = url
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.terminated = False
-
-    @property
-    def db_path(self) -> Path:
-        return self.config.parent / "node.db"
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "cli.main", "node", "run", "--config", str(self.config)]
-
-    def start(self) -> None:
-        assert not self.alive, f"{self.code} is already running"
-        self.starts += 1
-        self.terminated = False
-        env = {k: v for k, v in os.environ.items() if k not in ("KPL_PASSPHRASE", "KPL_PEER_TOKEN")}
-        env["PYTHONPATH"] = str(REPO)
-        env["PYTHONUNBUFFERED"] = "1"
-        with self.log.open("ab") as log:
-            log.write(f"=== {utc_now()} start #{self.starts} of {self.code}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env
-            )
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as http:
-            while True:
-                if self.proc is None or self.proc.poll() is not None:
-                    rc = None if self.proc is None else self.proc.returncode
-                    raise AssertionError(
-                        f"node {self.code} exited ({rc}) while starting:\n{log_tail(self.log)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(f"{self.url}/healthz").status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"node {self.code} not ready after {timeout}s:\n{log_tail(self.log)}"
-                    )
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL, by pid, and reap."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=STOP_TIMEOUT)
-
-    def terminate(self) -> None:
-        """SIGTERM, by pid, once: the node shuts down cleanly."""
-        if self.alive and not self.terminated:
-            assert self.proc is not None
-            self.terminated = True
-            os.kill(self.proc.pid, signal.SIGTERM)
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM, then SIGKILL if the node takes too long; its exit status."""
-        if self.proc is None:
-            return None
-        self.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        return self.proc.returncode
+#: one node process; the shipped harness (``node.local``), also used by ``kpl demo``
+NodeProc = NodeProcess
 
 
 def head_summary(heads: dict[str, dict[str, Any]]) -> str:
