@@ -15,20 +15,24 @@ writer keeps it and gives it only to those entitled to the field.
 This module is pure: it builds commitments, says which fields of which
 record kind are confidential, turns a clear body into a committed one with
 the openings to disclose, and checks a disclosure against the record it
-claims to open. Randomness comes from the caller (``salts``), so that test
-workloads stay reproducible.
+claims to open. Salts are random unless the caller gives them (``salts``, a function of the
+field path): a writer derives them from its own secret (``keyed_salts``) so
+that a resubmission is idempotent, and test workloads stay reproducible.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import canonical_bytes, from_hex, parse_canonical, sha256
 from ledger.errors import DisclosureError, SchemaError
+from ledger.schema import CENTS_MAX, Fields
 
 __all__ = [
     "COMMIT_PREFIX",
@@ -40,6 +44,9 @@ __all__ = [
     "commit",
     "confidential_paths",
     "field_at",
+    "keyed_salts",
+    "open_body",
+    "random_salt",
     "seal_body",
 ]
 
@@ -66,7 +73,6 @@ CONFIDENTIAL: Mapping[str, tuple[str, ...]] = {
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d*)\])?")
 #: a disclosed value is a bounded integer (cents) or a short string (name, address, seal)
 _MAX_TEXT = 300
-_MAX_CENTS = 10**15
 
 
 @dataclass(frozen=True)
@@ -89,14 +95,23 @@ class Commitment:
         return isinstance(value, Mapping) and set(value) == {"c"}
 
 
+#: the longest clear text of each confidential text field, by its last name
+_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64}
+
+
 def _check_value(value: object, field: str) -> int | str:
+    """A clear value passes the checks its field had in clear (record format 1)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise SchemaError("a disclosed value is an integer or a string", field=field)
-    if isinstance(value, int) and not 0 <= value <= _MAX_CENTS:
-        raise SchemaError(f"a disclosed amount lies in 0..{_MAX_CENTS}", field=field)
-    if isinstance(value, str) and len(value) > _MAX_TEXT:
-        raise SchemaError(f"a disclosed text is at most {_MAX_TEXT} characters", field=field)
-    return value
+        raise SchemaError("expected an integer (US cents) or a string", field=field)
+    if isinstance(value, int):
+        if not 0 <= value <= CENTS_MAX:
+            raise SchemaError(f"must be 0..{CENTS_MAX}", field=field)
+        return value
+    limit = _TEXT_LIMITS.get(field.rsplit(".", 1)[-1], _MAX_TEXT)
+    try:
+        return Fields({"v": value}).string("v", max_len=limit)
+    except SchemaError as exc:
+        raise SchemaError(exc.message, field=field) from exc
 
 
 def commit(value: int | str, salt: bytes) -> Commitment:
@@ -247,11 +262,29 @@ def _replace(doc: Any, path: str, new: object) -> None:
         here[name] = new
 
 
+def random_salt(_path: str) -> bytes:
+    return secrets.token_bytes(SALT_BYTES)
+
+
+def keyed_salts(secret: bytes, scope: str) -> Callable[[str], bytes]:
+    """Salts derived from a writer's secret: HMAC-SHA-256(secret, scope || "\n" || path).
+
+    With ``scope`` naming the record (network, chain, id), resubmitting the
+    same clear record reproduces the same committed bytes, while nobody
+    without ``secret`` can predict a salt.
+    """
+
+    def salt(path: str) -> bytes:
+        return hmac.new(secret, f"{scope}\n{path}".encode(), hashlib.sha256).digest()
+
+    return salt
+
+
 def seal_body(
     kind: str,
     body: Mapping[str, Any],
     *,
-    salts: Callable[[int], bytes] = secrets.token_bytes,
+    salts: Callable[[str], bytes] | None = None,
 ) -> tuple[dict[str, Any], tuple[Opening, ...]]:
     """Commit every confidential field of a clear ``body``.
 
@@ -264,8 +297,22 @@ def seal_body(
     openings: list[Opening] = []
     for path in confidential_paths(doc):
         value = _check_value(field_at(doc, path), path)
-        salt = salts(SALT_BYTES)
+        salt = (salts or random_salt)(path)
         openings.append(Opening(path, salt, value))
         _replace(doc, path, commit(value, salt).to_json())
     sealed: dict[str, Any] = doc["body"]
     return sealed, tuple(openings)
+
+
+def open_body(doc: Mapping[str, Any], disclosures: Iterable[Disclosure]) -> dict[str, Any]:
+    """The body of record document ``doc`` with each disclosed field put back in clear.
+
+    Each disclosure is checked against the commitment it replaces; a field
+    without a disclosure stays committed.
+    """
+    opened = parse_canonical(canonical_bytes(dict(doc)))
+    for d in disclosures:
+        d.check(Commitment.from_json(field_at(opened, d.path), d.path))
+        _replace(opened, d.path, d.value)
+    body: dict[str, Any] = opened["body"]
+    return body

@@ -16,7 +16,7 @@ file that cannot be used: the operator's problem)::
     |   |   +-- ThresholdError        "signed by 1 of 2 required"
     |   +-- BlockError                a header breaks the chain (prev, size, time, root)
     |   +-- EquivocationError         two signed headers of one chain disagree
-    |   +-- VersionError              a record or block of a format this node refuses
+    |   |   +-- VersionError          a record of a format version this node refuses (v1)
     |   +-- DisclosureError           a disclosure does not open its commitment
     |   +-- RecordConflict            a record id already taken with other content
     |   +-- RuleViolation             a record breaks a custody rule (DOMAIN.md);
@@ -187,7 +187,7 @@ class EquivocationError(InvalidData):
     code = "equivocation"
 
 
-class VersionError(InvalidData):
+class VersionError(SchemaError):
     """A record or block in a format version this node does not accept (v1 data)."""
 
     code = "unsupported-version"

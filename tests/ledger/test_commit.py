@@ -18,6 +18,8 @@ from ledger.commit import (
     commit,
     confidential_paths,
     field_at,
+    keyed_salts,
+    open_body,
     seal_body,
 )
 from ledger.errors import DisclosureError, InvalidData, SchemaError
@@ -26,7 +28,7 @@ from ledger.merkle import leaf_hash
 
 def _salts() -> Any:
     n = count()
-    return lambda size: bytes([next(n) % 256]) * size
+    return lambda _path: bytes([next(n) % 256]) * SALT_BYTES
 
 
 ISSUE: dict[str, Any] = {
@@ -191,3 +193,58 @@ def test_only_the_committed_value_opens(value: int | str, salt: bytes, other: in
     if other != value:
         with pytest.raises(DisclosureError):
             Disclosure(bytes(32), "body.value", salt, other).check(c)
+
+
+def test_keyed_salts_are_reproducible_and_differ_by_scope_and_path() -> None:
+    salts = keyed_salts(b"\1" * 32, "net:BW:r1")
+    assert salts("body.value") == keyed_salts(b"\1" * 32, "net:BW:r1")("body.value")
+    assert len(salts("body.value")) == SALT_BYTES
+    others = {
+        keyed_salts(b"\1" * 32, "net:BW:r2")("body.value"),
+        keyed_salts(b"\2" * 32, "net:BW:r1")("body.value"),
+        salts("body.seal"),
+    }
+    assert salts("body.value") not in others
+    assert len(others) == 3
+    # the same clear body under the same keyed salts seals to the same bytes
+    a, _ = seal_body("parcel.register", {"parcel": "BW-1", "value": 7}, salts=salts)
+    b, _ = seal_body("parcel.register", {"parcel": "BW-1", "value": 7}, salts=salts)
+    assert a == b
+
+
+def test_open_body_puts_disclosed_fields_back_and_checks_them() -> None:
+    sealed, openings = seal_body("certificate.issue", ISSUE, salts=_salts())
+    _, leaf = _record("certificate.issue", sealed)
+    doc = {"v": 2, "kind": "certificate.issue", "body": sealed}
+    disclosures = [Disclosure.of(leaf, o) for o in openings]
+    assert open_body(doc, disclosures) == ISSUE
+    partly = open_body(doc, disclosures[:2])
+    assert partly["importer"] == ISSUE["importer"]
+    assert Commitment.is_commitment(partly["value"])
+    with pytest.raises(DisclosureError):
+        open_body(doc, [Disclosure(leaf, "body.value", openings[4].salt, 1)])
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "message"),
+    [
+        ({"parcel": "BW-1", "to": "BW-2", "value": -1}, "body.value", "0.."),
+        ({"parcel": "BW-1", "to": "BW-2", "value": True}, "body.value", "integer"),
+    ],
+)
+def test_clear_values_are_checked_before_sealing(
+    body: dict[str, Any], path: str, message: str
+) -> None:
+    with pytest.raises(SchemaError, match=message) as info:
+        seal_body("parcel.transfer", body)
+    assert info.value.field == path
+
+
+def test_clear_names_refuse_invisible_characters() -> None:
+    body = {"party": "BW-X", "name": "Gem\u202eTraders", "role": "trader", "address": "x"}
+    with pytest.raises(SchemaError, match="U\\+202E") as info:
+        seal_body("party.register", body)
+    assert info.value.field == "body.name"
+    with pytest.raises(SchemaError, match="length") as info:
+        seal_body("party.register", {**body, "name": "x" * 201})
+    assert info.value.field == "body.name"
