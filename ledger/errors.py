@@ -16,6 +16,8 @@ file that cannot be used: the operator's problem)::
     |   |   +-- ThresholdError        "signed by 1 of 2 required"
     |   +-- BlockError                a header breaks the chain (prev, size, time, root)
     |   +-- EquivocationError         two signed headers of one chain disagree
+    |   |   +-- VersionError          a record of a format version this node refuses (v1)
+    |   +-- DisclosureError           a disclosure does not open its commitment
     |   +-- RecordConflict            a record id already taken with other content
     |   +-- RuleViolation             a record breaks a custody rule (DOMAIN.md);
     |       |                         carries `rule` (the rule number) and `field`
@@ -45,6 +47,7 @@ __all__ = [
     "ConsistencyProofError",
     "CustodyConflict",
     "DependencyMissing",
+    "DisclosureError",
     "DuplicateRecord",
     "EncodingError",
     "EquivocationError",
@@ -71,6 +74,7 @@ __all__ = [
     "ThresholdError",
     "UnknownReference",
     "ValueNotConserved",
+    "VersionError",
     "VoidInvalid",
     "WitnessInvalid",
     "WrongJurisdiction",
@@ -181,6 +185,29 @@ class BlockError(InvalidData):
 
 class EquivocationError(InvalidData):
     code = "equivocation"
+
+
+class VersionError(SchemaError):
+    """A record or block in a format version this node does not accept (v1 data)."""
+
+    code = "unsupported-version"
+
+    def __init__(self, message: str, *, version: object, field: str = "v") -> None:
+        super().__init__(message, field=field)
+        self.version = version
+
+
+class DisclosureError(InvalidData):
+    """A disclosure that does not open the commitment it claims to open.
+
+    ``record`` is the hex leaf hash of the record and ``field`` the field path.
+    """
+
+    code = "disclosure-mismatch"
+
+    def __init__(self, message: str, *, record: str, field: str) -> None:
+        super().__init__(message, field=field)
+        self.record = record
 
 
 class RuleViolation(InvalidData):
