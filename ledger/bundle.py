@@ -95,7 +95,11 @@ where (``step 4 (inclusion): record BW/12: ...``).
    pins a registry, the bundle's must equal it byte for byte in canonical form.
    Every header and every record must name the registry's network id.
 3. *headers*: first what needs no signature: along each chain the headers
-   present have non-decreasing ``size`` and ``time``; a header that witnesses
+   present have non-decreasing ``size`` and ``time``, and between two of
+   them (``a`` below ``h``, consecutive or not) no witnessed height goes back
+   (for every chain ``C`` in both, ``h``'s height of ``C`` is at least
+   ``a``'s) and no witnessed chain is dropped (every chain ``a`` witnesses,
+   ``h`` witnesses too), the rules a node applies to each block; a header that witnesses
    ``KP`` has that ``KP`` header in the bundle; every record has its block
    header and the one before it as defined above; the ``KP`` records
    ``0 .. K-1`` are all present, ``K`` the largest ``KP`` header size. Then
@@ -579,6 +583,7 @@ class _Verifier:
                         raise BlockError(
                             f"time {h.time} is before {chain}/{lo}'s {a.time}", field="time"
                         )
+                    _witness_order(a, h)
         # 3b. the KP header every header witnesses is in the bundle (it fixes the keys)
         for (chain, height), s in self.headers.items():
             for w in s.header.witness:
@@ -812,6 +817,25 @@ class _Verifier:
             certificates=tuple(certificates),
             records=len(b.records),
             headers=len(b.headers),
+        )
+
+
+def _witness_order(a: Header, h: Header) -> None:
+    """A node's rule between two headers of one chain, ``a`` below ``h``: the height
+    witnessed of every chain never goes back, and a chain once witnessed is never
+    dropped (``ledger.blocks.check_link`` step 4, applied across any gap)."""
+    before = {w.chain: w.height for w in a.witness}
+    for w in h.witness:
+        if w.height < before.get(w.chain, 0):
+            raise BlockError(
+                f"witness of {w.chain} went back from {before[w.chain]} to {w.height} "
+                f"(since {a.chain}/{a.height})",
+                field="witness",
+            )
+    dropped = set(before) - {w.chain for w in h.witness}
+    if dropped:
+        raise BlockError(
+            f"witness dropped {sorted(dropped)} (since {a.chain}/{a.height})", field="witness"
         )
 
 

@@ -819,6 +819,24 @@ export async function verifyInclusion(leafHex, index, size, proofHex, rootHex) {
 // ---------------------------------------------------------------- the verifier
 
 /** The key that signs `chain` at `height`, whatever KP header it witnesses (state.key_at). */
+/** A node's rule between two headers of one chain, a below h (ledger/bundle.py _witness_order). */
+function witnessOrder(a, h) {
+  const before = new Map(a.witness.map((w) => [w.chain, w.height]));
+  for (const w of h.witness) {
+    if (w.height < (before.get(w.chain) ?? 0)) {
+      throw new InvalidData(
+        `witness of ${w.chain} went back from ${before.get(w.chain)} to ${w.height} (since ${a.chain}/${a.height})`,
+        "witness",
+      );
+    }
+  }
+  const named = new Set(h.witness.map((w) => w.chain));
+  const dropped = [...before.keys()].filter((c) => !named.has(c)).sort();
+  if (dropped.length) {
+    throw new InvalidData(`witness dropped ${pyList(dropped)} (since ${a.chain}/${a.height})`, "witness");
+  }
+}
+
 function keyAt(events, chain, height) {
   let best = null;
   for (const e of events) {
@@ -966,6 +984,7 @@ class Verifier {
         await this.at(`header ${chain}/${hi}`, () => {
           if (h.size < a.size) throw new InvalidData(`size ${h.size} is below ${chain}/${lo}'s ${a.size}`, "size");
           if (h.time < a.time) throw new InvalidData(`time ${h.time} is before ${chain}/${lo}'s ${a.time}`, "time");
+          witnessOrder(a, h);
         });
       }
     }

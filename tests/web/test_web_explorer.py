@@ -50,6 +50,8 @@ from ledger.workload import Network, Scenario
 from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
 from node.gossip import Gossip, PeerState
 from node.node import Node
+from tests.ledger.test_bundle_headers import forgeries
+from tests.ledger.test_bundle_headers import stolen_key_story as header_story
 
 pytestmark = pytest.mark.browser
 
@@ -701,6 +703,23 @@ def test_browser_verifier_matches_python_on_key_history(tab: Browser) -> None:
         assert not any(js["ok"] for js in got[3:])
     finally:
         store.close()
+
+
+def test_browser_verifier_refuses_the_headers_a_node_refuses(tab: Browser) -> None:
+    """The forged headers of tests/ledger/test_bundle_headers.py (witness gone back or
+    dropped, a stolen key after its replacement): the page fails each at step 3 with
+    Python's message."""
+    story = header_story()
+    try:
+        cases: list[tuple[bytes, str | None]] = [(f.bundle, story.parcel) for f in forgeries(story)]
+        page = tab.open("/")
+        page.wait_for_selector("#home-search")
+        for (data, parcel), js in zip(cases, _js_verify(page, cases), strict=True):
+            py = check_bundle(data, parcel=parcel)
+            assert py.step == "headers", py.error
+            assert (js["ok"], js["step"], js["error"]) == (False, py.step, py.error)
+    finally:
+        story.store.close()
 
 
 def test_browser_verifier_matches_python_on_byte_flips(tab: Browser) -> None:
