@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from ledger.errors import InvalidData
+from ledger.certcode import check_base_url
+from ledger.errors import InvalidData, SchemaError
 from ledger.schema import CODE
 
 __all__ = [
@@ -117,6 +118,12 @@ class NodeConfig:
     writer_retry: float = 2.0  # PostgreSQL: seconds between a replica's tries for the writer lock
     startup_sync: float = 10.0  # seconds an authority waits for peers before its first seal
     http: HttpLimits = field(default_factory=HttpLimits)
+    public_url: str | None = None  # the base URL printed in certificates' QR codes
+
+    @property
+    def public_base(self) -> str:
+        """The base URL of certificate codes: ``node.public_url``, else ``node.url``."""
+        return (self.public_url or self.url).rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:
@@ -286,6 +293,7 @@ class _Reader:
                 "code",
                 "listen",
                 "url",
+                "public_url",
                 "data_dir",
                 "database_url",
                 "registry",
@@ -305,6 +313,12 @@ class _Reader:
         url = self.get(node, "node", "url", str)
         if not url.startswith(("http://", "https://")):
             raise self.fail("node.url", "expected an http:// or https:// URL")
+        public_url = self.get(node, "node", "public_url", str, "") or None
+        if public_url is not None:
+            try:
+                public_url = check_base_url(public_url)
+            except SchemaError as exc:
+                raise self.fail("node.public_url", exc.message) from exc
         data_dir = self.file(self.get(node, "node", "data_dir", str, "."))
         database_url = self.get(node, "node", "database_url", str, "")
         if not database_url:
@@ -408,4 +422,5 @@ class _Reader:
             tls=tls,
             writer_retry=self.number(node, "node", "writer_retry", 2.0, 0.1, 600),
             startup_sync=self.number(node, "node", "startup_sync", 10.0, 0, 3600),
+            public_url=public_url,
         )
