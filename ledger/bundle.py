@@ -78,6 +78,11 @@ needs, the following; anything missing makes a step fail, never pass.
    header in the bundle (the governance prefix the bundle's headers witness).
 6. Keys: every ``key.rotate`` of a chain sealed below the highest header of that
    chain in the bundle.
+7. Cosigners: for every block holding a record of the bundle, the signed headers
+   of at least ``cosign`` other authorities (``Registry.cosign``: the registry's
+   ``params.cosign``, absent: 2, or the genesis authorities minus one if fewer)
+   that witness the block's chain at the block's height or above, and every
+   header of the block's chain from the block up to the height witnessed.
 
 Verification
 ------------
@@ -123,7 +128,14 @@ where (``step 4 (inclusion): record BW/12: ...``).
    must link (``prev`` is the hash ``SHA-256("KPL-HEADER-V1\\n" ||
    canonical(header))`` of the one before, or the network id at height 1),
    and a ``witness`` entry naming a header that is in the bundle must carry
-   that header's hash.
+   that header's hash. Last, *cosigned checkpoints*: every block holding a
+   record of the bundle must be witnessed by headers of at least ``cosign``
+   distinct authorities other than its chain and ``KP``: a header of ``X`` counts
+   for block ``C/h`` when it witnesses ``C/w`` with ``w >= h`` and the bundle
+   holds every header ``C/h .. C/w`` (linked by ``prev`` as just checked), else
+   ``NotCosigned`` names the block and the authorities that do witness it. A
+   stolen key alone can sign a forked chain but not the other authorities'
+   headers, so its bundles fail here; ``cosign`` more keys are needed.
 4. *inclusion*: every record's inclusion proof against its block header's root
    (RFC 9162 section 2.1.3.2, with the length and index checks up front); its
    ``time`` must not be after its block's.
@@ -150,7 +162,9 @@ where (``step 4 (inclusion): record BW/12: ...``).
 
 What a bundle does not prove: that nothing happened to the subject after its
 last record in the bundle (a log proves inclusion, not absence); ask for a
-fresh bundle. The registry is the trust anchor: without a pinned registry a
+fresh bundle. What it proves about its records holds only as far as the
+cosigners' checkpoints: ``cosign + 1`` keys acting together could still sign
+a consistent fork. The registry is the trust anchor: without a pinned registry a
 bundle only proves that it is consistent under the registry it carries, whose
 network id the verifier prints. Bundles carry whole records, values and party
 names included, so they are for the parties and auditors entitled to them.
@@ -172,6 +186,7 @@ from ledger.errors import (
     BlockError,
     EncodingError,
     InvalidData,
+    NotCosigned,
     SchemaError,
     SignatureError,
     UnknownReference,
@@ -667,6 +682,36 @@ class _Verifier:
                             f"witnesses a {w.chain}/{w.height} other than the bundle's",
                             field="witness",
                         )
+
+        # 3g. every block holding a record is cosigned by `cosign` other authorities
+        self._cosigned(registry)
+
+    def _cosigned(self, registry: Registry) -> None:
+        need = registry.cosign
+        if need == 0:
+            return
+        # the lowest height from which a chain's headers are all held up to each height
+        start: dict[tuple[str, int], int] = {}
+        for chain, heights in self.heights.items():
+            for i, height in enumerate(heights):
+                linked = i > 0 and heights[i - 1] == height - 1
+                start[(chain, height)] = start[(chain, heights[i - 1])] if linked else height
+        # cosigners[chain]: (from, to, authority): that authority witnessed chain/to,
+        # and through the held headers from..to, every block of chain in between
+        spans: dict[str, list[tuple[int, int, str]]] = {}
+        for (other, _), s in self.headers.items():
+            if other == GOVERNANCE_CHAIN:
+                continue
+            for w in s.header.witness:
+                if w.chain != other and (w.chain, w.height) in start:
+                    lo = start[(w.chain, w.height)]
+                    spans.setdefault(w.chain, []).append((lo, w.height, other))
+        for chain, height in sorted(self.in_block):
+            have = sorted(
+                {o for lo, hi, o in spans.get(chain, []) if lo <= height <= hi and o != chain}
+            )
+            if len(have) < need:
+                raise NotCosigned(chain, height, tuple(have), need)
 
     def _key_event(self, r: BundleRecord, registry: Registry, height: int) -> KeyEvent:
         body = r.record.body

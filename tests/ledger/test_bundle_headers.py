@@ -54,7 +54,7 @@ class Story:
 
 
 def stolen_key_story() -> Story:
-    net = Network.create(("BW", "EU", "NA"), ("WDC",))
+    net = Network.create(("BW", "EU", "NA", "RU"), ("WDC",))
     sc = Scenario(net)
     store = Store.open("sqlite://", net.registry)
 
@@ -78,6 +78,8 @@ def stolen_key_story() -> Story:
     seal("KP", sc.governance(Kind.MEMBER_SUSPEND, {"code": "NA", "reason": "review"}))
     seal("BW", sc.issue("BW", "BW-2026-1", "EU", "BW-EXP", ["BW-P1"]))
     seal("EU", sc.confirm("EU", "BW-2026-1", "EU-IMP"))
+    seal("RU")  # heartbeats: now every block is witnessed by two other authorities
+    seal("BW")
     return Story(net, sc, store, stolen, "BW-P1")
 
 
