@@ -222,13 +222,20 @@ def verify(
         Path | None, typer.Option(help="the genesis registry you trust; the bundle's must equal it")
     ] = None,
     parcel: Annotated[str | None, typer.Option(help="the parcel the bundle must prove")] = None,
+    online: Annotated[
+        str | None,
+        typer.Option(
+            help="a node URL: last, compare the parcel's proven state with the node's current one"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule.
+    """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule;
+    with --online, then compare with a node's current state (step 7).
 
     Exit 0 verified, 1 not verified (the failing step is named), 2 an input cannot be used.
     """
-    raise typer.Exit(verify_command(file, registry, parcel, as_json))
+    raise typer.Exit(verify_command(file, registry, parcel, as_json, online))
 
 
 @app.command("bundle")
