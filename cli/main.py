@@ -19,6 +19,7 @@ from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
 from cli import governance, importer, join, keyops, officer, ops
+from cli.certificate import verify_certificate_command
 from cli.demo import (
     AUTHORITIES,
     admit_participant,
@@ -236,6 +237,22 @@ def verify(
     Exit 0 verified, 1 not verified (the failing step is named), 2 an input cannot be used.
     """
     raise typer.Exit(verify_command(file, registry, parcel, as_json, online))
+
+
+@app.command("verify-certificate")
+def verify_certificate(
+    code: Annotated[str, typer.Argument(help="the certificate's QR code (a URL)")],
+    registry: Annotated[Path, typer.Option(help="the genesis registry you trust")],
+    node: Annotated[
+        list[str] | None,
+        typer.Option(help="a node to ask (repeatable); default: the issuer's, per the registry"),
+    ] = None,
+) -> None:
+    """Check a printed KP certificate's QR code against the registry and nodes.
+
+    Exit 0 verified, 1 not verified (each anchor's answer is named), 2 an input cannot be used.
+    """
+    raise typer.Exit(verify_certificate_command(code, registry, list(node or [])))
 
 
 @app.command("bundle")
