@@ -162,12 +162,16 @@ where (``step 4 (inclusion): record BW/12: ...``).
 
 What a bundle does not prove: that nothing happened to the subject after its
 last record in the bundle (a log proves inclusion, not absence); ask for a
-fresh bundle. What it proves about its records holds only as far as the
-cosigners' checkpoints: ``cosign + 1`` keys acting together could still sign
-a consistent fork. The registry is the trust anchor: without a pinned registry a
-bundle only proves that it is consistent under the registry it carries, whose
-network id the verifier prints. Bundles carry whole records, values and party
-names included, so they are for the parties and auditors entitled to them.
+fresh bundle, or run ``kpl verify --online URL``, whose step 7 compares the
+subject's state with a node's current one. A record left out of a bundle is
+just as invisible when nothing the bundle holds refers to it (the records
+carry no link to the previous record of a parcel). What it proves about its
+records holds only as far as the cosigners' checkpoints: ``cosign + 1`` keys
+acting together could still sign a consistent fork. The registry is the trust
+anchor: without a pinned registry a bundle only proves that it is consistent
+under the registry it carries, whose network id the verifier prints. Bundles
+carry whole records, values and party names included, so they are for the
+parties and auditors entitled to them.
 """
 
 from __future__ import annotations
