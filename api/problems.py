@@ -18,6 +18,7 @@ from ledger.errors import (
     DependencyMissing,
     InvalidData,
     LedgerError,
+    NotYetCosigned,
     RecordConflict,
     StoreError,
 )
@@ -73,6 +74,15 @@ async def _ledger_error(_: Request, exc: Exception) -> JSONResponse:
         return problem(422, exc.code, str(exc), **extra)
     if isinstance(exc, DependencyMissing):
         return problem(409, exc.code, str(exc))
+    if isinstance(exc, NotYetCosigned):
+        return problem(
+            409,
+            exc.code,
+            str(exc),
+            block={"chain": exc.chain, "height": exc.height},
+            cosigned_by=list(exc.have),
+            cosign=exc.need,
+        )
     if isinstance(exc, StoreError):
         return problem(503, exc.code, "the node's store is unavailable")
     return problem(500, exc.code, str(exc))

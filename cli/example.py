@@ -160,6 +160,10 @@ def run_example(url: str) -> ExampleResult:
         ),
         note="Surat sorts for cutting",
     )
+    # Heartbeats: two other authorities' next blocks witness the latest ones, so
+    # every block is cosigned (the registry's cosign: 2) and its bundles verify.
+    seal("EU", note="EU's heartbeat witnesses IN's latest block")
+    seal("BW", note="BW's heartbeat witnesses EU's and IN's latest blocks")
 
     # The proof: the final parcel's registration at the mine, against BW's signed head.
     signed = store.log.signed_head("BW")

@@ -19,6 +19,7 @@ from api.deps import Caller
 from api.provenance import history_view
 from api.server import run_node
 from cli import governance, importer, join, keyops, officer, ops
+from cli.certificate import verify_certificate_command
 from cli.demo import (
     AUTHORITIES,
     admit_participant,
@@ -224,13 +225,36 @@ def verify(
         Path | None, typer.Option(help="the genesis registry you trust; the bundle's must equal it")
     ] = None,
     parcel: Annotated[str | None, typer.Option(help="the parcel the bundle must prove")] = None,
+    online: Annotated[
+        str | None,
+        typer.Option(
+            help="a node URL: last, compare the parcel's proven state with the node's current one"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule.
+    """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule;
+    with --online, then compare with a node's current state (step 7).
 
     Exit 0 verified, 1 not verified (the failing step is named), 2 an input cannot be used.
     """
-    raise typer.Exit(verify_command(file, registry, parcel, as_json))
+    raise typer.Exit(verify_command(file, registry, parcel, as_json, online))
+
+
+@app.command("verify-certificate")
+def verify_certificate(
+    code: Annotated[str, typer.Argument(help="the certificate's QR code (a URL)")],
+    registry: Annotated[Path, typer.Option(help="the genesis registry you trust")],
+    node: Annotated[
+        list[str] | None,
+        typer.Option(help="a node to ask (repeatable); default: the issuer's, per the registry"),
+    ] = None,
+) -> None:
+    """Check a printed KP certificate's QR code against the registry and nodes.
+
+    Exit 0 verified, 1 not verified (each anchor's answer is named), 2 an input cannot be used.
+    """
+    raise typer.Exit(verify_certificate_command(code, registry, list(node or [])))
 
 
 @app.command("bundle")

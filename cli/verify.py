@@ -1,8 +1,17 @@
-"""``kpl verify FILE [--registry genesis.json] [--parcel ID]``: check a provenance bundle offline.
+"""``kpl verify FILE [--registry genesis.json] [--parcel ID] [--online URL]``: check a
+provenance bundle offline, then optionally against a node's current state.
 
 Exit codes: 0 the bundle verifies; 1 it does not (the failing step is
 printed); 2 an input cannot be used (missing or unreadable file, a
-``--registry`` file that is not a valid signed registry).
+``--registry`` file that is not a valid signed registry, a node that cannot
+be reached or answers nonsense).
+
+``--online URL`` adds step 7 (*online*) after the six offline steps: the node
+at URL must be on the bundle's network (its ``/v1/registry`` has the same
+network id) and report the subject (``/v1/parcels/ID``, public fields) in the
+jurisdiction, status and weight the bundle proves. A difference means records
+after the bundle's (or left out of it): the bundle cannot show those, the node
+can. The node is not trusted for anything else: what it says is only compared.
 
 ``--json`` prints ``{"ok", "file", "step", "step_number", "error", "registry",
 "verdict"}``: ``registry`` is ``"pinned"`` or ``"carried"`` (the bundle's own,
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.markup import escape
 
@@ -35,6 +45,57 @@ err = Console(stderr=True, soft_wrap=True)
 
 class _Unusable(Exception):
     """An input file that cannot be used; the message says why."""
+
+
+ONLINE_TIMEOUT = 10.0
+
+
+def _online(url: str, verdict: Verdict) -> str | None:
+    """Step 7: compare the verdict's subject with the node's current state; the
+    difference found, or None. Raises ``_Unusable`` if the node cannot be used."""
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(timeout=ONLINE_TIMEOUT) as client:
+            reg = client.get(f"{base}/v1/registry")
+            answer = client.get(f"{base}/v1/parcels/{verdict.subject}")
+    except httpx.HTTPError as exc:
+        raise _Unusable(f"node {url} cannot be reached: {exc}") from None
+    if reg.status_code != 200:
+        raise _Unusable(f"node {url}: GET /v1/registry answered {reg.status_code}")
+    try:
+        network = Registry.parse(
+            canonical_bytes(load_json(reg.content, what="registry"))
+        ).network_id
+    except InvalidData as exc:
+        raise _Unusable(f"node {url} serves no valid registry: {exc}") from None
+    if network != verdict.network:
+        return (
+            f"node {url} is on network {network[:16]}..., the bundle on "
+            f"{verdict.network[:16]}...: ask a node of the bundle's network"
+        )
+    if answer.status_code == 404:
+        return f"node {url} holds no parcel {verdict.subject}"
+    if answer.status_code != 200:
+        raise _Unusable(
+            f"node {url}: GET /v1/parcels/{verdict.subject} answered {answer.status_code}"
+        )
+    try:
+        held = answer.json()
+        now = (str(held["jurisdiction"]), str(held["status"]), int(held["weight"]))
+    except (ValueError, KeyError, TypeError):
+        raise _Unusable(
+            f"node {url} answered a parcel without jurisdiction, status, weight"
+        ) from None
+    proven = (verdict.chain, verdict.status.value, verdict.weight)
+    if now == proven:
+        return None
+    chain, height, _ = verdict.as_of
+    return (
+        f"node {url} reports {verdict.subject} {now[1]} under {now[0]}, {now[2]} ct/100; the "
+        f"bundle proves it {proven[1]} under {proven[0]}, {proven[2]} ct/100 as of block "
+        f"{chain}/{height}: records after the bundle's (or left out of it) changed it; "
+        "ask for a fresh bundle"
+    )
 
 
 def _read(path: Path, what: str, limit: int) -> bytes:
@@ -115,7 +176,11 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
 
 
 def verify_command(
-    path: Path, registry: Path | None, parcel: str | None = None, as_json: bool = False
+    path: Path,
+    registry: Path | None,
+    parcel: str | None = None,
+    as_json: bool = False,
+    online: str | None = None,
 ) -> int:
     """Verify the bundle at ``path``; print the verdict or the failing step; return the exit code.
 
@@ -132,29 +197,57 @@ def verify_command(
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
         return EXIT_INPUT
     if as_json:
-        return _verify_json(path, data, trusted, registry is not None, parcel)
+        return _verify_json(path, data, trusted, registry is not None, parcel, online)
     result = check_bundle(data, registry=trusted, parcel=parcel)
     if not result.ok or result.verdict is None:
         err.print(f"[bold red]NOT verified[/]: {escape(str(path))}")
         err.print(escape(result.error or f"step {result.step} failed"))
         return EXIT_INVALID
+    if online is not None:
+        try:
+            differs = _online(online, result.verdict)
+        except _Unusable as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            return EXIT_INPUT
+        if differs is not None:
+            err.print(f"[bold red]NOT verified[/]: {escape(str(path))}")
+            err.print(escape(f"step 7 (online): {differs}"))
+            return EXIT_INVALID
     _show(result.verdict, path, registry)
+    if online is not None:
+        out.print(f"online: {escape(online)} reports the same state now (step 7)")
     return EXIT_OK
 
 
 def _verify_json(
-    path: Path, data: bytes, trusted: bytes | None, pinned: bool, parcel: str | None
+    path: Path,
+    data: bytes,
+    trusted: bytes | None,
+    pinned: bool,
+    parcel: str | None,
+    online: str | None = None,
 ) -> int:
     """The verification's outcome as one JSON document on stdout."""
     result = check_bundle(data, registry=trusted, parcel=parcel)
     ok = result.ok and result.verdict is not None
+    step = None if ok else result.step
+    number = None if ok else STEPS.index(result.step) + 1
+    error = result.error
+    if ok and online is not None and result.verdict is not None:
+        try:
+            differs = _online(online, result.verdict)
+        except _Unusable as exc:
+            error_json(Exit.INVALID_INPUT, str(exc), file=str(path))
+            return EXIT_INPUT
+        if differs is not None:
+            ok, step, number, error = False, "online", 7, f"step 7 (online): {differs}"
     print_json(
         {
             "ok": ok,
             "file": str(path),
-            "step": None if ok else result.step,
-            "step_number": None if ok else STEPS.index(result.step) + 1,
-            "error": result.error,
+            "step": step,
+            "step_number": number,
+            "error": error,
             "registry": "pinned" if pinned else "carried",
             "verdict": result.verdict.to_json() if ok and result.verdict else None,
         }

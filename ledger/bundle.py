@@ -78,6 +78,11 @@ needs, the following; anything missing makes a step fail, never pass.
    header in the bundle (the governance prefix the bundle's headers witness).
 6. Keys: every ``key.rotate`` of a chain sealed below the highest header of that
    chain in the bundle.
+7. Cosigners: for every block holding a record of the bundle, the signed headers
+   of at least ``cosign`` other authorities (``Registry.cosign``: the registry's
+   ``params.cosign``, absent: 2, or the genesis authorities minus one if fewer)
+   that witness the block's chain at the block's height or above, and every
+   header of the block's chain from the block up to the height witnessed.
 
 Verification
 ------------
@@ -95,7 +100,11 @@ where (``step 4 (inclusion): record BW/12: ...``).
    pins a registry, the bundle's must equal it byte for byte in canonical form.
    Every header and every record must name the registry's network id.
 3. *headers*: first what needs no signature: along each chain the headers
-   present have non-decreasing ``size`` and ``time``; a header that witnesses
+   present have non-decreasing ``size`` and ``time``, and between two of
+   them (``a`` below ``h``, consecutive or not) no witnessed height goes back
+   (for every chain ``C`` in both, ``h``'s height of ``C`` is at least
+   ``a``'s) and no witnessed chain is dropped (every chain ``a`` witnesses,
+   ``h`` witnesses too), the rules a node applies to each block; a header that witnesses
    ``KP`` has that ``KP`` header in the bundle; every record has its block
    header and the one before it as defined above; the ``KP`` records
    ``0 .. K-1`` are all present, ``K`` the largest ``KP`` header size. Then
@@ -119,7 +128,14 @@ where (``step 4 (inclusion): record BW/12: ...``).
    must link (``prev`` is the hash ``SHA-256("KPL-HEADER-V1\\n" ||
    canonical(header))`` of the one before, or the network id at height 1),
    and a ``witness`` entry naming a header that is in the bundle must carry
-   that header's hash.
+   that header's hash. Last, *cosigned checkpoints*: every block holding a
+   record of the bundle must be witnessed by headers of at least ``cosign``
+   distinct authorities other than its chain and ``KP``: a header of ``X`` counts
+   for block ``C/h`` when it witnesses ``C/w`` with ``w >= h`` and the bundle
+   holds every header ``C/h .. C/w`` (linked by ``prev`` as just checked), else
+   ``NotCosigned`` names the block and the authorities that do witness it. A
+   stolen key alone can sign a forked chain but not the other authorities'
+   headers, so its bundles fail here; ``cosign`` more keys are needed.
 4. *inclusion*: every record's inclusion proof against its block header's root
    (RFC 9162 section 2.1.3.2, with the length and index checks up front); its
    ``time`` must not be after its block's.
@@ -146,10 +162,16 @@ where (``step 4 (inclusion): record BW/12: ...``).
 
 What a bundle does not prove: that nothing happened to the subject after its
 last record in the bundle (a log proves inclusion, not absence); ask for a
-fresh bundle. The registry is the trust anchor: without a pinned registry a
-bundle only proves that it is consistent under the registry it carries, whose
-network id the verifier prints. Bundles carry whole records, values and party
-names included, so they are for the parties and auditors entitled to them.
+fresh bundle, or run ``kpl verify --online URL``, whose step 7 compares the
+subject's state with a node's current one. A record left out of a bundle is
+just as invisible when nothing the bundle holds refers to it (the records
+carry no link to the previous record of a parcel). What it proves about its
+records holds only as far as the cosigners' checkpoints: ``cosign + 1`` keys
+acting together could still sign a consistent fork. The registry is the trust
+anchor: without a pinned registry a bundle only proves that it is consistent
+under the registry it carries, whose network id the verifier prints. Bundles
+carry whole records, values and party names included, so they are for the
+parties and auditors entitled to them.
 """
 
 from __future__ import annotations
@@ -168,6 +190,7 @@ from ledger.errors import (
     BlockError,
     EncodingError,
     InvalidData,
+    NotCosigned,
     SchemaError,
     SignatureError,
     UnknownReference,
@@ -561,7 +584,7 @@ class _Verifier:
                 return self.headers[(w.chain, w.height)].header.size
         return 0
 
-    def _headers(self, b: Bundle, registry: Registry) -> None:  # noqa: PLR0912 - issue 14 reworks it
+    def _headers(self, b: Bundle, registry: Registry) -> None:  # noqa: PLR0912, PLR0915 - every header rule of a node, in order
         self.headers = {(s.header.chain, s.header.height): s for s in b.headers}
         for chain, height in self.headers:
             self.heights.setdefault(chain, []).append(height)
@@ -579,6 +602,7 @@ class _Verifier:
                         raise BlockError(
                             f"time {h.time} is before {chain}/{lo}'s {a.time}", field="time"
                         )
+                    _witness_order(a, h)
         # 3b. the KP header every header witnesses is in the bundle (it fixes the keys)
         for (chain, height), s in self.headers.items():
             for w in s.header.witness:
@@ -662,6 +686,36 @@ class _Verifier:
                             f"witnesses a {w.chain}/{w.height} other than the bundle's",
                             field="witness",
                         )
+
+        # 3g. every block holding a record is cosigned by `cosign` other authorities
+        self._cosigned(registry)
+
+    def _cosigned(self, registry: Registry) -> None:
+        need = registry.cosign
+        if need == 0:
+            return
+        # the lowest height from which a chain's headers are all held up to each height
+        start: dict[tuple[str, int], int] = {}
+        for chain, heights in self.heights.items():
+            for i, height in enumerate(heights):
+                linked = i > 0 and heights[i - 1] == height - 1
+                start[(chain, height)] = start[(chain, heights[i - 1])] if linked else height
+        # cosigners[chain]: (from, to, authority): that authority witnessed chain/to,
+        # and through the held headers from..to, every block of chain in between
+        spans: dict[str, list[tuple[int, int, str]]] = {}
+        for (other, _), s in self.headers.items():
+            if other == GOVERNANCE_CHAIN:
+                continue
+            for w in s.header.witness:
+                if w.chain != other and (w.chain, w.height) in start:
+                    lo = start[(w.chain, w.height)]
+                    spans.setdefault(w.chain, []).append((lo, w.height, other))
+        for chain, height in sorted(self.in_block):
+            have = sorted(
+                {o for lo, hi, o in spans.get(chain, []) if lo <= height <= hi and o != chain}
+            )
+            if len(have) < need:
+                raise NotCosigned(chain, height, tuple(have), need)
 
     def _key_event(self, r: BundleRecord, registry: Registry, height: int) -> KeyEvent:
         body = r.record.body
@@ -812,6 +866,25 @@ class _Verifier:
             certificates=tuple(certificates),
             records=len(b.records),
             headers=len(b.headers),
+        )
+
+
+def _witness_order(a: Header, h: Header) -> None:
+    """A node's rule between two headers of one chain, ``a`` below ``h``: the height
+    witnessed of every chain never goes back, and a chain once witnessed is never
+    dropped (``ledger.blocks.check_link`` step 4, applied across any gap)."""
+    before = {w.chain: w.height for w in a.witness}
+    for w in h.witness:
+        if w.height < before.get(w.chain, 0):
+            raise BlockError(
+                f"witness of {w.chain} went back from {before[w.chain]} to {w.height} "
+                f"(since {a.chain}/{a.height})",
+                field="witness",
+            )
+    dropped = set(before) - {w.chain for w in h.witness}
+    if dropped:
+        raise BlockError(
+            f"witness dropped {sorted(dropped)} (since {a.chain}/{a.height})", field="witness"
         )
 
 

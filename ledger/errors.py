@@ -48,6 +48,8 @@ __all__ = [
     "CustodyConflict",
     "DependencyMissing",
     "DisclosureError",
+    "NotCosigned",
+    "NotYetCosigned",
     "DuplicateRecord",
     "EncodingError",
     "EquivocationError",
@@ -181,6 +183,24 @@ class ThresholdError(SignatureError):
 
 class BlockError(InvalidData):
     code = "block"
+
+
+class NotCosigned(InvalidData):
+    """A bundle's block is witnessed by fewer other authorities than the network's
+    ``cosign`` parameter demands (bundle step 3): ``have`` names those that do."""
+
+    code = "not-cosigned"
+
+    def __init__(self, chain: str, height: int, have: tuple[str, ...], need: int) -> None:
+        self.chain = chain
+        self.height = height
+        self.have = have
+        self.need = need
+        named = ", ".join(have) if have else "none"
+        super().__init__(
+            f"block {chain}/{height} is cosigned by {len(have)} other authorities ({named}); "
+            f"the network's cosign is {need}"
+        )
 
 
 class EquivocationError(InvalidData):
@@ -347,6 +367,23 @@ class DependencyMissing(LedgerError):
         self.chain = chain
         self.height = height
         super().__init__(f"waiting for {chain} to reach height {height}")
+
+
+class NotYetCosigned(LedgerError):
+    """A bundle cannot be built yet: a block it needs is witnessed by fewer other
+    authorities than ``cosign``. Not a verdict: retry once their next blocks arrive."""
+
+    code = "not-yet-cosigned"
+
+    def __init__(self, chain: str, height: int, have: tuple[str, ...], need: int) -> None:
+        self.chain = chain
+        self.height = height
+        self.have = have
+        self.need = need
+        super().__init__(
+            f"not yet cosigned: block {chain}/{height} is witnessed by {len(have)} other "
+            f"authorities of the {need} a bundle needs; retry after their next blocks"
+        )
 
 
 class KeyFileError(LedgerError):

@@ -91,6 +91,9 @@ class Params:
     #: (a national system's batch sent at night); never after it.
     issue_backdate_days: int = ISSUE_BACKDATE_DAYS
     producers: tuple[tuple[int, frozenset[str]], ...] = ()
+    #: other authorities whose signed headers must witness a block before a bundle
+    #: holding it verifies offline; absent: min(2, authorities - 1) (``Registry.cosign``)
+    cosign: int | None = None
 
     def producers_in(self, year: int) -> frozenset[str]:
         """Participants with recorded production in ``year`` (the network's reference)."""
@@ -111,6 +114,8 @@ class Params:
         # existed keep their bytes and their network id
         if self.issue_backdate_days != ISSUE_BACKDATE_DAYS:
             out["issue_backdate_days"] = self.issue_backdate_days
+        if self.cosign is not None:
+            out["cosign"] = self.cosign
         if self.producers:
             out["producers"] = {str(y): sorted(codes) for y, codes in self.producers}
         return out
@@ -125,6 +130,7 @@ class Params:
             f.integer("heartbeat_seconds", low=1, high=86_400),
             _or_default(f.optional_integer("issue_backdate_days", low=0, high=31)),
             _parse_producers(f) if f.has("producers") else (),
+            f.optional_integer("cosign", low=0, high=64),
         )
         f.done()
         return params
@@ -330,6 +336,11 @@ class Registry:
             sealer = authorities[0] if authorities else None  # no authority: no KP chain
         g.done()
         params = Params.parse(f.obj("params"))
+        if params.cosign is not None and params.cosign > max(len(authorities) - 1, 0):
+            raise SchemaError(
+                f"cosign {params.cosign} exceeds the {len(authorities)} authorities minus one",
+                field="registry.params.cosign",
+            )
         f.done()
         verify_threshold(
             Tag.SIG_REGISTRY,
@@ -369,6 +380,14 @@ class Registry:
         """The key that signs the governance chain's headers from height 1: the sealer's."""
         found = None if self.sealer is None else self.participant(self.sealer)
         return None if found is None else found.key
+
+    @property
+    def cosign(self) -> int:
+        """Other authorities that must witness a block for a bundle to hold it
+        (``params.cosign``; absent, 2, or the genesis authorities minus one if fewer)."""
+        if self.params.cosign is not None:
+            return self.params.cosign
+        return max(0, min(2, len(self.authorities) - 1))
 
     @property
     def authorities(self) -> tuple[str, ...]:

@@ -26,7 +26,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from ledger.errors import InvalidData
+from ledger.certcode import check_base_url
+from ledger.errors import InvalidData, SchemaError
 from ledger.schema import CODE
 
 __all__ = [
@@ -124,6 +125,12 @@ class NodeConfig:
     http: HttpLimits = field(default_factory=HttpLimits)
     #: TEST ONLY: seconds added to the wall clock this node reads (to run a skewed node)
     clock_offset: float = 0.0
+    public_url: str | None = None  # the base URL printed in certificates' QR codes
+
+    @property
+    def public_base(self) -> str:
+        """The base URL of certificate codes: ``node.public_url``, else ``node.url``."""
+        return (self.public_url or self.url).rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:
@@ -419,6 +426,16 @@ class _Reader:
             )
         return database_url
 
+    def public_url(self, node: dict[str, Any]) -> str | None:
+        """``node.public_url``: the base URL printed in certificates' QR codes, if set."""
+        public_url = self.get(node, "node", "public_url", str, "") or None
+        if public_url is None:
+            return None
+        try:
+            return check_base_url(public_url)
+        except SchemaError as exc:
+            raise self.fail("node.public_url", exc.message) from exc
+
     def config(self) -> NodeConfig:
         self.known(self.data, "(top level)", {"node", "blocks", "gossip", "tokens", "tls", "http"})
         node = self.table("node")
@@ -429,6 +446,7 @@ class _Reader:
                 "code",
                 "listen",
                 "url",
+                "public_url",
                 "data_dir",
                 "database_url",
                 "registry",
@@ -449,6 +467,7 @@ class _Reader:
         url = self.get(node, "node", "url", str)
         if not url.startswith(("http://", "https://")):
             raise self.fail("node.url", "expected an http:// or https:// URL")
+        public_url = self.public_url(node)
         data_dir = self.file(self.get(node, "node", "data_dir", str, "."))
         database_url = self.database_url(node, data_dir)
         key_file = node.get("key_file")
@@ -492,4 +511,5 @@ class _Reader:
             writer_retry=self.number(node, "node", "writer_retry", 2.0, 0.1, 600),
             startup_sync=self.number(node, "node", "startup_sync", 10.0, 0, 3600),
             clock_offset=self.number(node, "node", "clock_offset", 0.0, -1e9, 1e9),
+            public_url=public_url,
         )

@@ -108,6 +108,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "api.server": ["NodeProcess", "open_node", "run_node"],
     "cli": [],
+    "cli.certificate": ["verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
         "Call",
@@ -142,6 +143,7 @@ PINNED: dict[str, list[str]] = {
         "stats",
     ],
     "cli.render": ["STATUS_WORDS", "carats", "history_tree", "ref", "status_text"],
+    "cli.spec_vectors": ["Case", "cases", "main", "write"],
     "cli.verify": ["verify_command"],
     "keys": [
         "generate_key_file",
@@ -199,6 +201,7 @@ PINNED: dict[str, list[str]] = {
         "tagged_hash",
         "to_hex",
     ],
+    "ledger.certcode": ["CertificateCode", "check_base_url"],
     "ledger.chain": [
         "MemoryLedger",
         "Proposal",
@@ -248,6 +251,8 @@ PINNED: dict[str, list[str]] = {
         "KeyFileError",
         "LedgerError",
         "MassNotConserved",
+        "NotCosigned",
+        "NotYetCosigned",
         "OriginNotCarried",
         "ParticipantNotActive",
         "ProofError",

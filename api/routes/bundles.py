@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -12,13 +13,19 @@ from api.deps import Caller, NodeDep, caller
 from api.problems import problem
 from api.provenance import sees_parcel
 from ledger.bundle import MAX_BUNDLE_BYTES, check_bundle, serialize_bundle
-from ledger.errors import InvalidData
+from ledger.errors import InvalidData, NotYetCosigned
 from ledger.schema import LOCAL_ID
 from ledger.store.bundles import build_bundle
 
 __all__ = ["accepts_gzip", "router"]
 
 router = APIRouter(tags=["provenance"])
+
+#: how long GET .../bundle waits for a block to be cosigned: this many heartbeats,
+#: at most COSIGN_WAIT_MAX seconds, polling every COSIGN_POLL seconds
+COSIGN_WAIT_HEARTBEATS = 2.5
+COSIGN_WAIT_MAX = 15.0
+COSIGN_POLL = 0.25
 
 #: the body limit of POST /v1/bundles/verify
 VERIFY_LIMIT = MAX_BUNDLE_BYTES
@@ -27,7 +34,10 @@ VERIFY_LIMIT = MAX_BUNDLE_BYTES
 @router.get(
     "/v1/parcels/{parcel_id}/bundle",
     summary="The parcel's provenance bundle",
-    responses={200: {"content": {"application/json": {}}}},
+    responses={
+        200: {"content": {"application/json": {}}},
+        409: {"description": "not yet cosigned: retry after the other authorities' next blocks"},
+    },
 )
 async def get_bundle(
     parcel_id: str, request: Request, node: NodeDep, who: Annotated[Caller, Depends(caller)]
@@ -38,7 +48,10 @@ async def get_bundle(
     is for auditors, the operator of the parcel's current jurisdiction, and the party
     holding the parcel (the README's visibility rule, as for the parcel's own fields).
     Sent gzip-compressed to clients that accept it (a 50-hop bundle: about 136-197 KB,
-    28 KB compressed)."""
+    28 KB compressed). Every block the bundle needs must be witnessed by the registry's
+    ``cosign`` other authorities (cosigned checkpoints); for a record too recent the
+    node waits up to 2.5 heartbeats (at most 15 s) for their next blocks, then answers
+    409 ``not-yet-cosigned`` naming the block and its cosigners so far."""
     if LOCAL_ID.match(parcel_id) is None:
         raise InvalidData("not a parcel id (CODE-local part)", field="parcel_id")
     if who.role == "public":
@@ -56,11 +69,23 @@ async def get_bundle(
                 f"{who.party}",
             }.get(who.role, f"a {who.role} token cannot take bundles")
             raise HTTPException(403, f"not this parcel's bundle: {whose}")
-        data = serialize_bundle(build_bundle(node.store, parcel_id))
-        return gzip.compress(data, compresslevel=6, mtime=0) if packed else data
+        return serialize_bundle(build_bundle(node.store, parcel_id))
 
     packed = accepts_gzip(request.headers.get("accept-encoding", ""))
-    body = await asyncio.to_thread(work)
+    # a record too recent: wait for the other authorities' next blocks (heartbeats)
+    # a little, then say "not yet cosigned" (409) with the block and its cosigners
+    deadline = time.monotonic() + min(
+        COSIGN_WAIT_MAX, COSIGN_WAIT_HEARTBEATS * node.config.heartbeat
+    )
+    while True:
+        try:
+            data = await asyncio.to_thread(work)
+            break
+        except NotYetCosigned:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(COSIGN_POLL)
+    body = gzip.compress(data, compresslevel=6, mtime=0) if packed else data
     headers = {
         "Content-Disposition": f'attachment; filename="{parcel_id}.bundle.json"',
         "Vary": "Accept-Encoding",

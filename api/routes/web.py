@@ -11,7 +11,7 @@ API. Its helpers here:
 * ``GET /v1/whoami``: the role, name and party of the caller's token;
 * ``GET /v1/network``: this node's peers as its gossip sees them and the sync
   lag per chain (the same numbers ``/metrics`` publishes);
-* ``GET /web/qr/{number}.svg``: a QR code of a certificate's explorer URL;
+* ``GET /web/qr/{number}.svg``: a QR code of a certificate's code (``ledger.certcode``);
 * ``GET /v1/certificates/{number}/parties``: the exporter's registered name and
   address and the importer's, for the printed certificate, to the roles that
   may see the certificate's commercial fields.
@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Caller, NodeDep, caller
 from api.provenance import sees_certificate
+from ledger.certcode import CertificateCode
 from ledger.errors import InvalidData
 from ledger.schema import LOCAL_ID
 from node.node import Node
@@ -99,14 +100,18 @@ async def static(name: str) -> Response:
 
 
 @router.get("/web/qr/{number}.svg", include_in_schema=False)
-async def certificate_qr(number: str, request: Request, node: NodeDep) -> Response:
-    """A QR code of the certificate's page on this node, where it verifies in the browser."""
+async def certificate_qr(number: str, node: NodeDep) -> Response:
+    """A QR code of the certificate's code (``ledger.certcode``): its page under the
+    node's public base URL (``node.public_url``, never the request's Host header),
+    with the network id and the hash of the issue record."""
     if LOCAL_ID.match(number) is None:
         raise InvalidData("not a certificate number (ISSUER-...)", field="number")
     cert = await asyncio.to_thread(node.store.certificate, number)
     if cert is None:
         raise HTTPException(404, f"no certificate {number}")
-    url = f"{str(request.base_url).rstrip('/')}/#/certificate/{number}"
+    network = node.registry.network_id
+    code = CertificateCode(node.config.public_base, network, number, cert.issue_ref.hash)
+    url = code.url()
     out = io.BytesIO()
     segno.make(url, error="m").save(
         out,

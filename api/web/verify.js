@@ -283,9 +283,8 @@ class Fields {
     if (typeof v !== "string") throw new InvalidData("expected a string", field);
     const n = Array.from(v).length;
     if (!n || n > max) throw new InvalidData(`length must be 1..${max}`, field);
-    if (EDGE_SPACE.test(v) || CONTROL.test(v)) {
-      throw new InvalidData("no control characters or surrounding spaces", field);
-    }
+    if (CONTROL.test(v)) throw new InvalidData("no control characters", field);
+    if (EDGE_SPACE.test(v)) throw new InvalidData("no surrounding spaces", field);
     if (pattern && !pattern[0].test(v)) throw new InvalidData(`does not match ${pattern[1]}`, field);
     return v;
   }
@@ -707,7 +706,16 @@ export async function checkRegistry(doc) {
   params.integer("max_block_bytes", 1024, 256 * 1024 * 1024);
   params.integer("heartbeat_seconds", 1, 86400);
   params.optInteger("issue_backdate_days", 0, 31);
+  const cosignParam = params.optInteger("cosign", 0, 64);
   params.done();
+  if (cosignParam !== undefined && cosignParam !== null && cosignParam > Math.max(authorities.length - 1, 0)) {
+    throw new InvalidData(
+      `cosign ${cosignParam} exceeds the ${authorities.length} authorities minus one`,
+      "registry.params.cosign",
+    );
+  }
+  // other authorities that must witness a block (Registry.cosign)
+  const cosign = cosignParam ?? Math.max(0, Math.min(2, authorities.length - 1));
   f.done();
   const bodyText = canonicalize(body);
   const governance = keys.map((key, i) => ({ key, id: ids[i] }));
@@ -727,7 +735,7 @@ export async function checkRegistry(doc) {
   }
   const network = bytesToHex(await sha256(TAG.REGISTRY, bodyText));
   const kpKey = sealer ? participants.find((p) => p.code === sealer).key : null;
-  return { network, name, participants, governance, threshold, kpKey, text: canonicalize(doc) };
+  return { network, name, participants, governance, threshold, kpKey, cosign, text: canonicalize(doc) };
 }
 
 /** verify_threshold: at least `threshold` distinct known keys signed; the rest count for nothing. */
@@ -819,6 +827,24 @@ export async function verifyInclusion(leafHex, index, size, proofHex, rootHex) {
 // ---------------------------------------------------------------- the verifier
 
 /** The key that signs `chain` at `height`, whatever KP header it witnesses (state.key_at). */
+/** A node's rule between two headers of one chain, a below h (ledger/bundle.py _witness_order). */
+function witnessOrder(a, h) {
+  const before = new Map(a.witness.map((w) => [w.chain, w.height]));
+  for (const w of h.witness) {
+    if (w.height < (before.get(w.chain) ?? 0)) {
+      throw new InvalidData(
+        `witness of ${w.chain} went back from ${before.get(w.chain)} to ${w.height} (since ${a.chain}/${a.height})`,
+        "witness",
+      );
+    }
+  }
+  const named = new Set(h.witness.map((w) => w.chain));
+  const dropped = [...before.keys()].filter((c) => !named.has(c)).sort();
+  if (dropped.length) {
+    throw new InvalidData(`witness dropped ${pyList(dropped)} (since ${a.chain}/${a.height})`, "witness");
+  }
+}
+
 function keyAt(events, chain, height) {
   let best = null;
   for (const e of events) {
@@ -966,6 +992,7 @@ class Verifier {
         await this.at(`header ${chain}/${hi}`, () => {
           if (h.size < a.size) throw new InvalidData(`size ${h.size} is below ${chain}/${lo}'s ${a.size}`, "size");
           if (h.time < a.time) throw new InvalidData(`time ${h.time} is before ${chain}/${lo}'s ${a.time}`, "time");
+          witnessOrder(a, h);
         });
       }
     }
@@ -1070,6 +1097,49 @@ class Verifier {
             throw new InvalidData(`witnesses a ${w.chain}/${w.height} other than the bundle's`, "witness");
           });
         }
+      }
+    }
+    // 3g. every block holding a record is cosigned by `cosign` other authorities
+    await this.checkCosigned(registry);
+  }
+
+  async checkCosigned(registry) {
+    const need = registry.cosign;
+    if (!need) return;
+    const start = new Map();
+    for (const [chain, heights] of this.heights) {
+      heights.forEach((height, i) => {
+        const linked = i > 0 && heights[i - 1] === height - 1;
+        start.set(`${chain}/${height}`, linked ? start.get(`${chain}/${heights[i - 1]}`) : height);
+      });
+    }
+    const spans = new Map();
+    for (const s of this.headers.values()) {
+      const other = s.header.chain;
+      if (other === GOVERNANCE) continue;
+      for (const w of s.header.witness) {
+        const key = `${w.chain}/${w.height}`;
+        if (w.chain !== other && start.has(key)) {
+          if (!spans.has(w.chain)) spans.set(w.chain, []);
+          spans.get(w.chain).push([start.get(key), w.height, other]);
+        }
+      }
+    }
+    const blocks = [...this.inBlock.keys()].map((k) => {
+      const at = k.lastIndexOf("/");
+      return [k.slice(0, at), Number(k.slice(at + 1))];
+    });
+    blocks.sort(compareKeys);
+    for (const [chain, height] of blocks) {
+      const have = [
+        ...new Set((spans.get(chain) || []).filter(([lo, hi, o]) => lo <= height && height <= hi && o !== chain).map(([, , o]) => o)),
+      ].sort();
+      if (have.length < need) {
+        await this.at("", () => {
+          throw new InvalidData(
+            `block ${chain}/${height} is cosigned by ${have.length} other authorities (${have.length ? have.join(", ") : "none"}); the network's cosign is ${need}`,
+          );
+        });
       }
     }
   }

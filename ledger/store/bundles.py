@@ -19,12 +19,18 @@ SQL reads of the log tables of ``ledger.store.tables``:
    a returned parcel is acted on only in blocks that witness its refusal); the
    ``KP`` header of every header that witnesses ``KP``; every ``KP`` record below the largest ``KP``
    size reached; every ``key.rotate`` of a chain below its highest header;
+   and, for every block holding a record taken, the signed headers of
+   ``registry.cosign`` other authorities that witness it (directly or through
+   later headers of its chain, which are taken too): for each other authority
+   the first of its headers that witnesses the block, the ``cosign`` that reach
+   it soonest. ``NotYetCosigned`` if fewer exist (``partial=True`` skips that);
 5. each record's RFC 9162 inclusion proof against its block's root.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -34,7 +40,7 @@ from sqlalchemy import select
 from ledger.blocks import Header, SignedHeader
 from ledger.bundle import BundleRecord, assemble_bundle
 from ledger.canonical import parse_canonical
-from ledger.errors import StoreError, UnknownReference
+from ledger.errors import NotYetCosigned, StoreError, UnknownReference
 from ledger.records import (
     GOVERNANCE_CHAIN,
     CertificateConfirm,
@@ -60,18 +66,24 @@ _CHUNK = 500
 _POLICY = (Kind.POLICY_RESTRICT_ORIGIN.value, Kind.POLICY_LIFT_ORIGIN.value)
 
 
-def build_bundle(store: Store, parcel_id: str) -> dict[str, Any]:
+def build_bundle(store: Store, parcel_id: str, *, partial: bool = False) -> dict[str, Any]:
     """The provenance bundle of ``parcel_id`` as the store holds it now (a JSON value).
 
     Serialise it with ``ledger.bundle.serialize_bundle``. Raises
-    ``UnknownReference`` if the store holds no such parcel.
+    ``UnknownReference`` if the store holds no such parcel, and
+    ``NotYetCosigned`` if a block it needs is not yet witnessed by enough other
+    authorities (with ``partial``, the bundle is returned as it is: it will not
+    verify; for tests of the verifier).
     """
-    return _Builder(store).build(parcel_id)
+    return _Builder(store, partial=partial).build(parcel_id)
 
 
 class _Builder:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, partial: bool = False) -> None:
         self.store = store
+        self.partial = partial
+        self.peeked: dict[Key, Header | None] = {}  # headers read, in the bundle or not
+        self.cosigned: set[Key] = set()  # blocks whose cosigners are taken
         self.records: dict[Key, Record] = {}
         self.headers: dict[Key, SignedHeader] = {}
         self.sizes: dict[str, tuple[list[int], list[int]]] = {}  # chain -> (heights, sizes)
@@ -295,6 +307,9 @@ class _Builder:
                 if height > 1:
                     want.add((chain, height - 1))
             fresh = self._load_headers(want)
+            for key in sorted(want - self.cosigned):
+                fresh += self._load_headers(self._cosigners(*key))
+                self.cosigned.add(key)
             extra: set[Key] = set()
             for chain, idx in new_records:
                 extra |= self._witnessed_for(chain, idx)
@@ -329,6 +344,71 @@ class _Builder:
                     )
             new_records -= placed
         taken |= placed
+
+    def _peek(self, chain: str, height: int) -> Header | None:
+        if (chain, height) not in self.peeked:
+            h = t.headers.c
+            with self.store.engine.connect() as conn:
+                raw = conn.execute(
+                    select(h.header).where(h.chain == chain, h.height == height)
+                ).scalar()
+            self.peeked[(chain, height)] = (
+                None
+                if raw is None
+                else Header.from_json(parse_canonical(bytes(raw), what="stored header"))
+            )
+        return self.peeked[(chain, height)]
+
+    def _cosigners(self, chain: str, height: int) -> set[Key]:
+        """The headers that show ``cosign`` other authorities witnessed block
+        ``chain/height``: each one's first header witnessing ``chain`` at ``height`` or
+        above, and ``chain``'s headers from ``height`` to the height it witnesses."""
+        need = self.store.registry.cosign
+        if need == 0:
+            return set()
+        found: list[tuple[int, int, str]] = []  # (height witnessed, cosigner height, cosigner)
+        for other in self._chains():
+            if other in (chain, GOVERNANCE_CHAIN):
+                continue
+            top = self._top(other)
+            lo, hi = 1, top + 1  # witness heights never go back: binary search
+            while lo < hi:
+                mid = (lo + hi) // 2
+                h = self._peek(other, mid)
+                seen = (
+                    0
+                    if h is None
+                    else max((w.height for w in h.witness if w.chain == chain), default=0)
+                )
+                if seen >= height:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            if lo <= top:
+                header = self._peek(other, lo)
+                assert header is not None
+                seen = max(w.height for w in header.witness if w.chain == chain)
+                found.append((seen, lo, other))
+        found.sort()
+        if len(found) < need and not self.partial:
+            raise NotYetCosigned(chain, height, tuple(sorted(o for _, _, o in found)), need)
+        out: set[Key] = set()
+        for seen, at, other in found[:need]:
+            out.add((other, at))
+            out.update((chain, h) for h in range(height, seen + 1))
+        return out
+
+    def _chains(self) -> list[str]:
+        h = t.headers.c
+        with self.store.engine.connect() as conn:
+            return sorted(str(c) for c in conn.execute(select(h.chain).distinct()).scalars())
+
+    def _top(self, chain: str) -> int:
+        if chain not in self.sizes:
+            with contextlib.suppress(StoreError):  # no record yet: the heights are loaded
+                self._block_height(chain, 0)
+        heights = self.sizes[chain][0]
+        return heights[-1] if heights else 0
 
     def _witnessed_for(self, chain: str, idx: int) -> set[Key]:
         """The other chains' headers a confirmation, refusal or void is judged against,

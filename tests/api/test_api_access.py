@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from api_support import TOKENS, Example, bearer, serve
 
+from api.routes import bundles
 from cli.example import run_example
-from ledger.workload import Network
+from ledger.store import Store
+from ledger.workload import Network, Scenario
 
 PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
 
@@ -63,6 +65,39 @@ def test_auditors_take_every_bundle(example: Example) -> None:
     for pid in PARCELS:
         answer = example.wdc.get(f"/v1/parcels/{pid}/bundle", headers=bearer("auditor"))
         assert answer.status_code == 200, (pid, answer.text)
+
+
+def test_a_bundle_not_yet_cosigned_is_a_clear_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parcel whose block no other authority has witnessed yet: after a short wait,
+    409, the block and the cosigners named; once two others' blocks witness it, the
+    bundle is served."""
+    monkeypatch.setattr(bundles, "COSIGN_WAIT_MAX", 0.5)
+    net = Network.create(("BW", "EU", "RU"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+    try:
+        store.writer.apply(sc.seal("BW", sc.party("BW", "BW-MINE", "miner")))
+        store.writer.apply(sc.seal("BW", sc.register("BW", "BW-P1", "BW-MINE", 9_000, 900)))
+        store.writer.apply(sc.seal("EU"))
+        client = serve("WDC", store, tmp_path, None)
+        answer = client.get("/v1/parcels/BW-P1/bundle", headers=bearer("auditor"))
+        assert answer.status_code == 409, answer.text
+        body = answer.json()
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert body["type"].endswith("not-yet-cosigned")
+        assert "not yet cosigned" in body["detail"]
+        assert (body["block"], body["cosigned_by"], body["cosign"]) == (
+            {"chain": "BW", "height": 1},
+            ["EU"],
+            2,
+        )
+        store.writer.apply(sc.seal("RU"))
+        answer = client.get("/v1/parcels/BW-P1/bundle", headers=bearer("auditor"))
+        assert answer.status_code == 200, answer.text
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------- invisible characters

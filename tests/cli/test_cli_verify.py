@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
+from api.app import create_app
 from cli.example import run_example
 from cli.verify import verify_command
 from ledger.bundle import serialize_bundle
+from ledger.store import Store
 from ledger.store.bundles import build_bundle
-from ledger.workload import Network
+from ledger.workload import Network, Scenario
+from node.config import NodeConfig
+from node.node import Node
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +113,78 @@ def test_bundle_of_another_parcel(
 ) -> None:
     assert verify_command(files["bundle"], files["registry"], "IN-S1") == 1
     assert "step 6 (subject): subject: the bundle is about parcel IN-S2" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- --online (step 7)
+
+
+def _serve(
+    store: Store, folder: Path
+) -> tuple[str, uvicorn.Server, threading.Thread, socket.socket]:
+    config = NodeConfig(
+        path=folder / "WDC.toml",
+        code="WDC",
+        host="127.0.0.1",
+        port=0,
+        url="http://127.0.0.1",
+        data_dir=folder,
+        database_url="sqlite://",
+        registry=folder / "genesis.json",
+        key_file=None,
+        secrets=None,
+    )
+    app = create_app(Node(config, store, None))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        assert thread.is_alive(), "uvicorn stopped"
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread, sock
+
+
+def test_online_step_catches_a_parcel_spent_after_the_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle made while BW-P1 was active still verifies offline after a split spent
+    it (a log proves inclusion, not absence); ``--online`` names the difference."""
+    net = Network.create(("BW", "EU", "RU"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+
+    def seal(chain: str, *records: Any) -> None:
+        store.writer.apply(sc.seal(chain, *records))
+
+    seal("BW", sc.party("BW", "BW-MINE", "miner"))
+    seal("BW", sc.register("BW", "BW-P1", "BW-MINE", 10_000, 1_340_000))
+    seal("EU")
+    seal("RU")
+    old = tmp_path / "old.json"
+    old.write_bytes(serialize_bundle(build_bundle(store, "BW-P1")))
+    url, server, thread, sock = _serve(store, tmp_path)
+    try:
+        assert verify_command(old, None, "BW-P1", online=url) == 0
+        assert "reports the same state now (step 7)" in capsys.readouterr().out
+        seal("BW", sc.split("BW", "BW-P1", [("BW-P2", 6_000, 804_000), ("BW-P3", 4_000, 536_000)]))
+        assert verify_command(old, None, "BW-P1") == 0  # offline it cannot know
+        capsys.readouterr()
+        assert verify_command(old, None, "BW-P1", online=url) == 1
+        message = capsys.readouterr().err
+        assert "step 7 (online):" in message
+        assert "reports BW-P1 spent under BW" in message
+        assert "proves it active under BW" in message
+        assert verify_command(old, None, "BW-P1", as_json=True, online=url) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert (doc["ok"], doc["step"], doc["step_number"]) == (False, "online", 7)
+        # an unreachable node is an input that cannot be used: exit 2
+        assert verify_command(old, None, "BW-P1", online="http://127.0.0.1:9") == 2
+        assert "cannot be reached" in capsys.readouterr().err
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.close()

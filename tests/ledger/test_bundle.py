@@ -282,6 +282,7 @@ def test_headers_must_link_and_match_witnesses(
     fails(edited(example[1], fork), 3, BlockError, "header BW/3", "prev is not the hash of BW/2")
 
     def fork_last(d: Doc) -> None:  # nothing after it on BW; EU's confirmation witnesses it
+        d["headers"].remove(highest(d, "BW"))  # BW's heartbeat, a cosigner
         signed = highest(d, "BW")
         signed["header"]["time"] = signed["header"]["time"][:-3] + "59Z"
         resign(signed, network.signers["BW"])
@@ -345,8 +346,15 @@ def test_header_removed(example: tuple[bytes, Doc]) -> None:
         d["headers"].remove(header(d, "EU", seen["height"]))
 
     # here that head is also the block of EU's issue record (see the store tests for a
-    # confirmation whose witnessed head is a later heartbeat)
-    fails(edited(example[1], drop_witnessed_issuer), 3, SchemaError, "record EU/4", "covers it")
+    # confirmation whose witnessed head is a later heartbeat); EU's heartbeat after it
+    # is in the bundle (it shows EU/4 cosigned), so the record seems to sit in EU/5
+    fails(
+        edited(example[1], drop_witnessed_issuer),
+        3,
+        SchemaError,
+        "record EU/4",
+        "lacks EU/4, the header before its block EU/5",
+    )
 
 
 def test_record_from_another_network(example: tuple[bytes, Doc]) -> None:
@@ -368,12 +376,12 @@ def test_header_signed_by_a_non_authority_key(example: tuple[bytes, Doc], networ
         signed["header"]["key_id"] = wdc.public.key_id
         resign(signed, wdc)
 
-    fails(edited(example[1], forge), 3, BlockError, "header BW/5", "names key")
+    fails(edited(example[1], forge), 3, BlockError, "header BW/6", "names key")
 
     def forge_same_id(d: Doc) -> None:
         resign(highest(d, "BW"), wdc)
 
-    fails(edited(example[1], forge_same_id), 3, SignatureError, "header BW/5", "does not verify")
+    fails(edited(example[1], forge_same_id), 3, SignatureError, "header BW/6", "does not verify")
 
 
 def test_chain_of_a_non_authority(example: tuple[bytes, Doc], network: Network) -> None:

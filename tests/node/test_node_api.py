@@ -256,6 +256,23 @@ def test_config_bad_listen_names_file_and_key(network: Any) -> None:
     assert caught.value.field == "node.listen"
 
 
+def test_config_public_url_is_the_base_of_certificate_codes(network: Any) -> None:
+    path = network.configs["BW"]
+    assert NodeConfig.load(path).public_base == NodeConfig.load(path).url
+    _edit(
+        path,
+        'listen = "127.0.0.1:8101"',
+        'listen = "127.0.0.1:8101"\npublic_url = "https://kp.bw/"',
+    )
+    assert NodeConfig.load(path).public_base == "https://kp.bw"
+    for bad in ("ftp://kp.bw", "https://kp.bw/?x=1", "https://user@kp.bw", "https://kp.bw/#/a"):
+        _edit(path, "https://kp.bw/", bad)
+        with pytest.raises(ConfigError) as caught:
+            NodeConfig.load(path)
+        assert caught.value.field == "node.public_url", bad
+        _edit(path, bad, "https://kp.bw/")
+
+
 def test_secrets_readable_by_others_are_refused(
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

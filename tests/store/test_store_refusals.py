@@ -29,6 +29,7 @@ def test_refused_parcel_goes_back_and_its_bundle_verifies(open_store: Opener) ->
     assert p is not None
     assert (p.chain, p.custodian, p.status) == ("BW", "BW-MINE", ParcelStatus.ACTIVE)
     # the refused parcel's bundle proves it is back with the exporter
+    s.checkpoint()
     verdict = verified(s.store, "BW-P1")
     assert [(c.number, c.status) for c in verdict.certificates] == [
         ("BW-C1", CertificateStatus.REFUSED)
@@ -36,6 +37,7 @@ def test_refused_parcel_goes_back_and_its_bundle_verifies(open_store: Opener) ->
     # shipped again elsewhere: the replay puts the refusal before the new export
     s.seal("BW", s.sc.issue("BW", "BW-C2", "AE", "BW-MINE", ["BW-P1"]))
     s.seal("AE", s.sc.confirm("AE", "BW-C2", "AE-HUB"))
+    s.checkpoint()
     verdict = verified(s.store, "BW-P1")
     assert verdict.chain == "AE"
     doc = build_bundle(s.store, "BW-P1")
@@ -58,6 +60,7 @@ def test_restricted_origin_refusal_bundle_carries_the_policy(open_store: Opener)
     s.seal("EU", s.sc.party("EU", "EU-IMP", "importer"), s.sc.restrict("EU", "RU"))
     s.seal("RU", s.sc.issue("RU", "RU-C1", "EU", "RU-MINE", ["RU-P1"]))
     s.seal("EU", s.sc.refuse("EU", "RU-C1", "restricted-origin", "G7/EU ban on Russian rough"))
+    s.checkpoint()
     doc = build_bundle(s.store, "RU-P1")
     assert "policy.restrict_origin" in [k for _, _, k in kinds(doc)]
     verdict = verified(s.store, "RU-P1")
@@ -82,5 +85,6 @@ def test_release_in_store(open_store: Opener) -> None:
     released = s.store.parcel("BW-P1")
     assert released is not None
     assert (released.status, released.certificate) == (ParcelStatus.ACTIVE, None)
+    s.checkpoint()
     verdict = verified(s.store, "BW-P1")
     assert verdict.status is ParcelStatus.ACTIVE

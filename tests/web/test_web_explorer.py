@@ -50,6 +50,8 @@ from ledger.workload import Network, Scenario
 from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
 from node.gossip import Gossip, PeerState
 from node.node import Node
+from tests.ledger.test_bundle_headers import forgeries
+from tests.ledger.test_bundle_headers import stolen_key_story as header_story
 
 pytestmark = pytest.mark.browser
 
@@ -665,6 +667,7 @@ def _story() -> tuple[Store, list[tuple[bytes, str | None]]]:
     seal("NA", sc.confirm("NA", "BW-2026-1", "NA-IMP"))
     seal("BW", sc.issue("BW", "BW-2026-2", "EU", "BW-MINE", ["BW-P3"]))
     seal("EU", sc.confirm("EU", "BW-2026-2", "EU-IMP"))
+    seal("BW")  # a heartbeat witnessing EU's last block: every block is cosigned
     cases: list[tuple[bytes, str | None]] = [
         (serialize_bundle(build_bundle(store, p)), p) for p in ("BW-P1", "BW-P2", "BW-P3")
     ]
@@ -701,6 +704,34 @@ def test_browser_verifier_matches_python_on_key_history(tab: Browser) -> None:
         assert not any(js["ok"] for js in got[3:])
     finally:
         store.close()
+
+
+def test_browser_verifier_refuses_the_headers_a_node_refuses(tab: Browser) -> None:
+    """The forged headers of tests/ledger/test_bundle_headers.py (witness gone back or
+    dropped, a stolen key after its replacement): the page fails each at step 3 with
+    Python's message."""
+    story = header_story()
+    try:
+        cases: list[tuple[bytes, str | None]] = [(f.bundle, story.parcel) for f in forgeries(story)]
+        # a stolen key alone (tests/ledger/test_bundle_cosign.py): not cosigned
+        net = Network.create(("BW", "EU", "RU"), ())
+        sc = Scenario(net)
+        forged = Store.open("sqlite://", net.registry)
+        try:
+            forged.writer.apply(sc.seal("BW", sc.party("BW", "BW-MINE", "miner")))
+            forged.writer.apply(sc.seal("BW", sc.register("BW", "BW-FAKE", "BW-MINE", 9_000, 900)))
+            forged.writer.apply(sc.seal("EU"))
+            cases.append((serialize_bundle(build_bundle(forged, "BW-FAKE", partial=True)), None))
+        finally:
+            forged.close()
+        page = tab.open("/")
+        page.wait_for_selector("#home-search")
+        for (data, parcel), js in zip(cases, _js_verify(page, cases), strict=True):
+            py = check_bundle(data, parcel=parcel)
+            assert py.step == "headers", py.error
+            assert (js["ok"], js["step"], js["error"]) == (False, py.step, py.error)
+    finally:
+        story.store.close()
 
 
 def test_browser_verifier_matches_python_on_byte_flips(tab: Browser) -> None:
@@ -1143,7 +1174,7 @@ def test_network_page_and_equivocation_evidence(tab: Browser) -> None:
     page = tab.open("/network")
     page.wait_for_selector("#participants")
     text = page.inner_text("#participants")
-    for code, height in (("BW", 5), ("RU", 3), ("AE", 4), ("EU", 4), ("IN", 3)):
+    for code, height in (("BW", 6), ("RU", 3), ("AE", 4), ("EU", 5), ("IN", 3)):
         row = page.locator("#participants tr", has_text=code).first.inner_text()
         assert f"\t{height}\t" in row, row
     assert "World Diamond Council" in text

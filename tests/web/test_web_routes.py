@@ -23,6 +23,7 @@ from api.app import create_app
 from api.routes.web import CSP, PAGES
 from cli.example import run_example
 from ledger.canonical import Tag, canonical_bytes, tagged_hash
+from ledger.certcode import CertificateCode
 from ledger.store import Store
 from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
 from node.gossip import Gossip
@@ -38,6 +39,7 @@ def _config(folder: Path, peers: tuple[PeerConfig, ...] = ()) -> NodeConfig:
         host="127.0.0.1",
         port=8105,
         url="http://testserver",
+        public_url="https://kp.example/explorer",
         data_dir=folder,
         database_url="sqlite://",
         registry=folder / "genesis.json",
@@ -101,11 +103,18 @@ def test_explorer_loads_nothing_from_elsewhere() -> None:
         assert not urls, (name, urls)
 
 
-def test_certificate_qr_code_encodes_its_page(client: TestClient) -> None:
-    answer = client.get("/web/qr/EU-2026-0001.svg")
-    assert answer.status_code == 200
-    assert answer.headers["content-type"] == "image/svg+xml"
-    url = "http://testserver/#/certificate/EU-2026-0001"
+def test_certificate_qr_code_encodes_network_number_and_record_hash(
+    client: TestClient, store: Store
+) -> None:
+    """The code names the network, the number and the issue record's hash, under the
+    node's public base URL; a forged Host header changes nothing."""
+    cert = store.certificate("EU-2026-0001")
+    assert cert is not None
+    network = store.registry.network_id
+    url = (
+        f"https://kp.example/explorer/#/certificate/EU-2026-0001?network={network}"
+        f"&record={cert.issue_ref.hash.hex()}"
+    )
     want = io.BytesIO()
     segno.make(url, error="m").save(
         want,
@@ -117,7 +126,18 @@ def test_certificate_qr_code_encodes_its_page(client: TestClient) -> None:
         xmldecl=False,
         title=f"KP certificate EU-2026-0001: {url}",
     )
-    assert answer.content == want.getvalue()
+    for headers in ({}, {"Host": "evil.example"}):
+        answer = client.get("/web/qr/EU-2026-0001.svg", headers=headers)
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "image/svg+xml"
+        assert answer.content == want.getvalue()
+        assert b"evil.example" not in answer.content
+    code = CertificateCode.parse(url)
+    assert (code.network, code.number, code.record) == (
+        network,
+        "EU-2026-0001",
+        cert.issue_ref.hash,
+    )
     assert client.get("/web/qr/EU-2099-9999.svg").status_code == 404
     bad = client.get("/web/qr/not a number.svg")
     assert bad.status_code == 422

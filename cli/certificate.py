@@ -1,0 +1,147 @@
+"""``kpl verify-certificate CODE --registry genesis.json [--node URL ...]``: check a
+printed KP certificate's QR code (``ledger.certcode``) without trusting the node
+that printed it.
+
+Offline, against the genesis registry the buyer holds (the anchor): the code's
+network id must be the registry's. Then against each node given with
+``--node`` (by default the issuing authority's node as the *registry* lists it,
+never the URL in the code): the node must be on that network and prove the
+certificate's issue record, by an RFC 9162 inclusion proof against a header of
+the issuer's chain signed by the issuer's registry key, and that record's hash
+must be the one in the code. A code printed by a forger's node names a record
+no honest node holds, so it fails there; a code of another network fails
+offline. Exit 0 the code checks out, 1 it does not, 2 an input cannot be used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.markup import escape
+
+from cli.exits import Exit
+from ledger.blocks import SignedHeader
+from ledger.canonical import canonical_bytes, from_hex, load_json
+from ledger.certcode import CertificateCode
+from ledger.chain import genesis
+from ledger.errors import InvalidData
+from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.registry import Registry
+from ledger.state import key_at
+
+__all__ = ["verify_certificate_command"]
+
+TIMEOUT = 10.0
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class _Fails(Exception):
+    """The code does not check out against this anchor; the message says why."""
+
+
+def _node(url: str, code: CertificateCode, registry: Registry) -> str:
+    """Check the code against one node; return what it proved, or raise ``_Fails``."""
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(timeout=TIMEOUT) as client:
+            reg = client.get(f"{base}/v1/registry")
+            answer = client.get(f"{base}/v1/certificates/{code.number}")
+    except httpx.HTTPError as exc:
+        raise _Fails(f"cannot be reached: {exc}") from None
+    try:
+        network = Registry.parse(
+            canonical_bytes(load_json(reg.content, what="registry"))
+        ).network_id
+    except InvalidData as exc:
+        raise _Fails(f"serves no valid registry: {exc}") from None
+    if network != registry.network_id:
+        raise _Fails(f"is on network {network[:16]}..., not the registry's")
+    if answer.status_code == 404:
+        raise _Fails(f"holds no certificate {code.number}")
+    if answer.status_code != 200:
+        raise _Fails(f"answered {answer.status_code} for certificate {code.number}")
+    try:
+        cert: dict[str, Any] = answer.json()
+        proof = cert["proof"]
+        signed = SignedHeader.from_json({"header": proof["header"], "sig": proof["sig"]})
+        index, size = int(proof["index"]), int(proof["size"])
+        path = [from_hex(h, field="proof", size=32) for h in proof["proof"]]
+        record = proof["record"]
+        held = (
+            from_hex(record["hash"], field="record.hash", size=32)
+            if set(record) == {"hash"}
+            else leaf_hash(canonical_bytes(record))
+        )
+    except (ValueError, KeyError, TypeError, InvalidData) as exc:
+        raise _Fails(f"answered a certificate without a usable proof: {exc}") from None
+    h = signed.header
+    if h.network != registry.network_id or h.chain != cert.get("issuer") or size != h.size:
+        raise _Fails("its proof's header is not a header of the issuer's chain on this network")
+    key = key_at(genesis(registry), h.chain, h.height)
+    try:
+        if key is None:
+            raise InvalidData(f"no registry key for {h.chain}")
+        signed.verify_signature(key)
+        verify_inclusion(held, index, size, path, h.root)
+    except InvalidData as exc:
+        raise _Fails(
+            f"its proof does not check under the registry's key of {h.chain}: {exc}"
+        ) from None
+    if held != code.record:
+        raise _Fails(
+            f"proves issue record {held.hex()[:16]}... for {code.number}; the code names "
+            f"{code.record.hex()[:16]}...: this code was not printed from the network's record"
+        )
+    return f"{h.chain}/{index} in block {h.chain}/{h.height}, signed by the registry's key"
+
+
+def verify_certificate_command(code_text: str, registry_path: Path, nodes: list[str]) -> int:
+    try:
+        code = CertificateCode.parse(code_text)
+    except InvalidData as exc:
+        err.print(f"[bold red]error:[/] not a certificate code: {escape(str(exc))}")
+        return int(Exit.INVALID_INPUT)
+    try:
+        registry = Registry.parse(
+            canonical_bytes(load_json(registry_path.read_bytes(), what="registry file"))
+        )
+    except (OSError, InvalidData) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(registry_path))}: {escape(str(exc))}")
+        return int(Exit.INVALID_INPUT)
+    anchor = f"the genesis registry {registry_path} (network {registry.network_id[:16]}...)"
+    if code.network != registry.network_id:
+        err.print(f"[bold red]NOT verified[/]: certificate {escape(code.number)}")
+        err.print(
+            escape(
+                f"offline: the code names network {code.network[:16]}..., not {anchor}: "
+                "it is not a certificate of the network you trust"
+            )
+        )
+        return int(Exit.VERIFICATION_FAILED)
+    if not nodes:
+        issuer = registry.participant(code.number.split("-", 1)[0])
+        if issuer is None:
+            err.print(f"[bold red]NOT verified[/]: no participant issues {escape(code.number)}")
+            return int(Exit.VERIFICATION_FAILED)
+        nodes = [issuer.url]
+    failed = False
+    lines: list[str] = []
+    for url in nodes:
+        try:
+            lines.append(f"  node {url}: {_node(url, code, registry)}")
+        except _Fails as exc:
+            failed = True
+            lines.append(f"  node {url}: FAILS: {exc}")
+    target = err if failed else out
+    if failed:
+        target.print(f"[bold red]NOT verified[/]: certificate {escape(code.number)}")
+    else:
+        target.print(f"[bold green]verified[/]: certificate {escape(code.number)}")
+    target.print(escape(f"anchor trusted: {anchor}; the code's own URL ({code.base}) was not"))
+    for line in lines:
+        target.print(escape(line))
+    return int(Exit.VERIFICATION_FAILED if failed else Exit.OK)

@@ -1,0 +1,84 @@
+"""``kpl verify-certificate``: a buyer checks a printed certificate's QR code against the
+registry it holds and a node, never trusting the node that printed it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.certificate import verify_certificate_command
+from cli.example import run_example
+from ledger.certcode import CertificateCode
+from tests.cli.test_cli_verify import _serve
+
+NUMBER = "EU-2026-0001"
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CertificateCode, Path]]:
+    folder = tmp_path_factory.mktemp("cert")
+    result = run_example(f"sqlite:///{folder / 'example.db'}")
+    store = result.store
+    cert = store.certificate(NUMBER)
+    assert cert is not None
+    registry = folder / "genesis.json"
+    registry.write_bytes(store.registry.to_bytes())
+    code = CertificateCode(
+        "https://printer.example", store.registry.network_id, NUMBER, cert.issue_ref.hash
+    )
+    url, server, thread, sock = _serve(store, folder)
+    try:
+        yield url, code, registry
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.close()
+
+
+def test_an_honest_code_checks_out_and_names_its_anchor(
+    honest: tuple[str, CertificateCode, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, code, registry = honest
+    assert verify_certificate_command(code.url(), registry, [url]) == 0
+    shown = capsys.readouterr().out
+    assert f"verified: certificate {NUMBER}" in shown
+    assert f"anchor trusted: the genesis registry {registry}" in shown
+    assert "the code's own URL (https://printer.example) was not" in shown
+    assert f"node {url}: EU/" in shown
+
+
+def test_a_forgers_code_fails_on_an_honest_node(
+    honest: tuple[str, CertificateCode, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The forger's node printed a certificate record of its own: same number, another
+    record hash. The honest node proves the network's record, which differs."""
+    url, code, registry = honest
+    forged = CertificateCode("https://evil.example", code.network, NUMBER, bytes(32))
+    assert verify_certificate_command(forged.url(), registry, [url]) == 1
+    shown = capsys.readouterr().err
+    assert "NOT verified" in shown
+    assert "was not printed from the network's record" in shown
+
+
+def test_a_code_of_another_network_fails_offline(
+    honest: tuple[str, CertificateCode, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, code, registry = honest
+    other = CertificateCode(code.base, "ab" * 32, NUMBER, code.record)
+    assert verify_certificate_command(other.url(), registry, [url]) == 1
+    assert "not a certificate of the network you trust" in capsys.readouterr().err
+
+
+def test_unusable_inputs(
+    honest: tuple[str, CertificateCode, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, code, registry = honest
+    assert verify_certificate_command("https://x/#/parcel/1", registry, [url]) == 2
+    assert "not a certificate code" in capsys.readouterr().err
+    assert verify_certificate_command(code.url(), tmp_path / "none.json", [url]) == 2
+    # an unreachable node is named as failing, not trusted
+    assert verify_certificate_command(code.url(), registry, ["http://127.0.0.1:9"]) == 1
+    assert "cannot be reached" in capsys.readouterr().err
