@@ -1797,7 +1797,7 @@ def test_witness_of_either_version_of_a_fork_is_accepted_once_evidence_exists(
     """Regression (issue 9, item 1): with evidence that BW forked at height 2, a block
     witnessing the version this node does not hold is judged as witnessing BW's last
     common header, on every node; records relying on the forked part are refused."""
-    other = Scenario(sc.net, _serial=10_000)
+    other = Scenario(sc.net, serial=10_000)
     for block in sc.ledger.blocks["BW"][:1]:
         other.ledger.append(block)
     for block in sc.ledger.blocks["EU"]:

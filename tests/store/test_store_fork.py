@@ -24,7 +24,7 @@ def test_fork_witnessed_both_ways_verifies_exports_and_imports(tmp_path: Path) -
     sc = Scenario(Network.create())
     sc.seal("BW", sc.party("BW", "BW-MINE", "miner"))
     sc.seal("EU", sc.party("EU", "EU-IMP", "importer"))
-    other = Scenario(sc.net, _serial=10_000)
+    other = Scenario(sc.net, serial=10_000)
     for chain in ("BW", "EU"):
         for block in sc.ledger.blocks[chain]:
             other.ledger.append(block)
