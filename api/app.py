@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import problems
-from api.deps import BodyLimit
-from api.middleware import NoSniff
-from api.openapi import add_record_schemas, operation_id
-from api.routes import (
+from kpledger.api import problems
+from kpledger.api.deps import BodyLimit
+from kpledger.api.middleware import NoSniff
+from kpledger.api.openapi import add_record_schemas, operation_id
+from kpledger.api.routes import (
     audit,
     bundles,
     certificates,
@@ -25,9 +25,9 @@ from api.routes import (
     stats,
     web,
 )
-from api.schemas import ProblemOut
-from node.gossip import Gossip
-from node.node import Node
+from kpledger.api.schemas import ProblemOut
+from kpledger.node.gossip import Gossip
+from kpledger.node.node import Node
 
 __all__ = ["create_app"]
 

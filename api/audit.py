@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 
-from api.schemas import (
+from kpledger.api.schemas import (
     AuditReportOut,
     AuditThresholdsOut,
     CertificateCountRow,
@@ -35,9 +35,9 @@ from api.schemas import (
     UnconfirmedList,
     UnrecordedProductionList,
 )
-from ledger.blocks import Header
-from ledger.store import Store
-from ledger.store.audit import (
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.audit import (
     MAX_FINDINGS,
     PERIOD_PATTERN,
     PRICE_GROUP_FACTOR,

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem
-from node.config import TokenConfig
-from node.node import Node
+from kpledger.api.problems import problem
+from kpledger.node.config import TokenConfig
+from kpledger.node.node import Node
 
 __all__ = ["BodyLimit", "Caller", "NodeDep", "caller", "require"]
 

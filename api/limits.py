@@ -38,7 +38,7 @@ import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from api.problems import PROBLEM_BASE, problem
+from kpledger.api.problems import PROBLEM_BASE, problem
 
 __all__ = [
     "BodyTimeout",

@@ -16,8 +16,8 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from ledger.record_schema import kind_schemas, record_schema
-from ledger.records import Kind
+from kpledger.ledger.record_schema import kind_schemas, record_schema
+from kpledger.ledger.records import Kind
 
 __all__ = ["OPERATION_IDS", "add_record_schemas", "component_name", "operation_id"]
 

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ledger.errors import (
+from kpledger.ledger.errors import (
     DependencyMissing,
     InvalidData,
     LedgerError,

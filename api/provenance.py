@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from api.deps import Caller
-from api.schemas import (
+from kpledger.api.deps import Caller
+from kpledger.api.schemas import (
     CertificateOut,
     EdgeOut,
     EventOut,
@@ -24,10 +24,10 @@ from api.schemas import (
     ProofOut,
     RefOut,
 )
-from ledger.canonical import parse_canonical
-from ledger.records import Composition, RecordRef
-from ledger.state import Certificate, CertificateStatus, Edge, Parcel
-from ledger.store import Store
+from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.records import Composition, RecordRef
+from kpledger.ledger.state import Certificate, CertificateStatus, Edge, Parcel
+from kpledger.ledger.store import Store
 
 __all__ = ["certificate_view", "history_view", "parcel_view", "shares"]
 

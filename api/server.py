@@ -46,27 +46,27 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.app import create_app
-from api.limits import (
+from kpledger.api.app import create_app
+from kpledger.api.limits import (
     MAX_HEADER_BYTES,
     BodyTimeout,
     connection_budget,
     guarded_protocol,
     install_log_limits,
 )
-from api.middleware import NoSniff
-from api.problems import problem
-from keys import load_key
-from ledger.crypto import Ed25519Signer
-from ledger.errors import KeyFileError, LedgerError
-from ledger.registry import Registry
-from ledger.store import Store
-from ledger.store.writer import ReplicaStore, WriterLock
-from node.config import ConfigError, NodeConfig
-from node.gossip import Gossip
-from node.keyring import KeyRing
-from node.node import Node
-from node.runtime import run_loops
+from kpledger.api.middleware import NoSniff
+from kpledger.api.problems import problem
+from kpledger.keys import load_key
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import KeyFileError, LedgerError
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.writer import ReplicaStore, WriterLock
+from kpledger.node.config import ConfigError, NodeConfig
+from kpledger.node.gossip import Gossip
+from kpledger.node.keyring import KeyRing
+from kpledger.node.node import Node
+from kpledger.node.runtime import run_loops
 
 __all__ = ["NodeProcess", "open_node", "run_node"]
 

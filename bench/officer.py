@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ledger.records import Kind
-from node.client import NodeClient
-from node.compose import Composer
-from node.local import LocalNetwork
+from kpledger.ledger.records import Kind
+from kpledger.node.client import NodeClient
+from kpledger.node.compose import Composer
+from kpledger.node.local import LocalNetwork
 
 __all__ = ["main"]
 
@@ -39,7 +39,7 @@ def _kpl(args: list[str], node: str, token: str) -> tuple[float, str]:
     env = {**os.environ, "KPL_TOKEN": token, "COLUMNS": "200", "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", *args, "--node", node, "--show", "problems"],
+        [sys.executable, "-m", "kpledger.cli.main", *args, "--node", node, "--show", "problems"],
         capture_output=True,
         text=True,
         env=env,

@@ -43,16 +43,16 @@ import httpx
 import uvicorn
 from fastapi import Response
 
-from api.app import create_app
 from bench.common import fresh_sqlite, percentile, runs, write_result
-from ledger.blocks import Block
-from ledger.bundle import serialize_bundle, verify_bundle
-from ledger.records import Record
-from ledger.store import Store
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network, Scenario, realistic_blocks
-from node.config import NodeConfig
-from node.node import Node
+from kpledger.api.app import create_app
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.bundle import serialize_bundle, verify_bundle
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario, realistic_blocks
+from kpledger.node.config import NodeConfig
+from kpledger.node.node import Node
 
 __all__ = ["Server", "build_store", "main", "serve"]
 

@@ -22,15 +22,15 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from cli.exits import Exit
-from ledger.blocks import SignedHeader
-from ledger.canonical import canonical_bytes, from_hex, load_json
-from ledger.certcode import CertificateCode
-from ledger.chain import genesis
-from ledger.errors import InvalidData
-from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.registry import Registry
-from ledger.state import key_at
+from kpledger.cli.exits import Exit
+from kpledger.ledger.blocks import SignedHeader
+from kpledger.ledger.canonical import canonical_bytes, from_hex, load_json
+from kpledger.ledger.certcode import CertificateCode
+from kpledger.ledger.chain import genesis
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.merkle import leaf_hash, verify_inclusion
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.state import key_at
 
 __all__ = ["verify_certificate_command"]
 

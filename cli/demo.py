@@ -22,17 +22,17 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from cli.governance import sign_proposal, submit_proposal
-from cli.join import connect_local
-from keys import load_key, load_public_key
-from ledger.errors import LedgerError
-from ledger.kpdata import usd_per_carat
-from ledger.records import GOVERNANCE_CHAIN, Kind, make_record
-from node.client import NodeClient
-from node.compose import Composer
-from node.config import NodeConfig
-from node.local import LocalNetwork, free_base_port
-from node.membership import join_network
+from kpledger.cli.governance import sign_proposal, submit_proposal
+from kpledger.cli.join import connect_local
+from kpledger.keys import load_key, load_public_key
+from kpledger.ledger.errors import LedgerError
+from kpledger.ledger.kpdata import usd_per_carat
+from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, make_record
+from kpledger.node.client import NodeClient
+from kpledger.node.compose import Composer
+from kpledger.node.config import NodeConfig
+from kpledger.node.local import LocalNetwork, free_base_port
+from kpledger.node.membership import join_network
 
 __all__ = [
     "AUTHORITIES",

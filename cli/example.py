@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ledger.blocks import Block
-from ledger.errors import RuleViolation
-from ledger.merkle import verify_inclusion
-from ledger.records import Record
-from ledger.state import key_at
-from ledger.store import Store
-from ledger.workload import PRICE_PER_CARAT, Network, Scenario
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.errors import RuleViolation
+from kpledger.ledger.merkle import verify_inclusion
+from kpledger.ledger.records import Record
+from kpledger.ledger.state import key_at
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import PRICE_PER_CARAT, Network, Scenario
 
 __all__ = ["ExampleResult", "run_example"]
 

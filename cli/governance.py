@@ -26,12 +26,12 @@ import httpx
 import typer
 from rich.console import Console
 
-from keys import load_key, load_public_key, read_passphrase
-from ledger.canonical import Tag, canonical_bytes, load_json
-from ledger.crypto import PublicKey
-from ledger.errors import InvalidData, LedgerError, ThresholdError
-from ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Kind, Record, make_record
-from ledger.registry import Registry
+from kpledger.keys import load_key, load_public_key, read_passphrase
+from kpledger.ledger.canonical import Tag, canonical_bytes, load_json
+from kpledger.ledger.crypto import PublicKey
+from kpledger.ledger.errors import InvalidData, LedgerError, ThresholdError
+from kpledger.ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Kind, Record, make_record
+from kpledger.ledger.registry import Registry
 
 __all__ = ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"]
 

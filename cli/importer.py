@@ -38,12 +38,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli import query
-from cli.query import DEFAULT_NODE, NodeOpt, TokenOpt
-from ledger.errors import InvalidData, LedgerError
-from ledger.schema import RECORD_ID
-from node.client import NodeClient
-from node.compose import ACTS, Act, Composer, Row, optional_field, record_id_for
+from kpledger.cli import query
+from kpledger.cli.query import DEFAULT_NODE, NodeOpt, TokenOpt
+from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.ledger.schema import RECORD_ID
+from kpledger.node.client import NodeClient
+from kpledger.node.compose import ACTS, Act, Composer, Row, optional_field, record_id_for
 
 __all__ = ["import_records", "read_rows"]
 

@@ -17,9 +17,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ledger.errors import InvalidData, LedgerError
-from node.config import NodeConfig, read_secrets
-from node.membership import JoinLayout, add_peer, join_network
+from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.node.config import NodeConfig, read_secrets
+from kpledger.node.membership import JoinLayout, add_peer, join_network
 
 __all__ = ["connect_local", "network_add_peer", "network_join"]
 

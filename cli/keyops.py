@@ -29,14 +29,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from keys import load_key, read_passphrase, save_key
-from ledger.crypto import Ed25519Signer
-from ledger.errors import InvalidData, LedgerError
-from ledger.records import Kind, make_record
-from ledger.registry import Registry
-from node.client import NodeClient
-from node.config import NodeConfig
-from node.keyring import next_key_file, retired_key_file
+from kpledger.keys import load_key, read_passphrase, save_key
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.ledger.records import Kind, make_record
+from kpledger.ledger.registry import Registry
+from kpledger.node.client import NodeClient
+from kpledger.node.config import NodeConfig
+from kpledger.node.keyring import next_key_file, retired_key_file
 
 __all__ = ["keys_rotate", "rotate_key"]
 

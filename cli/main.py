@@ -15,21 +15,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.deps import Caller
-from api.provenance import history_view
-from api.server import run_node
-from cli import governance, importer, join, keyops, officer, ops
-from cli.certificate import verify_certificate_command
-from cli.demo import (
+from kpledger.api.deps import Caller
+from kpledger.api.provenance import history_view
+from kpledger.api.server import run_node
+from kpledger.cli import governance, importer, join, keyops, officer, ops
+from kpledger.cli.certificate import verify_certificate_command
+from kpledger.cli.demo import (
     AUTHORITIES,
     admit_participant,
     run_story,
     trade_and_suspend,
     wait_agreement,
 )
-from cli.example import run_example
-from cli.exits import EXIT_HELP, Exit, error_json, print_json
-from cli.query import (
+from kpledger.cli.example import run_example
+from kpledger.cli.exits import EXIT_HELP, Exit, error_json, print_json
+from kpledger.cli.query import (
     DEFAULT_NODE,
     JsonOpt,
     NodeOpt,
@@ -40,22 +40,22 @@ from cli.query import (
     session,
     stats,
 )
-from cli.render import history_tree
-from cli.verify import verify_command
-from keys import (
+from kpledger.cli.render import history_tree
+from kpledger.cli.verify import verify_command
+from kpledger.keys import (
     generate_key_file,
     load_key,
     load_public_key,
     read_passphrase,
     write_public_key,
 )
-from ledger.bundle import verify_bundle
-from ledger.errors import LedgerError
-from ledger.store import Store, make_engine, schema_revision, upgrade
-from node.client import NodeClient
-from node.config import ROLES, hash_token
-from node.local import LocalNetwork
-from node.network import init_network
+from kpledger.ledger.bundle import verify_bundle
+from kpledger.ledger.errors import LedgerError
+from kpledger.ledger.store import Store, make_engine, schema_revision, upgrade
+from kpledger.node.client import NodeClient
+from kpledger.node.config import ROLES, hash_token
+from kpledger.node.local import LocalNetwork
+from kpledger.node.network import init_network
 
 __all__ = ["app"]
 

@@ -23,13 +23,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli import query
-from cli.query import DEFAULT_NODE, NodeOpt, TokenOpt, certificate_app, parcel_app
-from cli.render import carats
-from ledger.errors import InvalidData
-from ledger.records import PARTY_ROLES, REFUSAL_CODES, Kind
-from node.client import NodeClient
-from node.compose import Composer, parse_carats, parse_usd
+from kpledger.cli import query
+from kpledger.cli.query import DEFAULT_NODE, NodeOpt, TokenOpt, certificate_app, parcel_app
+from kpledger.cli.render import carats
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.records import PARTY_ROLES, REFUSAL_CODES, Kind
+from kpledger.node.client import NodeClient
+from kpledger.node.compose import Composer, parse_carats, parse_usd
 
 __all__ = ["party_app", "policy_app", "run_acts", "settle"]
 

@@ -18,14 +18,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cli.demo import Call, DemoResult, Step, Story, play, step
-from cli.render import history_tree
-from ledger.errors import InvalidData, LedgerError
-from ledger.registry import Registry
-from ledger.store.backup import export_store, import_file
-from node.client import NodeClient
-from node.config import NodeConfig, read_secrets
-from node.network import issue_node_certificate, load_ca
+from kpledger.cli.demo import Call, DemoResult, Step, Story, play, step
+from kpledger.cli.render import history_tree
+from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.store.backup import export_store, import_file
+from kpledger.node.client import NodeClient
+from kpledger.node.config import NodeConfig, read_secrets
+from kpledger.node.network import issue_node_certificate, load_ca
 
 __all__ = ["app", "export", "import_"]
 

@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.exits import Exit, error_json, print_json, status_exit
-from cli.render import carats, history_tree, ref, status_text
-from ledger.errors import InvalidData, LedgerError
-from node.client import ClientError, NodeClient
+from kpledger.cli.exits import Exit, error_json, print_json, status_exit
+from kpledger.cli.render import carats, history_tree, ref, status_text
+from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.node.client import ClientError, NodeClient
 
 __all__ = ["JsonOpt", "audit", "certificate_app", "connect", "parcel_app", "session", "stats"]
 

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger.bundle import STEPS, serialize_bundle, verify_bundle
-from ledger.canonical import Tag, canonical_bytes
-from ledger.crypto import Ed25519Signer
-from ledger.errors import InvalidData
-from ledger.records import Record
-from ledger.store import Store
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network, Scenario
+from kpledger.ledger.bundle import STEPS, serialize_bundle, verify_bundle
+from kpledger.ledger.canonical import Tag, canonical_bytes
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario
 
 __all__ = ["Case", "cases", "main", "write"]
 

@@ -26,12 +26,12 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from cli.exits import Exit, error_json, print_json
-from cli.render import carats
-from ledger.bundle import MAX_BUNDLE_BYTES, STEPS, Verdict, check_bundle
-from ledger.canonical import canonical_bytes, load_json
-from ledger.errors import InvalidData
-from ledger.registry import Registry
+from kpledger.cli.exits import Exit, error_json, print_json
+from kpledger.cli.render import carats
+from kpledger.ledger.bundle import MAX_BUNDLE_BYTES, STEPS, Verdict, check_bundle
+from kpledger.ledger.canonical import canonical_bytes, load_json
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.registry import Registry
 
 __all__ = ["verify_command"]
 

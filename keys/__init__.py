@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keys.keyfile import (
+from kpledger.keys.keyfile import (
     generate_key_file,
     load_key,
     load_public_key,

@@ -42,9 +42,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from ledger.canonical import canonical_bytes
-from ledger.crypto import Ed25519Signer, PublicKey
-from ledger.errors import InvalidData, KeyFileError
+from kpledger.ledger.canonical import canonical_bytes
+from kpledger.ledger.crypto import Ed25519Signer, PublicKey
+from kpledger.ledger.errors import InvalidData, KeyFileError
 
 __all__ = [
     "generate_key_file",

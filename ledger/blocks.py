@@ -24,13 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
-from ledger.crypto import PublicKey, Signer
-from ledger.errors import BlockError, EquivocationError, SchemaError
-from ledger.merkle import Frontier
-from ledger.records import MAX_INDEX, Record
-from ledger.registry import Params
-from ledger.schema import CODE, Fields
+from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
+from kpledger.ledger.crypto import PublicKey, Signer
+from kpledger.ledger.errors import BlockError, EquivocationError, SchemaError
+from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.records import MAX_INDEX, Record
+from kpledger.ledger.registry import Params
+from kpledger.ledger.schema import CODE, Fields
 
 __all__ = [
     "Block",

@@ -183,10 +183,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.blocks import Header, SignedHeader
-from ledger.canonical import Tag, canonical_bytes, from_hex, load_json, parse_canonical
-from ledger.chain import genesis
-from ledger.errors import (
+from kpledger.ledger.blocks import Header, SignedHeader
+from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, load_json, parse_canonical
+from kpledger.ledger.chain import genesis
+from kpledger.ledger.errors import (
     BlockError,
     EncodingError,
     InvalidData,
@@ -196,8 +196,8 @@ from ledger.errors import (
     UnknownReference,
     WitnessInvalid,
 )
-from ledger.merkle import verify_inclusion
-from ledger.records import (
+from kpledger.ledger.merkle import verify_inclusion
+from kpledger.ledger.records import (
     GOVERNANCE_CHAIN,
     MAX_INDEX,
     Composition,
@@ -208,10 +208,10 @@ from ledger.records import (
     Record,
     RecordRef,
 )
-from ledger.registry import Registry, verify_threshold
-from ledger.rules import Context, apply_record
-from ledger.schema import LOCAL_ID, Fields
-from ledger.state import (
+from kpledger.ledger.registry import Registry, verify_threshold
+from kpledger.ledger.rules import Context, apply_record
+from kpledger.ledger.schema import LOCAL_ID, Fields
+from kpledger.ledger.state import (
     Certificate,
     KeyEvent,
     Parcel,

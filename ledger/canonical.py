@@ -20,7 +20,7 @@ from typing import Any
 
 import rfc8785
 
-from ledger.errors import EncodingError
+from kpledger.ledger.errors import EncodingError
 
 __all__ = [
     "Tag",

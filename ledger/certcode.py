@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from ledger.errors import SchemaError
-from ledger.schema import LOCAL_ID
+from kpledger.ledger.errors import SchemaError
+from kpledger.ledger.schema import LOCAL_ID
 
 __all__ = ["CertificateCode", "check_base_url"]
 

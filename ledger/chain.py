@@ -12,20 +12,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ledger.blocks import Block, Evidence, Header, SignedHeader, WitnessRef, check_link, seal
-from ledger.crypto import Signer
-from ledger.errors import (
+from kpledger.ledger.blocks import (
+    Block,
+    Evidence,
+    Header,
+    SignedHeader,
+    WitnessRef,
+    check_link,
+    seal,
+)
+from kpledger.ledger.crypto import Signer
+from kpledger.ledger.errors import (
     BlockError,
     DependencyMissing,
     RuleViolation,
     SignatureError,
     WitnessInvalid,
 )
-from ledger.merkle import MemoryTree
-from ledger.records import GOVERNANCE_CHAIN, Record
-from ledger.registry import Registry
-from ledger.rules import Context, apply_record
-from ledger.state import (
+from kpledger.ledger.merkle import MemoryTree
+from kpledger.ledger.records import GOVERNANCE_CHAIN, Record
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.rules import Context, apply_record
+from kpledger.ledger.state import (
     KeyEvent,
     MemberEvent,
     State,

@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.canonical import canonical_bytes, from_hex, parse_canonical, sha256
-from ledger.errors import DisclosureError, SchemaError
-from ledger.schema import CENTS_MAX, Fields
+from kpledger.ledger.canonical import canonical_bytes, from_hex, parse_canonical, sha256
+from kpledger.ledger.errors import DisclosureError, SchemaError
+from kpledger.ledger.schema import CENTS_MAX, Fields
 
 __all__ = [
     "COMMIT_PREFIX",

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.canonical import Tag, from_hex, sha256
-from ledger.errors import SignatureError
+from kpledger.ledger.canonical import Tag, from_hex, sha256
+from kpledger.ledger.errors import SignatureError
 
 __all__ = ["Ed25519Signer", "PublicKey", "Signer", "key_id_of"]
 

@@ -43,8 +43,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeAlias
 
-from ledger.canonical import Tag, sha256, tagged_hash
-from ledger.errors import (
+from kpledger.ledger.canonical import Tag, sha256, tagged_hash
+from kpledger.ledger.errors import (
     ConsistencyProofError,
     InclusionProofError,
     ProofError,

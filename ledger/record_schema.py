@@ -22,9 +22,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ledger import records
-from ledger.records import Kind
-from ledger.schema import CARAT_MAX, CENTS_MAX, CODE, TRACER, Fields, Traced
+from kpledger.ledger import records
+from kpledger.ledger.records import Kind
+from kpledger.ledger.schema import CARAT_MAX, CENTS_MAX, CODE, TRACER, Fields, Traced
 
 __all__ = ["KIND_DOCS", "body_schema", "kind_schemas", "record_schema"]
 

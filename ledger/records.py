@@ -25,11 +25,11 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical
-from ledger.crypto import PublicKey, Signer
-from ledger.errors import SchemaError
-from ledger.merkle import leaf_hash
-from ledger.schema import (
+from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical
+from kpledger.ledger.crypto import PublicKey, Signer
+from kpledger.ledger.errors import SchemaError
+from kpledger.ledger.merkle import leaf_hash
+from kpledger.ledger.schema import (
     CARAT_MAX,
     CENTS_MAX,
     CODE,

@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
-from ledger.crypto import PublicKey, Signer
-from ledger.errors import SchemaError, SignatureError, ThresholdError
-from ledger.kpdata import PRODUCERS
-from ledger.records import GOVERNANCE_CHAIN, PARTICIPANT_ROLES
-from ledger.schema import CODE, Fields
+from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
+from kpledger.ledger.crypto import PublicKey, Signer
+from kpledger.ledger.errors import SchemaError, SignatureError, ThresholdError
+from kpledger.ledger.kpdata import PRODUCERS
+from kpledger.ledger.records import GOVERNANCE_CHAIN, PARTICIPANT_ROLES
+from kpledger.ledger.schema import CODE, Fields
 
 __all__ = [
     "Params",

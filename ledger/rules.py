@@ -34,9 +34,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
-from ledger.blocks import Header
-from ledger.canonical import Tag
-from ledger.errors import (
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.canonical import Tag
+from kpledger.ledger.errors import (
     AlreadySpent,
     CertificateInvalid,
     ConfirmationInvalid,
@@ -59,7 +59,7 @@ from ledger.errors import (
     WitnessInvalid,
     WrongJurisdiction,
 )
-from ledger.records import (
+from kpledger.ledger.records import (
     GOVERNANCE_CHAIN,
     GOVERNANCE_KINDS,
     CertificateConfirm,
@@ -83,8 +83,8 @@ from ledger.records import (
     Record,
     RecordRef,
 )
-from ledger.registry import Registry, verify_threshold
-from ledger.state import (
+from kpledger.ledger.registry import Registry, verify_threshold
+from kpledger.ledger.state import (
     Certificate,
     CertificateStatus,
     Edge,

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ledger.errors import SchemaError
+from kpledger.ledger.errors import SchemaError
 
 __all__ = [
     "CARAT_MAX",

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from ledger.blocks import Header
-from ledger.crypto import PublicKey
-from ledger.merkle import Frontier
-from ledger.records import Composition, Record, RecordRef
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.crypto import PublicKey
+from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.records import Composition, Record, RecordRef
 
 __all__ = [
     "Certificate",

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger.blocks import Block
-from ledger.canonical import sha256
-from ledger.chain import MemoryLedger, propose
-from ledger.crypto import Ed25519Signer
-from ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
-from ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
-from ledger.registry import Params, Participant, Registry
-from ledger.rules import certificate_origin
-from ledger.state import ParcelStatus
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.canonical import sha256
+from kpledger.ledger.chain import MemoryLedger, propose
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
+from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
+from kpledger.ledger.registry import Params, Participant, Registry
+from kpledger.ledger.rules import certificate_origin
+from kpledger.ledger.state import ParcelStatus
 
 __all__ = ["NAMES", "PRICE_PER_CARAT", "Network", "Scenario", "realistic_blocks"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from ledger.errors import InvalidData, LedgerError
-from ledger.records import Record
+from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.ledger.records import Record
 
 __all__ = ["ClientError", "NodeClient"]
 

@@ -26,10 +26,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from ledger.canonical import canonical_bytes, sha256
-from ledger.errors import InvalidData
-from ledger.records import Kind, make_record
-from ledger.rules import certificate_origin
+from kpledger.ledger.canonical import canonical_bytes, sha256
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.records import Kind, make_record
+from kpledger.ledger.rules import certificate_origin
 
 __all__ = [
     "ACTS",

@@ -26,9 +26,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from ledger.certcode import check_base_url
-from ledger.errors import InvalidData, SchemaError
-from ledger.schema import CODE
+from kpledger.ledger.certcode import check_base_url
+from kpledger.ledger.errors import InvalidData, SchemaError
+from kpledger.ledger.schema import CODE
 
 __all__ = [
     "ConfigError",

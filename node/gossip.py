@@ -33,14 +33,14 @@ from typing import Any
 
 import httpx
 
-from ledger.blocks import Block
-from ledger.canonical import load_json
-from ledger.errors import InvalidData, LedgerError
-from ledger.records import GOVERNANCE_CHAIN
-from ledger.state import chains_of
-from node.config import PeerConfig
-from node.membership import ConfigWatch
-from node.node import Node, ReceiveResult
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.canonical import load_json
+from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.ledger.records import GOVERNANCE_CHAIN
+from kpledger.ledger.state import chains_of
+from kpledger.node.config import PeerConfig
+from kpledger.node.membership import ConfigWatch
+from kpledger.node.node import Node, ReceiveResult
 
 __all__ = ["MAX_BODY", "Gossip", "PeerState"]
 

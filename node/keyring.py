@@ -26,9 +26,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from keys import load_key
-from ledger.crypto import Signer
-from ledger.errors import KeyFileError
+from kpledger.keys import load_key
+from kpledger.ledger.crypto import Signer
+from kpledger.ledger.errors import KeyFileError
 
 __all__ = ["KeyRing", "key_files", "next_key_file", "retired_key_file"]
 

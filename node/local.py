@@ -33,8 +33,8 @@ from typing import Any
 
 import httpx
 
-from ledger.errors import LedgerError
-from node.network import NetworkLayout, init_network
+from kpledger.ledger.errors import LedgerError
+from kpledger.node.network import NetworkLayout, init_network
 
 __all__ = [
     "NodeProcess",
@@ -138,7 +138,15 @@ class NodeProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "cli.main", "node", "run", "--config", str(self.config)]
+        return [
+            sys.executable,
+            "-m",
+            "kpledger.cli.main",
+            "node",
+            "run",
+            "--config",
+            str(self.config),
+        ]
 
     def child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SECRET_PREFIXES)}

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from keys import save_key, write_public_key
-from ledger.crypto import Ed25519Signer
-from ledger.errors import InvalidData
-from ledger.records import GOVERNANCE_CHAIN
-from ledger.registry import Registry
-from ledger.schema import CODE
-from node.config import ConfigError, NodeConfig, dump_config, hash_token
+from kpledger.keys import save_key, write_public_key
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.records import GOVERNANCE_CHAIN
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.schema import CODE
+from kpledger.node.config import ConfigError, NodeConfig, dump_config, hash_token
 
 __all__ = ["ConfigWatch", "JoinLayout", "add_peer", "join_network"]
 

@@ -51,13 +51,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from keys import save_key
-from ledger.crypto import Ed25519Signer
-from ledger.errors import InvalidData
-from ledger.kpdata import PARTICIPANT_NAMES
-from ledger.registry import Params, Participant, Registry
-from ledger.schema import CODE
-from node.config import hash_token, write_config
+from kpledger.keys import save_key
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.kpdata import PARTICIPANT_NAMES
+from kpledger.ledger.registry import Params, Participant, Registry
+from kpledger.ledger.schema import CODE
+from kpledger.node.config import hash_token, write_config
 
 __all__ = [
     "NetworkLayout",

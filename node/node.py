@@ -26,11 +26,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ledger.blocks import Block, Evidence, WitnessRef
-from ledger.canonical import canonical_bytes
-from ledger.chain import detect_equivocation, effective_witness, fork_sizes, propose
-from ledger.crypto import PublicKey, Signer
-from ledger.errors import (
+from kpledger.ledger.blocks import Block, Evidence, WitnessRef
+from kpledger.ledger.canonical import canonical_bytes
+from kpledger.ledger.chain import detect_equivocation, effective_witness, fork_sizes, propose
+from kpledger.ledger.crypto import PublicKey, Signer
+from kpledger.ledger.errors import (
     BlockError,
     DependencyMissing,
     InvalidData,
@@ -40,13 +40,13 @@ from ledger.errors import (
     StoreError,
     WitnessInvalid,
 )
-from ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
-from ledger.rules import Context, apply_record
-from ledger.state import State, key_at, member_role
-from ledger.store import Store
-from ledger.store.outcome import Outcome, OutcomeStatus
-from node.config import NodeConfig
-from node.keyring import KeyRing
+from kpledger.ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
+from kpledger.ledger.rules import Context, apply_record
+from kpledger.ledger.state import State, key_at, member_role
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.outcome import Outcome, OutcomeStatus
+from kpledger.node.config import NodeConfig
+from kpledger.node.keyring import KeyRing
 
 __all__ = ["CLOCK_TOLERANCE", "MAX_BLOCKS_BODY", "Node", "NotSealer", "ReceiveResult", "utc_now"]
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from node.gossip import Gossip, PeerState
-from node.node import Node
+from kpledger.node.gossip import Gossip, PeerState
+from kpledger.node.node import Node
 
 __all__ = ["peer_height", "produce", "run_loops", "startup_sync"]
 

@@ -18,6 +18,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ledger", "keys", "node", "api", "cli")
+#: the import package the folders install under (``kpledger.ledger``, ...)
+TOP = "kpledger"
+
+
+def _local(module: str) -> str:
+    """``kpledger.ledger.x`` -> ``ledger.x``; other names unchanged."""
+    return module.removeprefix(f"{TOP}.")
+
 
 PINNED: dict[str, list[str]] = {
     "api": [],
@@ -594,7 +602,7 @@ def test_every_module_is_pinned() -> None:
 
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_public_names(name: str) -> None:
-    module = importlib.import_module(name)
+    module = importlib.import_module(f"{TOP}.{name}")
     exported = getattr(module, "__all__", None)
     assert exported is not None, f"{name} has no __all__"
     assert sorted(exported) == PINNED[name], f"{name}: public names changed"
@@ -610,16 +618,16 @@ def _imported_modules(tree: ast.Module) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] in PACKAGES and alias.asname:
+                if _local(alias.name).split(".")[0] in PACKAGES and alias.asname:
                     bound.add(alias.asname)
-        elif isinstance(node, ast.ImportFrom) and node.module in PACKAGES:
+        elif isinstance(node, ast.ImportFrom) and _local(node.module or "") in PACKAGES:
             bound.update(alias.asname or alias.name for alias in node.names)
     return bound
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_no_private_name_used_from_another_module(name: str) -> None:
-    module = importlib.import_module(name)
+    module = importlib.import_module(f"{TOP}.{name}")
     assert module.__file__ is not None
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     private = [
@@ -627,7 +635,7 @@ def test_no_private_name_used_from_another_module(name: str) -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom)
         and node.module
-        and node.module.split(".")[0] in PACKAGES
+        and _local(node.module).split(".")[0] in PACKAGES
         for alias in node.names
         if alias.name.startswith("_")
     ]
@@ -642,3 +650,24 @@ def test_no_private_name_used_from_another_module(name: str) -> None:
         and not node.attr.startswith("__")
     ]
     assert not private, f"{name} uses private names of other modules: {private}"
+
+
+def test_no_module_imports_the_folders_by_their_bare_names() -> None:
+    """Every import names ``kpledger.``: a bare ``ledger.x`` would load a second copy of
+    the module from the checkout (two error trees, two registries)."""
+    bare = []
+    for folder in (*PACKAGES, "bench", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom) and node.level == 0
+                    else []
+                )
+                bare += [
+                    f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in PACKAGES
+                ]
+    assert not bare, bare[:10]

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.audit import MAX_FINDINGS, UNCONFIRMED_DAYS, audit_report
-from api.deps import Caller, NodeDep, require
-from api.schemas import AuditReportOut, ChainSyncOut
-from ledger.errors import InvalidData
+from kpledger.api.audit import MAX_FINDINGS, UNCONFIRMED_DAYS, audit_report
+from kpledger.api.deps import Caller, NodeDep, require
+from kpledger.api.schemas import AuditReportOut, ChainSyncOut
+from kpledger.ledger.errors import InvalidData
 
 __all__ = ["router"]
 

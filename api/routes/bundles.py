@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from api.deps import Caller, NodeDep, caller
-from api.problems import problem
-from api.provenance import sees_parcel
-from ledger.bundle import MAX_BUNDLE_BYTES, check_bundle, serialize_bundle
-from ledger.errors import InvalidData, NotYetCosigned
-from ledger.schema import LOCAL_ID
-from ledger.store.bundles import build_bundle
+from kpledger.api.deps import Caller, NodeDep, caller
+from kpledger.api.problems import problem
+from kpledger.api.provenance import sees_parcel
+from kpledger.ledger.bundle import MAX_BUNDLE_BYTES, check_bundle, serialize_bundle
+from kpledger.ledger.errors import InvalidData, NotYetCosigned
+from kpledger.ledger.schema import LOCAL_ID
+from kpledger.ledger.store.bundles import build_bundle
 
 __all__ = ["accepts_gzip", "router"]
 

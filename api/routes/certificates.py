@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from api.deps import Caller, NodeDep, caller
-from api.provenance import certificate_view
-from api.schemas import CertificateOut
-from ledger.errors import InvalidData
-from ledger.schema import LOCAL_ID
+from kpledger.api.deps import Caller, NodeDep, caller
+from kpledger.api.provenance import certificate_view
+from kpledger.api.schemas import CertificateOut
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.schema import LOCAL_ID
 
 __all__ = ["router"]
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from api.deps import Caller, NodeDep, require
-from api.routes.records import MAX_BATCH
-from api.schemas import SubmitOut
-from ledger.canonical import load_json
-from ledger.errors import InvalidData
+from kpledger.api.deps import Caller, NodeDep, require
+from kpledger.api.routes.records import MAX_BATCH
+from kpledger.api.schemas import SubmitOut
+from kpledger.ledger.canonical import load_json
+from kpledger.ledger.errors import InvalidData
 
 __all__ = ["router"]
 

@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import NodeDep
-from api.problems import problem
-from ledger.canonical import load_json
-from node.node import NotSealer
+from kpledger.api.deps import NodeDep
+from kpledger.api.problems import problem
+from kpledger.ledger.canonical import load_json
+from kpledger.node.node import NotSealer
 
 __all__ = ["router"]
 

@@ -16,13 +16,13 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, NodeDep, require
-from api.provenance import certificate_status, certificate_view, parcel_view
-from api.schemas import CertificateOut, ParcelOut, RefOut
-from ledger.errors import InvalidData, UnknownReference
-from ledger.schema import LOCAL_ID
-from node.compose import ACTS, Composer
-from node.node import Node
+from kpledger.api.deps import Caller, NodeDep, require
+from kpledger.api.provenance import certificate_status, certificate_view, parcel_view
+from kpledger.api.schemas import CertificateOut, ParcelOut, RefOut
+from kpledger.ledger.errors import InvalidData, UnknownReference
+from kpledger.ledger.schema import LOCAL_ID
+from kpledger.node.compose import ACTS, Composer
+from kpledger.node.node import Node
 
 __all__ = ["router"]
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import NodeDep
-from api.schemas import HealthOut
+from kpledger.api.deps import NodeDep
+from kpledger.api.schemas import HealthOut
 
 __all__ = ["router"]
 

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.deps import Caller, NodeDep, caller
-from api.provenance import history_view, parcel_view
-from api.schemas import HistoryOut, ParcelOut
-from ledger.errors import InvalidData
-from ledger.schema import LOCAL_ID
-from ledger.state import Parcel
-from node.node import Node
+from kpledger.api.deps import Caller, NodeDep, caller
+from kpledger.api.provenance import history_view, parcel_view
+from kpledger.api.schemas import HistoryOut, ParcelOut
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.schema import LOCAL_ID
+from kpledger.ledger.state import Parcel
+from kpledger.node.node import Node
 
 __all__ = ["router"]
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from api.deps import Caller, NodeDep, require
-from api.schemas import BlocksOut, EvidenceListOut, GossipOut, HeadsOut, PushOut
-from ledger.canonical import load_json
-from ledger.errors import InvalidData
-from ledger.records import MAX_INDEX
-from ledger.state import chains_of
+from kpledger.api.deps import Caller, NodeDep, require
+from kpledger.api.schemas import BlocksOut, EvidenceListOut, GossipOut, HeadsOut, PushOut
+from kpledger.ledger.canonical import load_json
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.records import MAX_INDEX
+from kpledger.ledger.state import chains_of
 
 __all__ = ["router"]
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from api.deps import Caller, NodeDep, require
-from api.schemas import OutcomeOut, SubmitOut
-from ledger.canonical import load_json
-from ledger.errors import InvalidData
-from ledger.schema import CODE, RECORD_ID
+from kpledger.api.deps import Caller, NodeDep, require
+from kpledger.api.schemas import OutcomeOut, SubmitOut
+from kpledger.ledger.canonical import load_json
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.schema import CODE, RECORD_ID
 
 __all__ = ["router"]
 

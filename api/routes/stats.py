@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.audit import PERIOD_PATTERN, kp_statistics, stats_csv
-from api.deps import NodeDep
-from api.schemas import StatsOut
+from kpledger.api.audit import PERIOD_PATTERN, kp_statistics, stats_csv
+from kpledger.api.deps import NodeDep
+from kpledger.api.schemas import StatsOut
 
 __all__ = ["router"]
 

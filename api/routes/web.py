@@ -32,12 +32,12 @@ import segno
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, NodeDep, caller
-from api.provenance import sees_certificate
-from ledger.certcode import CertificateCode
-from ledger.errors import InvalidData
-from ledger.schema import LOCAL_ID
-from node.node import Node
+from kpledger.api.deps import Caller, NodeDep, caller
+from kpledger.api.provenance import sees_certificate
+from kpledger.ledger.certcode import CertificateCode
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.schema import LOCAL_ID
+from kpledger.node.node import Node
 
 __all__ = ["PAGES", "router"]
 

@@ -16,17 +16,17 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.blocks import Block
-from ledger.chain import apply_block
-from ledger.errors import LedgerError, StoreError
-from ledger.merkle import Frontier
-from ledger.records import Record
-from ledger.state import State
-from ledger.store import tables as t
-from ledger.store.engine import BulkWriter
-from ledger.store.queue import SubmissionQueue
-from ledger.store.rows import cert_row, parcel_row, party_row
-from ledger.store.stateview import StoreState
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.chain import apply_block
+from kpledger.ledger.errors import LedgerError, StoreError
+from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.records import Record
+from kpledger.ledger.state import State
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.engine import BulkWriter
+from kpledger.ledger.store.queue import SubmissionQueue
+from kpledger.ledger.store.rows import cert_row, parcel_row, party_row
+from kpledger.ledger.store.stateview import StoreState
 
 __all__ = ["BlockWriter"]
 

@@ -47,17 +47,17 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.blocks import Block, Evidence
-from ledger.canonical import canonical_bytes, load_json
-from ledger.chain import fork_heights
-from ledger.crypto import PublicKey
-from ledger.errors import InvalidData, LedgerError, StoreError
-from ledger.records import Record
-from ledger.registry import Registry
-from ledger.state import key_at
-from ledger.store import tables as t
-from ledger.store.store import Store
-from ledger.store.writer import ReplicaStore
+from kpledger.ledger.blocks import Block, Evidence
+from kpledger.ledger.canonical import canonical_bytes, load_json
+from kpledger.ledger.chain import fork_heights
+from kpledger.ledger.crypto import PublicKey
+from kpledger.ledger.errors import InvalidData, LedgerError, StoreError
+from kpledger.ledger.records import Record
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.state import key_at
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.store import Store
+from kpledger.ledger.store.writer import ReplicaStore
 
 __all__ = [
     "FORMAT",

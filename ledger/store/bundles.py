@@ -37,11 +37,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ledger.blocks import Header, SignedHeader
-from ledger.bundle import BundleRecord, assemble_bundle
-from ledger.canonical import parse_canonical
-from ledger.errors import NotYetCosigned, StoreError, UnknownReference
-from ledger.records import (
+from kpledger.ledger.blocks import Header, SignedHeader
+from kpledger.ledger.bundle import BundleRecord, assemble_bundle
+from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.errors import NotYetCosigned, StoreError, UnknownReference
+from kpledger.ledger.records import (
     GOVERNANCE_CHAIN,
     CertificateConfirm,
     CertificateIssue,
@@ -55,9 +55,9 @@ from ledger.records import (
     PartyRevoke,
     Record,
 )
-from ledger.state import CertificateStatus
-from ledger.store import tables as t
-from ledger.store.store import Store
+from kpledger.ledger.state import CertificateStatus
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.store import Store
 
 __all__ = ["build_bundle"]
 

@@ -22,10 +22,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from ledger.chain import genesis
-from ledger.errors import LedgerError, StoreError
-from ledger.registry import Registry
-from ledger.store import tables as t
+from kpledger.ledger.chain import genesis
+from kpledger.ledger.errors import LedgerError, StoreError
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.store import tables as t
 
 __all__ = ["BulkWriter", "make_engine", "open_database", "schema_revision", "upgrade"]
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, insert, select
 
-from ledger.blocks import Evidence
-from ledger.canonical import canonical_bytes, parse_canonical
-from ledger.errors import StoreError
-from ledger.store import tables as t
+from kpledger.ledger.blocks import Evidence
+from kpledger.ledger.canonical import canonical_bytes, parse_canonical
+from kpledger.ledger.errors import StoreError
+from kpledger.ledger.store import tables as t
 
 __all__ = ["EvidenceLog"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text
 
-from ledger.records import Record
-from ledger.state import Edge, Parcel, ParcelEvent
-from ledger.store import tables as t
-from ledger.store.rows import chunks, parcel_of, ref_of
+from kpledger.ledger.records import Record
+from kpledger.ledger.state import Edge, Parcel, ParcelEvent
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.rows import chunks, parcel_of, ref_of
 
 __all__ = ["History", "HistoryEvent", "Lineage"]
 

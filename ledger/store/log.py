@@ -10,12 +10,12 @@ from collections.abc import Iterator, Mapping
 
 from sqlalchemy import Connection, func, select
 
-from ledger.blocks import Block, SignedHeader
-from ledger.errors import StoreError
-from ledger.records import Record
-from ledger.store import tables as t
-from ledger.store.rows import header_of
-from ledger.store.stateview import StoreState
+from kpledger.ledger.blocks import Block, SignedHeader
+from kpledger.ledger.errors import StoreError
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.rows import header_of
+from kpledger.ledger.store.stateview import StoreState
 
 __all__ = ["LogReader", "heights_at"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from ledger.errors import InvalidData, RuleViolation
+from kpledger.ledger.errors import InvalidData, RuleViolation
 
 __all__ = ["Outcome", "OutcomeStatus"]
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, and_, or_, select
 
-from ledger.errors import StoreError
-from ledger.merkle import Coord, consistency_proof, inclusion_proof, root_at
-from ledger.store import tables as t
-from ledger.store.rows import chunks
+from kpledger.ledger.errors import StoreError
+from kpledger.ledger.merkle import Coord, consistency_proof, inclusion_proof, root_at
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.rows import chunks
 
 __all__ = ["NodeReader", "Proofs"]
 

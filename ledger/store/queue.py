@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import LedgerError, StoreError
-from ledger.records import Record
-from ledger.store import tables as t
-from ledger.store.engine import BulkWriter
-from ledger.store.outcome import Outcome
-from ledger.store.rows import chunks, rejection_row
+from kpledger.ledger.errors import LedgerError, StoreError
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.engine import BulkWriter
+from kpledger.ledger.store.outcome import Outcome
+from kpledger.ledger.store.rows import chunks, rejection_row
 
 __all__ = ["SubmissionQueue"]
 

@@ -10,10 +10,10 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ledger.blocks import Header
-from ledger.canonical import parse_canonical
-from ledger.errors import LedgerError
-from ledger.records import (
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.errors import LedgerError
+from kpledger.ledger.records import (
     CertificateConfirm,
     CertificateIssue,
     CertificateRefuse,
@@ -28,7 +28,7 @@ from ledger.records import (
     Record,
     RecordRef,
 )
-from ledger.state import Certificate, CertificateStatus, Parcel, ParcelStatus, Party
+from kpledger.ledger.state import Certificate, CertificateStatus, Parcel, ParcelStatus, Party
 
 __all__ = [
     "IN_CHUNK",

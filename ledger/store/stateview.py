@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, and_, func, select
 
-from ledger.blocks import Header
-from ledger.crypto import PublicKey
-from ledger.merkle import Frontier
-from ledger.records import Record, RecordRef
-from ledger.registry import Registry
-from ledger.state import (
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.crypto import PublicKey
+from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.records import Record, RecordRef
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.state import (
     Certificate,
     CertificateStatus,
     KeyEvent,
@@ -34,9 +34,17 @@ from ledger.state import (
     Party,
     State,
 )
-from ledger.store import tables as t
-from ledger.store.proofs import NodeReader
-from ledger.store.rows import cert_of, chunks, header_of, parcel_of, party_of, ref_of, referenced
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.proofs import NodeReader
+from kpledger.ledger.store.rows import (
+    cert_of,
+    chunks,
+    header_of,
+    parcel_of,
+    party_of,
+    ref_of,
+    referenced,
+)
 
 __all__ = ["StoreState"]
 

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from ledger.registry import Registry
-from ledger.store.apply import BlockWriter
-from ledger.store.audit import AuditQueries
-from ledger.store.engine import BulkWriter, open_database
-from ledger.store.evidence import EvidenceLog
-from ledger.store.lineage import Lineage
-from ledger.store.log import LogReader
-from ledger.store.proofs import Proofs
-from ledger.store.queue import SubmissionQueue
-from ledger.store.stateview import StoreState
-from ledger.store.verify import Verifier
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.store.apply import BlockWriter
+from kpledger.ledger.store.audit import AuditQueries
+from kpledger.ledger.store.engine import BulkWriter, open_database
+from kpledger.ledger.store.evidence import EvidenceLog
+from kpledger.ledger.store.lineage import Lineage
+from kpledger.ledger.store.log import LogReader
+from kpledger.ledger.store.proofs import Proofs
+from kpledger.ledger.store.queue import SubmissionQueue
+from kpledger.ledger.store.stateview import StoreState
+from kpledger.ledger.store.verify import Verifier
 
 __all__ = ["Store"]
 

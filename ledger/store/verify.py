@@ -16,15 +16,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.chain import fork_heights
-from ledger.errors import StoreError
-from ledger.store import tables as t
-from ledger.store.apply import BlockWriter
-from ledger.store.engine import BulkWriter, open_database
-from ledger.store.evidence import EvidenceLog
-from ledger.store.log import LogReader, heights_at
-from ledger.store.queue import SubmissionQueue
-from ledger.store.stateview import StoreState
+from kpledger.ledger.chain import fork_heights
+from kpledger.ledger.errors import StoreError
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.apply import BlockWriter
+from kpledger.ledger.store.engine import BulkWriter, open_database
+from kpledger.ledger.store.evidence import EvidenceLog
+from kpledger.ledger.store.log import LogReader, heights_at
+from kpledger.ledger.store.queue import SubmissionQueue
+from kpledger.ledger.store.stateview import StoreState
 
 __all__ = ["DERIVED", "Verifier", "VerifyReport", "snapshot"]
 

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from ledger.store.store import Store
+from kpledger.ledger.store.store import Store
 
 __all__ = ["ReplicaStore", "WriterLock", "writer_key"]
 

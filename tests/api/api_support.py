@@ -21,16 +21,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from cli.example import run_example
-from ledger.blocks import Block, Evidence
-from ledger.chain import propose
-from ledger.crypto import Ed25519Signer
-from ledger.records import Kind, Record
-from ledger.store import Store
-from ledger.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
-from node.config import NodeConfig, TokenConfig, hash_token
-from node.node import Node
+from kpledger.api.app import create_app
+from kpledger.cli.example import run_example
+from kpledger.ledger.blocks import Block, Evidence
+from kpledger.ledger.chain import propose
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
+from kpledger.node.config import NodeConfig, TokenConfig, hash_token
+from kpledger.node.node import Node
 
 #: role -> token for every node of these tests (party tokens name their party)
 TOKENS = {

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from api_support import TOKENS, Example, bearer, serve
 
-from api.routes import bundles
-from cli.example import run_example
-from ledger.store import Store
-from ledger.workload import Network, Scenario
+from kpledger.api.routes import bundles
+from kpledger.cli.example import run_example
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import Network, Scenario
 
 PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
 

@@ -9,9 +9,9 @@ from api_support import AuditCase, Example, Realistic, bearer
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from ledger.records import Record
-from ledger.store import Store
-from ledger.store import tables as t
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
 
 
 @pytest.fixture(scope="module")

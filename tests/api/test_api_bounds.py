@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.example import run_example
-from ledger.bundle import serialize_bundle
-from ledger.records import MAX_INDEX
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network
+from kpledger.cli.example import run_example
+from kpledger.ledger.bundle import serialize_bundle
+from kpledger.ledger.records import MAX_INDEX
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network
 
 EXAMPLES = int(os.environ.get("KPL_FUZZ_EXAMPLES", "60"))
 _HERE = Path(tempfile.gettempdir())

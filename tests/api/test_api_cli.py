@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cli import query
-from cli.main import app
-from node.client import NodeClient
+from kpledger.cli import query
+from kpledger.cli.main import app
+from kpledger.node.client import NodeClient
 
 NODE = "http://wdc.test:8106"
 Run = Callable[..., tuple[int, str, str]]

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from api_support import AuditCase, build_audit_case
 
-from api.audit import audit_report, kp_statistics
-from ledger.store import Store
-from ledger.workload import realistic_blocks
+from kpledger.api.audit import audit_report, kp_statistics
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import realistic_blocks
 
 pytestmark = pytest.mark.postgres
 

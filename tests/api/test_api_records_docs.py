@@ -15,12 +15,12 @@ import pytest
 from api_support import Example, bearer, serve
 from fastapi.testclient import TestClient
 
-from api import docs_records
-from api.docs_records import EXAMPLES, example_record
-from api.openapi import component_name
-from cli.example import run_example
-from ledger.records import Kind, Record
-from ledger.workload import Network
+from kpledger.api import docs_records
+from kpledger.api.docs_records import EXAMPLES, example_record
+from kpledger.api.openapi import component_name
+from kpledger.cli.example import run_example
+from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.workload import Network
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from cli.example import run_example
-from ledger.workload import Network
+from kpledger.cli.example import run_example
+from kpledger.ledger.workload import Network
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 EXAMPLES = int(os.environ.get("KPL_FUZZ_EXAMPLES", "25"))

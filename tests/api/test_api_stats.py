@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from api_support import AuditCase, Realistic
 
-from ledger.blocks import Block
-from ledger.records import Kind
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.records import Kind
 
 Sums = dict[tuple[str, ...], list[int]]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from api_support import Example, bearer
 
-from api.routes.bundles import accepts_gzip
-from node.config import HttpLimits
+from kpledger.api.routes.bundles import accepts_gzip
+from kpledger.node.config import HttpLimits
 
 CAP = HttpLimits().verify_max_bytes
 

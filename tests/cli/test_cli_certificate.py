@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.certificate import verify_certificate_command
-from cli.example import run_example
-from ledger.certcode import CertificateCode
+from kpledger.cli.certificate import verify_certificate_command
+from kpledger.cli.example import run_example
+from kpledger.ledger.certcode import CertificateCode
 from tests.cli.test_cli_verify import _serve
 
 NUMBER = "EU-2026-0001"

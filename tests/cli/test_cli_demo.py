@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo import AUTHORITIES, run_story, wait_agreement
-from node.client import NodeClient
-from node.local import LocalNetwork
+from kpledger.cli.demo import AUTHORITIES, run_story, wait_agreement
+from kpledger.node.client import NodeClient
+from kpledger.node.local import LocalNetwork
 
 
 @pytest.mark.timeout(600)

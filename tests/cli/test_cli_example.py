@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.example import run_example
-from cli.main import app
-from ledger.bundle import serialize_bundle
-from ledger.errors import RestrictedOrigin
-from ledger.state import CertificateStatus, ParcelStatus
-from ledger.store.bundles import build_bundle
+from kpledger.cli.example import run_example
+from kpledger.cli.main import app
+from kpledger.ledger.bundle import serialize_bundle
+from kpledger.ledger.errors import RestrictedOrigin
+from kpledger.ledger.state import CertificateStatus, ParcelStatus
+from kpledger.ledger.store.bundles import build_bundle
 
 runner = CliRunner()
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.governance import load_proposal
-from cli.main import app
-from keys import load_public_key
-from ledger.records import Kind
-from node.config import NodeConfig
-from node.network import NetworkLayout, init_network
+from kpledger.cli.governance import load_proposal
+from kpledger.cli.main import app
+from kpledger.keys import load_public_key
+from kpledger.ledger.records import Kind
+from kpledger.node.config import NodeConfig
+from kpledger.node.network import NetworkLayout, init_network
 
 
 @pytest.fixture(scope="module")

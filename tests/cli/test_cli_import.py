@@ -11,9 +11,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cli import importer, query
-from cli.main import app
-from node.client import ClientError, NodeClient
+from kpledger.cli import importer, query
+from kpledger.cli.main import app
+from kpledger.node.client import ClientError, NodeClient
 from tests.node.conftest import Cluster
 
 

@@ -17,9 +17,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cli import officer, query
-from cli.main import app
-from node.client import ClientError, NodeClient
+from kpledger.cli import officer, query
+from kpledger.cli.main import app
+from kpledger.node.client import ClientError, NodeClient
 from tests.node.conftest import Cluster
 
 Run = Callable[..., tuple[int, str, str]]

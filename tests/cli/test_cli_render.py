@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from api.deps import Caller
-from api.provenance import history_view
-from cli.render import history_tree, ref, status_text
-from ledger.records import Record
-from ledger.store import Store
-from ledger.workload import Network, Scenario
+from kpledger.api.deps import Caller
+from kpledger.api.provenance import history_view
+from kpledger.cli.render import history_tree, ref, status_text
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import Network, Scenario
 
 
 def _diamond() -> Store:

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 import uvicorn
 
-from api.app import create_app
-from cli.example import run_example
-from cli.verify import verify_command
-from ledger.bundle import serialize_bundle
-from ledger.store import Store
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network, Scenario
-from node.config import NodeConfig
-from node.node import Node
+from kpledger.api.app import create_app
+from kpledger.cli.example import run_example
+from kpledger.cli.verify import verify_command
+from kpledger.ledger.bundle import serialize_bundle
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario
+from kpledger.node.config import NodeConfig
+from kpledger.node.node import Node
 
 
 @pytest.fixture(scope="module")

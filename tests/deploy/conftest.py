@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from node.local import NodeProcess, free_base_port, log_tail
+from kpledger.node.local import NodeProcess, free_base_port, log_tail
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,16 +18,16 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from ledger.blocks import Evidence, Header
-from ledger.chain import propose
-from ledger.errors import InvalidData, StoreError
-from ledger.records import Kind, Record, make_record
-from ledger.store import Store
-from ledger.store import tables as t
-from ledger.store.backup import BackupError, export_store, import_file
-from ledger.workload import Network, realistic_blocks
-from node.local import free_base_port
-from node.network import init_network
+from kpledger.ledger.blocks import Evidence, Header
+from kpledger.ledger.chain import propose
+from kpledger.ledger.errors import InvalidData, StoreError
+from kpledger.ledger.records import Kind, Record, make_record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.backup import BackupError, export_store, import_file
+from kpledger.ledger.workload import Network, realistic_blocks
+from kpledger.node.local import free_base_port
+from kpledger.node.network import init_network
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -103,7 +103,7 @@ def _wipe(url: str) -> None:
 
 def kpl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "kpledger.cli.main", *args],
         check=False,
         capture_output=True,
         text=True,

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.ops import run_network_story
-from node.local import free_base_port
-from node.network import init_network, issue_node_certificate, load_ca
+from kpledger.cli.ops import run_network_story
+from kpledger.node.local import free_base_port
+from kpledger.node.network import init_network, issue_node_certificate, load_ca
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -23,11 +23,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from ledger.records import Kind, make_record
-from ledger.registry import Registry
-from ledger.store import Store
-from node.config import NodeConfig
-from node.network import init_network
+from kpledger.ledger.records import Kind, make_record
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.store import Store
+from kpledger.node.config import NodeConfig
+from kpledger.node.network import init_network
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -161,7 +161,7 @@ def test_node_refuses_unknown_schema_revision(deploy: Any, tmp_path: Path, pg_ur
 
     def kpl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
+            [sys.executable, "-m", "kpledger.cli.main", *args],
             check=False,
             capture_output=True,
             text=True,

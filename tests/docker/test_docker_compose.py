@@ -28,9 +28,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import make_url
 
-from keys import load_key
-from ledger.registry import Registry
-from node.config import NodeConfig, hash_token
+from kpledger.keys import load_key
+from kpledger.ledger.registry import Registry
+from kpledger.node.config import NodeConfig, hash_token
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
@@ -54,7 +54,7 @@ def documented_command() -> list[str]:
 def kpl(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "kpledger.cli.main", *args],
         check=False,
         capture_output=True,
         text=True,
@@ -296,7 +296,13 @@ def test_entrypoint_command_works_on_the_host(compose: dict[str, Any], project: 
     env = {var: str(where[path]) for var, path in service["environment"].items()}
     config = node_config(project, "BW")
     started = subprocess.run(
-        [sys.executable, "-m", "cli.main", *json.loads(ENTRYPOINT)[1:-1], str(config.path)],
+        [
+            sys.executable,
+            "-m",
+            "kpledger.cli.main",
+            *json.loads(ENTRYPOINT)[1:-1],
+            str(config.path),
+        ],
         check=False,
         capture_output=True,
         text=True,

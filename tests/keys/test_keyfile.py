@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-import keys
-from keys import (
+from kpledger import keys
+from kpledger.keys import (
     generate_key_file,
     load_key,
     load_public_key,
@@ -33,9 +33,9 @@ from keys import (
     save_key,
     write_public_key,
 )
-from ledger.canonical import Tag, sha256
-from ledger.crypto import Ed25519Signer
-from ledger.errors import KeyFileError, LedgerError
+from kpledger.ledger.canonical import Tag, sha256
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import KeyFileError, LedgerError
 
 PASSPHRASE = b"correct horse battery staple"
 WRONG = b"Tr0ub4dor&3 not the one"

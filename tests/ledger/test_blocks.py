@@ -10,10 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.blocks import Block, Evidence, Header, SignedHeader, WitnessRef, check_link, seal
-from ledger.canonical import Tag, canonical_bytes, parse_canonical, tagged_hash
-from ledger.crypto import Ed25519Signer, PublicKey
-from ledger.errors import (
+from kpledger.ledger.blocks import (
+    Block,
+    Evidence,
+    Header,
+    SignedHeader,
+    WitnessRef,
+    check_link,
+    seal,
+)
+from kpledger.ledger.canonical import Tag, canonical_bytes, parse_canonical, tagged_hash
+from kpledger.ledger.crypto import Ed25519Signer, PublicKey
+from kpledger.ledger.errors import (
     BlockError,
     EncodingError,
     EquivocationError,
@@ -21,10 +29,10 @@ from ledger.errors import (
     SchemaError,
     SignatureError,
 )
-from ledger.merkle import EMPTY_ROOT, Frontier, root_of
-from ledger.records import Kind, Record, make_record
-from ledger.registry import Params
-from ledger.workload import Network
+from kpledger.ledger.merkle import EMPTY_ROOT, Frontier, root_of
+from kpledger.ledger.records import Kind, Record, make_record
+from kpledger.ledger.registry import Params
+from kpledger.ledger.workload import Network
 
 NET = Network.create()
 OTHER = Network.create(seed=1)

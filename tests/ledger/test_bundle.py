@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.example import run_example
-from ledger.blocks import Header
-from ledger.bundle import (
+from kpledger.cli.example import run_example
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.bundle import (
     FORMAT,
     MAX_PROOF,
     MAX_RECORDS,
@@ -23,8 +23,8 @@ from ledger.bundle import (
     serialize_bundle,
     verify_bundle,
 )
-from ledger.canonical import Tag, canonical_bytes
-from ledger.errors import (
+from kpledger.ledger.canonical import Tag, canonical_bytes
+from kpledger.ledger.errors import (
     BlockError,
     EncodingError,
     InclusionProofError,
@@ -35,10 +35,10 @@ from ledger.errors import (
     UnknownReference,
     WitnessInvalid,
 )
-from ledger.merkle import EMPTY_ROOT
-from ledger.state import CertificateStatus, ParcelStatus
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network, Scenario
+from kpledger.ledger.merkle import EMPTY_ROOT
+from kpledger.ledger.state import CertificateStatus, ParcelStatus
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario
 
 Doc = dict[str, Any]
 

@@ -17,17 +17,17 @@ from typing import Any
 
 import pytest
 
-from ledger.blocks import Block, Header, SignedHeader, check_link
-from ledger.bundle import STEPS, check_bundle, serialize_bundle
-from ledger.canonical import Tag, canonical_bytes, sha256
-from ledger.crypto import Ed25519Signer
-from ledger.errors import InvalidData
-from ledger.merkle import Frontier
-from ledger.records import Kind
-from ledger.state import key_at
-from ledger.store import Store
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network, Scenario
+from kpledger.ledger.blocks import Block, Header, SignedHeader, check_link
+from kpledger.ledger.bundle import STEPS, check_bundle, serialize_bundle
+from kpledger.ledger.canonical import Tag, canonical_bytes, sha256
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.records import Kind
+from kpledger.ledger.state import key_at
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario
 
 Doc = dict[str, Any]
 

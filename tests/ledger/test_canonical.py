@@ -12,7 +12,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import (
+from kpledger.ledger.canonical import (
     Tag,
     canonical_bytes,
     from_hex,
@@ -21,7 +21,7 @@ from ledger.canonical import (
     tagged_hash,
     to_hex,
 )
-from ledger.errors import EncodingError, InvalidData
+from kpledger.ledger.errors import EncodingError, InvalidData
 
 # --------------------------------------------------------------------------- vectors
 

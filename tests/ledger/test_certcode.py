@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.certcode import CertificateCode
-from ledger.errors import SchemaError
+from kpledger.ledger.certcode import CertificateCode
+from kpledger.ledger.errors import SchemaError
 
 NET = "ab" * 32
 REC = bytes(range(32))

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import canonical_bytes
-from ledger.commit import (
+from kpledger.ledger.canonical import canonical_bytes
+from kpledger.ledger.commit import (
     SALT_BYTES,
     Commitment,
     Disclosure,
@@ -22,8 +22,8 @@ from ledger.commit import (
     open_body,
     seal_body,
 )
-from ledger.errors import DisclosureError, InvalidData, SchemaError
-from ledger.merkle import leaf_hash
+from kpledger.ledger.errors import DisclosureError, InvalidData, SchemaError
+from kpledger.ledger.merkle import leaf_hash
 
 
 def _salts() -> Any:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.blocks import seal
-from ledger.chain import propose
-from ledger.crypto import Ed25519Signer
-from ledger.errors import BlockError, ParticipantNotActive, SchemaError
-from ledger.records import Kind
-from ledger.registry import Participant, Registry
-from ledger.state import CertificateStatus, key_at
-from ledger.workload import Network, Scenario
+from kpledger.ledger.blocks import seal
+from kpledger.ledger.chain import propose
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import BlockError, ParticipantNotActive, SchemaError
+from kpledger.ledger.records import Kind
+from kpledger.ledger.registry import Participant, Registry
+from kpledger.ledger.state import CertificateStatus, key_at
+from kpledger.ledger.workload import Network, Scenario
 
 
 def signer(label: str) -> Ed25519Signer:

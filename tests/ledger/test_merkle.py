@@ -17,14 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import (
+from kpledger.ledger.errors import (
     ConsistencyProofError,
     InclusionProofError,
     ProofError,
     SchemaError,
     StoreError,
 )
-from ledger.merkle import (
+from kpledger.ledger.merkle import (
     EMPTY_ROOT,
     Coord,
     Frontier,

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import Tag, canonical_bytes, parse_canonical
-from ledger.crypto import Ed25519Signer
-from ledger.errors import EncodingError, InvalidData, SchemaError
-from ledger.merkle import leaf_hash
-from ledger.records import (
+from kpledger.ledger.canonical import Tag, canonical_bytes, parse_canonical
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import EncodingError, InvalidData, SchemaError
+from kpledger.ledger.merkle import leaf_hash
+from kpledger.ledger.records import (
     MAX_LINES,
     MAX_RECORD_BYTES,
     CertificateConfirm,
@@ -42,7 +42,7 @@ from ledger.records import (
     RecordRef,
     make_record,
 )
-from ledger.schema import CARAT_MAX, CENTS_MAX
+from kpledger.ledger.schema import CARAT_MAX, CENTS_MAX
 
 NETWORK = "ab" * 32
 KEY = Ed25519Signer.from_seed(bytes(32)).public.hex()

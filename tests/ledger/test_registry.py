@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import Tag, canonical_bytes, parse_canonical, tagged_hash
-from ledger.crypto import Ed25519Signer
-from ledger.errors import InvalidData, SchemaError, SignatureError, ThresholdError
-from ledger.registry import Params, Participant, Registry, verify_threshold
+from kpledger.ledger.canonical import Tag, canonical_bytes, parse_canonical, tagged_hash
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import InvalidData, SchemaError, SignatureError, ThresholdError
+from kpledger.ledger.registry import Params, Participant, Registry, verify_threshold
 
 CREATED = "2026-01-01T00:00:00Z"
 

@@ -24,16 +24,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ledger.blocks import Block, Evidence, SignedHeader, WitnessRef, seal
-from ledger.chain import (
+from kpledger.ledger.blocks import Block, Evidence, SignedHeader, WitnessRef, seal
+from kpledger.ledger.chain import (
     MemoryLedger,
     apply_block,
     detect_equivocation,
     fork_heights,
     propose,
 )
-from ledger.crypto import Ed25519Signer
-from ledger.errors import (
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import (
     AlreadySpent,
     BlockError,
     CertificateInvalid,
@@ -55,18 +55,18 @@ from ledger.errors import (
     WitnessInvalid,
     WrongJurisdiction,
 )
-from ledger.merkle import Frontier, MemoryTree, verify_inclusion
-from ledger.records import Composition, Kind, Record, make_record
-from ledger.registry import Params
-from ledger.rules import (
+from kpledger.ledger.merkle import Frontier, MemoryTree, verify_inclusion
+from kpledger.ledger.records import Composition, Kind, Record, make_record
+from kpledger.ledger.registry import Params
+from kpledger.ledger.rules import (
     Context,
     allocate_origin,
     apply_record,
     certificate_origin,
     witnessed_median_time,
 )
-from ledger.state import CertificateStatus, ParcelStatus, State, key_at
-from ledger.workload import Network, Scenario
+from kpledger.ledger.state import CertificateStatus, ParcelStatus, State, key_at
+from kpledger.ledger.workload import Network, Scenario
 
 DAY = 86_400
 

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from ledger.blocks import WitnessRef, seal
-from ledger.errors import (
+from kpledger.ledger.blocks import WitnessRef, seal
+from kpledger.ledger.errors import (
     AlreadySpent,
     CertificateInvalid,
     ConfirmationInvalid,
@@ -27,11 +27,11 @@ from ledger.errors import (
     WitnessInvalid,
     WrongJurisdiction,
 )
-from ledger.records import REFUSAL_CODES, Kind
-from ledger.registry import Params
-from ledger.rules import apply_record
-from ledger.state import CertificateStatus, ParcelStatus, State
-from ledger.workload import Network, Scenario
+from kpledger.ledger.records import REFUSAL_CODES, Kind
+from kpledger.ledger.registry import Params
+from kpledger.ledger.rules import apply_record
+from kpledger.ledger.state import CertificateStatus, ParcelStatus, State
+from kpledger.ledger.workload import Network, Scenario
 from tests.ledger.test_rules import (
     DAY,
     assert_replays,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.errors import SchemaError
-from ledger.schema import FORBIDDEN_CHARACTERS, Fields
+from kpledger.ledger.errors import SchemaError
+from kpledger.ledger.schema import FORBIDDEN_CHARACTERS, Fields
 
 BIDI = [chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))]
 INVISIBLE = ["\u00ad", "\u034f", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u180e"]

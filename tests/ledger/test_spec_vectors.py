@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from cli.spec_vectors import write
-from ledger.bundle import STEPS, verify_bundle
-from ledger.errors import InvalidData
-from ledger.registry import Registry
+from kpledger.cli.spec_vectors import write
+from kpledger.ledger.bundle import STEPS, verify_bundle
+from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.registry import Registry
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "vectors"
 INDEX: list[dict[str, Any]] = json.loads((VECTORS / "index.json").read_text())

@@ -1,6 +1,6 @@
 """Harness of the network tests: real node processes on loopback.
 
-Every test here runs ``python -m cli.main node run`` processes on 127.0.0.1
+Every test here runs ``python -m kpledger.cli.main node run`` processes on 127.0.0.1
 through the shipped harness ``node.local`` (``NodeProcess``, ``free_base_port``;
 configs edited with ``node.config.edit_config``), on ports checked free by
 binding, with logs in ``tmp_path/logs`` (their tails are attached to the report
@@ -45,12 +45,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from ledger.records import Kind, Record, make_record
-from ledger.registry import Registry
-from node.client import NodeClient
-from node.config import NodeConfig, edit_config
-from node.local import NodeProcess, free_base_port, log_tail
-from node.network import NetworkLayout, init_network
+from kpledger.ledger.records import Kind, Record, make_record
+from kpledger.ledger.registry import Registry
+from kpledger.node.client import NodeClient
+from kpledger.node.config import NodeConfig, edit_config
+from kpledger.node.local import NodeProcess, free_base_port, log_tail
+from kpledger.node.network import NetworkLayout, init_network
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -237,7 +237,15 @@ class Cluster:
         """``kpl db verify`` on several stopped nodes' stores, in parallel; all must pass."""
         procs = {
             code: subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "db", "verify", "--db", self.nodes[code].db_url],
+                [
+                    sys.executable,
+                    "-m",
+                    "kpledger.cli.main",
+                    "db",
+                    "verify",
+                    "--db",
+                    self.nodes[code].db_url,
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,

@@ -21,13 +21,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from ledger.errors import BlockError, InvalidData
-from ledger.store import Store
-from ledger.workload import Network, realistic_blocks
-from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
-from node.gossip import Gossip
-from node.node import Node
+from kpledger.api.app import create_app
+from kpledger.ledger.errors import BlockError, InvalidData
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import Network, realistic_blocks
+from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
+from kpledger.node.gossip import Gossip
+from kpledger.node.node import Node
 
 SOURCE = "BW"
 TARGET = "RU"

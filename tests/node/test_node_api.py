@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.problems import PROBLEM_BASE
-from api.server import open_node
-from ledger.canonical import canonical_bytes
-from node import gossip
-from node import node as node_module
-from node.config import ConfigError, NodeConfig
-from node.network import init_network
+from kpledger.api.app import create_app
+from kpledger.api.problems import PROBLEM_BASE
+from kpledger.api.server import open_node
+from kpledger.ledger.canonical import canonical_bytes
+from kpledger.node import gossip
+from kpledger.node import node as node_module
+from kpledger.node.config import ConfigError, NodeConfig
+from kpledger.node.network import init_network
 
 pytestmark = pytest.mark.timeout(60)
 

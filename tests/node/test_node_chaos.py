@@ -31,10 +31,10 @@ from typing import Any
 import httpx
 import pytest
 
-from keys import load_key
-from ledger.blocks import seal
-from ledger.store import Store
-from node.client import ClientError
+from kpledger.keys import load_key
+from kpledger.ledger.blocks import seal
+from kpledger.ledger.store import Store
+from kpledger.node.client import ClientError
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "45"))
 SEED = int(os.environ.get("CHAOS_SEED", str(random.SystemRandom().randrange(1 << 30))))

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.records import Kind, Record, make_record
-from ledger.rules import certificate_origin
+from kpledger.ledger.records import Kind, Record, make_record
+from kpledger.ledger.rules import certificate_origin
 
 DAY = 86_400
 SKEW = 40 * DAY

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from node.client import ClientError
+from kpledger.node.client import ClientError
 
 SEED = 20260302
 KILLS = 3

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from keys import load_key
-from ledger.blocks import Block, Evidence, seal
-from ledger.store import Store
+from kpledger.keys import load_key
+from kpledger.ledger.blocks import Block, Evidence, seal
+from kpledger.ledger.store import Store
 
 HONEST = ("RU", "AE", "WDC")
 HONEST_CHAINS = ("RU", "AE")

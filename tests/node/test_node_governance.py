@@ -27,17 +27,17 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from keys import load_key, save_key
-from ledger.blocks import Block, seal
-from ledger.bundle import verify_bundle
-from ledger.crypto import Ed25519Signer
-from ledger.merkle import Frontier
-from ledger.records import Kind, make_record
-from ledger.registry import Registry
-from ledger.rules import certificate_origin
-from node.client import ClientError, NodeClient
-from node.config import NodeConfig
+from kpledger.cli.main import app
+from kpledger.keys import load_key, save_key
+from kpledger.ledger.blocks import Block, seal
+from kpledger.ledger.bundle import verify_bundle
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.records import Kind, make_record
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.rules import certificate_origin
+from kpledger.node.client import ClientError, NodeClient
+from kpledger.node.config import NodeConfig
 
 pytestmark = pytest.mark.timeout(300)
 

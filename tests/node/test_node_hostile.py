@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.blocks import Header
-from node.gossip import MAX_BODY
+from kpledger.ledger.blocks import Header
+from kpledger.node.gossip import MAX_BODY
 
 FAKES = {
     "RU": "record",  # a digit of a record changed: the root no longer matches

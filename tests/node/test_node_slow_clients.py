@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.limits import RateLimitedLog
-from node.config import ConfigError, NodeConfig
-from node.network import init_network
+from kpledger.api.limits import RateLimitedLog
+from kpledger.node.config import ConfigError, NodeConfig
+from kpledger.node.network import init_network
 
 pytestmark = pytest.mark.timeout(150)
 

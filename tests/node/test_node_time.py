@@ -15,10 +15,10 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
-from ledger.store import Store
-from ledger.workload import Network, Scenario
-from node.config import NodeConfig
-from node.node import CLOCK_TOLERANCE, Node
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import Network, Scenario
+from kpledger.node.config import NodeConfig
+from kpledger.node.node import CLOCK_TOLERANCE, Node
 
 
 def _config(folder: Path, code: str) -> NodeConfig:

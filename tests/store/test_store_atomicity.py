@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from ledger.blocks import Block, WitnessRef, seal
-from ledger.errors import (
+from kpledger.ledger.blocks import Block, WitnessRef, seal
+from kpledger.ledger.errors import (
     AlreadySpent,
     DuplicateRecord,
     MassNotConserved,
@@ -23,11 +23,11 @@ from ledger.errors import (
     UnknownReference,
     ValueNotConserved,
 )
-from ledger.records import Record
-from ledger.store import Store
-from ledger.store import tables as t
-from ledger.store.engine import BulkWriter
-from ledger.workload import Network, Scenario
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.engine import BulkWriter
+from kpledger.ledger.workload import Network, Scenario
 
 
 def _history(store: Store) -> Scenario:

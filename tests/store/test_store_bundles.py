@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cli.example import run_example
-from ledger.blocks import Block
-from ledger.bundle import Verdict, check_bundle, serialize_bundle, verify_bundle
-from ledger.canonical import Tag, canonical_bytes, sha256
-from ledger.crypto import Ed25519Signer
-from ledger.errors import BlockError, NotCosigned, SchemaError, UnknownReference
-from ledger.records import Kind, Record
-from ledger.registry import Registry
-from ledger.state import CertificateStatus, ParcelStatus
-from ledger.store import Store
-from ledger.store import tables as t
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network, Scenario
+from kpledger.cli.example import run_example
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.bundle import Verdict, check_bundle, serialize_bundle, verify_bundle
+from kpledger.ledger.canonical import Tag, canonical_bytes, sha256
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.errors import BlockError, NotCosigned, SchemaError, UnknownReference
+from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.registry import Registry
+from kpledger.ledger.state import CertificateStatus, ParcelStatus
+from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario
 
 Doc = dict[str, Any]
 Opener = Callable[..., Store]

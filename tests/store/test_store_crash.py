@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ledger.store import Store
+from kpledger.ledger.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 TOTAL = 4000
@@ -24,8 +24,8 @@ LINE_TIMEOUT = 60.0
 
 WRITER = """
 import sys
-from ledger.store import Store
-from ledger.workload import realistic_blocks
+from kpledger.ledger.store import Store
+from kpledger.ledger.workload import realistic_blocks
 
 db, total, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 net, blocks = realistic_blocks(total, seed=seed)

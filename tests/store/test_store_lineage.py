@@ -7,10 +7,10 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from ledger.records import Record
-from ledger.state import Edge
-from ledger.store import Store
-from ledger.store import tables as t
+from kpledger.ledger.records import Record
+from kpledger.ledger.state import Edge
+from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.blocks import Block, Evidence, WitnessRef, seal
-from ledger.chain import detect_equivocation
-from ledger.errors import EquivocationError
-from ledger.merkle import Frontier
-from ledger.state import key_at
-from ledger.workload import Network, Scenario
+from kpledger.ledger.blocks import Block, Evidence, WitnessRef, seal
+from kpledger.ledger.chain import detect_equivocation
+from kpledger.ledger.errors import EquivocationError
+from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.state import key_at
+from kpledger.ledger.workload import Network, Scenario
 
 
 def _same(got: Block, want: Block) -> None:

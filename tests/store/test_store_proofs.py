@@ -11,10 +11,10 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
-from ledger.blocks import Block, Header
-from ledger.errors import StoreError
-from ledger.merkle import EMPTY_ROOT, MemoryTree, verify_consistency, verify_inclusion
-from ledger.store import Store
+from kpledger.ledger.blocks import Block, Header
+from kpledger.ledger.errors import StoreError
+from kpledger.ledger.merkle import EMPTY_ROOT, MemoryTree, verify_consistency, verify_inclusion
+from kpledger.ledger.store import Store
 
 
 def _by_chain(blocks: tuple[Block, ...]) -> tuple[dict[str, list[Header]], dict[str, list[bytes]]]:

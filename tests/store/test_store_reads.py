@@ -14,7 +14,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from ledger.store import tables as t
+from kpledger.ledger.store import tables as t
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.bundle import serialize_bundle
-from ledger.state import CertificateStatus, ParcelStatus
-from ledger.store.bundles import build_bundle
+from kpledger.ledger.bundle import serialize_bundle
+from kpledger.ledger.state import CertificateStatus, ParcelStatus
+from kpledger.ledger.store.bundles import build_bundle
 from tests.store.test_store_bundles import Opener, Story, kinds, verified
 
 

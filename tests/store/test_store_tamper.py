@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from ledger.errors import InclusionProofError, LedgerError, StoreError
-from ledger.merkle import verify_inclusion
-from ledger.store import Store
-from ledger.store import tables as t
+from kpledger.ledger.errors import InclusionProofError, LedgerError, StoreError
+from kpledger.ledger.merkle import verify_inclusion
+from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
 
 
 @pytest.fixture

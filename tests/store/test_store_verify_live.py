@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from ledger.store import Store
+from kpledger.ledger.store import Store
 
 pytestmark = pytest.mark.timeout(240)
 

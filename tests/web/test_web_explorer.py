@@ -33,23 +33,23 @@ import httpx
 import pytest
 import uvicorn
 
-from api.app import create_app
-from api.deps import Caller
-from api.provenance import history_view
-from api.routes import bundles
-from cli.example import ExampleResult, run_example
-from ledger.blocks import Evidence, Header, SignedHeader
-from ledger.bundle import STEPS, check_bundle, serialize_bundle
-from ledger.canonical import Tag, canonical_bytes, sha256
-from ledger.crypto import Ed25519Signer
-from ledger.merkle import MemoryTree, leaf_hash
-from ledger.records import Kind, Record
-from ledger.store import Store
-from ledger.store.bundles import build_bundle
-from ledger.workload import Network, Scenario
-from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
-from node.gossip import Gossip, PeerState
-from node.node import Node
+from kpledger.api.app import create_app
+from kpledger.api.deps import Caller
+from kpledger.api.provenance import history_view
+from kpledger.api.routes import bundles
+from kpledger.cli.example import ExampleResult, run_example
+from kpledger.ledger.blocks import Evidence, Header, SignedHeader
+from kpledger.ledger.bundle import STEPS, check_bundle, serialize_bundle
+from kpledger.ledger.canonical import Tag, canonical_bytes, sha256
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.merkle import MemoryTree, leaf_hash
+from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario
+from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
+from kpledger.node.gossip import Gossip, PeerState
+from kpledger.node.node import Node
 from tests.ledger.test_bundle_headers import forgeries
 from tests.ledger.test_bundle_headers import stolen_key_story as header_story
 

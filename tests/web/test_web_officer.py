@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from ledger.records import Kind
-from node.client import ClientError, NodeClient
-from node.compose import Composer
+from kpledger.ledger.records import Kind
+from kpledger.node.client import ClientError, NodeClient
+from kpledger.node.compose import Composer
 from tests.node.conftest import Cluster
 from tests.web.test_web_explorer import ARGS, CHROMIUM, SHOTS, TIMEOUT, shot, until
 

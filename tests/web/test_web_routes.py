@@ -19,15 +19,15 @@ import pytest
 import segno
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.routes.web import CSP, PAGES
-from cli.example import run_example
-from ledger.canonical import Tag, canonical_bytes, tagged_hash
-from ledger.certcode import CertificateCode
-from ledger.store import Store
-from node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
-from node.gossip import Gossip
-from node.node import Node
+from kpledger.api.app import create_app
+from kpledger.api.routes.web import CSP, PAGES
+from kpledger.cli.example import run_example
+from kpledger.ledger.canonical import Tag, canonical_bytes, tagged_hash
+from kpledger.ledger.certcode import CertificateCode
+from kpledger.ledger.store import Store
+from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
+from kpledger.node.gossip import Gossip
+from kpledger.node.node import Node
 
 WEB = Path(__file__).resolve().parents[2] / "api" / "web"
 

@@ -66,10 +66,14 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import StoreError
-from ledger.registry import Params
-from ledger.store.audit.activity import equivocation, suspended_activity, unrecorded_production
-from ledger.store.audit.base import (
+from kpledger.ledger.errors import StoreError
+from kpledger.ledger.registry import Params
+from kpledger.ledger.store.audit.activity import (
+    equivocation,
+    suspended_activity,
+    unrecorded_production,
+)
+from kpledger.ledger.store.audit.base import (
     MAX_FINDINGS,
     PERIOD_PATTERN,
     PRICE_GROUP_FACTOR,
@@ -81,15 +85,15 @@ from ledger.store.audit.base import (
     RecordResolver,
     parse_period,
 )
-from ledger.store.audit.certificates import (
+from kpledger.ledger.store.audit.certificates import (
     discrepancies,
     in_transit,
     mirror,
     refusals,
     unconfirmed,
 )
-from ledger.store.audit.prices import price_outliers
-from ledger.store.audit.rows import (
+from kpledger.ledger.store.audit.prices import price_outliers
+from kpledger.ledger.store.audit.rows import (
     AuditRecord,
     Bounded,
     CertificateCount,
@@ -108,7 +112,7 @@ from ledger.store.audit.rows import (
     Unconfirmed,
     UnrecordedProduction,
 )
-from ledger.store.audit.statistics import certificate_counts, exports, imports, production
+from kpledger.ledger.store.audit.statistics import certificate_counts, exports, imports, production
 
 __all__ = [
     "MAX_FINDINGS",

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, not_, select
 
-from ledger.blocks import Evidence
-from ledger.canonical import parse_canonical
-from ledger.kpdata import PRODUCERS
-from ledger.records import GOVERNANCE_CHAIN, Kind
-from ledger.registry import Params
-from ledger.store import tables as t
-from ledger.store.audit.base import (
+from kpledger.ledger.blocks import Evidence
+from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.kpdata import PRODUCERS
+from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind
+from kpledger.ledger.registry import Params
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.audit.base import (
     RECORDS_PER_FINDING,
     H,
     Period,
@@ -22,7 +22,7 @@ from ledger.store.audit.base import (
     RefKey,
     as_int,
 )
-from ledger.store.audit.rows import (
+from kpledger.ledger.store.audit.rows import (
     AuditRecord,
     Bounded,
     Equivocation,

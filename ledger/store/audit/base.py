@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, select
 
-from ledger.state import CertificateStatus
-from ledger.store import tables as t
-from ledger.store.audit.rows import AuditRecord
-from ledger.store.rows import IN_CHUNK
+from kpledger.ledger.state import CertificateStatus
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.audit.rows import AuditRecord
+from kpledger.ledger.store.rows import IN_CHUNK
 
 __all__ = [
     "CLOSED_BY_IMPORTER",

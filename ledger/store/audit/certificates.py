@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, not_, or_, select
 
-from ledger.canonical import parse_canonical
-from ledger.records import Kind
-from ledger.state import CertificateStatus
-from ledger.store import tables as t
-from ledger.store.audit.base import (
+from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.records import Kind
+from kpledger.ledger.state import CertificateStatus
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.audit.base import (
     CLOSED_BY_IMPORTER,
     ISSUED,
     NOT_SHIPPED,
@@ -26,7 +26,7 @@ from ledger.store.audit.base import (
     closed_time,
     minus_days,
 )
-from ledger.store.audit.rows import (
+from kpledger.ledger.store.audit.rows import (
     Bounded,
     Discrepancy,
     InTransit,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, select
 
-from ledger.kpdata import PRODUCERS, usd_per_carat
-from ledger.records import Kind
-from ledger.store import tables as t
-from ledger.store.audit.base import (
+from kpledger.ledger.kpdata import PRODUCERS, usd_per_carat
+from kpledger.ledger.records import Kind
+from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.audit.base import (
     PRICE_GROUP_FACTOR,
     PRICE_GROUP_MIN,
     PRICE_REFERENCE_FACTOR,
@@ -19,7 +19,7 @@ from ledger.store.audit.base import (
     RecordResolver,
     RefKey,
 )
-from ledger.store.audit.rows import Bounded, PriceOutlier
+from kpledger.ledger.store.audit.rows import Bounded, PriceOutlier
 
 __all__ = ["Priced", "price_outliers", "priced", "off_by"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ledger.blocks import Header
+from kpledger.ledger.blocks import Header
 
 if TYPE_CHECKING:
-    from ledger.store.audit.base import Period
+    from kpledger.ledger.store.audit.base import Period
 
 __all__ = [
     "AuditRecord",

@@ -6,9 +6,9 @@ import json
 
 from sqlalchemy import Connection, func, select
 
-from ledger.records import Kind
-from ledger.state import CertificateStatus
-from ledger.store.audit.base import (
+from kpledger.ledger.records import Kind
+from kpledger.ledger.state import CertificateStatus
+from kpledger.ledger.store.audit.base import (
     CLOSED_BY_IMPORTER,
     ISSUED,
     NOT_SHIPPED,
@@ -21,7 +21,12 @@ from ledger.store.audit.base import (
     as_int,
     closed_time,
 )
-from ledger.store.audit.rows import CertificateCount, ExportTotal, ImportTotal, ProductionTotal
+from kpledger.ledger.store.audit.rows import (
+    CertificateCount,
+    ExportTotal,
+    ImportTotal,
+    ProductionTotal,
+)
 
 __all__ = ["certificate_counts", "exports", "imports", "production"]
 
