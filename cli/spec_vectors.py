@@ -1,6 +1,6 @@
 """Conformance vectors of the bundle format (docs/spec/bundle.md): ``docs/spec/vectors/``.
 
-Run ``python -m cli.spec_vectors docs/spec/vectors`` to write them; the output
+Run ``python -m kpledger.cli.spec_vectors docs/spec/vectors`` to write them; the output
 is deterministic (fixed keys, fixed times), and ``tests/ledger/test_spec_vectors.py``
 checks both that the files are what this generator writes and that the verifier
 reaches the expected verdict on each.

@@ -7,6 +7,7 @@ they never collide with another distribution's top-level ``api`` or ``cli``.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,10 +20,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.timeout(300)
 def test_wheel_has_one_top_level_package(tmp_path: Path) -> None:
+    # build from a copy: setuptools leaves a build/ folder beside the sources, whose
+    # stale files would go into later wheels
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("kpledger", "ledger", "keys", "node", "api", "cli"):
+        shutil.copytree(
+            ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     run = subprocess.run(
         [
             *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
-            *("-q", "-w", str(tmp_path), str(ROOT)),
+            *("-q", "-w", str(tmp_path), str(src)),
         ],
         capture_output=True,
         text=True,

@@ -107,7 +107,7 @@ def test_every_operation_has_a_short_stable_id(example: Example) -> None:
 
 
 def test_docs_records_md_is_up_to_date() -> None:
-    assert docs_records.main(["--check"]) == 0, "run: python -m api.docs_records"
+    assert docs_records.main(["--check"]) == 0, "run: python -m kpledger.api.docs_records"
 
 
 def test_every_kind_has_an_example_that_parses(example: Example) -> None:
