@@ -28,7 +28,7 @@ from kpledger.cli.query import DEFAULT_NODE, NodeOpt, TokenOpt, certificate_app,
 from kpledger.cli.render import carats
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import PARTY_ROLES, REFUSAL_CODES, Kind
-from kpledger.node.client import NodeClient
+from kpledger.node.client import ClientError, NodeClient
 from kpledger.node.compose import Composer, parse_carats, parse_usd
 
 __all__ = ["party_app", "policy_app", "run_acts", "settle"]
@@ -61,9 +61,9 @@ def settle(
     Returns one outcome per record: ``committed``, ``rejected``, ``invalid``, or
     for a dry run ``valid``. An id already on the chain answers its first outcome.
     """
-    answers = client.check(records) if dry_run else client.submit(records)
     if dry_run:
-        return answers
+        return client.check(records)
+    answers = _submit_acts(client, records)
     waiting = [a["id"] for a in answers if a["status"] == "pending"]
     done = client.wait_settled(waiting, timeout=wait) if waiting else {}
     out = []
@@ -79,6 +79,31 @@ def settle(
         else:
             out.append(a)
     return out
+
+
+def _submit_acts(client: NodeClient, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Submit records whose ids come from the act; an act already on the ledger answers
+    the outcome of its first submission (``duplicate``) instead of a conflict.
+
+    A record's id names the act, not its bytes: re-running a command composes the
+    same act at another time, which the node answers with 409 (the id holds other
+    content). Those records answer their first outcome; the rest are submitted.
+    """
+    try:
+        return client.submit(records)
+    except ClientError as exc:
+        if exc.status != 409:
+            raise
+    known: dict[str, dict[str, Any]] = {}
+    for r in records:
+        first = client.outcome(str(r["id"]))
+        if first is not None:
+            known[str(r["id"])] = {**first, "id": r["id"], "duplicate": True}
+    fresh = [r for r in records if str(r["id"]) not in known]
+    if len(fresh) == len(records):  # the conflict is not with an earlier act: say so
+        return client.submit(records)
+    answers = {str(a["id"]): a for a in client.submit(fresh)} if fresh else {}
+    return [known.get(str(r["id"])) or answers[str(r["id"])] for r in records]
 
 
 def _line(record: dict[str, Any], outcome: dict[str, Any]) -> str:

@@ -224,7 +224,7 @@ def test_parse_limits(example: tuple[bytes, Doc], monkeypatch: pytest.MonkeyPatc
     fails(many, 1, SchemaError, f"must hold 1..{MAX_RECORDS} items")
     long_proof = edited(doc, lambda d: d["records"][0].update(proof=["00" * 32] * (MAX_PROOF + 1)))
     fails(long_proof, 1, SchemaError, f"must hold 0..{MAX_PROOF} items")
-    monkeypatch.setattr("ledger.bundle.MAX_BUNDLE_BYTES", len(data) - 1)
+    monkeypatch.setattr("kpledger.ledger.bundle.MAX_BUNDLE_BYTES", len(data) - 1)
     fails(data, 1, SchemaError, f"bundle is {len(data)} bytes")
 
 
