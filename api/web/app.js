@@ -362,9 +362,37 @@ function absentCertificate(number) {
   );
 }
 
+/** Up to ten parcel ids and ten certificate numbers starting with `q` (case ignored). */
+async function startingWith(q) {
+  const prefix = q.trim();
+  if (!prefix || prefix.length > 56) return { parcels: [], certificates: [] };
+  try {
+    return await api(`/v1/search?prefix=${encodeURIComponent(prefix)}&limit=10`);
+  } catch {
+    return { parcels: [], certificates: [] };
+  }
+}
+
+/** The card of ids and numbers that start with what was typed, less those already shown. */
+function prefixCard(q, hits, shown, kinds = ["parcel", "certificate"]) {
+  const label = { parcel: "Parcel", certificate: "KP certificate" };
+  const items = [
+    ...(kinds.includes("parcel") ? hits.parcels.map((id) => ["parcel", id]) : []),
+    ...(kinds.includes("certificate") ? hits.certificates.map((id) => ["certificate", id]) : []),
+  ].filter(([, id]) => !shown.includes(id));
+  if (!items.length) return null;
+  return card(
+    `Starting with ${q.trim()}`,
+    h("ul", { id: "prefix-suggestions" }, items.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id)))),
+  );
+}
+
 async function searchPage(q) {
   const page = start(`Search ${q}`);
-  const { found, unreachable } = candidates(q.trim()).length ? await lookup(q.trim()) : { found: [], unreachable: false };
+  const [{ found, unreachable }, hits] = await Promise.all([
+    candidates(q.trim()).length ? lookup(q.trim()) : { found: [], unreachable: false },
+    startingWith(q),
+  ]);
   if (!page.live()) return;
   const label = { parcel: "Parcel", certificate: "KP certificate" };
   const exact = found.filter(([, id]) => id === q);
@@ -379,6 +407,7 @@ async function searchPage(q) {
           h("ul", { id: "suggestions" }, near.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id)))),
         )
       : null,
+    prefixCard(q, hits, found.map(([, id]) => id)),
     unreachable ? failure(new ApiError(0, "some lookups got no answer")) : null,
     found.length
       ? null
@@ -744,12 +773,13 @@ async function certificatePage(number) {
     cert = await api(`/v1/certificates/${enc(number)}`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
-      const { found } = await lookup(number);
+      const [{ found }, hits] = await Promise.all([lookup(number), startingWith(number)]);
       const near = found.filter(([k, id]) => k === "certificate" && id !== number);
       page.show(
         h("h1", {}, `Certificate ${number}`),
         h("p", { class: "error", id: "not-found" }, `The ledger holds no KP certificate ${number}.`),
         near.length ? card("Did you mean", h("ul", { id: "suggestions" }, near.map(([, id]) => h("li", {}, certLink(id))))) : null,
+        prefixCard(number, hits, near.map(([, id]) => id), ["certificate"]),
         absentCertificate(number),
       );
       return;

@@ -349,6 +349,26 @@ def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> Non
     shot(page, "certificate-not-found")
 
 
+def test_a_typed_prefix_offers_the_ids_and_numbers_that_start_with_it(tab: Browser) -> None:
+    page = tab.open("/")
+    page.fill("#search", "bw-jw")
+    page.press("#search", "Enter")
+    until(page, "location.hash === '#/search/bw-jw'")
+    page.wait_for_selector("#prefix-suggestions")
+    offered = page.inner_text("#prefix-suggestions").splitlines()
+    assert "Parcel BW-JW-1" in offered
+    assert "Parcel BW-JW-1c" in offered
+    assert all(line.split(" ")[-1].upper().startswith("BW-JW") for line in offered)
+    assert "No parcel or certificate bw-jw" in page.inner_text("#not-found")
+    page.click("#prefix-suggestions a >> text=BW-JW-1c")
+    until(page, "location.hash === '#/parcel/BW-JW-1c'")
+    # a certificate number cut short: the numbers that start with it
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026")
+    page.wait_for_selector("#prefix-suggestions")
+    assert page.inner_text("#prefix-suggestions") == "KP certificate EU-2026-0001"
+    assert accessibility(page) == []
+
+
 def _flip_digit(data: bytes, marker: bytes) -> bytes:
     at = data.index(marker, data.index(b'"records":[')) + len(marker)
     return data[:at] + (b"8" if data[at : at + 1] != b"8" else b"7") + data[at + 1 :]
