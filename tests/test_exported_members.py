@@ -118,7 +118,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "api.server": ["NodeProcess", "open_node", "run_node"],
     "cli": [],
-    "cli.certificate": ["verify_certificate_command"],
+    "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
         "Call",
