@@ -196,18 +196,19 @@ async function trustedRegistry() {
   const pin = pins();
   if (pin.registry) {
     const reg = await checkRegistry(JSON.parse(pin.registry));
-    return { reg, kind: "pinned", text: `the registry you pinned (network ${short(reg.network, 16)})` };
+    return { reg, kind: "pinned", trusting: "the pinned registry", text: `the registry you pinned (network ${short(reg.network, 16)})` };
   }
   const reg = await checkRegistry(await nodeRegistry());
   if (pin.network) {
     if (pin.network !== reg.network) {
       throw new Error(`this node's registry is network ${short(reg.network, 16)}, not the pinned ${short(pin.network, 16)}`);
     }
-    return { reg, kind: "pinned", text: `this node's registry, equal to the network id you pinned (${short(reg.network, 16)})` };
+    return { reg, kind: "pinned", trusting: "the node's registry, equal to the pinned network id", text: `this node's registry, equal to the network id you pinned (${short(reg.network, 16)})` };
   }
   return {
     reg,
     kind: "node",
+    trusting: "the node's registry",
     text: `the registry this node serves (network ${short(reg.network, 16)}): this trusts the node; pin the registry in Settings to verify independently`,
   };
 }
@@ -907,7 +908,10 @@ async function certificatePage(number) {
     checks.replaceChildren(...result.map((c) => h("li", { "data-ok": c.ok }, c.ok ? "✓ " : "✗ ", h("b", {}, c.name), `: ${c.detail}`)));
     const ok = result.length && result.every((c) => c.ok);
     const header = cert.proof && cert.proof.header;
-    const anchorWord = trusted.kind === "pinned" ? "the registry you pinned" : "the registry this node serves (this trusts the node)";
+    // the anchor, said as `kpl certificate show` says it
+    const anchorSaid = ok
+      ? `Inclusion proof checked against ${header.chain} header ${header.height} signed by ${String(header.key_id).slice(0, 16)}, trusting ${trusted.trusting}${trusted.kind === "node" ? " (pin the registry in Settings to check without trusting this node)" : ""}.`
+      : `Inclusion proof NOT checked, trusting ${trusted.trusting}.`;
     // the proof is about the issue record; the shipment's outcome is the status, said beside it
     const settled = cert.status === "confirmed";
     validation.replaceChildren(
@@ -921,9 +925,16 @@ async function certificatePage(number) {
         : h("span", { "data-status": "failed" }, pill("not verified", "bad"), " ", result.filter((c) => !c.ok).map((c) => c.detail).join("; ")),
     );
     summary.replaceChildren(
-      ok
-        ? `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key, checked against ${anchorWord}. ${statusSentence(cert, authority)}`
-        : `Not proven: ${result.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ")}. Do not rely on this certificate.`,
+      ...(ok
+        ? [
+            `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key. `,
+            h("span", { id: "cert-proof-anchor" }, anchorSaid),
+            ` ${statusSentence(cert, authority)}`,
+          ]
+        : [
+            h("span", { id: "cert-proof-anchor" }, anchorSaid),
+            ` Not proven: ${result.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ")}. Do not rely on this certificate.`,
+          ]),
     );
     summary.dataset.status = ok ? "proven" : "failed";
   } catch (err) {

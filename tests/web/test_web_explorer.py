@@ -445,6 +445,12 @@ def test_pinned_trust_anchor(tab: Browser) -> None:
     status, text = verdict(page)
     assert status == "verified", text
     assert "the registry you pinned" in page.inner_text("#trust-anchor")
+    # the certificate page names the pinned registry as its anchor
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0001")
+    page.wait_for_selector("#cert-proof-anchor")
+    said = page.inner_text("#cert-proof-anchor")
+    assert said.startswith("Inclusion proof checked against EU header "), said
+    assert said.endswith(", trusting the pinned registry."), said
 
 
 def _pdf_pages(data: bytes) -> int:
@@ -593,7 +599,17 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     assert "IN — India confirmed receipt of 13,000.00 ct." in banner
     sentence = page.inner_text("#cert-proof-sentence")
     assert sentence.startswith("Proven in this browser: EU — European Union recorded the issue")
-    assert "checked against the registry this node serves (this trusts the node)" in sentence
+    # the anchor, said as `kpl certificate show` says it
+    said = page.inner_text("#cert-proof-anchor")
+    assert re.fullmatch(
+        r"Inclusion proof checked against EU header \d+ signed by [0-9a-f]{16}, trusting "
+        r"the node's registry \(pin the registry in Settings to check without trusting this "
+        r"node\)\.",
+        said,
+    ), said
+    key = tab.site.example.store.registry.participant("EU")
+    assert key is not None
+    assert f"signed by {key.key.key_id[:16]}," in said
     page.click("#cert-details summary")
     checks = page.inner_text("#cert-checks")
     assert checks.count("✓") == 3, checks
