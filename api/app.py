@@ -22,6 +22,7 @@ from kpledger.api.routes import (
     parcels,
     peers,
     records,
+    search,
     stats,
     web,
 )
@@ -111,6 +112,7 @@ def create_app(node: Node, gossip: Gossip | None = None) -> FastAPI:
     app.include_router(peers.router)
     app.include_router(audit.router)
     app.include_router(stats.router)
+    app.include_router(search.router)
     app.include_router(ops.router)
     app.include_router(web.router)
     app.add_middleware(BodyLimit, limits=_limit)

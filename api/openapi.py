@@ -32,6 +32,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("certificates", "get_certificate"): "certificates.get",
     ("audit", "report"): "audit.report",
     ("stats", "stats"): "stats.get",
+    ("search", "prefix"): "search.prefix",
     ("peers", "heads"): "network.heads",
     ("peers", "gossip"): "network.gossip",
     ("peers", "blocks"): "network.blocks",

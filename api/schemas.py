@@ -41,6 +41,7 @@ __all__ = [
     "PriceOutlierOut",
     "ProblemOut",
     "ProductionRow",
+    "SearchOut",
     "StatsOut",
     "StatsTotals",
     "SuspendedActivityList",
@@ -453,6 +454,14 @@ class StatsTotals(BaseModel):
     import_value: int
     import_certificates: int
     certificates: int
+
+
+class SearchOut(BaseModel):
+    """Parcel ids and certificate numbers starting with a prefix (case ignored), sorted."""
+
+    prefix: str
+    parcels: list[str]
+    certificates: list[str]
 
 
 class StatsOut(BaseModel):

@@ -15,6 +15,7 @@ offline. Exit 0 the code checks out, 1 it does not, 2 an input cannot be used.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,77 @@ from kpledger.ledger.merkle import leaf_hash, verify_inclusion
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.state import key_at
 
-__all__ = ["verify_certificate_command"]
+__all__ = ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"]
 
 TIMEOUT = 10.0
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class ProofAnchor:
+    """What a certificate's inclusion proof was checked against: the issuer's header
+    ``chain``/``height``, signed by the registry key ``key_id``; the issue record is
+    ``chain``/``index`` with hash ``record``."""
+
+    chain: str
+    height: int
+    index: int
+    key_id: str
+    record: bytes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "height": self.height,
+            "index": self.index,
+            "key_id": self.key_id,
+            "record": self.record.hex(),
+        }
+
+
+def check_certificate_proof(cert: dict[str, Any], registry: Registry) -> ProofAnchor:
+    """Check the inclusion proof of a certificate document (``GET /v1/certificates/N``)
+    against ``registry``: the header is one of the issuer's chain on the registry's
+    network, signed by the issuer's registry key, and the issue record is in its tree
+    (RFC 9162). Raises ``InvalidData`` naming what fails."""
+    try:
+        proof = cert["proof"]
+        signed = SignedHeader.from_json({"header": proof["header"], "sig": proof["sig"]})
+        index, size = int(proof["index"]), int(proof["size"])
+        path = [from_hex(h, field="proof", size=32) for h in proof["proof"]]
+        record = proof["record"]
+        held = (
+            from_hex(record["hash"], field="record.hash", size=32)
+            if set(record) == {"hash"}
+            else leaf_hash(canonical_bytes(record))
+        )
+    except (ValueError, KeyError, TypeError, InvalidData) as exc:
+        raise InvalidData(f"answered a certificate without a usable proof: {exc}") from None
+    h = signed.header
+    if h.network != registry.network_id or h.chain != cert.get("issuer") or size != h.size:
+        raise InvalidData(
+            "its proof's header is not a header of the issuer's chain on this network"
+        )
+    issue = cert.get("issue")
+    if isinstance(issue, dict) and (
+        (issue.get("chain"), issue.get("index"), issue.get("hash")) != (h.chain, index, held.hex())
+    ):
+        raise InvalidData(
+            f"its proof is for record {h.chain}/{index} ({held.hex()[:16]}...), not the "
+            f"certificate's issue record {issue.get('chain')}/{issue.get('index')}"
+        )
+    key = key_at(genesis(registry), h.chain, h.height)
+    try:
+        if key is None:
+            raise InvalidData(f"no registry key for {h.chain}")
+        signed.verify_signature(key)
+        verify_inclusion(held, index, size, path, h.root)
+    except InvalidData as exc:
+        raise InvalidData(
+            f"its proof does not check under the registry's key of {h.chain}: {exc}"
+        ) from None
+    return ProofAnchor(h.chain, h.height, index, key.key_id, held)
 
 
 class _Fails(Exception):
@@ -66,37 +133,19 @@ def _node(url: str, code: CertificateCode, registry: Registry) -> str:
         raise _Fails(f"answered {answer.status_code} for certificate {code.number}")
     try:
         cert: dict[str, Any] = answer.json()
-        proof = cert["proof"]
-        signed = SignedHeader.from_json({"header": proof["header"], "sig": proof["sig"]})
-        index, size = int(proof["index"]), int(proof["size"])
-        path = [from_hex(h, field="proof", size=32) for h in proof["proof"]]
-        record = proof["record"]
-        held = (
-            from_hex(record["hash"], field="record.hash", size=32)
-            if set(record) == {"hash"}
-            else leaf_hash(canonical_bytes(record))
-        )
-    except (ValueError, KeyError, TypeError, InvalidData) as exc:
-        raise _Fails(f"answered a certificate without a usable proof: {exc}") from None
-    h = signed.header
-    if h.network != registry.network_id or h.chain != cert.get("issuer") or size != h.size:
-        raise _Fails("its proof's header is not a header of the issuer's chain on this network")
-    key = key_at(genesis(registry), h.chain, h.height)
-    try:
-        if key is None:
-            raise InvalidData(f"no registry key for {h.chain}")
-        signed.verify_signature(key)
-        verify_inclusion(held, index, size, path, h.root)
-    except InvalidData as exc:
-        raise _Fails(
-            f"its proof does not check under the registry's key of {h.chain}: {exc}"
-        ) from None
+        anchor = check_certificate_proof(cert, registry)
+    except (ValueError, InvalidData) as exc:
+        raise _Fails(str(exc)) from None
+    held = anchor.record
     if held != code.record:
         raise _Fails(
             f"proves issue record {held.hex()[:16]}... for {code.number}; the code names "
             f"{code.record.hex()[:16]}...: this code was not printed from the network's record"
         )
-    return f"{h.chain}/{index} in block {h.chain}/{h.height}, signed by the registry's key"
+    return (
+        f"{anchor.chain}/{anchor.index} in block {anchor.chain}/{anchor.height}, "
+        "signed by the registry's key"
+    )
 
 
 def verify_certificate_command(code_text: str, registry_path: Path, nodes: list[str]) -> int:

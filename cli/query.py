@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -24,9 +25,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kpledger.cli.certificate import ProofAnchor, check_certificate_proof
 from kpledger.cli.exits import Exit, error_json, print_json, status_exit
 from kpledger.cli.render import carats, history_tree, ref, status_text
+from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.errors import InvalidData, LedgerError
+from kpledger.ledger.registry import Registry
 from kpledger.node.client import ClientError, NodeClient
 
 __all__ = ["JsonOpt", "audit", "certificate_app", "connect", "parcel_app", "session", "stats"]
@@ -110,6 +114,15 @@ def session(node: str, token: str | None, as_json: bool = False) -> Iterator[Nod
         else:
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(Exit.NODE_ERROR) from exc
+
+
+def _fail(code: Exit, message: str, as_json: bool) -> NoReturn:
+    """One line on stderr (JSON with ``as_json``), then exit with ``code``."""
+    if as_json:
+        error_json(code, message)
+    else:
+        err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
 
 
 def _path(value: str) -> str:
@@ -196,15 +209,73 @@ def parcel_history(
 # ---------------------------------------------------------------- certificates
 
 
+def _registry_file(path: Path, as_json: bool) -> Registry:
+    """The genesis registry in ``path``; exit 2 naming the file if it is not one."""
+    try:
+        return Registry.parse(canonical_bytes(load_json(path.read_bytes(), what="registry file")))
+    except (OSError, InvalidData) as exc:
+        _fail(Exit.INVALID_INPUT, f"{path}: {exc}", as_json)
+
+
+def _check_proof(
+    cert: dict[str, Any], registry: Registry | Any
+) -> tuple[ProofAnchor | None, str | None]:
+    """The anchor a certificate's proof checks against, or why it does not."""
+    try:
+        if not isinstance(registry, Registry):
+            registry = Registry.parse(canonical_bytes(registry))
+        if not cert.get("proof"):
+            raise InvalidData("the node answered no inclusion proof")
+        return check_certificate_proof(cert, registry), None
+    except InvalidData as exc:
+        return None, str(exc)
+
+
 @certificate_app.command("show")
 def certificate_show(
-    number: str, node: NodeOpt = DEFAULT_NODE, token: TokenOpt = None, as_json: JsonOpt = False
+    number: str,
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    registry: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry",
+            help="check the proof under this genesis registry file, not the node's registry",
+        ),
+    ] = None,
 ) -> None:
-    """A KP certificate: route, status, weights, and its inclusion proof."""
+    """A KP certificate: route, status, weights, and its inclusion proof, checked.
+
+    The proof is checked against the issuer's signed header under the registry:
+    the node's own (``GET /v1/registry``) unless ``--registry`` pins a genesis
+    registry file. Exit 1 if it does not check."""
+    pinned = None if registry is None else _registry_file(registry, as_json)
     with session(node, token, as_json) as client:
         c: dict[str, Any] = client.get(f"/v1/certificates/{_path(number)}")
+        if pinned is None:
+            trusted = "the node's registry"
+            served = client.get("/v1/registry")
+        else:
+            trusted = f"the pinned registry {registry}"
+    anchor, failure = _check_proof(c, pinned if pinned is not None else served)
+    if anchor is not None:
+        said = (
+            f"inclusion proof checked against {anchor.chain} header {anchor.height} "
+            f"signed by {anchor.key_id[:16]}, trusting {trusted}"
+        )
+    else:
+        said = f"inclusion proof NOT checked against {trusted}: {failure}"
     if as_json:
-        print_json(c)
+        check: dict[str, Any] = {
+            "checked": anchor is not None,
+            "anchor": None if anchor is None else {**anchor.as_json(), "trusting": trusted},
+        }
+        if failure is not None:
+            check["error"] = failure
+        print_json({**c, "proof": {**(c.get("proof") or {}), **check}})
+        if anchor is None:
+            raise typer.Exit(int(Exit.VERIFICATION_FAILED))
         return
     rows = [
         ("issuer", c["issuer"]),
@@ -239,6 +310,10 @@ def certificate_show(
             )
         )
     console.print(_fields(f"KP certificate {c['number']}", rows))
+    if anchor is None:
+        err.print(f"[bold red]NOT verified[/]: {escape(said)}")
+        raise typer.Exit(int(Exit.VERIFICATION_FAILED))
+    console.print(escape(said))
 
 
 # ---------------------------------------------------------------- audit

@@ -68,6 +68,7 @@ PINNED: dict[str, list[str]] = {
     "api.routes.parcels": ["router"],
     "api.routes.peers": ["router"],
     "api.routes.records": ["router"],
+    "api.routes.search": ["router"],
     "api.routes.stats": ["router"],
     "api.routes.web": ["PAGES", "router"],
     "api.schemas": [
@@ -104,6 +105,7 @@ PINNED: dict[str, list[str]] = {
         "ProductionRow",
         "ProofOut",
         "RefOut",
+        "SearchOut",
         "StatsOut",
         "StatsTotals",
         "SubmitOut",
@@ -116,7 +118,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "api.server": ["NodeProcess", "open_node", "run_node"],
     "cli": [],
-    "cli.certificate": ["verify_certificate_command"],
+    "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
         "Call",
@@ -501,6 +503,7 @@ PINNED: dict[str, list[str]] = {
         "referenced",
         "rejection_row",
     ],
+    "ledger.store.search": ["MAX_SUGGESTIONS", "PrefixSearch", "Suggestions", "like_prefix"],
     "ledger.store.stateview": ["StoreState"],
     "ledger.store.store": ["Store"],
     "ledger.store.tables": [

@@ -196,18 +196,19 @@ async function trustedRegistry() {
   const pin = pins();
   if (pin.registry) {
     const reg = await checkRegistry(JSON.parse(pin.registry));
-    return { reg, kind: "pinned", text: `the registry you pinned (network ${short(reg.network, 16)})` };
+    return { reg, kind: "pinned", trusting: "the pinned registry", text: `the registry you pinned (network ${short(reg.network, 16)})` };
   }
   const reg = await checkRegistry(await nodeRegistry());
   if (pin.network) {
     if (pin.network !== reg.network) {
       throw new Error(`this node's registry is network ${short(reg.network, 16)}, not the pinned ${short(pin.network, 16)}`);
     }
-    return { reg, kind: "pinned", text: `this node's registry, equal to the network id you pinned (${short(reg.network, 16)})` };
+    return { reg, kind: "pinned", trusting: "the node's registry, equal to the pinned network id", text: `this node's registry, equal to the network id you pinned (${short(reg.network, 16)})` };
   }
   return {
     reg,
     kind: "node",
+    trusting: "the node's registry",
     text: `the registry this node serves (network ${short(reg.network, 16)}): this trusts the node; pin the registry in Settings to verify independently`,
   };
 }
@@ -362,9 +363,37 @@ function absentCertificate(number) {
   );
 }
 
+/** Up to ten parcel ids and ten certificate numbers starting with `q` (case ignored). */
+async function startingWith(q) {
+  const prefix = q.trim();
+  if (!prefix || prefix.length > 56) return { parcels: [], certificates: [] };
+  try {
+    return await api(`/v1/search?prefix=${encodeURIComponent(prefix)}&limit=10`);
+  } catch {
+    return { parcels: [], certificates: [] };
+  }
+}
+
+/** The card of ids and numbers that start with what was typed, less those already shown. */
+function prefixCard(q, hits, shown, kinds = ["parcel", "certificate"]) {
+  const label = { parcel: "Parcel", certificate: "KP certificate" };
+  const items = [
+    ...(kinds.includes("parcel") ? hits.parcels.map((id) => ["parcel", id]) : []),
+    ...(kinds.includes("certificate") ? hits.certificates.map((id) => ["certificate", id]) : []),
+  ].filter(([, id]) => !shown.includes(id));
+  if (!items.length) return null;
+  return card(
+    `Starting with ${q.trim()}`,
+    h("ul", { id: "prefix-suggestions" }, items.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id)))),
+  );
+}
+
 async function searchPage(q) {
   const page = start(`Search ${q}`);
-  const { found, unreachable } = candidates(q.trim()).length ? await lookup(q.trim()) : { found: [], unreachable: false };
+  const [{ found, unreachable }, hits] = await Promise.all([
+    candidates(q.trim()).length ? lookup(q.trim()) : { found: [], unreachable: false },
+    startingWith(q),
+  ]);
   if (!page.live()) return;
   const label = { parcel: "Parcel", certificate: "KP certificate" };
   const exact = found.filter(([, id]) => id === q);
@@ -379,6 +408,7 @@ async function searchPage(q) {
           h("ul", { id: "suggestions" }, near.map(([k, id]) => h("li", {}, `${label[k]} `, k === "parcel" ? parcelLink(id) : certLink(id)))),
         )
       : null,
+    prefixCard(q, hits, found.map(([, id]) => id)),
     unreachable ? failure(new ApiError(0, "some lookups got no answer")) : null,
     found.length
       ? null
@@ -744,12 +774,13 @@ async function certificatePage(number) {
     cert = await api(`/v1/certificates/${enc(number)}`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
-      const { found } = await lookup(number);
+      const [{ found }, hits] = await Promise.all([lookup(number), startingWith(number)]);
       const near = found.filter(([k, id]) => k === "certificate" && id !== number);
       page.show(
         h("h1", {}, `Certificate ${number}`),
         h("p", { class: "error", id: "not-found" }, `The ledger holds no KP certificate ${number}.`),
         near.length ? card("Did you mean", h("ul", { id: "suggestions" }, near.map(([, id]) => h("li", {}, certLink(id))))) : null,
+        prefixCard(number, hits, near.map(([, id]) => id), ["certificate"]),
         absentCertificate(number),
       );
       return;
@@ -877,7 +908,10 @@ async function certificatePage(number) {
     checks.replaceChildren(...result.map((c) => h("li", { "data-ok": c.ok }, c.ok ? "✓ " : "✗ ", h("b", {}, c.name), `: ${c.detail}`)));
     const ok = result.length && result.every((c) => c.ok);
     const header = cert.proof && cert.proof.header;
-    const anchorWord = trusted.kind === "pinned" ? "the registry you pinned" : "the registry this node serves (this trusts the node)";
+    // the anchor, said as `kpl certificate show` says it
+    const anchorSaid = ok
+      ? `Inclusion proof checked against ${header.chain} header ${header.height} signed by ${String(header.key_id).slice(0, 16)}, trusting ${trusted.trusting}${trusted.kind === "node" ? " (pin the registry in Settings to check without trusting this node)" : ""}.`
+      : `Inclusion proof NOT checked, trusting ${trusted.trusting}.`;
     // the proof is about the issue record; the shipment's outcome is the status, said beside it
     const settled = cert.status === "confirmed";
     validation.replaceChildren(
@@ -891,9 +925,16 @@ async function certificatePage(number) {
         : h("span", { "data-status": "failed" }, pill("not verified", "bad"), " ", result.filter((c) => !c.ok).map((c) => c.detail).join("; ")),
     );
     summary.replaceChildren(
-      ok
-        ? `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key, checked against ${anchorWord}. ${statusSentence(cert, authority)}`
-        : `Not proven: ${result.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ")}. Do not rely on this certificate.`,
+      ...(ok
+        ? [
+            `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key. `,
+            h("span", { id: "cert-proof-anchor" }, anchorSaid),
+            ` ${statusSentence(cert, authority)}`,
+          ]
+        : [
+            h("span", { id: "cert-proof-anchor" }, anchorSaid),
+            ` Not proven: ${result.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ")}. Do not rely on this certificate.`,
+          ]),
     );
     summary.dataset.status = ok ? "proven" : "failed";
   } catch (err) {

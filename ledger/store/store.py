@@ -9,6 +9,7 @@ and exposes one collaborator per job, each in its own module with its SQL:
 * ``store.log``      stored blocks, records and signed headers;
 * ``store.proofs``   RFC 9162 inclusion and consistency proofs, roots;
 * ``store.lineage``  edges of splits and merges, records of parcels;
+* ``store.search``   parcel ids and certificate numbers by prefix;
 * ``store.evidence`` evidence of equivocation;
 * ``store.audit``    the auditors' queries (report findings, KP statistics);
 * ``store.verifier`` the self-check that replays the log.
@@ -27,6 +28,7 @@ from kpledger.ledger.store.lineage import Lineage
 from kpledger.ledger.store.log import LogReader
 from kpledger.ledger.store.proofs import Proofs
 from kpledger.ledger.store.queue import SubmissionQueue
+from kpledger.ledger.store.search import PrefixSearch
 from kpledger.ledger.store.stateview import StoreState
 from kpledger.ledger.store.verify import Verifier
 
@@ -47,6 +49,7 @@ class Store(StoreState):
         self.log = LogReader(self)
         self.proofs = Proofs(engine)
         self.lineage = Lineage(engine)
+        self.search = PrefixSearch(engine)
         self.evidence = EvidenceLog(engine, read_only=self.READ_ONLY)
         self.audit = AuditQueries(engine, registry.params)
         self.verifier = Verifier(self)

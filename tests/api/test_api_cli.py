@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_support import TOKENS, Example
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from kpledger.cli import query
 from kpledger.cli.main import app
+from kpledger.ledger.workload import Network
 from kpledger.node.client import NodeClient
 
 NODE = "http://wdc.test:8106"
@@ -264,3 +266,75 @@ def test_help_documents_exit_codes() -> None:
         "1 verification failed",
     ):
         assert words in text, words
+
+
+def test_certificate_show_says_the_proof_was_checked_and_against_what(
+    kpl: Run, example: Example, tmp_path: Path
+) -> None:
+    for token in (None, TOKENS["auditor"]):
+        code, out, _ = kpl("certificate", "show", "EU-2026-0001", token=token)
+        assert code == 0
+        said = next(line for line in out.splitlines() if "inclusion proof" in line)
+        assert said.startswith("inclusion proof checked against EU header ")
+        assert said.endswith("trusting the node's registry")
+    genesis = tmp_path / "genesis.json"
+    genesis.write_bytes(example.store.registry.to_bytes())
+    code, out, _ = kpl("certificate", "show", "EU-2026-0001", "--registry", str(genesis))
+    assert code == 0
+    assert f"trusting the pinned registry {genesis}" in out
+    code, out, _ = kpl("certificate", "show", "EU-2026-0001", "--json", "--registry", str(genesis))
+    assert code == 0
+    proof = json.loads(out)["proof"]
+    assert proof["checked"] is True
+    anchor = proof["anchor"]
+    assert anchor["chain"] == "EU"
+    assert anchor["trusting"] == f"the pinned registry {genesis}"
+    assert anchor["key_id"] == example.store.registry.participant("EU").key.key_id
+    assert anchor["record"] == proof["record"]["hash"]
+
+
+def test_certificate_show_fails_with_exit_1_under_another_networks_registry(
+    kpl: Run, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.json"
+    other.write_bytes(Network.create(seed=99).registry.to_bytes())
+    code, out, err = kpl("certificate", "show", "EU-2026-0001", "--registry", str(other))
+    assert code == 1
+    assert "NOT verified" in err
+    assert "not a header of the issuer's chain on this network" in " ".join(err.split())
+    code, out, _ = kpl("certificate", "show", "EU-2026-0001", "--json", "--registry", str(other))
+    assert code == 1
+    proof = json.loads(out)["proof"]
+    assert proof["checked"] is False
+    assert proof["anchor"] is None
+    code, _, err = kpl("certificate", "show", "EU-2026-0001", "--registry", str(tmp_path / "no"))
+    assert code == 2
+    assert "no" in err
+
+
+def test_certificate_show_fails_with_exit_1_when_the_node_forges_the_proof(
+    example: Example, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node answering a proof whose path was altered: the check fails, exit 1."""
+
+    class Forging(NodeClient):
+        def get(self, path: str, **params: object) -> Any:
+            answer = super().get(path, **params)
+            if path.startswith("/v1/certificates/"):
+                first = answer["proof"]["proof"][0]
+                answer["proof"]["proof"][0] = ("0" if first[0] != "0" else "1") + first[1:]
+            return answer
+
+    def connect(node: str, token: str | None) -> NodeClient:
+        client = Forging(node, token)
+        client.http.close()
+        client.http = TestClient(example.wdc.app, base_url=node)
+        return client
+
+    monkeypatch.setattr(query, "connect", connect)
+    result = CliRunner().invoke(app, ["certificate", "show", "EU-2026-0001", "--node", NODE])
+    assert result.exit_code == 1
+    assert "NOT verified" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "inclusion proof NOT checked against the node's registry" in said
+    assert "does not check under the registry's key of EU" in said

@@ -349,6 +349,26 @@ def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> Non
     shot(page, "certificate-not-found")
 
 
+def test_a_typed_prefix_offers_the_ids_and_numbers_that_start_with_it(tab: Browser) -> None:
+    page = tab.open("/")
+    page.fill("#search", "bw-jw")
+    page.press("#search", "Enter")
+    until(page, "location.hash === '#/search/bw-jw'")
+    page.wait_for_selector("#prefix-suggestions")
+    offered = page.inner_text("#prefix-suggestions").splitlines()
+    assert "Parcel BW-JW-1" in offered
+    assert "Parcel BW-JW-1c" in offered
+    assert all(line.split(" ")[-1].upper().startswith("BW-JW") for line in offered)
+    assert "No parcel or certificate bw-jw" in page.inner_text("#not-found")
+    page.click("#prefix-suggestions a >> text=BW-JW-1c")
+    until(page, "location.hash === '#/parcel/BW-JW-1c'")
+    # a certificate number cut short: the numbers that start with it
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026")
+    page.wait_for_selector("#prefix-suggestions")
+    assert page.inner_text("#prefix-suggestions") == "KP certificate EU-2026-0001"
+    assert accessibility(page) == []
+
+
 def _flip_digit(data: bytes, marker: bytes) -> bytes:
     at = data.index(marker, data.index(b'"records":[')) + len(marker)
     return data[:at] + (b"8" if data[at : at + 1] != b"8" else b"7") + data[at + 1 :]
@@ -425,6 +445,12 @@ def test_pinned_trust_anchor(tab: Browser) -> None:
     status, text = verdict(page)
     assert status == "verified", text
     assert "the registry you pinned" in page.inner_text("#trust-anchor")
+    # the certificate page names the pinned registry as its anchor
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0001")
+    page.wait_for_selector("#cert-proof-anchor")
+    said = page.inner_text("#cert-proof-anchor")
+    assert said.startswith("Inclusion proof checked against EU header "), said
+    assert said.endswith(", trusting the pinned registry."), said
 
 
 def _pdf_pages(data: bytes) -> int:
@@ -573,7 +599,17 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     assert "IN — India confirmed receipt of 13,000.00 ct." in banner
     sentence = page.inner_text("#cert-proof-sentence")
     assert sentence.startswith("Proven in this browser: EU — European Union recorded the issue")
-    assert "checked against the registry this node serves (this trusts the node)" in sentence
+    # the anchor, said as `kpl certificate show` says it
+    said = page.inner_text("#cert-proof-anchor")
+    assert re.fullmatch(
+        r"Inclusion proof checked against EU header \d+ signed by [0-9a-f]{16}, trusting "
+        r"the node's registry \(pin the registry in Settings to check without trusting this "
+        r"node\)\.",
+        said,
+    ), said
+    key = tab.site.example.store.registry.participant("EU")
+    assert key is not None
+    assert f"signed by {key.key.key_id[:16]}," in said
     page.click("#cert-details summary")
     checks = page.inner_text("#cert-checks")
     assert checks.count("✓") == 3, checks
