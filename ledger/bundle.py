@@ -172,6 +172,10 @@ anchor: without a pinned registry a bundle only proves that it is consistent
 under the registry it carries, whose network id the verifier prints. Bundles
 carry whole records, values and party names included, so they are for the
 parties and auditors entitled to them.
+
+One concept in one file, on purpose: the bundle's format, parser and its numbered
+verification steps read top to bottom as the specification (docs/spec/bundle.md)
+does; splitting the steps over modules would hide their order.
 """
 
 from __future__ import annotations

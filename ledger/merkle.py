@@ -36,6 +36,9 @@ front everything that can be checked without hashing (sizes, hash lengths, the
 exact number of proof elements), and keeps computing a root apart from
 comparing it. Every failure is an ``InclusionProofError`` or
 ``ConsistencyProofError`` saying what was wrong.
+
+One concept: the RFC 9162 log (tree hashing, proof generation and proof
+verification share the same index arithmetic, which is kept together).
 """
 
 from __future__ import annotations

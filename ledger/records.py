@@ -15,6 +15,9 @@ Weights are integer hundredths of a carat, values integer US cents.
 An origin composition maps a country code to hundredths of a carat; its keys
 are every origin that ever contributed to the parcel (a key may hold 0 after
 a split of a tiny share, so that "any share" stays visible: DOMAIN rule 9).
+
+One concept: the record and the typed body of each kind, one small class per
+kind; its length is the number of kinds.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ Rule numbers are those of DOMAIN.md "Rules the ledger enforces":
 Cross-chain facts are read as of the block's witnessed view (``Context``):
 governance membership at the witnessed governance size, other chains'
 records only within the witnessed prefix, times from the witnessed headers.
+
+One concept: the state machine, one pure function per record kind numbered
+as in DOMAIN.md; its length is the number of kinds and rules.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ logged, the peer is backed off and later rounds go on.
 
 ``sync_status`` says, per chain, how far behind the best height any peer
 announced this node is and how long ago it last made progress (``/healthz``).
+
+One concept: anti-entropy with peers (exchange of heads, catch-up, push and
+peer backoff), which share one view of what each peer announced.
 """
 
 from __future__ import annotations

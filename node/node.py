@@ -11,6 +11,11 @@ Guarantees:
 * the same record id gets the same outcome however often it is submitted;
 * a block from a peer is applied only after full verification, atomically;
   blocks that witness headers not held yet wait in a bounded buffer.
+
+One concept, with a reason for its size: everything here runs under the
+node's one lock over its pending layer (submission, sealing, receiving
+blocks and evidence, node time); splitting it would spread that lock's
+invariants over modules.
 """
 
 from __future__ import annotations
