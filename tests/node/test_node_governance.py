@@ -446,10 +446,13 @@ def test_key_replace_refuses_the_stolen_key_on_every_node(
     c.start()
     t = Trade(c, {code: c.operator(code) for code in ("BW", "EU")})
     t.ok("EU", t.party("EU", "EU-IMP", "importer"))
+    # the others must hold EU's acknowledged block before EU goes away
+    acknowledged = c.heads("EU")["EU"]["height"]
+    others = ["BW", "WDC"]
+    c.wait_converged(["EU", *others], timeout=WAIT, at_least={"EU": acknowledged})
     # EU's key is stolen: its operator stops the node; the chair replaces the key
     c.stop("EU")
-    others = ["BW", "WDC"]
-    heads = c.wait_converged(others, timeout=WAIT)
+    heads = c.wait_converged(others, timeout=WAIT, at_least={"EU": acknowledged})
     eu_height = heads["EU"]["height"]
     folder = c.nodes["EU"].config.parent
     stolen = load_key(folder / "node.key", c.passphrase("EU"))
