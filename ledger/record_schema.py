@@ -54,6 +54,18 @@ KIND_DOCS: dict[str, str] = {
     "member.admit": "Governance (chain KP, threshold-signed): a new participant.",
     "member.suspend": "Governance (chain KP, threshold-signed): a participant suspended.",
     "member.reinstate": "Governance (chain KP, threshold-signed): a suspension lifted.",
+    "claim.register": "An artisanal claim or mining area registered by the producing "
+    "authority: holder, zone, location (a point or a polygon) and validity.",
+    "licence.digger": "A digger's or cooperative's licence to dig one registered claim, "
+    "with its validity.",
+    "licence.buyer": "A licensed buyer (collector or comptoir): a registered party, the zones "
+    "it may buy in, its validity.",
+    "licence.end": "A claim or licence revoked, surrendered or recorded expired from a date on.",
+    "parcel.purchase": "First sale: a licensed buyer buys from a licensed digger or cooperative; "
+    "a new parcel of that claim, with its production method, weight and price paid (rules A1-A3).",
+    "diagnostic.assess": "One indicator of the authority's periodic diagnostic self-assessment "
+    "(Washington Declaration Diagnostic Framework): score and evidence, named by the network's "
+    "indicator list.",
     "key.replace": "Governance (chain KP, threshold-signed): an authority's key replaced from "
     "a height on, after a loss or theft.",
 }
@@ -115,6 +127,29 @@ FIELD_DOCS: dict[str, str] = {
     "code": "A participant code.",
     "url": "The participant node's URL.",
     "from_height": "The first height of the chain signed with the new key.",
+    "claim": "A claim or mining area id, registered on this chain.",
+    "holder": "The holder's name, as on the claim or licence.",
+    "holder:string": "The holder's name, as on the claim or licence.",
+    "zone": "The administrative zone the claim lies in (a chain-local id such as SL-KONO).",
+    "zones": "The zones the buyer may buy in.",
+    "location": "One point, or a polygon of 3 or more vertices (WGS 84).",
+    "lat": "Latitude in microdegrees (8500000 = 8.5 degrees north).",
+    "lon": "Longitude in microdegrees (-11000000 = 11 degrees west).",
+    "valid_from": "First day of validity.",
+    "valid_until": "Last day of validity.",
+    "licence": "A claim or licence id, registered on this chain.",
+    "type": "The kind of holder.",
+    "date": "The day it takes effect.",
+    "note": "The officer's words.",
+    "buyer": "The buyer's licence (collector or comptoir).",
+    "digger": "The digger's or cooperative's licence.",
+    "method": "How the stones were mined.",
+    "price": "The price paid at first sale. " + _CENTS,
+    "bought": "Date of the first sale.",
+    "indicator": "The indicator, by the topic name of the network's indicator list.",
+    "score": "The score on the indicator's scale.",
+    "evidence": "What the score rests on, in words (documents, figures).",
+    "assessed": "Date of the assessment.",
 }
 
 #: objects read as a whole by a helper rather than field by field
