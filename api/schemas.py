@@ -77,6 +77,10 @@ class ParcelOut(BaseModel):
     hs: str
     origin: dict[str, int] = Field(description="country -> hundredths of a carat")
     origin_shares: dict[str, float] = Field(description="country -> percent of the weight")
+    claims: dict[str, int] = Field(
+        default_factory=dict,
+        description="registered claim -> hundredths of a carat bought from it at first sale",
+    )
     certificate: str | None = None
     created: RefOut
     custodian: str | None = Field(None, description="hidden from the public")
@@ -107,6 +111,9 @@ class HistoryOut(BaseModel):
     subject: str
     origin: dict[str, int]
     origin_shares: dict[str, float]
+    claims: dict[str, int] = Field(
+        default_factory=dict, description="registered claim -> hundredths of a carat"
+    )
     parcels: list[ParcelOut]
     ancestors: list[EdgeOut]
     descendants: list[EdgeOut]

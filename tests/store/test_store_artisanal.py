@@ -1,0 +1,176 @@
+"""The artisanal chain in the store: an export lot of first sales traced to its claims in
+the lineage and in a bundle verified offline, and the derived tables a replay rebuilds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kpledger.ledger.artisanal import (
+    assessment_body,
+    buyer_licence_body,
+    claim_body,
+    digger_licence_body,
+    end_body,
+    purchase_body,
+)
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.bundle import check_bundle, serialize_bundle, verify_bundle
+from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.workload import Network, Scenario
+
+Opener = Callable[..., Store]
+
+
+class Story:
+    """Sierra Leone's artisanal chain, every block also applied, fully verified, to a store."""
+
+    def __init__(self, open_store: Opener) -> None:
+        self.net = Network.create(("SL", "EU", "BW"), ("WDC",))
+        self.sc = Scenario(self.net)
+        self.store = open_store(self.net.registry)
+
+    def seal(self, chain: str, *records: Record) -> Block:
+        block = self.sc.seal(chain, *records)
+        self.store.writer.apply(block)
+        return block
+
+    def rec(self, kind: Kind, body: dict[str, Any]) -> Record:
+        return self.sc.record("SL", kind, body)
+
+    def checkpoint(self) -> None:
+        for chain in self.net.registry.authorities:
+            self.seal(chain)
+
+
+def sierra_leone(open_store: Opener) -> Story:
+    """Two claims, three diggers (one cooperative), a collector; six first sales, one
+    licence revoked after its sale; the lots merged, exported to the EU and confirmed."""
+    s = Story(open_store)
+    r = s.rec
+    s.seal(
+        "SL",
+        s.sc.party("SL", "SL-COLL", "trader"),
+        s.sc.party("SL", "SL-EXP", "exporter"),
+        r(
+            Kind.CLAIM_REGISTER,
+            claim_body(
+                "SL-C1", "Koidu", "SL-KONO", [(8_650_000, -10_970_000)], "2026-01-01", "2026-12-31"
+            ),
+        ),
+        r(
+            Kind.CLAIM_REGISTER,
+            claim_body(
+                "SL-C2",
+                "Tongo",
+                "SL-KENEMA",
+                [(8_200_000, -11_070_000), (8_210_000, -11_060_000), (8_190_000, -11_050_000)],
+                "2026-01-01",
+                "2026-12-31",
+            ),
+        ),
+        r(
+            Kind.LICENCE_DIGGER,
+            digger_licence_body("SL-D1", "A", "SL-C1", "2026-01-01", "2026-12-31"),
+        ),
+        r(
+            Kind.LICENCE_DIGGER,
+            digger_licence_body("SL-D2", "B", "SL-C1", "2026-01-01", "2026-12-31"),
+        ),
+        r(
+            Kind.LICENCE_DIGGER,
+            digger_licence_body(
+                "SL-D3", "C", "SL-C2", "2026-01-01", "2026-12-31", type="cooperative"
+            ),
+        ),
+        r(
+            Kind.LICENCE_BUYER,
+            buyer_licence_body(
+                "SL-B1", "SL-COLL", ["SL-KONO", "SL-KENEMA"], "2026-01-01", "2026-12-31"
+            ),
+        ),
+    )
+    sales = [
+        ("SL-A1", "SL-D1", "SL-C1", 120, 30_000),
+        ("SL-A2", "SL-D2", "SL-C1", 250, 70_000),
+        ("SL-A3", "SL-D3", "SL-C2", 480, 150_000),
+        ("SL-A4", "SL-D3", "SL-C2", 35, 9_000),
+    ]
+    s.seal(
+        "SL",
+        *(
+            r(Kind.PARCEL_PURCHASE, purchase_body(p, "SL-B1", d, c, w, v, "2026-03-01"))
+            for p, d, c, w, v in sales
+        ),
+    )
+    s.seal("SL", r(Kind.LICENCE_END, end_body("SL-D2", "revoked", "2026-03-02", "sold outside")))
+    s.seal(
+        "SL",
+        r(
+            Kind.DIAGNOSTIC_ASSESS,
+            assessment_body("controls.claim_registry", 2, "register", "2026-03-01"),
+        ),
+    )
+    s.seal("SL", s.sc.merge("SL", ["SL-A1", "SL-A2", "SL-A3", "SL-A4"], "SL-LOT1", "SL-COLL"))
+    s.seal("SL", s.sc.transfer("SL", "SL-LOT1", "SL-EXP"))
+    s.seal("EU", s.sc.party("EU", "EU-IMP", "importer"))
+    s.seal("SL", s.sc.issue("SL", "SL-2026-1", "EU", "SL-EXP", ["SL-LOT1"]))
+    s.seal("EU", s.sc.confirm("EU", "SL-2026-1", "EU-IMP"))
+    s.checkpoint()
+    s.checkpoint()
+    return s
+
+
+def test_an_export_lot_is_traced_to_its_claims_in_lineage_and_bundle(open_store: Opener) -> None:
+    s = sierra_leone(open_store)
+    lot = s.store.parcel("SL-LOT1")
+    assert lot is not None
+    assert lot.chain == "EU"
+    assert dict(lot.claims) == {"SL-C1": 370, "SL-C2": 515}
+    assert {e.parent for e in s.store.lineage.ancestry("SL-LOT1")} == {
+        "SL-A1",
+        "SL-A2",
+        "SL-A3",
+        "SL-A4",
+    }
+    doc = build_bundle(s.store, "SL-LOT1")
+    kinds = sorted({r["record"]["kind"] for r in doc["records"]})
+    assert {"claim.register", "licence.digger", "licence.buyer", "licence.end"} <= set(kinds)
+    assert "diagnostic.assess" not in kinds  # nothing the lineage needs
+    verdict = verify_bundle(serialize_bundle(doc), registry=s.store.registry, parcel="SL-LOT1")
+    assert dict(verdict.claims) == {"SL-C1": 370, "SL-C2": 515}
+    assert verdict.to_json()["claims"] == {"SL-C1": 370, "SL-C2": 515}
+    assert sorted((x.parcel, x.mine, x.produced) for x in verdict.sources) == [
+        ("SL-A1", "SL-C1", "2026-03-01"),
+        ("SL-A2", "SL-C1", "2026-03-01"),
+        ("SL-A3", "SL-C2", "2026-03-01"),
+        ("SL-A4", "SL-C2", "2026-03-01"),
+    ]
+    assert [c.number for c in verdict.certificates] == ["SL-2026-1"]
+
+
+def test_a_bundle_without_the_claim_record_does_not_verify(open_store: Opener) -> None:
+    s = sierra_leone(open_store)
+    doc = build_bundle(s.store, "SL-LOT1")
+    doc["records"] = [r for r in doc["records"] if r["record"]["kind"] != "claim.register"]
+    result = check_bundle(serialize_bundle(doc), registry=s.store.registry)
+    assert not result.ok
+    assert result.error is not None
+    assert result.step == "replay"
+    assert "rule A4: SL-C1 is not a claim registered by SL" in result.error
+
+
+def test_the_derived_tables_replay(open_store: Opener) -> None:
+    s = sierra_leone(open_store)
+    report = s.store.verifier.verify()
+    assert report.tables["licences"] == 6
+    assert report.tables["purchases"] == 4
+    assert report.tables["assessments"] == 1
+    ended = s.store.licence("SL-D2")
+    assert ended is not None
+    assert (ended.ended, ended.end_reason) == ("2026-03-02", "revoked")
+    claim = s.store.licence("SL-C2")
+    assert claim is not None
+    assert len(claim.location) == 3
