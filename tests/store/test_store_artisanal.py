@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kpledger.ledger.artisanal import (
+    Totals,
     assessment_body,
     buyer_licence_body,
     claim_body,
@@ -18,6 +19,7 @@ from kpledger.ledger.blocks import Block
 from kpledger.ledger.bundle import check_bundle, serialize_bundle, verify_bundle
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
+from kpledger.ledger.store.audit import parse_period
 from kpledger.ledger.store.bundles import build_bundle
 from kpledger.ledger.workload import Network, Scenario
 
@@ -174,3 +176,158 @@ def test_the_derived_tables_replay(open_store: Opener) -> None:
     claim = s.store.licence("SL-C2")
     assert claim is not None
     assert len(claim.location) == 3
+
+
+# ------------------------------------------------------------------ internal controls
+
+
+def with_smuggling(open_store: Opener) -> Story:
+    """The story above, and case by case in 2026-Q1:
+
+    * a fifth first sale, artisanal, 1.00 ct for 500 USD, kept (not exported);
+    * SL registers 20.00 ct at a "mine", produced 2025-12-20 (back-dated into the
+      previous year), and exports them on a second certificate;
+    * BW exports 3.00 ct to SL, confirmed (an import).
+    """
+    s = sierra_leone(open_store)
+    s.seal(
+        "SL",
+        s.sc.party("SL", "SL-MINE", "miner"),
+        s.rec(
+            Kind.PARCEL_PURCHASE,
+            purchase_body(
+                "SL-A5", "SL-B1", "SL-D1", "SL-C1", 100, 50_000, "2026-03-01", method="artisanal"
+            ),
+        ),
+        s.rec(
+            Kind.PARCEL_REGISTER,
+            {
+                "parcel": "SL-P1",
+                "custodian": "SL-MINE",
+                "weight": 2_000,
+                "value": 400_000,
+                "hs": "7102.31",
+                "mine": "Koidu pit",
+                "produced": "2025-12-20",
+            },
+        ),
+    )
+    s.seal("SL", s.sc.transfer("SL", "SL-P1", "SL-EXP"))
+    s.seal("SL", s.sc.issue("SL", "SL-2026-2", "EU", "SL-EXP", ["SL-P1"]))
+    s.seal("EU", s.sc.confirm("EU", "SL-2026-2", "EU-IMP"))
+    s.seal(
+        "BW",
+        s.sc.party("BW", "BW-EXP", "exporter"),
+        s.sc.register("BW", "BW-P1", "BW-EXP", 300, 39_000),
+    )
+    s.seal("BW", s.sc.issue("BW", "BW-2026-1", "SL", "BW-EXP", ["BW-P1"]))
+    s.seal("SL", s.sc.confirm("SL", "BW-2026-1", "SL-COLL"))
+    s.checkpoint()
+    return s
+
+
+def test_internal_controls_of_a_quarter(open_store: Opener) -> None:
+    s = with_smuggling(open_store)
+    q1 = s.store.audit.statistics(parse_period("2026-Q1"))
+    (row,) = q1.controls
+    assert row.participant == "SL"
+    # first sales 1.20 + 2.50 + 4.80 + 0.35 + 1.00 ct; mine output dated 2025; 3.00 ct in
+    assert row.totals == Totals(
+        purchased=985,
+        registered=0,
+        imported=300,
+        exported=885 + 2_000,
+        exported_traced=885,
+        export_value=259_000 + 400_000,
+        purchases=5,
+        purchase_value=259_000 + 50_000,
+    )
+    c = row.controls
+    assert c.traceable_ppm == 885 * 1_000_000 // 2_885 == 306_759
+    assert c.licensed_ppm == 1_000_000  # all of the quarter's production went through first sales
+    assert c.surplus == 2_885 - 985 - 300 == 1_600
+    assert c.first_sale_cents_per_carat == 309_000 * 100 // 985 == 31_370
+    assert c.export_cents_per_carat == 659_000 * 100 // 2_885 == 22_842
+    assert c.price_ratio_ppm == 31_370 * 1_000_000 // 22_842
+    assert not c.suppressed
+    # production by method: the artisanal cell holds one purchase, its price is not shown
+    assert [
+        (m.participant, m.method, m.carats, m.parcels, m.cents_per_carat) for m in q1.methods
+    ] == [
+        ("BW", "industrial", 300, 1, None),
+        ("SL", "alluvial", 885, 4, 259_000 * 100 // 885),
+        ("SL", "artisanal", 100, 1, None),
+    ]
+    # the KP production table counts first sales as production
+    assert [(p.participant, p.carats, p.parcels) for p in q1.production] == [
+        ("BW", 300, 1),
+        ("SL", 985, 5),
+    ]
+    # 2025: the back-dated registration is 2025 production; no first sale yet: no controls
+    y2025 = s.store.audit.statistics(parse_period("2025"))
+    assert [(m.participant, m.method, m.carats) for m in y2025.methods] == [
+        ("SL", "industrial", 2_000)
+    ]
+    assert y2025.controls == ()
+
+
+def test_export_surplus_is_a_finding_with_its_certificates(open_store: Opener) -> None:
+    s = with_smuggling(open_store)
+    found = s.store.audit.findings(parse_period("2026-Q1"))
+    (surplus,) = found.export_surplus.items
+    assert (surplus.participant, surplus.exported, surplus.produced, surplus.imported) == (
+        "SL",
+        2_885,
+        985,
+        300,
+    )
+    assert surplus.surplus == 1_600
+    issued = {s.store.certificate(n).issue_ref.index for n in ("SL-2026-1", "SL-2026-2")}  # type: ignore[union-attr]
+    assert {(r.chain, r.index, r.kind) for r in surplus.records} == {
+        ("SL", i, "certificate.issue") for i in issued
+    }
+    assert all(r.height is not None for r in surplus.records)
+    # without the back-dated registration's export there is no surplus
+    before = s.store.audit.findings(parse_period("2026-Q2"))
+    assert before.export_surplus.items == ()
+
+
+def test_a_price_cell_of_fewer_than_three_purchases_is_suppressed(open_store: Opener) -> None:
+    s = Story(open_store)
+    s.seal(
+        "SL",
+        s.sc.party("SL", "SL-COLL", "trader"),
+        s.rec(
+            Kind.CLAIM_REGISTER,
+            claim_body("SL-C1", "K", "SL-KONO", [(1, 1)], "2026-01-01", "2026-12-31"),
+        ),
+        s.rec(
+            Kind.LICENCE_DIGGER,
+            digger_licence_body("SL-D1", "A", "SL-C1", "2026-01-01", "2026-12-31"),
+        ),
+        s.rec(
+            Kind.LICENCE_BUYER,
+            buyer_licence_body("SL-B1", "SL-COLL", ["SL-KONO"], "2026-01-01", "2026-12-31"),
+        ),
+        *(
+            s.rec(
+                Kind.PARCEL_PURCHASE,
+                purchase_body(f"SL-A{i}", "SL-B1", "SL-D1", "SL-C1", 100, 10_000 * i, "2026-02-01"),
+            )
+            for i in (1, 2)
+        ),
+    )
+    (row,) = s.store.audit.statistics(parse_period("2026-Q1")).controls
+    assert row.controls.first_sale_cents_per_carat is None
+    assert row.controls.suppressed
+    assert row.controls.price_ratio_ppm is None
+    s.seal(
+        "SL",
+        s.rec(
+            Kind.PARCEL_PURCHASE,
+            purchase_body("SL-A3", "SL-B1", "SL-D1", "SL-C1", 100, 30_000, "2026-02-01"),
+        ),
+    )
+    (row,) = s.store.audit.statistics(parse_period("2026-Q1")).controls
+    assert row.controls.first_sale_cents_per_carat == 60_000 * 100 // 300 == 20_000
+    assert not row.controls.suppressed
