@@ -129,7 +129,9 @@ def _path(value: str) -> str:
     return quote(value, safe="")
 
 
-def _usd(cents: int) -> str:
+def _usd(cents: int | None) -> str:
+    if cents is None:
+        return "withheld"
     return f"{cents // 100:,}.{cents % 100:02d} USD"
 
 
@@ -503,6 +505,52 @@ def _audit_heading(r: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- statistics
 
 
+def _ppm(value: int | None) -> str:
+    return "-" if value is None else f"{value / 10_000:.1f}%"
+
+
+def _methods_and_controls(s: dict[str, Any]) -> None:
+    """Production split by method, and the artisanal producers' internal controls."""
+    methods = Table(
+        "participant",
+        "method",
+        "carats",
+        "parcels",
+        "first-sale USD/ct",
+        title="production by method",
+    )
+    for row in s.get("methods", []):
+        price = row.get("cents_per_carat")
+        methods.add_row(
+            row["participant"],
+            row["method"],
+            carats(row["carats"]),
+            str(row["parcels"]),
+            "-" if price is None else _usd(price),
+        )
+    console.print(methods)
+    if not s.get("controls"):
+        return
+    controls = Table(
+        "producer",
+        "exports traced to claims",
+        "bought by licensed buyers",
+        "export surplus",
+        "first sale / export price",
+        title="internal controls (artisanal producers)",
+    )
+    for row in s["controls"]:
+        ratio = "withheld (< 3 purchases)" if row["suppressed"] else _ppm(row["price_ratio_ppm"])
+        controls.add_row(
+            row["participant"],
+            _ppm(row["traceable_ppm"]),
+            _ppm(row["licensed_ppm"]),
+            carats(row["surplus"]),
+            ratio,
+        )
+    console.print(controls)
+
+
 def stats(
     period: Annotated[str, typer.Option(help="a year (2025) or a quarter (2025-Q1)")],
     node: NodeOpt = DEFAULT_NODE,
@@ -510,7 +558,8 @@ def stats(
     as_csv: Annotated[bool, typer.Option("--csv", help="print the node's CSV")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """KP statistics for a period: production, exports, imports, certificate counts."""
+    """KP statistics for a period: production (and by method), the artisanal producers'
+    internal controls, exports, imports, certificate counts."""
     with session(node, token, as_json) as client:
         if as_csv:
             response = client.http.get("/v1/stats", params={"period": period, "format": "csv"})
@@ -529,6 +578,7 @@ def stats(
             row["participant"], carats(row["carats"]), _usd(row["value"]), str(row["parcels"])
         )
     console.print(production)
+    _methods_and_controls(s)
     exports = Table("participant", "partner", "carats", "USD", "certificates", title="exports")
     for row in s["exports"]:
         exports.add_row(

@@ -28,10 +28,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kpledger.ledger.errors import SchemaError
+from kpledger.ledger.records import SCORE_MAX
+from kpledger.ledger.schema import INDICATOR, Fields
+
 __all__ = [
     "MIN_CELL",
     "PPM",
+    "MEASURES",
     "Controls",
+    "Indicator",
     "Totals",
     "assessment_body",
     "buyer_licence_body",
@@ -39,6 +45,7 @@ __all__ = [
     "controls",
     "digger_licence_body",
     "end_body",
+    "parse_indicators",
     "price_cell",
     "purchase_body",
     "share",
@@ -229,3 +236,53 @@ def controls(t: Totals) -> Controls:
 def traced_carats(origin: Mapping[str, int], claims: Mapping[str, int], producer: str) -> int:
     """Of a parcel, the carats of ``producer``'s origin that trace to registered claims."""
     return min(origin.get(producer, 0), sum(claims.values()))
+
+
+# ------------------------------------------------------------------ the indicator list
+
+#: the ledger-computed indicators an indicator of the list may be shown beside
+MEASURES = frozenset({"traceable_ppm", "licensed_ppm", "surplus", "price_ratio_ppm"})
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One indicator of the network's diagnostic list: its id (the records' ``indicator``),
+    topic, wording, the top of its scale, and the computed measure shown beside it."""
+
+    id: str
+    topic: str
+    title: str
+    scale: int
+    measure: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "topic": self.topic, "title": self.title, "scale": self.scale}
+
+
+def parse_indicators(doc: object) -> tuple[Indicator, ...]:
+    """The indicator list of a network: ``{"indicators": [{"id", "topic", "title", "scale",
+    "measure"?}, ...]}`` (``about`` may say what it is); ``SchemaError`` names what is wrong."""
+    f = Fields(doc)
+    if f.has("about"):
+        f.string("about", max_len=2000)
+    out: list[Indicator] = []
+    for path, item in f.items("indicators", low=1, high=500):
+        x = Fields(item, path)
+        measure = x.optional_string("measure", max_len=32)
+        if measure is not None and measure not in MEASURES:
+            raise SchemaError(f"must be one of {sorted(MEASURES)}", field=x.path("measure"))
+        out.append(
+            Indicator(
+                x.string("id", pattern=INDICATOR, max_len=64),
+                x.string("topic", max_len=100),
+                x.string("title", max_len=300),
+                x.integer("scale", low=1, high=SCORE_MAX),
+                measure,
+            )
+        )
+        x.done()
+    f.done()
+    ids = [i.id for i in out]
+    if len(set(ids)) != len(ids):
+        raise SchemaError("an indicator id appears twice", field="indicators")
+    return tuple(out)

@@ -81,6 +81,7 @@ __all__ = [
     "END_REASONS",
     "METHODS",
     "REFUSAL_CODES",
+    "SCORE_MAX",
     "Record",
     "RecordRef",
     "RecordSig",

@@ -33,7 +33,7 @@ from datetime import date
 
 from sqlalchemy import Connection, func, select
 
-from kpledger.ledger.artisanal import Totals, controls, price_cell
+from kpledger.ledger.artisanal import MIN_CELL, Totals, controls, price_cell
 from kpledger.ledger.records import Kind
 from kpledger.ledger.state import Assessment
 from kpledger.ledger.store import tables as t
@@ -116,14 +116,21 @@ def methods(conn: Connection, period: Period) -> tuple[MethodTotal, ...]:
 
 
 def all_production(conn: Connection, period: Period) -> tuple[ProductionTotal, ...]:
-    """The KP production table: registrations at mines plus first sales, by participant."""
-    rows = {r.participant: [r.carats, r.value, r.parcels] for r in production(conn, period)}
+    """The KP production table: registrations at mines plus first sales, by participant;
+    the value is withheld (None) where fewer than ``MIN_CELL`` first sales are in it."""
+    rows = {r.participant: [r.carats, r.value or 0, r.parcels] for r in production(conn, period)}
+    withheld: set[str] = set()
     for chain, (w, v, n) in artisanal_production(conn, period).items():
         row = rows.setdefault(chain, [0, 0, 0])
         row[0] += w
         row[1] += v
         row[2] += n
-    return tuple(ProductionTotal(c, w, v, n) for c, (w, v, n) in sorted(rows.items()))
+        if n < MIN_CELL:  # a value of one or two first sales would show their prices
+            withheld.add(chain)
+    return tuple(
+        ProductionTotal(c, w, None if c in withheld else v, n)
+        for c, (w, v, n) in sorted(rows.items())
+    )
 
 
 def assessments(conn: Connection, chain: str | None = None) -> tuple[Assessment, ...]:

@@ -226,7 +226,8 @@ class Findings:
 class ProductionTotal:
     participant: str
     carats: int
-    value: int
+    #: None when 1 or 2 first sales are in it: their price would show (disclosure control)
+    value: int | None
     parcels: int
 
 
