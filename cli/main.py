@@ -18,7 +18,7 @@ from rich.table import Table
 from kpledger.api.deps import Caller
 from kpledger.api.provenance import history_view
 from kpledger.api.server import run_node
-from kpledger.cli import governance, importer, join, keyops, officer, ops
+from kpledger.cli import artisanal, governance, importer, join, keyops, officer, ops
 from kpledger.cli.certificate import verify_certificate_command
 from kpledger.cli.demo import (
     AUTHORITIES,
@@ -81,6 +81,11 @@ app.add_typer(parcel_app, name="parcel")
 app.add_typer(certificate_app, name="certificate")
 app.add_typer(officer.party_app, name="party")
 app.add_typer(officer.policy_app, name="policy")
+app.add_typer(artisanal.claim_app, name="claim")
+app.add_typer(artisanal.licence_app, name="licence")
+app.add_typer(artisanal.purchase_app, name="purchase")
+app.add_typer(artisanal.lot_app, name="lot")
+app.add_typer(artisanal.diagnostic_app, name="diagnostic")
 app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")

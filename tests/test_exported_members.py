@@ -137,6 +137,14 @@ PINNED: dict[str, list[str]] = {
     ],
     "api.server": ["NodeProcess", "open_node", "run_node"],
     "cli": [],
+    "cli.artisanal": [
+        "claim_app",
+        "diagnostic_app",
+        "licence_app",
+        "lot_app",
+        "parse_point",
+        "purchase_app",
+    ],
     "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
