@@ -27,6 +27,7 @@ from kpledger.cli.demo import (
     trade_and_suspend,
     wait_agreement,
 )
+from kpledger.cli.demo_artisanal import PRODUCER, run_artisanal
 from kpledger.cli.example import run_example
 from kpledger.cli.exits import EXIT_HELP, Exit, error_json, print_json
 from kpledger.cli.query import (
@@ -161,18 +162,21 @@ def example(
 def demo(
     exit_: Annotated[bool, typer.Option("--exit", help="stop the network at the end")] = False,
 ) -> None:
-    """Start a local network of five authorities and a WDC auditor, and run the KP story."""
+    """Start a local network of six authorities and a WDC auditor, and run the KP story
+    and Sierra Leone's artisanal chain."""
     with tempfile.TemporaryDirectory(prefix="kpl-demo-") as tmp:
-        net = LocalNetwork.create(Path(tmp) / "network", AUTHORITIES, ("WDC",))
+        net = LocalNetwork.create(Path(tmp) / "network", (*AUTHORITIES, PRODUCER), ("WDC",))
         console.print(f"network {net.layout.registry.network_id[:16]}... in {tmp}")
         net.start()
         try:
-            with console.status("starting 6 node processes ..."):
+            with console.status(f"starting {len(net.layout.urls)} node processes ..."):
                 net.wait_ready(timeout=120.0)
             console.print("nodes up; the KP admits a new participant into the running network:")
             admit_participant(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             console.print("the story, each step submitted to its authority's API:")
             result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            console.print("Sierra Leone's artisanal chain, from the claims to Antwerp:")
+            run_artisanal(net, say=lambda line: console.print(f"  {line}"))
             console.print("the new participant trades, then the KP suspends it:")
             trade_and_suspend(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             with console.status("waiting until every node holds the same chains ..."):

@@ -161,6 +161,7 @@ PINNED: dict[str, list[str]] = {
         "trade_and_suspend",
         "wait_agreement",
     ],
+    "cli.demo_artisanal": ["ARTISANAL_STORY", "ArtisanalStory", "LOT", "PRODUCER", "run_artisanal"],
     "cli.example": ["ExampleResult", "run_example"],
     "cli.exits": ["EXIT_HELP", "Exit", "print_json", "status_exit"],
     "cli.governance": ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"],
