@@ -81,6 +81,9 @@ class IndicatorOut(BaseModel):
     topic: str
     title: str
     scale: int
+    measure: str | None = Field(
+        default=None, description="the ledger-computed indicator shown beside it, if any"
+    )
 
 
 class DiagnosticsOut(BaseModel):

@@ -256,7 +256,15 @@ class Indicator:
     measure: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "topic": self.topic, "title": self.title, "scale": self.scale}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "topic": self.topic,
+            "title": self.title,
+            "scale": self.scale,
+        }
+        if self.measure is not None:
+            out["measure"] = self.measure
+        return out
 
 
 def parse_indicators(doc: object) -> tuple[Indicator, ...]:
