@@ -483,7 +483,7 @@ def node_run(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="operator, auditor, peer or party")],
+    role: Annotated[str, typer.Option(help="operator, auditor, peer, party or observer")],
     name: Annotated[str, typer.Option(help="who holds it (a party id for party tokens)")],
     as_json: JsonOpt = False,
 ) -> None:
