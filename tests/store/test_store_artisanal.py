@@ -4,7 +4,12 @@ the lineage and in a bundle verified offline, and the derived tables a replay re
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect
 
 from kpledger.ledger import artisanal_workload as story
 from kpledger.ledger.artisanal import (
@@ -18,11 +23,14 @@ from kpledger.ledger.blocks import Block
 from kpledger.ledger.bundle import check_bundle, serialize_bundle, verify_bundle
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
+from kpledger.ledger.store import engine as store_engine
 from kpledger.ledger.store.audit import parse_period
 from kpledger.ledger.store.bundles import build_bundle
+from kpledger.ledger.store.engine import make_engine, schema_revision, upgrade
 from kpledger.ledger.workload import Network, Scenario
 
 Opener = Callable[..., Store]
+MIGRATIONS = Path(store_engine.__file__).with_name("migrations")
 
 
 class Story:
@@ -232,3 +240,47 @@ def test_a_price_cell_of_fewer_than_three_purchases_is_suppressed(open_store: Op
     assert [(p.participant, p.value) for p in q1.production] == [("SL", 60_000)]
     assert row.controls.first_sale_cents_per_carat == 60_000 * 100 // 300 == 20_000
     assert not row.controls.suppressed
+
+
+# ------------------------------------------------------------------ the migration
+
+
+def test_a_store_at_0003_upgrades_and_keeps_its_parcels(store_url: str) -> None:
+    """0004_artisanal on a store written before it: the new tables appear, a parcel
+    registered before reads with no claims, and the artisanal chain then works."""
+    net = Network.create(("SL", "EU", "BW"), ("WDC",))
+    sc = Scenario(net)
+    first = sc.seal(
+        "SL",
+        sc.party("SL", "SL-MINE", "miner"),
+        sc.register("SL", "SL-OLD", "SL-MINE", 500, 90_000),
+    )
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0003")
+        assert schema_revision(engine) == "0003"
+        assert "licences" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    upgrade(make_engine(store_url))
+    store = Store.open(store_url, net.registry)
+    try:
+        assert {"licences", "purchases", "assessments"} <= set(
+            inspect(store.engine).get_table_names()
+        )
+        store.writer.apply(first)
+        old = store.parcel("SL-OLD")
+        assert old is not None
+        assert old.claims == ()
+        s = Story.__new__(Story)
+        s.net, s.sc, s.store = net, sc, store
+        story.sierra_leone(sc, s.seal)
+        lot = store.parcel("SL-LOT1")
+        assert lot is not None
+        assert dict(lot.claims) == {"SL-C1": 370, "SL-C2": 515}
+    finally:
+        store.close()
