@@ -122,6 +122,7 @@ def audit_report(
         ),
         refusals=RefusalList.model_validate(asdict(found.refusals)),
         export_surplus=surplus_list(found.export_surplus),
+        controls=[controls_row(r) for r in store.audit.controls(period)],
     )
 
 

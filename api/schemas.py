@@ -424,6 +424,10 @@ class AuditReportOut(BaseModel):
         default_factory=lambda: RefusalList(items=[], truncated=False),
         description="certificates refused by their importer, issued in the period",
     )
+    controls: list[ControlsRow] = Field(
+        default_factory=list,
+        description="the internal-control indicators of each artisanal producer for the period",
+    )
     export_surplus: ExportSurplusList = Field(
         default_factory=lambda: ExportSurplusList(items=[], truncated=False),
         description="artisanal producers whose exports of the period exceed their recorded "

@@ -108,6 +108,8 @@ def test_observer_reads_audit_findings_with_the_surplus(artisanal: Artisanal) ->
         "/v1/audit/report?since=2026-01-01&until=2026-03-31", headers=OBSERVER
     )
     assert report.status_code == 200, report.text
+    (controls,) = report.json()["controls"]
+    assert (controls["participant"], controls["traceable_ppm"]) == ("SL", 306_759)
     (surplus,) = report.json()["export_surplus"]["items"]
     assert (surplus["participant"], surplus["surplus"]) == ("SL", 1_600)
     assert [r["kind"] for r in surplus["records"]] == ["certificate.issue", "certificate.issue"]

@@ -218,6 +218,10 @@ class AuditQueries:
 
         return self._read("KP statistics", read)
 
+    def controls(self, period: Period) -> tuple[ControlRow, ...]:
+        """The internal controls of every artisanal producer for ``period``."""
+        return self._read("internal controls", lambda conn: internal_controls(conn, period))
+
     def assessments(self, chain: str | None = None) -> tuple[Assessment, ...]:
         """The diagnostic self-assessments recorded (of one chain, or of all)."""
         return self._read("diagnostic self-assessments", lambda conn: assessments(conn, chain))

@@ -203,7 +203,10 @@ def _totals(conn: Connection, chain: str, period: Period) -> tuple[Totals, list[
 
 
 def internal_controls(conn: Connection, period: Period) -> tuple[ControlRow, ...]:
-    """The indicators of every artisanal producer for ``period``."""
+    """The indicators of every artisanal producer for ``period`` (from the beginning of
+    the ledger when it has no first day)."""
+    if period.since is None:
+        period = Period(EARLIEST, period.until)
     out = []
     for chain in producers(conn, period):
         totals, _ = _totals(conn, chain, period)
