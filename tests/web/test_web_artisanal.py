@@ -9,10 +9,11 @@ A WDC node serves Sierra Leone's story (``ledger.artisanal_workload``) with uvic
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ import uvicorn
 from kpledger.api.app import create_app
 from kpledger.ledger import artisanal_workload as story
 from kpledger.ledger.artisanal import assessment_body
+from kpledger.ledger.bundle import check_bundle, serialize_bundle
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
 from kpledger.ledger.workload import Network, Scenario
 from kpledger.node.config import NodeConfig, TokenConfig, hash_token
 from kpledger.node.node import Node
-from tests.web.test_web_explorer import Browser, Site, browser, shot, tab, until
+from tests.web.test_web_explorer import Browser, Site, _js_verify, browser, shot, tab, until
 
 __all__ = ["browser", "tab"]
 
@@ -161,3 +164,40 @@ def test_pages_pass_axe(tab: Browser, tmp_path: Path) -> None:
         page = tab.open(route)
         page.wait_for_selector("main h1")
         shot(page, f"artisanal-{route.strip('/').replace('/', '-')}")
+
+
+def test_the_browser_verifier_reads_the_artisanal_records_as_python_does(
+    tab: Browser, site: Site
+) -> None:
+    """An export lot's bundle (claims, licences, their end, first sales) verifies in the
+    page (steps 1-4); each artisanal body spoiled fails at the same step with the same
+    message as the Python verifier."""
+    doc = build_bundle(site.node.store, "SL-LOT1")
+    good = serialize_bundle(doc)
+
+    def spoiled(kind: str, change: Callable[[dict[str, Any]], None]) -> bytes:
+        new = copy.deepcopy(doc)
+        bodies = [r["record"]["body"] for r in new["records"] if r["record"]["kind"] == kind]
+        change(bodies[-1])  # of the claims, SL-C2: the polygon
+        return serialize_bundle(new)
+
+    cases: list[tuple[bytes, str | None]] = [
+        (good, "SL-LOT1"),
+        (spoiled("claim.register", lambda b: b.update(location=b["location"][:2])), None),
+        (spoiled("claim.register", lambda b: b.update(valid_until="2025-01-01")), None),
+        (spoiled("claim.register", lambda b: b["location"][0].update(lat=90_000_001)), None),
+        (spoiled("licence.digger", lambda b: b.update(type="miner")), None),
+        (spoiled("licence.buyer", lambda b: b.update(zones=["SL-KONO", "SL-KONO"])), None),
+        (spoiled("licence.end", lambda b: b.update(reason="lost")), None),
+        (spoiled("parcel.purchase", lambda b: b.update(method="dredged")), None),
+        (spoiled("parcel.purchase", lambda b: b.update(price=-1)), None),
+        (spoiled("parcel.purchase", lambda b: b.update(extra=1)), None),
+    ]
+    page = tab.open("/")
+    page.wait_for_selector("#home-search")
+    got = _js_verify(page, cases)
+    assert got[0]["ok"], got[0]
+    for (data, parcel), js in zip(cases[1:], got[1:], strict=True):
+        py = check_bundle(data, parcel=parcel)
+        assert py.step == "parse", py.error
+        assert (js["ok"], js["step"], js["error"]) == (False, py.step, py.error)

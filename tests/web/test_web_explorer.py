@@ -633,7 +633,9 @@ def test_auditor_dashboard_shows_findings_and_their_records(tab: Browser) -> Non
     assert "AE → EU" in mirror
     assert "-13,500.00 ct" in mirror
     assert page.locator("#finding-mirror_mismatches svg.chart").count() == 1
-    assert page.locator("#stats svg.chart").count() == 4
+    # production, certificates, exports, imports, and production by method
+    assert page.locator("#stats svg.chart").count() == 5
+    assert page.locator("#methods").count() == 1
     assert "29,500.00 ct" in page.inner_text("#stats")
     shot(page, "auditor")
     # a finding's record: fetched from the auditor's block range, its leaf hash recomputed
