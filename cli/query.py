@@ -27,7 +27,7 @@ from rich.table import Table
 
 from kpledger.cli.certificate import ProofAnchor, check_certificate_proof
 from kpledger.cli.exits import Exit, error_json, print_json, status_exit
-from kpledger.cli.render import carats, history_tree, ref, status_text
+from kpledger.cli.render import artisanal_tables, carats, history_tree, ref, status_text
 from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.registry import Registry
@@ -505,52 +505,6 @@ def _audit_heading(r: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- statistics
 
 
-def _ppm(value: int | None) -> str:
-    return "-" if value is None else f"{value / 10_000:.1f}%"
-
-
-def _methods_and_controls(s: dict[str, Any]) -> None:
-    """Production split by method, and the artisanal producers' internal controls."""
-    methods = Table(
-        "participant",
-        "method",
-        "carats",
-        "parcels",
-        "first-sale USD/ct",
-        title="production by method",
-    )
-    for row in s.get("methods", []):
-        price = row.get("cents_per_carat")
-        methods.add_row(
-            row["participant"],
-            row["method"],
-            carats(row["carats"]),
-            str(row["parcels"]),
-            "-" if price is None else _usd(price),
-        )
-    console.print(methods)
-    if not s.get("controls"):
-        return
-    controls = Table(
-        "producer",
-        "exports traced to claims",
-        "bought by licensed buyers",
-        "export surplus",
-        "first sale / export price",
-        title="internal controls (artisanal producers)",
-    )
-    for row in s["controls"]:
-        ratio = "withheld (< 3 purchases)" if row["suppressed"] else _ppm(row["price_ratio_ppm"])
-        controls.add_row(
-            row["participant"],
-            _ppm(row["traceable_ppm"]),
-            _ppm(row["licensed_ppm"]),
-            carats(row["surplus"]),
-            ratio,
-        )
-    console.print(controls)
-
-
 def stats(
     period: Annotated[str, typer.Option(help="a year (2025) or a quarter (2025-Q1)")],
     node: NodeOpt = DEFAULT_NODE,
@@ -578,7 +532,8 @@ def stats(
             row["participant"], carats(row["carats"]), _usd(row["value"]), str(row["parcels"])
         )
     console.print(production)
-    _methods_and_controls(s)
+    for table in artisanal_tables(s):
+        console.print(table)
     exports = Table("participant", "partner", "carats", "USD", "certificates", title="exports")
     for row in s["exports"]:
         exports.add_row(

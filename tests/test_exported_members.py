@@ -180,7 +180,14 @@ PINNED: dict[str, list[str]] = {
         "session",
         "stats",
     ],
-    "cli.render": ["STATUS_WORDS", "carats", "history_tree", "ref", "status_text"],
+    "cli.render": [
+        "STATUS_WORDS",
+        "artisanal_tables",
+        "carats",
+        "history_tree",
+        "ref",
+        "status_text",
+    ],
     "cli.spec_vectors": ["Case", "cases", "main", "write"],
     "cli.verify": ["verify_command"],
     "keys": [
