@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("ledger", "keys", "node", "api", "cli")
+PACKAGES = ("ledger", "keys", "node", "api", "cli", "devtools")
 #: the import package the folders install under (``kpledger.ledger``, ...)
 TOP = "kpledger"
 
@@ -121,16 +121,9 @@ PINNED: dict[str, list[str]] = {
     "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
-        "Call",
-        "DEMO_STORY",
-        "DemoResult",
-        "Step",
-        "Story",
         "admit_participant",
-        "check",
-        "play",
+        "local_story",
         "run_story",
-        "step",
         "trade_and_suspend",
         "wait_agreement",
     ],
@@ -153,8 +146,24 @@ PINNED: dict[str, list[str]] = {
         "stats",
     ],
     "cli.render": ["STATUS_WORDS", "carats", "history_tree", "ref", "status_text"],
-    "cli.spec_vectors": ["Case", "cases", "main", "write"],
+    "cli.story": [
+        "Call",
+        "KP_STORY",
+        "REQUIRED",
+        "Step",
+        "Story",
+        "StoryResult",
+        "cents",
+        "check",
+        "final_parcel",
+        "play",
+        "step",
+        "story_for",
+    ],
     "cli.verify": ["verify_command"],
+    "devtools": [],
+    "devtools.spec_vectors": ["Case", "cases", "main", "write"],
+    "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario", "realistic_blocks"],
     "keys": [
         "generate_key_file",
         "load_key",
@@ -528,7 +537,6 @@ PINNED: dict[str, list[str]] = {
     ],
     "ledger.store.verify": ["DERIVED", "Verifier", "VerifyReport", "snapshot"],
     "ledger.store.writer": ["ReplicaStore", "WriterLock", "writer_key"],
-    "ledger.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario", "realistic_blocks"],
     "node": [],
     "node.client": ["ClientError", "NodeClient"],
     "node.compose": [

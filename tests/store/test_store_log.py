@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, Evidence, WitnessRef, seal
 from kpledger.ledger.chain import detect_equivocation
 from kpledger.ledger.errors import EquivocationError
 from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.state import key_at
-from kpledger.ledger.workload import Network, Scenario
 
 
 def _same(got: Block, want: Block) -> None:

@@ -1,9 +1,10 @@
 """Deterministic networks and realistic record streams.
 
-Used by the tests, the benchmarks and the examples, so that all of them
-exercise the same rules on the same kind of data. Nothing here is random
-unless a seed says so, and keys come from fixed seeds: never use these keys
-for a real network.
+Used by the tests, the benchmarks, ``kpl example`` and the specification's
+vectors, so that all of them exercise the same rules on the same kind of
+data. Nothing here is random unless a seed says so, and keys come from fixed
+seeds (``Network.create(seed=None)`` makes fresh ones instead): never use a
+seeded key for a real network.
 
 Prices for realistic parcels come from public KP statistics for 2023
 (``ledger.kpdata``): Botswana about 131 USD per carat, Russia about 97,
@@ -35,13 +36,20 @@ NAMES = PARTICIPANT_NAMES
 PRICE_PER_CARAT = {c: round(v / ct) for c, (ct, v) in PRODUCTION_2023.items()}
 
 
-def _seeded(label: str, seed: int) -> Ed25519Signer:
+def _seeded(label: str, seed: int | None) -> Ed25519Signer:
+    """The key of ``label`` under ``seed``; a fresh random key when ``seed`` is None."""
+    if seed is None:
+        return Ed25519Signer.generate()
     return Ed25519Signer.from_seed(sha256(f"kpledger-test-key:{seed}:{label}".encode()))
 
 
 @dataclass
 class Network:
-    """A registry with its keys: authorities, observers and governance."""
+    """A registry with its keys: authorities, observers and governance.
+
+    ``create`` derives every key from ``seed`` (the same network on every run,
+    for tests and vectors), or makes fresh keys when ``seed`` is None.
+    """
 
     registry: Registry
     signers: dict[str, Ed25519Signer]
@@ -55,7 +63,7 @@ class Network:
         authorities: Sequence[str] = ("BW", "RU", "AE", "EU", "IN"),
         observers: Sequence[str] = ("WDC",),
         *,
-        seed: int = 0,
+        seed: int | None = 0,
         governance: int = 3,
         threshold: int = 2,
         params: Params | None = None,
