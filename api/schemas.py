@@ -4,6 +4,11 @@ Fields that a role may not see are *absent* from the JSON, never null with a
 hint: every route answers with ``response_model_exclude_none=True``, so a
 field left ``None`` is simply not sent. Weights are integer hundredths of a
 carat, values integer US cents, as in the records.
+
+One concept, with a reason for its size: the shapes of the documents the API
+answers, one small Pydantic class per document and no logic. Together they
+are the components of ``/openapi.json``; kept in one module, their names stay
+unique and the published schema is read in one place.
 """
 
 from __future__ import annotations

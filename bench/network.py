@@ -64,7 +64,8 @@ import httpx
 
 from bench.common import fresh_sqlite, percentile, runs, write_result
 from bench.ingest import encode_blocks, ingest
-from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
 from kpledger.keys import save_key
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import load_json

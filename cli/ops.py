@@ -26,7 +26,7 @@ from kpledger.ledger.registry import Registry
 from kpledger.ledger.store.backup import export_store, import_file
 from kpledger.node.client import NodeClient
 from kpledger.node.config import NodeConfig, read_secrets
-from kpledger.node.network import issue_node_certificate, load_ca
+from kpledger.node.tls import issue_node_certificate, load_ca
 
 __all__ = ["app", "export", "import_"]
 

@@ -132,7 +132,7 @@ PINNED: dict[str, list[str]] = {
     "cli.governance": ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"],
     "cli.importer": ["import_records", "read_rows"],
     "cli.join": ["connect_local", "network_add_peer", "network_join"],
-    "cli.keyops": ["keys_rotate", "rotate_key"],
+    "cli.keyops": ["app", "keys_generate", "keys_rotate", "keys_show", "rotate_key"],
     "cli.main": ["app"],
     "cli.officer": ["party_app", "policy_app", "run_acts", "settle"],
     "cli.ops": ["app", "export", "import_"],
@@ -163,7 +163,8 @@ PINNED: dict[str, list[str]] = {
     "cli.verify": ["verify_command"],
     "devtools": [],
     "devtools.spec_vectors": ["Case", "cases", "main", "write"],
-    "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario", "realistic_blocks"],
+    "devtools.realistic": ["count_records", "realistic_blocks"],
+    "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario"],
     "keys": [
         "generate_key_file",
         "load_key",
@@ -171,6 +172,7 @@ PINNED: dict[str, list[str]] = {
         "passphrase_from_env",
         "read_passphrase",
         "save_key",
+        "write_private",
         "write_public_key",
     ],
     "keys.keyfile": [
@@ -180,6 +182,7 @@ PINNED: dict[str, list[str]] = {
         "passphrase_from_env",
         "read_passphrase",
         "save_key",
+        "write_private",
         "write_public_key",
     ],
     "ledger": [],
@@ -579,8 +582,6 @@ PINNED: dict[str, list[str]] = {
         "NetworkLayout",
         "db_service",
         "init_network",
-        "issue_node_certificate",
-        "load_ca",
         "node_config_doc",
         "service_name",
     ],
@@ -593,6 +594,7 @@ PINNED: dict[str, list[str]] = {
         "utc_now",
     ],
     "node.runtime": ["peer_height", "produce", "run_loops", "startup_sync"],
+    "node.tls": ["CA_DAYS", "NODE_CERT_DAYS", "issue_node_certificate", "load_ca", "make_ca"],
 }
 
 

@@ -23,7 +23,8 @@ from fastapi.testclient import TestClient
 
 from kpledger.api.app import create_app
 from kpledger.cli.example import run_example
-from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
 from kpledger.ledger.blocks import Block, Evidence
 from kpledger.ledger.chain import propose
 from kpledger.ledger.crypto import Ed25519Signer

@@ -13,7 +13,7 @@ import pytest
 from api_support import AuditCase, build_audit_case
 
 from kpledger.api.audit import audit_report, kp_statistics
-from kpledger.devtools.workload import realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
 from kpledger.ledger.store import Store
 
 pytestmark = pytest.mark.postgres

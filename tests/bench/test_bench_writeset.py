@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from bench.writeset import capture, replay_postgres, replay_sqlite
-from kpledger.devtools.workload import realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
 

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from kpledger.devtools.workload import Network, realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Evidence, Header
 from kpledger.ledger.chain import propose
 from kpledger.ledger.errors import InvalidData, StoreError

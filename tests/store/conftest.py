@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from kpledger.devtools.workload import Network, realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.chain import MemoryLedger
 from kpledger.ledger.registry import Registry

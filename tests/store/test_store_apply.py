@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kpledger.devtools.workload import count_records
+from kpledger.devtools.realistic import count_records
 from kpledger.ledger.merkle import EMPTY_ROOT
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kpledger.devtools.workload import realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
 from kpledger.ledger.store import Store
 
 
