@@ -26,6 +26,7 @@ __all__ = [
     "HeadsOut",
     "InTransitList",
     "InTransitOut",
+    "KeyProofOut",
     "HealthOut",
     "OutcomeOut",
     "SubmitOut",
@@ -119,8 +120,23 @@ class HistoryOut(BaseModel):
     truncated: bool = Field(description="true when the lineage exceeded the limit")
 
 
+class KeyProofOut(BaseModel):
+    """A record that changed a chain's key, proved against the signed header of its block
+    (``ledger.keyhistory``)."""
+
+    record: dict[str, object]
+    index: int
+    proof: list[str]
+    header: dict[str, object]
+    sig: str
+
+
 class ProofOut(BaseModel):
-    """An RFC 9162 inclusion proof of a record against a signed header of its chain."""
+    """An RFC 9162 inclusion proof of a record against a signed header of its chain.
+
+    ``keys`` (absent when the chain still signs with its registry key) holds every
+    record that changed that chain's key, each with its own proof, so that a verifier
+    holding only the genesis registry learns the key that signed ``header``."""
 
     record: dict[str, object]
     index: int
@@ -128,6 +144,7 @@ class ProofOut(BaseModel):
     proof: list[str]
     header: dict[str, object]
     sig: str
+    keys: list[KeyProofOut] | None = None
 
 
 class CertificateOut(BaseModel):
