@@ -3,7 +3,7 @@
 Builds Sierra Leone's registries (a collector, ``--claims`` claims, a digger on
 each) and ``ARTISANAL_PURCHASES`` (default 1,000,000) first sales of 0.10-5.00
 ct, each block holding ``--lot`` purchases and the merge of them into one export
-lot (``ledger.artisanal_workload.purchase_stream``). Blocks are made and signed as
+lot (``devtools.artisanal.purchase_stream``). Blocks are made and signed as
 they are needed (not timed) and applied to an empty SQLite store with every rule
 checked (A1-A3 on each purchase, mass and custody on each merge, signatures,
 links, roots), one transaction per block: only ``writer.apply`` is timed.
@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fresh_sqlite, timed, write_result
-from kpledger.ledger.artisanal_workload import purchase_stream, registries
+from kpledger.devtools.artisanal import purchase_stream, registries
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, Header, seal
 from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network, Scenario, realistic_blocks
 
 __all__ = ["artisanal_blocks", "main"]
 

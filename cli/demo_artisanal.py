@@ -1,7 +1,7 @@
 """``kpl demo``'s artisanal chapter: Sierra Leone's claims, diggers, buyer and first sales,
 an export lot traced to its claims, and the diagnostic self-assessment.
 
-The chapter is data (``ARTISANAL_STORY``) played by ``cli.demo.play`` on an
+The chapter is data (``ARTISANAL_STORY``) played by ``cli.story.play`` on an
 ``ArtisanalStory``: the demo's ``Story`` with builders for the artisanal records,
 each composed from ``ledger.artisanal``'s bodies and submitted to SL's operator API
 (the EU's for its importer and confirmation). Dates are the day the demo runs:
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kpledger.cli.demo import Call, DemoResult, Story, check, play, step
+from kpledger.cli.story import Call, Story, StoryResult, check, play, step
 from kpledger.ledger.artisanal import (
     assessment_body,
     buyer_licence_body,
@@ -87,7 +87,7 @@ class ArtisanalStory(Story):
         return self.record(PRODUCER, Kind.DIAGNOSTIC_ASSESS, body)
 
 
-#: the artisanal chapter of ``kpl demo``, played by ``cli.demo.play``
+#: the artisanal chapter of ``kpl demo``, played by ``cli.story.play``
 ARTISANAL_STORY = (
     step(
         "a Kono collector and a Freetown exporter licensed",
@@ -164,7 +164,7 @@ ARTISANAL_STORY = (
 )
 
 
-def run_artisanal(net: LocalNetwork, say: Callable[[str], None]) -> DemoResult:
+def run_artisanal(net: LocalNetwork, say: Callable[[str], None]) -> StoryResult:
     """Play the artisanal chapter on the network's SL and EU nodes; tell what the WDC sees."""
     s = ArtisanalStory(
         {c: NodeClient(net.layout.urls[c], net.token(c)) for c in (PRODUCER, "EU")},
@@ -173,7 +173,7 @@ def run_artisanal(net: LocalNetwork, say: Callable[[str], None]) -> DemoResult:
         say,
     )
     try:
-        result = play(s, ARTISANAL_STORY, DemoResult(LOT), sealed="[green]sealed[/] ")
+        result = play(s, ARTISANAL_STORY, StoryResult(LOT), sealed="[green]sealed[/] ")
         s.wait(
             "the WDC to hold the lot in the EU",
             lambda: s.auditor.get(f"/v1/parcels/{LOT}").get("jurisdiction") == "EU",

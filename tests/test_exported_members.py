@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("ledger", "keys", "node", "api", "cli")
+PACKAGES = ("ledger", "keys", "node", "api", "cli", "devtools")
 #: the import package the folders install under (``kpledger.ledger``, ...)
 TOP = "kpledger"
 
@@ -64,7 +64,7 @@ PINNED: dict[str, list[str]] = {
     "api.middleware": ["NoSniff"],
     "api.openapi": ["OPERATION_IDS", "add_record_schemas", "component_name", "operation_id"],
     "api.problems": ["PROBLEM_BASE", "install", "problem"],
-    "api.provenance": ["certificate_view", "history_view", "parcel_view", "shares"],
+    "api.provenance": ["certificate_view", "history_view", "key_history", "parcel_view", "shares"],
     "api.routes": [],
     "api.routes.artisanal": ["router"],
     "api.routes.audit": ["router"],
@@ -106,6 +106,7 @@ PINNED: dict[str, list[str]] = {
         "ImportRow",
         "InTransitList",
         "InTransitOut",
+        "KeyProofOut",
         "MirrorList",
         "MirrorOut",
         "OutcomeOut",
@@ -148,16 +149,9 @@ PINNED: dict[str, list[str]] = {
     "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
-        "Call",
-        "DEMO_STORY",
-        "DemoResult",
-        "Step",
-        "Story",
         "admit_participant",
-        "check",
-        "play",
+        "local_story",
         "run_story",
-        "step",
         "trade_and_suspend",
         "wait_agreement",
     ],
@@ -167,7 +161,7 @@ PINNED: dict[str, list[str]] = {
     "cli.governance": ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"],
     "cli.importer": ["import_records", "read_rows"],
     "cli.join": ["connect_local", "network_add_peer", "network_join"],
-    "cli.keyops": ["keys_rotate", "rotate_key"],
+    "cli.keyops": ["app", "keys_generate", "keys_rotate", "keys_show", "rotate_key"],
     "cli.main": ["app"],
     "cli.officer": ["party_app", "policy_app", "run_acts", "settle"],
     "cli.ops": ["app", "export", "import_"],
@@ -188,8 +182,26 @@ PINNED: dict[str, list[str]] = {
         "ref",
         "status_text",
     ],
-    "cli.spec_vectors": ["Case", "cases", "main", "write"],
+    "cli.story": [
+        "Call",
+        "KP_STORY",
+        "REQUIRED",
+        "Step",
+        "Story",
+        "StoryResult",
+        "cents",
+        "check",
+        "final_parcel",
+        "play",
+        "step",
+        "story_for",
+    ],
     "cli.verify": ["verify_command"],
+    "devtools": [],
+    "devtools.artisanal": ["Sealer", "purchase_stream", "registries", "sierra_leone", "smuggling"],
+    "devtools.realistic": ["count_records", "realistic_blocks"],
+    "devtools.spec_vectors": ["Case", "cases", "main", "write"],
+    "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario"],
     "keys": [
         "generate_key_file",
         "load_key",
@@ -197,6 +209,7 @@ PINNED: dict[str, list[str]] = {
         "passphrase_from_env",
         "read_passphrase",
         "save_key",
+        "write_private",
         "write_public_key",
     ],
     "keys.keyfile": [
@@ -206,6 +219,7 @@ PINNED: dict[str, list[str]] = {
         "passphrase_from_env",
         "read_passphrase",
         "save_key",
+        "write_private",
         "write_public_key",
     ],
     "ledger": [],
@@ -227,13 +241,6 @@ PINNED: dict[str, list[str]] = {
         "purchase_body",
         "share",
         "traced_carats",
-    ],
-    "ledger.artisanal_workload": [
-        "Sealer",
-        "purchase_stream",
-        "registries",
-        "sierra_leone",
-        "smuggling",
     ],
     "ledger.blocks": [
         "Block",
@@ -347,6 +354,7 @@ PINNED: dict[str, list[str]] = {
         "WitnessInvalid",
         "WrongJurisdiction",
     ],
+    "ledger.keyhistory": ["KEY_KINDS", "KeyProof", "MAX_KEY_PROOFS", "learn_keys"],
     "ledger.kpdata": ["PARTICIPANT_NAMES", "PRODUCERS", "PRODUCTION_2023", "usd_per_carat"],
     "ledger.merkle": [
         "Coord",
@@ -634,7 +642,6 @@ PINNED: dict[str, list[str]] = {
     ],
     "ledger.store.verify": ["DERIVED", "Verifier", "VerifyReport", "snapshot"],
     "ledger.store.writer": ["ReplicaStore", "WriterLock", "writer_key"],
-    "ledger.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario", "realistic_blocks"],
     "node": [],
     "node.client": ["ClientError", "NodeClient"],
     "node.compose": [
@@ -677,8 +684,6 @@ PINNED: dict[str, list[str]] = {
         "NetworkLayout",
         "db_service",
         "init_network",
-        "issue_node_certificate",
-        "load_ca",
         "node_config_doc",
         "service_name",
     ],
@@ -691,6 +696,7 @@ PINNED: dict[str, list[str]] = {
         "utc_now",
     ],
     "node.runtime": ["peer_height", "produce", "run_loops", "startup_sync"],
+    "node.tls": ["CA_DAYS", "NODE_CERT_DAYS", "issue_node_certificate", "load_ca", "make_ca"],
 }
 
 

@@ -1,7 +1,7 @@
 """The observer role (civil society): statistics, internal controls, diagnostics and audit
 findings, never commercial data (names, prices, values), over every endpoint.
 
-Sierra Leone's artisanal story (``ledger.artisanal_workload``) in a store served by
+Sierra Leone's artisanal story (``devtools.artisanal``) in a store served by
 the WDC's node; the audit case's price outliers for the report's commercial fields.
 """
 
@@ -15,11 +15,11 @@ import pytest
 from api_support import AuditCase, bearer, serve
 from fastapi.testclient import TestClient
 
-from kpledger.ledger import artisanal_workload as story
+from kpledger.devtools import artisanal as story
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network, Scenario
 
 OBSERVER = bearer("observer")
 #: every clear name of the story's records, and every price paid at first sale

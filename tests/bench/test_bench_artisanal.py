@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.artisanal import CHAIN, artisanal_blocks
+from kpledger.devtools.workload import Network
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network
 
 
 def test_the_workload_applies_and_lots_keep_their_claims(tmp_path: Path) -> None:

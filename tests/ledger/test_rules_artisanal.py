@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.artisanal import (
     assessment_body,
     buyer_licence_body,
@@ -37,7 +38,6 @@ from kpledger.ledger.errors import (
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.rules import Context, apply_record
 from kpledger.ledger.state import State
-from kpledger.ledger.workload import Network, Scenario
 
 KONO = [(8_650_000, -10_970_000), (8_660_000, -10_950_000), (8_640_000, -10_940_000)]
 

@@ -11,7 +11,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from kpledger.ledger import artisanal_workload as story
+from kpledger.devtools import artisanal as story
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.artisanal import (
     Totals,
     buyer_licence_body,
@@ -27,7 +28,6 @@ from kpledger.ledger.store import engine as store_engine
 from kpledger.ledger.store.audit import parse_period
 from kpledger.ledger.store.bundles import build_bundle
 from kpledger.ledger.store.engine import make_engine, schema_revision, upgrade
-from kpledger.ledger.workload import Network, Scenario
 
 Opener = Callable[..., Store]
 MIGRATIONS = Path(store_engine.__file__).with_name("migrations")
@@ -55,7 +55,7 @@ class Story:
 
 
 def sierra_leone(open_store: Opener) -> Story:
-    """``ledger.artisanal_workload.sierra_leone``, and heartbeats so bundles are cosigned."""
+    """``devtools.artisanal.sierra_leone``, and heartbeats so bundles are cosigned."""
     s = Story(open_store)
     story.sierra_leone(s.sc, s.seal)
     s.checkpoint()
@@ -120,7 +120,7 @@ def test_the_derived_tables_replay(open_store: Opener) -> None:
 
 
 def with_smuggling(open_store: Opener) -> Story:
-    """The story above and ``ledger.artisanal_workload.smuggling``: case by case in
+    """The story above and ``devtools.artisanal.smuggling``: case by case in
     2026-Q1, a fifth first sale (artisanal, 1.00 ct for 500 USD) kept; 20.00 ct
     registered at a "mine" produced 2025-12-20 (back-dated) and exported; BW's 3.00 ct
     imported."""

@@ -2,7 +2,7 @@
 time beside the ledger's internal controls, production split by method on the
 statistics, the export-surplus finding for an observer, and an export lot's claims.
 
-A WDC node serves Sierra Leone's story (``ledger.artisanal_workload``) with uvicorn on
+A WDC node serves Sierra Leone's story (``devtools.artisanal``) with uvicorn on
 127.0.0.1; the browser machinery (Chromium, axe-core, screenshots) is
 ``tests/web/test_web_explorer``'s.
 """
@@ -21,13 +21,13 @@ import pytest
 import uvicorn
 
 from kpledger.api.app import create_app
-from kpledger.ledger import artisanal_workload as story
+from kpledger.devtools import artisanal as story
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.artisanal import assessment_body
 from kpledger.ledger.bundle import check_bundle, serialize_bundle
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 from kpledger.node.config import NodeConfig, TokenConfig, hash_token
 from kpledger.node.node import Node
 from tests.web.test_web_explorer import Browser, Site, _js_verify, browser, shot, tab, until

@@ -18,6 +18,7 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kpledger.devtools.workload import Scenario
 from kpledger.ledger.artisanal import (
     assessment_body,
     buyer_licence_body,
@@ -27,7 +28,6 @@ from kpledger.ledger.artisanal import (
     purchase_body,
 )
 from kpledger.ledger.records import Kind, Record
-from kpledger.ledger.workload import Scenario
 
 __all__ = ["Sealer", "purchase_stream", "registries", "sierra_leone", "smuggling"]
 
