@@ -163,6 +163,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "cli.verify": ["verify_command"],
     "devtools": [],
+    "devtools.spec_schemas": ["main", "render", "write"],
     "devtools.spec_vectors": ["Case", "cases", "main", "write"],
     "devtools.realistic": ["count_records", "realistic_blocks"],
     "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario"],
@@ -319,7 +320,15 @@ PINNED: dict[str, list[str]] = {
         "verify_consistency",
         "verify_inclusion",
     ],
-    "ledger.record_schema": ["KIND_DOCS", "body_schema", "kind_schemas", "record_schema"],
+    "ledger.record_schema": [
+        "KIND_DOCS",
+        "body_schema",
+        "header_schema",
+        "kind_schemas",
+        "params_schema",
+        "record_schema",
+        "traced",
+    ],
     "ledger.records": [
         "BODY_PARSERS",
         "Body",
@@ -374,6 +383,7 @@ PINNED: dict[str, list[str]] = {
         "parse_date",
         "parse_time",
     ],
+    "ledger.spec_schema": ["DRAFT", "SCHEMA_BASE", "spec_schemas"],
     "ledger.state": [
         "Certificate",
         "CertificateStatus",
