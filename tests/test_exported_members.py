@@ -163,8 +163,9 @@ PINNED: dict[str, list[str]] = {
     ],
     "cli.verify": ["verify_command"],
     "devtools": [],
+    "devtools.replay_vectors": ["RawChains", "ReplayCase", "omission_cases", "replay_cases"],
     "devtools.spec_schemas": ["main", "render", "write"],
-    "devtools.spec_vectors": ["Case", "cases", "main", "write"],
+    "devtools.spec_vectors": ["Case", "LEFT_OUT", "cases", "main", "write"],
     "devtools.realistic": ["count_records", "realistic_blocks"],
     "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario"],
     "keys": [
