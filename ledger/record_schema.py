@@ -23,10 +23,21 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kpledger.ledger import records
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.errors import EncodingError
 from kpledger.ledger.records import Kind
+from kpledger.ledger.registry import Params
 from kpledger.ledger.schema import CARAT_MAX, CENTS_MAX, CODE, TRACER, Fields, Traced
 
-__all__ = ["KIND_DOCS", "body_schema", "kind_schemas", "record_schema"]
+__all__ = [
+    "KIND_DOCS",
+    "body_schema",
+    "header_schema",
+    "kind_schemas",
+    "params_schema",
+    "record_schema",
+    "traced",
+]
 
 #: what each kind does and which chain takes it (README, "Records and rules")
 KIND_DOCS: dict[str, str] = {
@@ -154,6 +165,17 @@ FIELD_DOCS: dict[str, str] = {
 
 #: objects read as a whole by a helper rather than field by field
 MAPPING_SCHEMAS: dict[str, dict[str, Any]] = {
+    "producers": {
+        "type": "object",
+        "maxProperties": 1000,
+        "propertyNames": {"pattern": "^[0-9]{4}$"},
+        "additionalProperties": {
+            "type": "array",
+            "maxItems": 1000,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": "^[A-Z]{2,8}$"},
+        },
+    },
     "origin": {
         "type": "object",
         "minProperties": 1,
@@ -209,22 +231,18 @@ class _Item(str, Traced):
         self.node.string = schema
 
 
-class _Map(Mapping[str, Any], Traced):
-    """An object handed to a helper: one placeholder origin when iterated."""
+#: what a mapping read whole by a helper holds while tracing, by field name (default: one
+#: origin share)
+_MAP_PLACEHOLDERS: dict[str, dict[str, Any]] = {"producers": {"2026": ["BW"]}}
 
-    def __init__(self, node: _Node) -> None:
+
+class _Map(dict[str, Any], Traced):
+    """An object handed to a helper: one placeholder entry when iterated. A dict, so that
+    a parser that takes the canonical bytes of what it read gets past that."""
+
+    def __init__(self, node: _Node, name: str = "") -> None:
+        super().__init__(_MAP_PLACEHOLDERS.get(name, {"BW": 1}))
         self.node = node
-
-    def __getitem__(self, key: str) -> Any:
-        if key != "BW":
-            raise KeyError(key)
-        return 1
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(["BW"])
-
-    def __len__(self) -> int:
-        return 1
 
     def note_string(self, pattern: re.Pattern[str] | None, max_len: int) -> None:
         raise TypeError("an object read as a string")
@@ -233,12 +251,23 @@ class _Map(Mapping[str, Any], Traced):
 _serial = itertools.count(1)
 
 
+def _code(n: int) -> str:
+    """A participant code of its own for ``n``: ``XA``, ``XB``, ... ``XAA``."""
+    letters = ""
+    while True:
+        n, digit = divmod(n, 26)
+        letters = chr(ord("A") + digit) + letters
+        if n == 0:
+            return "X" + letters
+
+
 def _placeholder(pattern: re.Pattern[str] | None, max_len: int) -> str:
-    """A value that passes the reader's own check (unique, for the parsers' duplicate checks)."""
+    """A value that passes the reader's own check (unique, for the parsers' duplicate checks:
+    a header's own chain and the chain it witnesses differ)."""
     if pattern is None:
         return "0" * max_len  # hex-shaped: network ids, hashes, keys and signatures parse
     n = next(_serial)
-    for text in (f"XX-T{n}", "XX", f"r{n}", "2026-01-01", "2026-01-01T00:00:00Z"):
+    for text in (f"XX-T{n}", _code(n), f"r{n}", "2026-01-01", "2026-01-01T00:00:00Z"):
         if pattern.match(text):
             return text
     raise ValueError(f"no placeholder for pattern {pattern.pattern}")
@@ -319,7 +348,7 @@ class _TracingFields(Fields):
     def mapping(self, name: str) -> Mapping[str, Any]:
         child = _Node()
         self._field(name, child)
-        return _Map(child)
+        return _Map(child, name)
 
     def done(self) -> None:
         self.node.closed = True
@@ -381,6 +410,36 @@ def record_schema(kind: Kind, body_ref: str) -> dict[str, Any]:
     props["body"] = {"$ref": body_ref}
     schema["description"] = KIND_DOCS.get(str(kind), f"A {kind} record.")
     schema["title"] = f"record {kind}"
+    return schema
+
+
+def traced(parse: Any, name: str) -> dict[str, Any]:
+    """The schema of the object ``parse(fields)`` reads, ``fields`` a tracing reader: for
+    the parsers of the other signed objects (headers, blocks, the registry's params)."""
+    root = _Node()
+    # the placeholders cannot become canonical bytes, which a parser takes after its last
+    # field: the trace is whole when the reader was closed (checked below)
+    with contextlib.suppress(TypeError, EncodingError):
+        parse(_Map(root, name))
+    if not root.closed:
+        raise RuntimeError(f"the trace of {name} did not reach its end")
+    return _to_schema(root, name, "")
+
+
+def header_schema() -> dict[str, Any]:
+    """A block header, traced from ``Header.from_json``."""
+    schema = traced(Header.from_json, "header")
+    schema["description"] = (
+        "A block's header: its chain's log after the block (size, RFC 9162 root), the "
+        "previous header's hash, and the heads of other chains it witnesses."
+    )
+    return schema
+
+
+def params_schema() -> dict[str, Any]:
+    """The registry's network parameters, traced from ``Params.parse``."""
+    schema = traced(lambda value: Params.parse(Fields(value, "params")), "params")
+    schema["description"] = "Network parameters every node applies identically."
     return schema
 
 

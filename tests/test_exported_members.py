@@ -200,7 +200,9 @@ PINNED: dict[str, list[str]] = {
     "devtools": [],
     "devtools.artisanal": ["Sealer", "purchase_stream", "registries", "sierra_leone", "smuggling"],
     "devtools.realistic": ["count_records", "realistic_blocks"],
-    "devtools.spec_vectors": ["Case", "cases", "main", "write"],
+    "devtools.replay_vectors": ["RawChains", "ReplayCase", "omission_cases", "replay_cases"],
+    "devtools.spec_schemas": ["main", "render", "write"],
+    "devtools.spec_vectors": ["Case", "LEFT_OUT", "cases", "main", "write"],
     "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario"],
     "keys": [
         "generate_key_file",
@@ -378,7 +380,15 @@ PINNED: dict[str, list[str]] = {
         "verify_consistency",
         "verify_inclusion",
     ],
-    "ledger.record_schema": ["KIND_DOCS", "body_schema", "kind_schemas", "record_schema"],
+    "ledger.record_schema": [
+        "KIND_DOCS",
+        "body_schema",
+        "header_schema",
+        "kind_schemas",
+        "params_schema",
+        "record_schema",
+        "traced",
+    ],
     "ledger.records": [
         "BODY_PARSERS",
         "BUYER_TYPES",
@@ -446,6 +456,7 @@ PINNED: dict[str, list[str]] = {
         "parse_date",
         "parse_time",
     ],
+    "ledger.spec_schema": ["DRAFT", "SCHEMA_BASE", "spec_schemas"],
     "ledger.state": [
         "Assessment",
         "Certificate",
