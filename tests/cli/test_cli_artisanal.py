@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -19,7 +20,14 @@ from typer.testing import CliRunner
 from kpledger.cli import officer, query
 from kpledger.cli.artisanal import parse_point
 from kpledger.cli.main import app
+from kpledger.cli.verify import verify_command
+from kpledger.devtools import artisanal as story
+from kpledger.devtools.workload import Network, Scenario
+from kpledger.ledger.bundle import serialize_bundle
 from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
 from tests.cli.test_cli_officer import as_json, has, ok, wait_for
 from tests.node.conftest import Cluster
 
@@ -278,3 +286,28 @@ def test_an_officer_runs_the_artisanal_chain(
     assert [(a["indicator"], a["score"]) for a in diag["assessments"]] == [
         ("formalisation.claim_registry", 3)
     ]
+
+
+def test_kpl_verify_names_the_claims_of_an_export_lot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = Network.create(("SL", "EU", "BW"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open(f"sqlite:///{tmp_path / 'sl.db'}", net.registry)
+    try:
+
+        def seal(chain: str, *records: Record) -> None:
+            store.writer.apply(sc.seal(chain, *records))
+
+        story.sierra_leone(sc, seal)
+        for chain in ("SL", "EU", "BW", "SL", "EU", "BW"):
+            seal(chain)
+        path = tmp_path / "lot.bundle.json"
+        path.write_bytes(serialize_bundle(build_bundle(store, "SL-LOT1")))
+    finally:
+        store.close()
+    assert verify_command(path, None) == 0
+    out = capsys.readouterr().out
+    assert "SL-C1 (3.70 ct), SL-C2 (5.15 ct)" in out
+    assert "SL-A1: 1.20 ct bought at first sale on SL's claim SL-C1, 2026-03-01" in out
+    assert "under EU" in out
