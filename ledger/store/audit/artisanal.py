@@ -23,13 +23,16 @@ auditor to follow to their sources.
 
 Production by method: first sales by their ``method``; ``parcel.register``
 counts as ``industrial``. The first-sale price per carat of a cell is shown
-only when at least ``ledger.artisanal.MIN_CELL`` purchases make it.
+only when at least ``ledger.artisanal.MIN_CELL`` purchases make it, and a
+producer's one withheld cell takes a second with it (``_complement``), so that
+no cell is recovered from the producer's published total by subtraction.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -109,10 +112,30 @@ def methods(conn: Connection, period: Period) -> tuple[MethodTotal, ...]:
         cell = cells.setdefault((row.participant, "industrial"), [0, 0, 0, 0])
         cell[0] += row.carats
         cell[2] += row.parcels
+    prices = {
+        key: price_cell(sales, v, w) if sales == n else None
+        for key, (w, v, n, sales) in cells.items()
+    }
+    _complement(cells, prices)
     return tuple(
-        MethodTotal(chain, method, w, n, price_cell(sales, v, w) if sales == n else None)
-        for (chain, method), (w, v, n, sales) in sorted(cells.items())
+        MethodTotal(chain, method, w, n, prices[(chain, method)])
+        for (chain, method), (w, v, n, _) in sorted(cells.items())
     )
+
+
+def _complement(cells: dict[tuple[str, str], list[int]], prices: dict[Any, int | None]) -> None:
+    """Secondary suppression: a producer's first-sale price over all its purchases is
+    published (``controls``, when 3 or more make it), so a producer with exactly one
+    withheld cell would have it recovered by subtraction: its shown cell of the fewest
+    purchases is withheld too (the withheld cells together then hold 3 or more)."""
+    for chain in sorted({c for c, _ in cells}):
+        mine = [(m, cells[(c, m)][3]) for c, m in cells if c == chain and cells[(c, m)][3] > 0]
+        if sum(sales for _, sales in mine) < MIN_CELL:
+            continue  # no producer total is published: nothing to subtract from
+        withheld = [m for m, _ in mine if prices[(chain, m)] is None]
+        shown = sorted((sales, m) for m, sales in mine if prices[(chain, m)] is not None)
+        if len(withheld) == 1 and shown:
+            prices[(chain, shown[0][1])] = None
 
 
 def all_production(conn: Connection, period: Period) -> tuple[ProductionTotal, ...]:
