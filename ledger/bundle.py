@@ -381,6 +381,7 @@ class Source:
     produced: str
     weight: int
     ref: RecordRef
+    first_sale: bool = False
 
 
 @dataclass(frozen=True)
@@ -424,6 +425,7 @@ class Verdict:
                     "produced": s.produced,
                     "weight": s.weight,
                     "ref": s.ref.to_json(),
+                    **({"first_sale": True} if s.first_sale else {}),
                 }
                 for s in self.sources
             ],
@@ -903,7 +905,7 @@ def _source(p: Parcel, records: Mapping[tuple[str, int], Record]) -> Source | No
         return None
     body = record.body
     if isinstance(body, ParcelPurchase):  # a first sale: the claim is where it was dug
-        return Source(p.id, p.created.chain, body.claim, body.bought, body.weight, p.created)
+        return Source(p.id, p.created.chain, body.claim, body.bought, body.weight, p.created, True)
     if not isinstance(body, ParcelRegister):
         return None
     return Source(p.id, p.created.chain, body.mine, body.produced, body.weight, p.created)

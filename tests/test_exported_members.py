@@ -138,14 +138,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "api.server": ["NodeProcess", "open_node", "run_node"],
     "cli": [],
-    "cli.artisanal": [
-        "claim_app",
-        "diagnostic_app",
-        "licence_app",
-        "lot_app",
-        "parse_point",
-        "purchase_app",
-    ],
+    "cli.artisanal": ["claim_app", "diagnostic_app", "licence_app", "lot_app", "purchase_app"],
     "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
@@ -667,6 +660,7 @@ PINNED: dict[str, list[str]] = {
         "record_id_for",
         "share_values",
     ],
+    "node.compose_artisanal": ["ARTISANAL_ACTS", "OFFICER_ACTS", "parse_point"],
     "node.config": [
         "ConfigError",
         "HttpLimits",

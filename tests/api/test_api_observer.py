@@ -7,19 +7,24 @@ the WDC's node; the audit case's price outliers for the report's commercial fiel
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import AuditCase, bearer, serve
+from api_support import AuditCase, bearer, node_config, serve
 from fastapi.testclient import TestClient
 
+from kpledger.api.app import create_app
 from kpledger.devtools import artisanal as story
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
+from kpledger.node.node import Node
 
 OBSERVER = bearer("observer")
 #: every clear name of the story's records, and every price paid at first sale
@@ -184,3 +189,29 @@ def test_observer_is_refused_commercial_and_writing_endpoints(
 def test_public_and_operator_cannot_read_the_audit_report(artisanal: Artisanal) -> None:
     assert artisanal.client.get("/v1/audit/report").status_code == 401
     assert artisanal.client.get("/v1/audit/report", headers=bearer("operator")).status_code == 403
+
+
+def test_the_network_loads_its_own_indicator_wording(artisanal: Artisanal, tmp_path: Path) -> None:
+    own = tmp_path / "indicators.json"
+    own.write_text(
+        json.dumps(
+            {
+                "indicators": [
+                    {
+                        "id": "formalisation.claim_registry",
+                        "topic": "formalisation",
+                        "title": "Wording agreed by this network",
+                        "scale": 5,
+                        "measure": "traceable_ppm",
+                    }
+                ]
+            }
+        )
+    )
+    config = dataclasses.replace(node_config("WDC", tmp_path, "sqlite://"), indicators=own)
+    client = TestClient(create_app(Node(config, artisanal.store, None)))
+    d = client.get("/v1/diagnostics/SL").json()
+    assert [i["title"] for i in d["indicators"]] == ["Wording agreed by this network"]
+    ((title, scale),) = [(a["title"], a["scale"]) for a in d["assessments"]]
+    assert (title, scale) == ("Wording agreed by this network", 5)
+    assert client.get("/v1/diagnostics/XX").status_code == 422
