@@ -105,12 +105,8 @@ class Story:
     def composers(self) -> dict[str, Composer]:
         """Every record of the story is composed as the ``kpl`` officer commands compose
         theirs (built on first use), dated by ``clock`` if given, else by the time now."""
-        return {
-            c: Composer(client, self.network_id, c)
-            if self.clock is None
-            else Composer(client, self.network_id, c, self.clock)
-            for c, client in self.clients.items()
-        }
+        dated = {} if self.clock is None else {"clock": self.clock}
+        return {c: Composer(k, self.network_id, c, **dated) for c, k in self.clients.items()}
 
     def close(self) -> None:
         for c in self.clients.values():
