@@ -19,7 +19,7 @@ re-serialised to be verified)::
 
     {"format":   "kpledger-bundle/1",
      "registry": {"registry": {...}, "sigs": [...]},
-     "subject":  "IN-S2",
+     "subject":  "IN-CUT-1",
      "headers":  [{"header": {...}, "sig": "<hex>"}, ...],
      "records":  [{"index": 12, "proof": ["<hex>", ...], "record": {...}}, ...]}
 

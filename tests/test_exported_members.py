@@ -149,7 +149,7 @@ PINNED: dict[str, list[str]] = {
         "wait_agreement",
     ],
     "cli.demo_artisanal": ["ARTISANAL_STORY", "ArtisanalStory", "LOT", "PRODUCER", "run_artisanal"],
-    "cli.example": ["ExampleResult", "run_example"],
+    "cli.example": ["AUTHORITIES", "ExampleResult", "MemoryAuthority", "StoryClock", "run_example"],
     "cli.exits": ["EXIT_HELP", "Exit", "print_json", "status_exit"],
     "cli.governance": ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"],
     "cli.importer": ["import_records", "read_rows"],
@@ -176,6 +176,7 @@ PINNED: dict[str, list[str]] = {
         "status_text",
     ],
     "cli.story": [
+        "Authority",
         "Call",
         "KP_STORY",
         "REQUIRED",

@@ -22,7 +22,7 @@ from kpledger.cli.example import run_example
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.store import Store
 
-PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
+PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-CUT-2", "IN-CUT-1"]
 
 
 def jurisdictions(example: Example) -> dict[str, str]:
@@ -47,16 +47,16 @@ def test_an_operator_takes_only_its_own_jurisdictions_bundles(example: Example) 
 
 
 def test_an_operator_of_a_node_without_a_chain_takes_no_bundle(example: Example) -> None:
-    answer = example.wdc.get("/v1/parcels/IN-S2/bundle", headers=bearer("operator"))
+    answer = example.wdc.get("/v1/parcels/IN-CUT-1/bundle", headers=bearer("operator"))
     assert answer.status_code == 403
 
 
 def test_a_party_takes_only_the_bundles_of_parcels_it_holds(example: Example) -> None:
-    held = example.wdc.get("/v1/parcels/IN-S2", headers=bearer("auditor")).json()["custodian"]
+    held = example.wdc.get("/v1/parcels/IN-CUT-1", headers=bearer("auditor")).json()["custodian"]
     assert held == "IN-SURAT1"
-    ok = example.wdc.get("/v1/parcels/IN-S2/bundle", headers=bearer("party:IN-SURAT1"))
+    ok = example.wdc.get("/v1/parcels/IN-CUT-1/bundle", headers=bearer("party:IN-SURAT1"))
     assert ok.status_code == 200
-    refused = example.wdc.get("/v1/parcels/IN-S2/bundle", headers=bearer("party:BW-DEBSWANA"))
+    refused = example.wdc.get("/v1/parcels/IN-CUT-1/bundle", headers=bearer("party:BW-DEBSWANA"))
     assert refused.status_code == 403
     assert "BW-DEBSWANA" in refused.json()["detail"]
 
@@ -180,10 +180,10 @@ def test_names_in_any_script_are_accepted(writer: Example) -> None:
     [
         ("GET", "/v1/heads", None),
         ("GET", "/healthz", None),
-        ("GET", "/v1/parcels/IN-S2", None),
+        ("GET", "/v1/parcels/IN-CUT-1", None),
         ("GET", "/v1/parcels/XX-NOPE", None),
         ("GET", "/v1/audit/report", None),
-        ("GET", "/v1/parcels/IN-S2/bundle", "auditor"),
+        ("GET", "/v1/parcels/IN-CUT-1/bundle", "auditor"),
         ("GET", "/openapi.json", None),
         ("POST", "/v1/records", "operator"),
         ("POST", "/v1/bundles/verify", None),
