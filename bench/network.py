@@ -238,6 +238,17 @@ class Cluster:
                 total += (int(fields[11]) + int(fields[12])) / _TICKS
         return total
 
+    def peak_rss(self, code: str) -> int | None:
+        """The peak resident memory (bytes, ``VmHWM``) of ``code``'s running process."""
+        node = self.nodes.get(code)
+        if node is None or node.proc is None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return None
+
     def stop(self, code: str) -> None:
         node = self.nodes.pop(code, None)
         if node is not None:
@@ -730,8 +741,10 @@ async def _catchup_run(cluster: Cluster, target: dict[str, dict[str, Any]]) -> d
         for seed in SEEDS:  # the seeds sealed nothing meanwhile
             if not _same_heads(await _heads(http, layout.urls[seed]), target):
                 raise RuntimeError(f"seed {seed} changed its heads during the catch-up")
+    peak = cluster.peak_rss(FRESH)
     cluster.stop(FRESH)
     return {
+        "peak_rss_mib": math.nan if peak is None else peak / 2**20,
         "from_spawn_s": done - spawned,
         "from_up_s": done - up,
         "startup_s": up - spawned,
@@ -804,8 +817,8 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
             print(
                 f"  run {run + 1}: caught up in {r['from_up_s']:.2f} s after answering "
                 f"({r['startup_s']:.2f} s start-up): {total / r['from_up_s']:,.0f} records/s; "
-                f"ratio to in-process ingest {r['ingest_s'] / r['from_up_s']:.3f}; machine "
-                f"{r['cpu_busy']:.0%} busy",
+                f"ratio to in-process ingest {r['ingest_s'] / r['from_up_s']:.3f}; peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB; machine {r['cpu_busy']:.0%} busy",
                 flush=True,
             )
     up_s = statistics.median(r["from_up_s"] for r in per_run)
@@ -823,6 +836,7 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
             r["ingest_s"] / r["from_spawn_s"] for r in per_run
         ),
         "startup_s": statistics.median(r["startup_s"] for r in per_run),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in per_run),
         "runs": per_run,
     }
 

@@ -208,6 +208,7 @@ PINNED: dict[str, list[str]] = {
         "load_json",
         "parse_canonical",
         "sha256",
+        "strict_decoder",
         "tagged_hash",
         "to_hex",
     ],
@@ -585,6 +586,7 @@ PINNED: dict[str, list[str]] = {
         "utc_now",
     ],
     "node.runtime": ["peer_height", "produce", "run_loops", "startup_sync"],
+    "node.stream": ["ArrayItems"],
 }
 
 

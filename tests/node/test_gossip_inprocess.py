@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -602,3 +602,46 @@ def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) 
     assert ok.json() == {"applied": 1, "known": 0, "waiting": 0}
     again = client.post(url, json={"blocks": [first]}, headers=peer)
     assert again.json() == {"applied": 0, "known": 1, "waiting": 0}
+
+
+def test_a_pull_answer_is_applied_while_it_arrives(
+    source: Node, target: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks are applied every ``APPLY_BYTES`` of an answer, before its last byte is read."""
+    monkeypatch.setattr("kpledger.node.gossip.APPLY_BYTES", 2048)
+    order = _in_order(source)
+    first_chain = order[0][0]
+    height = source.heads()[first_chain]["height"]
+    body = source.blocks_json(first_chain, 1, height)
+    held_at_end: list[int] = []
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 1000):
+            if i + 1000 >= len(body):  # the last piece: what was applied before it?
+                head = target.heads().get(first_chain)
+                held_at_end.append(head["height"] if head else 0)
+            yield body[i : i + 1000]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=pieces())
+
+    gossip = Gossip(target, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "token")
+    peer = gossip.peers[SOURCE]
+    result = asyncio.run(gossip.pull(peer, first_chain, 1, height))
+    head = target.heads()[first_chain]["height"]
+    assert result.applied + result.waiting == height
+    assert head == result.applied > 0
+    assert 0 < held_at_end[0] < height  # applied some while the answer still arrived
+
+
+def test_a_pull_answer_with_more_blocks_than_asked_is_refused(source: Node, target: Node) -> None:
+    chain = _in_order(source)[0][0]
+    body = source.blocks_json(chain, 1, 3)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    gossip = Gossip(target, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "token")
+    with pytest.raises(InvalidData, match="asked for 2 blocks, got 3"):
+        asyncio.run(gossip.pull(gossip.peers[SOURCE], chain, 1, 2))
+    assert target.heads() == {}
