@@ -515,6 +515,8 @@ class LoadStats:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: int = 0
     late_ms: list[float] = field(default_factory=list)
+    window_records: int = 0  # records accepted in the measured window
+    measuring: bool = False
 
 
 async def _steady_load(
@@ -551,6 +553,7 @@ async def _steady_load(
         for res in load_json(r.content)["results"]:
             stats.statuses[str(res["status"])] += 1
             stats.records += 1
+            stats.window_records += stats.measuring
     raise RuntimeError(f"{code}: the load ran out of records before the window ended")
 
 
@@ -597,6 +600,7 @@ async def _propagation_run(
                 for c in codes
             ]
             await asyncio.sleep(args.warmup)
+            stats.measuring = True
             cpu0, polls0 = _cpu(), watch.polls
             ours0 = (cluster.cpu_seconds(), time.process_time(), time.perf_counter())
             await asyncio.gather(*loads)
@@ -630,6 +634,11 @@ async def _propagation_run(
         "blocks_per_s": len(samples) / args.duration,
         "cpu_busy": _busy(cpu0, cpu1),
         "node_cores": (ours1[0] - ours0[0]) / (ours1[2] - ours0[2]),
+        # every record submitted in the window reaches every node: the CPU one node
+        # spends per 1,000 of them does not depend on how many nodes share the machine
+        "cpu_s_per_node_per_1k_records": (ours1[0] - ours0[0])
+        / len(codes)
+        / max(1e-9, stats.window_records / 1000),
         "bench_cores": (ours1[1] - ours0[1]) / (ours1[2] - ours0[2]),
         "heads_polls_per_s": (polls1 - polls0) / args.duration,
         "poll_errors": watch.errors,
@@ -671,7 +680,8 @@ def _propagation(args: Any, n_runs: int, folder: Path, size: int) -> dict[str, A
             f"  {size} nodes, run {run + 1}: {r['samples']} blocks, propagation p50 "
             f"{r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms (max {r['max_ms']:.0f} ms); "
             f"{r['records_per_s']:.0f} records/s submitted; nodes used {r['node_cores']:.2f} "
-            f"cores, this process {r['bench_cores']:.2f}, machine {r['cpu_busy']:.0%} busy",
+            f"cores ({r['cpu_s_per_node_per_1k_records']:.2f} CPU s per node per 1,000 "
+            f"records), this process {r['bench_cores']:.2f}, machine {r['cpu_busy']:.0%} busy",
             flush=True,
         )
     pooled = [x for r in per_run for x in r.pop("_samples")]
@@ -686,6 +696,9 @@ def _propagation(args: Any, n_runs: int, folder: Path, size: int) -> dict[str, A
         "not_everywhere_within_tail": sum(r["not_everywhere_within_tail"] for r in per_run),
         "cpu_busy": statistics.median(r["cpu_busy"] for r in per_run),
         "node_cores": statistics.median(r["node_cores"] for r in per_run),
+        "cpu_s_per_node_per_1k_records": statistics.median(
+            r["cpu_s_per_node_per_1k_records"] for r in per_run
+        ),
         "runs": per_run,
     }
 
