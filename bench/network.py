@@ -238,14 +238,15 @@ class Cluster:
                 total += (int(fields[11]) + int(fields[12])) / _TICKS
         return total
 
-    def peak_rss(self, code: str) -> int | None:
-        """The peak resident memory (bytes, ``VmHWM``) of ``code``'s running process."""
+    def rss(self, code: str, field: str = "VmHWM") -> int | None:
+        """Resident memory (bytes) of ``code``'s running process: its peak (``VmHWM``),
+        or now (``VmRSS``)."""
         node = self.nodes.get(code)
         if node is None or node.proc is None:
             return None
         with contextlib.suppress(OSError, ValueError):
             for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
         return None
 
@@ -724,6 +725,23 @@ def _catchup_blocks(total: int) -> tuple[Network, list[Block]]:
         return realistic_blocks(total)
 
 
+async def _counters(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, float]:
+    """The node's pull and apply counters (``/metrics``)."""
+    r = await http.get(url + "/metrics", headers=headers)
+    r.raise_for_status()
+    names = {
+        "kpl_pulls_total": "pulls",
+        "kpl_blocks_pulled_total": "blocks_pulled",
+        "kpl_blocks_applied_total": "blocks_applied",
+    }
+    out = dict.fromkeys(names.values(), math.nan)
+    for line in r.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] = float(value)
+    return out
+
+
 def _same_heads(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> bool:
     return {c: (h["height"], h["hash"]) for c, h in a.items()} == {
         c: (h["height"], h["hash"]) for c, h in b.items()
@@ -740,6 +758,7 @@ async def _catchup_run(cluster: Cluster, target: dict[str, dict[str, Any]]) -> d
         spawned = time.perf_counter()
         cluster.start(FRESH)
         up = (await _wait_up(http, cluster, [FRESH], timeout=120))[FRESH]
+        at_start = cluster.rss(FRESH, "VmRSS")
         deadline = time.perf_counter() + 600
         while True:
             heads = await _heads(http, url)
@@ -754,9 +773,12 @@ async def _catchup_run(cluster: Cluster, target: dict[str, dict[str, Any]]) -> d
         for seed in SEEDS:  # the seeds sealed nothing meanwhile
             if not _same_heads(await _heads(http, layout.urls[seed]), target):
                 raise RuntimeError(f"seed {seed} changed its heads during the catch-up")
-    peak = cluster.peak_rss(FRESH)
+        counts = await _counters(http, url, layout.auditor())
+    peak = cluster.rss(FRESH)
     cluster.stop(FRESH)
     return {
+        **counts,
+        "rss_at_start_mib": math.nan if at_start is None else at_start / 2**20,
         "peak_rss_mib": math.nan if peak is None else peak / 2**20,
         "from_spawn_s": done - spawned,
         "from_up_s": done - up,
@@ -830,8 +852,11 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
             print(
                 f"  run {run + 1}: caught up in {r['from_up_s']:.2f} s after answering "
                 f"({r['startup_s']:.2f} s start-up): {total / r['from_up_s']:,.0f} records/s; "
-                f"ratio to in-process ingest {r['ingest_s'] / r['from_up_s']:.3f}; peak RSS "
-                f"{r['peak_rss_mib']:.0f} MiB; machine {r['cpu_busy']:.0%} busy",
+                f"ratio to in-process ingest {r['ingest_s'] / r['from_up_s']:.3f}; "
+                f"{r['pulls']:.0f} pulls, {r['blocks_pulled']:.0f} blocks pulled for "
+                f"{len(blocks)}, {r['blocks_applied']:.0f} applied; peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB ({r['rss_at_start_mib']:.0f} MiB at start); "
+                f"machine {r['cpu_busy']:.0%} busy",
                 flush=True,
             )
     up_s = statistics.median(r["from_up_s"] for r in per_run)
@@ -850,6 +875,8 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
         ),
         "startup_s": statistics.median(r["startup_s"] for r in per_run),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in per_run),
+        "pulls": statistics.median(r["pulls"] for r in per_run),
+        "blocks_pulled": statistics.median(r["blocks_pulled"] for r in per_run),
         "runs": per_run,
     }
 

@@ -548,6 +548,7 @@ class Gossip:
         result = ReceiveResult()
         batch: list[Any] = []
         size = 0
+        self.node.metrics.pulls.inc()
         async with contextlib.aclosing(
             self._chunks(peer, "GET", path, limit=MAX_BODY, params={"from": start, "limit": limit})
         ) as chunks:
@@ -560,6 +561,7 @@ class Gossip:
                     self._merge(result, await asyncio.to_thread(self.node.receive, chain, batch))
                     batch, size = [], 0
         batch += items.close()
+        self.node.metrics.pulled.inc(items.count)
         if items.count > limit:
             raise InvalidData(f"asked for {limit} blocks, got {items.count}")
         if claimed and not items.count:

@@ -153,6 +153,14 @@ class NodeMetrics:
         self.applied = Counter(
             "kpl_blocks_applied", "peers' blocks applied", registry=self.registry
         )
+        self.pulls = Counter(
+            "kpl_pulls", "requests for blocks this node sent to peers", registry=self.registry
+        )
+        self.pulled = Counter(
+            "kpl_blocks_pulled",
+            "blocks received in answers to pulls (more than applied: pulled twice, or refused)",
+            registry=self.registry,
+        )
         self.evidence = Gauge("kpl_evidence", "equivocation evidence held", registry=self.registry)
         self.clock_skew = Gauge(
             "kpl_clock_skew_seconds",

@@ -155,6 +155,11 @@ def test_fresh_node_catches_up_with_witness_dependencies(source: Node, target: N
     pulls = [r for r in peer.requests if r.startswith("GET /v1/chains/")]
     assert pulls, peer.requests
     assert gossip.sync_status()[SOURCE]["behind"] == 0
+    metrics = target.metrics.registry
+    blocks = sum(h["height"] for h in source.heads().values())
+    assert metrics.get_sample_value("kpl_pulls_total") == len(pulls)
+    assert metrics.get_sample_value("kpl_blocks_pulled_total") == blocks  # each block once
+    assert metrics.get_sample_value("kpl_blocks_applied_total") == blocks
 
 
 # ---------------------------------------------------------------- failures at every await
