@@ -30,7 +30,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +46,17 @@ from kpledger.node.membership import ConfigWatch
 from kpledger.node.node import Node, ReceiveResult
 from kpledger.node.stream import ArrayItems
 
-__all__ = ["MAX_BODY", "Gossip", "PeerState"]
+__all__ = ["INFORMED_HEADER", "MAX_BODY", "Gossip", "PeerState"]
 
 log = logging.getLogger("kpl.gossip")
 
 MAX_BODY = 64 * 1024 * 1024  # a pull answer (nodes send node.MAX_BLOCKS_BODY at most)
 MAX_HEADS_BODY = 1024 * 1024
+#: at most this many blocks applied at once are relayed by pushing them; more (a
+#: catch-up) start a gossip round instead
+RELAY_PUSH_MAX = 4
+#: the header of a push naming the nodes that hold the block or are being sent it
+INFORMED_HEADER = "X-KPL-Informed"
 #: bytes of a pull answer decoded before its blocks are applied (and released)
 APPLY_BYTES = 512 * 1024
 MAX_CATCHUP_ROUNDS = 10_000
@@ -156,31 +161,80 @@ class Gossip:
             self._loop.call_soon_threadsafe(self._kick.set)
 
     def push_sealed(self, block: Block) -> None:
-        """Send a block this node just sealed to ``fanout`` peers at once (thread-safe).
+        """Send a block this node just sealed to its peers at once (thread-safe).
 
         The block itself travels (``POST /v1/chains/{chain}/blocks``), not only
-        our heads: a peer applies it without a round trip to pull it. A push
-        that fails changes nothing; rounds and pulls stay the way blocks are
-        guaranteed to arrive.
+        our heads: a peer applies it without a round trip to pull it. It goes
+        to ``gossip.push`` peers (at least ``fanout``), so that in a network of
+        that many nodes every peer has it after one hop. A push that fails
+        changes nothing; rounds and pulls stay the way blocks are guaranteed
+        to arrive.
         """
         if self._loop is not None:
             chain, height = block.header.chain, block.header.height
-            self._loop.call_soon_threadsafe(lambda: self._spawn(self.push(chain, height)))
+            width = max(self.node.config.fanout, self.node.config.push_peers)
+            self._loop.call_soon_threadsafe(self._spawn_push, chain, height, width, frozenset())
 
-    async def push(self, chain: str, height: int) -> None:
-        """Push block ``height`` of ``chain`` to ``fanout`` available peers, at once."""
+    def relay(self, blocks: Sequence[tuple[str, int]], informed: frozenset[str] | None) -> None:
+        """Pass on blocks just applied from a peer (thread-safe; ``Node.on_applied``).
+
+        A few blocks whose pusher said who holds them (``informed``) are pushed
+        on to ``fanout`` peers outside that set, if any (a sealer that pushed to
+        every node leaves nothing to relay); anything else starts a gossip round
+        at once, so the blocks travel on without waiting for the next one.
+        """
+        if self._loop is None:
+            return
+        if informed is None or len(blocks) > RELAY_PUSH_MAX:
+            self.kick()
+            return
+        width = self.node.config.fanout
+        for chain, height in blocks:
+            self._loop.call_soon_threadsafe(self._spawn_push, chain, height, width, informed)
+
+    def _spawn_push(self, chain: str, height: int, width: int, informed: frozenset[str]) -> None:
+        self._spawn(self.push(chain, height, width=width, informed=informed))
+
+    async def push(
+        self,
+        chain: str,
+        height: int,
+        *,
+        width: int | None = None,
+        informed: frozenset[str] = frozenset(),
+    ) -> None:
+        """Push block ``height`` of ``chain`` at once to ``width`` available peers (default
+        ``fanout``) that are not ``informed`` and did not announce holding it; tell them
+        who has it now (``X-KPL-Informed``), so that their relay skips those."""
         now = time.monotonic()
-        ready = [p for p in self.peers.values() if p.available(now)]
-        chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
+        ready = [
+            p
+            for p in self.peers.values()
+            if p.available(now)
+            and p.code not in informed
+            and p.code != chain
+            and p.heads.get(chain, 0) < height
+        ]
+        count = self.node.config.fanout if width is None else width
+        chosen = random.sample(ready, min(count, len(ready)))
         if not chosen:
             return
         body = await asyncio.to_thread(self.node.blocks_json, chain, height, 1)
-        await asyncio.gather(*(self._push_to(p, chain, height, body) for p in chosen))
+        told = informed | {self.node.config.code, chain} | {p.code for p in chosen}
+        header = {INFORMED_HEADER: ",".join(sorted(told))}
+        await asyncio.gather(*(self._push_to(p, chain, height, body, header) for p in chosen))
 
-    async def _push_to(self, peer: PeerState, chain: str, height: int, body: bytes) -> None:
+    async def _push_to(
+        self, peer: PeerState, chain: str, height: int, body: bytes, header: dict[str, str]
+    ) -> None:
         try:
             await self._request(
-                peer, "POST", f"/v1/chains/{chain}/blocks", content=body, limit=MAX_HEADS_BODY
+                peer,
+                "POST",
+                f"/v1/chains/{chain}/blocks",
+                content=body,
+                limit=MAX_HEADS_BODY,
+                headers=header,
             )
         except (PeerError, InvalidData) as exc:
             log.info("push of %s/%d to %s failed: %s", chain, height, peer.code, exc)
@@ -597,10 +651,13 @@ class Gossip:
         limit: int,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         parts: list[bytes] = []
         async with contextlib.aclosing(
-            self._chunks(peer, method, path, limit=limit, content=content, params=params)
+            self._chunks(
+                peer, method, path, limit=limit, content=content, params=params, headers=headers
+            )
         ) as chunks:
             async for chunk in chunks:
                 parts.append(chunk)
@@ -618,6 +675,7 @@ class Gossip:
         limit: int,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """The bytes of ``peer``'s answer as they arrive, at most ``limit`` of them.
 
@@ -626,7 +684,7 @@ class Gossip:
         blocks is not the peer's slowness).
         """
         url = peer.config.url + path
-        headers = dict(self.headers)
+        headers = {**self.headers, **(headers or {})}
         if content is not None:
             headers["Content-Type"] = "application/json"
         timeout = self.node.config.peer_timeout

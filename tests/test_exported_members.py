@@ -556,7 +556,7 @@ PINNED: dict[str, list[str]] = {
         "hash_token",
         "write_config",
     ],
-    "node.gossip": ["Gossip", "MAX_BODY", "PeerState"],
+    "node.gossip": ["Gossip", "INFORMED_HEADER", "MAX_BODY", "PeerState"],
     "node.keyring": ["KeyRing", "key_files", "next_key_file", "retired_key_file"],
     "node.local": [
         "LocalNetwork",

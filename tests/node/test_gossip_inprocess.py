@@ -26,7 +26,7 @@ from kpledger.ledger.errors import BlockError, InvalidData
 from kpledger.ledger.store import Store
 from kpledger.ledger.workload import Network, realistic_blocks
 from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
-from kpledger.node.gossip import Gossip
+from kpledger.node.gossip import INFORMED_HEADER, Gossip
 from kpledger.node.node import Node
 
 SOURCE = "BW"
@@ -386,12 +386,16 @@ def test_receive_refuses_a_block_of_another_chain(source: Node, target: Node) ->
 
 
 def test_applied_blocks_call_on_applied(source: Node, target: Node) -> None:
-    calls: list[int] = []
-    target.on_applied = lambda: calls.append(1)
-    first = _in_order(source)[0]
-    target.receive(first[0], [first[1]])
-    target.receive(first[0], [first[1]])  # known: nothing new applied
-    assert calls == [1]
+    calls: list[tuple[list[tuple[str, int]], frozenset[str] | None]] = []
+    target.on_applied = lambda blocks, informed: calls.append((list(blocks), informed))
+    (chain, first), (chain2, second) = _in_order(source)[:2]
+    target.receive(chain, [first])
+    target.receive(chain, [first])  # known: nothing new applied
+    target.receive(chain2, [second], informed=frozenset({"BW", "AE"}))
+    assert calls == [
+        ([(chain, 1)], None),
+        ([(chain2, second["header"]["height"])], frozenset({"BW", "AE"})),
+    ]
 
 
 # ---------------------------------------------------------------- gossip messages
@@ -562,11 +566,13 @@ def test_witnessed_headers_are_checked_before_the_store_is_asked(
 
 
 def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> None:
-    """``push`` posts the block itself to the peer, whose node applies it."""
+    """``push`` posts the block itself to the peer, whose node applies it, and names who
+    holds it (a peer is never pushed a block of its own chain: it sealed it)."""
     order = _in_order(source)
-    for chain, block in order[:-1]:
+    at = max(i for i, (c, _) in enumerate(order) if c != TARGET)
+    for chain, block in order[:at]:
         target.receive(chain, [block])
-    last_chain, last = order[-1]
+    last_chain, last = order[at]
     target.config = replace(
         target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
     )
@@ -582,7 +588,12 @@ def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> N
     pusher = Gossip(source, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "tok-peer")
     asyncio.run(pusher.push(last_chain, last["header"]["height"]))
     assert [(r.method, r.url.path) for r in got] == [("POST", f"/v1/chains/{last_chain}/blocks")]
-    assert target.heads() == source.heads()
+    assert got[0].headers[INFORMED_HEADER] == ",".join(sorted({SOURCE, TARGET, last_chain}))
+    assert target.heads()[last_chain] == source.heads()[last_chain]
+    got.clear()
+    asyncio.run(pusher.push(TARGET, source.heads()[TARGET]["height"]))
+    asyncio.run(pusher.push(last_chain, last["header"]["height"], informed=frozenset({TARGET})))
+    assert got == []  # its own chain's block, and a peer the pusher was told holds it
 
 
 def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) -> None:
@@ -602,6 +613,12 @@ def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) 
     assert client.post(url, json={"blocks": "x"}, headers=peer).status_code in (400, 422)
     assert client.post(url, json={"blocks": [first] * 17}, headers=peer).status_code in (400, 422)
     assert client.post("/v1/chains/ZZ/blocks", json={"blocks": []}, headers=peer).status_code == 404
+    for informed in ("BW,,RU", "BW;RU", "X" * 33, ",".join(["BW"] * 1025)):
+        refused = client.post(
+            url, json={"blocks": [first]}, headers={**peer, INFORMED_HEADER: informed}
+        )
+        assert refused.status_code in (400, 422), refused.text
+        assert INFORMED_HEADER in refused.json()["detail"]
     assert target.heads() == {}
     ok = client.post(url, json={"blocks": [first]}, headers=peer)
     assert ok.json() == {"applied": 1, "known": 0, "waiting": 0}
