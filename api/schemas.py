@@ -4,6 +4,11 @@ Fields that a role may not see are *absent* from the JSON, never null with a
 hint: every route answers with ``response_model_exclude_none=True``, so a
 field left ``None`` is simply not sent. Weights are integer hundredths of a
 carat, values integer US cents, as in the records.
+
+One concept, with a reason for its size: the shapes of the documents the API
+answers, one small Pydantic class per document and no logic. Together they
+are the components of ``/openapi.json``; kept in one module, their names stay
+unique and the published schema is read in one place.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "HeadsOut",
     "InTransitList",
     "InTransitOut",
+    "KeyProofOut",
     "HealthOut",
     "OutcomeOut",
     "SubmitOut",
@@ -114,8 +120,23 @@ class HistoryOut(BaseModel):
     truncated: bool = Field(description="true when the lineage exceeded the limit")
 
 
+class KeyProofOut(BaseModel):
+    """A record that changed a chain's key, proved against the signed header of its block
+    (``ledger.keyhistory``)."""
+
+    record: dict[str, object]
+    index: int
+    proof: list[str]
+    header: dict[str, object]
+    sig: str
+
+
 class ProofOut(BaseModel):
-    """An RFC 9162 inclusion proof of a record against a signed header of its chain."""
+    """An RFC 9162 inclusion proof of a record against a signed header of its chain.
+
+    ``keys`` (absent when the chain still signs with its registry key) holds every
+    record that changed that chain's key, each with its own proof, so that a verifier
+    holding only the genesis registry learns the key that signed ``header``."""
 
     record: dict[str, object]
     index: int
@@ -123,6 +144,7 @@ class ProofOut(BaseModel):
     proof: list[str]
     header: dict[str, object]
     sig: str
+    keys: list[KeyProofOut] | None = None
 
 
 class CertificateOut(BaseModel):

@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fresh_sqlite, percentile, write_result
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.chain import propose
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network, Scenario
 
 __all__ = ["SCALES", "Generator", "main", "scale_records"]
 

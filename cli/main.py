@@ -42,13 +42,6 @@ from kpledger.cli.query import (
 )
 from kpledger.cli.render import history_tree
 from kpledger.cli.verify import verify_command
-from kpledger.keys import (
-    generate_key_file,
-    load_key,
-    load_public_key,
-    read_passphrase,
-    write_public_key,
-)
 from kpledger.ledger.bundle import verify_bundle
 from kpledger.ledger.errors import LedgerError
 from kpledger.ledger.store import Store, make_engine, schema_revision, upgrade
@@ -65,14 +58,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Ed25519 identity keys, encrypted at rest", no_args_is_help=True)
 db_app = typer.Typer(help="a node's SQL store", no_args_is_help=True)
 network_app = typer.Typer(
     help="create a network of nodes; a node's view of it", no_args_is_help=True
 )
 node_app = typer.Typer(help="run a participant's node", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed in node.toml)", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
+app.add_typer(keyops.app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(network_app, name="network")
 app.add_typer(node_app, name="node")
@@ -85,7 +77,6 @@ app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
 app.add_typer(governance.app, name="governance")
-keys_app.command("rotate")(keyops.keys_rotate)
 network_app.command("join")(join.network_join)
 network_app.command("add-peer")(join.network_add_peer)
 app.command("export")(ops.export)
@@ -94,8 +85,6 @@ app.command("import-records")(importer.import_records)
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-PASS_ENV = "KPL_PASSPHRASE"  # noqa: S105 - the name of the variable, not a secret
 
 
 def _fail(exc: LedgerError) -> typer.Exit:
@@ -290,38 +279,6 @@ def bundle(
         f"bundle of {parcel} written to {output} ({len(data):,} bytes); "
         f"check it with: kpl verify {output} --parcel {parcel}"
     )
-
-
-@keys_app.command("generate")
-def keys_generate(
-    path: Annotated[Path, typer.Argument(help="where to write the encrypted private key")],
-    public: Annotated[Path | None, typer.Option(help="also write the public key here")] = None,
-) -> None:
-    """Generate an Ed25519 key, encrypted with a passphrase (env KPL_PASSPHRASE or prompt)."""
-    try:
-        passphrase = read_passphrase(PASS_ENV, prompt="passphrase: ", confirm=True)
-        signer = generate_key_file(path, passphrase)
-        if public is not None:
-            write_public_key(public, signer.public)
-    except LedgerError as exc:
-        raise _fail(exc) from exc
-    console.print(f"key {signer.public.key_id} written to {path} (mode 0600)")
-
-
-@keys_app.command("show")
-def keys_show(
-    path: Annotated[Path, typer.Argument(help="a private key file or a public key file")],
-    private: Annotated[bool, typer.Option(help="the file is an encrypted private key")] = True,
-) -> None:
-    """Print a key's id and public key."""
-    try:
-        if private:
-            key = load_key(path, read_passphrase(PASS_ENV, prompt="passphrase: ")).public
-        else:
-            key = load_public_key(path)
-    except LedgerError as exc:
-        raise _fail(exc) from exc
-    console.print(f"key_id {key.key_id}\npublic {key.hex()}")
 
 
 DbUrl = Annotated[str, typer.Option("--db", help="store URL, e.g. sqlite:///node.db")]

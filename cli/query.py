@@ -7,6 +7,11 @@ a code that says what went wrong (``cli.exits``: 3 not found, 4 unauthorised,
 5 unreachable, 2 invalid input, 6 any other failure of the node). ``--json``
 prints the node's own document (the API's documented shape) on stdout instead
 of tables.
+
+One concept, with a reason for its size: the read-only commands, each
+rendering one API document as tables (the audit report's sections from one
+table of row functions); they share the session, the error exits and the
+formatting of weights, values and origins.
 """
 
 from __future__ import annotations

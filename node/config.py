@@ -10,6 +10,11 @@ variables (``KPL_PASSPHRASE``, ``KPL_PEER_TOKEN``, ``KPL_DATABASE_PASSWORD``),
 from files named by ``<VARIABLE>_FILE`` (Docker secrets), or from a ``secrets``
 TOML file that must be owner-only (mode 0600); API tokens are stored as
 SHA-256 hashes.
+
+One concept, a little over 500 lines: the node's configuration file, its
+typed view (``NodeConfig`` and one class per table), the strict reader (one
+method per table) and the TOML writer that ``kpl network init`` and ``kpl
+network join`` use (``dump_config``, ``write_config``, ``edit_config``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("ledger", "keys", "node", "api", "cli")
+PACKAGES = ("ledger", "keys", "node", "api", "cli", "devtools")
 #: the import package the folders install under (``kpledger.ledger``, ...)
 TOP = "kpledger"
 
@@ -56,7 +56,7 @@ PINNED: dict[str, list[str]] = {
     "api.middleware": ["NoSniff"],
     "api.openapi": ["OPERATION_IDS", "add_record_schemas", "component_name", "operation_id"],
     "api.problems": ["PROBLEM_BASE", "install", "problem"],
-    "api.provenance": ["certificate_view", "history_view", "parcel_view", "shares"],
+    "api.provenance": ["certificate_view", "history_view", "key_history", "parcel_view", "shares"],
     "api.routes": [],
     "api.routes.audit": ["router"],
     "api.routes.bundles": ["accepts_gzip", "router"],
@@ -95,6 +95,7 @@ PINNED: dict[str, list[str]] = {
         "ImportRow",
         "InTransitList",
         "InTransitOut",
+        "KeyProofOut",
         "MirrorList",
         "MirrorOut",
         "OutcomeOut",
@@ -121,16 +122,9 @@ PINNED: dict[str, list[str]] = {
     "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
-        "Call",
-        "DEMO_STORY",
-        "DemoResult",
-        "Step",
-        "Story",
         "admit_participant",
-        "check",
-        "play",
+        "local_story",
         "run_story",
-        "step",
         "trade_and_suspend",
         "wait_agreement",
     ],
@@ -139,7 +133,7 @@ PINNED: dict[str, list[str]] = {
     "cli.governance": ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"],
     "cli.importer": ["import_records", "read_rows"],
     "cli.join": ["connect_local", "network_add_peer", "network_join"],
-    "cli.keyops": ["keys_rotate", "rotate_key"],
+    "cli.keyops": ["app", "keys_generate", "keys_rotate", "keys_show", "rotate_key"],
     "cli.main": ["app"],
     "cli.officer": ["party_app", "policy_app", "run_acts", "settle"],
     "cli.ops": ["app", "export", "import_"],
@@ -153,8 +147,25 @@ PINNED: dict[str, list[str]] = {
         "stats",
     ],
     "cli.render": ["STATUS_WORDS", "carats", "history_tree", "ref", "status_text"],
-    "cli.spec_vectors": ["Case", "cases", "main", "write"],
+    "cli.story": [
+        "Call",
+        "KP_STORY",
+        "REQUIRED",
+        "Step",
+        "Story",
+        "StoryResult",
+        "cents",
+        "check",
+        "final_parcel",
+        "play",
+        "step",
+        "story_for",
+    ],
     "cli.verify": ["verify_command"],
+    "devtools": [],
+    "devtools.spec_vectors": ["Case", "cases", "main", "write"],
+    "devtools.realistic": ["count_records", "realistic_blocks"],
+    "devtools.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario"],
     "keys": [
         "generate_key_file",
         "load_key",
@@ -162,6 +173,7 @@ PINNED: dict[str, list[str]] = {
         "passphrase_from_env",
         "read_passphrase",
         "save_key",
+        "write_private",
         "write_public_key",
     ],
     "keys.keyfile": [
@@ -171,6 +183,7 @@ PINNED: dict[str, list[str]] = {
         "passphrase_from_env",
         "read_passphrase",
         "save_key",
+        "write_private",
         "write_public_key",
     ],
     "ledger": [],
@@ -283,6 +296,7 @@ PINNED: dict[str, list[str]] = {
         "WitnessInvalid",
         "WrongJurisdiction",
     ],
+    "ledger.keyhistory": ["KEY_KINDS", "KeyProof", "MAX_KEY_PROOFS", "learn_keys"],
     "ledger.kpdata": ["PARTICIPANT_NAMES", "PRODUCERS", "PRODUCTION_2023", "usd_per_carat"],
     "ledger.merkle": [
         "Coord",
@@ -529,7 +543,6 @@ PINNED: dict[str, list[str]] = {
     ],
     "ledger.store.verify": ["DERIVED", "Verifier", "VerifyReport", "snapshot"],
     "ledger.store.writer": ["ReplicaStore", "WriterLock", "writer_key"],
-    "ledger.workload": ["NAMES", "Network", "PRICE_PER_CARAT", "Scenario", "realistic_blocks"],
     "node": [],
     "node.client": ["ClientError", "NodeClient"],
     "node.compose": [
@@ -572,8 +585,6 @@ PINNED: dict[str, list[str]] = {
         "NetworkLayout",
         "db_service",
         "init_network",
-        "issue_node_certificate",
-        "load_ca",
         "node_config_doc",
         "service_name",
     ],
@@ -587,6 +598,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "node.runtime": ["peer_height", "produce", "run_loops", "startup_sync"],
     "node.stream": ["ArrayItems"],
+    "node.tls": ["CA_DAYS", "NODE_CERT_DAYS", "issue_node_certificate", "load_ca", "make_ca"],
 }
 
 

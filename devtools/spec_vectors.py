@@ -1,6 +1,6 @@
 """Conformance vectors of the bundle format (docs/spec/bundle.md): ``docs/spec/vectors/``.
 
-Run ``python -m kpledger.cli.spec_vectors docs/spec/vectors`` to write them; the output
+Run ``python -m kpledger.devtools.spec_vectors docs/spec/vectors`` to write them; the output
 is deterministic (fixed keys, fixed times), and ``tests/ledger/test_spec_vectors.py``
 checks both that the files are what this generator writes and that the verifier
 reaches the expected verdict on each.
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.bundle import STEPS, serialize_bundle, verify_bundle
 from kpledger.ledger.canonical import Tag, canonical_bytes
 from kpledger.ledger.crypto import Ed25519Signer
@@ -34,7 +35,6 @@ from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 
 __all__ = ["Case", "cases", "main", "write"]
 
