@@ -18,7 +18,7 @@ from rich.table import Table
 from kpledger.api.deps import Caller
 from kpledger.api.provenance import history_view
 from kpledger.api.server import run_node
-from kpledger.cli import governance, importer, join, keyops, officer, ops
+from kpledger.cli import artisanal, governance, importer, join, keyops, officer, ops
 from kpledger.cli.certificate import verify_certificate_command
 from kpledger.cli.demo import (
     AUTHORITIES,
@@ -27,6 +27,7 @@ from kpledger.cli.demo import (
     trade_and_suspend,
     wait_agreement,
 )
+from kpledger.cli.demo_artisanal import PRODUCER, run_artisanal
 from kpledger.cli.example import run_example
 from kpledger.cli.exits import EXIT_HELP, Exit, error_json, print_json
 from kpledger.cli.query import (
@@ -73,6 +74,11 @@ app.add_typer(parcel_app, name="parcel")
 app.add_typer(certificate_app, name="certificate")
 app.add_typer(officer.party_app, name="party")
 app.add_typer(officer.policy_app, name="policy")
+app.add_typer(artisanal.claim_app, name="claim")
+app.add_typer(artisanal.licence_app, name="licence")
+app.add_typer(artisanal.purchase_app, name="purchase")
+app.add_typer(artisanal.lot_app, name="lot")
+app.add_typer(artisanal.diagnostic_app, name="diagnostic")
 app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
@@ -145,18 +151,21 @@ def example(
 def demo(
     exit_: Annotated[bool, typer.Option("--exit", help="stop the network at the end")] = False,
 ) -> None:
-    """Start a local network of five authorities and a WDC auditor, and run the KP story."""
+    """Start a local network of six authorities and a WDC auditor, and run the KP story
+    and Sierra Leone's artisanal chain."""
     with tempfile.TemporaryDirectory(prefix="kpl-demo-") as tmp:
-        net = LocalNetwork.create(Path(tmp) / "network", AUTHORITIES, ("WDC",))
+        net = LocalNetwork.create(Path(tmp) / "network", (*AUTHORITIES, PRODUCER), ("WDC",))
         console.print(f"network {net.layout.registry.network_id[:16]}... in {tmp}")
         net.start()
         try:
-            with console.status("starting 6 node processes ..."):
+            with console.status(f"starting {len(net.layout.urls)} node processes ..."):
                 net.wait_ready(timeout=120.0)
             console.print("nodes up; the KP admits a new participant into the running network:")
             admit_participant(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             console.print("the story, each step submitted to its authority's API:")
             result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            console.print("Sierra Leone's artisanal chain, from the claims to Antwerp:")
+            run_artisanal(net, say=lambda line: console.print(f"  {line}"))
             console.print("the new participant trades, then the KP suspends it:")
             trade_and_suspend(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             with console.status("waiting until every node holds the same chains ..."):
@@ -431,7 +440,7 @@ def node_run(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="operator, auditor, peer or party")],
+    role: Annotated[str, typer.Option(help="operator, auditor, peer, party or observer")],
     name: Annotated[str, typer.Option(help="who holds it (a party id for party tokens)")],
     as_json: JsonOpt = False,
 ) -> None:

@@ -1,10 +1,13 @@
-"""Tools for tests, benchmarks and the bundle specification's vectors: not production.
+"""Tools for tests, benchmarks and the bundle specification's files: not production.
 
 ``devtools.workload`` makes networks whose keys come from fixed seeds and
 builds their records in memory; ``devtools.realistic`` writes long streams of
-records in a realistic mix, the same for the same seed; ``devtools.spec_vectors``
+records in a realistic mix, the same for the same seed; ``devtools.artisanal``
+writes Sierra Leone's artisanal chain case by case and streams of small first
+sales (the tests' and the artisanal benchmark's); ``devtools.spec_vectors``
 writes docs/spec/vectors/ from such a network, so that the files are
-byte-for-byte reproducible. Anything signed with a seeded key can be forged
+byte-for-byte reproducible; ``devtools.spec_schemas`` writes docs/spec/schemas/
+from ``ledger.spec_schema``. Anything signed with a seeded key can be forged
 by anyone who reads this package, so these keys must never sign for a real
 network.
 

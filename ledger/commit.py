@@ -68,6 +68,10 @@ CONFIDENTIAL: Mapping[str, tuple[str, ...]] = {
         "value",
         "seal",
     ),
+    # the artisanal chain: the names of claim holders and diggers, the price paid at first sale
+    "claim.register": ("holder",),
+    "licence.digger": ("holder",),
+    "parcel.purchase": ("price",),
 }
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d*)\])?")

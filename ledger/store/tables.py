@@ -26,12 +26,14 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_REVISION",
+    "assessments",
     "certificates",
     "confirmations",
     "edges",
     "evidence",
     "headers",
     "keys",
+    "licences",
     "members",
     "merkle_nodes",
     "meta",
@@ -40,6 +42,7 @@ __all__ = [
     "parcels",
     "parties",
     "pending",
+    "purchases",
     "records",
     "rejected",
     "restrictions",
@@ -47,7 +50,7 @@ __all__ = [
 
 #: the Alembic revision this code reads and writes; a store at any other
 #: revision is refused until ``kpl db upgrade`` brings it here.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = MetaData()
 
@@ -109,6 +112,8 @@ parcels = Table(
     Column("created_idx", BigInteger, nullable=False),
     Column("created_hash", LargeBinary(32), nullable=False),
     Index("parcels_by_custodian", "custodian"),
+    # 0004: the claims an artisanal parcel was bought from (NULL: none)
+    Column("claims", Text),
 )
 
 parties = Table(
@@ -240,4 +245,55 @@ rejected = Table(
     Column("rule", String(16), nullable=False),
     Column("field", Text, nullable=False),
     Column("reason", Text, nullable=False),
+)
+
+# ---------------------------------------------------------------- artisanal chain (0004)
+# Claims and licences (one id space per chain), first sales, and the diagnostic
+# self-assessments: derived from the records like every table above.
+
+licences = Table(
+    "licences",
+    metadata,
+    Column("id", String(56), primary_key=True),
+    Column("chain", String(8), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("claim", String(56)),
+    Column("zones", Text, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("valid_from", String(10), nullable=False),
+    Column("valid_until", String(10), nullable=False),
+    Column("ended", String(10)),
+    Column("end_reason", String(16)),
+    Column("reg_chain", String(8), nullable=False),
+    Column("reg_idx", BigInteger, nullable=False),
+    Column("reg_hash", LargeBinary(32), nullable=False),
+    Index("licences_by_chain", "chain", "type"),
+)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("parcel", String(56), primary_key=True),
+    Column("chain", String(8), nullable=False),
+    Column("buyer", String(56), nullable=False),
+    Column("digger", String(56), nullable=False),
+    Column("claim", String(56), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("weight", BigInteger, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("bought", String(10), nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    Index("purchases_by_date", "chain", "bought"),
+)
+
+assessments = Table(
+    "assessments",
+    metadata,
+    Column("chain", String(8), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("indicator", String(64), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("assessed", String(10), nullable=False),
 )

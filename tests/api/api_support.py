@@ -38,6 +38,7 @@ TOKENS = {
     "auditor": "tok-auditor",
     "operator": "tok-operator",
     "peer": "tok-peer",
+    "observer": "tok-observer",
     "party:IN-SURAT1": "tok-party-surat",
     "party:BW-DEBSWANA": "tok-party-debswana",
     "party:EU-ANTWERP1": "tok-party-antwerp",
