@@ -120,7 +120,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "bundle50_bytes_sent",
         "query",
-        ("bundle", "bytes_gzip"),
+        ("bundle", "gzip_bytes"),
         "50-hop bundle as sent (gzip)",
         "bytes",
         "<= 65,536",
