@@ -272,6 +272,7 @@ PINNED: dict[str, list[str]] = {
         "load_json",
         "parse_canonical",
         "sha256",
+        "strict_decoder",
         "tagged_hash",
         "to_hex",
     ],
@@ -674,7 +675,7 @@ PINNED: dict[str, list[str]] = {
         "hash_token",
         "write_config",
     ],
-    "node.gossip": ["Gossip", "MAX_BODY", "PeerState"],
+    "node.gossip": ["Gossip", "INFORMED_HEADER", "MAX_BODY", "PeerState"],
     "node.keyring": ["KeyRing", "key_files", "next_key_file", "retired_key_file"],
     "node.local": [
         "LocalNetwork",
@@ -702,6 +703,7 @@ PINNED: dict[str, list[str]] = {
         "utc_now",
     ],
     "node.runtime": ["peer_height", "produce", "run_loops", "startup_sync"],
+    "node.stream": ["ArrayItems"],
     "node.tls": ["CA_DAYS", "NODE_CERT_DAYS", "issue_node_certificate", "load_ca", "make_ca"],
 }
 
