@@ -80,7 +80,13 @@ class ParcelOut(BaseModel):
     certificate: str | None = None
     created: RefOut
     custodian: str | None = Field(None, description="hidden from the public")
-    value: int | None = Field(None, description="US cents; hidden from the public")
+    value: int | None = Field(
+        None, description="US cents, to a caller entitled to it (else null: see committed)"
+    )
+    committed: dict[str, str] = Field(
+        default_factory=dict,
+        description="confidential fields not shown in clear, each with its commitment (hex)",
+    )
 
 
 class EventOut(BaseModel):
@@ -139,8 +145,16 @@ class CertificateOut(BaseModel):
     closed: RefOut | None = None
     received: int | None = None
     exporter: str | None = Field(None, description="hidden from the public")
-    importer: str | None = Field(None, description="hidden from the public")
-    value: int | None = Field(None, description="US cents; hidden from the public")
+    importer: str | None = Field(
+        None, description="the importer's name, to a caller entitled to it (else see committed)"
+    )
+    value: int | None = Field(
+        None, description="US cents, to a caller entitled to it (else null: see committed)"
+    )
+    committed: dict[str, str] = Field(
+        default_factory=dict,
+        description="confidential fields not shown in clear, each with its commitment (hex)",
+    )
     proof: ProofOut | None = None
 
 

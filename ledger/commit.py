@@ -99,15 +99,22 @@ class Commitment:
 _TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64}
 
 
-def _check_value(value: object, field: str) -> int | str:
-    """A clear value passes the checks its field had in clear (record format 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise SchemaError("expected an integer (US cents) or a string", field=field)
-    if isinstance(value, int):
+def _check_value(value: object, field: str, path: str | None = None) -> int | str:
+    """A clear value passes the checks its field had in clear (record format 1).
+
+    The field ``path`` (default ``field``) says the type: a ``value`` is an
+    integer of US cents, every other confidential field a string.
+    """
+    name = (path or field).rsplit(".", 1)[-1]
+    if name == "value":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SchemaError("expected an integer (US cents)", field=field)
         if not 0 <= value <= CENTS_MAX:
-            raise SchemaError(f"must be 0..{CENTS_MAX}", field=field)
+            raise SchemaError(f"must be in 0..{CENTS_MAX}", field=field)
         return value
-    limit = _TEXT_LIMITS.get(field.rsplit(".", 1)[-1], _MAX_TEXT)
+    if not isinstance(value, str):
+        raise SchemaError("expected a string", field=field)
+    limit = _TEXT_LIMITS.get(name, _MAX_TEXT)
     try:
         return Fields({"v": value}).string("v", max_len=limit)
     except SchemaError as exc:
@@ -164,7 +171,7 @@ class Disclosure:
             from_hex(value["record"], field=f"{field}.record", size=32),
             path,
             from_hex(value["salt"], field=f"{field}.salt", size=SALT_BYTES),
-            _check_value(value["value"], f"{field}.value"),
+            _check_value(value["value"], f"{field}.value", path),
         )
 
     def check(self, commitment: Commitment) -> None:

@@ -63,7 +63,7 @@ _CENTS = "Unit: US cents (100 = 1.00 USD)."
 
 #: field descriptions by name; ``name:type`` entries win over plain names
 FIELD_DOCS: dict[str, str] = {
-    "v": "Record format version: 1.",
+    "v": "Record format version: 2 (confidential fields committed); 1 is refused.",
     "network": "The network id: SHA-256 of the genesis registry, lower-case hex.",
     "chain": "The chain (participant code) that takes the record: the submitting authority.",
     "kind": "The record kind; it selects the schema of body.",
@@ -77,15 +77,15 @@ FIELD_DOCS: dict[str, str] = {
     "key_id": "SHA-256 of the raw Ed25519 public key, hex.",
     "sig": "Ed25519 signature, hex.",
     "party": "A party id: the registering authority's code, '-', a local part.",
-    "name": "The registered name, as on the licence.",
+    "name": "The registered name, as on the licence (committed).",
     "role": "The role.",
-    "address": "The registered address.",
+    "address": "The registered address (committed).",
     "reason": "Why, in words.",
     "parcel": "A parcel id: the minting chain's code, '-', a local part.",
     "custodian": "The party holding the parcel (a party id of the same jurisdiction).",
     "to": "The party that receives the parcel.",
     "weight": "The weight. " + _CARATS,
-    "value": "The value. " + _CENTS,
+    "value": "The value, committed. " + _CENTS,
     "hs": "The HS code of rough diamonds: 7102.10 (unsorted), 7102.21 (industrial), "
     "7102.31 (non-industrial).",
     "mine": "The mine or production site.",
@@ -104,7 +104,7 @@ FIELD_DOCS: dict[str, str] = {
     "parcels": "Number of parcels shipped (the number of lines).",
     "issued": "Date of issue.",
     "expires": "Date of expiry.",
-    "seal": "The seal number on the shipment.",
+    "seal": "The seal number on the shipment (committed).",
     "ref": "The issue record: its chain, its index in that chain's log, its leaf hash.",
     "index": "Index of the record in its chain's log (0-based).",
     "hash": "RFC 9162 leaf hash of the record, hex.",
@@ -280,6 +280,16 @@ class _TracingFields(Fields):
         child = _Node()
         self._field(name, child)
         return _TracingFields(_Map(child), self.path(name))
+
+    def commitment(self, name: str) -> str:
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {"c": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+            "required": ["c"],
+            "additionalProperties": False,
+        }
+        self._field(name, schema)
+        return "0" * 64
 
     def mapping(self, name: str) -> Mapping[str, Any]:
         child = _Node()

@@ -21,6 +21,7 @@ __all__ = [
     "CODE",
     "DATE",
     "FORBIDDEN_CHARACTERS",
+    "HEX64",
     "HS_CODES",
     "LOCAL_ID",
     "RECORD_ID",
@@ -39,6 +40,8 @@ LOCAL_ID = re.compile(r"\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}\Z")
 RECORD_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
 TIME = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
+#: a commitment's digest (record format 2): 64 lower-case hex digits
+HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 #: rough-diamond HS codes; the only ones a KP certificate may carry.
 HS_CODES = frozenset({"7102.10", "7102.21", "7102.31"})
 #: 10^12 hundredths of a carat is ten billion carats: about 90 years of
@@ -208,6 +211,21 @@ class Fields:
 
     def obj(self, name: str) -> Fields:
         return Fields(self._get(name), self._at(name))
+
+    def commitment(self, name: str) -> str:
+        """A committed confidential field ``{"c": <64 hex>}`` (record format 2), as its hex."""
+        value = self._get(name)
+        field = self._at(name)
+        if not isinstance(value, Mapping):
+            raise SchemaError(
+                'expected a commitment {"c": <64 hex digits>}: a confidential field is '
+                "committed in record format 2 (submit it in clear to the writer's node)",
+                field=field,
+            )
+        inner = Fields(value, field)
+        digest = inner.string("c", pattern=HEX64, max_len=64)
+        inner.done()
+        return digest
 
     def mapping(self, name: str) -> Mapping[str, Any]:
         value = self._get(name)

@@ -64,7 +64,7 @@ class Parcel:
     custodian: str | None  # None while in transit
     status: ParcelStatus
     weight: int
-    value: int
+    value: str  # the commitment (hex) of its value: ``ledger.commit``
     hs: str
     origin: Composition
     certificate: str | None
@@ -75,9 +75,9 @@ class Parcel:
 class Party:
     id: str
     chain: str
-    name: str
+    name: str  # commitment (hex)
     role: str
-    address: str
+    address: str  # commitment (hex)
     active: bool
     registered: RecordRef
 
@@ -88,12 +88,12 @@ class Certificate:
     issuer: str
     destination: str
     exporter: str
-    importer_name: str
+    importer_name: str  # commitment (hex)
     status: CertificateStatus
     issued: str
     expires: str
     carats: int
-    value: int
+    value: str  # commitment (hex)
     origin: str
     parcels: tuple[str, ...]
     issue_ref: RecordRef

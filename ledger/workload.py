@@ -21,6 +21,7 @@ from typing import Any
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import sha256
 from kpledger.ledger.chain import MemoryLedger, propose
+from kpledger.ledger.commit import commit, keyed_salts
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
@@ -105,6 +106,8 @@ class Scenario:
     ledger: MemoryLedger = field(init=False)
     #: the number in the last record id given (``r<serial>``); set it to start elsewhere
     serial: int = 0
+    #: the clear value of every commitment this scenario made (its writers' disclosures)
+    clear: dict[str, int | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ledger = MemoryLedger(self.net.registry)
@@ -128,15 +131,32 @@ class Scenario:
         signers: Sequence[Ed25519Signer] = (),
     ) -> Record:
         self.serial += 1
-        return make_record(
+        rid = record_id or f"r{self.serial}"
+        record = make_record(
             network=self.net.network_id,
             chain=chain,
             kind=kind,
-            record_id=record_id or f"r{self.serial}",
+            record_id=rid,
             time=self.now(),
             body=body,
             signers=signers,
+            salts=keyed_salts(self.salt_secret, f"{self.net.network_id}\n{chain}\n{rid}"),
         )
+        for d in record.disclosures:
+            self.clear[commit(d.value, d.salt).digest.hex()] = d.value
+        return record
+
+    def cents(self, commitment: str) -> int:
+        """The clear value (US cents) of a value commitment made by this scenario."""
+        value = self.clear[commitment]
+        assert isinstance(value, int)
+        return value
+
+    @property
+    def salt_secret(self) -> bytes:
+        """The salt secret of every writer of this test network: fixed, so runs repeat
+        (a real node keeps a random secret of its own)."""
+        return sha256(f"kpledger-test-salts:{self.net.network_id}".encode())
 
     def party(
         self, chain: str, party: str, role: str = "trader", name: str | None = None
@@ -204,7 +224,7 @@ class Scenario:
         state = self.ledger.state
         found = [state.parcel(p) for p in parents]
         total_w = sum(p.weight for p in found if p is not None)
-        total_v = sum(p.value for p in found if p is not None)
+        total_v = sum(self.cents(p.value) for p in found if p is not None)
         return self.record(
             chain,
             Kind.PARCEL_MERGE,
@@ -238,7 +258,7 @@ class Scenario:
                 {
                     "parcel": p.id,
                     "weight": p.weight,
-                    "value": p.value,
+                    "value": self.cents(p.value),
                     "hs": p.hs,
                     "origin": dict(p.origin),
                 }
@@ -398,8 +418,9 @@ class _RealisticMix:
         if p.weight < 2:
             return None
         w1 = p.weight // 2
-        v1 = p.value // 2
-        parts = [(self.new_id(chain), w1, v1), (self.new_id(chain), p.weight - w1, p.value - v1)]
+        value = self.sc.cents(p.value)
+        v1 = value // 2
+        parts = [(self.new_id(chain), w1, v1), (self.new_id(chain), p.weight - w1, value - v1)]
         return self.sc.split(chain, pid, parts)
 
     def merge(self, chain: str, pool: list[str], party: str) -> Record:
