@@ -21,7 +21,8 @@ from typing import Any
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import sha256
 from kpledger.ledger.chain import MemoryLedger, propose
-from kpledger.ledger.commit import commit, keyed_salts
+from kpledger.ledger.commit import commit, keyed_salts, open_body
+from kpledger.ledger.disclosed import check_disclosed
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
@@ -145,6 +146,15 @@ class Scenario:
         for d in record.disclosures:
             self.clear[commit(d.value, d.salt).digest.hex()] = d.value
         return record
+
+    def check_disclosed(self, record: Record) -> None:
+        """The writer's disclosure rules on ``record`` against the sealed state
+        (``ledger.disclosed``): what a node checks at submission."""
+        check_disclosed(self.ledger.state, record, self.clear.get)
+
+    def clear_body(self, record: Record) -> dict[str, Any]:
+        """``record``'s body with its confidential fields in clear (a draft to submit again)."""
+        return open_body(record.as_json(), record.disclosures)
 
     def cents(self, commitment: str) -> int:
         """The clear value (US cents) of a value commitment made by this scenario."""
