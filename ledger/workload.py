@@ -22,8 +22,8 @@ from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import sha256
 from kpledger.ledger.chain import MemoryLedger, propose
 from kpledger.ledger.commit import commit, keyed_salts, open_body
-from kpledger.ledger.disclosed import check_disclosed
 from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.disclosed import check_disclosed
 from kpledger.ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
 from kpledger.ledger.registry import Params, Participant, Registry

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpledger.ledger.canonical import Tag, canonical_bytes, parse_canonical
-from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.commit import commit, keyed_salts, open_body
+from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import EncodingError, InvalidData, SchemaError, VersionError
 from kpledger.ledger.merkle import leaf_hash
 from kpledger.ledger.records import (
