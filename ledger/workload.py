@@ -109,6 +109,8 @@ class Scenario:
     serial: int = 0
     #: the clear value of every commitment this scenario made (its writers' disclosures)
     clear: dict[str, int | str] = field(default_factory=dict)
+    #: the records made that carry disclosures (``store.disclosures.keep`` takes them)
+    made: list[Record] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ledger = MemoryLedger(self.net.registry)
@@ -145,6 +147,8 @@ class Scenario:
         )
         for d in record.disclosures:
             self.clear[commit(d.value, d.salt).digest.hex()] = d.value
+        if record.disclosures:
+            self.made.append(record)
         return record
 
     def check_disclosed(self, record: Record) -> None:

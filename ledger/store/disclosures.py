@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from kpledger.ledger.commit import Disclosure, commit
 from kpledger.ledger.errors import StoreError
+from kpledger.ledger.records import Record
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.rows import chunks
 
@@ -100,6 +101,10 @@ class DisclosureStore:
             return 0  # a concurrent put kept the same rows
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot keep disclosures: {exc.__class__.__name__}") from exc
+
+    def keep(self, records: Iterable[Record]) -> int:
+        """Keep the disclosures ``records`` carry (a writer's own records)."""
+        return self.put(Held(r.chain, r.kind.value, d) for r in records for d in r.disclosures)
 
     def clear(self, commitments: Iterable[str]) -> dict[str, int | str]:
         """The clear value of each commitment (hex) this node holds a disclosure of."""

@@ -21,6 +21,7 @@ from kpledger.ledger.store.audit.base import (
     RecordResolver,
     RefKey,
     as_int,
+    cents_of,
 )
 from kpledger.ledger.store.audit.rows import (
     AuditRecord,
@@ -61,13 +62,14 @@ def unrecorded_production(
             break
     rows.close()
     register = Kind.PARCEL_REGISTER.value
+    clear = cents_of(conn, (str(body["value"]["c"]) for _, _, _, body in flagged[:limit]))
     ref = recs.resolve((chain, idx, leaf, register) for chain, idx, leaf, _ in flagged[:limit])
     items = tuple(
         UnrecordedProduction(
             chain=chain,
             parcel=str(body["parcel"]),
             weight=int(body["weight"]),
-            value=int(body["value"]),
+            value=clear.get(str(body["value"]["c"]), 0),
             mine=str(body["mine"]),
             produced=str(body["produced"]),
             records=(ref((chain, idx, leaf, register)),),
