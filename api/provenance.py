@@ -89,7 +89,7 @@ def parcel_view(
         created=_ref(parcel.created),
         custodian=parcel.custodian if full else None,
         value=value,
-        committed={} if value is not None else {"value": parcel.value},
+        committed=None if value is not None else {"value": parcel.value},
     )
 
 
@@ -187,7 +187,7 @@ def certificate_view(
     clear = reveal(store, [cert.value, cert.importer_name]) if full else {}
     value = _cents(clear.get(cert.value))
     importer = _text(clear.get(cert.importer_name))
-    committed = {}
+    committed: dict[str, str] = {}
     if value is None:
         committed["value"] = cert.value
     if importer is None:
@@ -208,6 +208,6 @@ def certificate_view(
         exporter=cert.exporter if full else None,
         importer=importer,
         value=value,
-        committed=committed,
+        committed=committed or None,
         proof=inclusion(store, cert.issue_ref),
     )

@@ -83,8 +83,8 @@ class ParcelOut(BaseModel):
     value: int | None = Field(
         None, description="US cents, to a caller entitled to it (else null: see committed)"
     )
-    committed: dict[str, str] = Field(
-        default_factory=dict,
+    committed: dict[str, str] | None = Field(
+        None,
         description="confidential fields not shown in clear, each with its commitment (hex)",
     )
 
@@ -151,8 +151,8 @@ class CertificateOut(BaseModel):
     value: int | None = Field(
         None, description="US cents, to a caller entitled to it (else null: see committed)"
     )
-    committed: dict[str, str] = Field(
-        default_factory=dict,
+    committed: dict[str, str] | None = Field(
+        None,
         description="confidential fields not shown in clear, each with its commitment (hex)",
     )
     proof: ProofOut | None = None

@@ -46,6 +46,7 @@ __all__ = [
     "field_at",
     "keyed_salts",
     "open_body",
+    "public_body",
     "random_salt",
     "seal_body",
 ]
@@ -309,6 +310,15 @@ def seal_body(
         _replace(doc, path, commit(value, salt).to_json())
     sealed: dict[str, Any] = doc["body"]
     return sealed, tuple(openings)
+
+
+def public_body(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` without its confidential fields (what anyone may read of a clear draft)."""
+    doc = {"kind": kind, "body": parse_canonical(canonical_bytes(dict(body)))}
+    for path in reversed(confidential_paths(doc)):
+        _replace(doc, path, None)
+    out: dict[str, Any] = doc["body"]
+    return out
 
 
 def open_body(doc: Mapping[str, Any], disclosures: Iterable[Disclosure]) -> dict[str, Any]:

@@ -58,6 +58,13 @@ KIND_DOCS: dict[str, str] = {
     "a height on, after a loss or theft.",
 }
 
+#: the longest clear text of each committed text field (as ``ledger.commit`` checks it)
+_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64}
+_COMMITTED = (
+    " Confidential: submitted in clear; the writer's node commits it, so the signed "
+    'record holds {"c": <64 hex>} (a salted SHA-256 commitment) and the clear value is a '
+    "disclosure."
+)
 _CARATS = "Unit: hundredths of a carat (100 = 1.00 ct)."
 _CENTS = "Unit: US cents (100 = 1.00 USD)."
 
@@ -77,15 +84,15 @@ FIELD_DOCS: dict[str, str] = {
     "key_id": "SHA-256 of the raw Ed25519 public key, hex.",
     "sig": "Ed25519 signature, hex.",
     "party": "A party id: the registering authority's code, '-', a local part.",
-    "name": "The registered name, as on the licence (committed).",
+    "name": "The registered name, as on the licence.",
     "role": "The role.",
-    "address": "The registered address (committed).",
+    "address": "The registered address.",
     "reason": "Why, in words.",
     "parcel": "A parcel id: the minting chain's code, '-', a local part.",
     "custodian": "The party holding the parcel (a party id of the same jurisdiction).",
     "to": "The party that receives the parcel.",
     "weight": "The weight. " + _CARATS,
-    "value": "The value, committed. " + _CENTS,
+    "value": "The value. " + _CENTS,
     "hs": "The HS code of rough diamonds: 7102.10 (unsorted), 7102.21 (industrial), "
     "7102.31 (non-industrial).",
     "mine": "The mine or production site.",
@@ -104,7 +111,7 @@ FIELD_DOCS: dict[str, str] = {
     "parcels": "Number of parcels shipped (the number of lines).",
     "issued": "Date of issue.",
     "expires": "Date of expiry.",
-    "seal": "The seal number on the shipment (committed).",
+    "seal": "The seal number on the shipment.",
     "ref": "The issue record: its chain, its index in that chain's log, its leaf hash.",
     "index": "Index of the record in its chain's log (0-based).",
     "hash": "RFC 9162 leaf hash of the record, hex.",
@@ -282,13 +289,15 @@ class _TracingFields(Fields):
         return _TracingFields(_Map(child), self.path(name))
 
     def commitment(self, name: str) -> str:
-        schema: dict[str, Any] = {
-            "type": "object",
-            "properties": {"c": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-            "required": ["c"],
-            "additionalProperties": False,
-        }
-        self._field(name, schema)
+        # the schema of what is submitted: the clear value, which the writer's node
+        # commits (in the signed record the field is {"c": <64 hex>})
+        schema: dict[str, Any] = (
+            {"type": "integer", "minimum": 0, "maximum": CENTS_MAX}
+            if name == "value"
+            else {"type": "string", "minLength": 1, "maxLength": _TEXT_LIMITS.get(name, 300)}
+        )
+        plain = _describe(dict(schema), name, "")["description"]
+        self._field(name, {**schema, "description": plain + _COMMITTED})
         return "0" * 64
 
     def mapping(self, name: str) -> Mapping[str, Any]:

@@ -236,6 +236,7 @@ PINNED: dict[str, list[str]] = {
         "field_at",
         "keyed_salts",
         "open_body",
+        "public_body",
         "random_salt",
         "seal_body",
     ],

@@ -149,7 +149,8 @@ async def incoming(
                     k: v
                     for k, v in (("importer", c.importer_name), ("value", c.value))
                     if v not in clear
-                },
+                }
+                or None,
                 issue=RefOut(
                     chain=c.issue_ref.chain, index=c.issue_ref.index, hash=c.issue_ref.hash.hex()
                 ),

@@ -241,8 +241,8 @@ class PartyOut(BaseModel):
     id: str | None = Field(default=None, description="the licensed party's id, if registered")
     name: str | None = Field(None, description="in clear where this node holds its disclosure")
     address: str | None = Field(None, description="in clear where this node holds its disclosure")
-    committed: dict[str, str] = Field(
-        default_factory=dict,
+    committed: dict[str, str] | None = Field(
+        None,
         description="fields not shown in clear, each with its commitment (hex)",
     )
 
@@ -300,7 +300,8 @@ async def certificate_parties(
                 k: fields[f"{side}.{k}"]
                 for k in ("name", "address")
                 if fields[f"{side}.{k}"] and fields[f"{side}.{k}"] not in clear
-            },
+            }
+            or None,
         )
 
     return PartiesOut(

@@ -68,6 +68,10 @@ class SubmissionQueue:
         sealed: Sequence[Record],
         rejected: Sequence[tuple[Record, LedgerError]],
     ) -> None:
+        # records built in this process carry their disclosures: they are kept with the block
+        self._disclosures.put_in(
+            conn, (Held(r.chain, r.kind.value, d) for r in sealed for d in r.disclosures)
+        )
         gone: dict[str, list[str]] = {}
         for r in [*sealed, *(r for r, _ in rejected)]:
             gone.setdefault(r.chain, []).append(r.id)

@@ -116,7 +116,7 @@ def writer() -> Example:
 
 def party(example: Example, serial: int, name: str, address: str = "Main Street 1") -> Any:
     return {
-        "v": 1,
+        "v": 2,
         "network": example.store.registry.network_id,
         "chain": "EU",
         "kind": "party.register",

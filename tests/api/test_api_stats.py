@@ -12,13 +12,18 @@ import pytest
 from api_support import AuditCase, Realistic
 
 from kpledger.ledger.blocks import Block
-from kpledger.ledger.records import Kind
+from kpledger.ledger.commit import open_body
+from kpledger.ledger.records import Kind, Record
 
 Sums = dict[tuple[str, ...], list[int]]
 
 
+def clear(r: Record) -> dict[str, Any]:
+    return open_body(r.as_json(), r.disclosures)
+
+
 def independent(blocks: list[Block], start: str, end: str) -> dict[str, Sums]:
-    """The statistics from the records alone, without the store."""
+    """The statistics from the records and the disclosures they carry, without the store."""
     production: Sums = defaultdict(lambda: [0, 0, 0])
     exports: Sums = defaultdict(lambda: [0, 0, 0])
     imports: Sums = defaultdict(lambda: [0, 0, 0, 0])
@@ -28,13 +33,13 @@ def independent(blocks: list[Block], start: str, end: str) -> dict[str, Sums]:
     for block in blocks:
         for r in block.records:
             if r.kind is Kind.CERTIFICATE_ISSUE:
-                issues[r.body_json["number"]] = {**r.body_json, "chain": r.chain}
+                issues[r.body_json["number"]] = {**clear(r), "chain": r.chain}
             elif r.kind in (Kind.CERTIFICATE_VOID, Kind.CERTIFICATE_REFUSE):
                 voided.add(r.body_json["number"])  # the goods never left
     for block in blocks:
         day = block.header.time[:10]
         for r in block.records:
-            body = r.body_json
+            body = clear(r)
             if r.kind is Kind.PARCEL_REGISTER and start <= body["produced"] <= end:
                 row = production[(r.chain,)]
                 row[0] += body["weight"]
