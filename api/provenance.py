@@ -184,14 +184,20 @@ def certificate_view(
     store: Store, cert: Certificate, caller: Caller, node_chain: str | None
 ) -> CertificateOut:
     full = sees_certificate(caller, cert, node_chain)
-    clear = reveal(store, [cert.value, cert.importer_name]) if full else {}
+    proof = inclusion(store, cert.issue_ref)
+    body = proof.record.get("body", {}) if proof is not None else {}
+    seal_c = str(body.get("seal", {}).get("c", "")) if isinstance(body, dict) else ""
+    clear = reveal(store, [cert.value, cert.importer_name, seal_c]) if full else {}
     value = _cents(clear.get(cert.value))
     importer = _text(clear.get(cert.importer_name))
+    seal = _text(clear.get(seal_c))
     committed: dict[str, str] = {}
     if value is None:
         committed["value"] = cert.value
     if importer is None:
         committed["importer"] = cert.importer_name
+    if seal is None and seal_c:
+        committed["seal"] = seal_c
     return CertificateOut(
         number=cert.number,
         issuer=cert.issuer,
@@ -208,6 +214,7 @@ def certificate_view(
         exporter=cert.exporter if full else None,
         importer=importer,
         value=value,
+        seal=seal,
         committed=committed or None,
-        proof=inclusion(store, cert.issue_ref),
+        proof=proof,
     )

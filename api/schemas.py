@@ -151,6 +151,9 @@ class CertificateOut(BaseModel):
     value: int | None = Field(
         None, description="US cents, to a caller entitled to it (else null: see committed)"
     )
+    seal: str | None = Field(
+        None, description="the container's seal id, to a caller entitled to it (else committed)"
+    )
     committed: dict[str, str] | None = Field(
         None,
         description="confidential fields not shown in clear, each with its commitment (hex)",

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from kpledger.ledger.canonical import from_hex
 from kpledger.ledger.errors import SchemaError
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
     "CODE",
     "DATE",
     "FORBIDDEN_CHARACTERS",
-    "HEX64",
     "HS_CODES",
     "LOCAL_ID",
     "RECORD_ID",
@@ -40,8 +40,6 @@ LOCAL_ID = re.compile(r"\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}\Z")
 RECORD_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
 TIME = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
-#: a commitment's digest (record format 2): 64 lower-case hex digits
-HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 #: rough-diamond HS codes; the only ones a KP certificate may carry.
 HS_CODES = frozenset({"7102.10", "7102.21", "7102.31"})
 #: 10^12 hundredths of a carat is ten billion carats: about 90 years of
@@ -223,9 +221,9 @@ class Fields:
                 field=field,
             )
         inner = Fields(value, field)
-        digest = inner.string("c", pattern=HEX64, max_len=64)
+        digest = from_hex(inner.string("c", max_len=64), field=inner.path("c"), size=32)
         inner.done()
-        return digest
+        return digest.hex()
 
     def mapping(self, name: str) -> Mapping[str, Any]:
         value = self._get(name)

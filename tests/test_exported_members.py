@@ -357,7 +357,6 @@ PINNED: dict[str, list[str]] = {
         "DATE",
         "FORBIDDEN_CHARACTERS",
         "Fields",
-        "HEX64",
         "HS_CODES",
         "LOCAL_ID",
         "RECORD_ID",

@@ -843,7 +843,7 @@ async function certificatePage(number) {
     ["11. Number of parcels", String(full ? full.parcels : cert.parcels.length)],
     ["12. Harmonised System codes", hsCodes.length ? hsCodes.map((c) => h("span", { class: "sub" }, `${c} — ${HS[c] || ""}`)) : "—"],
     ["13. Validation by the exporting authority", validation],
-    ["14. Seal", full ? full.seal : hidden("seal id")],
+    ["14. Seal", cert.seal !== undefined ? cert.seal : hidden("seal id")],
   ];
   const status = h("div", {}, pill(cert.status), cert.received !== undefined ? h("span", { class: "small" }, ` received ${ct(cert.received)}`) : null);
   const banner = certificateBanner(cert, authority);

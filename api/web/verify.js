@@ -33,7 +33,6 @@ const MAX_LINES = 1000;
 const MAX_PARTICIPANTS = 500;
 const MAX_RECORD_BYTES = 256 * 1024;
 const CARAT_MAX = 10 ** 12;
-const CENTS_MAX = 10 ** 15;
 
 const TAG = {
   HEADER: "KPL-HEADER-V1\n",
@@ -385,7 +384,12 @@ function composition(value, field) {
 }
 
 const weight = (f, n) => f.integer(n, 1, CARAT_MAX);
-const cents = (f, n) => f.integer(n, 0, CENTS_MAX);
+// record format 2: a confidential field holds a salted commitment {"c": <64 hex>}
+const committed = (f, n) => {
+  const c = f.obj(n);
+  c.hex("c", 32, 64);
+  c.done();
+};
 const localId = (f, n) => f.string(n, { pattern: LOCAL_ID, max: 56 });
 const code = (f, n) => f.string(n, { pattern: CODE, max: 8 });
 const pubkey = (f, n) => f.hex(n, 32, 64);
@@ -404,9 +408,9 @@ function listId([path, item]) {
 const BODIES = {
   "party.register": (f) => {
     localId(f, "party");
-    f.string("name", { max: 200 });
+    committed(f, "name");
     f.choice("role", PARTY_ROLES);
-    f.string("address", { max: 300 });
+    committed(f, "address");
   },
   "party.revoke": (f) => {
     localId(f, "party");
@@ -416,7 +420,7 @@ const BODIES = {
     localId(f, "parcel");
     localId(f, "custodian");
     weight(f, "weight");
-    cents(f, "value");
+    committed(f, "value");
     f.choice("hs", HS_CODES);
     f.string("mine", { max: 120 });
     f.date("produced");
@@ -424,7 +428,7 @@ const BODIES = {
   "parcel.transfer": (f) => {
     localId(f, "parcel");
     localId(f, "to");
-    f.optInteger("value", 0, CENTS_MAX);
+    if (f.has("value")) committed(f, "value");
   },
   "parcel.split": (f) => {
     const parent = localId(f, "parcel");
@@ -432,7 +436,7 @@ const BODIES = {
       const c = new Fields(item, path);
       const id = localId(c, "parcel");
       weight(c, "weight");
-      cents(c, "value");
+      committed(c, "value");
       c.optString("custodian", { pattern: LOCAL_ID, max: 56 });
       c.done();
       return id;
@@ -445,21 +449,21 @@ const BODIES = {
     unique([...parents, child], f.at("parents"));
     localId(f, "custodian");
     weight(f, "weight");
-    cents(f, "value");
+    committed(f, "value");
   },
   "certificate.issue": (f) => {
     localId(f, "number");
     code(f, "destination");
     localId(f, "exporter");
     const importer = f.obj("importer");
-    importer.string("name", { max: 200 });
-    importer.string("address", { max: 300 });
+    committed(importer, "name");
+    committed(importer, "address");
     importer.done();
     const ids = f.items("lines", 1, MAX_LINES).map(([path, item]) => {
       const x = new Fields(item, path);
       const id = localId(x, "parcel");
       weight(x, "weight");
-      cents(x, "value");
+      committed(x, "value");
       x.choice("hs", HS_CODES);
       composition(x.mapping("origin"), x.at("origin"));
       x.done();
@@ -467,12 +471,12 @@ const BODIES = {
     });
     unique(ids, f.at("lines"));
     f.integer("carats", 1, CARAT_MAX);
-    cents(f, "value");
+    committed(f, "value");
     f.integer("parcels", 1, MAX_LINES);
     f.string("origin", { max: 8 });
     f.date("issued");
     f.date("expires");
-    f.string("seal", { max: 64 });
+    committed(f, "seal");
   },
   "certificate.confirm": (f) => {
     localId(f, "number");
@@ -551,7 +555,11 @@ function sigList(f, name, low) {
 /** A record as on the wire (Record.from_value): envelope and body. */
 function checkRecord(value, path) {
   const f = new Fields(value, path);
-  f.integer("v", 1, 1);
+  const version = value && typeof value === "object" ? value.v : undefined;
+  if (Number.isInteger(version) && version !== 2) {
+    throw new InvalidData(`record format version ${version} is not accepted: this network writes and reads version 2 (committed confidential fields)`, f.at("v"));
+  }
+  f.integer("v", 2, 2);
   f.hex("network", 32, 64);
   code(f, "chain");
   const kind = f.choice("kind", KINDS);
@@ -1272,12 +1280,14 @@ export async function verifyCertificate(cert, registry) {
       if (proof.record.kind !== "certificate.issue" || body.number !== cert.number) {
         throw new InvalidData(`is a ${proof.record.kind}, not the issue of ${cert.number}`, "record");
       }
-      const fields = ["destination", "carats", "issued", "expires", "origin", "value", "exporter"];
+      const fields = ["destination", "carats", "issued", "expires", "origin", "exporter"];
       const differ = fields.filter((k) => cert[k] !== undefined && cert[k] !== body[k]);
+      // a committed field shown as committed must carry the signed record's commitment
+      if (cert.committed && cert.committed.value !== undefined && cert.committed.value !== body.value.c) differ.push("value");
       if (cert.issuer !== proof.record.chain) differ.push("issuer");
       if (differ.length) throw new InvalidData(`the page's ${differ.join(", ")} differ from the signed record`);
       if (leaf !== cert.issue.hash) throw new InvalidData(`leaf hash ${leaf} is not the issue record's ${cert.issue.hash}`);
-      return "the full issue record: every Annex I field shown comes from these bytes";
+      return "the full issue record: every public Annex I field shown comes from these bytes (value, importer and seal are commitments in it)";
     }
     leaf = checkHex(proof.record && proof.record.hash, "record.hash", 32);
     if (leaf !== cert.issue.hash) throw new InvalidData("the proof is for another record", "record.hash");

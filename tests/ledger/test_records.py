@@ -433,7 +433,7 @@ def test_committed_fields_hold_commitments_only() -> None:
         Record.parse(canonical_bytes(value))
     assert info.value.field == "body.value"
     value["body"]["value"] = {"c": "ab" * 31}
-    with pytest.raises(SchemaError) as info:
+    with pytest.raises(EncodingError, match="expected 32 bytes") as info:
         Record.parse(canonical_bytes(value))
     assert info.value.field == "body.value.c"
 

@@ -590,8 +590,10 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     exporter = tab.site.example.store.party("EU-ANTWERP1")
     assert exporter is not None
     shown = page.inner_text("#cert-exporter")
-    assert exporter.name in shown
-    assert exporter.address in shown
+    clear = tab.site.example.store.disclosures.clear([exporter.name, exporter.address])
+    assert clear[exporter.name] in shown
+    assert clear[exporter.address] in shown
+    assert exporter.name not in shown  # never the commitment where the name is shown
     assert "licence EU-ANTWERP1" in shown
     assert page.inner_text("#certificate").count("Importer in IN") == 1
     banner = page.inner_text("#cert-status")
