@@ -145,6 +145,7 @@ async def incoming(
                 exporter=c.exporter,
                 importer=_text(clear.get(c.importer_name)),
                 value=_cents(clear.get(c.value)),
+                seal=None,  # a pick list: the certificate's page shows the seal
                 committed={
                     k: v
                     for k, v in (("importer", c.importer_name), ("value", c.value))
