@@ -592,3 +592,28 @@ class OutcomeOut(BaseModel):
 
 class SubmitOut(BaseModel):
     results: list[OutcomeOut] = Field(description="one outcome per record, in order")
+
+
+# ---------------------------------------------------------------- disclosures
+
+
+class DisclosureOut(BaseModel):
+    """The clear value and salt of one committed field of one record."""
+
+    record: str = Field(description="the record's leaf hash, hex")
+    path: str = Field(description="the field, e.g. body.lines[0].value")
+    salt: str = Field(description="32 bytes, hex")
+    value: int | str = Field(description="the clear value (US cents, or text)")
+
+
+class DisclosureItemOut(BaseModel):
+    index: int = Field(description="the record's index in its chain's log")
+    disclosure: DisclosureOut
+
+
+class DisclosuresOut(BaseModel):
+    """What the asking peer may see of one chain's records from an index on."""
+
+    chain: str
+    next: int = Field(description="the record index to ask from next")
+    disclosures: list[DisclosureItemOut]

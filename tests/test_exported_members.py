@@ -242,6 +242,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "ledger.crypto": ["Ed25519Signer", "PublicKey", "Signer", "key_id_of"],
     "ledger.disclosed": ["Clear", "DISCLOSURE_RULES", "check_disclosed", "undecided"],
+    "ledger.entitle": ["entitled"],
     "ledger.errors": [
         "AlreadySpent",
         "BlockError",
@@ -517,6 +518,7 @@ PINNED: dict[str, list[str]] = {
         "SCHEMA_REVISION",
         "certificates",
         "confirmations",
+        "disclosure_findings",
         "disclosures",
         "edges",
         "evidence",
@@ -563,7 +565,13 @@ PINNED: dict[str, list[str]] = {
         "hash_token",
         "write_config",
     ],
-    "node.disclose": ["Sealer"],
+    "node.disclose": [
+        "MAX_DISCLOSURES",
+        "Sealer",
+        "disclosures_json",
+        "pull_disclosures",
+        "receive_disclosures",
+    ],
     "node.gossip": ["Gossip", "MAX_BODY", "PeerState"],
     "node.keyring": ["KeyRing", "key_files", "next_key_file", "retired_key_file"],
     "node.local": [

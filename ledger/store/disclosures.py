@@ -18,11 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from kpledger.ledger.commit import Disclosure, commit
-from kpledger.ledger.errors import StoreError
+from kpledger.ledger.commit import CONFIDENTIAL, Disclosure, commit
+from kpledger.ledger.entitle import entitled
+from kpledger.ledger.errors import DisclosureError, RuleViolation, StoreError
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.rows import chunks
@@ -135,6 +136,100 @@ class DisclosureStore:
                     )
                 )
         return out
+
+    def for_reader(
+        self, chain: str, start: int, limit: int, reader: str, role: str | None
+    ) -> tuple[list[tuple[int, Disclosure]], int]:
+        """The disclosures this node holds of ``chain``'s records ``start`` ..
+        ``start + limit - 1`` that ``reader`` is entitled to (``ledger.entitle``), by
+        record index; and the index to ask from next."""
+        r, d, c = t.records.c, t.disclosures.c, t.certificates.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(r.idx, r.raw)
+                .where(r.chain == chain, r.idx >= start, r.idx < start + limit)
+                .where(r.kind.in_(sorted(CONFIDENTIAL)))
+                .order_by(r.idx)
+            ).all()
+            upto = conn.execute(
+                select(func.max(r.idx)).where(r.chain == chain, r.idx < start + limit)
+            ).scalar()
+            shipping = {
+                str(x) for (x,) in conn.execute(select(c.exporter).where(c.destination == reader))
+            }
+            wanted: dict[bytes, int] = {}
+            for idx, raw in rows:
+                record = Record.parse(bytes(raw))
+                if entitled(reader, role, record, shipping.__contains__):
+                    wanted[record.leaf] = int(idx)
+            out: list[tuple[int, Disclosure]] = []
+            for part in chunks(sorted(wanted)):
+                for row in conn.execute(
+                    select(d.record, d.path, d.chain, d.kind, d.salt, d.value)
+                    .where(d.record.in_(part))
+                    .order_by(d.record, d.path)
+                ):
+                    held = _held(row)
+                    out.append((wanted[held.disclosure.record], held.disclosure))
+        out.sort(key=lambda item: (item[0], item[1].path))
+        return out, (start if upto is None else max(start, int(upto) + 1))
+
+    def receive(
+        self, chain: str, items: Sequence[tuple[int, Disclosure]]
+    ) -> list[tuple[int, Record]]:
+        """Keep disclosures of ``chain``'s records sent by a peer, each checked against
+        the record this node holds at its index (``DisclosureError`` on the first that
+        does not open its commitment: nothing is kept then). Answers the records that
+        received disclosures, for the disclosure rules to be checked on arrival."""
+        r = t.records.c
+        indexes = sorted({i for i, _ in items})
+        found: dict[int, Record] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(indexes):
+                for idx, raw in conn.execute(
+                    select(r.idx, r.raw).where(r.chain == chain, r.idx.in_(part))
+                ):
+                    found[int(idx)] = Record.parse(bytes(raw))
+        held: list[Held] = []
+        touched: dict[int, Record] = {}
+        for index, disclosure in items:
+            record = found.get(index)
+            if record is None:
+                raise DisclosureError(
+                    f"no record {chain}/{index} is held here to open",
+                    record=disclosure.record.hex(),
+                    field=disclosure.path,
+                )
+            disclosure.check_record(record.leaf, record.raw)
+            held.append(Held(chain, record.kind.value, disclosure))
+            touched[index] = record
+        if held:
+            self.put(held)
+        return sorted(touched.items(), key=lambda item: item[0])
+
+    def note_inconsistent(self, chain: str, index: int, record: Record, exc: RuleViolation) -> None:
+        """Keep a disclosure rule found broken on arrival: an audit finding, never a
+        block rejection (``disclosure-inconsistent``)."""
+        if self.read_only:
+            raise StoreError("this process is a read replica: only the writer process writes")
+        f = t.disclosure_findings.c
+        row = {
+            "record": record.leaf,
+            "chain": chain,
+            "idx": index,
+            "kind": record.kind.value,
+            "code": exc.code,
+            "rule": exc.rule,
+            "field": exc.field,
+            "reason": exc.reason,
+        }
+        try:
+            with self.engine.begin() as conn:
+                held = conn.execute(select(f.record).where(f.record == record.leaf)).first()
+                if held is None:
+                    conn.execute(t.disclosure_findings.insert(), [row])
+        except SQLAlchemyError as exc2:
+            raise StoreError(f"cannot keep a finding: {exc2.__class__.__name__}") from exc2
 
     def salt_secret(self) -> bytes:
         """The writer's secret for keyed salts: made once, then kept in ``kpl_meta``."""

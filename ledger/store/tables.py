@@ -28,6 +28,7 @@ __all__ = [
     "SCHEMA_REVISION",
     "certificates",
     "confirmations",
+    "disclosure_findings",
     "disclosures",
     "edges",
     "evidence",
@@ -263,4 +264,19 @@ disclosures = Table(
     Column("cents", BigInteger),
     Index("disclosures_by_commitment", "commitment"),
     Index("disclosures_by_chain", "chain"),
+)
+
+#: disclosure rules found broken when the disclosures arrived (audit finding
+#: ``disclosure-inconsistent``): the block stays valid, the auditor is told
+disclosure_findings = Table(
+    "disclosure_findings",
+    metadata,
+    Column("record", LargeBinary(32), primary_key=True),
+    Column("chain", String(8), nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("rule", String(16), nullable=False),
+    Column("field", Text, nullable=False),
+    Column("reason", Text, nullable=False),
 )

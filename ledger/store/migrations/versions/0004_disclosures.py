@@ -2,7 +2,8 @@
 
 The state's value columns hold the commitment (hex) of a value instead of the
 clear cents, and the new ``disclosures`` table keeps the clear values and
-salts this node may know. A store holding records of format 1 cannot move:
+salts this node may know; ``disclosure_findings`` the disclosure rules found
+broken when disclosures arrived. A store holding records of format 1 cannot move:
 their bytes are refused by this code (there is no deployed network of format 1
 to carry over), so the upgrade refuses such a store with a message saying so.
 
@@ -58,9 +59,21 @@ def upgrade() -> None:
     )
     op.create_index("disclosures_by_commitment", "disclosures", ["commitment"])
     op.create_index("disclosures_by_chain", "disclosures", ["chain"])
+    op.create_table(
+        "disclosure_findings",
+        sa.Column("record", sa.LargeBinary(32), primary_key=True),
+        sa.Column("chain", sa.String(8), nullable=False),
+        sa.Column("idx", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("code", sa.String(64), nullable=False),
+        sa.Column("rule", sa.String(16), nullable=False),
+        sa.Column("field", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("disclosure_findings")
     op.drop_index("disclosures_by_chain", "disclosures")
     op.drop_index("disclosures_by_commitment", "disclosures")
     op.drop_table("disclosures")
