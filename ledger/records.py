@@ -38,7 +38,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical
-from kpledger.ledger.commit import Disclosure, Opening, seal_body
+from kpledger.ledger.commit import Disclosure, Opening, open_body, seal_body
 from kpledger.ledger.crypto import PublicKey, Signer
 from kpledger.ledger.errors import SchemaError, VersionError
 from kpledger.ledger.merkle import leaf_hash
@@ -676,6 +676,14 @@ class Record:
 
     def as_json(self) -> dict[str, Any]:
         value: dict[str, Any] = parse_canonical(self.raw)
+        return value
+
+    def draft(self) -> dict[str, Any]:
+        """The record as an officer submits it: confidential fields in clear, from the
+        disclosures it carries (a writer's own record); the writer's node commits them."""
+        value = self.as_json()
+        if self.disclosures:
+            value["body"] = open_body(value, self.disclosures)
         return value
 
     @property
