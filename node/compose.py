@@ -19,6 +19,8 @@ command re-run after a timeout, or an import re-run, is idempotent at the node.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -169,6 +171,11 @@ class Composer:
         }
         seal_record(draft)  # refuses what the node would refuse as malformed
         return draft
+
+    def new_party_id(self) -> str:
+        """A new party id of this chain: random base32, so it carries no name (the name
+        is a committed field of ``party.register``)."""
+        return f"{self.chain}-{base64.b32encode(secrets.token_bytes(5)).decode()}"
 
     def party_register(self, party: str, name: str, role: str, address: str) -> dict[str, Any]:
         return {"party": party, "name": name, "role": role, "address": address}
