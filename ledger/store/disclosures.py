@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from kpledger.ledger.commit import CONFIDENTIAL, Disclosure, commit
 from kpledger.ledger.entitle import entitled
 from kpledger.ledger.errors import DisclosureError, RuleViolation, StoreError
-from kpledger.ledger.records import Record
+from kpledger.ledger.records import CertificateIssue, Record
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.rows import chunks
 
@@ -158,10 +158,21 @@ class DisclosureStore:
                 str(x) for (x,) in conn.execute(select(c.exporter).where(c.destination == reader))
             }
             wanted: dict[bytes, int] = {}
+            exporters: set[str] = set()
             for idx, raw in rows:
                 record = Record.parse(bytes(raw))
                 if entitled(reader, role, record, shipping.__contains__):
                     wanted[record.leaf] = int(idx)
+                    if isinstance(record.body, CertificateIssue):
+                        exporters.add(record.body.exporter)
+            # a certificate entitles its destination to its exporter's registration, which
+            # sits earlier in the log than a reader's cursor may be: sent with it
+            p = t.parties.c
+            for part in chunks(sorted(exporters)):
+                for reg_idx, reg_hash in conn.execute(
+                    select(p.reg_idx, p.reg_hash).where(p.id.in_(part), p.reg_chain == chain)
+                ):
+                    wanted[bytes(reg_hash)] = int(reg_idx)
             out: list[tuple[int, Disclosure]] = []
             for part in chunks(sorted(wanted)):
                 for row in conn.execute(
