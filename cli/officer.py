@@ -213,6 +213,7 @@ def party_register(
     that id (and the same fields) if it did not finish, so the party is not
     registered twice.
     """
+
     def build(c: Composer) -> list[tuple[Kind, dict[str, Any]]]:
         pid = party or c.new_party_id()
         if party is None and not as_json:
