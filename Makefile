@@ -36,9 +36,11 @@ pytest: $(STAMP)
 	$(PY) -m pytest -q
 
 ## bench: the benchmarks of bench/, printing ratios against the machine's own limits
-## (about 30 minutes on 2 cores; BENCH_RUNS=1 for a quicker pass)
+## (about 30 minutes on 2 cores; BENCH_RUNS=1 for a quicker pass; ARTISANAL_PURCHASES=20000
+## scales the artisanal benchmark's 1,000,000 first sales down)
 bench: $(STAMP)
 	$(PY) -m bench.ingest
+	$(PY) -m bench.artisanal
 	$(PY) -m bench.query
 	$(PY) -m bench.network
 	$(PY) -m bench.results --readme README.md

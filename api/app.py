@@ -12,6 +12,7 @@ from kpledger.api.deps import BodyLimit
 from kpledger.api.middleware import NoSniff
 from kpledger.api.openapi import add_record_schemas, operation_id
 from kpledger.api.routes import (
+    artisanal,
     audit,
     bundles,
     certificates,
@@ -112,6 +113,7 @@ def create_app(node: Node, gossip: Gossip | None = None) -> FastAPI:
     app.include_router(peers.router)
     app.include_router(audit.router)
     app.include_router(stats.router)
+    app.include_router(artisanal.router)
     app.include_router(search.router)
     app.include_router(ops.router)
     app.include_router(web.router)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 
+from kpledger.api.artisanal import controls_row, method_row, surplus_list
 from kpledger.api.schemas import (
     AuditReportOut,
     AuditThresholdsOut,
@@ -120,6 +121,8 @@ def audit_report(
             truncated=found.equivocation.truncated,
         ),
         refusals=RefusalList.model_validate(asdict(found.refusals)),
+        export_surplus=surplus_list(found.export_surplus),
+        controls=[controls_row(r) for r in store.audit.controls(period)],
     )
 
 
@@ -142,7 +145,9 @@ def kp_statistics(store: Store, period_text: str) -> StatsOut:
         certificates=certificates,
         totals=StatsTotals(
             production_carats=sum(r.carats for r in production),
-            production_value=sum(r.value for r in production),
+            production_value=None
+            if any(r.value is None for r in production)
+            else sum(r.value or 0 for r in production),
             production_parcels=sum(r.parcels for r in production),
             export_carats=sum(r.carats for r in exports),
             export_value=sum(r.value for r in exports),
@@ -152,6 +157,8 @@ def kp_statistics(store: Store, period_text: str) -> StatsOut:
             import_certificates=sum(r.certificates for r in imports),
             certificates=sum(r.total for r in certificates),
         ),
+        methods=[method_row(m) for m in found.methods],
+        controls=[controls_row(r) for r in found.controls],
     )
 
 
@@ -172,8 +179,11 @@ CSV_COLUMNS = (
 )
 
 
-def _decimal(hundredths: int) -> str:
-    """Exact decimal text of an integer number of hundredths (carats or US cents)."""
+def _decimal(hundredths: int | None) -> str:
+    """Exact decimal text of an integer number of hundredths (carats or US cents); empty
+    for a value withheld."""
+    if hundredths is None:
+        return ""
     sign = "-" if hundredths < 0 else ""
     n = abs(hundredths)
     return f"{sign}{n // 100}.{n % 100:02d}"

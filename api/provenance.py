@@ -27,16 +27,18 @@ from kpledger.api.schemas import (
     EdgeOut,
     EventOut,
     HistoryOut,
+    KeyProofOut,
     ParcelOut,
     ProofOut,
     RefOut,
 )
 from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.errors import StoreError
 from kpledger.ledger.records import Composition, RecordRef
 from kpledger.ledger.state import Certificate, CertificateStatus, Edge, Parcel
 from kpledger.ledger.store import Store
 
-__all__ = ["certificate_view", "history_view", "parcel_view", "reveal", "shares"]
+__all__ = ["certificate_view", "history_view", "key_history", "parcel_view", "reveal", "shares"]
 
 
 def shares(origin: Composition) -> dict[str, float]:
@@ -85,6 +87,7 @@ def parcel_view(
         hs=parcel.hs,
         origin=dict(parcel.origin),
         origin_shares=shares(parcel.origin),
+        claims=dict(parcel.claims),
         certificate=parcel.certificate,
         created=_ref(parcel.created),
         custodian=parcel.custodian if full else None,
@@ -132,6 +135,7 @@ def history_view(
         subject=parcel.id,
         origin=dict(parcel.origin),
         origin_shares=shares(parcel.origin),
+        claims=dict(parcel.claims),
         parcels=[
             parcel_view(p, caller, node_chain, clear) for _, p in sorted(found.parcels.items())
         ],
@@ -177,7 +181,28 @@ def inclusion(store: Store, ref: RecordRef) -> ProofOut | None:
         proof=[p.hex() for p in proof],
         header=header,
         sig=head.sig.hex(),
+        keys=key_history(store, ref.chain) or None,
     )
+
+
+def key_history(store: Store, chain: str) -> list[KeyProofOut]:
+    """Every record that changed ``chain``'s key, each proved against its block's header."""
+    out: list[KeyProofOut] = []
+    for record, index, height in store.log.key_records(chain):
+        signed = store.log.signed_header(record.chain, height)
+        if signed is None:
+            raise StoreError(f"header {record.chain}/{height} of a key record is not stored")
+        path = store.proofs.inclusion(record.chain, index, signed.header.size)
+        out.append(
+            KeyProofOut(
+                record=record.as_json(),
+                index=index,
+                proof=[p.hex() for p in path],
+                header=parse_canonical(signed.header.raw),
+                sig=signed.sig.hex(),
+            )
+        )
+    return out
 
 
 def certificate_view(

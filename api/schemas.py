@@ -4,6 +4,11 @@ Fields that a role may not see are *absent* from the JSON, never null with a
 hint: every route answers with ``response_model_exclude_none=True``, so a
 field left ``None`` is simply not sent. Weights are integer hundredths of a
 carat, values integer US cents, as in the records.
+
+One concept, with a reason for its size: the shapes of the documents the API
+answers, one small Pydantic class per document and no logic. Together they
+are the components of ``/openapi.json``; kept in one module, their names stay
+unique and the published schema is read in one place.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from kpledger.api.schemas_artisanal import ControlsRow, MethodRow
 
 __all__ = [
     "AuditRecordOut",
@@ -21,6 +28,7 @@ __all__ = [
     "HeadsOut",
     "InTransitList",
     "InTransitOut",
+    "KeyProofOut",
     "HealthOut",
     "OutcomeOut",
     "SubmitOut",
@@ -33,6 +41,8 @@ __all__ = [
     "EquivocationList",
     "EquivocationOut",
     "ExportRow",
+    "ExportSurplusList",
+    "ExportSurplusOut",
     "HeaderRefOut",
     "ImportRow",
     "MirrorList",
@@ -77,6 +87,10 @@ class ParcelOut(BaseModel):
     hs: str
     origin: dict[str, int] = Field(description="country -> hundredths of a carat")
     origin_shares: dict[str, float] = Field(description="country -> percent of the weight")
+    claims: dict[str, int] = Field(
+        default_factory=dict,
+        description="registered claim -> hundredths of a carat bought from it at first sale",
+    )
     certificate: str | None = None
     created: RefOut
     custodian: str | None = Field(None, description="hidden from the public")
@@ -113,6 +127,9 @@ class HistoryOut(BaseModel):
     subject: str
     origin: dict[str, int]
     origin_shares: dict[str, float]
+    claims: dict[str, int] = Field(
+        default_factory=dict, description="registered claim -> hundredths of a carat"
+    )
     parcels: list[ParcelOut]
     ancestors: list[EdgeOut]
     descendants: list[EdgeOut]
@@ -120,8 +137,23 @@ class HistoryOut(BaseModel):
     truncated: bool = Field(description="true when the lineage exceeded the limit")
 
 
+class KeyProofOut(BaseModel):
+    """A record that changed a chain's key, proved against the signed header of its block
+    (``ledger.keyhistory``)."""
+
+    record: dict[str, object]
+    index: int
+    proof: list[str]
+    header: dict[str, object]
+    sig: str
+
+
 class ProofOut(BaseModel):
-    """An RFC 9162 inclusion proof of a record against a signed header of its chain."""
+    """An RFC 9162 inclusion proof of a record against a signed header of its chain.
+
+    ``keys`` (absent when the chain still signs with its registry key) holds every
+    record that changed that chain's key, each with its own proof, so that a verifier
+    holding only the genesis registry learns the key that signed ``header``."""
 
     record: dict[str, object]
     index: int
@@ -129,6 +161,7 @@ class ProofOut(BaseModel):
     proof: list[str]
     header: dict[str, object]
     sig: str
+    keys: list[KeyProofOut] | None = None
 
 
 class CertificateOut(BaseModel):
@@ -192,6 +225,20 @@ class AuditRecordOut(BaseModel):
     kind: str
     height: int | None = Field(default=None, description="the block holding it")
     time: str | None = Field(default=None, description="its block's time")
+
+
+class ExportSurplusOut(BaseModel):
+    participant: str
+    exported: int = Field(description="hundredths of a carat exported in the period")
+    produced: int = Field(description="hundredths of a carat produced (first sales and mines)")
+    imported: int = Field(description="hundredths of a carat imported")
+    surplus: int = Field(description="exported - produced - imported")
+    records: list[AuditRecordOut] = Field(description="the period's certificates of issue")
+
+
+class ExportSurplusList(BaseModel):
+    items: list[ExportSurplusOut]
+    truncated: bool
 
 
 class HeaderRefOut(BaseModel):
@@ -284,8 +331,8 @@ class PriceOutlierOut(BaseModel):
     origin: str
     issued: str
     carats: int = Field(description="hundredths of a carat")
-    value: int = Field(description="US cents")
-    usd_per_carat: float
+    value: int | None = Field(default=None, description="US cents; not shown to observers")
+    usd_per_carat: float | None = Field(default=None, description="not shown to observers")
     group_median: float | None = Field(default=None, description="median USD/ct of (issuer, hs)")
     group_size: int
     reference: float | None = Field(
@@ -416,6 +463,15 @@ class AuditReportOut(BaseModel):
         default_factory=lambda: RefusalList(items=[], truncated=False),
         description="certificates refused by their importer, issued in the period",
     )
+    controls: list[ControlsRow] = Field(
+        default_factory=list,
+        description="the internal-control indicators of each artisanal producer for the period",
+    )
+    export_surplus: ExportSurplusList = Field(
+        default_factory=lambda: ExportSurplusList(items=[], truncated=False),
+        description="artisanal producers whose exports of the period exceed their recorded "
+        "production plus imports (stones smuggled in and laundered, or stock carried over)",
+    )
     sync: dict[str, ChainSyncOut] | None = Field(
         default=None,
         description="how far behind its peers this node held each chain when it wrote the "
@@ -429,7 +485,9 @@ class AuditReportOut(BaseModel):
 class ProductionRow(BaseModel):
     participant: str
     carats: int = Field(description="hundredths of a carat")
-    value: int = Field(description="US cents")
+    value: int | None = Field(
+        description="US cents; null when one or two first sales are in it (their price would show)"
+    )
     parcels: int
 
 
@@ -462,7 +520,7 @@ class CertificateCountRow(BaseModel):
 
 class StatsTotals(BaseModel):
     production_carats: int
-    production_value: int
+    production_value: int | None = Field(description="null when a participant's is withheld")
     production_parcels: int
     export_carats: int
     export_value: int
@@ -488,7 +546,8 @@ class StatsOut(BaseModel):
     start: str = Field(description="first day (inclusive)")
     end: str = Field(description="last day (inclusive)")
     production: list[ProductionRow] = Field(
-        description="parcel.register records by producing participant, by produced date"
+        description="parcel.register records by producing participant, by produced date, "
+        "and first sales (parcel.purchase) by their date"
     )
     exports: list[ExportRow] = Field(
         description="certificates by issuer and destination, by issue date, "
@@ -501,6 +560,15 @@ class StatsOut(BaseModel):
         description="certificates issued in the period by issuer, by current status"
     )
     totals: StatsTotals
+    methods: list[MethodRow] = Field(
+        default_factory=list,
+        description="production by participant and method: first sales by their method, "
+        "mine registrations as industrial",
+    )
+    controls: list[ControlsRow] = Field(
+        default_factory=list,
+        description="internal-control indicators of each artisanal producer",
+    )
 
 
 # ---------------------------------------------------------------- node and peer answers

@@ -23,6 +23,12 @@ node presents its certificate to peers too. ``tls.api_listen`` adds a second
 listener for API clients with its own server certificate (``tls.api_cert``,
 ``tls.api_key``; default the node's) that asks for no client certificate and
 does not take peer gossip.
+
+One concept, with a reason for its size: the life of one node process, from
+its files to its listeners and its stop. The role supervisor (writer or
+replica), the guard that refuses writes on a replica and labels ``/healthz``,
+and the listeners all act on one process's state (which role it holds,
+whether it is stopping); apart, they would hand that state between modules.
 """
 
 from __future__ import annotations

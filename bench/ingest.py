@@ -45,12 +45,13 @@ from bench.common import (
     write_result,
 )
 from bench.writeset import WriteSet, capture, replay_postgres, replay_sqlite
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.merkle import MemoryTree, verify_inclusion
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
-from kpledger.ledger.workload import Network, realistic_blocks
 
 __all__ = ["encode_blocks", "ingest", "main"]
 

@@ -64,13 +64,14 @@ import httpx
 
 from bench.common import fresh_sqlite, percentile, runs, write_result
 from bench.ingest import encode_blocks, ingest
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
 from kpledger.keys import save_key
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import load_json
 from kpledger.ledger.records import Record
 from kpledger.ledger.state import ParcelStatus, State
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
 from kpledger.node.config import NodeConfig, dump_config, hash_token, write_config
 from kpledger.node.local import NodeProcess, free_base_port, log_tail, stop_all
 from kpledger.node.network import node_config_doc

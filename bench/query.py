@@ -45,12 +45,13 @@ from fastapi import Response
 
 from bench.common import fresh_sqlite, percentile, runs, write_result
 from kpledger.api.app import create_app
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.bundle import serialize_bundle, verify_bundle
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario, realistic_blocks
 from kpledger.node.config import NodeConfig
 from kpledger.node.node import Node
 

@@ -84,6 +84,22 @@ FIGURES: tuple[Figure, ...] = (
         "-",
     ),
     Figure(
+        "artisanal_purchases_rps",
+        "artisanal",
+        ("purchases_per_s",),
+        "artisanal first sales merged into lots, SQLite, full validation",
+        "purchases/s",
+        "-",
+    ),
+    Figure(
+        "artisanal_ratio_to_industrial",
+        "artisanal",
+        ("ratio_to_industrial",),
+        "artisanal ingest / industrial ingest, records/s, same run",
+        "ratio",
+        "-",
+    ),
+    Figure(
         "history_ratio",
         "query",
         ("throughput", "ratio"),

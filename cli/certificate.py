@@ -7,8 +7,13 @@ network id must be the registry's. Then against each node given with
 ``--node`` (by default the issuing authority's node as the *registry* lists it,
 never the URL in the code): the node must be on that network and prove the
 certificate's issue record, by an RFC 9162 inclusion proof against a header of
-the issuer's chain signed by the issuer's registry key, and that record's hash
-must be the one in the code. A code printed by a forger's node names a record
+the issuer's chain signed by the key that chain has at that height, and that
+record's hash must be the one in the code. The key is the registry's unless
+the chain's own records changed it: the node sends every ``key.rotate`` of the
+chain and every ``member.admit`` or ``key.replace`` of it on ``KP``, each with
+its inclusion proof and signed block header, and ``ledger.keyhistory`` checks
+them one by one from the registry key, as a node applies them (so a code
+still checks after a rotation). A code printed by a forger's node names a record
 no honest node holds, so it fails there; a code of another network fails
 offline. Exit 0 the code checks out, 1 it does not, 2 an input cannot be used.
 """
@@ -29,6 +34,7 @@ from kpledger.ledger.canonical import canonical_bytes, from_hex, load_json
 from kpledger.ledger.certcode import CertificateCode
 from kpledger.ledger.chain import genesis
 from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.keyhistory import MAX_KEY_PROOFS, KeyProof, learn_keys
 from kpledger.ledger.merkle import leaf_hash, verify_inclusion
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.state import key_at
@@ -43,14 +49,16 @@ err = Console(stderr=True, soft_wrap=True)
 @dataclass(frozen=True)
 class ProofAnchor:
     """What a certificate's inclusion proof was checked against: the issuer's header
-    ``chain``/``height``, signed by the registry key ``key_id``; the issue record is
-    ``chain``/``index`` with hash ``record``."""
+    ``chain``/``height``, signed by ``key_id`` (the registry's key of the chain, or one
+    its key records prove: ``rotated``); the issue record is ``chain``/``index`` with
+    hash ``record``."""
 
     chain: str
     height: int
     index: int
     key_id: str
     record: bytes
+    rotated: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -59,13 +67,22 @@ class ProofAnchor:
             "index": self.index,
             "key_id": self.key_id,
             "record": self.record.hex(),
+            "rotated": self.rotated,
         }
+
+    @property
+    def signer(self) -> str:
+        """Whose key signed the header, in words."""
+        if self.rotated:
+            return f"key {self.key_id[:16]}, which the chain's own key records prove"
+        return "the registry's key"
 
 
 def check_certificate_proof(cert: dict[str, Any], registry: Registry) -> ProofAnchor:
     """Check the inclusion proof of a certificate document (``GET /v1/certificates/N``)
     against ``registry``: the header is one of the issuer's chain on the registry's
-    network, signed by the issuer's registry key, and the issue record is in its tree
+    network, signed by the key the issuer's chain has at that height (the registry's,
+    or one the proof's ``keys`` records prove), and the issue record is in its tree
     (RFC 9162). Raises ``InvalidData`` naming what fails."""
     try:
         proof = cert["proof"]
@@ -93,17 +110,35 @@ def check_certificate_proof(cert: dict[str, Any], registry: Registry) -> ProofAn
             f"its proof is for record {h.chain}/{index} ({held.hex()[:16]}...), not the "
             f"certificate's issue record {issue.get('chain')}/{issue.get('index')}"
         )
-    key = key_at(genesis(registry), h.chain, h.height)
+    try:
+        known = learn_keys(registry, h.chain, _key_proofs(proof.get("keys")))
+    except InvalidData as exc:
+        raise InvalidData(f"its key history does not check: {exc}") from None
+    key = key_at(known, h.chain, h.height)
+    rotated = key != key_at(genesis(registry), h.chain, h.height)
+    whose = (
+        f"the key of {h.chain} at height {h.height} that its key records prove"
+        if rotated
+        else f"the registry's key of {h.chain}"
+    )
     try:
         if key is None:
-            raise InvalidData(f"no registry key for {h.chain}")
+            raise InvalidData(f"no key of {h.chain} at height {h.height}")
         signed.verify_signature(key)
         verify_inclusion(held, index, size, path, h.root)
     except InvalidData as exc:
-        raise InvalidData(
-            f"its proof does not check under the registry's key of {h.chain}: {exc}"
-        ) from None
-    return ProofAnchor(h.chain, h.height, index, key.key_id, held)
+        raise InvalidData(f"its proof does not check under {whose}: {exc}") from None
+    assert key is not None
+    return ProofAnchor(h.chain, h.height, index, key.key_id, held, rotated)
+
+
+def _key_proofs(value: object) -> list[KeyProof]:
+    """The proof's ``keys`` (absent: the chain still signs with its registry key)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_KEY_PROOFS:
+        raise InvalidData(f"keys must be a list of at most {MAX_KEY_PROOFS} key proofs")
+    return [KeyProof.from_json(item, f"keys[{i}]") for i, item in enumerate(value)]
 
 
 class _Fails(Exception):
@@ -144,7 +179,7 @@ def _node(url: str, code: CertificateCode, registry: Registry) -> str:
         )
     return (
         f"{anchor.chain}/{anchor.index} in block {anchor.chain}/{anchor.height}, "
-        "signed by the registry's key"
+        f"signed by {anchor.signer}"
     )
 
 

@@ -8,21 +8,23 @@ EU refuses for its Russian share, re-export from Antwerp to India, and cutting
 in Surat. It ends by printing a parcel's lineage back to the mines and an
 RFC 9162 inclusion proof checked against a signed checkpoint.
 
-Keys come from fixed seeds (``ledger.workload``): this is an example, never a
-real network.
+Records are built and sealed by ``devtools.workload.Scenario``, the builder the
+tests use, but the keys are made afresh on each run (``Network.create(seed=None)``)
+and live only in memory: the shipped command holds no fixed key. The network
+and its keys come back in ``ExampleResult.net``, for a caller that signs more.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.errors import RuleViolation
 from kpledger.ledger.merkle import verify_inclusion
 from kpledger.ledger.records import Record
 from kpledger.ledger.state import key_at
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import PRICE_PER_CARAT, Network, Scenario
 
 __all__ = ["ExampleResult", "run_example"]
 
@@ -31,6 +33,7 @@ __all__ = ["ExampleResult", "run_example"]
 class ExampleResult:
     store: Store
     final_parcel: str
+    net: Network
     refused: list[tuple[Record, RuleViolation]] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     proof_size: int = 0
@@ -44,10 +47,10 @@ def _ct(carats: float) -> int:
 
 def run_example(url: str) -> ExampleResult:
     """Run the story into the store at ``url``; every block is verified on the way in."""
-    net = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",))
+    net = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",), seed=None)
     sc = Scenario(net)
     store = Store.open(url, net.registry)
-    result = ExampleResult(store, "IN-S2")
+    result = ExampleResult(store, "IN-S2", net)
 
     def seal(chain: str, *records: Record, note: str) -> Block:
         proposal = sc.ledger.seal(net.signer(chain), chain, records, sc.tick(60))

@@ -1,4 +1,6 @@
-"""``kpl keys rotate``: a running authority node moves to a new key without a restart.
+"""``kpl keys``: ``generate`` and ``show`` key files; ``rotate`` a running node's key.
+
+``kpl keys rotate``: a running authority node moves to a new key without a restart.
 
 The command and the node meet on disk and on the ledger, not through a
 special endpoint:
@@ -29,7 +31,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kpledger.keys import load_key, read_passphrase, save_key
+from kpledger.keys import (
+    generate_key_file,
+    load_key,
+    load_public_key,
+    read_passphrase,
+    save_key,
+    write_public_key,
+)
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.records import Kind, make_record
@@ -38,10 +47,50 @@ from kpledger.node.client import NodeClient
 from kpledger.node.config import NodeConfig
 from kpledger.node.keyring import next_key_file, retired_key_file
 
-__all__ = ["keys_rotate", "rotate_key"]
+__all__ = ["app", "keys_generate", "keys_rotate", "keys_show", "rotate_key"]
 
+app = typer.Typer(help="Ed25519 identity keys, encrypted at rest", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+PASS_ENV = "KPL_PASSPHRASE"  # noqa: S105 - the name of the variable, not a secret
+
+
+def _fail(exc: LedgerError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(2)
+
+
+@app.command("generate")
+def keys_generate(
+    path: Annotated[Path, typer.Argument(help="where to write the encrypted private key")],
+    public: Annotated[Path | None, typer.Option(help="also write the public key here")] = None,
+) -> None:
+    """Generate an Ed25519 key, encrypted with a passphrase (env KPL_PASSPHRASE or prompt)."""
+    try:
+        passphrase = read_passphrase(PASS_ENV, prompt="passphrase: ", confirm=True)
+        signer = generate_key_file(path, passphrase)
+        if public is not None:
+            write_public_key(public, signer.public)
+    except LedgerError as exc:
+        raise _fail(exc) from exc
+    console.print(f"key {signer.public.key_id} written to {path} (mode 0600)")
+
+
+@app.command("show")
+def keys_show(
+    path: Annotated[Path, typer.Argument(help="a private key file or a public key file")],
+    private: Annotated[bool, typer.Option(help="the file is an encrypted private key")] = True,
+) -> None:
+    """Print a key's id and public key."""
+    try:
+        if private:
+            key = load_key(path, read_passphrase(PASS_ENV, prompt="passphrase: ")).public
+        else:
+            key = load_public_key(path)
+    except LedgerError as exc:
+        raise _fail(exc) from exc
+    console.print(f"key_id {key.key_id}\npublic {key.hex()}")
 
 
 def rotate_key(
@@ -112,6 +161,7 @@ def rotate_key(
     return old.public.key_id, new.public.key_id, height
 
 
+@app.command("rotate")
 def keys_rotate(
     config: Annotated[Path, typer.Option(help="the running node's node.toml")],
     node: Annotated[
@@ -126,8 +176,7 @@ def keys_rotate(
     try:
         old, new, height = rotate_key(config, node_url=node, token=token, timeout=timeout)
     except LedgerError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        raise _fail(exc) from exc
     console.print(
         f"key.rotate committed at height {height}: blocks from {height + 1} on are signed by "
         f"{new[:16]} (was {old[:16]}); the old key is kept as "

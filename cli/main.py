@@ -18,7 +18,7 @@ from rich.table import Table
 from kpledger.api.deps import Caller
 from kpledger.api.provenance import history_view
 from kpledger.api.server import run_node
-from kpledger.cli import governance, importer, join, keyops, officer, ops
+from kpledger.cli import artisanal, governance, importer, join, keyops, officer, ops
 from kpledger.cli.certificate import verify_certificate_command
 from kpledger.cli.demo import (
     AUTHORITIES,
@@ -27,6 +27,7 @@ from kpledger.cli.demo import (
     trade_and_suspend,
     wait_agreement,
 )
+from kpledger.cli.demo_artisanal import PRODUCER, run_artisanal
 from kpledger.cli.example import run_example
 from kpledger.cli.exits import EXIT_HELP, Exit, error_json, print_json
 from kpledger.cli.query import (
@@ -42,13 +43,6 @@ from kpledger.cli.query import (
 )
 from kpledger.cli.render import history_tree
 from kpledger.cli.verify import verify_command
-from kpledger.keys import (
-    generate_key_file,
-    load_key,
-    load_public_key,
-    read_passphrase,
-    write_public_key,
-)
 from kpledger.ledger.bundle import verify_bundle
 from kpledger.ledger.errors import LedgerError
 from kpledger.ledger.store import Store, make_engine, schema_revision, upgrade
@@ -65,14 +59,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Ed25519 identity keys, encrypted at rest", no_args_is_help=True)
 db_app = typer.Typer(help="a node's SQL store", no_args_is_help=True)
 network_app = typer.Typer(
     help="create a network of nodes; a node's view of it", no_args_is_help=True
 )
 node_app = typer.Typer(help="run a participant's node", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed in node.toml)", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
+app.add_typer(keyops.app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(network_app, name="network")
 app.add_typer(node_app, name="node")
@@ -81,11 +74,15 @@ app.add_typer(parcel_app, name="parcel")
 app.add_typer(certificate_app, name="certificate")
 app.add_typer(officer.party_app, name="party")
 app.add_typer(officer.policy_app, name="policy")
+app.add_typer(artisanal.claim_app, name="claim")
+app.add_typer(artisanal.licence_app, name="licence")
+app.add_typer(artisanal.purchase_app, name="purchase")
+app.add_typer(artisanal.lot_app, name="lot")
+app.add_typer(artisanal.diagnostic_app, name="diagnostic")
 app.command("audit")(audit)
 app.command("stats")(stats)
 app.add_typer(ops.app, name="ops")
 app.add_typer(governance.app, name="governance")
-keys_app.command("rotate")(keyops.keys_rotate)
 network_app.command("join")(join.network_join)
 network_app.command("add-peer")(join.network_add_peer)
 app.command("export")(ops.export)
@@ -94,8 +91,6 @@ app.command("import-records")(importer.import_records)
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-PASS_ENV = "KPL_PASSPHRASE"  # noqa: S105 - the name of the variable, not a secret
 
 
 def _fail(exc: LedgerError) -> typer.Exit:
@@ -156,18 +151,21 @@ def example(
 def demo(
     exit_: Annotated[bool, typer.Option("--exit", help="stop the network at the end")] = False,
 ) -> None:
-    """Start a local network of five authorities and a WDC auditor, and run the KP story."""
+    """Start a local network of six authorities and a WDC auditor, and run the KP story
+    and Sierra Leone's artisanal chain."""
     with tempfile.TemporaryDirectory(prefix="kpl-demo-") as tmp:
-        net = LocalNetwork.create(Path(tmp) / "network", AUTHORITIES, ("WDC",))
+        net = LocalNetwork.create(Path(tmp) / "network", (*AUTHORITIES, PRODUCER), ("WDC",))
         console.print(f"network {net.layout.registry.network_id[:16]}... in {tmp}")
         net.start()
         try:
-            with console.status("starting 6 node processes ..."):
+            with console.status(f"starting {len(net.layout.urls)} node processes ..."):
                 net.wait_ready(timeout=120.0)
             console.print("nodes up; the KP admits a new participant into the running network:")
             admit_participant(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             console.print("the story, each step submitted to its authority's API:")
             result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            console.print("Sierra Leone's artisanal chain, from the claims to Antwerp:")
+            run_artisanal(net, say=lambda line: console.print(f"  {line}"))
             console.print("the new participant trades, then the KP suspends it:")
             trade_and_suspend(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             with console.status("waiting until every node holds the same chains ..."):
@@ -290,38 +288,6 @@ def bundle(
         f"bundle of {parcel} written to {output} ({len(data):,} bytes); "
         f"check it with: kpl verify {output} --parcel {parcel}"
     )
-
-
-@keys_app.command("generate")
-def keys_generate(
-    path: Annotated[Path, typer.Argument(help="where to write the encrypted private key")],
-    public: Annotated[Path | None, typer.Option(help="also write the public key here")] = None,
-) -> None:
-    """Generate an Ed25519 key, encrypted with a passphrase (env KPL_PASSPHRASE or prompt)."""
-    try:
-        passphrase = read_passphrase(PASS_ENV, prompt="passphrase: ", confirm=True)
-        signer = generate_key_file(path, passphrase)
-        if public is not None:
-            write_public_key(public, signer.public)
-    except LedgerError as exc:
-        raise _fail(exc) from exc
-    console.print(f"key {signer.public.key_id} written to {path} (mode 0600)")
-
-
-@keys_app.command("show")
-def keys_show(
-    path: Annotated[Path, typer.Argument(help="a private key file or a public key file")],
-    private: Annotated[bool, typer.Option(help="the file is an encrypted private key")] = True,
-) -> None:
-    """Print a key's id and public key."""
-    try:
-        if private:
-            key = load_key(path, read_passphrase(PASS_ENV, prompt="passphrase: ")).public
-        else:
-            key = load_public_key(path)
-    except LedgerError as exc:
-        raise _fail(exc) from exc
-    console.print(f"key_id {key.key_id}\npublic {key.hex()}")
 
 
 DbUrl = Annotated[str, typer.Option("--db", help="store URL, e.g. sqlite:///node.db")]
@@ -474,7 +440,7 @@ def node_run(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="operator, auditor, peer or party")],
+    role: Annotated[str, typer.Option(help="operator, auditor, peer, party or observer")],
     name: Annotated[str, typer.Option(help="who holds it (a party id for party tokens)")],
     as_json: JsonOpt = False,
 ) -> None:

@@ -11,6 +11,10 @@ nothing; ``--json`` prints the record and the outcome as JSON.
 Exit status: 0 committed (or, with ``--dry-run``, valid); 1 refused by a rule
 or invalid; 2 the command could not run (bad input, node unreachable, HTTP
 problem, no answer in time).
+
+One concept, with a reason for its size: an officer's acts, one short Typer
+command per kind of record an authority writes (thirteen of them), each a
+call to ``Composer`` and to the shared submit-wait-print path above them.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
   (``ledger.store.backup``), for backups and moves between databases;
 * ``kpl ops cert``: a node certificate from a network's CA (a new participant,
   a renewal, another name for a node);
-* ``kpl ops story``: a KP story through a running network's APIs, for the
-  four authorities BW, EU, IN and AE and the WDC auditor of ``docker/``.
+* ``kpl ops story``: the KP story (``cli.story``) through a running network's
+  APIs, for the four authorities BW, AE, EU, IN and the WDC auditor of
+  ``docker/`` (and Russia's chapter when RU takes part).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from kpledger.cli.demo import Call, DemoResult, Step, Story, play, step
 from kpledger.cli.render import history_tree
+from kpledger.cli.story import Story, StoryResult, final_parcel, play, story_for
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.store.backup import export_store, import_file
 from kpledger.node.client import NodeClient
 from kpledger.node.config import NodeConfig, read_secrets
-from kpledger.node.network import issue_node_certificate, load_ca
+from kpledger.node.tls import issue_node_certificate, load_ca
 
 __all__ = ["app", "export", "import_"]
 
@@ -36,7 +37,6 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-STORY_AUTHORITIES = ("BW", "AE", "EU", "IN")
 STORY_AUDITOR = "WDC"
 
 
@@ -153,117 +153,27 @@ def _client(folder: Path, host: str, token: str) -> NodeClient:
     return NodeClient(f"https://{host}:{config.port}", token, verify=ctx)
 
 
-#: the KP story of ``kpl ops story`` (four authorities and the WDC auditor), played
-#: by ``cli.demo.play`` with the demo's builder
-NETWORK_STORY: tuple[Step, ...] = (
-    step(
-        "licensed parties registered",
-        "BW",
-        Call("party", "BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
-        Call("party", "BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
-    ),
-    step("Dubai trader registered", "AE", Call("party", "AE", "AE-DMCC1", "trader", "DMCC trader")),
-    step(
-        "Antwerp importer registered",
-        "EU",
-        Call("party", "EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
-    ),
-    step(
-        "Surat manufacturer registered",
-        "IN",
-        Call("party", "IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
-    ),
-    step(
-        "production registered at Jwaneng and Orapa",
-        "BW",
-        Call("register", "BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
-        Call("register", "BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
-    ),
-    step(
-        "sorting in Gaborone: the Jwaneng lot split in three",
-        "BW",
-        Call(
-            "split",
-            "BW",
-            "BW-JW-1",
-            [("BW-JW-1a", 5_000), ("BW-JW-1b", 4_500), ("BW-JW-1c", 3_000)],
-        ),
-    ),
-    step(
-        "lots sold to the exporter",
-        "BW",
-        *(Call("transfer", "BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
-    ),
-    step(
-        "KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
-        "BW",
-        Call(
-            "issue",
-            "BW",
-            "BW-2026-0001",
-            "EU",
-            "BW-OKAVANGO",
-            ["BW-JW-1a", "BW-OR-1"],
-            "Antwerp rough importer",
-        ),
-        Call("issue", "BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"], "DMCC trader"),
-    ),
-    step("Dubai confirms its import", "AE", Call("confirm", "AE", "BW-2026-0002", "AE-DMCC1")),
-    step(
-        "Dubai re-exports the lot to India under AE-2026-0001",
-        "AE",
-        Call("issue", "AE", "AE-2026-0001", "IN", "AE-DMCC1", ["BW-JW-1b"], "Surat cutting works"),
-    ),
-    step("Antwerp confirms its import", "EU", Call("confirm", "EU", "BW-2026-0001", "EU-ANTWERP1")),
-    step(
-        "Antwerp assorts the two Botswana lots",
-        "EU",
-        Call("merge", "EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
-    ),
-    step(
-        "re-export to India under EU-2026-0001",
-        "EU",
-        Call(
-            "issue", "EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"
-        ),
-    ),
-    step(
-        "Surat confirms both imports",
-        "IN",
-        Call("confirm", "IN", "EU-2026-0001", "IN-SURAT1"),
-        Call("confirm", "IN", "AE-2026-0001", "IN-SURAT1"),
-    ),
-    step(
-        "Surat merges the lots for cutting",
-        "IN",
-        Call("merge", "IN", ["EU-AW-1", "BW-JW-1b"], "IN-CUT", "IN-SURAT1"),
-    ),
-    step(
-        "and splits them into two cutting lots",
-        "IN",
-        Call("split", "IN", "IN-CUT", [("IN-CUT-1", 9_000), ("IN-CUT-2", 8_500)]),
-    ),
-)
-
-
 def run_network_story(
     network: Path, host: str, say: Callable[[str], None]
 ) -> tuple[str, dict[str, Any]]:
-    """Drive a four-authority KP story; return the final parcel and its history (auditor's)."""
+    """Drive the KP story (``cli.story``) through the network's authorities; return the
+    final parcel and its history as the auditor's node answers it.
+
+    The network needs BW, AE, EU, IN and the WDC auditor; with RU it plays Russia's
+    chapter too."""
     registry = Registry.parse((network / "genesis.json").read_bytes())
-    codes = {p.code for p in registry.participants}
-    missing = sorted({*STORY_AUTHORITIES, STORY_AUDITOR} - codes)
-    if missing:
-        raise InvalidData(f"the story needs participants {missing} in this network")
+    authorities = [p.code for p in registry.participants if p.role == "authority"]
+    if STORY_AUDITOR not in {p.code for p in registry.participants}:
+        raise InvalidData(f"the story needs the auditor {STORY_AUDITOR} in this network")
+    steps = story_for(authorities)
+    playing = sorted({s.chain for s in steps})
     secrets = read_secrets(network / "secrets.toml")
-    clients = {
-        c: _client(network / c, host, str(secrets[c]["operator_token"])) for c in STORY_AUTHORITIES
-    }
+    clients = {c: _client(network / c, host, str(secrets[c]["operator_token"])) for c in playing}
     auditor = _client(network / STORY_AUDITOR, host, str(secrets[STORY_AUDITOR]["auditor_token"]))
     s = Story(clients, auditor, registry.network_id, say)
-    final = "IN-CUT-2"
+    final = final_parcel(steps)
     try:
-        play(s, NETWORK_STORY, DemoResult(final))
+        play(s, steps, StoryResult(final))
         s.wait("the auditor to hold the final parcel", lambda: _held(auditor, final))
         history: dict[str, Any] = auditor.get(f"/v1/parcels/{final}/history")
         return final, history
@@ -286,7 +196,8 @@ def story(
         str, typer.Option(help="where the nodes' ports are reachable (published ports)")
     ] = "127.0.0.1",
 ) -> None:
-    """Play a KP story through a running network of BW, AE, EU, IN and the WDC auditor.
+    """Play the KP story through a running network of BW, AE, EU, IN and the WDC auditor
+    (with RU, Russia's chapter too).
 
     Each node is reached at HOST on its API listener (tls.api_listen) when it
     has one, else on its own port (with its certificate under mutual TLS).

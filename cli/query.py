@@ -7,6 +7,11 @@ a code that says what went wrong (``cli.exits``: 3 not found, 4 unauthorised,
 5 unreachable, 2 invalid input, 6 any other failure of the node). ``--json``
 prints the node's own document (the API's documented shape) on stdout instead
 of tables.
+
+One concept, with a reason for its size: the read-only commands, each
+rendering one API document as tables (the audit report's sections from one
+table of row functions); they share the session, the error exits and the
+formatting of weights, values and origins.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from rich.table import Table
 
 from kpledger.cli.certificate import ProofAnchor, check_certificate_proof
 from kpledger.cli.exits import Exit, error_json, print_json, status_exit
-from kpledger.cli.render import carats, history_tree, ref, status_text
+from kpledger.cli.render import artisanal_tables, carats, history_tree, ref, status_text
 from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.registry import Registry
@@ -129,7 +134,9 @@ def _path(value: str) -> str:
     return quote(value, safe="")
 
 
-def _usd(cents: int) -> str:
+def _usd(cents: int | None) -> str:
+    if cents is None:
+        return "withheld"
     return f"{cents // 100:,}.{cents % 100:02d} USD"
 
 
@@ -510,7 +517,8 @@ def stats(
     as_csv: Annotated[bool, typer.Option("--csv", help="print the node's CSV")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """KP statistics for a period: production, exports, imports, certificate counts."""
+    """KP statistics for a period: production (and by method), the artisanal producers'
+    internal controls, exports, imports, certificate counts."""
     with session(node, token, as_json) as client:
         if as_csv:
             response = client.http.get("/v1/stats", params={"period": period, "format": "csv"})
@@ -529,6 +537,8 @@ def stats(
             row["participant"], carats(row["carats"]), _usd(row["value"]), str(row["parcels"])
         )
     console.print(production)
+    for table in artisanal_tables(s):
+        console.print(table)
     exports = Table("participant", "partner", "carats", "USD", "certificates", title="exports")
     for row in s["exports"]:
         exports.add_row(

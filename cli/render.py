@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
 from rich.tree import Tree
 
-__all__ = ["STATUS_WORDS", "carats", "history_tree", "ref", "status_text"]
+__all__ = ["STATUS_WORDS", "artisanal_tables", "carats", "history_tree", "ref", "status_text"]
 
 #: one word per certificate state, the ledger's, with what it means for a buyer
 STATUS_WORDS = {
@@ -89,3 +90,49 @@ def history_tree(history: dict[str, Any]) -> Tree:
         node = under.add(label(pid))
         stack += [(node, p) for p in sorted(parents.get(pid, []), reverse=True)]
     return tree
+
+
+def _ppm(value: int | None) -> str:
+    return "-" if value is None else f"{value / 10_000:.1f}%"
+
+
+def artisanal_tables(stats: dict[str, Any]) -> list[Table]:
+    """``kpl stats``: production split by method, and the artisanal producers' internal
+    controls (when there are any)."""
+    methods = Table(
+        "participant",
+        "method",
+        "carats",
+        "parcels",
+        "first-sale USD/ct",
+        title="production by method",
+    )
+    for row in stats.get("methods", []):
+        price = row.get("cents_per_carat")
+        methods.add_row(
+            row["participant"],
+            row["method"],
+            carats(row["carats"]),
+            str(row["parcels"]),
+            "-" if price is None else f"{price // 100:,}.{price % 100:02d}",
+        )
+    if not stats.get("controls"):
+        return [methods]
+    controls = Table(
+        "producer",
+        "exports traced to claims",
+        "bought by licensed buyers",
+        "export surplus",
+        "first sale / export price",
+        title="internal controls (artisanal producers)",
+    )
+    for row in stats["controls"]:
+        ratio = "withheld (< 3 purchases)" if row["suppressed"] else _ppm(row["price_ratio_ppm"])
+        controls.add_row(
+            row["participant"],
+            _ppm(row["traceable_ppm"]),
+            _ppm(row["licensed_ppm"]),
+            carats(row["surplus"]),
+            ratio,
+        )
+    return [methods, controls]

@@ -126,6 +126,12 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     rows = [
         ("parcel", f"{verdict.subject}  {carats(verdict.weight)}  HS {verdict.hs}"),
         ("origin", origin),
+    ]
+    if verdict.claims:
+        rows.append(
+            ("claims", ", ".join(f"{c} ({carats(q)})" for c, q in verdict.claims)),
+        )
+    rows += [
         (
             "held",
             f"under {verdict.chain}, custodian {custodian}, {verdict.status.value} "

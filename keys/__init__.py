@@ -9,6 +9,7 @@ from kpledger.keys.keyfile import (
     passphrase_from_env,
     read_passphrase,
     save_key,
+    write_private,
     write_public_key,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "passphrase_from_env",
     "read_passphrase",
     "save_key",
+    "write_private",
     "write_public_key",
 ]

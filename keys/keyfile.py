@@ -53,6 +53,7 @@ __all__ = [
     "passphrase_from_env",
     "read_passphrase",
     "save_key",
+    "write_private",
     "write_public_key",
 ]
 
@@ -249,6 +250,16 @@ def save_key(
     except ValueError as exc:  # e.g. a passphrase longer than the backend accepts
         raise KeyFileError(f"cannot encrypt the key: {exc}", path=where) from exc
     _write_atomically(path, pem, mode=PRIVATE_MODE, overwrite=overwrite, what="key file")
+
+
+def write_private(path: Path, data: bytes | str, *, what: str = "private file") -> None:
+    """Write a new owner-only file (mode 0600), all or nothing; refuse one that exists.
+
+    For every secret a node's folder holds besides its key: TLS private keys,
+    ``secrets.toml``, Docker secret files. ``what`` names the file in errors.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    _write_atomically(path, raw, mode=PRIVATE_MODE, overwrite=False, what=what)
 
 
 def load_key(path: Path, passphrase: bytes) -> Ed25519Signer:

@@ -208,6 +208,7 @@ from kpledger.ledger.records import (
     KeyReplace,
     KeyRotate,
     MemberAdmit,
+    ParcelPurchase,
     ParcelRegister,
     Record,
     RecordRef,
@@ -371,7 +372,8 @@ def _join(prefix: str, field: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """A registration at a mine at the root of the lineage."""
+    """A root of the lineage: a registration at a mine, or a first sale (``mine`` is then
+    the claim and ``produced`` the day of the sale)."""
 
     parcel: str
     chain: str
@@ -393,6 +395,7 @@ class Verdict:
     weight: int
     hs: str
     origin: Composition
+    claims: Composition  # the registered claims its stones were bought from (first sales)
     as_of: tuple[str, int, str]  # (chain, height, time) of the block of its last record
     lineage: tuple[str, ...]  # ancestors, back to the registrations at the mines
     sources: tuple[Source, ...]
@@ -410,6 +413,7 @@ class Verdict:
             "weight": self.weight,
             "hs": self.hs,
             "origin": dict(self.origin),
+            "claims": dict(self.claims),
             "as_of": {"chain": self.as_of[0], "height": self.as_of[1], "time": self.as_of[2]},
             "lineage": list(self.lineage),
             "sources": [
@@ -864,6 +868,7 @@ class _Verifier:
             weight=parcel.weight,
             hs=parcel.hs,
             origin=parcel.origin,
+            claims=parcel.claims,
             as_of=(as_of.chain, as_of.height, as_of.time),
             lineage=tuple(sorted(lineage)),
             sources=tuple(sources),
@@ -894,7 +899,11 @@ def _witness_order(a: Header, h: Header) -> None:
 
 def _source(p: Parcel, records: Mapping[tuple[str, int], Record]) -> Source | None:
     record = records.get((p.created.chain, p.created.index))
-    if record is None or not isinstance(record.body, ParcelRegister):
+    if record is None:
         return None
     body = record.body
+    if isinstance(body, ParcelPurchase):  # a first sale: the claim is where it was dug
+        return Source(p.id, p.created.chain, body.claim, body.bought, body.weight, p.created)
+    if not isinstance(body, ParcelRegister):
+        return None
     return Source(p.id, p.created.chain, body.mine, body.produced, body.weight, p.created)

@@ -69,6 +69,10 @@ CONFIDENTIAL: Mapping[str, tuple[str, ...]] = {
         "value",
         "seal",
     ),
+    # the artisanal chain: the names of claim holders and diggers, the price paid at first sale
+    "claim.register": ("holder",),
+    "licence.digger": ("holder",),
+    "parcel.purchase": ("price",),
 }
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d*)\])?")
@@ -97,17 +101,19 @@ class Commitment:
 
 
 #: the longest clear text of each confidential text field, by its last name
-_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64}
+_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64, "holder": 200}
+#: confidential fields holding US cents
+_CENTS_FIELDS = frozenset({"value", "price"})
 
 
 def _check_value(value: object, field: str, path: str | None = None) -> int | str:
     """A clear value passes the checks its field had in clear (record format 1).
 
-    The field ``path`` (default ``field``) says the type: a ``value`` is an
-    integer of US cents, every other confidential field a string.
+    The field ``path`` (default ``field``) says the type: a ``value`` or a
+    ``price`` is an integer of US cents, every other confidential field a string.
     """
     name = (path or field).rsplit(".", 1)[-1]
-    if name == "value":
+    if name in _CENTS_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SchemaError("expected an integer (US cents)", field=field)
         if not 0 <= value <= CENTS_MAX:

@@ -27,7 +27,8 @@ file that cannot be used: the operator's problem)::
     |           ConfirmationInvalid, VoidInvalid, RestrictedOrigin,
     |           ParticipantNotActive, WitnessInvalid, KeyChangeInvalid,
     |           GovernanceInvalid, CustodyConflict, RefusalInvalid,
-    |           ReleaseInvalid, FutureDated
+    |           ReleaseInvalid, FutureDated, BuyerLicenceInvalid,
+    |           DiggerLicenceInvalid, ClaimInvalid, RegistryInvalid
     +-- DependencyMissing             a block witnesses a header this node lacks yet
     +-- KeyFileError                  a key file is missing, unreadable, too open
     +-- StoreError                    the database refuses or disagrees with itself
@@ -42,11 +43,14 @@ from __future__ import annotations
 __all__ = [
     "AlreadySpent",
     "BlockError",
+    "BuyerLicenceInvalid",
     "CertificateInvalid",
+    "ClaimInvalid",
     "ConfirmationInvalid",
     "ConsistencyProofError",
     "CustodyConflict",
     "DependencyMissing",
+    "DiggerLicenceInvalid",
     "DisclosureError",
     "NotCosigned",
     "NotYetCosigned",
@@ -69,6 +73,7 @@ __all__ = [
     "ReleaseInvalid",
     "RestrictedOrigin",
     "RecordConflict",
+    "RegistryInvalid",
     "RuleViolation",
     "SchemaError",
     "SignatureError",
@@ -352,6 +357,35 @@ class FutureDated(RuleViolation):
 
     code = "future-dated"
     rule = "time"
+
+
+class BuyerLicenceInvalid(RuleViolation):
+    """A1: a first sale needs the buyer's licence (collector or comptoir) valid on its date."""
+
+    code = "buyer-licence-invalid"
+    rule = "A1"
+
+
+class DiggerLicenceInvalid(RuleViolation):
+    """A2: a first sale needs the digger's (or cooperative's) licence valid on its date,
+    for the claim the stones come from."""
+
+    code = "digger-licence-invalid"
+    rule = "A2"
+
+
+class ClaimInvalid(RuleViolation):
+    """A3: a first sale's claim is registered, active on the date and in the buyer's zone."""
+
+    code = "claim-invalid"
+    rule = "A3"
+
+
+class RegistryInvalid(RuleViolation):
+    """A4: claims and licences: new ids, a digger's claim registered, ended once."""
+
+    code = "registry-invalid"
+    rule = "A4"
 
 
 class DependencyMissing(LedgerError):

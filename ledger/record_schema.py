@@ -23,10 +23,21 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kpledger.ledger import records
+from kpledger.ledger.blocks import Header
+from kpledger.ledger.errors import EncodingError
 from kpledger.ledger.records import Kind
+from kpledger.ledger.registry import Params
 from kpledger.ledger.schema import CARAT_MAX, CENTS_MAX, CODE, TRACER, Fields, Traced
 
-__all__ = ["KIND_DOCS", "body_schema", "kind_schemas", "record_schema"]
+__all__ = [
+    "KIND_DOCS",
+    "body_schema",
+    "header_schema",
+    "kind_schemas",
+    "params_schema",
+    "record_schema",
+    "traced",
+]
 
 #: what each kind does and which chain takes it (README, "Records and rules")
 KIND_DOCS: dict[str, str] = {
@@ -54,12 +65,24 @@ KIND_DOCS: dict[str, str] = {
     "member.admit": "Governance (chain KP, threshold-signed): a new participant.",
     "member.suspend": "Governance (chain KP, threshold-signed): a participant suspended.",
     "member.reinstate": "Governance (chain KP, threshold-signed): a suspension lifted.",
+    "claim.register": "An artisanal claim or mining area registered by the producing "
+    "authority: holder, zone, location (a point or a polygon) and validity.",
+    "licence.digger": "A digger's or cooperative's licence to dig one registered claim, "
+    "with its validity.",
+    "licence.buyer": "A licensed buyer (collector or comptoir): a registered party, the zones "
+    "it may buy in, its validity.",
+    "licence.end": "A claim or licence revoked, surrendered or recorded expired from a date on.",
+    "parcel.purchase": "First sale: a licensed buyer buys from a licensed digger or cooperative; "
+    "a new parcel of that claim, with its production method, weight and price paid (rules A1-A3).",
+    "diagnostic.assess": "One indicator of the authority's periodic diagnostic self-assessment "
+    "(Washington Declaration Diagnostic Framework): score and evidence, named by the network's "
+    "indicator list.",
     "key.replace": "Governance (chain KP, threshold-signed): an authority's key replaced from "
     "a height on, after a loss or theft.",
 }
 
 #: the longest clear text of each committed text field (as ``ledger.commit`` checks it)
-_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64}
+_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64, "holder": 200}
 _COMMITTED = (
     " Confidential: submitted in clear; the writer's node commits it, so the signed "
     'record holds {"c": <64 hex>} (a salted SHA-256 commitment) and the clear value is a '
@@ -122,10 +145,44 @@ FIELD_DOCS: dict[str, str] = {
     "code": "A participant code.",
     "url": "The participant node's URL.",
     "from_height": "The first height of the chain signed with the new key.",
+    "claim": "A claim or mining area id, registered on this chain.",
+    "holder": "The holder's name, as on the claim or licence.",
+    "holder:string": "The holder's name, as on the claim or licence.",
+    "zone": "The administrative zone the claim lies in (a chain-local id such as SL-KONO).",
+    "zones": "The zones the buyer may buy in.",
+    "location": "One point, or a polygon of 3 or more vertices (WGS 84).",
+    "lat": "Latitude in microdegrees (8500000 = 8.5 degrees north).",
+    "lon": "Longitude in microdegrees (-11000000 = 11 degrees west).",
+    "valid_from": "First day of validity.",
+    "valid_until": "Last day of validity.",
+    "licence": "A claim or licence id, registered on this chain.",
+    "type": "The kind of holder.",
+    "date": "The day it takes effect.",
+    "note": "The officer's words.",
+    "buyer": "The buyer's licence (collector or comptoir).",
+    "digger": "The digger's or cooperative's licence.",
+    "method": "How the stones were mined.",
+    "price": "The price paid at first sale. " + _CENTS,
+    "bought": "Date of the first sale.",
+    "indicator": "The indicator, by the topic name of the network's indicator list.",
+    "score": "The score on the indicator's scale.",
+    "evidence": "What the score rests on, in words (documents, figures).",
+    "assessed": "Date of the assessment.",
 }
 
 #: objects read as a whole by a helper rather than field by field
 MAPPING_SCHEMAS: dict[str, dict[str, Any]] = {
+    "producers": {
+        "type": "object",
+        "maxProperties": 1000,
+        "propertyNames": {"pattern": "^[0-9]{4}$"},
+        "additionalProperties": {
+            "type": "array",
+            "maxItems": 1000,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": "^[A-Z]{2,8}$"},
+        },
+    },
     "origin": {
         "type": "object",
         "minProperties": 1,
@@ -181,22 +238,18 @@ class _Item(str, Traced):
         self.node.string = schema
 
 
-class _Map(Mapping[str, Any], Traced):
-    """An object handed to a helper: one placeholder origin when iterated."""
+#: what a mapping read whole by a helper holds while tracing, by field name (default: one
+#: origin share)
+_MAP_PLACEHOLDERS: dict[str, dict[str, Any]] = {"producers": {"2026": ["BW"]}}
 
-    def __init__(self, node: _Node) -> None:
+
+class _Map(dict[str, Any], Traced):
+    """An object handed to a helper: one placeholder entry when iterated. A dict, so that
+    a parser that takes the canonical bytes of what it read gets past that."""
+
+    def __init__(self, node: _Node, name: str = "") -> None:
+        super().__init__(_MAP_PLACEHOLDERS.get(name, {"BW": 1}))
         self.node = node
-
-    def __getitem__(self, key: str) -> Any:
-        if key != "BW":
-            raise KeyError(key)
-        return 1
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(["BW"])
-
-    def __len__(self) -> int:
-        return 1
 
     def note_string(self, pattern: re.Pattern[str] | None, max_len: int) -> None:
         raise TypeError("an object read as a string")
@@ -205,12 +258,23 @@ class _Map(Mapping[str, Any], Traced):
 _serial = itertools.count(1)
 
 
+def _code(n: int) -> str:
+    """A participant code of its own for ``n``: ``XA``, ``XB``, ... ``XAA``."""
+    letters = ""
+    while True:
+        n, digit = divmod(n, 26)
+        letters = chr(ord("A") + digit) + letters
+        if n == 0:
+            return "X" + letters
+
+
 def _placeholder(pattern: re.Pattern[str] | None, max_len: int) -> str:
-    """A value that passes the reader's own check (unique, for the parsers' duplicate checks)."""
+    """A value that passes the reader's own check (unique, for the parsers' duplicate checks:
+    a header's own chain and the chain it witnesses differ)."""
     if pattern is None:
         return "0" * max_len  # hex-shaped: network ids, hashes, keys and signatures parse
     n = next(_serial)
-    for text in (f"XX-T{n}", "XX", f"r{n}", "2026-01-01", "2026-01-01T00:00:00Z"):
+    for text in (f"XX-T{n}", _code(n), f"r{n}", "2026-01-01", "2026-01-01T00:00:00Z"):
         if pattern.match(text):
             return text
     raise ValueError(f"no placeholder for pattern {pattern.pattern}")
@@ -293,7 +357,7 @@ class _TracingFields(Fields):
         # commits (in the signed record the field is {"c": <64 hex>})
         schema: dict[str, Any] = (
             {"type": "integer", "minimum": 0, "maximum": CENTS_MAX}
-            if name == "value"
+            if name in ("value", "price")
             else {"type": "string", "minLength": 1, "maxLength": _TEXT_LIMITS.get(name, 300)}
         )
         plain = _describe(dict(schema), name, "")["description"]
@@ -303,7 +367,7 @@ class _TracingFields(Fields):
     def mapping(self, name: str) -> Mapping[str, Any]:
         child = _Node()
         self._field(name, child)
-        return _Map(child)
+        return _Map(child, name)
 
     def done(self) -> None:
         self.node.closed = True
@@ -365,6 +429,36 @@ def record_schema(kind: Kind, body_ref: str) -> dict[str, Any]:
     props["body"] = {"$ref": body_ref}
     schema["description"] = KIND_DOCS.get(str(kind), f"A {kind} record.")
     schema["title"] = f"record {kind}"
+    return schema
+
+
+def traced(parse: Any, name: str) -> dict[str, Any]:
+    """The schema of the object ``parse(fields)`` reads, ``fields`` a tracing reader: for
+    the parsers of the other signed objects (headers, blocks, the registry's params)."""
+    root = _Node()
+    # the placeholders cannot become canonical bytes, which a parser takes after its last
+    # field: the trace is whole when the reader was closed (checked below)
+    with contextlib.suppress(TypeError, EncodingError):
+        parse(_Map(root, name))
+    if not root.closed:
+        raise RuntimeError(f"the trace of {name} did not reach its end")
+    return _to_schema(root, name, "")
+
+
+def header_schema() -> dict[str, Any]:
+    """A block header, traced from ``Header.from_json``."""
+    schema = traced(Header.from_json, "header")
+    schema["description"] = (
+        "A block's header: its chain's log after the block (size, RFC 9162 root), the "
+        "previous header's hash, and the heads of other chains it witnesses."
+    )
+    return schema
+
+
+def params_schema() -> dict[str, Any]:
+    """The registry's network parameters, traced from ``Params.parse``."""
+    schema = traced(lambda value: Params.parse(Fields(value, "params")), "params")
+    schema["description"] = "Network parameters every node applies identically."
     return schema
 
 

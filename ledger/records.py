@@ -46,6 +46,7 @@ from kpledger.ledger.schema import (
     CARAT_MAX,
     CODE,
     HS_CODES,
+    INDICATOR,
     LOCAL_ID,
     RECORD_ID,
     Fields,
@@ -61,6 +62,11 @@ __all__ = [
     "CertificateRefuse",
     "CertificateVoid",
     "Child",
+    "ClaimRegister",
+    "DiagnosticAssess",
+    "LicenceBuyer",
+    "LicenceDigger",
+    "LicenceEnd",
     "Composition",
     "ConfirmLine",
     "Kind",
@@ -70,6 +76,7 @@ __all__ = [
     "KeyReplace",
     "KeyRotate",
     "ParcelMerge",
+    "ParcelPurchase",
     "ParcelRegister",
     "ParcelRelease",
     "ParcelSplit",
@@ -78,7 +85,13 @@ __all__ = [
     "PartyRevoke",
     "PolicyOrigin",
     "FORMAT_VERSION",
+    "Point",
+    "BUYER_TYPES",
+    "DIGGER_TYPES",
+    "END_REASONS",
+    "METHODS",
     "REFUSAL_CODES",
+    "SCORE_MAX",
     "Record",
     "RecordRef",
     "RecordSig",
@@ -117,6 +130,12 @@ class Kind(StrEnum):
     KEY_REPLACE = "key.replace"
     CERTIFICATE_REFUSE = "certificate.refuse"
     PARCEL_RELEASE = "parcel.release"
+    CLAIM_REGISTER = "claim.register"
+    LICENCE_DIGGER = "licence.digger"
+    LICENCE_BUYER = "licence.buyer"
+    LICENCE_END = "licence.end"
+    PARCEL_PURCHASE = "parcel.purchase"
+    DIAGNOSTIC_ASSESS = "diagnostic.assess"
 
 
 _KIND_NAMES = frozenset(k.value for k in Kind)
@@ -129,6 +148,20 @@ PARTICIPANT_ROLES = frozenset({"authority", "auditor", "observer"})
 REFUSAL_CODES = frozenset(
     {"restricted-origin", "documents", "seal-broken", "weight-discrepancy", "other"}
 )
+#: how a first sale's stones were mined (``parcel.purchase``)
+METHODS = frozenset({"artisanal", "alluvial", "industrial"})
+#: who holds a digging licence on a claim, and who may buy from them
+DIGGER_TYPES = frozenset({"digger", "cooperative"})
+BUYER_TYPES = frozenset({"collector", "comptoir"})
+#: why a claim or licence ends before (or at) its validity's end
+END_REASONS = frozenset({"revoked", "expired", "surrendered"})
+#: coordinates are integer microdegrees (no floats in signed documents)
+LAT_MAX = 90_000_000
+LON_MAX = 180_000_000
+MAX_VERTICES = 200
+MAX_ZONES = 50
+#: a diagnostic score is on the indicator's own scale, at most 0..100
+SCORE_MAX = 100
 
 
 def _weight(f: Fields, name: str) -> int:
@@ -523,6 +556,175 @@ class KeyReplace:
         )
 
 
+# ---------------------------------------------------------------- artisanal chain
+
+
+@dataclass(frozen=True)
+class Point:
+    """A position in integer microdegrees (WGS 84): 8_500_000 is 8.5 degrees."""
+
+    lat: int
+    lon: int
+
+
+def _location(f: Fields, name: str) -> tuple[Point, ...]:
+    """One point, or a polygon of 3..MAX_VERTICES vertices (never two: a line is no area)."""
+    points: list[Point] = []
+    for path, item in f.items(name, low=1, high=MAX_VERTICES):
+        x = Fields(item, path)
+        points.append(
+            Point(
+                x.integer("lat", low=-LAT_MAX, high=LAT_MAX),
+                x.integer("lon", low=-LON_MAX, high=LON_MAX),
+            )
+        )
+        x.done()
+    if len(points) == 2:
+        raise SchemaError("one point, or a polygon of 3 or more vertices", field=f.path(name))
+    return tuple(points)
+
+
+def _window(f: Fields) -> tuple[str, str]:
+    start, end = f.date("valid_from"), f.date("valid_until")
+    if end < start:
+        raise SchemaError(f"ends {end}, before it starts {start}", field=f.path("valid_until"))
+    return start, end
+
+
+@dataclass(frozen=True)
+class ClaimRegister:
+    """An artisanal claim or mining area registered by the producing authority."""
+
+    claim: str
+    holder: str  # commitment (hex)
+    zone: str
+    location: tuple[Point, ...]
+    valid_from: str
+    valid_until: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> ClaimRegister:
+        claim = f.string("claim", pattern=LOCAL_ID, max_len=56)
+        holder = _committed(f, "holder")
+        zone = f.string("zone", pattern=LOCAL_ID, max_len=56)
+        location = _location(f, "location")
+        start, end = _window(f)
+        return cls(claim, holder, zone, location, start, end)
+
+
+@dataclass(frozen=True)
+class LicenceDigger:
+    """A digger's or a cooperative's licence to dig one claim."""
+
+    licence: str
+    holder: str  # commitment (hex)
+    type: str
+    claim: str
+    valid_from: str
+    valid_until: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> LicenceDigger:
+        licence = f.string("licence", pattern=LOCAL_ID, max_len=56)
+        holder = _committed(f, "holder")
+        kind = f.choice("type", DIGGER_TYPES)
+        claim = f.string("claim", pattern=LOCAL_ID, max_len=56)
+        start, end = _window(f)
+        return cls(licence, holder, kind, claim, start, end)
+
+
+@dataclass(frozen=True)
+class LicenceBuyer:
+    """A licensed buyer (collector or comptoir): a registered party, buying in its zones."""
+
+    licence: str
+    party: str
+    type: str
+    zones: tuple[str, ...]
+    valid_from: str
+    valid_until: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> LicenceBuyer:
+        licence = f.string("licence", pattern=LOCAL_ID, max_len=56)
+        party = f.string("party", pattern=LOCAL_ID, max_len=56)
+        kind = f.choice("type", BUYER_TYPES)
+        zones = tuple(
+            _list_id(item, path) for path, item in f.items("zones", low=1, high=MAX_ZONES)
+        )
+        _unique(zones, f.path("zones"))
+        start, end = _window(f)
+        return cls(licence, party, kind, zones, start, end)
+
+
+@dataclass(frozen=True)
+class LicenceEnd:
+    """A claim or licence revoked, surrendered or recorded expired, from ``date`` on."""
+
+    licence: str
+    reason: str
+    date: str
+    note: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> LicenceEnd:
+        return cls(
+            f.string("licence", pattern=LOCAL_ID, max_len=56),
+            f.choice("reason", END_REASONS),
+            f.date("date"),
+            f.string("note", max_len=300),
+        )
+
+
+@dataclass(frozen=True)
+class ParcelPurchase:
+    """First sale: a licensed buyer buys from a licensed digger; a new parcel of that claim."""
+
+    parcel: str
+    buyer: str
+    digger: str
+    claim: str
+    method: str
+    weight: int
+    price: str  # commitment (hex)
+    hs: str
+    bought: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> ParcelPurchase:
+        return cls(
+            f.string("parcel", pattern=LOCAL_ID, max_len=56),
+            f.string("buyer", pattern=LOCAL_ID, max_len=56),
+            f.string("digger", pattern=LOCAL_ID, max_len=56),
+            f.string("claim", pattern=LOCAL_ID, max_len=56),
+            f.choice("method", METHODS),
+            _weight(f, "weight"),
+            _committed(f, "price"),
+            f.choice("hs", HS_CODES),
+            f.date("bought"),
+        )
+
+
+@dataclass(frozen=True)
+class DiagnosticAssess:
+    """One indicator of the authority's periodic self-assessment (Washington Declaration
+    Diagnostic Framework): the indicator is named by the network's own list."""
+
+    indicator: str
+    score: int
+    evidence: str
+    assessed: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> DiagnosticAssess:
+        return cls(
+            f.string("indicator", pattern=INDICATOR, max_len=64),
+            f.integer("score", low=0, high=SCORE_MAX),
+            f.string("evidence", max_len=1000),
+            f.date("assessed"),
+        )
+
+
 Body = (
     PartyRegister
     | PartyRevoke
@@ -540,6 +742,12 @@ Body = (
     | KeyReplace
     | CertificateRefuse
     | ParcelRelease
+    | ClaimRegister
+    | LicenceDigger
+    | LicenceBuyer
+    | LicenceEnd
+    | ParcelPurchase
+    | DiagnosticAssess
 )
 
 _PARSERS: dict[Kind, Any] = {
@@ -561,6 +769,12 @@ _PARSERS: dict[Kind, Any] = {
     Kind.KEY_REPLACE: KeyReplace.parse,
     Kind.CERTIFICATE_REFUSE: CertificateRefuse.parse,
     Kind.PARCEL_RELEASE: ParcelRelease.parse,
+    Kind.CLAIM_REGISTER: ClaimRegister.parse,
+    Kind.LICENCE_DIGGER: LicenceDigger.parse,
+    Kind.LICENCE_BUYER: LicenceBuyer.parse,
+    Kind.LICENCE_END: LicenceEnd.parse,
+    Kind.PARCEL_PURCHASE: ParcelPurchase.parse,
+    Kind.DIAGNOSTIC_ASSESS: DiagnosticAssess.parse,
 }
 #: each kind's body parser, read-only (the schema module describes bodies from them)
 BODY_PARSERS: Mapping[Kind, Any] = MappingProxyType(_PARSERS)

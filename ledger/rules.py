@@ -25,6 +25,15 @@ Rule numbers are those of DOMAIN.md "Rules the ledger enforces":
 8. nothing deleted or rewritten: ids are never reused
 9. an importer's origin restrictions refuse any shipment holding a restricted share
 
+The artisanal chain (README, "Artisanal and alluvial production") adds rules A1-A4
+on the producing authority's own chain:
+
+A1. a first sale (``parcel.purchase``) needs the buyer's licence valid on its date
+A2. ... and the digger's (or cooperative's) licence valid on that date, for that claim
+A3. ... and the claim active on that date and in one of the buyer's zones
+A4. claims and licences have new ids of the chain; a digger's claim is registered;
+    a claim or licence ends once, not before it starts
+
 Cross-chain facts are read as of the block's witnessed view (``Context``):
 governance membership at the witnessed governance size, other chains'
 records only within the witnessed prefix, times from the witnessed headers.
@@ -43,9 +52,12 @@ from kpledger.ledger.blocks import Header
 from kpledger.ledger.canonical import Tag
 from kpledger.ledger.errors import (
     AlreadySpent,
+    BuyerLicenceInvalid,
     CertificateInvalid,
+    ClaimInvalid,
     ConfirmationInvalid,
     CustodyConflict,
+    DiggerLicenceInvalid,
     DuplicateRecord,
     FutureDated,
     GovernanceInvalid,
@@ -55,6 +67,7 @@ from kpledger.ledger.errors import (
     OriginNotCarried,
     ParticipantNotActive,
     RefusalInvalid,
+    RegistryInvalid,
     ReleaseInvalid,
     RestrictedOrigin,
     ThresholdError,
@@ -64,19 +77,27 @@ from kpledger.ledger.errors import (
     WrongJurisdiction,
 )
 from kpledger.ledger.records import (
+    BUYER_TYPES,
+    DIGGER_TYPES,
     GOVERNANCE_CHAIN,
     GOVERNANCE_KINDS,
     CertificateConfirm,
     CertificateIssue,
     CertificateRefuse,
     CertificateVoid,
+    ClaimRegister,
     Composition,
+    DiagnosticAssess,
     KeyReplace,
     KeyRotate,
     Kind,
+    LicenceBuyer,
+    LicenceDigger,
+    LicenceEnd,
     MemberAdmit,
     MemberChange,
     ParcelMerge,
+    ParcelPurchase,
     ParcelRegister,
     ParcelRelease,
     ParcelSplit,
@@ -89,15 +110,18 @@ from kpledger.ledger.records import (
 )
 from kpledger.ledger.registry import Registry, verify_threshold
 from kpledger.ledger.state import (
+    Assessment,
     Certificate,
     CertificateStatus,
     Edge,
     KeyEvent,
+    Licence,
     MemberEvent,
     Parcel,
     ParcelEvent,
     ParcelStatus,
     Party,
+    Purchase,
     State,
     key_at,
     member_active,
@@ -349,8 +373,13 @@ def _parcel_split(state: State, b: ParcelSplit, ref: RecordRef, ctx: Context) ->
             field="body.children",
         )
     origins = allocate_origin(parent.origin, [c.weight for c in b.children])
+    claims = (
+        allocate_origin(parent.claims, [c.weight for c in b.children])
+        if parent.claims
+        else [()] * len(b.children)
+    )
     state.put_parcel(replace(parent, status=ParcelStatus.SPENT))
-    for child, origin in zip(b.children, origins, strict=True):
+    for child, origin, claim in zip(b.children, origins, claims, strict=True):
         state.put_parcel(
             Parcel(
                 child.parcel,
@@ -363,6 +392,7 @@ def _parcel_split(state: State, b: ParcelSplit, ref: RecordRef, ctx: Context) ->
                 origin,
                 None,
                 ref,
+                claim,
             )
         )
     state.add_edges(Edge(parent.id, c.parcel, ref) for c in b.children)
@@ -388,9 +418,12 @@ def _parcel_merge(state: State, b: ParcelMerge, ref: RecordRef, ctx: Context) ->
             f"parents carry different HS codes {sorted(hs)}", field="body.parents"
         )
     origin: dict[str, int] = {}
+    claims: dict[str, int] = {}
     for p in parents:
         for c, q in p.origin:
             origin[c] = origin.get(c, 0) + q
+        for c, q in p.claims:
+            claims[c] = claims.get(c, 0) + q
     for p in parents:
         state.put_parcel(replace(p, status=ParcelStatus.SPENT))
     state.put_parcel(
@@ -405,6 +438,7 @@ def _parcel_merge(state: State, b: ParcelMerge, ref: RecordRef, ctx: Context) ->
             tuple(sorted(origin.items())),
             None,
             ref,
+            tuple(sorted(claims.items())),
         )
     )
     state.add_edges(Edge(p.id, b.parcel, ref) for p in parents)
@@ -833,6 +867,189 @@ def _key_replace(state: State, b: KeyReplace, ref: RecordRef, ctx: Context) -> N
     state.keys.append(KeyEvent(b.code, b.from_height, b.key, ref.index + 1))
 
 
+# ------------------------------------------------------------------ artisanal chain
+
+
+def _new_licence(state: State, licence_id: str, ctx: Context, field: str) -> None:
+    """A4: claims and licences get new ids that start with their chain's code."""
+    if not licence_id.startswith(ctx.chain + "-"):
+        raise RegistryInvalid(f"ids on {ctx.chain} start with {ctx.chain}-", field=field)
+    if state.licence(licence_id) is not None:
+        raise RegistryInvalid(
+            f"{licence_id} is already registered; ids are never reused", field=field
+        )
+
+
+def _not_after_block(day: str, ctx: Context, field: str) -> None:
+    if day > ctx.time[:10]:
+        raise FutureDated(f"{day} is after the block's date {ctx.time[:10]}", field=field)
+
+
+def _claim_register(state: State, b: ClaimRegister, ref: RecordRef, ctx: Context) -> None:
+    _new_licence(state, b.claim, ctx, "body.claim")
+    state.put_licence(
+        Licence(
+            b.claim,
+            ctx.chain,
+            "claim",
+            b.holder,
+            None,
+            (b.zone,),
+            b.valid_from,
+            b.valid_until,
+            ref,
+            location=tuple((p.lat, p.lon) for p in b.location),
+        )
+    )
+
+
+def _licence_digger(state: State, b: LicenceDigger, ref: RecordRef, ctx: Context) -> None:
+    _new_licence(state, b.licence, ctx, "body.licence")
+    claim = state.licence(b.claim)
+    if claim is None or claim.type != "claim" or claim.chain != ctx.chain:
+        raise RegistryInvalid(
+            f"{b.claim} is not a claim registered by {ctx.chain}", field="body.claim"
+        )
+    state.put_licence(
+        Licence(
+            b.licence,
+            ctx.chain,
+            b.type,
+            b.holder,
+            b.claim,
+            claim.zones,
+            b.valid_from,
+            b.valid_until,
+            ref,
+        )
+    )
+
+
+def _licence_buyer(state: State, b: LicenceBuyer, ref: RecordRef, ctx: Context) -> None:
+    _new_licence(state, b.licence, ctx, "body.licence")
+    _custodian(state, b.party, ctx, "body.party")
+    state.put_licence(
+        Licence(
+            b.licence, ctx.chain, b.type, b.party, None, b.zones, b.valid_from, b.valid_until, ref
+        )
+    )
+
+
+def _licence_end(state: State, b: LicenceEnd, ref: RecordRef, ctx: Context) -> None:
+    found = state.licence(b.licence)
+    if found is None or found.chain != ctx.chain:
+        raise RegistryInvalid(f"{b.licence} is not registered by {ctx.chain}", field="body.licence")
+    if found.ended is not None:
+        raise RegistryInvalid(
+            f"{b.licence} already ended on {found.ended} ({found.end_reason})", field="body.licence"
+        )
+    if b.date < found.valid_from:
+        raise RegistryInvalid(
+            f"{b.licence} starts {found.valid_from}; it cannot end before, on {b.date}",
+            field="body.date",
+        )
+    state.put_licence(replace(found, ended=b.date, end_reason=b.reason))
+
+
+def _in_force(
+    state: State, licence_id: str, types: frozenset[str], day: str, ctx: Context
+) -> tuple[Licence | None, str]:
+    """The licence and, when it is not in force on ``day`` for this chain, why not."""
+    found = state.licence(licence_id)
+    if found is None or found.chain != ctx.chain:
+        return None, f"{licence_id} is not registered by {ctx.chain}"
+    if found.type not in types:
+        return found, f"{licence_id} is a {found.type}, not a {' or '.join(sorted(types))}"
+    if found.ended is not None and found.ended <= day:
+        return found, f"{licence_id} was {found.end_reason} on {found.ended}; the sale is of {day}"
+    if not found.valid_from <= day <= found.valid_until:
+        return found, (
+            f"{licence_id} is valid {found.valid_from}..{found.valid_until}; the sale is of {day}"
+        )
+    return found, ""
+
+
+def _parcel_purchase(state: State, b: ParcelPurchase, ref: RecordRef, ctx: Context) -> None:
+    _new_id(state, b.parcel, ctx, "body.parcel")
+    _not_after_block(b.bought, ctx, "body.bought")
+    buyer, why = _in_force(state, b.buyer, BUYER_TYPES, b.bought, ctx)
+    if buyer is None or why:
+        raise BuyerLicenceInvalid(why, field="body.buyer")
+    _custodian(state, buyer.holder, ctx, "body.buyer")
+    digger, why = _in_force(state, b.digger, DIGGER_TYPES, b.bought, ctx)
+    if digger is None or why:
+        raise DiggerLicenceInvalid(why, field="body.digger")
+    if digger.claim != b.claim:
+        raise DiggerLicenceInvalid(
+            f"{b.digger} licenses digging on {digger.claim}, not on {b.claim}", field="body.digger"
+        )
+    claim, why = _in_force(state, b.claim, frozenset({"claim"}), b.bought, ctx)
+    if claim is None or why:
+        raise ClaimInvalid(why, field="body.claim")
+    if not set(claim.zones) & set(buyer.zones):
+        raise ClaimInvalid(
+            f"{b.claim} lies in {claim.zones[0]}, outside {b.buyer}'s zones {list(buyer.zones)}",
+            field="body.claim",
+        )
+    state.put_parcel(
+        Parcel(
+            b.parcel,
+            ctx.chain,
+            buyer.holder,
+            ParcelStatus.ACTIVE,
+            b.weight,
+            b.price,
+            b.hs,
+            ((ctx.chain, b.weight),),
+            None,
+            ref,
+            ((b.claim, b.weight),),
+        )
+    )
+    state.purchases.append(
+        Purchase(
+            b.parcel,
+            ctx.chain,
+            b.buyer,
+            b.digger,
+            b.claim,
+            b.method,
+            b.weight,
+            b.price,
+            b.bought,
+            ref,
+        )
+    )
+    state.add_events(_events([b.parcel], ref, ctx, Kind.PARCEL_PURCHASE))
+
+
+def _diagnostic_assess(state: State, b: DiagnosticAssess, ref: RecordRef, ctx: Context) -> None:
+    _not_after_block(b.assessed, ctx, "body.assessed")
+    state.assessments.append(
+        Assessment(ctx.chain, b.indicator, b.score, b.evidence, b.assessed, ref)
+    )
+
+
+def _apply_artisanal(state: State, body: object, ref: RecordRef, ctx: Context) -> bool:
+    """Apply a record of the artisanal chain; False when ``body`` is of another kind."""
+    match body:
+        case ClaimRegister():
+            _claim_register(state, body, ref, ctx)
+        case LicenceDigger():
+            _licence_digger(state, body, ref, ctx)
+        case LicenceBuyer():
+            _licence_buyer(state, body, ref, ctx)
+        case LicenceEnd():
+            _licence_end(state, body, ref, ctx)
+        case ParcelPurchase():
+            _parcel_purchase(state, body, ref, ctx)
+        case DiagnosticAssess():
+            _diagnostic_assess(state, body, ref, ctx)
+        case _:
+            return False
+    return True
+
+
 # ------------------------------------------------------------------ dispatch
 
 
@@ -863,6 +1080,10 @@ def apply_record(  # noqa: PLR0912 - one branch per record kind (format 2 adds k
         _governance_signed(record, ctx)
     ref = RecordRef(ctx.chain, index, record.leaf)
     body = record.body
+    if _apply_artisanal(state, body, ref, ctx):
+        state.record_refs[(ctx.chain, record.id)] = ref
+        state.records.append((ref, ctx.height, record))
+        return ref
     match body:
         case PartyRegister():
             _party_register(state, body, ref, ctx)

@@ -23,6 +23,7 @@ __all__ = [
     "DATE",
     "FORBIDDEN_CHARACTERS",
     "HS_CODES",
+    "INDICATOR",
     "LOCAL_ID",
     "RECORD_ID",
     "TIME",
@@ -37,6 +38,8 @@ CODE = re.compile(r"\A[A-Z]{2,8}\Z")
 #: ids of parties, parcels and certificates: ``<code>-<local part>`` (no "/": ids are URL
 #: path segments of the API).
 LOCAL_ID = re.compile(r"\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}\Z")
+#: a diagnostic indicator: a dotted topic name from the network's list (``access.licensing``)
+INDICATOR = re.compile(r"\A[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,2}\Z")
 RECORD_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
 TIME = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")

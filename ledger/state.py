@@ -27,15 +27,18 @@ from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import Composition, Record, RecordRef
 
 __all__ = [
+    "Assessment",
     "Certificate",
     "CertificateStatus",
     "Edge",
     "KeyEvent",
+    "Licence",
     "MemberEvent",
     "Parcel",
     "ParcelEvent",
     "ParcelStatus",
     "Party",
+    "Purchase",
     "State",
     "StateView",
     "chains_of",
@@ -69,6 +72,9 @@ class Parcel:
     origin: Composition
     certificate: str | None
     created: RecordRef
+    #: the registered claims the stones were bought from: claim id -> hundredths of a
+    #: carat, carried through splits and merges like ``origin`` (empty for mine output)
+    claims: Composition = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,64 @@ class Certificate:
     issue_ref: RecordRef
     closed_ref: RecordRef | None = None  # the confirm, refuse or void record
     received: int | None = None  # total carats received, on confirmation
+
+
+@dataclass(frozen=True)
+class Licence:
+    """A claim, or a digger's, cooperative's or buyer's licence, on its authority's chain.
+
+    ``type`` is ``claim``, ``digger``, ``cooperative``, ``collector`` or ``comptoir``.
+    ``holder`` is the holder's name (claims, diggers) or the buyer's party id.
+    ``claim`` is the claim a digger's licence covers; ``zones`` a claim's one zone
+    or a buyer's zones. ``ended`` is the date a ``licence.end`` took effect.
+    """
+
+    id: str
+    chain: str
+    type: str
+    holder: str
+    claim: str | None
+    zones: tuple[str, ...]
+    valid_from: str
+    valid_until: str
+    registered: RecordRef
+    ended: str | None = None
+    end_reason: str | None = None
+    location: tuple[tuple[int, int], ...] = ()
+
+    def valid_on(self, day: str) -> bool:
+        """Whether it is in force on ``day`` (YYYY-MM-DD): in its window, not yet ended."""
+        if not self.valid_from <= day <= self.valid_until:
+            return False
+        return self.ended is None or day < self.ended
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A first sale (``parcel.purchase``) as the internal controls read it."""
+
+    parcel: str
+    chain: str
+    buyer: str
+    digger: str
+    claim: str
+    method: str
+    weight: int
+    price: str  # commitment (hex)
+    bought: str
+    ref: RecordRef
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One indicator of an authority's diagnostic self-assessment."""
+
+    chain: str
+    indicator: str
+    score: int
+    evidence: str
+    assessed: str
+    ref: RecordRef
 
 
 @dataclass(frozen=True)
@@ -150,6 +214,7 @@ class StateView(Protocol):
     def parcel(self, parcel_id: str) -> Parcel | None: ...
     def party(self, party_id: str) -> Party | None: ...
     def certificate(self, number: str) -> Certificate | None: ...
+    def licence(self, licence_id: str) -> Licence | None: ...
     def record_ref(self, chain: str, record_id: str) -> RecordRef | None: ...
     def restricted(self, chain: str) -> frozenset[str]: ...
     def member_events(self, code: str) -> list[MemberEvent]: ...
@@ -229,6 +294,9 @@ class State:
     confirmations: dict[tuple[str, str], int] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
     events: list[ParcelEvent] = field(default_factory=list)
+    licences: dict[str, Licence] = field(default_factory=dict)
+    purchases: list[Purchase] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
     records: list[tuple[RecordRef, int, Record]] = field(default_factory=list)
 
     # ------------------------------------------------------------ reads
@@ -248,6 +316,12 @@ class State:
         found = self.certificates.get(number)
         if found is None and self.base is not None:
             return self.base.certificate(number)
+        return found
+
+    def licence(self, licence_id: str) -> Licence | None:
+        found = self.licences.get(licence_id)
+        if found is None and self.base is not None:
+            return self.base.licence(licence_id)
         return found
 
     def record_ref(self, chain: str, record_id: str) -> RecordRef | None:
@@ -321,6 +395,9 @@ class State:
     def put_certificate(self, cert: Certificate) -> None:
         self.certificates[cert.number] = cert
 
+    def put_licence(self, licence: Licence) -> None:
+        self.licences[licence.id] = licence
+
     def add_edges(self, edges: Iterable[Edge]) -> None:
         self.edges.extend(edges)
 
@@ -343,6 +420,9 @@ class State:
         other.confirmations.update(self.confirmations)
         other.edges.extend(self.edges)
         other.events.extend(self.events)
+        other.licences.update(self.licences)
+        other.purchases.extend(self.purchases)
+        other.assessments.extend(self.assessments)
         other.records.extend(self.records)
 
     def snapshot(self) -> Mapping[str, object]:
@@ -354,4 +434,7 @@ class State:
             "restrictions": sorted(k for k, on in self.restrictions.items() if on),
             "heads": {c: h.hash.hex() for c, h in sorted(self.heads.items())},
             "edges": sorted((e.parent, e.child) for e in self.edges),
+            "licences": dict(sorted(self.licences.items())),
+            "purchases": len(self.purchases),
+            "assessments": len(self.assessments),
         }

@@ -10,6 +10,11 @@ variables (``KPL_PASSPHRASE``, ``KPL_PEER_TOKEN``, ``KPL_DATABASE_PASSWORD``),
 from files named by ``<VARIABLE>_FILE`` (Docker secrets), or from a ``secrets``
 TOML file that must be owner-only (mode 0600); API tokens are stored as
 SHA-256 hashes.
+
+One concept, a little over 500 lines: the node's configuration file, its
+typed view (``NodeConfig`` and one class per table), the strict reader (one
+method per table) and the TOML writer that ``kpl network init`` and ``kpl
+network join`` use (``dump_config``, ``write_config``, ``edit_config``).
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ __all__ = [
     "write_config",
 ]
 
-ROLES = frozenset({"operator", "auditor", "peer", "party"})
+#: token roles; ``observer`` (civil society) reads statistics, internal controls,
+#: diagnostics and audit findings, never commercial data
+ROLES = frozenset({"operator", "auditor", "peer", "party", "observer"})
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _HOSTPORT = re.compile(r"\A(?P<host>[0-9A-Za-z.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})\Z")
 
@@ -126,6 +133,8 @@ class NodeConfig:
     #: TEST ONLY: seconds added to the wall clock this node reads (to run a skewed node)
     clock_offset: float = 0.0
     public_url: str | None = None  # the base URL printed in certificates' QR codes
+    #: the network's diagnostic indicator list (JSON); None: the list shipped with kpledger
+    indicators: Path | None = None
 
     @property
     def public_base(self) -> str:
@@ -455,6 +464,7 @@ class _Reader:
                 "writer_retry",
                 "startup_sync",
                 "clock_offset",
+                "indicators",
             },
         )
         code = self.get(node, "node", "code", str)
@@ -472,6 +482,7 @@ class _Reader:
         database_url = self.database_url(node, data_dir)
         key_file = node.get("key_file")
         secrets = node.get("secrets")
+        indicators = node.get("indicators")
         blocks = self.table("blocks", required=False)
         self.known(blocks, "blocks", {"interval", "max_records", "heartbeat"})
         gossip = self.table("gossip", required=False)
@@ -512,4 +523,5 @@ class _Reader:
             startup_sync=self.number(node, "node", "startup_sync", 10.0, 0, 3600),
             clock_offset=self.number(node, "node", "clock_offset", 0.0, -1e9, 1e9),
             public_url=public_url,
+            indicators=self.file(indicators) if isinstance(indicators, str) else None,
         )

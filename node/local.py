@@ -282,6 +282,11 @@ class LocalNetwork:
 
     def start(self, codes: Sequence[str] | None = None) -> None:
         for code in codes or list(self.nodes):
+            if code not in self.nodes:  # added to the layout since (``kpl network join``)
+                config = self.layout.configs[code]
+                self.nodes[code] = NodeProcess(
+                    code, config, self.layout.urls[code], config.parent / "node.log"
+                )
             self.nodes[code].start()
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kpledger.keys import save_key, write_public_key
+from kpledger.keys import save_key, write_private, write_public_key
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import GOVERNANCE_CHAIN
@@ -136,12 +136,6 @@ class JoinLayout:
     peer_token_sha256: str
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def join_network(
     registry_path: Path,
     out: Path,
@@ -178,7 +172,7 @@ def join_network(
         save_key(out / "node.key", signer, passphrase.encode())
         write_public_key(out / "node.pub", signer.public)
         (out / "genesis.json").write_bytes(registry.to_bytes())
-        _write_private(
+        write_private(
             out / "secrets.toml",
             f"[{code}]\n"
             f"passphrase = {json.dumps(passphrase)}\n"

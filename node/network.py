@@ -9,8 +9,9 @@
     <CODE>/node.toml         each node's configuration (no secrets inside)
 
 With ``tls`` it also writes a network certificate authority and one
-certificate per node (ECDSA P-256; the node's code in lower case, ``localhost``
-and ``127.0.0.1`` as names), and every node talks HTTPS with mutual TLS::
+certificate per node (``node.tls``: ECDSA P-256; the node's code in lower
+case, ``localhost`` and ``127.0.0.1`` as names), and every node talks HTTPS
+with mutual TLS::
 
     tls/ca.pem, tls/ca-key.pem   the network CA (keep ca-key.pem offline, mode 0600)
     <CODE>/tls/ca.pem            a copy of the CA certificate: peers are checked against it
@@ -36,35 +37,31 @@ removes what was written.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kpledger.keys import save_key
+from kpledger.keys import save_key, write_private
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.kpdata import PARTICIPANT_NAMES
 from kpledger.ledger.registry import Params, Participant, Registry
 from kpledger.ledger.schema import CODE
 from kpledger.node.config import hash_token, write_config
+from kpledger.node.tls import issue_node_certificate, make_ca
 
 __all__ = [
     "NetworkLayout",
     "db_service",
     "init_network",
-    "issue_node_certificate",
-    "load_ca",
     "node_config_doc",
     "service_name",
 ]
@@ -72,8 +69,6 @@ __all__ = [
 #: the database every node's PostgreSQL service holds, and its user (docker layout)
 DOCKER_DB = "kpl"
 DOCKER_DATA_DIR = "/var/lib/kpl"
-CA_DAYS = 3650
-NODE_CERT_DAYS = 825
 
 
 def service_name(code: str) -> str:
@@ -97,162 +92,6 @@ class NetworkLayout:
 
 def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _write_private(path: Path, text: str | bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(text.encode("utf-8") if isinstance(text, str) else text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-# ---------------------------------------------------------------- TLS
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _make_ca(folder: Path, name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A network CA under ``folder``: ``ca.pem`` and ``ca-key.pem`` (0600, keep it offline)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kpledger"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{name} network CA"),
-        ]
-    )
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_private(folder / "ca-key.pem", _key_pem(key))
-    (folder / "ca.pem").write_bytes(_cert_pem(cert))
-    return key, cert
-
-
-def load_ca(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """The network CA written by ``init_network(..., tls=True)`` (``ca.pem``, ``ca-key.pem``)."""
-    try:
-        key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), None)
-        cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
-    except (OSError, ValueError, TypeError) as exc:
-        raise InvalidData(f"{folder}: not a kpledger network CA: {exc}", field="ca") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InvalidData(f"{folder}/ca-key.pem: expected an EC key", field="ca")
-    return key, cert
-
-
-def _general_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
-def issue_node_certificate(
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_cert: x509.Certificate,
-    code: str,
-    names: Sequence[str],
-    folder: Path,
-    *,
-    days: int = NODE_CERT_DAYS,
-) -> Path:
-    """Write ``ca.pem``, ``node.pem`` and ``node-key.pem`` (0600) for ``code`` in ``folder``.
-
-    The certificate serves both ends of mutual TLS (server and client
-    authentication) for the DNS names and IP addresses in ``names``.
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    unique = list(dict.fromkeys(names))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kpledger"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, code),
-                ]
-            )
-        )
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(min(now + timedelta(days=days), ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.SubjectAlternativeName([_general_name(n) for n in unique]), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("node-key.pem", "node.pem", "ca.pem"):
-        (folder / name).unlink(missing_ok=True)
-    _write_private(folder / "node-key.pem", _key_pem(key))
-    (folder / "node.pem").write_bytes(_cert_pem(cert))
-    (folder / "ca.pem").write_bytes(_cert_pem(ca_cert))
-    return folder / "node.pem"
 
 
 def _check_options(
@@ -451,7 +290,7 @@ def _node_folder(
         (folder / "genesis.json").write_bytes(registry.to_bytes())
         (folder / "secrets").mkdir(mode=0o700)
         for name in ("passphrase", "peer_token", "database_password"):
-            _write_private(folder / "secrets" / name, tokens[code][name] + "\n")
+            write_private(folder / "secrets" / name, tokens[code][name] + "\n")
         listen = f"0.0.0.0:{port}"
         node = {
             "data_dir": DOCKER_DATA_DIR,
@@ -530,7 +369,7 @@ def _write(
         save_key(out / "governance" / f"gov-{i}.key", g, gov_pass.encode())
     secret_lines += ["[governance]", f"passphrase = {_toml_str(gov_pass)}", ""]
     tokens = _new_tokens(plan)
-    ca = _make_ca(out / "tls", registry.name) if plan.how.tls else None
+    ca = make_ca(out / "tls", registry.name) if plan.how.tls else None
     configs: dict[str, Path] = {}
     for code in codes:
         (out / code).mkdir()
@@ -539,7 +378,7 @@ def _write(
         secret_lines.append(f"[{code}]")
         secret_lines += [f"{k} = {_toml_str(v)}" for k, v in tokens[code].items()]
         secret_lines.append("")
-    _write_private(out / "secrets.toml", "\n".join(secret_lines))
+    write_private(out / "secrets.toml", "\n".join(secret_lines))
     if plan.how.docker:
         (out / "compose.env").write_text(
             "# user and group the node containers run as: the owner of the key and secret files\n"

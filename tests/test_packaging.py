@@ -26,7 +26,7 @@ def test_wheel_has_one_top_level_package(tmp_path: Path) -> None:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    for name in ("kpledger", "ledger", "keys", "node", "api", "cli"):
+    for name in ("kpledger", "ledger", "keys", "node", "api", "cli", "devtools"):
         shutil.copytree(
             ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -56,6 +56,7 @@ def test_wheel_has_one_top_level_package(tmp_path: Path) -> None:
         "kpledger/cli/main.py",
         "kpledger/keys/keyfile.py",
         "kpledger/node/node.py",
+        "kpledger/devtools/workload.py",
         "kpledger/py.typed",
     ):
         assert needed in names, f"{needed} is missing from the wheel"

@@ -1,4 +1,8 @@
-"""The audit report: the WDC's findings, for auditors only."""
+"""The audit report: the WDC's findings, for auditors and observers.
+
+Observers (civil society) read the findings without commercial data: a price
+outlier names its certificate and its group, not the certificate's value or price.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 #: error answers documented for the audit routes (RFC 9457 problem documents)
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no token, or an unknown one"},
-    403: {"description": "a token whose role is not auditor"},
+    403: {"description": "a token whose role is not auditor or observer"},
 }
 
 
@@ -34,7 +38,7 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 async def report(
     request: Request,
     node: NodeDep,
-    _: Annotated[Caller, Depends(require("auditor"))],
+    who: Annotated[Caller, Depends(require("auditor", "observer"))],
     since: Annotated[
         date | None, Query(description="first day of the period (inclusive); default: all")
     ] = None,
@@ -52,7 +56,10 @@ async def report(
     participant and HS code, registration where no production is recorded, activity of
     suspended participants, and equivocation evidence. Each finding names its records
     (chain, index, leaf hash, kind, block height and time); every list stops at ``limit``
-    and says ``truncated``. The thresholds applied are in ``thresholds``."""
+    and says ``truncated``. The thresholds applied are in ``thresholds``. Artisanal
+    producers whose exports of the period exceed their recorded production plus imports
+    are listed in ``export_surplus``. An observer token gets the same findings without a
+    certificate's value or USD/ct (``price_outliers``)."""
     if since is not None and until is not None and since > until:
         raise InvalidData("since is after until", field="since")
 
@@ -62,6 +69,10 @@ async def report(
         )
 
     found = await asyncio.to_thread(work)
+    if who.role == "observer":  # findings, never one certificate's value or price
+        for outlier in found.price_outliers.items:
+            outlier.value = None
+            outlier.usd_per_carat = None
     gossip = request.app.state.gossip
     if gossip is not None:
         found.sync = {c: ChainSyncOut(**v) for c, v in gossip.sync_status().items()}

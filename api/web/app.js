@@ -491,6 +491,23 @@ function originCard(origin, shares, nameOf) {
   );
 }
 
+function claimsCard(claims) {
+  const ids = Object.keys(claims || {}).sort((a, b) => claims[b] - claims[a] || (a < b ? -1 : 1));
+  if (!ids.length) return null;
+  return card(
+    "Registered claims",
+    { id: "claims" },
+    table(
+      [
+        { title: "Claim", cell: (r) => r.id },
+        { title: "Weight bought from it", num: true, cell: (r) => ct(claims[r.id]) },
+      ],
+      ids.map((id) => ({ id })),
+    ),
+    h("p", { class: "muted small" }, "The artisanal claims its stones were bought from at first sale, carried through every merge and split."),
+  );
+}
+
 function stepList() {
   return h(
     "ol",
@@ -695,7 +712,7 @@ async function parcelPage(id) {
   const verify = verifyPanel(history.subject, onProven);
   page.show(
     h("h1", {}, `Parcel ${history.subject}`, pill(p.status)),
-    h("div", { class: "grid" }, card("Now", now, hiddenNote), originCard(history.origin, history.origin_shares, nameOf)),
+    h("div", { class: "grid" }, card("Now", now, hiddenNote), originCard(history.origin, history.origin_shares, nameOf), claimsCard(history.claims)),
     card(
       "Lineage: from the mines to today",
       graphBox,
@@ -1060,7 +1077,7 @@ const FINDINGS = [
       { title: "Certificate", cell: (r) => certLink(r.number) },
       { title: "Issuer · HS · origin", cell: (r) => `${r.issuer} · ${r.hs} · ${r.origin}` },
       { title: "Weight", num: true, cell: (r) => ct(r.carats) },
-      { title: "USD/ct", num: true, cell: (r) => r.usd_per_carat.toFixed(2) },
+      { title: "USD/ct", num: true, cell: (r) => (r.usd_per_carat != null ? r.usd_per_carat.toFixed(2) : "not shown") },
       { title: "Group median", num: true, cell: (r) => (r.group_median != null ? `${r.group_median.toFixed(2)} (${r.group_size})` : "—") },
       { title: "2023 reference", num: true, cell: (r) => (r.reference != null ? r.reference.toFixed(2) : "—") },
       { title: "Why", cell: (r) => r.reasons.join(", ") },
@@ -1102,6 +1119,18 @@ const FINDINGS = [
     ],
   },
   {
+    key: "export_surplus",
+    title: "Exports above recorded production plus imports",
+    columns: [
+      { title: "Producer", cell: (r) => link(`#/country/${enc(r.participant)}`, r.participant) },
+      { title: "Exported", num: true, cell: (r) => ct(r.exported) },
+      { title: "Produced", num: true, cell: (r) => ct(r.produced) },
+      { title: "Imported", num: true, cell: (r) => ct(r.imported) },
+      { title: "Surplus", num: true, cell: (r) => ct(r.surplus) },
+      { title: "Certificates", cell: (r) => recordLinks(r.records) },
+    ],
+  },
+  {
     key: "equivocation",
     title: "Equivocation: two signed histories of one chain",
     columns: [
@@ -1117,6 +1146,51 @@ const FINDINGS = [
 const STATUS_KEYS = ["confirmed", "issued", "discrepancy", "voided"];
 const STATUS_FIELD = { issued: "unconfirmed" };
 const STATUS_COLORS = { confirmed: "#17803d", issued: "#d4a017", discrepancy: "#b3261e", voided: "#7f8c8d" };
+
+const pct = (ppm) => (ppm === undefined || ppm === null ? "—" : `${(ppm / 10000).toFixed(1)} %`);
+
+function controlsTable(rows, { year = false } = {}) {
+  return table(
+    [
+      year ? { title: "Year", cell: (r) => r.year } : { title: "Producer", cell: (r) => link(`#/country/${enc(r.participant)}`, r.participant) },
+      { title: "Exports traced to registered claims", num: true, cell: (r) => pct(r.traceable_ppm) },
+      { title: "Production bought by licensed buyers", num: true, cell: (r) => pct(r.licensed_ppm) },
+      { title: "Export surplus", num: true, cell: (r) => (r.surplus ? h("span", { class: "pill bad" }, ct(r.surplus)) : ct(0)) },
+      { title: "First-sale price / export price", num: true, cell: (r) => (r.suppressed ? "withheld (< 3 purchases)" : pct(r.price_ratio_ppm)) },
+    ],
+    rows,
+    { class: "controls" },
+  );
+}
+
+function methodsCard(stats) {
+  const methods = stats.methods || [];
+  if (!methods.length) return null;
+  return card(
+    "Production by method",
+    { id: "methods" },
+    stacked(
+      [...new Set(methods.map((m) => m.participant))].map((p) => {
+        const list = methods.filter((m) => m.participant === p);
+        const total = list.reduce((a, m) => a + m.carats, 0);
+        return { label: p, total, text: ct(total), segments: list.map((m) => ({ key: m.method, value: m.carats, text: ct(m.carats) })) };
+      }),
+      { legendTitle: "method" },
+    ),
+    table(
+      [
+        { title: "Participant", cell: (r) => r.participant },
+        { title: "Method", cell: (r) => r.method },
+        { title: "Carats", num: true, cell: (r) => ct(r.carats) },
+        { title: "Parcels", num: true, cell: (r) => r.parcels },
+        { title: "First-sale USD/ct", num: true, cell: (r) => (r.cents_per_carat != null ? usd(r.cents_per_carat) : "—") },
+      ],
+      methods,
+      { "data-table": "methods" },
+    ),
+    h("p", { class: "muted small" }, "Mine registrations count as industrial. A first-sale price is shown only for a cell of 3 or more purchases: no single purchase is exposed."),
+  );
+}
 
 function statsSection(stats) {
   const t = stats.totals;
@@ -1199,6 +1273,10 @@ function statsSection(stats) {
           stats.exports,
         ),
       ),
+      methodsCard(stats),
+      stats.controls && stats.controls.length
+        ? card("Internal controls of artisanal producers", { id: "controls" }, controlsTable(stats.controls))
+        : null,
       card(
         "Imports by participant and partner",
         stacked(byParticipant(stats.imports), { legendTitle: "from" }),
@@ -1240,7 +1318,8 @@ async function auditPage(params) {
     page.show(h("h1", {}, "Auditor dashboard"), form, h("p", { class: "error" }, "A period is a year (2026) or a quarter (2026-Q1)."));
     return;
   }
-  const auditor = state.who && state.who.role === "auditor";
+  // auditors, and observers (civil society: the findings without one certificate's price)
+  const auditor = state.who && (state.who.role === "auditor" || state.who.role === "observer");
   const today = new Date().toISOString().slice(0, 10);
   const until = bounds.until < today ? bounds.until : today;
   const q = new URLSearchParams({ since: bounds.since, until });
@@ -1255,7 +1334,7 @@ async function auditPage(params) {
       h(
         "p",
         { class: "notice", id: "audit-needs-token" },
-        "The findings are for auditors: enter an auditor token in ",
+        "The findings are for auditors and observers: enter an auditor or observer token in ",
         tokenLink("Settings"),
         ". The KP statistics below are public aggregates and name no party.",
       ),
@@ -1375,7 +1454,7 @@ async function networkPage() {
       "Participants and their chains",
       table(
         [
-          { title: "Code", cell: (r) => h("b", {}, r.code) },
+          { title: "Code", cell: (r) => (r.role === "authority" ? link(`#/country/${enc(r.code)}`, h("b", {}, r.code)) : h("b", {}, r.code)) },
           { title: "Name", cell: (r) => r.name },
           { title: "Role", cell: (r) => r.role },
           { title: "Height", num: true, cell: (r) => (r.head ? r.head.height : "—") },
@@ -1544,6 +1623,51 @@ async function settingsPage(params = new URLSearchParams()) {
   await showPin();
 }
 
+// ---------------------------------------------------------------- a country's diagnostic
+
+const MEASURE_TEXT = {
+  traceable_ppm: (c) => `${pct(c.traceable_ppm)} of exports traced to registered claims`,
+  licensed_ppm: (c) => `${pct(c.licensed_ppm)} of production bought by licensed buyers`,
+  surplus: (c) => (c.surplus ? `export surplus ${ct(c.surplus)}` : "no export surplus"),
+  price_ratio_ppm: (c) => (c.suppressed ? "first-sale price withheld (< 3 purchases)" : `first-sale price ${pct(c.price_ratio_ppm)} of the export price`),
+};
+
+async function countryPage(code) {
+  const page = start(`Country ${code}`);
+  const d = await api(`/v1/diagnostics/${enc(code)}`);
+  if (!page.live()) return;
+  const years = Object.keys(d.controls).sort();
+  const byIndicator = new Map();
+  for (const a of d.assessments) {
+    if (!byIndicator.has(a.indicator)) byIndicator.set(a.indicator, []);
+    byIndicator.get(a.indicator).push(a);
+  }
+  const listed = new Map(d.indicators.map((i) => [i.id, i]));
+  const rows = [...byIndicator.entries()].map(([id, list]) => ({ id, list, ind: listed.get(id), attrs: { "data-indicator": id } }));
+  page.show(
+    h("h1", {}, `${code} · diagnostic self-assessment and internal controls`),
+    h("p", { class: "muted" }, "What the authority says of itself (its diagnostic self-assessment, recorded on its own chain) beside what the ledger measures from its records. The indicator wording is the network's list."),
+    card(
+      "Self-assessment over time, beside the ledger's measure",
+      { id: "assessments" },
+      table(
+        [
+          { title: "Indicator", cell: (r) => [h("b", {}, r.list[0].title), h("br"), h("span", { class: "muted small" }, `${r.list[0].topic} · ${r.id}`)] },
+          { title: "Scores (date: score / scale)", cell: (r) => r.list.map((a) => h("div", { class: "score" }, `${a.assessed}: ${a.score} / ${a.scale}`, " ", h("span", { class: "muted small", title: `leaf hash ${a.hash}` }, `record ${a.chain}/${a.index}`), h("div", { class: "muted small" }, a.evidence))) },
+          { title: "Measured by the ledger", cell: (r) => (r.ind && r.ind.measure ? years.map((y) => h("div", { class: "measure" }, `${y}: ${MEASURE_TEXT[r.ind.measure](d.controls[y])}`)) : h("span", { class: "muted" }, "no ledger measure for this indicator")) },
+        ],
+        rows,
+        { "data-table": "assessments" },
+      ),
+    ),
+    card(
+      "Internal controls by year, computed by the ledger",
+      { id: "country-controls" },
+      years.length ? controlsTable(years.map((y) => ({ ...d.controls[y], year: y })), { year: true }) : h("p", { class: "muted" }, "No first sales recorded: no artisanal controls to compute."),
+    ),
+  );
+}
+
 // ---------------------------------------------------------------- router
 
 async function route() {
@@ -1565,6 +1689,7 @@ async function route() {
     else if (page === "search" && a) await searchPage(a);
     else if (page === "audit") await auditPage(params);
     else if (page === "network") await networkPage();
+    else if (page === "country" && a) await countryPage(a);
     else if (page === "record" && c !== undefined) await recordPage(a, b, c, params.get("hash"));
     else if (page === "settings") await settingsPage(params);
     else start("Not found").show(h("h1", {}, "Not found"), h("p", {}, link("#/", "Back to the search")));

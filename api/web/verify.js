@@ -48,6 +48,7 @@ const NODE = new Uint8Array([1]);
 const CODE = [/^[A-Z]{2,8}$/, "\\A[A-Z]{2,8}\\Z"];
 const LOCAL_ID = [/^[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/, "\\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}\\Z"];
 const RECORD_ID = [/^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$/, "\\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\\Z"];
+const INDICATOR = [/^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,2}$/, "\\A[a-z][a-z0-9_]{0,30}(\\.[a-z][a-z0-9_]{0,30}){0,2}\\Z"];
 const TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const CONTROL = /[\x00-\x1f\x7f]/;
@@ -60,6 +61,16 @@ const HS_CODES = ["7102.10", "7102.21", "7102.31"];
 const PARTY_ROLES = ["exporter", "importer", "manufacturer", "miner", "trader"];
 const PARTICIPANT_ROLES = ["auditor", "authority", "observer"];
 const REFUSAL_CODES = ["documents", "other", "restricted-origin", "seal-broken", "weight-discrepancy"];
+// the artisanal chain (ledger/records.py)
+const METHODS = ["alluvial", "artisanal", "industrial"];
+const DIGGER_TYPES = ["cooperative", "digger"];
+const BUYER_TYPES = ["collector", "comptoir"];
+const END_REASONS = ["expired", "revoked", "surrendered"];
+const LAT_MAX = 90000000;
+const LON_MAX = 180000000;
+const MAX_VERTICES = 200;
+const MAX_ZONES = 50;
+const SCORE_MAX = 100;
 const KEY_KINDS = new Set(["key.rotate", "key.replace", "member.admit"]);
 
 // ---------------------------------------------------------------- errors
@@ -404,6 +415,23 @@ function listId([path, item]) {
   }
 }
 
+function location(f, name) {
+  const points = f.items(name, 1, MAX_VERTICES).map(([path, item]) => {
+    const x = new Fields(item, path);
+    x.integer("lat", -LAT_MAX, LAT_MAX);
+    x.integer("lon", -LON_MAX, LON_MAX);
+    x.done();
+    return path;
+  });
+  if (points.length === 2) throw new InvalidData("one point, or a polygon of 3 or more vertices", f.at(name));
+}
+
+function validity(f) {
+  const start = f.date("valid_from");
+  const end = f.date("valid_until");
+  if (end < start) throw new InvalidData(`ends ${end}, before it starts ${start}`, f.at("valid_until"));
+}
+
 /** The body schema of each record kind (ledger/records.py). */
 const BODIES = {
   "party.register": (f) => {
@@ -537,6 +565,50 @@ const BODIES = {
     pubkey(f, "key");
     f.integer("from_height", 1, MAX_INDEX);
     f.string("reason", { max: 300 });
+  },
+  "claim.register": (f) => {
+    localId(f, "claim");
+    f.string("holder", { max: 200 });
+    localId(f, "zone");
+    location(f, "location");
+    validity(f);
+  },
+  "licence.digger": (f) => {
+    localId(f, "licence");
+    f.string("holder", { max: 200 });
+    f.choice("type", DIGGER_TYPES);
+    localId(f, "claim");
+    validity(f);
+  },
+  "licence.buyer": (f) => {
+    localId(f, "licence");
+    localId(f, "party");
+    f.choice("type", BUYER_TYPES);
+    unique(f.items("zones", 1, MAX_ZONES).map(listId), f.at("zones"));
+    validity(f);
+  },
+  "licence.end": (f) => {
+    localId(f, "licence");
+    f.choice("reason", END_REASONS);
+    f.date("date");
+    f.string("note", { max: 300 });
+  },
+  "parcel.purchase": (f) => {
+    localId(f, "parcel");
+    localId(f, "buyer");
+    localId(f, "digger");
+    localId(f, "claim");
+    f.choice("method", METHODS);
+    weight(f, "weight");
+    cents(f, "price");
+    f.choice("hs", HS_CODES);
+    f.date("bought");
+  },
+  "diagnostic.assess": (f) => {
+    f.string("indicator", { pattern: INDICATOR, max: 64 });
+    f.integer("score", 0, SCORE_MAX);
+    f.string("evidence", { max: 1000 });
+    f.date("assessed");
   },
 };
 BODIES["policy.lift_origin"] = BODIES["policy.restrict_origin"];
@@ -1188,7 +1260,9 @@ class Verifier {
       throw new InvalidData(`the bundle is about parcel ${bundle.subject}, not ${want}`, "subject");
     }
     const creates = bundle.records.some(({ record: { kind, body } }) => {
-      if (kind === "parcel.register" || kind === "parcel.merge") return body.parcel === bundle.subject;
+      if (kind === "parcel.register" || kind === "parcel.merge" || kind === "parcel.purchase") {
+        return body.parcel === bundle.subject;
+      }
       if (kind === "parcel.split") return body.children.some((c) => c.parcel === bundle.subject);
       return false;
     });

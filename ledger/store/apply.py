@@ -25,7 +25,14 @@ from kpledger.ledger.state import State
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.engine import BulkWriter
 from kpledger.ledger.store.queue import SubmissionQueue
-from kpledger.ledger.store.rows import cert_row, parcel_row, party_row
+from kpledger.ledger.store.rows import (
+    assessment_row,
+    cert_row,
+    licence_row,
+    parcel_row,
+    party_row,
+    purchase_row,
+)
 from kpledger.ledger.store.stateview import StoreState
 
 __all__ = ["BlockWriter"]
@@ -134,6 +141,11 @@ class BlockWriter:
         self._bulk(
             conn, t.certificates, [cert_row(c) for c in layer.certificates.values()], ["number"]
         )
+        self._bulk(conn, t.licences, [licence_row(x) for x in layer.licences.values()], ["id"])
+        if layer.purchases:
+            self._bulk(conn, t.purchases, [purchase_row(p) for p in layer.purchases])
+        if layer.assessments:
+            self._bulk(conn, t.assessments, [assessment_row(a) for a in layer.assessments])
         self._bulk(
             conn,
             t.restrictions,

@@ -10,7 +10,9 @@ SQL reads of the log tables of ``ledger.store.tables``:
    log order, and after a certificate issue, the confirmation on the importer's
    chain (a void stays on the issuer's chain; after an importer's refusal the
    history goes on on the issuer's chain);
-2. the registration and every revocation of every party those records name;
+2. the registration and every revocation of every party those records name, and
+   for a first sale (``parcel.purchase``) the registration and every end of its
+   claim and of the buyer's and the digger's licences (the rules A1-A3 read them);
 3. the origin policy records of each confirming chain below its last
    confirmation taken;
 4. to a fixpoint: each record's block header and the one before it; the
@@ -48,7 +50,9 @@ from kpledger.ledger.records import (
     CertificateRefuse,
     CertificateVoid,
     Kind,
+    LicenceEnd,
     ParcelMerge,
+    ParcelPurchase,
     ParcelRegister,
     ParcelSplit,
     ParcelTransfer,
@@ -89,6 +93,9 @@ class _Builder:
         self.sizes: dict[str, tuple[list[int], list[int]]] = {}  # chain -> (heights, sizes)
         self.timelines: dict[str, list[Key]] = {}
         self.refusers: set[str] = set()  # chains whose refusals the bundle holds
+        self.licence_ids: set[str] = set()  # claims and licences whose records are taken
+        self.registry_keys: set[Key] = set()  # their registrations and ends
+        self.ends: dict[str, list[Key]] = {}  # chain -> its licence.end records
 
     # ------------------------------------------------------------ SQL reads
     def _load_records(self, keys: Iterable[Key]) -> None:
@@ -271,8 +278,17 @@ class _Builder:
                     confirms[chain] = max(confirms.get(chain, 0), idx)
                 case CertificateRefuse():  # a restricted-origin refusal reads the policy
                     confirms[chain] = max(confirms.get(chain, 0), idx)
+                case ParcelPurchase():
+                    names.add(self._licences(chain, body))
                 case _:
                     pass
+        out = self._party_records(names) | self.registry_keys
+        for chain, last in confirms.items():
+            out.update((chain, i) for i in self._indexes(chain, _POLICY, below_idx=last))
+        return out
+
+    def _party_records(self, names: set[str]) -> set[Key]:
+        """The registration and every revocation of the parties ``names``."""
         out: set[Key] = set()
         chains: set[str] = set()
         for name in names:
@@ -288,9 +304,29 @@ class _Builder:
                 body = self.records[key].body
                 if isinstance(body, PartyRevoke) and body.party in names:
                     out.add(key)
-        for chain, last in confirms.items():
-            out.update((chain, i) for i in self._indexes(chain, _POLICY, below_idx=last))
         return out
+
+    def _licences(self, chain: str, body: ParcelPurchase) -> str:
+        """Take the registration and every end of a first sale's claim and licences;
+        answer the buyer's party (its licence names it)."""
+        wanted = {body.buyer, body.digger, body.claim} - self.licence_ids
+        for lid in wanted:
+            found = self.store.licence(lid)
+            if found is None:
+                raise StoreError(f"claim or licence {lid} is named by a record but not stored")
+            self.registry_keys.add((found.registered.chain, found.registered.index))
+        self.licence_ids |= wanted
+        if wanted and chain not in self.ends:
+            self.ends[chain] = [(chain, i) for i in self._indexes(chain, [Kind.LICENCE_END.value])]
+            self._load_records(self.ends[chain])
+        for key in self.ends.get(chain, []):
+            end = self.records[key].body
+            if isinstance(end, LicenceEnd) and end.licence in self.licence_ids:
+                self.registry_keys.add(key)
+        buyer = self.store.licence(body.buyer)
+        if buyer is None:
+            raise StoreError(f"buyer licence {body.buyer} is named by a record but not stored")
+        return buyer.holder
 
     # ------------------------------------------------------------ headers to a fixpoint
     def _close(self, taken: set[Key]) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, select
 
 from kpledger.ledger.blocks import Block, SignedHeader
 from kpledger.ledger.errors import StoreError
-from kpledger.ledger.records import Record
+from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, Record
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.rows import header_of
 from kpledger.ledger.store.stateview import StoreState
@@ -150,6 +150,26 @@ class LogReader:
                 select(t.records.c.raw).where(t.records.c.chain == chain, t.records.c.idx == index)
             ).scalar()
         return None if raw is None else Record.parse(bytes(raw))
+
+    def key_records(self, chain: str) -> list[tuple[Record, int, int]]:
+        """The records that changed ``chain``'s key, as ``(record, index, block height)``:
+        its own ``key.rotate`` records, and the ``member.admit`` and ``key.replace``
+        records on ``KP`` that name it or ``KP`` (``ledger.keyhistory``), in log order."""
+        r = t.records.c
+        own = (r.chain == chain) & (r.kind == Kind.KEY_ROTATE.value)
+        governance = (r.chain == GOVERNANCE_CHAIN) & r.kind.in_(
+            [Kind.MEMBER_ADMIT.value, Kind.KEY_REPLACE.value]
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(r.raw, r.idx, r.height).where(own | governance).order_by(r.chain, r.idx)
+            ).all()
+        found = [(Record.parse(bytes(raw)), int(idx), int(height)) for raw, idx, height in rows]
+        return [
+            (record, idx, height)
+            for record, idx, height in found
+            if record.chain == chain or record.body_json.get("code") in (chain, GOVERNANCE_CHAIN)
+        ]
 
     def signed_header(self, chain: str, height: int) -> SignedHeader | None:
         header = self.state.header(chain, height)

@@ -18,7 +18,12 @@ from kpledger.ledger.records import (
     CertificateIssue,
     CertificateRefuse,
     CertificateVoid,
+    ClaimRegister,
+    LicenceBuyer,
+    LicenceDigger,
+    LicenceEnd,
     ParcelMerge,
+    ParcelPurchase,
     ParcelRegister,
     ParcelRelease,
     ParcelSplit,
@@ -28,19 +33,33 @@ from kpledger.ledger.records import (
     Record,
     RecordRef,
 )
-from kpledger.ledger.state import Certificate, CertificateStatus, Parcel, ParcelStatus, Party
+from kpledger.ledger.state import (
+    Assessment,
+    Certificate,
+    CertificateStatus,
+    Licence,
+    Parcel,
+    ParcelStatus,
+    Party,
+    Purchase,
+)
 
 __all__ = [
     "IN_CHUNK",
+    "assessment_row",
     "cert_of",
     "cert_row",
     "chunks",
     "header_of",
+    "licence_of",
+    "licence_row",
+    "licences_referenced",
     "origin_text",
     "parcel_of",
     "parcel_row",
     "party_of",
     "party_row",
+    "purchase_row",
     "ref_of",
     "referenced",
     "rejection_row",
@@ -73,12 +92,13 @@ def parcel_row(p: Parcel) -> dict[str, Any]:
         "created_chain": p.created.chain,
         "created_idx": p.created.index,
         "created_hash": p.created.hash,
+        "claims": origin_text(p.claims) if p.claims else None,
     }
 
 
 def parcel_of(row: Sequence[Any]) -> Parcel:
     """A ``parcels`` row (selected whole, in table order) as a Parcel."""
-    pid, chain, custodian, status, weight, value, hs, origin, cert, cc, ci, ch = row
+    pid, chain, custodian, status, weight, value, hs, origin, cert, cc, ci, ch, claims = row
     return Parcel(
         pid,
         chain,
@@ -90,6 +110,7 @@ def parcel_of(row: Sequence[Any]) -> Parcel:
         tuple(sorted(json.loads(origin).items())),
         cert,
         ref_of(cc, ci, ch),
+        () if not claims else tuple(sorted(json.loads(claims).items())),
     )
 
 
@@ -222,9 +243,96 @@ def referenced(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]]
                 certs.add(b.number)
             case ParcelRelease():
                 parcels.add(b.parcel)
+            case ParcelPurchase():
+                parcels.add(b.parcel)
+            case LicenceBuyer():
+                parties.add(b.party)
             case _:
                 pass
     return parcels, parties, certs
+
+
+def licence_row(x: Licence) -> dict[str, Any]:
+    return {
+        "id": x.id,
+        "chain": x.chain,
+        "type": x.type,
+        "holder": x.holder,
+        "claim": x.claim,
+        "zones": json.dumps(list(x.zones)),
+        "location": json.dumps([list(p) for p in x.location]),
+        "valid_from": x.valid_from,
+        "valid_until": x.valid_until,
+        "ended": x.ended,
+        "end_reason": x.end_reason,
+        "reg_chain": x.registered.chain,
+        "reg_idx": x.registered.index,
+        "reg_hash": x.registered.hash,
+    }
+
+
+def licence_of(row: Sequence[Any]) -> Licence:
+    """A ``licences`` row (selected whole, in table order) as a Licence."""
+    lid, chain, kind, holder, claim, zones, location, start, end, ended, why, rc, ri, rh = row
+    return Licence(
+        lid,
+        chain,
+        kind,
+        holder,
+        claim,
+        tuple(json.loads(zones)),
+        start,
+        end,
+        ref_of(rc, ri, rh),
+        ended,
+        why,
+        tuple((int(a), int(b)) for a, b in json.loads(location)),
+    )
+
+
+def purchase_row(p: Purchase) -> dict[str, Any]:
+    return {
+        "parcel": p.parcel,
+        "chain": p.chain,
+        "buyer": p.buyer,
+        "digger": p.digger,
+        "claim": p.claim,
+        "method": p.method,
+        "weight": p.weight,
+        "price": p.price,
+        "bought": p.bought,
+        "idx": p.ref.index,
+    }
+
+
+def assessment_row(a: Assessment) -> dict[str, Any]:
+    return {
+        "chain": a.chain,
+        "idx": a.ref.index,
+        "indicator": a.indicator,
+        "score": a.score,
+        "evidence": a.evidence,
+        "assessed": a.assessed,
+    }
+
+
+def licences_referenced(records: Iterable[Record]) -> set[str]:
+    """Claim and licence ids that a batch of records will read."""
+    out: set[str] = set()
+    for r in records:
+        b = r.body
+        match b:
+            case ClaimRegister():
+                out.add(b.claim)
+            case LicenceDigger():
+                out.update((b.licence, b.claim))
+            case LicenceBuyer() | LicenceEnd():
+                out.add(b.licence)
+            case ParcelPurchase():
+                out.update((b.buyer, b.digger, b.claim))
+            case _:
+                pass
+    return out
 
 
 def rejection_row(record: Record, exc: LedgerError) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from kpledger.ledger.state import (
     Certificate,
     CertificateStatus,
     KeyEvent,
+    Licence,
     MemberEvent,
     Parcel,
     ParcelStatus,
@@ -40,6 +41,8 @@ from kpledger.ledger.store.rows import (
     cert_of,
     chunks,
     header_of,
+    licence_of,
+    licences_referenced,
     parcel_of,
     party_of,
     ref_of,
@@ -60,6 +63,7 @@ class _Batch:
     certs: dict[str, Certificate | None] = field(default_factory=dict)
     refs: dict[tuple[str, str], RecordRef | None] = field(default_factory=dict)
     confirms: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    licences: dict[str, Licence | None] = field(default_factory=dict)
 
 
 #: no batch loaded: every read goes to the database (never filled in)
@@ -141,6 +145,14 @@ class StoreState:
                 select(t.certificates).where(t.certificates.c.number == number)
             ).first()
         return None if row is None else cert_of(row)
+
+    def licence(self, licence_id: str) -> Licence | None:
+        batch = self._batch
+        if licence_id in batch.licences:
+            return batch.licences[licence_id]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.licences).where(t.licences.c.id == licence_id)).first()
+        return None if row is None else licence_of(row)
 
     def held_parcels(self, chain: str, *, limit: int = 500) -> list[Parcel]:
         """Active parcels under ``chain``'s jurisdiction, by id: an officer's pick list."""
@@ -270,8 +282,16 @@ class StoreState:
         ``forget_prefetched``, so a reader never sees it go stale.
         """
         parcels, parties, certs = referenced(records)
+        licences = licences_referenced(records)
         batch = _Batch()
         with self.engine.connect() as conn:
+            batch.licences.update(dict.fromkeys(licences))
+            for part in chunks(sorted(licences)):
+                for row in conn.execute(select(t.licences).where(t.licences.c.id.in_(part))):
+                    found = licence_of(row)
+                    batch.licences[found.id] = found
+                    if found.type in ("collector", "comptoir"):
+                        parties.add(found.holder)
             batch.certs.update(dict.fromkeys(certs))
             for part in chunks(sorted(certs)):
                 for row in conn.execute(

@@ -26,6 +26,7 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_REVISION",
+    "assessments",
     "certificates",
     "confirmations",
     "disclosure_findings",
@@ -34,6 +35,7 @@ __all__ = [
     "evidence",
     "headers",
     "keys",
+    "licences",
     "members",
     "merkle_nodes",
     "meta",
@@ -42,6 +44,7 @@ __all__ = [
     "parcels",
     "parties",
     "pending",
+    "purchases",
     "records",
     "rejected",
     "restrictions",
@@ -49,7 +52,7 @@ __all__ = [
 
 #: the Alembic revision this code reads and writes; a store at any other
 #: revision is refused until ``kpl db upgrade`` brings it here.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 metadata = MetaData()
 
@@ -103,7 +106,7 @@ parcels = Table(
     Column("custodian", String(56)),
     Column("status", String(16), nullable=False),
     Column("weight", BigInteger, nullable=False),
-    # 0004: the commitment (hex) of its value; the clear value is a disclosure
+    # 0005: the commitment (hex) of its value; the clear value is a disclosure
     Column("value", String(64), nullable=False),
     Column("hs", String(8), nullable=False),
     Column("origin", Text, nullable=False),
@@ -112,6 +115,8 @@ parcels = Table(
     Column("created_idx", BigInteger, nullable=False),
     Column("created_hash", LargeBinary(32), nullable=False),
     Index("parcels_by_custodian", "custodian"),
+    # 0004: the claims an artisanal parcel was bought from (NULL: none)
+    Column("claims", Text),
 )
 
 parties = Table(
@@ -140,7 +145,7 @@ certificates = Table(
     Column("issued", String(10), nullable=False),
     Column("expires", String(10), nullable=False),
     Column("carats", BigInteger, nullable=False),
-    Column("value", String(64), nullable=False),  # 0004: commitment (hex)
+    Column("value", String(64), nullable=False),  # 0005: commitment (hex)
     Column("origin", String(8), nullable=False),
     Column("parcels", Text, nullable=False),
     Column("issue_chain", String(8), nullable=False),
@@ -245,7 +250,58 @@ rejected = Table(
     Column("reason", Text, nullable=False),
 )
 
-# ---------------------------------------------------------------- disclosures (0004)
+# ---------------------------------------------------------------- artisanal chain (0004)
+# Claims and licences (one id space per chain), first sales, and the diagnostic
+# self-assessments: derived from the records like every table above.
+
+licences = Table(
+    "licences",
+    metadata,
+    Column("id", String(56), primary_key=True),
+    Column("chain", String(8), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("claim", String(56)),
+    Column("zones", Text, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("valid_from", String(10), nullable=False),
+    Column("valid_until", String(10), nullable=False),
+    Column("ended", String(10)),
+    Column("end_reason", String(16)),
+    Column("reg_chain", String(8), nullable=False),
+    Column("reg_idx", BigInteger, nullable=False),
+    Column("reg_hash", LargeBinary(32), nullable=False),
+    Index("licences_by_chain", "chain", "type"),
+)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("parcel", String(56), primary_key=True),
+    Column("chain", String(8), nullable=False),
+    Column("buyer", String(56), nullable=False),
+    Column("digger", String(56), nullable=False),
+    Column("claim", String(56), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("weight", BigInteger, nullable=False),
+    Column("price", String(64), nullable=False),  # 0005: commitment (hex)
+    Column("bought", String(10), nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    Index("purchases_by_date", "chain", "bought"),
+)
+
+assessments = Table(
+    "assessments",
+    metadata,
+    Column("chain", String(8), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("indicator", String(64), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("assessed", String(10), nullable=False),
+)
+
+# ---------------------------------------------------------------- disclosures (0005)
 # The clear value and salt of a committed field of a record (DESIGN.md section 9):
 # the writer's own, and those peers gave this node because it is entitled to them.
 # ``commitment`` (the hex the state tables hold) finds the clear value of a field;

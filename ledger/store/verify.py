@@ -42,6 +42,9 @@ DERIVED: Mapping[str, Any] = {
     "confirmations": t.confirmations,
     "merkle_nodes": t.merkle_nodes,
     "headers": t.headers,
+    "licences": t.licences,
+    "purchases": t.purchases,
+    "assessments": t.assessments,
 }
 
 

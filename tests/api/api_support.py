@@ -23,12 +23,13 @@ from fastapi.testclient import TestClient
 
 from kpledger.api.app import create_app
 from kpledger.cli.example import run_example
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
 from kpledger.ledger.blocks import Block, Evidence
 from kpledger.ledger.chain import propose
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import PRICE_PER_CARAT, Network, Scenario, realistic_blocks
 from kpledger.node.config import NodeConfig, TokenConfig, hash_token
 from kpledger.node.node import Node
 
@@ -37,6 +38,7 @@ TOKENS = {
     "auditor": "tok-auditor",
     "operator": "tok-operator",
     "peer": "tok-peer",
+    "observer": "tok-observer",
     "party:IN-SURAT1": "tok-party-surat",
     "party:BW-DEBSWANA": "tok-party-debswana",
     "party:EU-ANTWERP1": "tok-party-antwerp",
@@ -91,7 +93,7 @@ class Example:
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
     folder = tmp_path_factory.mktemp("example")
     result = run_example(f"sqlite:///{folder / 'example.db'}")
-    net = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",))
+    net = result.net  # the example's keys, fresh on each run
     assert net.registry.network_id == result.store.registry.network_id
     yield Example(
         result.store,

@@ -19,8 +19,8 @@ from api_support import TOKENS, Example, bearer, serve
 
 from kpledger.api.routes import bundles
 from kpledger.cli.example import run_example
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network, Scenario
 
 PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
 
@@ -109,7 +109,7 @@ NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 def writer() -> Example:
     """An EU node over its own copy of the story: these tests submit records to it."""
     story = run_example("sqlite://")
-    signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["EU"]
+    signer = story.net.signers["EU"]
     eu = serve("EU", story.store, Path(tempfile.gettempdir()), signer)
     return Example(story.store, eu, eu, story.final_parcel)
 

@@ -28,13 +28,12 @@ from kpledger.cli.example import run_example
 from kpledger.ledger.bundle import serialize_bundle
 from kpledger.ledger.records import MAX_INDEX
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network
 
 EXAMPLES = int(os.environ.get("KPL_FUZZ_EXAMPLES", "60"))
 _HERE = Path(tempfile.gettempdir())
 
 _story = run_example("sqlite://")
-_signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["EU"]
+_signer = _story.net.signers["EU"]
 EU = serve("EU", _story.store, _HERE, _signer)
 NETWORK = _story.store.registry.network_id
 BUNDLE = json.loads(serialize_bundle(build_bundle(_story.store, _story.final_parcel)))

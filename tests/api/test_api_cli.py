@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from kpledger.cli import query
 from kpledger.cli.main import app
-from kpledger.ledger.workload import Network
+from kpledger.devtools.workload import Network
 from kpledger.node.client import NodeClient
 
 NODE = "http://wdc.test:8106"

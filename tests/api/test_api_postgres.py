@@ -13,8 +13,8 @@ import pytest
 from api_support import AuditCase, build_audit_case
 
 from kpledger.api.audit import audit_report, kp_statistics
+from kpledger.devtools.realistic import realistic_blocks
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import realistic_blocks
 
 pytestmark = pytest.mark.postgres
 

@@ -27,15 +27,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from kpledger.cli.example import run_example
-from kpledger.ledger.workload import Network
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 EXAMPLES = int(os.environ.get("KPL_FUZZ_EXAMPLES", "25"))
 _HERE = Path(tempfile.gettempdir())
 
 _wdc = serve("WDC", run_example("sqlite://").store, _HERE, None).app
-_eu_signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["EU"]
-_eu = serve("EU", run_example("sqlite://").store, _HERE, _eu_signer).app
+_eu_story = run_example("sqlite://")
+_eu = serve("EU", _eu_story.store, _HERE, _eu_story.net.signers["EU"]).app
 schema = schemathesis.openapi.from_asgi("/openapi.json", _wdc)
 writer = schemathesis.openapi.from_asgi("/openapi.json", _eu)
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from bench.writeset import capture, replay_postgres, replay_sqlite
+from kpledger.devtools.realistic import realistic_blocks
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
-from kpledger.ledger.workload import realistic_blocks
 
 
 def _tables(url: str) -> dict[str, list[tuple[Any, ...]]]:

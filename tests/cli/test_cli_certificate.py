@@ -10,7 +10,11 @@ import pytest
 
 from kpledger.cli.certificate import verify_certificate_command
 from kpledger.cli.example import run_example
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.certcode import CertificateCode
+from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.store import Store
 from tests.cli.test_cli_verify import _serve
 
 NUMBER = "EU-2026-0001"
@@ -82,3 +86,50 @@ def test_unusable_inputs(
     # an unreachable node is named as failing, not trusted
     assert verify_certificate_command(code.url(), registry, ["http://127.0.0.1:9"]) == 1
     assert "cannot be reached" in capsys.readouterr().err
+
+
+def test_a_code_checks_after_the_governance_replaced_the_issuers_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """BW's key is replaced by the KP (key.replace, two governance signatures); the
+    certificate BW then issues is in blocks signed by the new key. The node's answer
+    proves the replacement, so the buyer's registry-only check passes and says so."""
+    sc = Scenario(Network.create(("BW", "EU"), ("WDC",)))
+    store = Store.open(f"sqlite:///{tmp_path / 'replaced.db'}", sc.net.registry)
+
+    def seal(chain: str, *records: Record) -> None:
+        store.writer.apply(sc.seal(chain, *records))
+
+    seal("BW", sc.party("BW", "BW-MINE", "miner"), sc.party("BW", "BW-EXP", "exporter"))
+    seal("EU", sc.party("EU", "EU-IMP", "importer"))
+    seal("BW", sc.register("BW", "BW-P1", "BW-MINE", 100_000, 13_400_000))
+    bw = sc.ledger.state.head("BW")
+    assert bw is not None
+    fresh = Ed25519Signer.from_seed(b"bw-after-the-theft".ljust(32, b"."))
+    body = {
+        "code": "BW",
+        "key": fresh.public.hex(),
+        "from_height": bw.height + 1,
+        "reason": "theft",
+    }
+    seal("KP", sc.governance(Kind.KEY_REPLACE, body))
+    sc.net.signers["BW"] = fresh
+    seal("BW", sc.transfer("BW", "BW-P1", "BW-EXP"))
+    seal("BW", sc.issue("BW", "BW-2026-1", "EU", "BW-EXP", ["BW-P1"]))
+    cert = store.certificate("BW-2026-1")
+    assert cert is not None
+    registry = tmp_path / "genesis.json"
+    registry.write_bytes(store.registry.to_bytes())
+    code = CertificateCode(
+        "https://printer.example", store.registry.network_id, "BW-2026-1", cert.issue_ref.hash
+    )
+    url, server, thread, sock = _serve(store, tmp_path)
+    try:
+        assert verify_certificate_command(code.url(), registry, [url]) == 0
+        shown = capsys.readouterr().out
+        assert f"signed by key {fresh.public.key_id[:16]}, which the chain's own key" in shown
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.close()

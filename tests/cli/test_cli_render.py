@@ -7,9 +7,9 @@ from rich.console import Console
 from kpledger.api.deps import Caller
 from kpledger.api.provenance import history_view
 from kpledger.cli.render import history_tree, ref, status_text
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network, Scenario
 
 
 def _diamond() -> Store:

@@ -15,10 +15,10 @@ import uvicorn
 from kpledger.api.app import create_app
 from kpledger.cli.example import run_example
 from kpledger.cli.verify import verify_command
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.bundle import serialize_bundle
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 from kpledger.node.config import NodeConfig
 from kpledger.node.node import Node
 

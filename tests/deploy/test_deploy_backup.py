@@ -18,6 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Evidence, Header
 from kpledger.ledger.chain import propose
 from kpledger.ledger.errors import InvalidData, StoreError
@@ -25,7 +27,6 @@ from kpledger.ledger.records import Kind, Record, make_record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.backup import BackupError, export_store, import_file
-from kpledger.ledger.workload import Network, realistic_blocks
 from kpledger.node.local import free_base_port
 from kpledger.node.network import init_network
 

@@ -27,7 +27,8 @@ import pytest
 
 from kpledger.cli.ops import run_network_story
 from kpledger.node.local import free_base_port
-from kpledger.node.network import init_network, issue_node_certificate, load_ca
+from kpledger.node.network import init_network
+from kpledger.node.tls import issue_node_certificate, load_ca
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -280,6 +280,13 @@ def test_dockerfile(compose: dict[str, Any]) -> None:
     compile(command[2], "HEALTHCHECK", "exec")  # valid Python (it is run in tests/deploy)
     ignore = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
     assert next(x for x in ignore if not x.startswith("#")) == "**"
+    # every folder kpledger/ links to is in the build context and copied: a link
+    # left dangling would leave its package out of the image's wheel
+    copied = {args.split()[0] for word, args in steps if word == "COPY"}
+    for link in (REPO / "kpledger").iterdir():
+        if link.is_symlink():
+            assert link.name in copied, f"the Dockerfile does not copy {link.name}/"
+            assert f"!{link.name}/" in ignore, f"the build context leaves out {link.name}/"
     assert not any(line.startswith("!docker") for line in ignore), "keys must stay out"
 
 

@@ -31,6 +31,7 @@ from kpledger.keys import (
     passphrase_from_env,
     read_passphrase,
     save_key,
+    write_private,
     write_public_key,
 )
 from kpledger.ledger.canonical import Tag, sha256
@@ -171,8 +172,26 @@ def test_package_exports() -> None:
         "passphrase_from_env",
         "read_passphrase",
         "save_key",
+        "write_private",
         "write_public_key",
     }
+
+
+def test_private_files_are_owner_only_whatever_the_umask_and_never_overwritten(
+    tmp_path: Path,
+) -> None:
+    old = os.umask(0)
+    try:
+        write_private(tmp_path / "secrets.toml", '[BW]\npassphrase = "x"\n', what="secrets")
+    finally:
+        os.umask(old)
+    path = tmp_path / "secrets.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == '[BW]\npassphrase = "x"\n'
+    with pytest.raises(KeyFileError, match="private file already exists"):
+        write_private(path, b"other")
+    assert path.read_text() == '[BW]\npassphrase = "x"\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets.toml"]  # no temporary left
 
 
 # --- refusals on load -----------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import (
     Block,
     Evidence,
@@ -32,7 +33,6 @@ from kpledger.ledger.errors import (
 from kpledger.ledger.merkle import EMPTY_ROOT, Frontier, root_of
 from kpledger.ledger.records import Kind, Record, make_record
 from kpledger.ledger.registry import Params
-from kpledger.ledger.workload import Network
 
 NET = Network.create()
 OTHER = Network.create(seed=1)

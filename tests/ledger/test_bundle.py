@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kpledger.cli.example import run_example
+from kpledger.cli.example import ExampleResult, run_example
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Header
 from kpledger.ledger.bundle import (
     FORMAT,
@@ -38,27 +39,29 @@ from kpledger.ledger.errors import (
 from kpledger.ledger.merkle import EMPTY_ROOT
 from kpledger.ledger.state import CertificateStatus, ParcelStatus
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 
 Doc = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[bytes, Doc]]:
-    """The example story's final parcel IN-S2: its bundle's bytes and document."""
-    path = tmp_path_factory.mktemp("bundle") / "example.db"
-    result = run_example(f"sqlite:///{path}")
-    try:
-        doc = build_bundle(result.store, "IN-S2")
-        yield serialize_bundle(doc), doc
-    finally:
-        result.store.close()
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleResult]:
+    """The example story in a SQLite file, closed at the end of the module."""
+    result = run_example(f"sqlite:///{tmp_path_factory.mktemp('bundle') / 'example.db'}")
+    yield result
+    result.store.close()
 
 
 @pytest.fixture(scope="module")
-def network() -> Network:
-    """The example story's network (fixed seeds): its keys sign forged parts."""
-    return Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",))
+def example(story: ExampleResult) -> tuple[bytes, Doc]:
+    """The example story's final parcel IN-S2: its bundle's bytes and document."""
+    doc = build_bundle(story.store, "IN-S2")
+    return serialize_bundle(doc), doc
+
+
+@pytest.fixture(scope="module")
+def network(story: ExampleResult) -> Network:
+    """The example story's network: its keys sign forged parts."""
+    return story.net
 
 
 def edited(doc: Doc, edit: Callable[[Doc], object]) -> bytes:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.bundle import STEPS, check_bundle, serialize_bundle, verify_bundle
 from kpledger.ledger.errors import NotCosigned, NotYetCosigned, SchemaError
 from kpledger.ledger.registry import Params
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 
 
 def test_cosign_defaults_and_bounds() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, Header, SignedHeader, check_link
 from kpledger.ledger.bundle import STEPS, check_bundle, serialize_bundle
 from kpledger.ledger.canonical import Tag, canonical_bytes, sha256
@@ -27,7 +28,6 @@ from kpledger.ledger.records import Kind
 from kpledger.ledger.state import key_at
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 
 Doc = dict[str, Any]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import seal
 from kpledger.ledger.chain import propose
 from kpledger.ledger.crypto import Ed25519Signer
@@ -19,7 +20,6 @@ from kpledger.ledger.errors import BlockError, ParticipantNotActive, SchemaError
 from kpledger.ledger.records import Kind
 from kpledger.ledger.registry import Participant, Registry
 from kpledger.ledger.state import CertificateStatus, key_at
-from kpledger.ledger.workload import Network, Scenario
 
 
 def signer(label: str) -> Ed25519Signer:

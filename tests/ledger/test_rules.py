@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, Evidence, SignedHeader, WitnessRef, seal
 from kpledger.ledger.chain import (
     MemoryLedger,
@@ -66,7 +67,6 @@ from kpledger.ledger.rules import (
     witnessed_median_time,
 )
 from kpledger.ledger.state import CertificateStatus, ParcelStatus, State, key_at
-from kpledger.ledger.workload import Network, Scenario
 
 DAY = 86_400
 

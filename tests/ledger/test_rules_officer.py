@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import WitnessRef, seal
 from kpledger.ledger.errors import (
     AlreadySpent,
@@ -31,7 +32,6 @@ from kpledger.ledger.records import REFUSAL_CODES, Kind
 from kpledger.ledger.registry import Params
 from kpledger.ledger.rules import apply_record
 from kpledger.ledger.state import CertificateStatus, ParcelStatus, State
-from kpledger.ledger.workload import Network, Scenario
 from tests.ledger.test_rules import (
     DAY,
     assert_replays,

@@ -13,7 +13,7 @@ Pieces:
   tuned for tests (short block interval, heartbeat and gossip interval), a
   ``NodeProc`` per node, clients with the right tokens, convergence waits;
 * ``ChainWriter``: valid records for one chain (parties, parcels, transfers,
-  splits), built the way ``ledger.workload.Scenario`` builds them;
+  splits), built the way ``devtools.workload.Scenario`` builds them;
 * ``ProxyHub``: TCP proxies (one per directed pair of nodes, say) that can be
   cut, healed and pointed elsewhere;
 * ``FakePeer``: an HTTP server that speaks the node-to-node protocol as a

@@ -22,9 +22,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kpledger.api.app import create_app
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network
 from kpledger.ledger.errors import BlockError, InvalidData
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network, realistic_blocks
 from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
 from kpledger.node.gossip import Gossip
 from kpledger.node.node import Node

@@ -27,10 +27,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from kpledger.cli.certificate import verify_certificate_command
 from kpledger.cli.main import app
 from kpledger.keys import load_key, save_key
 from kpledger.ledger.blocks import Block, seal
 from kpledger.ledger.bundle import verify_bundle
+from kpledger.ledger.certcode import CertificateCode
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import Kind, make_record
@@ -427,6 +429,17 @@ def test_key_rotation_in_a_running_node(cluster: Callable[..., Cluster]) -> None
         ).status_code == 200)  # fmt: skip
         after = auditor.get_bytes("/v1/parcels/BW-P1/bundle")
         verify_bundle(after, registry=registry, parcel="BW-P1")  # old and new key headers
+        # a buyer holding only genesis.json checks BW-C1's code: the proof's header is
+        # signed by the new key, which the answer's own key records prove
+        cert = httpx.get(f"{c.nodes['WDC'].url}/v1/certificates/BW-C1", timeout=5).json()
+        assert cert["proof"]["header"]["key_id"] == new.key_id
+        assert [k["record"]["kind"] for k in cert["proof"]["keys"]] == ["key.rotate"]
+        code = CertificateCode(
+            "https://printer.example", c.network_id, "BW-C1", bytes.fromhex(cert["issue"]["hash"])
+        )
+        for node in ("WDC", "EU", "BW"):
+            url = c.nodes[node].url
+            assert verify_certificate_command(code.url(), c.root / "genesis.json", [url]) == 0
     finally:
         auditor.close()
     # a restart finds the new key in node.key and goes on signing with it

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import Network, Scenario
 from kpledger.node.config import NodeConfig
 from kpledger.node.node import CLOCK_TOLERANCE, Node
 

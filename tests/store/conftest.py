@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.chain import MemoryLedger
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.verify import DERIVED
-from kpledger.ledger.workload import Network, realistic_blocks
 
 Snapshot = dict[str, Any]
 

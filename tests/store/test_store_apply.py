@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from kpledger.devtools.realistic import count_records
 from kpledger.ledger.merkle import EMPTY_ROOT
-from kpledger.ledger.workload import count_records
 
 
 def test_store_state_equals_memory_ledger(open_store, workload, replay_in_memory) -> None:

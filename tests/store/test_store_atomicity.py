@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, WitnessRef, seal
 from kpledger.ledger.errors import (
     AlreadySpent,
@@ -27,7 +28,6 @@ from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.engine import BulkWriter
-from kpledger.ledger.workload import Network, Scenario
 
 
 def _history(store: Store) -> Scenario:

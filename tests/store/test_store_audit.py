@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.errors import SchemaError, StoreError
 from kpledger.ledger.registry import Params
 from kpledger.ledger.schema import Fields
 from kpledger.ledger.store.audit import Findings, Period, parse_period
-from kpledger.ledger.workload import Network, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 

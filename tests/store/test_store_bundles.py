@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from kpledger.cli.example import run_example
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.bundle import Verdict, check_bundle, serialize_bundle, verify_bundle
 from kpledger.ledger.canonical import Tag, canonical_bytes, sha256
@@ -23,7 +24,6 @@ from kpledger.ledger.state import CertificateStatus, ParcelStatus
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 
 Doc = dict[str, Any]
 Opener = Callable[..., Store]

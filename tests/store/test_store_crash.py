@@ -25,7 +25,7 @@ LINE_TIMEOUT = 60.0
 WRITER = """
 import sys
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import realistic_blocks
+from kpledger.devtools.realistic import realistic_blocks
 
 db, total, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 net, blocks = realistic_blocks(total, seed=seed)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.chain import detect_equivocation, fork_heights
 from kpledger.ledger.errors import WitnessInvalid
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.backup import export_store, import_file
-from kpledger.ledger.workload import Network, Scenario
 
 
 def test_fork_witnessed_both_ways_verifies_exports_and_imports(tmp_path: Path) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, Evidence, WitnessRef, seal
 from kpledger.ledger.chain import detect_equivocation
+from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import EquivocationError
 from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.records import Kind
 from kpledger.ledger.state import key_at
-from kpledger.ledger.workload import Network, Scenario
 
 
 def _same(got: Block, want: Block) -> None:
@@ -118,3 +120,24 @@ def test_evidence_stored_once(open_store) -> None:
     again = open_store(None)
     assert again.evidence.all() == [ev]
     assert again.evidence.add(ev) is False
+
+
+def test_key_records_are_the_chains_rotations_and_the_governance_acts_naming_it(
+    open_store,
+) -> None:
+    sc = Scenario(Network.create(("BW", "EU"), ()))
+    store = open_store(sc.net.registry)
+    store.writer.apply(sc.seal("BW", sc.party("BW", "BW-T1")))
+    new = Ed25519Signer.from_seed(b"bw-rotated".ljust(32, b"-"))
+    rotate = sc.record("BW", Kind.KEY_ROTATE, {"key": new.public.hex()})
+    store.writer.apply(sc.seal("BW", rotate))
+    sc.net.signers["BW"] = new
+    store.writer.apply(sc.seal("BW", sc.party("BW", "BW-T2")))
+    fresh = Ed25519Signer.from_seed(b"eu-fresh".ljust(32, b"-"))
+    # EU has sealed nothing yet: its key is replaced from its first block
+    body = {"code": "EU", "key": fresh.public.hex(), "from_height": 1, "reason": "theft"}
+    replace = sc.governance(Kind.KEY_REPLACE, body)
+    store.writer.apply(sc.seal("KP", replace))
+    assert [(r.id, i, h) for r, i, h in store.log.key_records("BW")] == [(rotate.id, 1, 2)]
+    assert [(r.id, i, h) for r, i, h in store.log.key_records("EU")] == [(replace.id, 0, 1)]
+    assert store.log.key_records("WDC") == []

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from kpledger.devtools.workload import Network
 from kpledger.ledger.errors import StoreError
 from kpledger.ledger.store import Store, schema_revision
 from kpledger.ledger.store import tables as t
-from kpledger.ledger.workload import Network
 
 
 def test_reopen_continues(open_store, workload, replay_in_memory) -> None:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kpledger.devtools.realistic import realistic_blocks
 from kpledger.ledger.store import Store
-from kpledger.ledger.workload import realistic_blocks
 
 
 @settings(

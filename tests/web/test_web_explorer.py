@@ -38,6 +38,7 @@ from kpledger.api.deps import Caller
 from kpledger.api.provenance import history_view
 from kpledger.api.routes import bundles
 from kpledger.cli.example import ExampleResult, run_example
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Evidence, Header, SignedHeader
 from kpledger.ledger.bundle import STEPS, check_bundle, serialize_bundle
 from kpledger.ledger.canonical import Tag, canonical_bytes, sha256
@@ -46,7 +47,6 @@ from kpledger.ledger.merkle import MemoryTree, leaf_hash
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
 from kpledger.node.gossip import Gossip, PeerState
 from kpledger.node.node import Node
@@ -635,7 +635,9 @@ def test_auditor_dashboard_shows_findings_and_their_records(tab: Browser) -> Non
     assert "AE → EU" in mirror
     assert "-13,500.00 ct" in mirror
     assert page.locator("#finding-mirror_mismatches svg.chart").count() == 1
-    assert page.locator("#stats svg.chart").count() == 4
+    # production, certificates, exports, imports, and production by method
+    assert page.locator("#stats svg.chart").count() == 5
+    assert page.locator("#methods").count() == 1
     assert "29,500.00 ct" in page.inner_text("#stats")
     shot(page, "auditor")
     # a finding's record: fetched from the auditor's block range, its leaf hash recomputed
@@ -932,8 +934,9 @@ def _history(store: Store, parcel_id: str) -> dict[str, Any]:
 
 
 def _demo_store() -> Store:
-    """``kpl demo``'s story (cli/demo.py) in memory: its parcels, certificates, merges and
-    splits, among them the merge of Antwerp's EU-AW-1 with Russia's RU-UD-1 in Surat."""
+    """A five-authority KP story in memory, as ``kpl demo`` told it before its story became
+    ``cli.story.KP_STORY``: parcels, certificates, merges and splits, among them the
+    merge of Antwerp's EU-AW-1 with Russia's RU-UD-1 in Surat, which a drawing got wrong."""
     net = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",))
     sc = Scenario(net)
     store = Store.open("sqlite://", net.registry)
@@ -1224,7 +1227,7 @@ def test_network_page_and_equivocation_evidence(tab: Browser) -> None:
     head = tab.site.example.store.log.signed_head("AE")
     assert head is not None
     forged = Header.from_json({**head.header.to_json(), "root": "00" * 32})
-    signer = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",)).signers["AE"]
+    signer = tab.site.example.net.signers["AE"]
     other = SignedHeader(forged, signer.sign(Tag.SIG_HEADER, forged.raw))
     assert tab.site.node.add_evidence(Evidence.build(head, other))
     page.reload()

@@ -54,6 +54,8 @@ Thresholds of the report (documented in the README, echoed in every report):
   authority refused (``certificate.refuse``), with the reason code and text;
   refused and voided certificates count as no export in the mirror check and
   the statistics (the goods went back);
+* **export surplus**: an artisanal producer's exports to the period's last day
+  above its recorded production plus imports to that day (``artisanal``);
 * **equivocation**: the evidence this node holds (two validly signed headers
   of one chain that contradict), when either header falls in the period.
 """
@@ -68,10 +70,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kpledger.ledger.errors import StoreError
 from kpledger.ledger.registry import Params
+from kpledger.ledger.state import Assessment
 from kpledger.ledger.store.audit.activity import (
     equivocation,
     suspended_activity,
     unrecorded_production,
+)
+from kpledger.ledger.store.audit.artisanal import (
+    all_production,
+    assessments,
+    export_surplus,
+    internal_controls,
+    methods,
 )
 from kpledger.ledger.store.audit.base import (
     MAX_FINDINGS,
@@ -97,12 +107,15 @@ from kpledger.ledger.store.audit.rows import (
     AuditRecord,
     Bounded,
     CertificateCount,
+    ControlRow,
     Discrepancy,
     Equivocation,
+    ExportSurplus,
     ExportTotal,
     Findings,
     ImportTotal,
     InTransit,
+    MethodTotal,
     MirrorMismatch,
     PriceOutlier,
     ProductionTotal,
@@ -112,7 +125,7 @@ from kpledger.ledger.store.audit.rows import (
     Unconfirmed,
     UnrecordedProduction,
 )
-from kpledger.ledger.store.audit.statistics import certificate_counts, exports, imports, production
+from kpledger.ledger.store.audit.statistics import certificate_counts, exports, imports
 
 __all__ = [
     "MAX_FINDINGS",
@@ -126,12 +139,15 @@ __all__ = [
     "AuditRecord",
     "Bounded",
     "CertificateCount",
+    "ControlRow",
     "Discrepancy",
     "Equivocation",
+    "ExportSurplus",
     "ExportTotal",
     "Findings",
     "ImportTotal",
     "InTransit",
+    "MethodTotal",
     "MirrorMismatch",
     "Period",
     "PriceOutlier",
@@ -180,6 +196,7 @@ class AuditQueries:
                 suspended_activity=suspended_activity(conn, period, limit, recs),
                 equivocation=equivocation(conn, period, limit),
                 refusals=refusals(conn, period, limit, recs),
+                export_surplus=export_surplus(conn, period, limit, recs),
             )
 
         return self._read("audit findings", read)
@@ -191,10 +208,20 @@ class AuditQueries:
         def read(conn: Connection) -> Statistics:
             return Statistics(
                 period=period,
-                production=production(conn, period),
+                production=all_production(conn, period),
                 exports=exports(conn, period),
                 imports=imports(conn, period),
                 certificates=certificate_counts(conn, period),
+                methods=methods(conn, period),
+                controls=internal_controls(conn, period),
             )
 
         return self._read("KP statistics", read)
+
+    def controls(self, period: Period) -> tuple[ControlRow, ...]:
+        """The internal controls of every artisanal producer for ``period``."""
+        return self._read("internal controls", lambda conn: internal_controls(conn, period))
+
+    def assessments(self, chain: str | None = None) -> tuple[Assessment, ...]:
+        """The diagnostic self-assessments recorded (of one chain, or of all)."""
+        return self._read("diagnostic self-assessments", lambda conn: assessments(conn, chain))

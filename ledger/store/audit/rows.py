@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from kpledger.ledger.artisanal import Controls, Totals
 from kpledger.ledger.blocks import Header
 
 if TYPE_CHECKING:
@@ -14,12 +15,15 @@ __all__ = [
     "AuditRecord",
     "Bounded",
     "CertificateCount",
+    "ControlRow",
     "Discrepancy",
     "Equivocation",
+    "ExportSurplus",
     "ExportTotal",
     "Findings",
     "ImportTotal",
     "InTransit",
+    "MethodTotal",
     "MirrorMismatch",
     "PriceOutlier",
     "Refusal",
@@ -168,6 +172,39 @@ class Bounded(Generic[T]):
 
 
 @dataclass(frozen=True)
+class MethodTotal:
+    """Production of one participant by one method: carats, parcels, and the
+    first-sale price per carat (US cents) when the cell is large enough to show."""
+
+    participant: str
+    method: str
+    carats: int
+    parcels: int
+    cents_per_carat: int | None
+
+
+@dataclass(frozen=True)
+class ControlRow:
+    """The internal-control indicators of one artisanal producer for the period."""
+
+    participant: str
+    totals: Totals
+    controls: Controls
+
+
+@dataclass(frozen=True)
+class ExportSurplus:
+    """Exports above recorded production plus imports (hundredths of a carat, to date)."""
+
+    participant: str
+    exported: int
+    produced: int
+    imported: int
+    surplus: int
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
 class Findings:
     """Every finding list of the audit report for one period."""
 
@@ -181,13 +218,16 @@ class Findings:
     suspended_activity: Bounded[SuspendedActivity]
     equivocation: Bounded[Equivocation]
     refusals: Bounded[Refusal]
+    #: artisanal producers exporting more than they recorded producing and importing
+    export_surplus: Bounded[ExportSurplus] = Bounded((), False)
 
 
 @dataclass(frozen=True)
 class ProductionTotal:
     participant: str
     carats: int
-    value: int
+    #: None when 1 or 2 first sales are in it: their price would show (disclosure control)
+    value: int | None
     parcels: int
 
 
@@ -230,3 +270,7 @@ class Statistics:
     exports: tuple[ExportTotal, ...]
     imports: tuple[ImportTotal, ...]
     certificates: tuple[CertificateCount, ...]
+    #: production by participant and method (``audit.artisanal.MethodTotal``)
+    methods: tuple[MethodTotal, ...] = ()
+    #: internal-control indicators per artisanal producer (``audit.artisanal.ControlRow``)
+    controls: tuple[ControlRow, ...] = ()

@@ -1,14 +1,15 @@
 """Record format 2: committed confidential fields and their disclosures.
 
-The state's value columns hold the commitment (hex) of a value instead of the
-clear cents, and the new ``disclosures`` table keeps the clear values and
-salts this node may know; ``disclosure_findings`` the disclosure rules found
-broken when disclosures arrived. A store holding records of format 1 cannot move:
-their bytes are refused by this code (there is no deployed network of format 1
-to carry over), so the upgrade refuses such a store with a message saying so.
+The state's value columns (parcels, certificates, first-sale prices) hold the
+commitment (hex) of a value instead of the clear cents, and the new
+``disclosures`` table keeps the clear values and salts this node may know;
+``disclosure_findings`` the disclosure rules found broken when disclosures
+arrived. A store holding records of format 1 cannot move: their bytes are
+refused by this code (there is no deployed network of format 1 to carry over),
+so the upgrade refuses such a store with a message saying so.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.util.exc import CommandError
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -45,6 +46,14 @@ def upgrade() -> None:
             existing_type=sa.BigInteger(),
             existing_nullable=False,
             postgresql_using="value::text",
+        )
+    with op.batch_alter_table("purchases") as batch:
+        batch.alter_column(
+            "price",
+            type_=sa.String(64),
+            existing_type=sa.BigInteger(),
+            existing_nullable=False,
+            postgresql_using="price::text",
         )
     op.create_table(
         "disclosures",
@@ -77,12 +86,12 @@ def downgrade() -> None:
     op.drop_index("disclosures_by_chain", "disclosures")
     op.drop_index("disclosures_by_commitment", "disclosures")
     op.drop_table("disclosures")
-    for table in ("certificates", "parcels"):
+    for table, column in (("purchases", "price"), ("certificates", "value"), ("parcels", "value")):
         with op.batch_alter_table(table) as batch:
             batch.alter_column(
-                "value",
+                column,
                 type_=sa.BigInteger(),
                 existing_type=sa.String(64),
                 existing_nullable=False,
-                postgresql_using="value::bigint",
+                postgresql_using=f"{column}::bigint",
             )

@@ -1,6 +1,6 @@
 """Conformance vectors of the bundle format (docs/spec/bundle.md): ``docs/spec/vectors/``.
 
-Run ``python -m kpledger.cli.spec_vectors docs/spec/vectors`` to write them; the output
+Run ``python -m kpledger.devtools.spec_vectors docs/spec/vectors`` to write them; the output
 is deterministic (fixed keys, fixed times), and ``tests/ledger/test_spec_vectors.py``
 checks both that the files are what this generator writes and that the verifier
 reaches the expected verdict on each.
@@ -13,7 +13,10 @@ case: ``file``, ``desc``, ``parcel`` (the parcel to pin, or null), ``pin``
 always canonical JSON: that is what some of them test).
 
 A vector's expected step and code are stated here, per mutation, and the
-generator refuses to write a vector the verifier does not judge that way.
+generator refuses to write a vector the verifier does not judge that way. The
+vectors of step 5 (replay) come from ``devtools.replay_vectors``: records the
+story's bundle needs left out (``LEFT_OUT``), and chains sealed without the
+rules, one broken rule each.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kpledger.devtools.replay_vectors import omission_cases, replay_cases
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.bundle import STEPS, serialize_bundle, verify_bundle
 from kpledger.ledger.canonical import Tag, canonical_bytes
 from kpledger.ledger.crypto import Ed25519Signer
@@ -34,12 +39,20 @@ from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
-from kpledger.ledger.workload import Network, Scenario
 
-__all__ = ["Case", "cases", "main", "write"]
+__all__ = ["LEFT_OUT", "Case", "cases", "main", "write"]
 
 Doc = dict[str, Any]
 Edit = Callable[[Doc], None]
+
+#: records of the story's bundle of BW-P2 left out, one at a time, and the replay's error
+LEFT_OUT = [
+    ("replay-omit-exporter", "party.register", "party", "BW-EXP", "inactive-party"),
+    ("replay-omit-registration", "parcel.register", "parcel", "BW-P1", "unknown-reference"),
+    ("replay-omit-split", "parcel.split", "parcel", "BW-P1", "unknown-reference"),
+    ("replay-omit-transfer", "parcel.transfer", "parcel", "BW-P2", "certificate-invalid"),
+    ("replay-omit-issue", "certificate.issue", "number", "BW-C1", "unknown-reference"),
+]
 
 
 @dataclass(frozen=True)
@@ -374,6 +387,13 @@ def cases() -> list[Case]:  # noqa: PLR0915 - one statement per case: the list o
                     "inclusion-proof",
                     _update("records", i, "record", time="2026-01-01T00:00:00Z"),
                 )
+        # step 5: replay. A record the bundle's other records need, left out ...
+        for name, desc, doc, code in omission_cases(base, LEFT_OUT):
+            out.append(Case(name, desc, serialize_bundle(doc), "BW-P2", True, 5, code))
+        # ... and chains sealed without the rules, one broken rule each (own registry)
+        for c in replay_cases():
+            step = None if c.code is None else 5
+            out.append(Case(c.name, c.desc, c.data, c.parcel, False, step, c.code))
         # step 6: subject
         bad(
             "subject-pin",
