@@ -88,6 +88,26 @@ _COMMITTED = (
     'record holds {"c": <64 hex>} (a salted SHA-256 commitment) and the clear value is a '
     "disclosure."
 )
+_SIGNED = (
+    " Confidential: a salted SHA-256 commitment to the clear value; the clear value and "
+    "its salt are a disclosure, given only to those entitled to it."
+)
+_COMMITMENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"c": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+    "required": ["c"],
+    "additionalProperties": False,
+}
+#: which form of the record the trace describes: "draft" (submitted) or "signed"
+_FORM = ["draft"]
+
+
+def _clear_schema(name: str) -> dict[str, Any]:
+    if name in ("value", "price"):
+        return {"type": "integer", "minimum": 0, "maximum": CENTS_MAX}
+    return {"type": "string", "minLength": 1, "maxLength": _TEXT_LIMITS.get(name, 300)}
+
+
 _CARATS = "Unit: hundredths of a carat (100 = 1.00 ct)."
 _CENTS = "Unit: US cents (100 = 1.00 USD)."
 
@@ -353,15 +373,11 @@ class _TracingFields(Fields):
         return _TracingFields(_Map(child), self.path(name))
 
     def commitment(self, name: str) -> str:
-        # the schema of what is submitted: the clear value, which the writer's node
-        # commits (in the signed record the field is {"c": <64 hex>})
-        schema: dict[str, Any] = (
-            {"type": "integer", "minimum": 0, "maximum": CENTS_MAX}
-            if name in ("value", "price")
-            else {"type": "string", "minLength": 1, "maxLength": _TEXT_LIMITS.get(name, 300)}
-        )
-        plain = _describe(dict(schema), name, "")["description"]
-        self._field(name, {**schema, "description": plain + _COMMITTED})
+        plain = _describe(dict(_clear_schema(name)), name, "")["description"]
+        if _FORM[0] == "signed":  # the field as the signed record holds it
+            self._field(name, {**_COMMITMENT, "description": plain + _SIGNED})
+        else:  # what is submitted: the clear value, which the writer's node commits
+            self._field(name, {**_clear_schema(name), "description": plain + _COMMITTED})
         return "0" * 64
 
     def mapping(self, name: str) -> Mapping[str, Any]:
@@ -405,8 +421,18 @@ def _parsers() -> Mapping[Kind, Any]:
     return parsers
 
 
-def body_schema(kind: Kind) -> dict[str, Any]:
-    """The JSON Schema of ``kind``'s body, traced from its parser."""
+def body_schema(kind: Kind, *, signed: bool = False) -> dict[str, Any]:
+    """The JSON Schema of ``kind``'s body, traced from its parser: as submitted (a
+    confidential field in clear), or as the signed record holds it (``signed``: a
+    confidential field is its commitment)."""
+    _FORM[0] = "signed" if signed else "draft"
+    try:
+        return _body_schema(kind)
+    finally:
+        _FORM[0] = "draft"
+
+
+def _body_schema(kind: Kind) -> dict[str, Any]:
     root = _Node()
     fields = _TracingFields(_Map(root), "body")
     _parsers()[kind](fields)
