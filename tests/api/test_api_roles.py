@@ -57,7 +57,7 @@ def test_public_sees_no_commercial_field_of_any_certificate(example: Example, nu
     assert answer.status_code == 200
     body = answer.json()
     assert not keys(body) & HIDDEN
-    assert set(body["committed"]) == {"value", "importer"}
+    assert set(body["committed"]) == {"value", "importer", "seal"}
     # the issue record is public now: its confidential fields are commitments
     record = body["proof"]["record"]["body"]
     assert record["number"] == number

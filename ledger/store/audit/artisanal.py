@@ -158,12 +158,15 @@ def _exports(conn: Connection, chain: str, period: Period) -> tuple[int, int, in
     carats = value = traced = 0
     numbers: list[str] = []
     parcels: list[str] = []
-    q = select(C.number, C.carats, C.value, C.parcels).where(
-        C.issuer == chain, C.status.not_in(NOT_SHIPPED), *period.days(C.issued)
+    v = known_cents()
+    q = (
+        select(C.number, C.carats, v.c.cents, C.parcels)
+        .select_from(t.certificates.outerjoin(v, v.c.commitment == C.value))
+        .where(C.issuer == chain, C.status.not_in(NOT_SHIPPED), *period.days(C.issued))
     )
-    for number, ct, v, listed in conn.execute(q):
+    for number, ct, cents, listed in conn.execute(q):
         carats += as_int(ct)
-        value += as_int(v)
+        value += as_int(cents)
         numbers.append(str(number))
         parcels.extend(json.loads(listed))
     own = chain + "-"
