@@ -397,7 +397,11 @@ function composition(value, field) {
 const weight = (f, n) => f.integer(n, 1, CARAT_MAX);
 // record format 2: a confidential field holds a salted commitment {"c": <64 hex>}
 const committed = (f, n) => {
-  const c = f.obj(n);
+  const v = f.get(n);
+  if (!isObject(v)) {
+    throw new InvalidData(`expected a commitment {"c": <64 hex digits>}: a confidential field is committed in record format 2 (submit it in clear to the writer's node)`, f.at(n));
+  }
+  const c = new Fields(v, f.at(n));
   c.hex("c", 32, 64);
   c.done();
 };
@@ -568,14 +572,14 @@ const BODIES = {
   },
   "claim.register": (f) => {
     localId(f, "claim");
-    f.string("holder", { max: 200 });
+    committed(f, "holder");
     localId(f, "zone");
     location(f, "location");
     validity(f);
   },
   "licence.digger": (f) => {
     localId(f, "licence");
-    f.string("holder", { max: 200 });
+    committed(f, "holder");
     f.choice("type", DIGGER_TYPES);
     localId(f, "claim");
     validity(f);
@@ -600,7 +604,7 @@ const BODIES = {
     localId(f, "claim");
     f.choice("method", METHODS);
     weight(f, "weight");
-    cents(f, "price");
+    committed(f, "price");
     f.choice("hs", HS_CODES);
     f.date("bought");
   },

@@ -91,7 +91,7 @@ ID_FIELDS = {"exporter", "custodian", "party", "to", "buyer", "digger"}
 
 def _ids_of_signed_records_dropped(value: Any, signed: bool = False) -> Any:
     if isinstance(value, dict):
-        inner = signed or "body" in value and "kind" in value
+        inner = signed or ("body" in value and "kind" in value)
         return {
             k: _ids_of_signed_records_dropped(v, inner)
             for k, v in value.items()
