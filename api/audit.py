@@ -19,6 +19,7 @@ from kpledger.api.schemas import (
     AuditReportOut,
     AuditThresholdsOut,
     CertificateCountRow,
+    DisclosureInconsistentList,
     DiscrepancyList,
     EquivocationList,
     EquivocationOut,
@@ -121,6 +122,9 @@ def audit_report(
             truncated=found.equivocation.truncated,
         ),
         refusals=RefusalList.model_validate(asdict(found.refusals)),
+        disclosure_inconsistent=DisclosureInconsistentList.model_validate(
+            asdict(found.disclosure_inconsistent)
+        ),
         export_surplus=surplus_list(found.export_surplus),
         controls=[controls_row(r) for r in store.audit.controls(period)],
     )

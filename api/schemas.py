@@ -388,6 +388,23 @@ class RefusalList(BaseModel):
     truncated: bool
 
 
+class DisclosureInconsistentOut(BaseModel):
+    """A disclosure rule found broken when the record's disclosures reached this node."""
+
+    chain: str
+    kind: str
+    code: str = Field(description="the rule's error code, e.g. value-not-conserved")
+    rule: str = Field(description="the rule's number in DOMAIN.md")
+    field: str
+    reason: str = Field(description="what does not add up (no values to an observer)")
+    records: list[AuditRecordOut] = Field(description="the record")
+
+
+class DisclosureInconsistentList(BaseModel):
+    items: list[DisclosureInconsistentOut]
+    truncated: bool
+
+
 class UnconfirmedList(BaseModel):
     items: list[UnconfirmedOut]
     truncated: bool
@@ -462,6 +479,11 @@ class AuditReportOut(BaseModel):
     refusals: RefusalList = Field(
         default_factory=lambda: RefusalList(items=[], truncated=False),
         description="certificates refused by their importer, issued in the period",
+    )
+    disclosure_inconsistent: DisclosureInconsistentList = Field(
+        default_factory=lambda: DisclosureInconsistentList(items=[], truncated=False),
+        description="disclosure rules found broken when a record's disclosures arrived "
+        "(the block stays valid)",
     )
     controls: list[ControlsRow] = Field(
         default_factory=list,

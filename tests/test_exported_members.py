@@ -494,6 +494,7 @@ PINNED: dict[str, list[str]] = {
         "Bounded",
         "CertificateCount",
         "ControlRow",
+        "DisclosureInconsistent",
         "Discrepancy",
         "Equivocation",
         "ExportSurplus",
@@ -521,6 +522,7 @@ PINNED: dict[str, list[str]] = {
         "parse_period",
     ],
     "ledger.store.audit.activity": [
+        "disclosure_inconsistent",
         "equivocation",
         "governance_record",
         "suspended_activity",
@@ -578,6 +580,7 @@ PINNED: dict[str, list[str]] = {
         "Bounded",
         "CertificateCount",
         "ControlRow",
+        "DisclosureInconsistent",
         "Discrepancy",
         "Equivocation",
         "ExportSurplus",

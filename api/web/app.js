@@ -1119,6 +1119,17 @@ const FINDINGS = [
     ],
   },
   {
+    key: "disclosure_inconsistent",
+    title: "Disclosed values that do not add up",
+    columns: [
+      { title: "Chain", cell: (r) => r.chain },
+      { title: "Record", cell: (r) => r.kind },
+      { title: "Rule", cell: (r) => [pill(r.code), ` rule ${r.rule}, ${r.field}`] },
+      { title: "What", cell: (r) => r.reason },
+      { title: "Records", cell: (r) => recordLinks(r.records) },
+    ],
+  },
+  {
     key: "export_surplus",
     title: "Exports above recorded production plus imports",
     columns: [

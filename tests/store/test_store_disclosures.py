@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from kpledger.ledger.blocks import Block
 from kpledger.ledger.errors import DisclosureError
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.audit import Period
 from kpledger.node.disclose import disclosures_json, receive_disclosures
 
 Opener = Callable[..., Store]
@@ -148,3 +150,11 @@ def test_a_disclosure_rule_broken_on_arrival_is_a_finding_not_a_rejection(
     assert [tuple(r) for r in rows] == [
         ("parcel.split", "value-not-conserved", "3", "body.children")
     ]
+    # the audit report lists it, with the record
+    found = reader.audit.findings(Period(None, date(2100, 1, 1))).disclosure_inconsistent
+    (item,) = found.items
+    assert (item.chain, item.kind, item.code) == ("BW", "parcel.split", "value-not-conserved")
+    assert "children are worth 536001 cents, the parent 1340000" in item.reason
+    split = reader.log.record("BW", item.records[0].index)
+    assert split is not None
+    assert split.kind.value == "parcel.split"
