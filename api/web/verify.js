@@ -21,7 +21,7 @@
 //   "step 4 (inclusion): record BW/2 inclusion proof: root: root mismatch: ..."
 
 export const FORMAT = "kpledger-bundle/1";
-export const STEPS = ["parse", "registry", "headers", "inclusion", "replay", "subject"];
+export const STEPS = ["parse", "registry", "headers", "inclusion", "replay", "subject", "disclosures"];
 const GOVERNANCE = "KP";
 const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 const MAX_RECORDS = 10000;
@@ -717,6 +717,20 @@ function checkBundle(value) {
     r.done();
     return { index, proof, record, raw, chain: record.chain, name: `${record.chain}/${index}` };
   });
+  // optional: the disclosures an entitled caller's bundle carries (checked at step 7)
+  const disclosures = f.has("disclosures")
+    ? f.items("disclosures", 1, 100000).map(([path, item]) => {
+        const d = new Fields(item, path);
+        const out = { record: d.hex("record", 32, 64), path: d.string("path", { max: 120 }), salt: d.hex("salt", 32, 64), value: d.get("value") };
+        d.done();
+        if (!out.path.startsWith("body.")) throw new InvalidData("a disclosure's path names a field of the body", `${path}.path`);
+        const cents = /\.(value|price)$/.test(out.path);
+        if (cents ? !Number.isInteger(out.value) || out.value < 0 : typeof out.value !== "string") {
+          throw new InvalidData(cents ? "expected an integer (US cents)" : "expected a string", `${path}.value`);
+        }
+        return out;
+      })
+    : [];
   f.done();
   for (let i = 1; i < headers.length; i++) {
     const a = [headers[i - 1].header.chain, headers[i - 1].header.height];
@@ -729,7 +743,7 @@ function checkBundle(value) {
       throw new InvalidData("records must be sorted by (chain, index), one each", `records[${i}]`);
     }
   }
-  return { registry, subject, headers, records };
+  return { registry, subject, headers, records, disclosures };
 }
 
 // ---------------------------------------------------------------- registry
@@ -993,6 +1007,29 @@ class Verifier {
     this.step = 6;
     await this.at("", () => this.subject(bundle));
     this.done(6, `the bundle proves parcel ${bundle.subject}'s records (partial: without the replay)`);
+    this.step = 7;
+    await this.at("", () => this.disclosures(bundle));
+    this.done(7, bundle.disclosures.length ? `${bundle.disclosures.length} disclosed values open their commitments` : "none carried (committed fields stay committed)");
+  }
+
+  /** Step 7: each disclosure opens the commitment at its path in a record of the bundle. */
+  async disclosures(bundle) {
+    const byLeaf = new Map();
+    for (const r of bundle.records) byLeaf.set(bytesToHex(await leafHash(r.raw)), r.record);
+    for (const [i, d] of bundle.disclosures.entries()) {
+      const where = `disclosures[${i}] (${d.path})`;
+      const record = byLeaf.get(d.record);
+      if (!record) throw new InvalidData(`${where}: opens no record of the bundle`, d.path);
+      let here = record;
+      for (const part of d.path.split(".")) {
+        const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$/.exec(part);
+        here = m && here ? here[m[1]] : undefined;
+        if (m && m[2] !== undefined) here = Array.isArray(here) ? here[Number(m[2])] : undefined;
+      }
+      if (!isObject(here) || typeof here.c !== "string") throw new InvalidData(`${where}: not a committed field of this record`, d.path);
+      const digest = bytesToHex(await sha256("KPL-COMMIT-V1\n", hexToBytes(d.salt), canonicalize(d.value)));
+      if (digest !== here.c) throw new InvalidData(`${where}: the disclosed value and salt do not open its commitment`, d.path);
+    }
   }
 
   done(n, detail) {

@@ -198,7 +198,6 @@ def test_an_export_lot_shows_its_claims_to_everyone(artisanal: Artisanal) -> Non
     ("method", "path", "status"),
     [
         ("get", "/v1/certificates/SL-2026-1/parties", 403),
-        ("get", "/v1/parcels/SL-LOT1/bundle", 403),
         ("get", "/v1/records/r1", 403),
         ("post", "/v1/records", 403),
         ("post", "/v1/records/check", 403),
@@ -215,6 +214,18 @@ def test_observer_is_refused_commercial_and_writing_endpoints(
     )
     assert answer.status_code == status, (path, answer.text)
     assert answer.json()["detail"]  # a problem document saying why
+
+
+def test_an_observers_bundle_is_the_publics_committed_one(artisanal: Artisanal) -> None:
+    mine = artisanal.client.get("/v1/parcels/SL-LOT1/bundle", headers=OBSERVER)
+    public = artisanal.client.get("/v1/parcels/SL-LOT1/bundle")
+    assert mine.status_code == public.status_code == 200
+    assert mine.content == public.content  # no disclosures: names and prices stay committed
+    assert "disclosures" not in mine.json()
+    for entry in mine.json()["records"]:  # format 2: every confidential field a commitment
+        Record.from_value(entry["record"])
+    for name in ("Koidu pit", "Tongo"):
+        assert name not in mine.text
 
 
 def test_public_and_operator_cannot_read_the_audit_report(artisanal: Artisanal) -> None:
