@@ -517,7 +517,10 @@ class ExportRow(BaseModel):
     participant: str = Field(description="the exporting participant (certificate issuer)")
     partner: str = Field(description="the destination")
     carats: int = Field(description="hundredths of a carat declared")
-    value: int = Field(description="US cents declared")
+    value: int | None = Field(
+        description="US cents declared; null to the public when fewer than 3 certificates "
+        "are in the cell (one shipment's value would show)"
+    )
     certificates: int
 
 
@@ -526,7 +529,10 @@ class ImportRow(BaseModel):
     partner: str = Field(description="the exporting participant")
     carats: int = Field(description="hundredths of a carat received")
     declared: int = Field(description="hundredths of a carat on the certificates")
-    value: int = Field(description="US cents declared on the certificates")
+    value: int | None = Field(
+        description="US cents declared on the certificates; null to the public when fewer "
+        "than 3 are in the cell"
+    )
     certificates: int
 
 
@@ -545,10 +551,10 @@ class StatsTotals(BaseModel):
     production_value: int | None = Field(description="null when a participant's is withheld")
     production_parcels: int
     export_carats: int
-    export_value: int
+    export_value: int | None = Field(description="null when a cell's is withheld")
     export_certificates: int
     import_carats: int
-    import_value: int
+    import_value: int | None = Field(description="null when a cell's is withheld")
     import_certificates: int
     certificates: int
 

@@ -1242,7 +1242,7 @@ function statsSection(stats) {
           [
             { title: "Participant", cell: (r) => r.participant },
             { title: "Carats", num: true, cell: (r) => ct(r.carats) },
-            { title: "USD", num: true, cell: (r) => usd(r.value) },
+            { title: "USD", num: true, cell: (r) => (r.value === null ? "withheld (< 3)" : usd(r.value)) },
             { title: "Parcels", num: true, cell: (r) => r.parcels },
           ],
           stats.production,
@@ -1278,7 +1278,7 @@ function statsSection(stats) {
           [
             { title: "Exporter → partner", cell: (r) => `${r.participant} → ${r.partner}` },
             { title: "Carats", num: true, cell: (r) => ct(r.carats) },
-            { title: "USD", num: true, cell: (r) => usd(r.value) },
+            { title: "USD", num: true, cell: (r) => (r.value === null ? "withheld (< 3)" : usd(r.value)) },
             { title: "Certificates", num: true, cell: (r) => r.certificates },
           ],
           stats.exports,
@@ -1296,7 +1296,7 @@ function statsSection(stats) {
             { title: "Importer ← partner", cell: (r) => `${r.participant} ← ${r.partner}` },
             { title: "Received", num: true, cell: (r) => ct(r.carats) },
             { title: "Declared", num: true, cell: (r) => ct(r.declared) },
-            { title: "USD", num: true, cell: (r) => usd(r.value) },
+            { title: "USD", num: true, cell: (r) => (r.value === null ? "withheld (< 3)" : usd(r.value)) },
             { title: "Certificates", num: true, cell: (r) => r.certificates },
           ],
           stats.imports,
