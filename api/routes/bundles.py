@@ -13,10 +13,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from kpledger.api.deps import Caller, NodeDep, caller
 from kpledger.api.problems import problem
 from kpledger.ledger.bundle import MAX_BUNDLE_BYTES, check_bundle, serialize_bundle
+from kpledger.ledger.entitle import entitled
 from kpledger.ledger.errors import InvalidData, NotYetCosigned
 from kpledger.ledger.records import Record
 from kpledger.ledger.schema import LOCAL_ID
 from kpledger.ledger.store.bundles import build_bundle
+from kpledger.node.node import Node
 
 __all__ = ["accepts_gzip", "router"]
 
@@ -36,10 +38,16 @@ VERIFY_LIMIT = MAX_BUNDLE_BYTES
 _PARTY_FIELDS = ("party", "custodian", "to", "exporter")
 
 
-def _disclose(who: Caller) -> Callable[[Record], bool] | None:
-    """Of which records a caller's bundle carries the disclosures this node holds."""
-    if who.role in ("auditor", "operator"):
+def _disclose(who: Caller, node: Node) -> Callable[[Record], bool] | None:
+    """Of which records a caller's bundle carries the disclosures this node holds: an
+    auditor's all; an operator's those its authority is entitled to (``ledger.entitle``);
+    a party's those of the records naming it."""
+    if who.role == "auditor":
         return lambda _record: True
+    if who.role == "operator" and node.chain is not None:
+        chain = node.chain
+        shipping = node.store.disclosures.exporters_to(chain)
+        return lambda record: entitled(chain, "authority", record, shipping.__contains__)
     if who.role == "party" and who.party:
         party = who.party
         return lambda record: any(record.body_json.get(f) == party for f in _PARTY_FIELDS)
@@ -75,7 +83,7 @@ async def get_bundle(
         parcel = node.store.parcel(parcel_id)
         if parcel is None:
             raise HTTPException(404, f"no parcel {parcel_id}")
-        return serialize_bundle(build_bundle(node.store, parcel_id, disclose=_disclose(who)))
+        return serialize_bundle(build_bundle(node.store, parcel_id, disclose=_disclose(who, node)))
 
     packed = accepts_gzip(request.headers.get("accept-encoding", ""))
     # a record too recent: wait for the other authorities' next blocks (heartbeats)

@@ -185,6 +185,14 @@ class DisclosureStore:
         out.sort(key=lambda item: (item[0], item[1].path))
         return out, (start if upto is None else max(start, int(upto) + 1))
 
+    def exporters_to(self, reader: str) -> set[str]:
+        """The exporters of the certificates destined to participant ``reader``."""
+        c = t.certificates.c
+        with self.engine.connect() as conn:
+            return {
+                str(x) for (x,) in conn.execute(select(c.exporter).where(c.destination == reader))
+            }
+
     def receive(
         self, chain: str, items: Sequence[tuple[int, Disclosure]]
     ) -> list[tuple[int, Record]]:
