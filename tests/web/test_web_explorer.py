@@ -384,7 +384,7 @@ TAMPERS: dict[str, tuple[int, Callable[[bytes], bytes]]] = {
     "proof": (4, lambda d: _flip_hex(d, b'"proof":["')),
     "header-signature": (3, lambda d: _flip_hex(d, b'"sig":"', b'"headers":[')),
     "registry-signature": (2, lambda d: _flip_hex(d, b'"sig":"', b'"sigs":[')),
-    "not-canonical": (1, lambda d: d.replace(b'{"format"', b'{ "format"', 1)),
+    "not-canonical": (1, lambda d: d.replace(b'{"', b'{ "', 1)),
     "format": (1, lambda d: d.replace(b"kpledger-bundle/1", b"kpledger-bundle/2", 1)),
 }
 
