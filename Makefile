@@ -37,12 +37,16 @@ pytest: $(STAMP)
 
 ## bench: the benchmarks of bench/, printing ratios against the machine's own limits
 ## (about 30 minutes on 2 cores; BENCH_RUNS=1 for a quicker pass; ARTISANAL_PURCHASES=20000
-## scales the artisanal benchmark's 1,000,000 first sales down)
+## scales the artisanal benchmark's 1,000,000 first sales down); BENCH_SCALE=100k, 1m or
+## 10m adds bench.scale: that many records ingested, the rate and history latency at
+## each tenth (10m: about 15 GB of disk and several hours)
+BENCH_SCALE ?=
 bench: $(STAMP)
 	$(PY) -m bench.ingest
 	$(PY) -m bench.artisanal
 	$(PY) -m bench.query
 	$(PY) -m bench.network
+	$(if $(BENCH_SCALE),$(PY) -m bench.scale --scale $(BENCH_SCALE))
 	$(PY) -m bench.results --readme README.md
 
 ## soak: the chaos test of tests/node for SOAK_SECONDS (default 600) of chaos

@@ -15,12 +15,17 @@ nodes, and ratios are to a limit measured on this machine in the same run:
   within ``--tail`` seconds counts as infinitely late. Gossip: every
   ``--gossip-interval`` s to ``--fanout`` peers (1 s and 2 by default, lower
   than ``init_network``'s 0.5 s and 3, which saturate two cores at 16 nodes).
-  Goal: p99 under 1 s at 16 nodes;
+  Goal: p99 under 1 s at 16 nodes. Also the nodes' CPU seconds per node per
+  1,000 records submitted in the window (every record reaches every node, so
+  this does not depend on how many nodes share the machine), in total and
+  above the idle network's CPU (gossip rounds, heartbeats and this
+  benchmark's own polling, measured for ``--idle`` seconds before the load);
 * catch-up: a fresh observer node (WDC) syncing ``--catchup-records`` records
   of ``realistic_blocks`` (4 chains) from two seed authorities that hold them
   and seal nothing meanwhile; records/s, and the ratio to applying the same
-  blocks' wire bytes to an empty SQLite store in-process (``bench.ingest``).
-  Goal: ratio 0.8;
+  blocks' wire bytes to an empty SQLite store in-process (``bench.ingest``);
+  the node's pulls and blocks pulled (``/metrics``), and its resident memory
+  at start and at its peak (``VmHWM``). Goals: ratio 0.8, under 200 MiB;
 * submission: records/s from the first ``POST /v1/records`` (batches of
   ``--submit-batch``) to the last record committed, on one authority (with
   ``--submit-peers`` peers replicating), against the same node code driven
@@ -238,6 +243,18 @@ class Cluster:
                 fields = stat.rsplit(")", 1)[1].split()
                 total += (int(fields[11]) + int(fields[12])) / _TICKS
         return total
+
+    def rss(self, code: str, field: str = "VmHWM") -> int | None:
+        """Resident memory (bytes) of ``code``'s running process: its peak (``VmHWM``),
+        or now (``VmRSS``)."""
+        node = self.nodes.get(code)
+        if node is None or node.proc is None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024
+        return None
 
     def stop(self, code: str) -> None:
         node = self.nodes.pop(code, None)
@@ -506,6 +523,8 @@ class LoadStats:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: int = 0
     late_ms: list[float] = field(default_factory=list)
+    window_records: int = 0  # records accepted in the measured window
+    measuring: bool = False
 
 
 async def _steady_load(
@@ -542,6 +561,7 @@ async def _steady_load(
         for res in load_json(r.content)["results"]:
             stats.statuses[str(res["status"])] += 1
             stats.records += 1
+            stats.window_records += stats.measuring
     raise RuntimeError(f"{code}: the load ran out of records before the window ended")
 
 
@@ -576,6 +596,11 @@ async def _propagation_run(
         watcher = asyncio.create_task(watch.run(stop))
         try:
             await asyncio.sleep(1.0)  # the watch sees every node at rest first
+            # the network at rest: gossip rounds, heartbeats and this benchmark's polling
+            idle0 = (cluster.cpu_seconds(), time.perf_counter())
+            await asyncio.sleep(args.idle)
+            idle1 = (cluster.cpu_seconds(), time.perf_counter())
+            idle_cores = (idle1[0] - idle0[0]) / (idle1[1] - idle0[1])
             start = time.perf_counter()
             window = (start + args.warmup, start + args.warmup + args.duration)
             stats = LoadStats()
@@ -588,6 +613,7 @@ async def _propagation_run(
                 for c in codes
             ]
             await asyncio.sleep(args.warmup)
+            stats.measuring = True
             cpu0, polls0 = _cpu(), watch.polls
             ours0 = (cluster.cpu_seconds(), time.process_time(), time.perf_counter())
             await asyncio.gather(*loads)
@@ -621,6 +647,17 @@ async def _propagation_run(
         "blocks_per_s": len(samples) / args.duration,
         "cpu_busy": _busy(cpu0, cpu1),
         "node_cores": (ours1[0] - ours0[0]) / (ours1[2] - ours0[2]),
+        # every record submitted in the window reaches every node: the CPU one node
+        # spends per 1,000 of them does not depend on how many nodes share the machine
+        "cpu_s_per_node_per_1k_records": (ours1[0] - ours0[0])
+        / len(codes)
+        / max(1e-9, stats.window_records / 1000),
+        "idle_node_cores": idle_cores,
+        "cpu_s_per_node_per_1k_records_above_idle": (
+            ours1[0] - ours0[0] - idle_cores * (ours1[2] - ours0[2])
+        )
+        / len(codes)
+        / max(1e-9, stats.window_records / 1000),
         "bench_cores": (ours1[1] - ours0[1]) / (ours1[2] - ours0[2]),
         "heads_polls_per_s": (polls1 - polls0) / args.duration,
         "poll_errors": watch.errors,
@@ -662,7 +699,10 @@ def _propagation(args: Any, n_runs: int, folder: Path, size: int) -> dict[str, A
             f"  {size} nodes, run {run + 1}: {r['samples']} blocks, propagation p50 "
             f"{r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms (max {r['max_ms']:.0f} ms); "
             f"{r['records_per_s']:.0f} records/s submitted; nodes used {r['node_cores']:.2f} "
-            f"cores, this process {r['bench_cores']:.2f}, machine {r['cpu_busy']:.0%} busy",
+            f"cores ({r['cpu_s_per_node_per_1k_records']:.2f} CPU s per node per 1,000 "
+            f"records, {r['cpu_s_per_node_per_1k_records_above_idle']:.2f} above the "
+            f"{r['idle_node_cores']:.2f} cores of the idle network), this process "
+            f"{r['bench_cores']:.2f}, machine {r['cpu_busy']:.0%} busy",
             flush=True,
         )
     pooled = [x for r in per_run for x in r.pop("_samples")]
@@ -677,6 +717,13 @@ def _propagation(args: Any, n_runs: int, folder: Path, size: int) -> dict[str, A
         "not_everywhere_within_tail": sum(r["not_everywhere_within_tail"] for r in per_run),
         "cpu_busy": statistics.median(r["cpu_busy"] for r in per_run),
         "node_cores": statistics.median(r["node_cores"] for r in per_run),
+        "cpu_s_per_node_per_1k_records": statistics.median(
+            r["cpu_s_per_node_per_1k_records"] for r in per_run
+        ),
+        "cpu_s_per_node_per_1k_records_above_idle": statistics.median(
+            r["cpu_s_per_node_per_1k_records_above_idle"] for r in per_run
+        ),
+        "idle_node_cores": statistics.median(r["idle_node_cores"] for r in per_run),
         "runs": per_run,
     }
 
@@ -702,6 +749,23 @@ def _catchup_blocks(total: int) -> tuple[Network, list[Block]]:
         return realistic_blocks(total)
 
 
+async def _counters(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, float]:
+    """The node's pull and apply counters (``/metrics``)."""
+    r = await http.get(url + "/metrics", headers=headers)
+    r.raise_for_status()
+    names = {
+        "kpl_pulls_total": "pulls",
+        "kpl_blocks_pulled_total": "blocks_pulled",
+        "kpl_blocks_applied_total": "blocks_applied",
+    }
+    out = dict.fromkeys(names.values(), math.nan)
+    for line in r.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] = float(value)
+    return out
+
+
 def _same_heads(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> bool:
     return {c: (h["height"], h["hash"]) for c, h in a.items()} == {
         c: (h["height"], h["hash"]) for c, h in b.items()
@@ -718,6 +782,7 @@ async def _catchup_run(cluster: Cluster, target: dict[str, dict[str, Any]]) -> d
         spawned = time.perf_counter()
         cluster.start(FRESH)
         up = (await _wait_up(http, cluster, [FRESH], timeout=120))[FRESH]
+        at_start = cluster.rss(FRESH, "VmRSS")
         deadline = time.perf_counter() + 600
         while True:
             heads = await _heads(http, url)
@@ -732,8 +797,13 @@ async def _catchup_run(cluster: Cluster, target: dict[str, dict[str, Any]]) -> d
         for seed in SEEDS:  # the seeds sealed nothing meanwhile
             if not _same_heads(await _heads(http, layout.urls[seed]), target):
                 raise RuntimeError(f"seed {seed} changed its heads during the catch-up")
+        counts = await _counters(http, url, layout.auditor())
+    peak = cluster.rss(FRESH)
     cluster.stop(FRESH)
     return {
+        **counts,
+        "rss_at_start_mib": math.nan if at_start is None else at_start / 2**20,
+        "peak_rss_mib": math.nan if peak is None else peak / 2**20,
         "from_spawn_s": done - spawned,
         "from_up_s": done - up,
         "startup_s": up - spawned,
@@ -806,8 +876,11 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
             print(
                 f"  run {run + 1}: caught up in {r['from_up_s']:.2f} s after answering "
                 f"({r['startup_s']:.2f} s start-up): {total / r['from_up_s']:,.0f} records/s; "
-                f"ratio to in-process ingest {r['ingest_s'] / r['from_up_s']:.3f}; machine "
-                f"{r['cpu_busy']:.0%} busy",
+                f"ratio to in-process ingest {r['ingest_s'] / r['from_up_s']:.3f}; "
+                f"{r['pulls']:.0f} pulls, {r['blocks_pulled']:.0f} blocks pulled for "
+                f"{len(blocks)}, {r['blocks_applied']:.0f} applied; peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB ({r['rss_at_start_mib']:.0f} MiB at start); "
+                f"machine {r['cpu_busy']:.0%} busy",
                 flush=True,
             )
     up_s = statistics.median(r["from_up_s"] for r in per_run)
@@ -825,6 +898,9 @@ def _catchup(args: Any, n_runs: int, folder: Path) -> dict[str, Any]:
             r["ingest_s"] / r["from_spawn_s"] for r in per_run
         ),
         "startup_s": statistics.median(r["startup_s"] for r in per_run),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in per_run),
+        "pulls": statistics.median(r["pulls"] for r in per_run),
+        "blocks_pulled": statistics.median(r["blocks_pulled"] for r in per_run),
         "runs": per_run,
     }
 
@@ -1111,6 +1187,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--duration", type=float, help="measured seconds per propagation run")
     ap.add_argument("--warmup", type=float, default=3.0, help="load before measuring (s)")
     ap.add_argument("--tail", type=float, default=15.0, help="wait for late blocks (s)")
+    ap.add_argument("--idle", type=float, default=5.0, help="CPU of the idle network (s)")
     ap.add_argument("--prop-batch", type=int, default=10, help="records per submission")
     ap.add_argument(
         "--prop-period",

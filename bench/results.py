@@ -120,7 +120,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "bundle50_bytes_sent",
         "query",
-        ("bundle", "bytes_gzip"),
+        ("bundle", "gzip_bytes"),
         "50-hop bundle as sent (gzip)",
         "bytes",
         "<= 65,536",
@@ -145,6 +145,15 @@ FIGURES: tuple[Figure, ...] = (
         lambda v: v >= 0.8,
     ),
     Figure(
+        "catchup_peak_rss_mib",
+        "network",
+        ("catchup", "peak_rss_mib"),
+        "peak memory of the node catching up (RSS)",
+        "MiB",
+        "< 200",
+        lambda v: v < 200,
+    ),
+    Figure(
         "submission_rps",
         "network",
         ("submission", "records_per_s"),
@@ -160,6 +169,38 @@ FIGURES: tuple[Figure, ...] = (
         "ms",
         "< 1,000",
         lambda v: v < 1_000,
+    ),
+    Figure(
+        "propagation16_cpu_s_per_1k",
+        "network",
+        ("propagation", "16", "cpu_s_per_node_per_1k_records"),
+        "CPU per node per 1,000 records propagated, 16 nodes",
+        "s",
+        "-",
+    ),
+    Figure(
+        "scale_records",
+        "scale",
+        ("records",),
+        "scale run (BENCH_SCALE): records ingested",
+        "records",
+        "-",
+    ),
+    Figure(
+        "scale_rate_ratio",
+        "scale",
+        ("rate_ratio_last_to_first",),
+        "scale run: ingest rate at the end / at the start",
+        "ratio",
+        ">= 0.8 at 10 M",
+    ),
+    Figure(
+        "scale_history_p99_ms",
+        "scale",
+        ("history_p99_ms_at_end",),
+        "scale run: parcel history p99 at the end (in-process)",
+        "ms",
+        "-",
     ),
 )
 
@@ -189,7 +230,7 @@ def _fmt(value: float | None, unit: str) -> str:
         return "not run"
     if unit == "ratio":
         return f"{value:.2f}"
-    if unit == "ms":
+    if unit in ("ms", "s"):
         return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
     return f"{value:,.0f}"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
@@ -33,13 +32,13 @@ from kpledger.ledger.artisanal import (
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import BUYER_TYPES, DIGGER_TYPES, END_REASONS, METHODS, Kind
 from kpledger.node.compose import Composer, parse_carats, parse_usd
+from kpledger.node.compose_artisanal import parse_point
 
 __all__ = [
     "claim_app",
     "diagnostic_app",
     "licence_app",
     "lot_app",
-    "parse_point",
     "purchase_app",
 ]
 
@@ -51,27 +50,6 @@ diagnostic_app = typer.Typer(help="the diagnostic self-assessment", no_args_is_h
 
 FromOpt = Annotated[str, typer.Option("--from", help="first day of validity (YYYY-MM-DD)")]
 UntilOpt = Annotated[str, typer.Option("--until", help="last day of validity (YYYY-MM-DD)")]
-
-_MICRO = Decimal(1_000_000)
-
-
-def parse_point(text: str) -> tuple[int, int]:
-    """``"8.65,-10.97"`` (decimal degrees, at most 6 decimals) -> integer microdegrees."""
-    parts = text.replace(" ", "").split(",")
-    if len(parts) != 2:
-        raise InvalidData(f"{text!r}: expected LAT,LON in decimal degrees", field="point")
-    out = []
-    for part, top in zip(parts, (90, 180), strict=True):
-        try:
-            value = Decimal(part) * _MICRO
-        except InvalidOperation as exc:
-            raise InvalidData(f"{part!r} is not a number of degrees", field="point") from exc
-        if not value.is_finite() or value != value.to_integral_value():
-            raise InvalidData(f"{part!r}: at most 6 decimals", field="point")
-        if abs(value) > top * _MICRO:
-            raise InvalidData(f"{part!r} is beyond {top} degrees", field="point")
-        out.append(int(value))
-    return out[0], out[1]
 
 
 def _today() -> str:

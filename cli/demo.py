@@ -184,7 +184,10 @@ def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
         )
         s.wait(
             "every node to hold the suspension",
-            lambda: all(c.heads().get("KP", {}).get("height", 0) >= 2 for c in s.clients.values()),
+            lambda: all(
+                c.get("/v1/heads")["heads"].get("KP", {}).get("height", 0) >= 2
+                for c in s.clients.values()
+            ),
         )
         time.sleep(1.1)  # block times are to the second
         refused = s.commit(

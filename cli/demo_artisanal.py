@@ -36,7 +36,7 @@ SALES = (
     ("SL-A1", "SL-D1", "SL-KONO-C1", 120, 150, "alluvial"),
     ("SL-A2", "SL-D1", "SL-KONO-C1", 250, 170, "alluvial"),
     ("SL-A3", "SL-D2", "SL-KONO-C2", 480, 160, "alluvial"),
-    ("SL-A4", "SL-D2", "SL-KONO-C2", 35, 120, "alluvial"),
+    ("SL-A4", "SL-D2", "SL-KONO-C2", 35, 120, "artisanal"),
     ("SL-A5", "SL-D2", "SL-KONO-C2", 310, 180, "artisanal"),
     ("SL-A6", "SL-D1", "SL-KONO-C1", 95, 140, "artisanal"),
 )

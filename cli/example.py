@@ -1,32 +1,61 @@
-"""The in-process example: one KP year of custody, verified into a SQL store.
+"""The in-process example: the KP story (``cli.story``) played in memory into a SQL store.
 
-Five authorities (BW, RU, AE, EU, IN) write their chains in memory; every
-block they seal is applied, fully verified, to one SQL store, as a node of
-the network would. The story follows DOMAIN.md: production in Botswana and
-Russia, sorting, export under KP certificates, a mixed Dubai shipment that the
-EU refuses for its Russian share, re-export from Antwerp to India, and cutting
-in Surat. It ends by printing a parcel's lineage back to the mines and an
-RFC 9162 inclusion proof checked against a signed checkpoint.
+Five authorities (BW, RU, AE, EU, IN) play ``KP_STORY`` through the story's
+one builder (``cli.story.Story``), as ``kpl demo`` does on a network of node
+processes; here each authority is a ``MemoryAuthority``, which answers the
+builder's reads from one SQL store and seals each submitted step at once as
+that authority's next block, fully verified on the way in, as a node of the
+network would. No process starts and no socket opens. The story's clock
+(``StoryClock``) starts on 2 March 2026 at 09:00 UTC and moves a minute per
+block, so every run is dated alike. The story ends by
+printing a parcel's lineage back to the mines and an RFC 9162 inclusion proof
+checked against a signed checkpoint.
 
-Records are built and sealed by ``devtools.workload.Scenario``, the builder the
-tests use, but the keys are made afresh on each run (``Network.create(seed=None)``)
-and live only in memory: the shipped command holds no fixed key. The network
-and its keys come back in ``ExampleResult.net``, for a caller that signs more.
+The keys are made afresh on each run (``Network.create(seed=None)``) and live
+only in memory: the shipped command holds no fixed key. The network and its
+keys come back in ``ExampleResult.net``, for a caller that signs more.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
 
-from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
+from kpledger.api.deps import Caller
+from kpledger.api.provenance import certificate_view, parcel_view
+from kpledger.cli.story import KP_STORY, Story, StoryResult, final_parcel, play
+from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Block
-from kpledger.ledger.errors import RuleViolation
+from kpledger.ledger.chain import propose
+from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.merkle import verify_inclusion
 from kpledger.ledger.records import Record
 from kpledger.ledger.state import key_at
 from kpledger.ledger.store import Store
+from kpledger.ledger.store.outcome import Outcome
 
-__all__ = ["ExampleResult", "run_example"]
+__all__ = ["AUTHORITIES", "ExampleResult", "MemoryAuthority", "StoryClock", "run_example"]
+
+#: the authorities of the example: every chapter of ``KP_STORY`` is played
+AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
+
+
+@dataclass
+class StoryClock:
+    """The example's time: records are dated ``now()``, and each block is sealed a
+    minute later (``tick``), so that a run is dated the same way every time."""
+
+    at: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+    def now(self) -> str:
+        return self.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def tick(self) -> str:
+        self.at += timedelta(minutes=1)
+        return self.now()
 
 
 @dataclass
@@ -34,139 +63,104 @@ class ExampleResult:
     store: Store
     final_parcel: str
     net: Network
-    refused: list[tuple[Record, RuleViolation]] = field(default_factory=list)
+    #: the story's builder on the in-memory authorities, for a caller that adds steps
+    story: Story
+    #: the refusals met: outcomes as a node answers them (``rule``, ``reason``, ...)
+    refused: list[dict[str, Any]] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     proof_size: int = 0
     proof_steps: int = 0
 
 
-def _ct(carats: float) -> int:
-    """Carats to integer hundredths of a carat (only for literals in this story)."""
-    return round(carats * 100)
+@dataclass
+class MemoryAuthority:
+    """An authority held in memory, answering what ``Story`` asks of a node's operator
+    API: the operator's view of parcels and certificates, read from ``store`` as the
+    API's routes render them, and each submission sealed at once as the authority's
+    next block (its refusals answered as the node answers them)."""
+
+    chain: str
+    net: Network
+    store: Store
+    clock: StoryClock
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, path: str, **params: Any) -> Any:
+        caller = Caller("operator", self.chain)
+        kind, _, key = path.removeprefix("/v1/").partition("/")
+        key = unquote(key)
+        if kind == "parcels" and (parcel := self.store.parcel(key)) is not None:
+            return parcel_view(parcel, caller, self.chain).model_dump(mode="json")
+        if kind == "certificates" and (cert := self.store.certificate(key)) is not None:
+            view = certificate_view(self.store, cert, caller, self.chain)
+            return view.model_dump(mode="json")
+        raise LedgerError(f"{self.chain} holds nothing at {path}")
+
+    def seal(self, records: Sequence[Record] = ()) -> tuple[Block, list[Outcome]]:
+        """Seal ``records`` (none: a heartbeat) as this chain's next block, into the store."""
+        signer = self.net.signer(self.chain)
+        proposal = propose(
+            self.store, self.net.registry, signer, self.chain, records, self.clock.tick()
+        )
+        if proposal.deferred:
+            raise InvalidData(f"{self.chain} could not seal {len(proposal.deferred)} records")
+        self.store.writer.apply(proposal.block)
+        refused = [Outcome.refused(self.chain, exc).at(0, r.id) for r, exc in proposal.rejected]
+        return proposal.block, refused
+
+    def submit(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        parsed = [Record.from_value(r) for r in records]
+        block, refused = self.seal(parsed)
+        position = {r.id: i for i, r in enumerate(parsed)}
+        for outcome in refused:
+            rid = str(outcome.id)
+            self.outcomes[rid] = outcome.at(position[rid], rid).to_json()
+        committed = self.store.queue.outcomes(self.chain, [r.id for r in block.records])
+        self.outcomes.update(
+            (rid, o.at(position[rid], rid).to_json()) for rid, o in committed.items()
+        )
+        return [Outcome.pending(self.chain).at(i, r.id).to_json() for i, r in enumerate(parsed)]
+
+    def check(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        parsed = [Record.from_value(r) for r in records]
+        signer = self.net.signer(self.chain)
+        proposal = propose(
+            self.store, self.net.registry, signer, self.chain, parsed, self.clock.now()
+        )
+        refused = {r.id: Outcome.refused(self.chain, exc) for r, exc in proposal.rejected}
+        answers = []
+        for i, record in enumerate(parsed):
+            wire = refused.get(record.id, Outcome.pending(self.chain)).at(i, record.id).to_json()
+            if record.id not in refused:
+                wire["status"] = "valid"
+            answers.append(wire)
+        return answers
+
+    def wait_settled(
+        self, record_ids: Iterable[str], *, timeout: float = 30.0, poll: float = 0.05
+    ) -> dict[str, dict[str, Any]]:
+        return {rid: self.outcomes[rid] for rid in record_ids}
+
+    def close(self) -> None:
+        """Nothing to close: the store is the caller's."""
 
 
 def run_example(url: str) -> ExampleResult:
-    """Run the story into the store at ``url``; every block is verified on the way in."""
-    net = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",), seed=None)
-    sc = Scenario(net)
+    """Play ``KP_STORY`` into the store at ``url``; every block is verified on the way in."""
+    net = Network.create(AUTHORITIES, ("WDC",), seed=None)
     store = Store.open(url, net.registry)
-    result = ExampleResult(store, "IN-S2", net)
-
-    def seal(chain: str, *records: Record, note: str) -> Block:
-        proposal = sc.ledger.seal(net.signer(chain), chain, records, sc.tick(60))
-        store.writer.apply(proposal.block)
-        result.refused += proposal.rejected
-        result.steps.append(f"{chain}/{proposal.block.header.height}: {note}")
-        return proposal.block
-
-    bw, ru = PRICE_PER_CARAT["BW"] * 100, PRICE_PER_CARAT["RU"] * 100  # cents per carat
-    seal(
-        "BW",
-        sc.party("BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
-        sc.party("BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
-        note="licensed parties registered",
-    )
-    seal("RU", sc.party("RU", "RU-ALROSA", "miner", "ALROSA"), note="licensed miner registered")
-    seal(
-        "AE",
-        sc.party("AE", "AE-DMCC1", "trader", "Dubai rough trader"),
-        note="Dubai trader registered",
-    )
-    seal(
-        "EU",
-        sc.party("EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
-        sc.restrict("EU", "RU"),
-        note="Antwerp importer registered; EU restricts RU origin",
-    )
-    seal(
-        "IN",
-        sc.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
-        note="Surat manufacturer registered",
-    )
-    seal(
-        "BW",
-        sc.register("BW", "BW-JW-1", "BW-DEBSWANA", _ct(12_500), 12_500 * bw, mine="Jwaneng"),
-        sc.register("BW", "BW-OR-1", "BW-DEBSWANA", _ct(8_000), 8_000 * bw, mine="Orapa"),
-        note="production registered at Jwaneng and Orapa",
-    )
-    seal(
-        "RU",
-        sc.register("RU", "RU-MI-1", "RU-ALROSA", _ct(9_000), 9_000 * ru, mine="Mir"),
-        note="production registered at Mir",
-    )
-    seal(
-        "BW",
-        sc.split(
-            "BW",
-            "BW-JW-1",
-            [
-                ("BW-JW-1a", _ct(5_000), 5_000 * bw),
-                ("BW-JW-1b", _ct(4_500), 4_500 * bw),
-                ("BW-JW-1c", _ct(3_000), 3_000 * bw),
-            ],
-        ),
-        note="sorting in Gaborone: split into three lots",
-    )
-    seal(
-        "BW",
-        *(sc.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")),
-        note="lots sold to the exporter",
-    )
-    seal(
-        "BW",
-        sc.issue("BW", "BW-2026-0001", "EU", "BW-OKAVANGO", ["BW-JW-1a", "BW-OR-1"]),
-        sc.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"]),
-        note="KP certificates BW-2026-0001 to the EU and BW-2026-0002 to the UAE",
-    )
-    seal(
-        "RU",
-        sc.issue("RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"]),
-        note="KP certificate RU-2026-0001 to the UAE",
-    )
-    seal(
-        "AE",
-        sc.confirm("AE", "BW-2026-0002", "AE-DMCC1"),
-        sc.confirm("AE", "RU-2026-0001", "AE-DMCC1"),
-        note="Dubai confirms both imports",
-    )
-    seal(
-        "AE",
-        sc.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"),
-        note="Dubai mixes Botswana and Russian goods",
-    )
-    seal(
-        "AE",
-        sc.issue("AE", "AE-2026-0001", "EU", "AE-DMCC1", ["AE-MIX-1"]),
-        note="mixed-origin shipment certified to the EU",
-    )
-    seal(
-        "EU",
-        sc.confirm("EU", "AE-2026-0001", "EU-ANTWERP1"),
-        sc.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"),
-        note="Antwerp confirms the Botswana shipment; the mixed one is refused",
-    )
-    seal(
-        "EU",
-        sc.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
-        note="Antwerp assorts the two Botswana lots",
-    )
-    seal(
-        "EU",
-        sc.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"]),
-        note="re-export to India under EU-2026-0001",
-    )
-    seal("IN", sc.confirm("IN", "EU-2026-0001", "IN-SURAT1"), note="Surat confirms")
-    seal(
-        "IN",
-        sc.split(
-            "IN", "EU-AW-1", [("IN-S1", _ct(6_000), 6_000 * bw), ("IN-S2", _ct(7_000), 7_000 * bw)]
-        ),
-        note="Surat sorts for cutting",
-    )
+    clock = StoryClock()
+    authorities = {c: MemoryAuthority(c, net, store, clock) for c in AUTHORITIES}
+    story = Story(authorities, authorities["BW"], net.network_id, lambda _: None, clock.now)
+    played = play(story, KP_STORY, StoryResult(final_parcel(KP_STORY)))
     # Heartbeats: two other authorities' next blocks witness the latest ones, so
     # every block is cosigned (the registry's cosign: 2) and its bundles verify.
-    seal("EU", note="EU's heartbeat witnesses IN's latest block")
-    seal("BW", note="BW's heartbeat witnesses EU's and IN's latest blocks")
+    for chain in ("EU", "BW"):
+        block, _ = authorities[chain].seal()
+        played.steps.append(
+            f"{chain}: heartbeat, witnessing the others' heads (block {block.header.height})"
+        )
+    result = ExampleResult(store, played.final_parcel, net, story, played.refused, played.steps)
 
     # The proof: the final parcel's registration at the mine, against BW's signed head.
     signed = store.log.signed_head("BW")

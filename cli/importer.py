@@ -43,7 +43,8 @@ from kpledger.cli.query import DEFAULT_NODE, NodeOpt, TokenOpt
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.schema import RECORD_ID
 from kpledger.node.client import NodeClient
-from kpledger.node.compose import ACTS, Act, Composer, Row, optional_field, record_id_for
+from kpledger.node.compose import Act, Composer, Row, optional_field, record_id_for
+from kpledger.node.compose_artisanal import OFFICER_ACTS as ACTS
 
 __all__ = ["import_records", "read_rows"]
 

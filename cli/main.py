@@ -113,7 +113,7 @@ def example(
         str | None, typer.Option(help="store URL; a temporary SQLite file if unset")
     ] = None,
 ) -> None:
-    """Run the in-process example story into a SQL store and show what it proves."""
+    """Play the KP story in memory into a SQL store and show what it proves."""
     with tempfile.TemporaryDirectory(prefix="kpl-example-") as tmp:
         url = db or f"sqlite:///{Path(tmp) / 'example.db'}"
         try:
@@ -123,10 +123,10 @@ def example(
         try:
             for step in result.steps:
                 console.print(f"  [green]sealed[/] {step}")
-            for record, why in result.refused:
+            for why in result.refused:
                 console.print(
-                    f"  [yellow]refused[/] {record.chain} {record.kind.value} "
-                    f"{record.body_json.get('number', record.id)}: {why}"
+                    f"  [yellow]refused[/] by {why['chain']}'s rules: "
+                    f"rule {why['rule']} ({why['code']}): {why['reason']}"
                 )
             console.print()
             console.print("Lineage of the final parcel, back to the mines:")

@@ -382,7 +382,7 @@ def _price_outliers_row(x: dict[str, Any]) -> list[str]:
         x["number"],
         x["hs"],
         x["origin"],
-        f"{x['usd_per_carat']:,.2f}",
+        "not shown" if x.get("usd_per_carat") is None else f"{x['usd_per_carat']:,.2f}",
         "" if x.get("group_median") is None else f"{x['group_median']:,.2f}",
         "" if x.get("reference") is None else f"{x['reference']:,.2f}",
         ", ".join(x["reasons"]),
@@ -407,6 +407,17 @@ def _suspended_activity_row(x: dict[str, Any]) -> list[str]:
         x.get("reinstated") or "",
         str(x["count"]),
         _refs(x["records"], x["records_truncated"]),
+    ]
+
+
+def _export_surplus_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["participant"],
+        carats(x["exported"]),
+        carats(x["produced"]),
+        carats(x["imported"]),
+        carats(x["surplus"]),
+        _refs(x["records"]),
     ]
 
 
@@ -466,6 +477,12 @@ _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
         "activity of suspended participants",
         ["participant", "suspended", "reinstated", "records", "first records"],
         _suspended_activity_row,
+    ),
+    (
+        "export_surplus",
+        "exports above recorded production plus imports",
+        ["producer", "exported", "produced", "imported", "surplus", "certificates"],
+        _export_surplus_row,
     ),
     ("equivocation", "equivocation", ["chain", "headers", "evidence"], _equivocation_row),
     (

@@ -61,6 +61,9 @@ def history_tree(history: dict[str, Any]) -> Tree:
                 certs[ev["parcel"]].append(ev["certificate"])
         if ev["kind"] == "parcel.register":
             mines[ev["parcel"]] = f"registered on {ev['chain']} {ev['time'][:10]}"
+        elif ev["kind"] == "parcel.purchase":
+            claims = ", ".join(parcels.get(ev["parcel"], {}).get("claims", {}))
+            mines[ev["parcel"]] = f"first sale on {ev['chain']} {ev['time'][:10]}, claim {claims}"
 
     def label(pid: str) -> str:
         p = parcels.get(pid)

@@ -15,25 +15,27 @@ four-authority network of ``docker/`` without (``cli.ops``). Each record is
 composed by ``node.compose.Composer`` from the node's state, as the ``kpl``
 officer commands compose theirs, and submitted to the authority's operator
 API (``Story``); ``play`` submits each step and waits until it is sealed.
+``kpl example`` plays the same story through the same builder on authorities
+held in memory (``cli.example``), sealing into one SQL store.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.kpdata import usd_per_carat
 from kpledger.ledger.records import Kind
-from kpledger.node.client import NodeClient
 from kpledger.node.compose import Composer
 
 __all__ = [
     "KP_STORY",
     "REQUIRED",
+    "Authority",
     "Call",
     "Step",
     "Story",
@@ -56,6 +58,23 @@ def cents(code: str, carats: int) -> int:
     return round(carats * price * 100)
 
 
+class Authority(Protocol):
+    """What the story needs of an authority: a ``NodeClient`` on its operator API, or
+    ``cli.example``'s node in memory."""
+
+    def get(self, path: str, **params: Any) -> Any: ...
+
+    def submit(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    def check(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    def wait_settled(
+        self, record_ids: Iterable[str], *, timeout: float = 30.0, poll: float = 0.05
+    ) -> dict[str, dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class StoryResult:
     """What a played story left: its final parcel, the refusals met, one line per step."""
@@ -70,21 +89,24 @@ class Story:
 
     def __init__(
         self,
-        clients: dict[str, NodeClient],
-        auditor: NodeClient,
+        clients: Mapping[str, Authority],
+        auditor: Authority,
         network_id: str,
         say: Callable[[str], None],
+        clock: Callable[[], str] | None = None,
     ) -> None:
         self.say = say
         self.network_id = network_id
         self.clients = clients
         self.auditor = auditor
+        self.clock = clock
 
     @cached_property
     def composers(self) -> dict[str, Composer]:
         """Every record of the story is composed as the ``kpl`` officer commands compose
-        theirs (built on first use)."""
-        return {c: Composer(client, self.network_id, c) for c, client in self.clients.items()}
+        theirs (built on first use), dated by ``clock`` if given, else by the time now."""
+        dated = {} if self.clock is None else {"clock": self.clock}
+        return {c: Composer(k, self.network_id, c, **dated) for c, k in self.clients.items()}
 
     def close(self) -> None:
         for c in self.clients.values():

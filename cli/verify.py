@@ -28,7 +28,7 @@ from rich.markup import escape
 
 from kpledger.cli.exits import Exit, error_json, print_json
 from kpledger.cli.render import carats
-from kpledger.ledger.bundle import MAX_BUNDLE_BYTES, STEPS, Verdict, check_bundle
+from kpledger.ledger.bundle import MAX_BUNDLE_BYTES, STEPS, Source, Verdict, check_bundle
 from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.registry import Registry
@@ -118,6 +118,21 @@ def _trusted_registry(path: Path) -> bytes:
     return canonical
 
 
+def _source_row(s: Source) -> tuple[str, str]:
+    """A root of the lineage: a registration at a mine, or a first sale on a claim."""
+    if s.first_sale:
+        return (
+            "claim",
+            f"{s.parcel}: {carats(s.weight)} bought at first sale on {s.chain}'s claim "
+            f"{s.mine}, {s.produced} (record {s.ref.chain}/{s.ref.index})",
+        )
+    return (
+        "mine",
+        f"{s.parcel}: {carats(s.weight)} registered by {s.chain} at {s.mine}, "
+        f"produced {s.produced} (record {s.ref.chain}/{s.ref.index})",
+    )
+
+
 def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     total = sum(q for _, q in verdict.origin) or 1
     origin = ", ".join(f"{c} {q * 100 / total:.1f}% ({carats(q)})" for c, q in verdict.origin)
@@ -138,14 +153,7 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
             f"(as of block {chain}/{height}, {time})",
         ),
     ]
-    rows += [
-        (
-            "mine",
-            f"{s.parcel}: {carats(s.weight)} registered by {s.chain} at {s.mine}, "
-            f"produced {s.produced} (record {s.ref.chain}/{s.ref.index})",
-        )
-        for s in verdict.sources
-    ]
+    rows += [_source_row(s) for s in verdict.sources]
     rows.append(("lineage", ", ".join(verdict.lineage) or "none: registered at the mine"))
     rows += [
         (

@@ -14,8 +14,9 @@ network.
 That is why this is a package of its own, beside the shipped ones and not
 inside the core (``kpledger.ledger``): no module of ``ledger``, ``keys``,
 ``node`` or ``api`` imports it, and in ``cli`` only ``cli.example`` does,
-for the record builder (``Scenario``), with fresh keys made on each run
-(``Network.create(seed=None)``). ``tests/test_devtools.py`` checks both.
+for its network of fresh keys made on each run (``Network.create(seed=None)``);
+its records come from the KP story's one builder (``cli.story``).
+``tests/test_devtools.py`` checks both.
 It is installed with the rest, because ``kpl example`` and ``make bench``
 use it.
 """

@@ -19,7 +19,7 @@ re-serialised to be verified)::
 
     {"format":   "kpledger-bundle/1",
      "registry": {"registry": {...}, "sigs": [...]},
-     "subject":  "IN-S2",
+     "subject":  "IN-CUT-1",
      "headers":  [{"header": {...}, "sig": "<hex>"}, ...],
      "records":  [{"index": 12, "proof": ["<hex>", ...], "record": {...}}, ...],
      "disclosures": [{"record": <hex>, "path": ..., "salt": <hex>, "value": ...}, ...]}
@@ -405,6 +405,7 @@ class Source:
     produced: str
     weight: int
     ref: RecordRef
+    first_sale: bool = False
 
 
 @dataclass(frozen=True)
@@ -450,6 +451,7 @@ class Verdict:
                     "produced": s.produced,
                     "weight": s.weight,
                     "ref": s.ref.to_json(),
+                    **({"first_sale": True} if s.first_sale else {}),
                 }
                 for s in self.sources
             ],
@@ -947,7 +949,7 @@ def _source(p: Parcel, records: Mapping[tuple[str, int], Record]) -> Source | No
         return None
     body = record.body
     if isinstance(body, ParcelPurchase):  # a first sale: the claim is where it was dug
-        return Source(p.id, p.created.chain, body.claim, body.bought, body.weight, p.created)
+        return Source(p.id, p.created.chain, body.claim, body.bought, body.weight, p.created, True)
     if not isinstance(body, ParcelRegister):
         return None
     return Source(p.id, p.created.chain, body.mine, body.produced, body.weight, p.created)

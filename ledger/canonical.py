@@ -29,6 +29,7 @@ __all__ = [
     "load_json",
     "parse_canonical",
     "sha256",
+    "strict_decoder",
     "tagged_hash",
     "to_hex",
 ]
@@ -146,17 +147,26 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def strict_decoder() -> json.JSONDecoder:
+    """The decoder ``load_json`` uses: no floats, no NaN, no duplicate keys, integers only
+    within +-(2^53 - 1); each of these raises ``EncodingError`` while decoding.
+
+    For readers that decode a document piece by piece (``raw_decode``) as it
+    arrives, with exactly the strictness of ``load_json``.
+    """
+    return json.JSONDecoder(
+        parse_float=_no_float,
+        parse_int=_bounded_int,
+        parse_constant=_no_constant,
+        object_pairs_hook=_unique_keys,
+    )
+
+
 def load_json(data: bytes, *, what: str = "document") -> Any:
     """Parse UTF-8 JSON strictly: no floats, no NaN, no duplicate keys, integers only
     within +-(2^53 - 1)."""
     try:
-        return json.loads(
-            data.decode("utf-8"),
-            parse_float=_no_float,
-            parse_int=_bounded_int,
-            parse_constant=_no_constant,
-            object_pairs_hook=_unique_keys,
-        )
+        return strict_decoder().decode(data.decode("utf-8"))
     except EncodingError as exc:
         raise EncodingError(f"{what}: {exc.message}") from exc
     except (UnicodeDecodeError, RecursionError, ValueError) as exc:  # JSONDecodeError too

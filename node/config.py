@@ -121,6 +121,8 @@ class NodeConfig:
     heartbeat: float = 5.0
     peers: tuple[PeerConfig, ...] = ()
     fanout: int = 3
+    #: peers a block this node seals is pushed to at once (at least ``fanout``)
+    push_peers: int = 16
     gossip_interval: float = 1.0
     pull_batch: int = 256
     peer_timeout: float = 5.0
@@ -489,7 +491,7 @@ class _Reader:
         self.known(
             gossip,
             "gossip",
-            {"peers", "fanout", "interval", "batch", "timeout", "max_buffered_blocks"},
+            {"peers", "fanout", "push", "interval", "batch", "timeout", "max_buffered_blocks"},
         )
         peers = self.peers(gossip)
         tokens = self.tokens()
@@ -511,6 +513,7 @@ class _Reader:
             heartbeat=self.number(blocks, "blocks", "heartbeat", 5.0, 0.1, 86_400),
             peers=tuple(peers),
             fanout=self.integer(gossip, "gossip", "fanout", 3, 1, 64),
+            push_peers=self.integer(gossip, "gossip", "push", 16, 1, 1024),
             gossip_interval=self.number(gossip, "gossip", "interval", 1.0, 0.01, 3600),
             pull_batch=self.integer(gossip, "gossip", "batch", 256, 1, 10_000),
             peer_timeout=self.number(gossip, "gossip", "timeout", 5.0, 0.1, 600),

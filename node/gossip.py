@@ -32,7 +32,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +47,21 @@ from kpledger.node.config import PeerConfig
 from kpledger.node.disclose import pull_disclosures
 from kpledger.node.membership import ConfigWatch
 from kpledger.node.node import Node, ReceiveResult
+from kpledger.node.stream import ArrayItems
 
-__all__ = ["MAX_BODY", "Gossip", "PeerState"]
+__all__ = ["INFORMED_HEADER", "MAX_BODY", "Gossip", "PeerState"]
 
 log = logging.getLogger("kpl.gossip")
 
 MAX_BODY = 64 * 1024 * 1024  # a pull answer (nodes send node.MAX_BLOCKS_BODY at most)
 MAX_HEADS_BODY = 1024 * 1024
+#: at most this many blocks applied at once are relayed by pushing them; more (a
+#: catch-up) start a gossip round instead
+RELAY_PUSH_MAX = 4
+#: the header of a push naming the nodes that hold the block or are being sent it
+INFORMED_HEADER = "X-KPL-Informed"
+#: bytes of a pull answer decoded before its blocks are applied (and released)
+APPLY_BYTES = 512 * 1024
 MAX_CATCHUP_ROUNDS = 10_000
 #: a chain behind a peer's announced head without progress for this many
 #: seconds (or this many gossip intervals, if more) is reported stale
@@ -158,31 +166,80 @@ class Gossip:
             self._loop.call_soon_threadsafe(self._kick.set)
 
     def push_sealed(self, block: Block) -> None:
-        """Send a block this node just sealed to ``fanout`` peers at once (thread-safe).
+        """Send a block this node just sealed to its peers at once (thread-safe).
 
         The block itself travels (``POST /v1/chains/{chain}/blocks``), not only
-        our heads: a peer applies it without a round trip to pull it. A push
-        that fails changes nothing; rounds and pulls stay the way blocks are
-        guaranteed to arrive.
+        our heads: a peer applies it without a round trip to pull it. It goes
+        to ``gossip.push`` peers (at least ``fanout``), so that in a network of
+        that many nodes every peer has it after one hop. A push that fails
+        changes nothing; rounds and pulls stay the way blocks are guaranteed
+        to arrive.
         """
         if self._loop is not None:
             chain, height = block.header.chain, block.header.height
-            self._loop.call_soon_threadsafe(lambda: self._spawn(self.push(chain, height)))
+            width = max(self.node.config.fanout, self.node.config.push_peers)
+            self._loop.call_soon_threadsafe(self._spawn_push, chain, height, width, frozenset())
 
-    async def push(self, chain: str, height: int) -> None:
-        """Push block ``height`` of ``chain`` to ``fanout`` available peers, at once."""
+    def relay(self, blocks: Sequence[tuple[str, int]], informed: frozenset[str] | None) -> None:
+        """Pass on blocks just applied from a peer (thread-safe; ``Node.on_applied``).
+
+        A few blocks whose pusher said who holds them (``informed``) are pushed
+        on to ``fanout`` peers outside that set, if any (a sealer that pushed to
+        every node leaves nothing to relay); anything else starts a gossip round
+        at once, so the blocks travel on without waiting for the next one.
+        """
+        if self._loop is None:
+            return
+        if informed is None or len(blocks) > RELAY_PUSH_MAX:
+            self.kick()
+            return
+        width = self.node.config.fanout
+        for chain, height in blocks:
+            self._loop.call_soon_threadsafe(self._spawn_push, chain, height, width, informed)
+
+    def _spawn_push(self, chain: str, height: int, width: int, informed: frozenset[str]) -> None:
+        self._spawn(self.push(chain, height, width=width, informed=informed))
+
+    async def push(
+        self,
+        chain: str,
+        height: int,
+        *,
+        width: int | None = None,
+        informed: frozenset[str] = frozenset(),
+    ) -> None:
+        """Push block ``height`` of ``chain`` at once to ``width`` available peers (default
+        ``fanout``) that are not ``informed`` and did not announce holding it; tell them
+        who has it now (``X-KPL-Informed``), so that their relay skips those."""
         now = time.monotonic()
-        ready = [p for p in self.peers.values() if p.available(now)]
-        chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
+        ready = [
+            p
+            for p in self.peers.values()
+            if p.available(now)
+            and p.code not in informed
+            and p.code != chain
+            and p.heads.get(chain, 0) < height
+        ]
+        count = self.node.config.fanout if width is None else width
+        chosen = random.sample(ready, min(count, len(ready)))
         if not chosen:
             return
         body = await asyncio.to_thread(self.node.blocks_json, chain, height, 1)
-        await asyncio.gather(*(self._push_to(p, chain, height, body) for p in chosen))
+        told = informed | {self.node.config.code, chain} | {p.code for p in chosen}
+        header = {INFORMED_HEADER: ",".join(sorted(told))}
+        await asyncio.gather(*(self._push_to(p, chain, height, body, header) for p in chosen))
 
-    async def _push_to(self, peer: PeerState, chain: str, height: int, body: bytes) -> None:
+    async def _push_to(
+        self, peer: PeerState, chain: str, height: int, body: bytes, header: dict[str, str]
+    ) -> None:
         try:
             await self._request(
-                peer, "POST", f"/v1/chains/{chain}/blocks", content=body, limit=MAX_HEADS_BODY
+                peer,
+                "POST",
+                f"/v1/chains/{chain}/blocks",
+                content=body,
+                limit=MAX_HEADS_BODY,
+                headers=header,
             )
         except (PeerError, InvalidData) as exc:
             log.info("push of %s/%d to %s failed: %s", chain, height, peer.code, exc)
@@ -391,7 +448,7 @@ class Gossip:
         if height <= mine:
             held = self.node.store.header(chain, height) if height > 0 else None
             if held is not None and held.hash.hex() != digest:
-                await self._pull(peer, chain, height, 1)  # a different header: evidence?
+                await self.pull(peer, chain, height, 1)  # a different header: evidence?
             return
         goals: list[tuple[str, int, bool]] = [(chain, height, claimed)]
         stuck: set[str] = set()
@@ -478,7 +535,7 @@ class Gossip:
             result = await self._retry_buffer(goal)
         else:
             limit = min(self.node.config.pull_batch, target - mine)
-            result = await self._pull(peer, goal, mine + 1, limit, claimed=announced)
+            result = await self.pull(peer, goal, mine + 1, limit, claimed=announced)
         self._note(goal)
         if self._height(goal) > mine:
             return
@@ -542,22 +599,51 @@ class Gossip:
     async def _retry_buffer(self, chain: str) -> ReceiveResult:
         return await asyncio.to_thread(self.node.receive, chain, [])
 
-    async def _pull(
+    async def pull(
         self, peer: PeerState, chain: str, start: int, limit: int, *, claimed: bool = False
-    ) -> Any:
-        answer = await self._get(
-            peer, f"/v1/chains/{chain}/blocks", params={"from": start, "limit": limit}
-        )
-        if not isinstance(answer, dict) or not isinstance(answer.get("blocks"), list):
-            raise InvalidData("blocks answer malformed")
-        blocks = answer["blocks"]
-        if len(blocks) > limit:
-            raise InvalidData(f"asked for {limit} blocks, got {len(blocks)}")
-        if claimed and not blocks:
+    ) -> ReceiveResult:
+        """Pull up to ``limit`` blocks of ``chain`` from ``start``, applying them as they come.
+
+        The answer is decoded while it arrives (``node.stream.ArrayItems``) and
+        handed to ``Node.receive`` every ``APPLY_BYTES`` of it: the node holds
+        a few blocks at a time, never a whole answer, and applies the first
+        blocks while the peer still sends the next.
+        """
+        path = f"/v1/chains/{chain}/blocks"
+        items = ArrayItems("blocks", what=f"answer to GET {path}")
+        result = ReceiveResult()
+        batch: list[Any] = []
+        size = 0
+        self.node.metrics.pulls.inc()
+        async with contextlib.aclosing(
+            self._chunks(peer, "GET", path, limit=MAX_BODY, params={"from": start, "limit": limit})
+        ) as chunks:
+            async for chunk in chunks:
+                batch += items.feed(chunk)
+                size += len(chunk)
+                if items.count > limit:
+                    raise InvalidData(f"asked for {limit} blocks, got {items.count}")
+                if batch and size >= APPLY_BYTES:
+                    self._merge(result, await asyncio.to_thread(self.node.receive, chain, batch))
+                    batch, size = [], 0
+        batch += items.close()
+        self.node.metrics.pulled.inc(items.count)
+        if items.count > limit:
+            raise InvalidData(f"asked for {limit} blocks, got {items.count}")
+        if claimed and not items.count:
             raise InvalidData(
                 f"{peer.code} announced block {start} of {chain} or later but sent none"
             )
-        return await asyncio.to_thread(self.node.receive, chain, blocks)
+        if batch or not items.count:
+            self._merge(result, await asyncio.to_thread(self.node.receive, chain, batch))
+        return result
+
+    @staticmethod
+    def _merge(into: ReceiveResult, part: ReceiveResult) -> None:
+        into.applied += part.applied
+        into.known += part.known
+        into.waiting = part.waiting
+        into.missing |= part.missing
 
     # ------------------------------------------------------------ HTTP
     async def _post(self, peer: PeerState, path: str, body: dict[str, Any]) -> Any:
@@ -577,15 +663,47 @@ class Gossip:
         limit: int,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
+        parts: list[bytes] = []
+        async with contextlib.aclosing(
+            self._chunks(
+                peer, method, path, limit=limit, content=content, params=params, headers=headers
+            )
+        ) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk)
+        try:
+            return load_json(b"".join(parts), what=f"answer to {method} {path}")
+        except LedgerError as exc:
+            raise InvalidData(str(exc)) from exc
+
+    async def _chunks(
+        self,
+        peer: PeerState,
+        method: str,
+        path: str,
+        *,
+        limit: int,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        """The bytes of ``peer``'s answer as they arrive, at most ``limit`` of them.
+
+        The whole exchange must end within ``REQUEST_TIMEOUTS`` peer timeouts,
+        not counting the time the caller spends between two pieces (applying
+        blocks is not the peer's slowness).
+        """
         url = peer.config.url + path
-        headers = dict(self.headers)
+        headers = {**self.headers, **(headers or {})}
         if content is not None:
             headers["Content-Type"] = "application/json"
         timeout = self.node.config.peer_timeout
+        loop = asyncio.get_running_loop()
         try:
             async with (
-                asyncio.timeout(timeout * REQUEST_TIMEOUTS),
+                asyncio.timeout(timeout * REQUEST_TIMEOUTS) as deadline,
                 self.client.stream(
                     method, url, content=content, params=params, headers=headers, timeout=timeout
                 ) as resp,
@@ -597,13 +715,15 @@ class Gossip:
                     raise InvalidData(
                         f"{method} {path}: body of {declared} bytes is over the {limit} limit"
                     )
-                chunks: list[bytes] = []
                 size = 0
                 async for chunk in resp.aiter_bytes():
                     size += len(chunk)
                     if size > limit:
                         raise InvalidData(f"{method} {path}: body over the {limit} byte limit")
-                    chunks.append(chunk)
+                    left = (deadline.when() or loop.time()) - loop.time()
+                    deadline.reschedule(None)
+                    yield chunk
+                    deadline.reschedule(loop.time() + left)
         except httpx.HTTPError as exc:
             raise PeerError(
                 f"{method} {path}: {exc.__class__.__name__}: {exc}",
@@ -613,7 +733,3 @@ class Gossip:
             raise PeerError(
                 f"{method} {path}: not done after {timeout * REQUEST_TIMEOUTS:g} s", slow=True
             ) from exc
-        try:
-            return load_json(b"".join(chunks), what=f"answer to {method} {path}")
-        except LedgerError as exc:
-            raise InvalidData(str(exc)) from exc

@@ -122,6 +122,8 @@ class ReceiveResult:
     known: int = 0
     waiting: int = 0
     missing: set[tuple[str, int]] = field(default_factory=set)
+    #: (chain, height) of each block applied, in the order applied
+    blocks: list[tuple[str, int]] = field(default_factory=list)
 
 
 class NodeMetrics:
@@ -153,6 +155,14 @@ class NodeMetrics:
         )
         self.applied = Counter(
             "kpl_blocks_applied", "peers' blocks applied", registry=self.registry
+        )
+        self.pulls = Counter(
+            "kpl_pulls", "requests for blocks this node sent to peers", registry=self.registry
+        )
+        self.pulled = Counter(
+            "kpl_blocks_pulled",
+            "blocks received in answers to pulls (more than applied: pulled twice, or refused)",
+            registry=self.registry,
         )
         self.evidence = Gauge("kpl_evidence", "equivocation evidence held", registry=self.registry)
         self.clock_skew = Gauge(
@@ -191,8 +201,11 @@ class Node:
         self.lock = threading.RLock()
         self.metrics = NodeMetrics()
         self.on_sealed: Callable[[Block], None] | None = None
-        #: called after blocks from a peer were applied (to pass them on at once)
-        self.on_applied: Callable[[], None] | None = None
+        #: called after blocks from a peer were applied (to pass them on at once), with
+        #: those blocks and the nodes known to hold them already (None: not known)
+        self.on_applied: (
+            Callable[[Sequence[tuple[str, int]], frozenset[str] | None], None] | None
+        ) = None
         participant = self.registry.participant(config.code)
         admitted = member_role(store, config.code, 2**63)
         if participant is None and admitted is None and signer is None:
@@ -789,11 +802,15 @@ class Node:
                 break
         return b'{"blocks":[' + b",".join(parts) + b"]}"
 
-    def receive(self, chain: str, values: Sequence[object]) -> ReceiveResult:
+    def receive(
+        self, chain: str, values: Sequence[object], *, informed: frozenset[str] | None = None
+    ) -> ReceiveResult:
         """Verify and apply a peer's blocks of ``chain``, in order.
 
         Raises ``InvalidData`` on the first block that fails a check (the
         caller backs the peer off); blocks already applied stay applied.
+        ``informed``: the nodes that hold these blocks or are being sent them
+        (a push says so), which relaying them need not reach.
         """
         result = ReceiveResult()
         max_records = self.registry.params.max_block_records
@@ -838,11 +855,18 @@ class Node:
                     self._hold(block, result)
                     continue
                 result.applied += 1
+                result.blocks.append((h.chain, h.height))
             result.applied += self._drain(result)
             result.waiting = len(self._buffer)
             self._refresh_metrics()
         if result.applied and self.on_applied is not None:
-            self.on_applied()
+            # what ``informed`` hold is this chain's blocks, not those they released
+            mine = [b for b in result.blocks if b[0] == chain]
+            others = [b for b in result.blocks if b[0] != chain]
+            if mine:
+                self.on_applied(mine, informed)
+            if others:
+                self.on_applied(others, None)
         return result
 
     def _apply(self, block: Block) -> None:
@@ -943,6 +967,7 @@ class Node:
                     continue
                 del self._buffer[key]
                 applied += 1
+                result.blocks.append(key)
                 progress = True
         return applied
 
@@ -967,7 +992,7 @@ class Node:
                 result.applied = self._drain(result)
                 self._refresh_metrics()
         if result.applied and self.on_applied is not None:
-            self.on_applied()
+            self.on_applied(result.blocks, None)
         return new
 
     def evidence_json(self) -> list[dict[str, Any]]:

@@ -7,10 +7,11 @@ API until ``stop`` is set:
   already sealed before), then ``produce``, which seals blocks when enough
   records wait, when the block interval passed, or as heartbeats;
 * gossip: ``Gossip.run``, periodic push-pull rounds with the peers;
-* relay: a block this node sealed is pushed at once to ``fanout`` peers
-  (``Node.on_sealed``: the block itself, not only our heads); blocks applied
-  from one peer start a gossip round at once (``Node.on_applied``), so they
-  travel on to the other peers without waiting for the next periodic round.
+* relay: a block this node sealed is pushed at once to ``gossip.push`` peers
+  (``Node.on_sealed``: the block itself, not only our heads); a block applied
+  from a peer's push is pushed on to ``fanout`` peers the push did not reach
+  (``Node.on_applied``), and blocks applied from pulls start a gossip round at
+  once, so they travel on without waiting for the next periodic round.
 
 Each loop is guarded: an exception in one is logged and the loop starts again
 after a pause; only ``stop`` ends them. ``api.server`` calls ``run_loops``;
@@ -147,7 +148,7 @@ async def run_loops(node: Node, gossip: Gossip | None, stop: asyncio.Event) -> N
     tasks: list[asyncio.Task[None]] = []
     if gossip is not None:
         node.on_sealed = gossip.push_sealed
-        node.on_applied = gossip.kick
+        node.on_applied = gossip.relay
         tasks.append(asyncio.create_task(_guarded("gossip", lambda: gossip.run(stop), stop)))
     if node.chain is not None:
 

@@ -12,7 +12,7 @@ from kpledger.devtools.workload import Network
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("ledger", "keys", "node", "api", "cli")
-#: the one shipped module allowed to use devtools (for its record builder only)
+#: the one shipped module allowed to use devtools (for its network of fresh keys only)
 ALLOWED = {"cli/example.py"}
 
 
@@ -38,6 +38,18 @@ def test_no_shipped_module_but_the_example_imports_devtools() -> None:
         if _imports_devtools(path)
     }
     assert users == ALLOWED
+
+
+def test_the_example_takes_only_its_network_from_devtools() -> None:
+    """Its records come from the story's one builder (cli.story), not from ``Scenario``."""
+    tree = ast.parse((ROOT / "cli" / "example.py").read_text(encoding="utf-8"))
+    taken = {
+        (node.module, a.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kpledger.devtools")
+        for a in node.names
+    }
+    assert taken == {("kpledger.devtools.workload", "Network")}
 
 
 def test_seeded_networks_repeat_and_unseeded_ones_do_not() -> None:

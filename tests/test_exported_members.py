@@ -145,14 +145,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "api.server": ["NodeProcess", "open_node", "run_node"],
     "cli": [],
-    "cli.artisanal": [
-        "claim_app",
-        "diagnostic_app",
-        "licence_app",
-        "lot_app",
-        "parse_point",
-        "purchase_app",
-    ],
+    "cli.artisanal": ["claim_app", "diagnostic_app", "licence_app", "lot_app", "purchase_app"],
     "cli.certificate": ["ProofAnchor", "check_certificate_proof", "verify_certificate_command"],
     "cli.demo": [
         "AUTHORITIES",
@@ -163,7 +156,7 @@ PINNED: dict[str, list[str]] = {
         "wait_agreement",
     ],
     "cli.demo_artisanal": ["ARTISANAL_STORY", "ArtisanalStory", "LOT", "PRODUCER", "run_artisanal"],
-    "cli.example": ["ExampleResult", "run_example"],
+    "cli.example": ["AUTHORITIES", "ExampleResult", "MemoryAuthority", "StoryClock", "run_example"],
     "cli.exits": ["EXIT_HELP", "Exit", "print_json", "status_exit"],
     "cli.governance": ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"],
     "cli.importer": ["import_records", "read_rows"],
@@ -190,6 +183,7 @@ PINNED: dict[str, list[str]] = {
         "status_text",
     ],
     "cli.story": [
+        "Authority",
         "Call",
         "KP_STORY",
         "REQUIRED",
@@ -285,6 +279,7 @@ PINNED: dict[str, list[str]] = {
         "load_json",
         "parse_canonical",
         "sha256",
+        "strict_decoder",
         "tagged_hash",
         "to_hex",
     ],
@@ -687,6 +682,7 @@ PINNED: dict[str, list[str]] = {
         "record_id_for",
         "share_values",
     ],
+    "node.compose_artisanal": ["ARTISANAL_ACTS", "OFFICER_ACTS", "parse_point"],
     "node.config": [
         "ConfigError",
         "HttpLimits",
@@ -706,7 +702,7 @@ PINNED: dict[str, list[str]] = {
         "pull_disclosures",
         "receive_disclosures",
     ],
-    "node.gossip": ["Gossip", "MAX_BODY", "PeerState"],
+    "node.gossip": ["Gossip", "INFORMED_HEADER", "MAX_BODY", "PeerState"],
     "node.keyring": ["KeyRing", "key_files", "next_key_file", "retired_key_file"],
     "node.local": [
         "LocalNetwork",
@@ -734,6 +730,7 @@ PINNED: dict[str, list[str]] = {
         "utc_now",
     ],
     "node.runtime": ["peer_height", "produce", "run_loops", "startup_sync"],
+    "node.stream": ["ArrayItems"],
     "node.tls": ["CA_DAYS", "NODE_CERT_DAYS", "issue_node_certificate", "load_ca", "make_ca"],
 }
 

@@ -21,7 +21,8 @@ from kpledger.api.provenance import certificate_status, certificate_view, parcel
 from kpledger.api.schemas import CertificateOut, ParcelOut, RefOut
 from kpledger.ledger.errors import InvalidData, UnknownReference
 from kpledger.ledger.schema import LOCAL_ID
-from kpledger.node.compose import ACTS, Composer
+from kpledger.node.compose import Composer
+from kpledger.node.compose_artisanal import OFFICER_ACTS as ACTS
 from kpledger.node.node import Node
 
 __all__ = ["router"]

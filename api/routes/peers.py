@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -21,6 +23,7 @@ from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import MAX_INDEX
 from kpledger.ledger.state import chains_of, member_role
 from kpledger.node.disclose import MAX_DISCLOSURES, disclosures_json
+from kpledger.node.gossip import INFORMED_HEADER
 
 __all__ = ["router"]
 
@@ -29,6 +32,9 @@ router = APIRouter(prefix="/v1", tags=["peers"])
 MAX_PULL = 1000
 #: blocks in one push (a node pushes the one it just sealed)
 MAX_PUSH = 16
+#: node codes an ``X-KPL-Informed`` header may name
+MAX_INFORMED = 1024
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @router.get(
@@ -98,6 +104,20 @@ async def blocks(
     return Response(body, media_type="application/json")
 
 
+def _informed(value: str | None) -> frozenset[str] | None:
+    """The node codes of an ``X-KPL-Informed`` header (None without one)."""
+    if value is None:
+        return None
+    codes = [c.strip() for c in value.split(",")]
+    if len(codes) > MAX_INFORMED or not all(_CODE.fullmatch(c) for c in codes):
+        raise InvalidData(
+            f"{INFORMED_HEADER} must list at most {MAX_INFORMED} node codes "
+            "(letters, digits, '-' or '_', up to 32 each) separated by commas",
+            field=INFORMED_HEADER,
+        )
+    return frozenset(codes)
+
+
 @router.post(
     "/chains/{chain}/blocks",
     summary="Push blocks of one chain (a peer's freshly sealed block)",
@@ -113,16 +133,21 @@ async def push(
 
     Each block is verified in full and applied, or held until what it
     witnesses arrives (a gossip round is started to pull that); an invalid
-    block is refused with a problem naming the check it failed.
+    block is refused with a problem naming the check it failed. The optional
+    header ``X-KPL-Informed: CODE,CODE,...`` names the nodes that hold the
+    blocks or are being sent them: relaying them skips those.
     """
     if chain not in chains_of(node.store):
         raise HTTPException(404, f"no chain {chain} in this network")
+    informed = _informed(request.headers.get(INFORMED_HEADER))
     body = load_json(await request.body(), what="pushed blocks")
     if not isinstance(body, dict) or not isinstance(body.get("blocks"), list):
         raise InvalidData("pushed blocks must be an object with a list 'blocks'", field="blocks")
     if len(body["blocks"]) > MAX_PUSH:
         raise InvalidData(f"at most {MAX_PUSH} blocks in one push", field="blocks")
-    result = await asyncio.to_thread(node.receive, chain, body["blocks"])
+    result = await asyncio.to_thread(
+        functools.partial(node.receive, chain, body["blocks"], informed=informed)
+    )
     g = request.app.state.gossip
     if result.missing and g is not None:
         g.kick()

@@ -88,7 +88,7 @@ def _page(name: str) -> Response:
 
 @router.get("/", include_in_schema=False)
 async def index() -> Response:
-    """The explorer's single page; it routes by the URL fragment (``#/parcel/IN-S2``)."""
+    """The explorer's single page; it routes by the URL fragment (``#/parcel/IN-CUT-1``)."""
     return _page("index.html")
 
 

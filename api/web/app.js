@@ -432,7 +432,7 @@ function home() {
         search(e.target.elements.q.value);
       },
     },
-    h("input", { name: "q", type: "search", id: "home-search", placeholder: "e.g. IN-S2 or EU-2026-0001", "aria-label": "Parcel id or certificate number", required: true }),
+    h("input", { name: "q", type: "search", id: "home-search", placeholder: "e.g. IN-CUT-1 or EU-2026-0001", "aria-label": "Parcel id or certificate number", required: true }),
     h("button", { type: "submit" }, "Search"),
   );
   page.show(

@@ -72,6 +72,7 @@ const MAX_VERTICES = 200;
 const MAX_ZONES = 50;
 const SCORE_MAX = 100;
 const KEY_KINDS = new Set(["key.rotate", "key.replace", "member.admit"]);
+const MAX_KEY_PROOFS = 1000; // ledger/keyhistory.py
 
 // ---------------------------------------------------------------- errors
 
@@ -223,6 +224,34 @@ export function canonicalize(value) {
  * no duplicate keys (a duplicate makes the canonical text differ), and equal to
  * their own RFC 8785 form. Returns {value, text}.
  */
+// Python's json.scanner NUMBER_RE: integer part, then an optional fraction and exponent
+const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/y;
+
+/** The first float literal (a number with a fraction or an exponent) that starts outside
+ * strings before `end`, as Python's scanner would meet it in a value position; or null. */
+function floatBefore(text, end) {
+  let inString = false;
+  let last = "";
+  for (let i = 0; i < end; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+    } else if ((c === "-" || (c >= "0" && c <= "9")) && (last === ":" || last === "[" || last === ",")) {
+      NUMBER.lastIndex = i;
+      const m = NUMBER.exec(text);
+      if (m && (m[1] || m[2])) return m[0];
+      if (m) i += m[0].length - 1;
+    }
+    if (c !== " " && c !== "\n" && c !== "\t" && c !== "\r") last = c;
+  }
+  return null;
+}
+
 export function parseCanonical(data, what = "document") {
   let text;
   try {
@@ -234,6 +263,10 @@ export function parseCanonical(data, what = "document") {
   try {
     value = JSON.parse(text);
   } catch (err) {
+    const at = /position (\d+)/.exec(err.message);
+    const float = at ? floatBefore(text, Number(at[1])) : null;
+    // Python's parser refuses a float literal as it meets it, before a later syntax error
+    if (float !== null) throw new InvalidData(`${what}: floats are not allowed in signed documents (got ${float})`);
     throw new InvalidData(`${what}: not valid JSON: ${err.message}`);
   }
   let again;
@@ -952,6 +985,118 @@ function keyAt(events, chain, height) {
   return best;
 }
 
+/** The key events before any block (chain.genesis): each participant's registry key,
+ * and KP's sealer key. */
+function genesisKeys(registry) {
+  const events = registry.participants.map((p) => ({ chain: p.code, from: 1, key: p.key, kp: 0 }));
+  if (registry.kpKey) events.push({ chain: GOVERNANCE, from: 1, key: registry.kpKey, kp: 0 });
+  return events;
+}
+
+/** SignedHeader.verify_signature under the key `events` give the header's chain at its
+ * height; resolves to that key event. */
+async function checkHeaderKey(events, header, raw, sigHex) {
+  const event = keyAt(events, header.chain, header.height);
+  if (!event) throw new InvalidData(`no key for ${header.chain} at height ${header.height}`, "key_id");
+  const id = await keyId(event.key);
+  if (id !== header.key_id) {
+    throw new InvalidData(
+      `${header.chain}/${header.height} names key ${header.key_id.slice(0, 16)} but the chain's key at that height is ${id.slice(0, 16)}`,
+      "header.key_id",
+    );
+  }
+  if (!(await ed25519Verify(event.key, hexToBytes(sigHex), TAG.SIG_HEADER, raw))) {
+    throw new InvalidData(`signature does not verify under key ${id.slice(0, 16)}`, "sig");
+  }
+  return event;
+}
+
+/** The key event a key record proves once its block is known (state.apply of the kind). */
+function keyChange(record, index, height) {
+  const body = record.body;
+  if (record.kind === "key.rotate") return { chain: record.chain, from: height + 1, key: body.key, kp: 0 };
+  if (record.kind === "member.admit") return { chain: body.code, from: 1, key: body.key, kp: index + 1 };
+  return { chain: body.code, from: body.from_height, key: body.key, kp: index + 1 };
+}
+
+/** The unsigned text of a governance record, and its threshold of governance signatures. */
+async function governanceSigned(record, registry) {
+  const unsigned = { ...record };
+  delete unsigned.sigs;
+  await threshold_(TAG.SIG_RECORD, canonicalize(unsigned), record.sigs || [], registry.governance, registry.threshold, `governance record ${record.id}`);
+}
+
+/** One item of a certificate proof's `keys` (KeyProof.from_json). */
+async function keyProof(value, path) {
+  if (!isObject(value) || Object.keys(value).sort().join() !== "header,index,proof,record,sig") {
+    throw new InvalidData("a key proof is {record, index, proof, header, sig}", path);
+  }
+  const { index, proof } = value;
+  if (!Number.isSafeInteger(index) || index < 0) throw new InvalidData("must be an index (0 or more)", `${path}.index`);
+  if (!Array.isArray(proof) || proof.length > MAX_PROOF) {
+    throw new InvalidData(`must be a list of at most ${MAX_PROOF} hashes`, `${path}.proof`);
+  }
+  const text = checkRecord(value.record, `${path}.record`);
+  if (!KEY_KINDS.has(value.record.kind)) {
+    throw new InvalidData(`a ${value.record.kind} record changes no key`, `${path}.record.kind`);
+  }
+  proof.forEach((h) => checkHex(h, `${path}.proof`, 32));
+  const raw = checkHeader(value.header, `${path}.header`);
+  checkHex(value.sig, `${path}.sig`, 64);
+  return { record: value.record, index, proof, header: value.header, raw, sig: value.sig, leaf: bytesToHex(await leafHash(text)) };
+}
+
+/**
+ * ledger/keyhistory.py learn_keys: the key events of `chain` (and of KP) from the
+ * registry and a certificate proof's `keys` list. KP's records by index first (each
+ * with the governance threshold, its KP header signed by KP's key at that height),
+ * then the chain's own rotations by index (each header signed by the key it replaces);
+ * every record proved in its header's tree. Throws naming the key record that fails.
+ */
+export async function learnKeys(registry, chain, keys) {
+  if (keys == null) keys = [];
+  if (!Array.isArray(keys) || keys.length > MAX_KEY_PROOFS) {
+    throw new InvalidData(`must be a list of at most ${MAX_KEY_PROOFS} key proofs`, "keys");
+  }
+  const proofs = [];
+  for (const [i, item] of keys.entries()) proofs.push(await keyProof(item, `keys[${i}]`));
+  const byIndex = (a, b) => a.index - b.index;
+  const governance = proofs.filter((p) => p.record.chain === GOVERNANCE).sort(byIndex);
+  const own = proofs.filter((p) => p.record.chain !== GOVERNANCE).sort(byIndex);
+  const events = genesisKeys(registry);
+  for (const p of [...governance, ...own]) {
+    try {
+      events.push(await provenKeyChange(registry, chain, events, p));
+    } catch (err) {
+      if (!(err instanceof InvalidData)) throw err;
+      throw new InvalidData(`key record ${p.record.chain}/${p.index}: ${err.message}`, "keys");
+    }
+  }
+  return events;
+}
+
+async function provenKeyChange(registry, chain, events, p) {
+  const { record: r, header: h } = p;
+  if (r.network !== registry.network || h.network !== registry.network) {
+    throw new InvalidData("is not of this network", "network");
+  }
+  if (h.chain !== r.chain) throw new InvalidData(`comes with a header of ${h.chain}`, "header.chain");
+  if (r.chain === GOVERNANCE) {
+    if (r.kind === "key.rotate" || ![chain, GOVERNANCE].includes(r.body.code)) {
+      throw new InvalidData(`changes no key of ${chain}`, "record");
+    }
+    await governanceSigned(r, registry);
+  } else if (r.chain !== chain || r.kind !== "key.rotate") {
+    throw new InvalidData(`is not a key.rotate of ${chain}`, "record");
+  }
+  if (!keyAt(events, h.chain, h.height)) {
+    throw new InvalidData(`no key of ${h.chain} at height ${h.height}`, "header.key_id");
+  }
+  await checkHeaderKey(events, h, p.raw, p.sig);
+  await verifyInclusion(p.leaf, p.index, h.size, p.proof, h.root);
+  return keyChange(r, p.index, h.height);
+}
+
 class Verifier {
   constructor(options) {
     this.options = options;
@@ -1158,25 +1303,13 @@ class Verifier {
       }
     }
     // 3e. signatures, under the key each chain has at each height
-    const events = registry.participants.map((p) => ({ chain: p.code, from: 1, key: p.key, kp: 0 }));
-    if (registry.kpKey) events.push({ chain: GOVERNANCE, from: 1, key: registry.kpKey, kp: 0 });
+    const events = genesisKeys(registry);
     const order = [...this.heights.keys()].sort((a, b) => (a === GOVERNANCE ? -1 : b === GOVERNANCE ? 1 : cmp(a, b)));
     for (const chain of order) {
       for (const height of this.heights.get(chain)) {
         const s = this.headers.get(`${chain}/${height}`);
         await this.at(`header ${chain}/${height}`, async () => {
-          const event = keyAt(events, chain, height);
-          if (!event) throw new InvalidData(`no key for ${chain} at height ${height}`, "key_id");
-          const id = await keyId(event.key);
-          if (id !== s.header.key_id) {
-            throw new InvalidData(
-              `${chain}/${height} names key ${s.header.key_id.slice(0, 16)} but the chain's key at that height is ${id.slice(0, 16)}`,
-              "header.key_id",
-            );
-          }
-          if (!(await ed25519Verify(event.key, hexToBytes(s.sig), TAG.SIG_HEADER, s.raw))) {
-            throw new InvalidData(`signature does not verify under key ${id.slice(0, 16)}`, "sig");
-          }
+          await checkHeaderKey(events, s.header, s.raw, s.sig);
           this.signatures++;
         });
         for (const r of this.inBlock.get(`${chain}/${height}`) || []) {
@@ -1266,20 +1399,8 @@ class Verifier {
   }
 
   async keyEvent(r, registry, height) {
-    const body = r.record.body;
-    if (r.record.kind === "key.rotate") return { chain: r.chain, from: height + 1, key: body.key, kp: 0 };
-    if (r.record.kind === "member.admit") return { chain: body.code, from: 1, key: body.key, kp: r.index + 1 };
-    const unsigned = { ...r.record };
-    delete unsigned.sigs;
-    await threshold_(
-      TAG.SIG_RECORD,
-      canonicalize(unsigned),
-      r.record.sigs || [],
-      registry.governance,
-      registry.threshold,
-      `governance record ${r.record.id}`,
-    );
-    return { chain: body.code, from: body.from_height, key: body.key, kp: r.index + 1 };
+    if (r.record.kind === "key.replace") await governanceSigned(r.record, registry);
+    return keyChange(r.record, r.index, height);
   }
 
   // ------------------------------------------------------------ step 4
@@ -1345,9 +1466,11 @@ export async function verifyBundle(data, options = {}) {
 
 /**
  * Verify a certificate's inclusion proof (GET /v1/certificates/{number}) against a
- * checked registry: the header's signature under the issuer's registry key, the
- * leaf (the full record when the caller may see it, else its hash) at its index
- * under the header's root. Resolves to a list of {name, ok, detail}.
+ * checked registry, as `kpl verify-certificate` does (cli/certificate.py): the
+ * issuer's key history learnt from the proof's `keys` (learnKeys), the header's
+ * signature under the key the issuer's chain has at its height, the leaf (the full
+ * record when the caller may see it, else its hash) at its index under the header's
+ * root. Resolves to a list of {name, ok, detail}.
  */
 export async function verifyCertificate(cert, registry) {
   const checks = [];
@@ -1367,25 +1490,40 @@ export async function verifyCertificate(cert, registry) {
     return checks;
   }
   let raw = "";
-  const headerOk = await check("signed header", async () => {
-    raw = checkHeader(proof.header, "header");
-    const h = proof.header;
-    if (h.network !== registry.network) throw new InvalidData("belongs to another network", "header.network");
-    if (h.chain !== cert.issue.chain) throw new InvalidData(`is of chain ${h.chain}, not ${cert.issue.chain}`, "header.chain");
-    const who = registry.participants.find((p) => p.code === h.chain);
-    if (!who) throw new InvalidData(`${h.chain} is not in the registry`, "header.chain");
-    const id = await keyId(who.key);
-    if (id !== h.key_id) {
-      throw new InvalidData(
-        `${h.chain}/${h.height} is signed by key ${h.key_id.slice(0, 16)}, not ${h.chain}'s registry key ${id.slice(0, 16)} (the key changed since genesis: its history is in a parcel's bundle)`,
-        "header.key_id",
-      );
+  let events = null;
+  const issuer = cert.issue && cert.issue.chain;
+  const historyOk = await check("key history", async () => {
+    try {
+      events = await learnKeys(registry, issuer, proof.keys);
+    } catch (err) {
+      if (err instanceof InvalidData) throw new InvalidData(`its key history does not check: ${err.message}`);
+      throw err;
     }
-    if (!(await ed25519Verify(who.key, hexToBytes(checkHex(proof.sig, "sig", 64)), TAG.SIG_HEADER, raw))) {
-      throw new InvalidData(`signature does not verify under key ${id.slice(0, 16)}`, "sig");
-    }
-    return `${h.chain}/${h.height} (size ${h.size}, ${h.time}) signed by ${who.name}'s registry key`;
+    const n = (proof.keys || []).length;
+    return n
+      ? `${n} key record${n === 1 ? "" : "s"} of ${issuer} and KP, each signed and proved in its chain's log`
+      : `${issuer} has signed with its registry key since genesis`;
   });
+  const headerOk =
+    historyOk &&
+    (await check("signed header", async () => {
+      raw = checkHeader(proof.header, "header");
+      const h = proof.header;
+      if (h.network !== registry.network) throw new InvalidData("belongs to another network", "header.network");
+      if (h.chain !== issuer) throw new InvalidData(`is of chain ${h.chain}, not ${issuer}`, "header.chain");
+      const who = registry.participants.find((p) => p.code === h.chain);
+      if (!who) throw new InvalidData(`${h.chain} is not in the registry`, "header.chain");
+      const rotated = keyAt(events, h.chain, h.height)?.key !== keyAt(genesisKeys(registry), h.chain, h.height)?.key;
+      const whose = rotated ? `the key of ${h.chain} at height ${h.height} that its key records prove` : `${who.name}'s registry key`;
+      try {
+        checkHex(proof.sig, "sig", 64);
+        await checkHeaderKey(events, h, raw, proof.sig);
+      } catch (err) {
+        if (err instanceof InvalidData) throw new InvalidData(`does not check under ${whose}: ${err.message}`);
+        throw err;
+      }
+      return `${h.chain}/${h.height} (size ${h.size}, ${h.time}) signed by ${whose}`;
+    }));
   let leaf = null;
   await check("record", async () => {
     if (proof.record && proof.record.kind) {

@@ -1,8 +1,9 @@
 """Fixtures of the API tests: stores holding realistic data, nodes over them, HTTP clients.
 
 * ``example``: the in-process example story (``cli.example.run_example``) in a
-  SQLite store, served by the WDC auditor's node (no signer) and by the EU
-  authority's node (the example network's deterministic EU key);
+  SQLite store, plus one shipment left open (``OPEN``: Dubai certifies the
+  mixed lot to the EU again), served by the WDC auditor's node (no signer) and
+  by the EU authority's node (the example network's EU key);
 * ``realistic``: ``realistic_blocks(2000)`` applied to a store, served by EU;
 * ``audit_case``: a constructed network history with one case of every audit
   finding (see ``build_audit_case``), served by WDC.
@@ -22,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kpledger.api.app import create_app
-from kpledger.cli.example import run_example
+from kpledger.cli.example import ExampleResult, run_example
 from kpledger.devtools.realistic import realistic_blocks
 from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
 from kpledger.ledger.blocks import Block, Evidence
@@ -34,6 +35,8 @@ from kpledger.node.config import NodeConfig, TokenConfig, hash_token
 from kpledger.node.node import Node
 
 #: role -> token for every node of these tests (party tokens name their party)
+#: the shipment the ``example`` fixture leaves open on top of the story (AE to EU)
+OPEN = "AE-2026-0003"
 TOKENS = {
     "auditor": "tok-auditor",
     "operator": "tok-operator",
@@ -95,6 +98,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
     result = run_example(f"sqlite:///{folder / 'example.db'}")
     net = result.net  # the example's keys, fresh on each run
     assert net.registry.network_id == result.store.registry.network_id
+    leave_open(result)
     yield Example(
         result.store,
         serve("WDC", result.store, folder, None),
@@ -102,6 +106,18 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
         result.final_parcel,
     )
     result.store.close()
+
+
+def leave_open(result: ExampleResult) -> None:
+    """On top of the story, one shipment left open (``OPEN``): Dubai certifies the mixed
+    lot the EU refused to the EU again, and the EU neither confirms nor refuses it."""
+    s = result.story
+    s.commit(
+        "AE",
+        s.issue("AE", OPEN, "EU", "AE-DMCC1", ["AE-MIX-1"], "Antwerp rough importer"),
+    )
+    for chain in ("EU", "BW"):  # heartbeats: AE's new block is cosigned too
+        s.clients[chain].seal()
 
 
 # ---------------------------------------------------------------- a realistic network

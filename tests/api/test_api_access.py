@@ -25,7 +25,7 @@ from kpledger.ledger.bundle import serialize_bundle, verify_bundle
 from kpledger.ledger.errors import DisclosureError
 from kpledger.ledger.store import Store
 
-PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
+PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-CUT-2", "IN-CUT-1"]
 
 
 def jurisdictions(example: Example) -> dict[str, str]:
@@ -51,12 +51,12 @@ def test_anyone_takes_any_bundle_and_verifies_it(example: Example) -> None:
 
 
 def test_an_entitled_callers_bundle_carries_checked_disclosures(example: Example) -> None:
-    full = _bundle(example, "IN-S2", "auditor")
+    full = _bundle(example, "IN-CUT-1", "auditor")
     verdict = verify_bundle(serialize_bundle(full), registry=example.store.registry)
     assert len(verdict.disclosures) == len(full["disclosures"]) > 10
     assert {d["path"] for d in full["disclosures"]} >= {"body.name", "body.value", "body.seal"}
     # a party's carries the disclosures of the records naming it, no other party's name
-    party = _bundle(example, "IN-S2", "party:IN-SURAT1")
+    party = _bundle(example, "IN-CUT-1", "party:IN-SURAT1")
     names = [d["value"] for d in party.get("disclosures", []) if d["path"] == "body.name"]
     assert names == ["Surat cutting works"]
     # a changed value or salt fails at step 7, naming the field
@@ -190,10 +190,10 @@ def test_names_in_any_script_are_accepted(writer: Example) -> None:
     [
         ("GET", "/v1/heads", None),
         ("GET", "/healthz", None),
-        ("GET", "/v1/parcels/IN-S2", None),
+        ("GET", "/v1/parcels/IN-CUT-1", None),
         ("GET", "/v1/parcels/XX-NOPE", None),
         ("GET", "/v1/audit/report", None),
-        ("GET", "/v1/parcels/IN-S2/bundle", "auditor"),
+        ("GET", "/v1/parcels/IN-CUT-1/bundle", "auditor"),
         ("GET", "/openapi.json", None),
         ("POST", "/v1/records", "operator"),
         ("POST", "/v1/bundles/verify", None),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_support import AuditCase, Example, Realistic, bearer
+from api_support import OPEN, AuditCase, Example, Realistic, bearer
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -261,12 +261,16 @@ def test_realistic_network_raises_no_false_alarm(realistic: Realistic) -> None:
 
 
 def test_example_report(example: Example) -> None:
-    """The example's mixed shipment the EU refused stays unconfirmed: three findings say so."""
+    """The mixed shipment the EU refused is a refusal; certified to the EU again and left
+    open (the fixture's ``OPEN``), it stays unconfirmed: the findings say so."""
     client: TestClient = example.wdc
     body = client.get(
         "/v1/audit/report", params={"until": "2026-05-01"}, headers=bearer("auditor")
     ).json()
-    assert [x["number"] for x in body["unconfirmed"]["items"]] == ["AE-2026-0001"]
+    assert [x["number"] for x in body["unconfirmed"]["items"]] == [OPEN]
+    assert [(x["number"], x["code"]) for x in body["refusals"]["items"]] == [
+        ("AE-2026-0001", "restricted-origin")
+    ]
     assert body["unconfirmed"]["items"][0]["expired"] is True
     assert [(m["exporter"], m["importer"]) for m in body["mirror_mismatches"]["items"]] == [
         ("AE", "EU")

@@ -165,7 +165,7 @@ BODIES = st.one_of(RANDOM_JSON, MUTATED, st.binary(max_size=64).map(lambda b: b.
 
 VALUES = st.one_of(
     HOSTILE_NUMBERS,
-    st.sampled_from(["IN-S2", "BW-2026-0001", "BW", "EU", "2026", "2026-Q1", "csv", "0", "-1"]),
+    st.sampled_from(["IN-CUT-1", "BW-2026-0001", "BW", "EU", "2026", "2026-Q1", "csv", "0", "-1"]),
     st.integers(-(2**70), 2**70).map(str),
     st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), max_size=12),
 )

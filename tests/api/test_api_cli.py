@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import TOKENS, Example
+from api_support import OPEN, TOKENS, Example
 from fastapi.testclient import TestClient
 from rich.console import Console
 from typer.testing import CliRunner
@@ -51,36 +51,37 @@ def kpl(example: Example, monkeypatch: pytest.MonkeyPatch) -> Run:
 
 
 def test_parcel_show_public(kpl: Run) -> None:
-    code, out, _ = kpl("parcel", "show", "IN-S2")
+    code, out, _ = kpl("parcel", "show", "IN-CUT-1")
     assert code == 0
-    assert "IN-S2" in out
-    assert "7,000.00 ct" in out
+    assert "IN-CUT-1" in out
+    assert "9,000.00 ct" in out
     assert "BW 100.0%" in out
     assert "USD" not in out
     assert "IN-SURAT1" not in out
 
 
 def test_parcel_show_with_a_token_from_the_environment(kpl: Run) -> None:
-    code, out, _ = kpl("parcel", "show", "IN-S2", token=TOKENS["auditor"])
+    code, out, _ = kpl("parcel", "show", "IN-CUT-1", token=TOKENS["auditor"])
     assert code == 0
     assert "IN-SURAT1" in out
-    assert "917,000.00 USD" in out
+    assert "1,177,478.54 USD" in out
 
 
 def test_parcel_history_is_a_tree_to_the_mines(kpl: Run) -> None:
-    code, out, _ = kpl("parcel", "history", "IN-S2")
+    code, out, _ = kpl("parcel", "history", "IN-CUT-1")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("IN-S2 ")
+    assert lines[0].startswith("IN-CUT-1 ")
     for ancestor in ("EU-AW-1", "BW-JW-1a", "BW-OR-1", "BW-JW-1 "):
         assert any(ancestor in line for line in lines[1:]), ancestor
     assert "registered on BW" in out
     assert "BW-2026-0001" in out
     assert "EU-2026-0001" in out
-    assert "origin: BW 100.0% (7,000.00 ct)" in out
+    assert "origin: BW 100.0% (9,000.00 ct)" in out
     # the tree is drawn with guides, deeper for the mines
     mine = next(line for line in lines if line.lstrip("│├└─ ").startswith("BW-JW-1 "))
-    assert mine.index("BW-JW-1") > lines[1].index("EU-AW-1")
+    antwerp = next(line for line in lines if line.lstrip("│├└─ ").startswith("EU-AW-1 "))
+    assert mine.index("BW-JW-1") > antwerp.index("EU-AW-1") > lines[1].index("IN-CUT ")
 
 
 def test_certificate_show(kpl: Run) -> None:
@@ -97,7 +98,7 @@ def test_certificate_show(kpl: Run) -> None:
 def test_audit(kpl: Run) -> None:
     code, out, _ = kpl("audit", "--until", "2026-05-01", token=TOKENS["auditor"])
     assert code == 0, out
-    assert "AE-2026-0001" in out
+    assert OPEN in out
     assert "certificates unconfirmed: 1" in out
     assert "mirror mismatches: 1" in out
     assert "discrepancies: none" in out
@@ -120,7 +121,7 @@ def test_stats_csv(kpl: Run) -> None:
     assert {r["section"] for r in rows} == {"production", "exports", "imports", "certificates"}
     assert {r["participant"]: r["carats"] for r in rows if r["section"] == "production"} == {
         "BW": "20500.00",
-        "RU": "9000.00",
+        "RU": "15000.00",
     }
 
 
@@ -157,7 +158,7 @@ def test_problems_exit_with_their_kind(
 
 def test_unreachable_node_exits_5(kpl: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(query, "connect", NodeClient)
-    code, _, err = kpl("parcel", "show", "IN-S2", node="http://127.0.0.1:9")
+    code, _, err = kpl("parcel", "show", "IN-CUT-1", node="http://127.0.0.1:9")
     assert code == 5
     assert "cannot reach the node at http://127.0.0.1:9" in err
     code, out, err = kpl("certificate", "show", "EU-2026-0001", "--json", node="http://127.0.0.1:9")
@@ -174,15 +175,15 @@ def test_bad_dates_exit_2_before_asking(kpl: Run) -> None:
 def test_json_output_of_every_reading_command(kpl: Run) -> None:
     """``--json`` prints the node's document: integer hundredths of a carat and cents,
     times with their zone, records as {chain, index, hash}."""
-    code, out, _ = kpl("parcel", "show", "IN-S2", "--json", token=TOKENS["auditor"])
+    code, out, _ = kpl("parcel", "show", "IN-CUT-1", "--json", token=TOKENS["auditor"])
     assert code == 0
     parcel = json.loads(out)
-    assert (parcel["id"], parcel["weight"], parcel["value"]) == ("IN-S2", 700_000, 91_700_000)
+    assert (parcel["id"], parcel["weight"], parcel["value"]) == ("IN-CUT-1", 900_000, 117_747_854)
     assert set(parcel["created"]) >= {"chain", "index", "hash"}
-    code, out, _ = kpl("parcel", "history", "IN-S2", "--json")
+    code, out, _ = kpl("parcel", "history", "IN-CUT-1", "--json")
     history = json.loads(out)
     assert code == 0
-    assert history["subject"] == "IN-S2"
+    assert history["subject"] == "IN-CUT-1"
     assert {p["id"] for p in history["parcels"]} >= {"BW-JW-1", "BW-OR-1", "EU-AW-1"}
     assert all(e["time"].endswith("Z") for e in history["events"])
     code, out, _ = kpl("certificate", "show", "EU-2026-0001", "--json", token=TOKENS["auditor"])
@@ -199,7 +200,7 @@ def test_json_output_of_every_reading_command(kpl: Run) -> None:
     assert {r["participant"]: r["carats"] for r in stats["production"]}["BW"] == 2_050_000
     code, out, _ = kpl("audit", "--json", token=TOKENS["auditor"])
     assert code == 0
-    assert json.loads(out)["unconfirmed"]["items"][0]["number"] == "AE-2026-0001"
+    assert json.loads(out)["unconfirmed"]["items"][0]["number"] == OPEN
     code, out, _ = kpl("network", "status", "--json")
     assert code == 0
     view = json.loads(out)
@@ -212,22 +213,22 @@ def test_json_output_of_every_reading_command(kpl: Run) -> None:
 
 def test_bundle_then_verify_as_json(kpl: Run, tmp_path: Path) -> None:
     target = tmp_path / "in-s2.json"
-    code, out, _ = kpl("bundle", "IN-S2", "-o", str(target), "--json", token=TOKENS["auditor"])
+    code, out, _ = kpl("bundle", "IN-CUT-1", "-o", str(target), "--json", token=TOKENS["auditor"])
     assert code == 0, out
     done = json.loads(out)
     assert done["bytes"] == target.stat().st_size
     assert done["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
     runner = CliRunner()
-    ok = runner.invoke(app, ["verify", str(target), "--parcel", "IN-S2", "--json"])
+    ok = runner.invoke(app, ["verify", str(target), "--parcel", "IN-CUT-1", "--json"])
     assert ok.exit_code == 0
     verdict = json.loads(ok.stdout)
     assert verdict["ok"] is True
     assert verdict["registry"] == "carried"
-    assert verdict["verdict"]["subject"] == "IN-S2"
-    assert verdict["verdict"]["weight"] == 700_000
+    assert verdict["verdict"]["subject"] == "IN-CUT-1"
+    assert verdict["verdict"]["weight"] == 900_000
     bad = tmp_path / "bad.json"
-    bad.write_bytes(target.read_bytes().replace(b'"weight":700000', b'"weight":700001', 1))
-    failed = runner.invoke(app, ["verify", str(bad), "--parcel", "IN-S2", "--json"])
+    bad.write_bytes(target.read_bytes().replace(b'"weight":900000', b'"weight":900001', 1))
+    failed = runner.invoke(app, ["verify", str(bad), "--parcel", "IN-CUT-1", "--json"])
     assert failed.exit_code == 1
     outcome = json.loads(failed.stdout)
     assert (outcome["ok"], outcome["verdict"]) == (False, None)
@@ -246,16 +247,16 @@ def test_bundle_then_verify_as_json(kpl: Run, tmp_path: Path) -> None:
         else doc["disclosures"][0]["value"] + "x"
     )
     bad.write_bytes(serialize_bundle(doc))
-    failed = runner.invoke(app, ["verify", str(bad), "--parcel", "IN-S2", "--json"])
+    failed = runner.invoke(app, ["verify", str(bad), "--parcel", "IN-CUT-1", "--json"])
     assert failed.exit_code == 1
     outcome = json.loads(failed.stdout)
     assert (outcome["step"], outcome["step_number"]) == ("disclosures", 7)
     # without a token: the public's bundle, committed fields only, verifies too
     public = tmp_path / "public.json"
-    code, out, _ = kpl("bundle", "IN-S2", "-o", str(public), "--json")
+    code, out, _ = kpl("bundle", "IN-CUT-1", "-o", str(public), "--json")
     assert code == 0, out
     assert "disclosures" not in json.loads(public.read_bytes())
-    assert runner.invoke(app, ["verify", str(public), "--parcel", "IN-S2"]).exit_code == 0
+    assert runner.invoke(app, ["verify", str(public), "--parcel", "IN-CUT-1"]).exit_code == 0
 
 
 def test_token_create_as_json() -> None:

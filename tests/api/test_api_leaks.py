@@ -27,7 +27,7 @@ from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
 
-PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
+PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-CUT-2", "IN-CUT-1"]
 CERTIFICATES = ["BW-2026-0001", "BW-2026-0002", "RU-2026-0001", "AE-2026-0001", "EU-2026-0001"]
 CHAINS = ["BW", "RU", "AE", "EU", "IN", "KP"]
 FILL = {

@@ -7,19 +7,29 @@ the WDC's node; the audit case's price outliers for the report's commercial fiel
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import AuditCase, bearer, serve
+from api_support import TOKENS, AuditCase, bearer, node_config, serve
 from fastapi.testclient import TestClient
+from rich.console import Console
+from typer.testing import CliRunner
 
+from kpledger.api.app import create_app
+from kpledger.cli import query
+from kpledger.cli.main import app
 from kpledger.devtools import artisanal as story
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
+from kpledger.node.client import NodeClient
+from kpledger.node.node import Node
 
 OBSERVER = bearer("observer")
 #: every clear name of the story's records, and every price paid at first sale
@@ -231,3 +241,61 @@ def test_an_observers_bundle_is_the_publics_committed_one(artisanal: Artisanal) 
 def test_public_and_operator_cannot_read_the_audit_report(artisanal: Artisanal) -> None:
     assert artisanal.client.get("/v1/audit/report").status_code == 401
     assert artisanal.client.get("/v1/audit/report", headers=bearer("operator")).status_code == 403
+
+
+def test_the_network_loads_its_own_indicator_wording(artisanal: Artisanal, tmp_path: Path) -> None:
+    own = tmp_path / "indicators.json"
+    own.write_text(
+        json.dumps(
+            {
+                "indicators": [
+                    {
+                        "id": "formalisation.claim_registry",
+                        "topic": "formalisation",
+                        "title": "Wording agreed by this network",
+                        "scale": 5,
+                        "measure": "traceable_ppm",
+                    }
+                ]
+            }
+        )
+    )
+    config = dataclasses.replace(node_config("WDC", tmp_path, "sqlite://"), indicators=own)
+    client = TestClient(create_app(Node(config, artisanal.store, None)))
+    d = client.get("/v1/diagnostics/SL").json()
+    assert [i["title"] for i in d["indicators"]] == ["Wording agreed by this network"]
+    ((title, scale),) = [(a["title"], a["scale"]) for a in d["assessments"]]
+    assert (title, scale) == ("Wording agreed by this network", 5)
+    assert client.get("/v1/diagnostics/XX").status_code == 422
+
+
+def test_kpl_audit_and_stats_with_an_observer_token(
+    artisanal: Artisanal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kpl audit`` shows the export surplus to an observer; ``kpl stats`` the split by
+    method and the controls (the CLI in process against the WDC node)."""
+
+    def connect(node: str, token: str | None) -> NodeClient:
+        client = NodeClient(node, token)
+        headers = dict(client.http.headers)
+        client.http.close()
+        client.http = TestClient(artisanal.client.app, base_url=node, headers=headers)
+        return client
+
+    monkeypatch.setattr(query, "connect", connect)
+    monkeypatch.setattr(query, "console", Console(width=200))
+    runner = CliRunner()
+    node = "http://wdc.test:8106"
+    env = {"KPL_TOKEN": TOKENS["observer"]}
+    audit = runner.invoke(
+        app, ["audit", "--since", "2026-01-01", "--until", "2026-03-31", "--node", node], env=env
+    )
+    assert audit.exit_code == 0, audit.stdout
+    assert "exports above recorded production plus imports" in audit.stdout
+    assert "SL" in audit.stdout
+    assert "16.00 ct" in audit.stdout
+    stats = runner.invoke(app, ["stats", "--period", "2026-Q1", "--node", node])
+    assert stats.exit_code == 0, stats.stdout
+    assert "production by method" in stats.stdout
+    assert "internal controls (artisanal producers)" in stats.stdout
+    assert "30.7%" in stats.stdout

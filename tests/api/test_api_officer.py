@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api_support import Example, bearer
+from api_support import OPEN, Example, bearer
 
 
 def compose(example: Example, kind: str, fields: dict[str, Any], role: str = "operator") -> Any:
@@ -17,24 +17,22 @@ def test_incoming_lists_what_the_eu_may_confirm(example: Example) -> None:
     answer = example.eu.get("/v1/officer/incoming", headers=bearer("operator"))
     assert answer.status_code == 200, answer.text
     found = {c["number"]: c for c in answer.json()}
-    assert set(found) == {"AE-2026-0001"}  # the mixed Dubai shipment, still open
-    assert found["AE-2026-0001"]["origin"] == "mixed"
-    assert "proof" not in found["AE-2026-0001"]
+    assert set(found) == {OPEN}  # the mixed Dubai shipment certified again, still open
+    assert found[OPEN]["origin"] == "mixed"
+    assert "proof" not in found[OPEN]
     assert example.eu.get("/v1/officer/incoming").status_code == 401
     assert example.eu.get("/v1/officer/parcels", headers=bearer("auditor")).status_code == 403
 
 
 def test_compose_then_check_writes_nothing(example: Example) -> None:
     before = example.store.head("EU")
-    confirm = compose(
-        example, "certificate.confirm", {"number": "AE-2026-0001", "custodian": "EU-ANTWERP1"}
-    )
+    confirm = compose(example, "certificate.confirm", {"number": OPEN, "custodian": "EU-ANTWERP1"})
     assert confirm.status_code == 200, confirm.text
     record = confirm.json()["record"]
-    issue = example.store.certificate("AE-2026-0001")
+    issue = example.store.certificate(OPEN)
     assert issue is not None
     assert record["body"]["ref"] == issue.issue_ref.to_json()
-    assert record["body"]["received"] == [{"parcel": "AE-MIX-1", "weight": 1_350_000}]
+    assert record["body"]["received"] == [{"parcel": "AE-MIX-1", "weight": 1_200_000}]
     # the example's certificates expired long ago (they are dated 2026-03-02)
     verdict = example.eu.post(
         "/v1/records/check", json={"records": [record]}, headers=bearer("operator")
@@ -76,7 +74,7 @@ def test_compose_errors_name_the_field(example: Example) -> None:
     unknown = compose(example, "parcel.teleport", {})
     assert unknown.status_code == 422
     assert unknown.json()["field"] == "kind"
-    missing = compose(example, "certificate.refuse", {"number": "AE-2026-0001", "code": "other"})
+    missing = compose(example, "certificate.refuse", {"number": OPEN, "code": "other"})
     assert missing.status_code == 422
     assert missing.json()["field"] == "reason"
     nothing = compose(

@@ -36,7 +36,7 @@ def test_unknown_ids_are_404(example: Example, path: str) -> None:
     [
         ("/v1/parcels/not-an-id", {}, "parcel_id"),
         ("/v1/certificates/lower-case", {}, "number"),
-        ("/v1/parcels/IN-S2/history", {"limit": "0"}, "query.limit"),
+        ("/v1/parcels/IN-CUT-1/history", {"limit": "0"}, "query.limit"),
         ("/v1/stats", {"period": "2025-Q5"}, "query.period"),
         ("/v1/stats", {}, "query.period"),
         ("/v1/stats", {"period": "2025", "format": "xml"}, "query.format"),
@@ -81,7 +81,11 @@ def test_audit_needs_an_auditor_token(example: Example) -> None:
 
 def test_a_wrong_token_is_401_even_where_the_public_may_read(example: Example) -> None:
     problem(
-        example.wdc, "/v1/parcels/IN-S2", 401, "unauthorized", headers={"Authorization": "Bearer x"}
+        example.wdc,
+        "/v1/parcels/IN-CUT-1",
+        401,
+        "unauthorized",
+        headers={"Authorization": "Bearer x"},
     )
 
 

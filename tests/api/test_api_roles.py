@@ -14,7 +14,7 @@ import pytest
 from api_support import Example, bearer
 
 HIDDEN = {"value", "custodian", "exporter", "importer"}
-PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-S1", "IN-S2"]
+PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-CUT-2", "IN-CUT-1"]
 CERTIFICATES = ["BW-2026-0001", "BW-2026-0002", "RU-2026-0001", "AE-2026-0001", "EU-2026-0001"]
 
 
@@ -68,13 +68,13 @@ def test_public_sees_no_commercial_field_of_any_certificate(example: Example, nu
 
 
 def test_public_sees_origin_weights_dates_jurisdictions(example: Example) -> None:
-    p = example.wdc.get("/v1/parcels/IN-S2").json()
+    p = example.wdc.get("/v1/parcels/IN-CUT-1").json()
     assert p["jurisdiction"] == "IN"
-    assert p["weight"] == 700_000
-    assert p["origin"] == {"BW": 700_000}
+    assert p["weight"] == 900_000
+    assert p["origin"] == {"BW": 900_000}
     assert p["origin_shares"] == {"BW": 100.0}
     mixed = example.wdc.get("/v1/parcels/AE-MIX-1").json()
-    assert mixed["origin"] == {"BW": 450_000, "RU": 900_000}
+    assert mixed["origin"] == {"BW": 300_000, "RU": 900_000}
     assert mixed["status"] == "in_transit"
 
 
@@ -86,7 +86,7 @@ def test_auditor_sees_everything(example: Example) -> None:
         assert stored is not None
         assert p["value"] == example.store.disclosures.clear([stored.value])[stored.value]
         assert "committed" not in p
-    history = example.wdc.get("/v1/parcels/IN-S2/history", headers=bearer("auditor")).json()
+    history = example.wdc.get("/v1/parcels/IN-CUT-1/history", headers=bearer("auditor")).json()
     assert all("value" in p for p in history["parcels"])
     for number in CERTIFICATES:
         c = example.wdc.get(f"/v1/certificates/{number}", headers=bearer("auditor")).json()
@@ -98,24 +98,30 @@ def test_auditor_sees_everything(example: Example) -> None:
 
 def test_party_sees_its_own_parcels_in_full_and_no_one_elses(example: Example) -> None:
     surat = bearer("party:IN-SURAT1")
-    own = example.wdc.get("/v1/parcels/IN-S2", headers=surat).json()
+    own = example.wdc.get("/v1/parcels/IN-CUT-1", headers=surat).json()
     assert own["custodian"] == "IN-SURAT1"
-    assert own["value"] == 91_700_000
+    assert own["value"] == 117_747_854
     other = example.wdc.get("/v1/parcels/BW-JW-1c", headers=surat).json()
     assert not set(other) & HIDDEN
     # and the other way round
     debswana = bearer("party:BW-DEBSWANA")
-    assert "value" in example.wdc.get("/v1/parcels/BW-JW-1c", headers=debswana).json()
-    assert not set(example.wdc.get("/v1/parcels/IN-S2", headers=debswana).json()) & HIDDEN
+    assert "value" in example.wdc.get("/v1/parcels/BW-JW-1", headers=debswana).json()
+    assert not set(example.wdc.get("/v1/parcels/IN-CUT-1", headers=debswana).json()) & HIDDEN
     # in a lineage, only the party's own parcels carry values
     history = parcels_in(example.wdc.get("/v1/parcels/EU-AW-1/history", headers=surat).json())
-    assert {pid for pid, p in history.items() if "value" in p} == {"EU-AW-1", "IN-S1", "IN-S2"}
+    assert {pid for pid, p in history.items() if "value" in p} == {
+        "EU-AW-1",
+        "IN-CUT",
+        "IN-CUT-1",
+        "IN-CUT-2",
+        "IN-CUT-3",
+    }
     assert "value" not in history["BW-JW-1"]
 
 
 def test_party_sees_values_of_certificates_it_exported_only(example: Example) -> None:
     antwerp = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:EU-ANTWERP1"))
-    assert antwerp.json()["value"] == 170_300_000
+    assert antwerp.json()["value"] == 170_080_233
     surat = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:IN-SURAT1"))
     assert not keys(surat.json()) & HIDDEN
 
@@ -136,14 +142,20 @@ def test_operator_sees_its_jurisdiction_in_full(example: Example) -> None:
 
 def test_history_reaches_the_mines(example: Example) -> None:
     h = example.eu.get(f"/v1/parcels/{example.final}/history").json()
-    assert h["subject"] == "IN-S2"
+    assert h["subject"] == "IN-CUT-3"
     parents = {(e["parent"], e["child"]) for e in h["ancestors"]}
-    assert ("EU-AW-1", "IN-S2") in parents
+    assert {("EU-AW-1", "IN-CUT"), ("IN-CUT-2", "IN-CUT-3"), ("RU-UD-1", "IN-CUT-3")} <= parents
     assert ("BW-JW-1", "BW-JW-1a") in parents
     registered = {e["parcel"] for e in h["events"] if e["kind"] == "parcel.register"}
-    assert registered == {"BW-JW-1", "BW-OR-1"}
+    assert registered == {"BW-JW-1", "BW-OR-1", "RU-UD-1"}
     certs = {e["certificate"] for e in h["events"] if e.get("certificate")}
-    assert certs == {"BW-2026-0001", "EU-2026-0001"}
+    assert certs == {
+        "AE-2026-0002",
+        "BW-2026-0001",
+        "BW-2026-0002",
+        "EU-2026-0001",
+        "RU-2026-0002",
+    }
     assert h["truncated"] is False
 
 

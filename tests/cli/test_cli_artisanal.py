@@ -11,15 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from kpledger.cli import officer, query
-from kpledger.cli.artisanal import parse_point
+from kpledger.cli import importer, officer, query
 from kpledger.cli.main import app
+from kpledger.cli.verify import verify_command
+from kpledger.devtools import artisanal as story
+from kpledger.devtools.workload import Network, Scenario
+from kpledger.ledger.bundle import serialize_bundle
 from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store.bundles import build_bundle
+from kpledger.node.compose_artisanal import parse_point
 from tests.cli.test_cli_officer import as_json, has, ok, wait_for
 from tests.node.conftest import Cluster
 
@@ -37,13 +45,14 @@ def test_points_are_exact_microdegrees() -> None:
 
 @pytest.mark.timeout(300)
 def test_an_officer_runs_the_artisanal_chain(
-    cluster: Callable[..., Cluster], monkeypatch: pytest.MonkeyPatch
+    cluster: Callable[..., Cluster], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     c = cluster(("SL", "EU"))
     c.start()
     monkeypatch.setattr(officer, "console", Console(width=300))
     monkeypatch.setattr(query, "console", Console(width=300))
     monkeypatch.setattr(query, "err", Console(width=300, stderr=True))
+    monkeypatch.setattr(importer, "console", Console(width=300))
     runner = CliRunner()
 
     def kpl(code: str, *args: str) -> tuple[int, str, str]:
@@ -147,6 +156,19 @@ def test_an_officer_runs_the_artisanal_chain(
     assert code == 1, out
     assert "refused parcel.purchase by rule A3 at body.claim" in out
     assert "outside SL-B1's zones" in out
+    # a national system's first sales in batch: all or nothing, each line judged
+    sales = tmp_path / "sales.csv"
+    header = "parcel,buyer,digger,claim,carats,usd,method\n"
+    good = "SL-I1,SL-B1,SL-D1,SL-KONO-1,0.50,80,artisanal\nSL-I2,SL-B1,SL-D1,SL-KONO-1,0.75,120,\n"
+    sales.write_text(header + good + "SL-I3,SL-B1,SL-D2,SL-BO-1,1.00,150,alluvial\n")
+    code, out, _ = kpl("SL", "import-records", str(sales), "--kind", "parcel.purchase")
+    assert code == 1, out
+    assert "A3" in out
+    assert not has(c.reader("SL"), "/v1/parcels/SL-I1")  # nothing written
+    sales.write_text(header + good)
+    out = ok(kpl("SL", "import-records", str(sales), "--kind", "parcel.purchase"))
+    assert "2 valid" in out
+    assert c.reader("SL").get("/v1/parcels/SL-I2")["claims"] == {"SL-KONO-1": 75}
     # bad input never reaches the node (exit 2)
     code, _, err = kpl(
         "SL",
@@ -278,3 +300,28 @@ def test_an_officer_runs_the_artisanal_chain(
     assert [(a["indicator"], a["score"]) for a in diag["assessments"]] == [
         ("formalisation.claim_registry", 3)
     ]
+
+
+def test_kpl_verify_names_the_claims_of_an_export_lot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = Network.create(("SL", "EU", "BW"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open(f"sqlite:///{tmp_path / 'sl.db'}", net.registry)
+    try:
+
+        def seal(chain: str, *records: Record) -> None:
+            store.writer.apply(sc.seal(chain, *records))
+
+        story.sierra_leone(sc, seal)
+        for chain in ("SL", "EU", "BW", "SL", "EU", "BW"):
+            seal(chain)
+        path = tmp_path / "lot.bundle.json"
+        path.write_bytes(serialize_bundle(build_bundle(store, "SL-LOT1")))
+    finally:
+        store.close()
+    assert verify_command(path, None) == 0
+    out = capsys.readouterr().out
+    assert "SL-C1 (3.70 ct), SL-C2 (5.15 ct)" in out
+    assert "SL-A1: 1.20 ct bought at first sale on SL's claim SL-C1, 2026-03-01" in out
+    assert "under EU" in out

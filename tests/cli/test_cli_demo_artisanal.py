@@ -36,10 +36,14 @@ def test_the_artisanal_chapter(tmp_path: Path) -> None:
             assert (cert["status"], cert["origin"]) == ("confirmed", "SL")
             year = cert["issued"][:4]
             methods = {(m["method"]): m for m in wdc.get("/v1/stats", period=year)["methods"]}
-            assert methods["alluvial"]["parcels"] == 4
-            assert methods["alluvial"]["cents_per_carat"] is not None
-            assert methods["artisanal"]["parcels"] == 2
-            assert methods["artisanal"].get("cents_per_carat") is None  # two sales: withheld
+            # three sales in each cell: both prices shown (a cell of fewer is withheld)
+            assert methods["alluvial"]["parcels"] == 3
+            assert (
+                methods["alluvial"]["cents_per_carat"]
+                == (120 * 150 + 250 * 170 + 480 * 160) * 100 // 850
+            )
+            assert methods["artisanal"]["parcels"] == 3
+            assert methods["artisanal"]["cents_per_carat"] is not None
             diag = wdc.get("/v1/diagnostics/SL")
             assert len(diag["assessments"]) == 3
     finally:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from kpledger.cli.example import run_example
 from kpledger.cli.main import app
+from kpledger.cli.story import KP_STORY, final_parcel
 from kpledger.ledger.bundle import serialize_bundle
 from kpledger.ledger.errors import RestrictedOrigin
 from kpledger.ledger.state import CertificateStatus, ParcelStatus
@@ -21,21 +22,31 @@ def test_example_story_holds(tmp_path: Path) -> None:
     result = run_example(f"sqlite:///{tmp_path / 'x.db'}")
     store = result.store
     try:
+        # the one KP story, every chapter of it (RU takes part), step by step
+        assert result.final_parcel == final_parcel(KP_STORY) == "IN-CUT-3"
+        sealed = [s for s in KP_STORY if s.rule is None]
+        assert [line.rsplit(" (", 1)[0] for line in result.steps[: len(sealed)]] == [
+            f"{s.chain}: {s.text}" for s in sealed
+        ]
         final = store.parcel(result.final_parcel)
         assert final is not None
         assert final.chain == "IN"
         assert final.status is ParcelStatus.ACTIVE
-        assert dict(final.origin) == {"BW": 700_000}
-        # the mixed Dubai shipment was refused by the EU for its Russian share, and only it
-        assert [type(exc) for _, exc in result.refused] == [RestrictedOrigin]
+        # Antwerp's assortment (5,000 + 8,000 ct) and Dubai's lot (4,500 ct) cut to
+        # 8,500 ct of 17,500, then Udachny's 6,000 ct: hundredths of a carat by origin
+        assert dict(final.origin) == {"BW": 850_000, "RU": 600_000}
+        # the EU's node refused the mixed Dubai shipment for its Russian share (a dry
+        # run, rule 9), and only it; the EU then refused the certificate on the ledger
+        assert [(r["chain"], r["rule"], r["code"]) for r in result.refused] == [
+            ("EU", "9", RestrictedOrigin.code)
+        ]
         mixed = store.certificate("AE-2026-0001")
         assert mixed is not None
-        assert mixed.status is CertificateStatus.ISSUED
-        assert store.parcel("AE-MIX-1") is not None
-        assert dict(store.parcel("AE-MIX-1").origin) == {"BW": 450_000, "RU": 900_000}  # type: ignore[union-attr]
-        # the lineage reaches both Botswana mines
+        assert mixed.status is CertificateStatus.REFUSED
+        assert dict(store.parcel("AE-MIX-1").origin) == {"BW": 300_000, "RU": 900_000}  # type: ignore[union-attr]
+        # the lineage reaches both Botswana mines and Udachny
         ancestors = {e.parent for e in store.lineage.ancestry(result.final_parcel)}
-        assert {"EU-AW-1", "BW-JW-1a", "BW-OR-1", "BW-JW-1"} <= ancestors
+        assert {"EU-AW-1", "BW-JW-1a", "BW-OR-1", "BW-JW-1", "RU-UD-1"} <= ancestors
         assert result.proof_steps > 0
         assert store.verifier.verify().records == sum(
             1 for _ in store.log.iter_causal() for _ in _.records
@@ -47,9 +58,10 @@ def test_example_story_holds(tmp_path: Path) -> None:
 def test_kpl_example_prints_lineage_and_proof() -> None:
     out = runner.invoke(app, ["example"])
     assert out.exit_code == 0, out.output
-    assert "rule 9" in out.output
-    for text in ("IN-S2", "BW-JW-1", "inclusion proof", "verified"):
-        assert text in out.output
+    said = " ".join(out.output.split())
+    assert "refused by EU's rules: rule 9 (restricted-origin): parcel AE-MIX-1" in said
+    for text in ("IN-CUT-3", "BW-JW-1", "RU-UD-1", "inclusion proof", "verified"):
+        assert text in said
 
 
 def test_keys_generate_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +108,7 @@ def test_kpl_verify_checks_a_bundle_from_the_example(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["verify", str(good), "--parcel", result.final_parcel])
     assert ok.exit_code == 0, ok.output
     bad = tmp_path / "bad.json"
-    bad.write_bytes(data.replace(b'"weight":700000', b'"weight":700001', 1))
+    bad.write_bytes(data.replace(b'"weight":1450000', b'"weight":1450001', 1))
     refused = runner.invoke(app, ["verify", str(bad), "--parcel", result.final_parcel])
     assert refused.exit_code == 1
     assert "step" in refused.output

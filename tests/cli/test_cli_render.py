@@ -7,6 +7,7 @@ from rich.console import Console
 from kpledger.api.deps import Caller
 from kpledger.api.provenance import history_view
 from kpledger.cli.render import history_tree, ref, status_text
+from kpledger.devtools import artisanal
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
@@ -61,3 +62,23 @@ def test_certificate_states_are_words_and_never_upgraded() -> None:
     assert refused == "refused by the importing authority: Russian origin"
     assert status_text({"status": "something-new"}) == "something-new"
     assert ref({"chain": "BW", "index": 4, "hash": "00"}) == "BW/4"
+
+
+def test_an_export_lots_tree_names_each_first_sale_and_its_claim() -> None:
+    net = Network.create(("SL", "EU", "BW"), ("WDC",))
+    sc = Scenario(net)
+    store = Store.open("sqlite://", net.registry)
+
+    def seal(chain: str, *records: Record) -> None:
+        store.writer.apply(sc.seal(chain, *records))
+
+    try:
+        artisanal.sierra_leone(sc, seal)
+        text = _text(store, "SL-LOT1")
+        assert "SL-LOT1 8.85 ct under EU" in text
+        assert "SL-A1 1.20 ct under SL, spent; origin SL 100.0%; first sale on SL" in text
+        assert "claim SL-C1" in text
+        assert "SL-A3 4.80 ct under SL, spent; origin SL 100.0%; first sale on SL" in text
+        assert "claim SL-C2" in text
+    finally:
+        store.close()

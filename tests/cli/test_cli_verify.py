@@ -25,12 +25,12 @@ from kpledger.node.node import Node
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The IN-S2 bundle, the genesis registry (pretty-printed, as people keep it), a tampered
+    """The IN-CUT-1 bundle, the genesis registry (pretty-printed, as people keep it), a tampered
     bundle and another network's registry, as files."""
     folder = tmp_path_factory.mktemp("verify")
     result = run_example(f"sqlite:///{folder / 'example.db'}")
     try:
-        doc = build_bundle(result.store, "IN-S2")
+        doc = build_bundle(result.store, "IN-CUT-1")
         registry = result.store.registry.to_bytes()
     finally:
         result.store.close()
@@ -51,8 +51,8 @@ def test_good_bundle(files: dict[str, Path], capsys: pytest.CaptureFixture[str])
     assert verify_command(files["bundle"], None) == 0
     out = capsys.readouterr().out
     assert "verified" in out
-    assert "IN-S2  7,000.00 ct" in out
-    assert "BW 100.0% (7,000.00 ct)" in out
+    assert "IN-CUT-1  9,000.00 ct" in out
+    assert "BW 100.0% (9,000.00 ct)" in out
     assert "under IN, custodian IN-SURAT1, active" in out
     for text in ("Jwaneng", "Orapa", "EU-AW-1", "BW-2026-0001 BW -> EU", "EU-2026-0001 EU -> IN"):
         assert text in out
@@ -62,7 +62,7 @@ def test_good_bundle(files: dict[str, Path], capsys: pytest.CaptureFixture[str])
 def test_good_bundle_with_pinned_registry_and_parcel(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert verify_command(files["bundle"], files["registry"], "IN-S2") == 0
+    assert verify_command(files["bundle"], files["registry"], "IN-CUT-1") == 0
     out = capsys.readouterr().out
     assert "registry: pinned" in out
     assert "no --registry given" not in out
@@ -111,8 +111,10 @@ def test_registry_file_that_is_no_registry(
 def test_bundle_of_another_parcel(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert verify_command(files["bundle"], files["registry"], "IN-S1") == 1
-    assert "step 6 (subject): subject: the bundle is about parcel IN-S2" in capsys.readouterr().err
+    assert verify_command(files["bundle"], files["registry"], "IN-CUT-2") == 1
+    assert (
+        "step 6 (subject): subject: the bundle is about parcel IN-CUT-1" in capsys.readouterr().err
+    )
 
 
 # ---------------------------------------------------------------- --online (step 7)

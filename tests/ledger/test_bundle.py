@@ -53,8 +53,8 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleResult]:
 
 @pytest.fixture(scope="module")
 def example(story: ExampleResult) -> tuple[bytes, Doc]:
-    """The example story's final parcel IN-S2: its bundle's bytes and document."""
-    doc = build_bundle(story.store, "IN-S2")
+    """The example story's final parcel IN-CUT-1: its bundle's bytes and document."""
+    doc = build_bundle(story.store, "IN-CUT-1")
     return serialize_bundle(doc), doc
 
 
@@ -121,28 +121,34 @@ def resign(signed: Doc, signer: Any) -> None:
 def test_example_bundle_verifies_back_to_the_mines(example: tuple[bytes, Doc]) -> None:
     data, doc = example
     verdict = verify_bundle(data)
-    assert verdict.subject == "IN-S2"
+    assert verdict.subject == "IN-CUT-1"
     assert verdict.chain == "IN"
     assert verdict.custodian == "IN-SURAT1"
     assert verdict.status is ParcelStatus.ACTIVE
-    assert verdict.weight == 700_000
-    assert dict(verdict.origin) == {"BW": 700_000}
-    assert {"EU-AW-1", "BW-JW-1a", "BW-OR-1", "BW-JW-1"} <= set(verdict.lineage)
+    assert verdict.weight == 900_000
+    assert dict(verdict.origin) == {"BW": 900_000}
+    assert {"IN-CUT", "EU-AW-1", "BW-JW-1a", "BW-JW-1b", "BW-OR-1", "BW-JW-1"} <= set(
+        verdict.lineage
+    )
     assert [(s.parcel, s.mine) for s in verdict.sources] == [
         ("BW-JW-1", "Jwaneng"),
         ("BW-OR-1", "Orapa"),
     ]
+    # through Antwerp (BW-2026-0001, EU-2026-0001) and through Dubai (BW-2026-0002, AE-2026-0002)
     assert [(c.number, c.status) for c in verdict.certificates] == [
+        ("AE-2026-0002", CertificateStatus.CONFIRMED),
         ("BW-2026-0001", CertificateStatus.CONFIRMED),
+        ("BW-2026-0002", CertificateStatus.CONFIRMED),
         ("EU-2026-0001", CertificateStatus.CONFIRMED),
     ]
     assert verdict.as_of[0] == "IN"
     assert verdict.records == len(doc["records"])
     assert verdict.headers == len(doc["headers"])
     assert verdict.network == json.loads(data)["records"][0]["record"]["network"]
-    # the mixed Dubai shipment and the Russian parcel are not part of this lineage
+    # the Russian parcels and the mixed Dubai shipment are not part of this lineage
     kinds = {(r["record"]["chain"], r["record"]["kind"]) for r in doc["records"]}
-    assert not any(chain in ("AE", "RU") for chain, _ in kinds)
+    assert not any(chain == "RU" for chain, _ in kinds)
+    assert "AE-MIX-1" not in data.decode()
     assert ("EU", "policy.restrict_origin") in kinds  # EU's origin policy, replayed
     json.dumps(verdict.to_json())
 
@@ -154,17 +160,17 @@ def test_bundle_bytes_are_canonical_and_sorted(example: tuple[bytes, Doc]) -> No
     keys = [(r["record"]["chain"], r["index"]) for r in doc["records"]]
     assert keys == sorted(set(keys))
     parsed = parse_bundle(data)
-    assert parsed.subject == "IN-S2"
-    assert verify_bundle(doc).subject == "IN-S2"  # a JSON value verifies as its bytes do
+    assert parsed.subject == "IN-CUT-1"
+    assert verify_bundle(doc).subject == "IN-CUT-1"  # a JSON value verifies as its bytes do
 
 
 def test_check_bundle_reports_success(example: tuple[bytes, Doc]) -> None:
-    result = check_bundle(example[0], parcel="IN-S2")
+    result = check_bundle(example[0], parcel="IN-CUT-1")
     assert result.ok
     assert result.step == "verified"
     assert result.error is None
     assert result.verdict is not None
-    assert result.verdict.subject == "IN-S2"
+    assert result.verdict.subject == "IN-CUT-1"
 
 
 def test_pinned_registry_must_be_the_bundle_registry(
@@ -172,14 +178,14 @@ def test_pinned_registry_must_be_the_bundle_registry(
 ) -> None:
     data, doc = example
     pretty = json.dumps(doc["registry"], indent=2).encode()
-    assert verify_bundle(data, registry=pretty).subject == "IN-S2"
-    assert verify_bundle(data, registry=network.registry).subject == "IN-S2"
+    assert verify_bundle(data, registry=pretty).subject == "IN-CUT-1"
+    assert verify_bundle(data, registry=network.registry).subject == "IN-CUT-1"
     other = Network.create(("BW", "RU", "AE", "EU", "IN"), ("WDC",), seed=1).registry
     fails(data, 2, SignatureError, "differs from the trusted registry", registry=other.to_bytes())
 
 
 def test_pinned_parcel_must_be_the_subject(example: tuple[bytes, Doc]) -> None:
-    fails(example[0], 6, SchemaError, "about parcel IN-S2, not IN-S1", parcel="IN-S1")
+    fails(example[0], 6, SchemaError, "about parcel IN-CUT-1, not IN-CUT-2", parcel="IN-CUT-2")
 
 
 def test_subject_that_no_record_creates(example: tuple[bytes, Doc]) -> None:
@@ -254,17 +260,17 @@ def test_record_field_changed(example: tuple[bytes, Doc]) -> None:
 
 def test_proof_step_flipped(example: tuple[bytes, Doc]) -> None:
     def flip(d: Doc) -> None:
-        proof = entry(d, "EU", 2)["proof"]
+        proof = entry(d, "EU", 3)["proof"]
         proof[0] = ("1" if proof[0][0] == "0" else "0") + proof[0][1:]
 
-    fails(edited(example[1], flip), 4, InclusionProofError, "record EU/2 inclusion proof")
+    fails(edited(example[1], flip), 4, InclusionProofError, "record EU/3 inclusion proof")
 
 
 def test_header_root_changed(example: tuple[bytes, Doc]) -> None:
     def reroot(d: Doc) -> None:
         highest(d, "IN")["header"]["root"] = EMPTY_ROOT.hex()
 
-    fails(edited(example[1], reroot), 3, SignatureError, "header IN/3", "does not verify")
+    fails(edited(example[1], reroot), 3, SignatureError, "header IN/6", "does not verify")
 
     def reroot_inner(d: Doc) -> None:  # signed by BW, named by BW/3's prev and EU's witness
         header(d, "BW", 2)["header"]["root"] = EMPTY_ROOT.hex()
@@ -350,13 +356,13 @@ def test_header_removed(example: tuple[bytes, Doc]) -> None:
 
     # here that head is also the block of EU's issue record (see the store tests for a
     # confirmation whose witnessed head is a later heartbeat); EU's heartbeat after it
-    # is in the bundle (it shows EU/4 cosigned), so the record seems to sit in EU/5
+    # is in the bundle (it shows EU/6 cosigned), so the record seems to sit in EU/7
     fails(
         edited(example[1], drop_witnessed_issuer),
         3,
         SchemaError,
-        "record EU/4",
-        "lacks EU/4, the header before its block EU/5",
+        "record EU/5",
+        "lacks EU/6, the header before its block EU/7",
     )
 
 
@@ -422,21 +428,21 @@ def test_any_single_byte_change_fails(example: tuple[bytes, Doc], data: st.DataO
     """Every one-byte change of the serialised bundle fails to verify (parse or a step).
 
     The trader pins the parcel they hold (``parcel=``): the subject is the one
-    field no signature covers, and ``IN-S2`` -> ``IN-S1`` names the sibling whose
+    field no signature covers, and ``IN-CUT-1`` -> ``IN-CUT-2`` names the sibling whose
     lineage the same records prove.
     """
     raw = example[0]
     pos = data.draw(st.integers(0, len(raw) - 1), label="position")
     delta = data.draw(st.integers(1, 255), label="delta")
     changed = raw[:pos] + bytes([(raw[pos] + delta) % 256]) + raw[pos + 1 :]
-    result = check_bundle(changed, parcel="IN-S2")
+    result = check_bundle(changed, parcel="IN-CUT-1")
     assert not result.ok, (pos, delta)
     assert result.error is not None
     assert result.error.startswith(f"step {STEPS.index(result.step) + 1} ({result.step}): ")
 
 
 def test_sibling_subject_needs_the_parcel_pin(example: tuple[bytes, Doc]) -> None:
-    """The same records prove IN-S1's lineage: only pinning the parcel tells them apart."""
-    sibling = edited(example[1], lambda d: d.update(subject="IN-S1"))
-    assert verify_bundle(sibling).subject == "IN-S1"
-    fails(sibling, 6, SchemaError, "not IN-S2", parcel="IN-S2")
+    """The same records prove IN-CUT-2's lineage: only pinning the parcel tells them apart."""
+    sibling = edited(example[1], lambda d: d.update(subject="IN-CUT-2"))
+    assert verify_bundle(sibling).subject == "IN-CUT-2"
+    fails(sibling, 6, SchemaError, "not IN-CUT-1", parcel="IN-CUT-1")

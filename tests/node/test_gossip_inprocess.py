@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from kpledger.devtools.workload import Network
 from kpledger.ledger.errors import BlockError, InvalidData
 from kpledger.ledger.store import Store
 from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
-from kpledger.node.gossip import Gossip
+from kpledger.node.gossip import INFORMED_HEADER, Gossip
 from kpledger.node.node import Node
 
 SOURCE = "BW"
@@ -156,6 +156,11 @@ def test_fresh_node_catches_up_with_witness_dependencies(source: Node, target: N
     pulls = [r for r in peer.requests if r.startswith("GET /v1/chains/")]
     assert pulls, peer.requests
     assert gossip.sync_status()[SOURCE]["behind"] == 0
+    metrics = target.metrics.registry
+    blocks = sum(h["height"] for h in source.heads().values())
+    assert metrics.get_sample_value("kpl_pulls_total") == len(pulls)
+    assert metrics.get_sample_value("kpl_blocks_pulled_total") == blocks  # each block once
+    assert metrics.get_sample_value("kpl_blocks_applied_total") == blocks
 
 
 # ---------------------------------------------------------------- failures at every await
@@ -382,12 +387,16 @@ def test_receive_refuses_a_block_of_another_chain(source: Node, target: Node) ->
 
 
 def test_applied_blocks_call_on_applied(source: Node, target: Node) -> None:
-    calls: list[int] = []
-    target.on_applied = lambda: calls.append(1)
-    first = _in_order(source)[0]
-    target.receive(first[0], [first[1]])
-    target.receive(first[0], [first[1]])  # known: nothing new applied
-    assert calls == [1]
+    calls: list[tuple[list[tuple[str, int]], frozenset[str] | None]] = []
+    target.on_applied = lambda blocks, informed: calls.append((list(blocks), informed))
+    (chain, first), (chain2, second) = _in_order(source)[:2]
+    target.receive(chain, [first])
+    target.receive(chain, [first])  # known: nothing new applied
+    target.receive(chain2, [second], informed=frozenset({"BW", "AE"}))
+    assert calls == [
+        ([(chain, 1)], None),
+        ([(chain2, second["header"]["height"])], frozenset({"BW", "AE"})),
+    ]
 
 
 # ---------------------------------------------------------------- gossip messages
@@ -558,11 +567,13 @@ def test_witnessed_headers_are_checked_before_the_store_is_asked(
 
 
 def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> None:
-    """``push`` posts the block itself to the peer, whose node applies it."""
+    """``push`` posts the block itself to the peer, whose node applies it, and names who
+    holds it (a peer is never pushed a block of its own chain: it sealed it)."""
     order = _in_order(source)
-    for chain, block in order[:-1]:
+    at = max(i for i, (c, _) in enumerate(order) if c != TARGET)
+    for chain, block in order[:at]:
         target.receive(chain, [block])
-    last_chain, last = order[-1]
+    last_chain, last = order[at]
     target.config = replace(
         target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
     )
@@ -578,7 +589,12 @@ def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> N
     pusher = Gossip(source, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "tok-peer")
     asyncio.run(pusher.push(last_chain, last["header"]["height"]))
     assert [(r.method, r.url.path) for r in got] == [("POST", f"/v1/chains/{last_chain}/blocks")]
-    assert target.heads() == source.heads()
+    assert got[0].headers[INFORMED_HEADER] == ",".join(sorted({SOURCE, TARGET, last_chain}))
+    assert target.heads()[last_chain] == source.heads()[last_chain]
+    got.clear()
+    asyncio.run(pusher.push(TARGET, source.heads()[TARGET]["height"]))
+    asyncio.run(pusher.push(last_chain, last["header"]["height"], informed=frozenset({TARGET})))
+    assert got == []  # its own chain's block, and a peer the pusher was told holds it
 
 
 def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) -> None:
@@ -598,8 +614,57 @@ def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) 
     assert client.post(url, json={"blocks": "x"}, headers=peer).status_code in (400, 422)
     assert client.post(url, json={"blocks": [first] * 17}, headers=peer).status_code in (400, 422)
     assert client.post("/v1/chains/ZZ/blocks", json={"blocks": []}, headers=peer).status_code == 404
+    for informed in ("BW,,RU", "BW;RU", "X" * 33, ",".join(["BW"] * 1025)):
+        refused = client.post(
+            url, json={"blocks": [first]}, headers={**peer, INFORMED_HEADER: informed}
+        )
+        assert refused.status_code in (400, 422), refused.text
+        assert INFORMED_HEADER in refused.json()["detail"]
     assert target.heads() == {}
     ok = client.post(url, json={"blocks": [first]}, headers=peer)
     assert ok.json() == {"applied": 1, "known": 0, "waiting": 0}
     again = client.post(url, json={"blocks": [first]}, headers=peer)
     assert again.json() == {"applied": 0, "known": 1, "waiting": 0}
+
+
+def test_a_pull_answer_is_applied_while_it_arrives(
+    source: Node, target: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks are applied every ``APPLY_BYTES`` of an answer, before its last byte is read."""
+    monkeypatch.setattr("kpledger.node.gossip.APPLY_BYTES", 2048)
+    order = _in_order(source)
+    first_chain = order[0][0]
+    height = source.heads()[first_chain]["height"]
+    body = source.blocks_json(first_chain, 1, height)
+    held_at_end: list[int] = []
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 1000):
+            if i + 1000 >= len(body):  # the last piece: what was applied before it?
+                head = target.heads().get(first_chain)
+                held_at_end.append(head["height"] if head else 0)
+            yield body[i : i + 1000]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=pieces())
+
+    gossip = Gossip(target, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "token")
+    peer = gossip.peers[SOURCE]
+    result = asyncio.run(gossip.pull(peer, first_chain, 1, height))
+    head = target.heads()[first_chain]["height"]
+    assert result.applied + result.waiting == height
+    assert head == result.applied > 0
+    assert 0 < held_at_end[0] < height  # applied some while the answer still arrived
+
+
+def test_a_pull_answer_with_more_blocks_than_asked_is_refused(source: Node, target: Node) -> None:
+    chain = _in_order(source)[0][0]
+    body = source.blocks_json(chain, 1, 3)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    gossip = Gossip(target, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "token")
+    with pytest.raises(InvalidData, match="asked for 2 blocks, got 3"):
+        asyncio.run(gossip.pull(gossip.peers[SOURCE], chain, 1, 2))
+    assert target.heads() == {}

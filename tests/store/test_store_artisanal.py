@@ -154,12 +154,13 @@ def test_internal_controls_of_a_quarter(open_store: Opener) -> None:
     assert c.export_cents_per_carat == 659_000 * 100 // 2_885 == 22_842
     assert c.price_ratio_ppm == 31_370 * 1_000_000 // 22_842
     assert not c.suppressed
-    # production by method: the artisanal cell holds one purchase, its price is not shown
+    # production by method: the artisanal cell holds one purchase, its price is not shown;
+    # nor the alluvial cell's: with SL's published total (5 purchases) it would give it away
     assert [
         (m.participant, m.method, m.carats, m.parcels, m.cents_per_carat) for m in q1.methods
     ] == [
         ("BW", "industrial", 300, 1, None),
-        ("SL", "alluvial", 885, 4, 259_000 * 100 // 885),
+        ("SL", "alluvial", 885, 4, None),
         ("SL", "artisanal", 100, 1, None),
     ]
     # the KP production table counts first sales as production
@@ -284,3 +285,49 @@ def test_a_store_at_0003_upgrades_and_keeps_its_parcels(store_url: str) -> None:
         assert dict(lot.claims) == {"SL-C1": 370, "SL-C2": 515}
     finally:
         store.close()
+
+
+def test_a_lone_withheld_cell_takes_another_with_it(open_store: Opener) -> None:
+    """Secondary suppression: SL's first-sale price over all its purchases is published;
+    with one method cell withheld, the smallest shown cell is withheld too."""
+    s = Story(open_store)
+    s.seal(
+        "SL",
+        s.sc.party("SL", "SL-COLL", "trader"),
+        *story.registries(s.sc, "SL", 1, "2026-01-01", "2026-12-31")[1:],
+    )
+
+    def sales(method: str, ids: range) -> None:
+        s.seal(
+            "SL",
+            *(
+                s.rec(
+                    Kind.PARCEL_PURCHASE,
+                    purchase_body(
+                        f"SL-A{i}",
+                        "SL-B1",
+                        "SL-D0",
+                        "SL-C0",
+                        100,
+                        10_000 + i,
+                        "2026-02-01",
+                        method=method,
+                    ),
+                )
+                for i in ids
+            ),
+        )
+
+    def cells() -> dict[str, int | None]:
+        q1 = s.store.audit.statistics(parse_period("2026-Q1"))
+        return {m.method: m.cents_per_carat for m in q1.methods}
+
+    sales("alluvial", range(1, 5))
+    assert cells() == {"alluvial": (4 * 10_000 + 10) * 100 // 400}
+    sales("artisanal", range(5, 6))
+    assert cells() == {"alluvial": None, "artisanal": None}
+    sales("artisanal", range(6, 8))
+    assert cells() == {
+        "alluvial": (4 * 10_000 + 10) * 100 // 400,
+        "artisanal": (3 * 10_000 + 18) * 100 // 300,
+    }

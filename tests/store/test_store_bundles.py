@@ -90,22 +90,27 @@ def test_example_bundle_of_the_final_parcel(store_url: str) -> None:
     result = run_example(store_url)
     store = result.store
     try:
-        verdict = verified(store, "IN-S2")
-        assert dict(verdict.origin) == {"BW": 700_000}
+        verdict = verified(store, "IN-CUT-1")
+        assert dict(verdict.origin) == {"BW": 900_000}
         assert {"EU-AW-1", "BW-JW-1a", "BW-OR-1", "BW-JW-1"} <= set(verdict.lineage)
-        assert [c.number for c in verdict.certificates] == ["BW-2026-0001", "EU-2026-0001"]
+        assert [c.number for c in verdict.certificates] == [
+            "AE-2026-0002",
+            "BW-2026-0001",
+            "BW-2026-0002",
+            "EU-2026-0001",
+        ]
         assert {s.parcel for s in verdict.sources} == {"BW-JW-1", "BW-OR-1"}
         # building is deterministic: the same store gives the same bytes
-        assert serialize_bundle(build_bundle(store, "IN-S2")) == serialize_bundle(
-            build_bundle(store, "IN-S2")
+        assert serialize_bundle(build_bundle(store, "IN-CUT-1")) == serialize_bundle(
+            build_bundle(store, "IN-CUT-1")
         )
         # every parcel of the story has a bundle that verifies, whatever its state
         for parcel in parcel_ids(store):
             verified(store, parcel)
         mixed = verified(store, "AE-MIX-1")  # refused by the EU for its Russian share
-        assert mixed.status is ParcelStatus.IN_TRANSIT
-        assert dict(mixed.origin) == {"BW": 450_000, "RU": 900_000}
-        assert ("AE-2026-0001", CertificateStatus.ISSUED) in [
+        assert mixed.status is ParcelStatus.ACTIVE  # back in Dubai
+        assert dict(mixed.origin) == {"BW": 300_000, "RU": 900_000}
+        assert ("AE-2026-0001", CertificateStatus.REFUSED) in [
             (c.number, c.status) for c in mixed.certificates
         ]
         with pytest.raises(UnknownReference, match="no parcel XX-NONE"):

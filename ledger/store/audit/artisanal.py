@@ -23,13 +23,17 @@ auditor to follow to their sources.
 
 Production by method: first sales by their ``method``; ``parcel.register``
 counts as ``industrial``. The first-sale price per carat of a cell is shown
-only when at least ``ledger.artisanal.MIN_CELL`` purchases make it.
+only when at least ``ledger.artisanal.MIN_CELL`` purchases make it, and a
+producer's one withheld cell takes a second with it (``_complement``), so that
+no cell is recovered from the producer's published total by subtraction.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -114,10 +118,30 @@ def methods(conn: Connection, period: Period) -> tuple[MethodTotal, ...]:
         cell = cells.setdefault((row.participant, "industrial"), [0, 0, 0, 0])
         cell[0] += row.carats
         cell[2] += row.parcels
+    prices = {
+        key: price_cell(sales, v, w) if sales == n else None
+        for key, (w, v, n, sales) in cells.items()
+    }
+    _complement(cells, prices)
     return tuple(
-        MethodTotal(chain, method, w, n, price_cell(sales, v, w) if sales == n else None)
-        for (chain, method), (w, v, n, sales) in sorted(cells.items())
+        MethodTotal(chain, method, w, n, prices[(chain, method)])
+        for (chain, method), (w, v, n, _) in sorted(cells.items())
     )
+
+
+def _complement(cells: dict[tuple[str, str], list[int]], prices: dict[Any, int | None]) -> None:
+    """Secondary suppression: a producer's first-sale price over all its purchases is
+    published (``controls``, when 3 or more make it), so a producer with exactly one
+    withheld cell would have it recovered by subtraction: its shown cell of the fewest
+    purchases is withheld too (the withheld cells together then hold 3 or more)."""
+    for chain in sorted({c for c, _ in cells}):
+        mine = [(m, cells[(c, m)][3]) for c, m in cells if c == chain and cells[(c, m)][3] > 0]
+        if sum(sales for _, sales in mine) < MIN_CELL:
+            continue  # no producer total is published: nothing to subtract from
+        withheld = [m for m, _ in mine if prices[(chain, m)] is None]
+        shown = sorted((sales, m) for m, sales in mine if prices[(chain, m)] is not None)
+        if len(withheld) == 1 and shown:
+            prices[(chain, shown[0][1])] = None
 
 
 def all_production(conn: Connection, period: Period) -> tuple[ProductionTotal, ...]:
@@ -191,15 +215,33 @@ def _imports(conn: Connection, chain: str, period: Period) -> int:
     return as_int(conn.execute(q).scalar())
 
 
-def _totals(conn: Connection, chain: str, period: Period) -> tuple[Totals, list[str]]:
-    if period.since is None:  # "from the beginning": no record predates the KP (2003)
-        period = Period(EARLIEST, period.until)
-    bought = artisanal_production(conn, period).get(chain, (0, 0, 0))
-    registered = sum(r.carats for r in production(conn, period) if r.participant == chain)
+def _bounded(period: Period) -> Period:
+    """A period "from the beginning" starts at ``EARLIEST`` (nothing predates the KP)."""
+    return Period(EARLIEST, period.until) if period.since is None else period
+
+
+def _each_producer(conn: Connection, period: Period) -> Iterator[tuple[str, Totals, list[str]]]:
+    """Every artisanal producer's totals for ``period`` and its certificates' numbers; the
+    first sales and the mine registrations are read once for all of them."""
+    period = _bounded(period)
+    bought = artisanal_production(conn, period)
+    registered = {r.participant: r.carats for r in production(conn, period)}
+    for chain in producers(conn, period):
+        yield (chain, *_totals(conn, chain, period, bought, registered))
+
+
+def _totals(
+    conn: Connection,
+    chain: str,
+    period: Period,
+    bought_by: dict[str, tuple[int, int, int]],
+    registered_by: dict[str, int],
+) -> tuple[Totals, list[str]]:
+    bought = bought_by.get(chain, (0, 0, 0))
     carats, value, traced, numbers = _exports(conn, chain, period)
     totals = Totals(
         purchased=bought[0],
-        registered=registered,
+        registered=registered_by.get(chain, 0),
         imported=_imports(conn, chain, period),
         exported=carats,
         exported_traced=traced,
@@ -213,13 +255,10 @@ def _totals(conn: Connection, chain: str, period: Period) -> tuple[Totals, list[
 def internal_controls(conn: Connection, period: Period) -> tuple[ControlRow, ...]:
     """The indicators of every artisanal producer for ``period`` (from the beginning of
     the ledger when it has no first day)."""
-    if period.since is None:
-        period = Period(EARLIEST, period.until)
-    out = []
-    for chain in producers(conn, period):
-        totals, _ = _totals(conn, chain, period)
-        out.append(ControlRow(chain, totals, controls(totals)))
-    return tuple(out)
+    return tuple(
+        ControlRow(chain, totals, controls(totals))
+        for chain, totals, _ in _each_producer(conn, period)
+    )
 
 
 def export_surplus(
@@ -227,8 +266,7 @@ def export_surplus(
 ) -> Bounded[ExportSurplus]:
     """Producers whose exports of the period exceed its production plus imports."""
     found: list[ExportSurplus] = []
-    for chain in producers(conn, period):
-        totals, numbers = _totals(conn, chain, period)
+    for chain, totals, numbers in _each_producer(conn, period):
         produced = totals.purchased + totals.registered
         surplus = totals.exported - produced - totals.imported
         if surplus <= 0:
