@@ -104,11 +104,15 @@ def allowed(role: str, store: Store) -> Any:
         shipping = store.disclosures.exporters_to("EU")
         return lambda record, commitment: entitled("EU", "authority", record, shipping.__contains__)
     if role == "party":
-        own = {
-            p.value
-            for pid in PARCELS
-            if (p := store.parcel(pid)) is not None and p.custodian == PARTY
-        }
+        with store.engine.connect() as conn:  # every parcel the party holds, or held last
+            own = {
+                str(v)
+                for (v,) in conn.execute(
+                    t.parcels.select()
+                    .with_only_columns(t.parcels.c.value)
+                    .where(t.parcels.c.custodian == PARTY)
+                )
+            }
         return lambda record, commitment: (
             commitment in own or any(record.body_json.get(f) == PARTY for f in _PARTY_FIELDS)
         )
