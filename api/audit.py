@@ -19,6 +19,7 @@ from kpledger.api.schemas import (
     AuditReportOut,
     AuditThresholdsOut,
     CertificateCountRow,
+    DisclosureInconsistentList,
     DiscrepancyList,
     EquivocationList,
     EquivocationOut,
@@ -36,6 +37,7 @@ from kpledger.api.schemas import (
     UnconfirmedList,
     UnrecordedProductionList,
 )
+from kpledger.ledger.artisanal import MIN_CELL
 from kpledger.ledger.blocks import Header
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.audit import (
@@ -121,19 +123,39 @@ def audit_report(
             truncated=found.equivocation.truncated,
         ),
         refusals=RefusalList.model_validate(asdict(found.refusals)),
+        disclosure_inconsistent=DisclosureInconsistentList.model_validate(
+            asdict(found.disclosure_inconsistent)
+        ),
         export_surplus=surplus_list(found.export_surplus),
         controls=[controls_row(r) for r in store.audit.controls(period)],
     )
 
 
-def kp_statistics(store: Store, period_text: str) -> StatsOut:
-    """The KP statistics tables for a period (``2025`` or ``2025-Q1``)."""
+def kp_statistics(store: Store, period_text: str, *, every_cell: bool = True) -> StatsOut:
+    """The KP statistics tables for a period (``2025`` or ``2025-Q1``).
+
+    Statistical disclosure control unless ``every_cell`` (auditors): a cell built
+    from fewer than ``MIN_CELL`` (3) certificates, or parcels for production,
+    shows carats and counts but not its USD, so that no single shipment's value
+    can be read from the public tables; a total over a withheld cell is withheld
+    too (else the cell would be the difference).
+    """
     period = parse_period(period_text)
     assert period.since is not None
     found = store.audit.statistics(period)
     production = [ProductionRow.model_validate(asdict(r)) for r in found.production]
     exports = [ExportRow.model_validate(asdict(r)) for r in found.exports]
     imports = [ImportRow.model_validate(asdict(r)) for r in found.imports]
+    if not every_cell:
+        for row in production:
+            if row.parcels < MIN_CELL:
+                row.value = None
+        for e in exports:
+            if e.certificates < MIN_CELL:
+                e.value = None
+        for i in imports:
+            if i.certificates < MIN_CELL:
+                i.value = None
     certificates = [CertificateCountRow.model_validate(asdict(r)) for r in found.certificates]
     return StatsOut(
         period=period_text,
@@ -150,10 +172,14 @@ def kp_statistics(store: Store, period_text: str) -> StatsOut:
             else sum(r.value or 0 for r in production),
             production_parcels=sum(r.parcels for r in production),
             export_carats=sum(r.carats for r in exports),
-            export_value=sum(r.value for r in exports),
+            export_value=None
+            if any(r.value is None for r in exports)
+            else sum(r.value or 0 for r in exports),
             export_certificates=sum(r.certificates for r in exports),
             import_carats=sum(r.carats for r in imports),
-            import_value=sum(r.value for r in imports),
+            import_value=None
+            if any(r.value is None for r in imports)
+            else sum(r.value or 0 for r in imports),
             import_certificates=sum(r.certificates for r in imports),
             certificates=sum(r.total for r in certificates),
         ),

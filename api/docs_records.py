@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kpledger.ledger.record_schema import KIND_DOCS, kind_schemas
-from kpledger.ledger.records import Kind
+from kpledger.ledger.records import FORMAT_VERSION, Kind
 
 __all__ = ["EXAMPLES", "EXAMPLE_TIME", "NETWORK", "example_record", "render"]
 
@@ -252,7 +252,7 @@ EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
 def example_record(kind: str, *, network: str = NETWORK, time: str = EXAMPLE_TIME) -> Any:
     chain, record_id, body = EXAMPLES[kind]
     return {
-        "v": 1,
+        "v": FORMAT_VERSION,
         "network": network,
         "chain": chain,
         "kind": kind,

@@ -37,6 +37,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("peers", "gossip"): "network.gossip",
     ("peers", "blocks"): "network.blocks",
     ("peers", "evidence"): "network.evidence",
+    ("peers", "disclosures"): "network.disclosures",
     ("ops", "healthz"): "ops.health",
     ("ops", "metrics"): "ops.metrics",
     ("web", "registry"): "network.registry",

@@ -6,11 +6,18 @@ auditors. An auditor sees everything; an operator sees its own jurisdiction's
 parcels and the certificates its authority issued or received; a party sees
 the parcels it holds; everyone else sees origin, weights, dates,
 jurisdictions and certificate status.
+
+Record format 2: the state holds commitments of values and names. A clear
+value is shown only where the caller is entitled to the field (above) *and*
+this node holds its disclosure (a node holds only the disclosures its
+authority may see: its own, and those peers gave it as counterpart or
+auditor); otherwise the field is null and ``committed`` names it with its
+commitment, never a made-up value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +38,7 @@ from kpledger.ledger.records import Composition, RecordRef
 from kpledger.ledger.state import Certificate, CertificateStatus, Edge, Parcel
 from kpledger.ledger.store import Store
 
-__all__ = ["certificate_view", "history_view", "key_history", "parcel_view", "shares"]
+__all__ = ["certificate_view", "history_view", "key_history", "parcel_view", "reveal", "shares"]
 
 
 def shares(origin: Composition) -> dict[str, float]:
@@ -63,8 +70,15 @@ def sees_certificate(caller: Caller, cert: Certificate, node_chain: str | None) 
     return False
 
 
-def parcel_view(parcel: Parcel, caller: Caller, node_chain: str | None) -> ParcelOut:
+def parcel_view(
+    parcel: Parcel,
+    caller: Caller,
+    node_chain: str | None,
+    clear: Mapping[str, int | str] | None = None,
+) -> ParcelOut:
+    """``clear`` maps commitments to the clear values this node holds (``reveal``)."""
     full = sees_parcel(caller, parcel, node_chain)
+    value = _cents((clear or {}).get(parcel.value)) if full else None
     return ParcelOut(
         id=parcel.id,
         jurisdiction=parcel.chain,
@@ -77,8 +91,22 @@ def parcel_view(parcel: Parcel, caller: Caller, node_chain: str | None) -> Parce
         certificate=parcel.certificate,
         created=_ref(parcel.created),
         custodian=parcel.custodian if full else None,
-        value=parcel.value if full else None,
+        value=value,
+        committed=None if value is not None else {"value": parcel.value},
     )
+
+
+def _cents(value: int | str | None) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _text(value: int | str | None) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def reveal(store: Store, commitments: Iterable[str]) -> dict[str, int | str]:
+    """The clear values this node holds of ``commitments`` (only ask for a caller entitled)."""
+    return store.disclosures.clear(commitments)
 
 
 def _edges(edges: Sequence[Edge], kinds: dict[tuple[str, int], str]) -> list[EdgeOut]:
@@ -100,13 +128,17 @@ def history_view(
 ) -> HistoryOut:
     """The lineage graph: ancestors back to the mines, descendants, and every record."""
     found = store.lineage.history(parcel.id, limit=limit)
+    entitled = [p.value for p in found.parcels.values() if sees_parcel(caller, p, node_chain)]
+    clear = reveal(store, entitled) if entitled else {}
     kinds = {(h.event.ref.chain, h.event.ref.index): h.event.kind for h in found.events}
     return HistoryOut(
         subject=parcel.id,
         origin=dict(parcel.origin),
         origin_shares=shares(parcel.origin),
         claims=dict(parcel.claims),
-        parcels=[parcel_view(p, caller, node_chain) for _, p in sorted(found.parcels.items())],
+        parcels=[
+            parcel_view(p, caller, node_chain, clear) for _, p in sorted(found.parcels.items())
+        ],
         ancestors=_edges(found.ancestors, kinds),
         descendants=_edges(found.descendants, kinds),
         events=[
@@ -177,6 +209,20 @@ def certificate_view(
     store: Store, cert: Certificate, caller: Caller, node_chain: str | None
 ) -> CertificateOut:
     full = sees_certificate(caller, cert, node_chain)
+    proof = inclusion(store, cert.issue_ref)
+    body = proof.record.get("body", {}) if proof is not None else {}
+    seal_c = str(body.get("seal", {}).get("c", "")) if isinstance(body, dict) else ""
+    clear = reveal(store, [cert.value, cert.importer_name, seal_c]) if full else {}
+    value = _cents(clear.get(cert.value))
+    importer = _text(clear.get(cert.importer_name))
+    seal = _text(clear.get(seal_c))
+    committed: dict[str, str] = {}
+    if value is None:
+        committed["value"] = cert.value
+    if importer is None:
+        committed["importer"] = cert.importer_name
+    if seal is None and seal_c:
+        committed["seal"] = seal_c
     return CertificateOut(
         number=cert.number,
         issuer=cert.issuer,
@@ -191,27 +237,9 @@ def certificate_view(
         closed=_ref(cert.closed_ref) if cert.closed_ref else None,
         received=cert.received,
         exporter=cert.exporter if full else None,
-        importer=cert.importer_name if full else None,
-        value=cert.value if full else None,
-        proof=inclusion(store, cert.issue_ref) if full else _public_proof(store, cert),
-    )
-
-
-def _public_proof(store: Store, cert: Certificate) -> ProofOut | None:
-    """The public gets the proof without the record's commercial fields: only the hashes.
-
-    The record itself carries values and party names, so the public proof
-    holds the leaf hash's path and the signed header; the record is omitted.
-    """
-    proof = inclusion(store, cert.issue_ref)
-    if proof is None:
-        return None
-    return ProofOut(
-        record={"hash": cert.issue_ref.hash.hex()},
-        index=proof.index,
-        size=proof.size,
-        proof=proof.proof,
-        header=proof.header,
-        sig=proof.sig,
-        keys=proof.keys,
+        importer=importer,
+        value=value,
+        seal=seal,
+        committed=committed or None,
+        proof=proof,
     )

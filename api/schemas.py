@@ -94,7 +94,13 @@ class ParcelOut(BaseModel):
     certificate: str | None = None
     created: RefOut
     custodian: str | None = Field(None, description="hidden from the public")
-    value: int | None = Field(None, description="US cents; hidden from the public")
+    value: int | None = Field(
+        None, description="US cents, to a caller entitled to it (else null: see committed)"
+    )
+    committed: dict[str, str] | None = Field(
+        None,
+        description="confidential fields not shown in clear, each with its commitment (hex)",
+    )
 
 
 class EventOut(BaseModel):
@@ -172,8 +178,19 @@ class CertificateOut(BaseModel):
     closed: RefOut | None = None
     received: int | None = None
     exporter: str | None = Field(None, description="hidden from the public")
-    importer: str | None = Field(None, description="hidden from the public")
-    value: int | None = Field(None, description="US cents; hidden from the public")
+    importer: str | None = Field(
+        None, description="the importer's name, to a caller entitled to it (else see committed)"
+    )
+    value: int | None = Field(
+        None, description="US cents, to a caller entitled to it (else null: see committed)"
+    )
+    seal: str | None = Field(
+        None, description="the container's seal id, to a caller entitled to it (else committed)"
+    )
+    committed: dict[str, str] | None = Field(
+        None,
+        description="confidential fields not shown in clear, each with its commitment (hex)",
+    )
     proof: ProofOut | None = None
 
 
@@ -371,6 +388,23 @@ class RefusalList(BaseModel):
     truncated: bool
 
 
+class DisclosureInconsistentOut(BaseModel):
+    """A disclosure rule found broken when the record's disclosures reached this node."""
+
+    chain: str
+    kind: str
+    code: str = Field(description="the rule's error code, e.g. value-not-conserved")
+    rule: str = Field(description="the rule's number in DOMAIN.md")
+    field: str
+    reason: str = Field(description="what does not add up (no values to an observer)")
+    records: list[AuditRecordOut] = Field(description="the record")
+
+
+class DisclosureInconsistentList(BaseModel):
+    items: list[DisclosureInconsistentOut]
+    truncated: bool
+
+
 class UnconfirmedList(BaseModel):
     items: list[UnconfirmedOut]
     truncated: bool
@@ -446,6 +480,11 @@ class AuditReportOut(BaseModel):
         default_factory=lambda: RefusalList(items=[], truncated=False),
         description="certificates refused by their importer, issued in the period",
     )
+    disclosure_inconsistent: DisclosureInconsistentList = Field(
+        default_factory=lambda: DisclosureInconsistentList(items=[], truncated=False),
+        description="disclosure rules found broken when a record's disclosures arrived "
+        "(the block stays valid)",
+    )
     controls: list[ControlsRow] = Field(
         default_factory=list,
         description="the internal-control indicators of each artisanal producer for the period",
@@ -478,7 +517,10 @@ class ExportRow(BaseModel):
     participant: str = Field(description="the exporting participant (certificate issuer)")
     partner: str = Field(description="the destination")
     carats: int = Field(description="hundredths of a carat declared")
-    value: int = Field(description="US cents declared")
+    value: int | None = Field(
+        description="US cents declared; null to the public when fewer than 3 certificates "
+        "are in the cell (one shipment's value would show)"
+    )
     certificates: int
 
 
@@ -487,7 +529,10 @@ class ImportRow(BaseModel):
     partner: str = Field(description="the exporting participant")
     carats: int = Field(description="hundredths of a carat received")
     declared: int = Field(description="hundredths of a carat on the certificates")
-    value: int = Field(description="US cents declared on the certificates")
+    value: int | None = Field(
+        description="US cents declared on the certificates; null to the public when fewer "
+        "than 3 are in the cell"
+    )
     certificates: int
 
 
@@ -506,10 +551,10 @@ class StatsTotals(BaseModel):
     production_value: int | None = Field(description="null when a participant's is withheld")
     production_parcels: int
     export_carats: int
-    export_value: int
+    export_value: int | None = Field(description="null when a cell's is withheld")
     export_certificates: int
     import_carats: int
-    import_value: int
+    import_value: int | None = Field(description="null when a cell's is withheld")
     import_certificates: int
     certificates: int
 
@@ -643,3 +688,28 @@ class OutcomeOut(BaseModel):
 
 class SubmitOut(BaseModel):
     results: list[OutcomeOut] = Field(description="one outcome per record, in order")
+
+
+# ---------------------------------------------------------------- disclosures
+
+
+class DisclosureOut(BaseModel):
+    """The clear value and salt of one committed field of one record."""
+
+    record: str = Field(description="the record's leaf hash, hex")
+    path: str = Field(description="the field, e.g. body.lines[0].value")
+    salt: str = Field(description="32 bytes, hex")
+    value: int | str = Field(description="the clear value (US cents, or text)")
+
+
+class DisclosureItemOut(BaseModel):
+    index: int = Field(description="the record's index in its chain's log")
+    disclosure: DisclosureOut
+
+
+class DisclosuresOut(BaseModel):
+    """What the asking peer may see of one chain's records from an index on."""
+
+    chain: str
+    next: int = Field(description="the record index to ask from next")
+    disclosures: list[DisclosureItemOut]

@@ -484,8 +484,9 @@ def _producer_stream(
                 assert p is not None
                 if p.weight < 2:
                     continue
-                w, v = p.weight // 2, p.value // 2
-                kids = [(new_id(), w, v), (new_id(), p.weight - w, p.value - v)]
+                cents = sc.cents(p.value)
+                w, v = p.weight // 2, cents // 2
+                kids = [(new_id(), w, v), (new_id(), p.weight - w, cents - v)]
                 add(block, sc.split(chain, p.id, kids), p.id, *(k[0] for k in kids))
             elif r < 0.85:
                 # a merge takes one custodian's parcels (rule 1); else a transfer

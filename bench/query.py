@@ -119,10 +119,11 @@ def _deep_blocks(sc: Scenario, count: int, hops: int, tag: str) -> tuple[list[Bl
         for p in heads:
             parcel = sc.ledger.state.parcel(p)
             assert parcel is not None
-            w1, v1 = parcel.weight * 3 // 4, parcel.value * 3 // 4
+            cents = sc.cents(parcel.value)
+            w1, v1 = parcel.weight * 3 // 4, cents * 3 // 4
             keep, rest = new_id(chain), new_id(chain)
             splits.append(
-                sc.split(chain, p, [(keep, w1, v1), (rest, parcel.weight - w1, parcel.value - v1)])
+                sc.split(chain, p, [(keep, w1, v1), (rest, parcel.weight - w1, cents - v1)])
             )
             nxt.append(keep)
         blocks.append(sc.seal(chain, *splits))

@@ -18,21 +18,24 @@ keys come back in ``ExampleResult.net``, for a caller that signs more.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 from kpledger.api.deps import Caller
-from kpledger.api.provenance import certificate_view, parcel_view
+from kpledger.api.provenance import certificate_view, parcel_view, reveal
 from kpledger.cli.story import KP_STORY, Story, StoryResult, final_parcel, play
 from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Block
+from kpledger.ledger.canonical import sha256
 from kpledger.ledger.chain import propose
+from kpledger.ledger.commit import commit, keyed_salts
+from kpledger.ledger.disclosed import check_disclosed
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.merkle import verify_inclusion
-from kpledger.ledger.records import Record
+from kpledger.ledger.records import Record, seal_record
 from kpledger.ledger.state import key_at
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.outcome import Outcome
@@ -90,7 +93,8 @@ class MemoryAuthority:
         kind, _, key = path.removeprefix("/v1/").partition("/")
         key = unquote(key)
         if kind == "parcels" and (parcel := self.store.parcel(key)) is not None:
-            return parcel_view(parcel, caller, self.chain).model_dump(mode="json")
+            clear = reveal(self.store, [parcel.value])
+            return parcel_view(parcel, caller, self.chain, clear).model_dump(mode="json")
         if kind == "certificates" and (cert := self.store.certificate(key)) is not None:
             view = certificate_view(self.store, cert, caller, self.chain)
             return view.model_dump(mode="json")
@@ -108,8 +112,22 @@ class MemoryAuthority:
         refused = [Outcome.refused(self.chain, exc).at(0, r.id) for r, exc in proposal.rejected]
         return proposal.block, refused
 
+    def commit(self, draft: dict[str, Any]) -> Record:
+        """The committed record of a clear draft, as the writer's node makes it (salts
+        keyed by the example network's fixed secret, so a run repeats), its disclosure
+        rules checked against the store."""
+        scope = f"{draft.get('network')}\n{draft.get('chain')}\n{draft.get('id')}"
+        secret = sha256(f"kpledger-test-salts:{self.net.network_id}".encode())
+        record = seal_record(draft, salts=keyed_salts(secret, scope))
+        check_disclosed(self.store, record, self._clear(record))
+        return record
+
+    def _clear(self, record: Record) -> Callable[[str], int | str | None]:
+        own = {commit(d.value, d.salt).digest.hex(): d.value for d in record.disclosures}
+        return lambda c: own[c] if c in own else self.store.disclosures.clear([c]).get(c)
+
     def submit(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        parsed = [Record.from_value(r) for r in records]
+        parsed = [self.commit(r) for r in records]
         block, refused = self.seal(parsed)
         position = {r.id: i for i, r in enumerate(parsed)}
         for outcome in refused:
@@ -122,7 +140,7 @@ class MemoryAuthority:
         return [Outcome.pending(self.chain).at(i, r.id).to_json() for i, r in enumerate(parsed)]
 
     def check(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        parsed = [Record.from_value(r) for r in records]
+        parsed = [self.commit(r) for r in records]
         signer = self.net.signer(self.chain)
         proposal = propose(
             self.store, self.net.registry, signer, self.chain, parsed, self.clock.now()

@@ -194,10 +194,16 @@ def _one(kind: Kind, make: Callable[[Composer], dict[str, Any]]) -> Build:
 
 @party_app.command("register")
 def party_register(
-    party: Annotated[str, typer.Argument(help="the party's id, e.g. BW-OKAVANGO")],
     name: Annotated[str, typer.Option(help="registered company name")],
     role: Annotated[str, typer.Option(help=", ".join(sorted(PARTY_ROLES)))],
     address: Annotated[str, typer.Option(help="registered address")],
+    party: Annotated[
+        str | None,
+        typer.Argument(
+            help="the party's id; default: a new id (BW-7KQ2M4XA) that carries no name: the "
+            "name is a committed field other governments never see"
+        ),
+    ] = None,
     node: NodeOpt = DEFAULT_NODE,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -205,9 +211,21 @@ def party_register(
     record_id: IdOpt = None,
     wait: WaitOpt = 60.0,
 ) -> None:
-    """License a company in this jurisdiction (party.register)."""
+    """License a company in this jurisdiction (party.register).
+
+    Without an id, a new one is drawn and printed first: re-run the command with
+    that id (and the same fields) if it did not finish, so the party is not
+    registered twice.
+    """
+
+    def build(c: Composer) -> list[tuple[Kind, dict[str, Any]]]:
+        pid = party or c.new_party_id()
+        if party is None and not as_json:
+            console.print(f"new party id {pid}: it carries no name; keep it")
+        return [(Kind.PARTY_REGISTER, c.party_register(pid, name, role, address))]
+
     run_acts(
-        _one(Kind.PARTY_REGISTER, lambda c: c.party_register(party, name, role, address)),
+        build,
         node=node,
         token=token,
         as_json=as_json,

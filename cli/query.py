@@ -429,6 +429,16 @@ def _equivocation_row(x: dict[str, Any]) -> list[str]:
     ]
 
 
+def _disclosure_inconsistent_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["chain"],
+        x["kind"],
+        f"{x['code']} (rule {x['rule']})",
+        x["reason"],
+        _refs(x["records"]),
+    ]
+
+
 #: the audit report's sections, in order: key in the report, title, columns, one row
 _Row = Callable[[dict[str, Any]], list[str]]
 _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
@@ -475,6 +485,12 @@ _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
         _export_surplus_row,
     ),
     ("equivocation", "equivocation", ["chain", "headers", "evidence"], _equivocation_row),
+    (
+        "disclosure_inconsistent",
+        "disclosed values that do not add up",
+        ["chain", "record", "rule", "what", "records"],
+        _disclosure_inconsistent_row,
+    ),
 )
 
 

@@ -78,8 +78,9 @@ class _RealisticMix:
         if p.weight < 2:
             return None
         w1 = p.weight // 2
-        v1 = p.value // 2
-        parts = [(self.new_id(chain), w1, v1), (self.new_id(chain), p.weight - w1, p.value - v1)]
+        value = self.sc.cents(p.value)
+        v1 = value // 2
+        parts = [(self.new_id(chain), w1, v1), (self.new_id(chain), p.weight - w1, value - v1)]
         return self.sc.split(chain, pid, parts)
 
     def merge(self, chain: str, pool: list[str], party: str) -> Record:

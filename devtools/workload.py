@@ -22,7 +22,9 @@ from typing import Any
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import sha256
 from kpledger.ledger.chain import MemoryLedger, propose
+from kpledger.ledger.commit import commit, keyed_salts, open_body
 from kpledger.ledger.crypto import Ed25519Signer
+from kpledger.ledger.disclosed import check_disclosed
 from kpledger.ledger.kpdata import PARTICIPANT_NAMES, PRODUCTION_2023
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, Record, make_record
 from kpledger.ledger.registry import Params, Participant, Registry
@@ -112,6 +114,10 @@ class Scenario:
     ledger: MemoryLedger = field(init=False)
     #: the number in the last record id given (``r<serial>``); set it to start elsewhere
     serial: int = 0
+    #: the clear value of every commitment this scenario made (its writers' disclosures)
+    clear: dict[str, int | str] = field(default_factory=dict)
+    #: the records made that carry disclosures (``store.disclosures.keep`` takes them)
+    made: list[Record] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ledger = MemoryLedger(self.net.registry)
@@ -135,15 +141,43 @@ class Scenario:
         signers: Sequence[Ed25519Signer] = (),
     ) -> Record:
         self.serial += 1
-        return make_record(
+        rid = record_id or f"r{self.serial}"
+        record = make_record(
             network=self.net.network_id,
             chain=chain,
             kind=kind,
-            record_id=record_id or f"r{self.serial}",
+            record_id=rid,
             time=self.now(),
             body=body,
             signers=signers,
+            salts=keyed_salts(self.salt_secret, f"{self.net.network_id}\n{chain}\n{rid}"),
         )
+        for d in record.disclosures:
+            self.clear[commit(d.value, d.salt).digest.hex()] = d.value
+        if record.disclosures:
+            self.made.append(record)
+        return record
+
+    @property
+    def salt_secret(self) -> bytes:
+        """The salt secret of every writer of this test network: fixed, so runs repeat
+        (a real node keeps a random secret of its own)."""
+        return sha256(f"kpledger-test-salts:{self.net.network_id}".encode())
+
+    def check_disclosed(self, record: Record) -> None:
+        """The writer's disclosure rules on ``record`` against the sealed state
+        (``ledger.disclosed``): what a node checks at submission."""
+        check_disclosed(self.ledger.state, record, self.clear.get)
+
+    def clear_body(self, record: Record) -> dict[str, Any]:
+        """``record``'s body with its confidential fields in clear (a draft to submit again)."""
+        return open_body(record.as_json(), record.disclosures)
+
+    def cents(self, commitment: str) -> int:
+        """The clear value (US cents) of a value commitment made by this scenario."""
+        value = self.clear[commitment]
+        assert isinstance(value, int)
+        return value
 
     def party(
         self, chain: str, party: str, role: str = "trader", name: str | None = None
@@ -211,7 +245,7 @@ class Scenario:
         state = self.ledger.state
         found = [state.parcel(p) for p in parents]
         total_w = sum(p.weight for p in found if p is not None)
-        total_v = sum(p.value for p in found if p is not None)
+        total_v = sum(self.cents(p.value) for p in found if p is not None)
         return self.record(
             chain,
             Kind.PARCEL_MERGE,
@@ -245,7 +279,7 @@ class Scenario:
                 {
                     "parcel": p.id,
                     "weight": p.weight,
-                    "value": p.value,
+                    "value": self.cents(p.value),
                     "hs": p.hs,
                     "origin": dict(p.origin),
                 }

@@ -21,9 +21,13 @@ re-serialised to be verified)::
      "registry": {"registry": {...}, "sigs": [...]},
      "subject":  "IN-CUT-1",
      "headers":  [{"header": {...}, "sig": "<hex>"}, ...],
-     "records":  [{"index": 12, "proof": ["<hex>", ...], "record": {...}}, ...]}
+     "records":  [{"index": 12, "proof": ["<hex>", ...], "record": {...}}, ...],
+     "disclosures": [{"record": <hex>, "path": ..., "salt": <hex>, "value": ...}, ...]}
 
-No other field is allowed at any level.
+No other field is allowed at any level. ``disclosures`` is optional: records
+are committed (format 2), so anyone may hold and verify a bundle; a caller
+entitled to some confidential fields gets their disclosures too (record leaf
+hash, field path, salt, clear value), each checked at step 7.
 
 ``registry``
     The signed genesis registry exactly as the network publishes it
@@ -159,6 +163,10 @@ where (``step 4 (inclusion): record BW/12: ...``).
    last record that acted on it: jurisdiction, custodian, status, weight,
    origin composition, its ancestors back to the mines, and the certificates
    on the path.
+7. *disclosures*: each disclosure names a record of the bundle (its leaf
+   hash), a confidential field of it (``ledger.commit``), and a clear value
+   and salt that open that field's commitment; a changed value or salt
+   fails here (``disclosure-mismatch``).
 
 What a bundle does not prove: that nothing happened to the subject after its
 last record in the bundle (a log proves inclusion, not absence); ask for a
@@ -184,14 +192,16 @@ import bisect
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kpledger.ledger.blocks import Header, SignedHeader
 from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, load_json, parse_canonical
 from kpledger.ledger.chain import genesis
+from kpledger.ledger.commit import Disclosure
 from kpledger.ledger.errors import (
     BlockError,
+    DisclosureError,
     EncodingError,
     InvalidData,
     NotCosigned,
@@ -250,8 +260,9 @@ MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_RECORDS = 10_000
 MAX_HEADERS = 30_000
 MAX_PROOF = 64
+MAX_DISCLOSURES = 100_000
 #: the verification steps, numbered from 1
-STEPS = ("parse", "registry", "headers", "inclusion", "replay", "subject")
+STEPS = ("parse", "registry", "headers", "inclusion", "replay", "subject", "disclosures")
 
 _STEP_ATTR = "bundle_step"
 
@@ -291,6 +302,7 @@ class Bundle:
     subject: str
     headers: tuple[SignedHeader, ...]
     records: tuple[BundleRecord, ...]
+    disclosures: tuple[Disclosure, ...] = ()
 
 
 def assemble_bundle(
@@ -298,17 +310,23 @@ def assemble_bundle(
     subject: str,
     headers: Iterable[SignedHeader],
     records: Iterable[BundleRecord],
+    disclosures: Iterable[Disclosure] = (),
 ) -> dict[str, Any]:
-    """The bundle document, in canonical order (headers and records sorted, unique)."""
+    """The bundle document, in canonical order (headers and records sorted, unique;
+    disclosures, if any, by record and path)."""
     hs = {(s.header.chain, s.header.height): s for s in headers}
     rs = {(r.chain, r.index): r for r in records}
-    return {
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "registry": parse_canonical(registry.to_bytes(), what="registry"),
         "subject": subject,
         "headers": [hs[k].to_json() for k in sorted(hs)],
         "records": [rs[k].to_json() for k in sorted(rs)],
     }
+    ds = {(d.record, d.path): d for d in disclosures}
+    if ds:
+        doc["disclosures"] = [ds[k].to_json() for k in sorted(ds)]
+    return doc
 
 
 def serialize_bundle(doc: Mapping[str, Any]) -> bytes:
@@ -347,6 +365,12 @@ def parse_bundle(data: bytes) -> Bundle:
             raise type(exc)(exc.message, field=_join(r.path("record"), exc.field)) from exc
         r.done()
         records.append(BundleRecord(index, record, proof))
+    disclosures: tuple[Disclosure, ...] = ()
+    if f.has("disclosures"):
+        disclosures = tuple(
+            Disclosure.from_json(item, path)
+            for path, item in f.items("disclosures", low=1, high=MAX_DISCLOSURES)
+        )
     f.done()
     hkeys = [(s.header.chain, s.header.height) for s in headers]
     for i in range(1, len(hkeys)):
@@ -360,7 +384,7 @@ def parse_bundle(data: bytes) -> Bundle:
             raise SchemaError(
                 "records must be sorted by (chain, index), one each", field=f"records[{i}]"
             )
-    return Bundle(registry, subject, headers, tuple(records))
+    return Bundle(registry, subject, headers, tuple(records), disclosures)
 
 
 def _join(prefix: str, field: str) -> str:
@@ -403,6 +427,8 @@ class Verdict:
     certificates: tuple[Certificate, ...]  # certificates that carried the subject or an ancestor
     records: int
     headers: int
+    #: the disclosures the bundle carried, each checked against its commitment (step 7)
+    disclosures: tuple[Disclosure, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -444,6 +470,7 @@ class Verdict:
             ],
             "records": self.records,
             "headers": self.headers,
+            "disclosures": [d.to_json() for d in self.disclosures],
         }
 
 
@@ -543,7 +570,24 @@ class _Verifier:
             state = self._replay(self.bundle, self.registry)
         self.step = 6
         with self.at():
-            return self._subject(self.bundle, self.registry, state)
+            verdict = self._subject(self.bundle, self.registry, state)
+        self.step = 7
+        with self.at():
+            return self._disclosures(self.bundle, verdict)
+
+    # ------------------------------------------------------------ step 7
+    def _disclosures(self, b: Bundle, verdict: Verdict) -> Verdict:
+        """Each disclosure opens a committed field of a record of the bundle."""
+        by_leaf = {r.record.leaf: r.record for r in b.records}
+        for i, d in enumerate(b.disclosures):
+            with self.at(f"disclosures[{i}] ({d.path})"):
+                record = by_leaf.get(d.record)
+                if record is None:
+                    raise DisclosureError(
+                        "opens no record of the bundle", record=d.record.hex(), field=d.path
+                    )
+                d.check_record(record.leaf, record.raw)
+        return replace(verdict, disclosures=b.disclosures)
 
     # ------------------------------------------------------------ step 2
     def _registry(self, b: Bundle) -> Registry:

@@ -46,6 +46,7 @@ __all__ = [
     "field_at",
     "keyed_salts",
     "open_body",
+    "public_body",
     "random_salt",
     "seal_body",
 ]
@@ -100,18 +101,27 @@ class Commitment:
 
 
 #: the longest clear text of each confidential text field, by its last name
-_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64}
+_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64, "holder": 200}
+#: confidential fields holding US cents
+_CENTS_FIELDS = frozenset({"value", "price"})
 
 
-def _check_value(value: object, field: str) -> int | str:
-    """A clear value passes the checks its field had in clear (record format 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise SchemaError("expected an integer (US cents) or a string", field=field)
-    if isinstance(value, int):
+def _check_value(value: object, field: str, path: str | None = None) -> int | str:
+    """A clear value passes the checks its field had in clear (record format 1).
+
+    The field ``path`` (default ``field``) says the type: a ``value`` or a
+    ``price`` is an integer of US cents, every other confidential field a string.
+    """
+    name = (path or field).rsplit(".", 1)[-1]
+    if name in _CENTS_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SchemaError("expected an integer (US cents)", field=field)
         if not 0 <= value <= CENTS_MAX:
-            raise SchemaError(f"must be 0..{CENTS_MAX}", field=field)
+            raise SchemaError(f"must be in 0..{CENTS_MAX}", field=field)
         return value
-    limit = _TEXT_LIMITS.get(field.rsplit(".", 1)[-1], _MAX_TEXT)
+    if not isinstance(value, str):
+        raise SchemaError("expected a string", field=field)
+    limit = _TEXT_LIMITS.get(name, _MAX_TEXT)
     try:
         return Fields({"v": value}).string("v", max_len=limit)
     except SchemaError as exc:
@@ -168,7 +178,7 @@ class Disclosure:
             from_hex(value["record"], field=f"{field}.record", size=32),
             path,
             from_hex(value["salt"], field=f"{field}.salt", size=SALT_BYTES),
-            _check_value(value["value"], f"{field}.value"),
+            _check_value(value["value"], f"{field}.value", path),
         )
 
     def check(self, commitment: Commitment) -> None:
@@ -306,6 +316,15 @@ def seal_body(
         _replace(doc, path, commit(value, salt).to_json())
     sealed: dict[str, Any] = doc["body"]
     return sealed, tuple(openings)
+
+
+def public_body(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` without its confidential fields (what anyone may read of a clear draft)."""
+    doc = {"kind": kind, "body": parse_canonical(canonical_bytes(dict(body)))}
+    for path in reversed(confidential_paths(doc)):
+        _replace(doc, path, None)
+    out: dict[str, Any] = doc["body"]
+    return out
 
 
 def open_body(doc: Mapping[str, Any], disclosures: Iterable[Disclosure]) -> dict[str, Any]:

@@ -81,12 +81,39 @@ KIND_DOCS: dict[str, str] = {
     "a height on, after a loss or theft.",
 }
 
+#: the longest clear text of each committed text field (as ``ledger.commit`` checks it)
+_TEXT_LIMITS = {"name": 200, "address": 300, "seal": 64, "holder": 200}
+_COMMITTED = (
+    " Confidential: submitted in clear; the writer's node commits it, so the signed "
+    'record holds {"c": <64 hex>} (a salted SHA-256 commitment) and the clear value is a '
+    "disclosure."
+)
+_SIGNED = (
+    " Confidential: a salted SHA-256 commitment to the clear value; the clear value and "
+    "its salt are a disclosure, given only to those entitled to it."
+)
+_COMMITMENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"c": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+    "required": ["c"],
+    "additionalProperties": False,
+}
+#: which form of the record the trace describes: "draft" (submitted) or "signed"
+_FORM = ["draft"]
+
+
+def _clear_schema(name: str) -> dict[str, Any]:
+    if name in ("value", "price"):
+        return {"type": "integer", "minimum": 0, "maximum": CENTS_MAX}
+    return {"type": "string", "minLength": 1, "maxLength": _TEXT_LIMITS.get(name, 300)}
+
+
 _CARATS = "Unit: hundredths of a carat (100 = 1.00 ct)."
 _CENTS = "Unit: US cents (100 = 1.00 USD)."
 
 #: field descriptions by name; ``name:type`` entries win over plain names
 FIELD_DOCS: dict[str, str] = {
-    "v": "Record format version: 1.",
+    "v": "Record format version: 2 (confidential fields committed); 1 is refused.",
     "network": "The network id: SHA-256 of the genesis registry, lower-case hex.",
     "chain": "The chain (participant code) that takes the record: the submitting authority.",
     "kind": "The record kind; it selects the schema of body.",
@@ -345,6 +372,14 @@ class _TracingFields(Fields):
         self._field(name, child)
         return _TracingFields(_Map(child), self.path(name))
 
+    def commitment(self, name: str) -> str:
+        plain = _describe(dict(_clear_schema(name)), name, "")["description"]
+        if _FORM[0] == "signed":  # the field as the signed record holds it
+            self._field(name, {**_COMMITMENT, "description": plain + _SIGNED})
+        else:  # what is submitted: the clear value, which the writer's node commits
+            self._field(name, {**_clear_schema(name), "description": plain + _COMMITTED})
+        return "0" * 64
+
     def mapping(self, name: str) -> Mapping[str, Any]:
         child = _Node()
         self._field(name, child)
@@ -386,8 +421,18 @@ def _parsers() -> Mapping[Kind, Any]:
     return parsers
 
 
-def body_schema(kind: Kind) -> dict[str, Any]:
-    """The JSON Schema of ``kind``'s body, traced from its parser."""
+def body_schema(kind: Kind, *, signed: bool = False) -> dict[str, Any]:
+    """The JSON Schema of ``kind``'s body, traced from its parser: as submitted (a
+    confidential field in clear), or as the signed record holds it (``signed``: a
+    confidential field is its commitment)."""
+    _FORM[0] = "signed" if signed else "draft"
+    try:
+        return _body_schema(kind)
+    finally:
+        _FORM[0] = "draft"
+
+
+def _body_schema(kind: Kind) -> dict[str, Any]:
     root = _Node()
     fields = _TracingFields(_Map(root), "body")
     _parsers()[kind](fields)

@@ -2,7 +2,7 @@
 
 A record on the wire (and in the log) is the RFC 8785 form of::
 
-    {"v": 1, "network": <hex>, "chain": "BW", "kind": "parcel.split",
+    {"v": 2, "network": <hex>, "chain": "BW", "kind": "parcel.split",
      "id": <client id>, "time": "2026-03-01T10:00:00Z", "body": {...},
      "sigs": [{"key_id": <hex>, "sig": <hex>}]}        # only when signed
 
@@ -12,6 +12,15 @@ The parsed record keeps the exact bytes it came from: its leaf hash is the
 RFC 9162 hash of those bytes, and nothing is ever re-serialised to verify.
 
 Weights are integer hundredths of a carat, values integer US cents.
+
+Format version 2 (DESIGN.md section 9): each confidential field of a kind
+(``ledger.commit.CONFIDENTIAL``: values, party names and addresses, the
+importer's name and address, the seal id) holds a salted commitment
+``{"c": <64 hex>}``; the parsed body keeps the commitment's hex digest in
+that field. ``make_record`` takes a clear body and commits it; the
+record it returns carries the disclosures that open its fields
+(``Record.disclosures``, never part of its bytes). A record of version 1
+is refused with ``VersionError``.
 An origin composition maps a country code to hundredths of a carat; its keys
 are every origin that ever contributed to the parcel (a key may hold 0 after
 a split of a tiny share, so that "any share" stays visible: DOMAIN rule 9).
@@ -22,19 +31,19 @@ kind; its length is the number of kinds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical
+from kpledger.ledger.commit import Disclosure, Opening, open_body, seal_body
 from kpledger.ledger.crypto import PublicKey, Signer
-from kpledger.ledger.errors import SchemaError
+from kpledger.ledger.errors import SchemaError, VersionError
 from kpledger.ledger.merkle import leaf_hash
 from kpledger.ledger.schema import (
     CARAT_MAX,
-    CENTS_MAX,
     CODE,
     HS_CODES,
     INDICATOR,
@@ -75,6 +84,7 @@ __all__ = [
     "PartyRegister",
     "PartyRevoke",
     "PolicyOrigin",
+    "FORMAT_VERSION",
     "Point",
     "BUYER_TYPES",
     "DIGGER_TYPES",
@@ -86,9 +96,12 @@ __all__ = [
     "RecordRef",
     "RecordSig",
     "make_record",
+    "seal_record",
 ]
 
 GOVERNANCE_CHAIN = "KP"
+#: the record format version this code reads and writes (2: committed confidential fields)
+FORMAT_VERSION = 2
 MAX_RECORD_BYTES = 256 * 1024
 MAX_LINES = 1000
 #: log indexes and heights stay exact in RFC 8785 numbers (IEEE 754 doubles)
@@ -155,8 +168,9 @@ def _weight(f: Fields, name: str) -> int:
     return f.integer(name, low=1, high=CARAT_MAX)
 
 
-def _cents(f: Fields, name: str) -> int:
-    return f.integer(name, low=0, high=CENTS_MAX)
+def _committed(f: Fields, name: str) -> str:
+    """A confidential field: its commitment ``{"c": <hex>}``, kept as the hex digest."""
+    return f.commitment(name)
 
 
 def _composition(value: object, field: str) -> Composition:
@@ -205,17 +219,17 @@ class RecordRef:
 @dataclass(frozen=True)
 class PartyRegister:
     party: str
-    name: str
+    name: str  # commitment (hex)
     role: str
-    address: str
+    address: str  # commitment (hex)
 
     @classmethod
     def parse(cls, f: Fields) -> PartyRegister:
         return cls(
             f.string("party", pattern=LOCAL_ID, max_len=56),
-            f.string("name", max_len=200),
+            _committed(f, "name"),
             f.choice("role", PARTY_ROLES),
-            f.string("address", max_len=300),
+            _committed(f, "address"),
         )
 
 
@@ -234,7 +248,7 @@ class ParcelRegister:
     parcel: str
     custodian: str
     weight: int
-    value: int
+    value: str  # commitment (hex)
     hs: str
     mine: str
     produced: str
@@ -245,7 +259,7 @@ class ParcelRegister:
             f.string("parcel", pattern=LOCAL_ID, max_len=56),
             f.string("custodian", pattern=LOCAL_ID, max_len=56),
             _weight(f, "weight"),
-            _cents(f, "value"),
+            _committed(f, "value"),
             f.choice("hs", HS_CODES),
             f.string("mine", max_len=120),
             f.date("produced"),
@@ -256,14 +270,14 @@ class ParcelRegister:
 class ParcelTransfer:
     parcel: str
     to: str
-    value: int | None
+    value: str | None
 
     @classmethod
     def parse(cls, f: Fields) -> ParcelTransfer:
         return cls(
             f.string("parcel", pattern=LOCAL_ID, max_len=56),
             f.string("to", pattern=LOCAL_ID, max_len=56),
-            f.optional_integer("value", low=0, high=CENTS_MAX),
+            _committed(f, "value") if f.has("value") else None,
         )
 
 
@@ -271,7 +285,7 @@ class ParcelTransfer:
 class Child:
     parcel: str
     weight: int
-    value: int
+    value: str  # commitment (hex)
     custodian: str | None
 
 
@@ -290,7 +304,7 @@ class ParcelSplit:
                 Child(
                     c.string("parcel", pattern=LOCAL_ID, max_len=56),
                     _weight(c, "weight"),
-                    _cents(c, "value"),
+                    _committed(c, "value"),
                     c.optional_string("custodian", pattern=LOCAL_ID, max_len=56),
                 )
             )
@@ -307,7 +321,7 @@ class ParcelMerge:
     parcel: str
     custodian: str
     weight: int
-    value: int
+    value: str  # commitment (hex)
 
     @classmethod
     def parse(cls, f: Fields) -> ParcelMerge:
@@ -321,7 +335,7 @@ class ParcelMerge:
             child,
             f.string("custodian", pattern=LOCAL_ID, max_len=56),
             _weight(f, "weight"),
-            _cents(f, "value"),
+            _committed(f, "value"),
         )
 
 
@@ -331,7 +345,7 @@ class Line:
 
     parcel: str
     weight: int
-    value: int
+    value: str  # commitment (hex)
     hs: str
     origin: Composition
 
@@ -341,16 +355,16 @@ class CertificateIssue:
     number: str
     destination: str
     exporter: str
-    importer_name: str
-    importer_address: str
+    importer_name: str  # commitment (hex)
+    importer_address: str  # commitment (hex)
     lines: tuple[Line, ...]
     carats: int
-    value: int
+    value: str  # commitment (hex)
     parcels: int
     origin: str
     issued: str
     expires: str
-    seal: str
+    seal: str  # commitment (hex)
 
     @classmethod
     def parse(cls, f: Fields) -> CertificateIssue:
@@ -358,8 +372,8 @@ class CertificateIssue:
         destination = f.string("destination", pattern=CODE, max_len=8)
         exporter = f.string("exporter", pattern=LOCAL_ID, max_len=56)
         importer = f.obj("importer")
-        importer_name = importer.string("name", max_len=200)
-        importer_address = importer.string("address", max_len=300)
+        importer_name = _committed(importer, "name")
+        importer_address = _committed(importer, "address")
         importer.done()
         lines: list[Line] = []
         for path, item in f.items("lines", low=1, high=MAX_LINES):
@@ -368,7 +382,7 @@ class CertificateIssue:
                 Line(
                     x.string("parcel", pattern=LOCAL_ID, max_len=56),
                     _weight(x, "weight"),
-                    _cents(x, "value"),
+                    _committed(x, "value"),
                     x.choice("hs", HS_CODES),
                     _composition(x.mapping("origin"), x.path("origin")),
                 )
@@ -383,12 +397,12 @@ class CertificateIssue:
             importer_address,
             tuple(lines),
             f.integer("carats", low=1, high=CARAT_MAX),
-            f.integer("value", low=0, high=CENTS_MAX),
+            _committed(f, "value"),
             f.integer("parcels", low=1, high=MAX_LINES),
             f.string("origin", max_len=8),
             f.date("issued"),
             f.date("expires"),
-            f.string("seal", max_len=64),
+            _committed(f, "seal"),
         )
 
 
@@ -582,7 +596,7 @@ class ClaimRegister:
     """An artisanal claim or mining area registered by the producing authority."""
 
     claim: str
-    holder: str
+    holder: str  # commitment (hex)
     zone: str
     location: tuple[Point, ...]
     valid_from: str
@@ -591,7 +605,7 @@ class ClaimRegister:
     @classmethod
     def parse(cls, f: Fields) -> ClaimRegister:
         claim = f.string("claim", pattern=LOCAL_ID, max_len=56)
-        holder = f.string("holder", max_len=200)
+        holder = _committed(f, "holder")
         zone = f.string("zone", pattern=LOCAL_ID, max_len=56)
         location = _location(f, "location")
         start, end = _window(f)
@@ -603,7 +617,7 @@ class LicenceDigger:
     """A digger's or a cooperative's licence to dig one claim."""
 
     licence: str
-    holder: str
+    holder: str  # commitment (hex)
     type: str
     claim: str
     valid_from: str
@@ -612,7 +626,7 @@ class LicenceDigger:
     @classmethod
     def parse(cls, f: Fields) -> LicenceDigger:
         licence = f.string("licence", pattern=LOCAL_ID, max_len=56)
-        holder = f.string("holder", max_len=200)
+        holder = _committed(f, "holder")
         kind = f.choice("type", DIGGER_TYPES)
         claim = f.string("claim", pattern=LOCAL_ID, max_len=56)
         start, end = _window(f)
@@ -672,7 +686,7 @@ class ParcelPurchase:
     claim: str
     method: str
     weight: int
-    price: int
+    price: str  # commitment (hex)
     hs: str
     bought: str
 
@@ -685,7 +699,7 @@ class ParcelPurchase:
             f.string("claim", pattern=LOCAL_ID, max_len=56),
             f.choice("method", METHODS),
             _weight(f, "weight"),
-            _cents(f, "price"),
+            _committed(f, "price"),
             f.choice("hs", HS_CODES),
             f.date("bought"),
         )
@@ -801,6 +815,9 @@ class Record:
     sigs: tuple[RecordSig, ...]
     raw: bytes
     leaf: bytes
+    #: what opens this record's committed fields, when this process knows it (the
+    #: writer's own records); never part of the record's bytes, nor of its equality
+    disclosures: tuple[Disclosure, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: bytes) -> Record:
@@ -821,8 +838,14 @@ class Record:
     @classmethod
     def _build(cls, value: object, raw: bytes | None) -> Record:
         f = Fields(value)
-        if f.integer("v", low=1, high=1) != 1:  # pragma: no cover - range checked above
-            raise SchemaError("unsupported version", field="v")
+        version = value.get("v") if isinstance(value, Mapping) else None
+        if version != FORMAT_VERSION and isinstance(version, int) and not isinstance(version, bool):
+            raise VersionError(
+                f"record format version {version} is not accepted: this network writes and "
+                f"reads version {FORMAT_VERSION} (committed confidential fields)",
+                version=version,
+            )
+        f.integer("v", low=FORMAT_VERSION, high=FORMAT_VERSION)
         network = from_hex(f.string("network", max_len=64), field="network", size=32).hex()
         chain = f.string("chain", pattern=CODE, max_len=8)
         kind = Kind(f.choice("kind", _KIND_NAMES))
@@ -851,6 +874,12 @@ class Record:
                 raise SchemaError(f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
         return cls(network, chain, kind, record_id, time, body, tuple(sigs), raw, leaf_hash(raw))
 
+    def with_disclosures(self, disclosures: Sequence[Disclosure]) -> Record:
+        """This record carrying ``disclosures`` (each checked against its commitment)."""
+        for d in disclosures:
+            d.check_record(self.leaf, self.raw)
+        return replace(self, disclosures=tuple(disclosures))
+
     def unsigned_bytes(self) -> bytes:
         """The bytes governance signatures cover: the record without ``sigs``."""
         if not self.sigs:
@@ -861,6 +890,14 @@ class Record:
 
     def as_json(self) -> dict[str, Any]:
         value: dict[str, Any] = parse_canonical(self.raw)
+        return value
+
+    def draft(self) -> dict[str, Any]:
+        """The record as an officer submits it: confidential fields in clear, from the
+        disclosures it carries (a writer's own record); the writer's node commits them."""
+        value = self.as_json()
+        if self.disclosures:
+            value["body"] = open_body(value, self.disclosures)
         return value
 
     @property
@@ -878,21 +915,52 @@ def make_record(
     time: str,
     body: Mapping[str, Any],
     signers: Sequence[Signer] = (),
+    salts: Callable[[str], bytes] | None = None,
 ) -> Record:
-    """Build, optionally sign (governance), and parse a record."""
-    doc: dict[str, Any] = {
-        "v": 1,
-        "network": network,
-        "chain": chain,
-        "kind": str(kind),
-        "id": record_id,
-        "time": time,
-        "body": dict(body),
-    }
+    """Build, optionally sign (governance), and parse a record from a clear ``body``.
+
+    Confidential fields are committed (salts from ``salts``, a function of the
+    field path, else random); the record carries the disclosures that open them.
+    """
+    return seal_record(
+        {
+            "v": FORMAT_VERSION,
+            "network": network,
+            "chain": chain,
+            "kind": str(kind),
+            "id": record_id,
+            "time": time,
+            "body": dict(body),
+        },
+        salts=salts,
+        signers=signers,
+    )
+
+
+def seal_record(
+    draft: Mapping[str, Any],
+    *,
+    salts: Callable[[str], bytes] | None = None,
+    signers: Sequence[Signer] = (),
+) -> Record:
+    """The record of a clear ``draft`` document: its confidential fields committed.
+
+    ``draft`` is a record document whose confidential fields hold clear values
+    (what an officer submits); the result carries its disclosures.
+    """
+    if not isinstance(draft, Mapping):
+        raise SchemaError("a record is a JSON object")
+    kind = draft.get("kind")
+    body = draft.get("body")
+    doc: dict[str, Any] = dict(draft)
+    openings: tuple[Opening, ...] = ()
+    if isinstance(kind, str) and isinstance(body, Mapping):
+        doc["body"], openings = seal_body(kind, body, salts=salts)
     if signers:
         unsigned = canonical_bytes(doc)
         doc["sigs"] = [
             {"key_id": s.public.key_id, "sig": s.sign(Tag.SIG_RECORD, unsigned).hex()}
             for s in signers
         ]
-    return Record.parse(canonical_bytes(doc))
+    record = Record.parse(canonical_bytes(doc))
+    return replace(record, disclosures=tuple(Disclosure.of(record.leaf, o) for o in openings))

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from kpledger.ledger.canonical import from_hex
 from kpledger.ledger.errors import SchemaError
 
 __all__ = [
@@ -211,6 +212,21 @@ class Fields:
 
     def obj(self, name: str) -> Fields:
         return Fields(self._get(name), self._at(name))
+
+    def commitment(self, name: str) -> str:
+        """A committed confidential field ``{"c": <64 hex>}`` (record format 2), as its hex."""
+        value = self._get(name)
+        field = self._at(name)
+        if not isinstance(value, Mapping):
+            raise SchemaError(
+                'expected a commitment {"c": <64 hex digits>}: a confidential field is '
+                "committed in record format 2 (submit it in clear to the writer's node)",
+                field=field,
+            )
+        inner = Fields(value, field)
+        digest = from_hex(inner.string("c", max_len=64), field=inner.path("c"), size=32)
+        inner.done()
+        return digest.hex()
 
     def mapping(self, name: str) -> Mapping[str, Any]:
         value = self._get(name)

@@ -259,7 +259,7 @@ def _registry() -> dict[str, Any]:
 def _records() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for kind in Kind:
-        body = body_schema(kind)
+        body = body_schema(kind, signed=True)
         out[f"bodies/{kind}.schema.json"] = _file(
             f"bodies/{kind}.schema.json", f"body of {kind}", body
         )

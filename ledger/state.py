@@ -67,7 +67,7 @@ class Parcel:
     custodian: str | None  # None while in transit
     status: ParcelStatus
     weight: int
-    value: int
+    value: str  # the commitment (hex) of its value: ``ledger.commit``
     hs: str
     origin: Composition
     certificate: str | None
@@ -81,9 +81,9 @@ class Parcel:
 class Party:
     id: str
     chain: str
-    name: str
+    name: str  # commitment (hex)
     role: str
-    address: str
+    address: str  # commitment (hex)
     active: bool
     registered: RecordRef
 
@@ -94,12 +94,12 @@ class Certificate:
     issuer: str
     destination: str
     exporter: str
-    importer_name: str
+    importer_name: str  # commitment (hex)
     status: CertificateStatus
     issued: str
     expires: str
     carats: int
-    value: int
+    value: str  # commitment (hex)
     origin: str
     parcels: tuple[str, ...]
     issue_ref: RecordRef
@@ -148,7 +148,7 @@ class Purchase:
     claim: str
     method: str
     weight: int
-    price: int
+    price: str  # commitment (hex)
     bought: str
     ref: RecordRef
 

@@ -82,14 +82,14 @@ class NodeClient:
 
     def submit(self, records: Sequence[Record | dict[str, Any]]) -> list[dict[str, Any]]:
         """Submit records (one request); answers one outcome per record."""
-        body = [r.as_json() if isinstance(r, Record) else r for r in records]
+        body = [r.draft() if isinstance(r, Record) else r for r in records]
         answer = self._json(self.http.post("/v1/records", json={"records": body}))
         results: list[dict[str, Any]] = answer["results"]
         return results
 
     def check(self, records: Sequence[Record | dict[str, Any]]) -> list[dict[str, Any]]:
         """A dry run of ``submit``: the node judges the records and writes nothing."""
-        body = [r.as_json() if isinstance(r, Record) else r for r in records]
+        body = [r.draft() if isinstance(r, Record) else r for r in records]
         answer = self._json(self.http.post("/v1/records/check", json={"records": body}))
         results: list[dict[str, Any]] = answer["results"]
         return results

@@ -19,6 +19,8 @@ command re-run after a timeout, or an import re-run, is idempotent at the node.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -27,8 +29,9 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from kpledger.ledger.canonical import canonical_bytes, sha256
+from kpledger.ledger.commit import public_body
 from kpledger.ledger.errors import InvalidData
-from kpledger.ledger.records import Kind, make_record
+from kpledger.ledger.records import FORMAT_VERSION, Kind, seal_record
 from kpledger.ledger.rules import certificate_origin
 
 __all__ = [
@@ -92,8 +95,15 @@ def share_values(total: int, weights: Sequence[int]) -> list[int]:
 
 
 def record_id_for(chain: str, kind: Kind, body: Mapping[str, Any]) -> str:
-    """The idempotent id of an act: the same body on the same chain, the same id."""
-    digest = sha256(canonical_bytes({"chain": chain, "kind": kind.value, "body": body})).hex()
+    """The idempotent id of an act: the same body on the same chain, the same id.
+
+    The id is public and unsalted, so it is taken over the body without its
+    confidential fields (``ledger.commit.CONFIDENTIAL``): a hash of a clear
+    price or name could be checked against guesses. Two acts that differ only
+    in a confidential field get the same id; the second is answered 409.
+    """
+    public = public_body(kind.value, body)
+    digest = sha256(canonical_bytes({"chain": chain, "kind": kind.value, "body": public})).hex()
     return f"{chain}-{kind.value}-{digest[:24]}"
 
 
@@ -148,15 +158,24 @@ class Composer:
 
     # ------------------------------------------------------------ records
     def record(self, kind: Kind, body: dict[str, Any], record_id: str | None = None) -> Any:
-        """The record as JSON, with the idempotent id unless one is given."""
-        return make_record(
-            network=self.network,
-            chain=self.chain,
-            kind=kind,
-            record_id=record_id or record_id_for(self.chain, kind, body),
-            time=self.clock(),
-            body=body,
-        ).as_json()
+        """The record to submit as JSON (confidential fields in clear: the node commits
+        them), with the idempotent id unless one is given."""
+        draft = {
+            "v": FORMAT_VERSION,
+            "network": self.network,
+            "chain": self.chain,
+            "kind": kind.value,
+            "id": record_id or record_id_for(self.chain, kind, body),
+            "time": self.clock(),
+            "body": body,
+        }
+        seal_record(draft)  # refuses what the node would refuse as malformed
+        return draft
+
+    def new_party_id(self) -> str:
+        """A new party id of this chain: random base32, so it carries no name (the name
+        is a committed field of ``party.register``)."""
+        return f"{self.chain}-{base64.b32encode(secrets.token_bytes(5)).decode()}"
 
     def party_register(self, party: str, name: str, role: str, address: str) -> dict[str, Any]:
         return {"party": party, "name": name, "role": role, "address": address}

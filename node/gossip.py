@@ -4,7 +4,9 @@ Every ``interval`` (jittered +-50 %), and at once after sealing a block, a
 node sends its heads to ``fanout`` random peers (``POST /v1/gossip``). Each
 side learns what the other holds and *pulls* what it lacks in batches
 (``GET /v1/chains/{chain}/blocks?from=&limit=``), verifying every block before
-applying it. Nothing a peer says is trusted: its heads are only hints, its
+applying it, and then pulls from a chain's writer the disclosures of that
+chain's records it is entitled to (``GET /v1/disclosures``, ``node.disclose``).
+Nothing a peer says is trusted: its heads are only hints, its
 blocks are fully checked, its bodies are size-limited. A peer that times out or
 sends something invalid is backed off exponentially (1 s to 60 s) and sync
 goes on from the others.
@@ -42,6 +44,7 @@ from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.records import GOVERNANCE_CHAIN
 from kpledger.ledger.state import chains_of
 from kpledger.node.config import PeerConfig
+from kpledger.node.disclose import pull_disclosures
 from kpledger.node.membership import ConfigWatch
 from kpledger.node.node import Node, ReceiveResult
 from kpledger.node.stream import ArrayItems
@@ -150,6 +153,8 @@ class Gossip:
         #: chains being pulled now, each by one catch-up (set when it lets go of it):
         #: two peers announcing the same blocks never have them pulled twice at once
         self._pulling: dict[str, _Claims] = {}
+        #: per chain, the record index its writer's disclosures were pulled up to
+        self._disclosed: dict[str, int] = {}
         #: per chain: the local height last seen, and when it last grew or was up to date
         self._seen: dict[str, int] = {}
         self._progress: dict[str, float] = {}
@@ -409,6 +414,13 @@ class Gossip:
                 ):
                     continue  # pulled now by another catch-up, or due from a peer ahead
                 await self._catch_up(peer, chain, height, str(head.get("hash")))
+            if peer.code in known:  # the writer of a chain: what it may disclose to us
+                self._disclosed[peer.code] = await pull_disclosures(
+                    lambda path, params: self._get(peer, path, params),
+                    self.node.store,
+                    peer.code,
+                    self._disclosed.get(peer.code, 0),
+                )
         finally:
             self._syncing.discard(peer.code)
 

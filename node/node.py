@@ -51,6 +51,7 @@ from kpledger.ledger.state import State, key_at, member_role
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.outcome import Outcome, OutcomeStatus
 from kpledger.node.config import NodeConfig
+from kpledger.node.disclose import Sealer
 from kpledger.node.keyring import KeyRing
 
 __all__ = ["CLOCK_TOLERANCE", "MAX_BLOCKS_BODY", "Node", "NotSealer", "ReceiveResult", "utc_now"]
@@ -238,6 +239,8 @@ class Node:
                 config.code,
                 want.key_id[:16],
             )
+        #: commits officers' clear submissions and checks their disclosure rules
+        self.sealer = Sealer(store)
         self._pending: list[Record] = []
         self._pending_ids: set[str] = set()
         self._layer = State(base=store)
@@ -440,7 +443,7 @@ class Node:
             parsed: list[Record | InvalidData] = []
             for value in values:
                 try:
-                    parsed.append(Record.from_value(value))
+                    parsed.append(self.sealer.seal(value))
                 except InvalidData as exc:
                     parsed.append(exc)
             records = [r for r in parsed if isinstance(r, Record)]
@@ -563,12 +566,14 @@ class Node:
             trial = State(base=self._layer)
             try:
                 apply_record(trial, record, self._next_index() + len(accepted), ctx)
+                self.sealer.check(self._layer, record)
             except RuleViolation as exc:
                 refused.append((record, exc))
                 batch_ids.add(record.id)
                 results.append(Outcome.refused(self.chain, exc).at(i, record.id))
                 continue
             trial.merge_into(self._layer)
+            self.sealer.accepted(record)
             accepted.append(record)
             batch_ids.add(record.id)
             results.append(Outcome.pending(self.chain).at(i, record.id))
@@ -591,7 +596,7 @@ class Node:
                 parsed: list[Record | InvalidData] = []
                 for value in values:
                     try:
-                        parsed.append(Record.from_value(value))
+                        parsed.append(self.sealer.seal(value))
                     except InvalidData as exc:
                         parsed.append(exc)
                 records = [r for r in parsed if isinstance(r, Record)]
@@ -676,6 +681,7 @@ class Node:
             self.store.writer.commit(proposal.layer, proposal.rejected)
             self._pending = proposal.deferred + self._pending[len(take) :]
             self._pending_ids = {r.id for r in self._pending}
+            self.sealer.sealed()
             self._last_seal = time.monotonic()
             if self._pending:
                 self._rebuild_layer(self._pending)

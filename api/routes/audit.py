@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from kpledger.api.audit import MAX_FINDINGS, UNCONFIRMED_DAYS, audit_report
 from kpledger.api.deps import Caller, NodeDep, require
 from kpledger.api.schemas import AuditReportOut, ChainSyncOut
+from kpledger.ledger.disclosed import DISCLOSURE_RULES
 from kpledger.ledger.errors import InvalidData
 
 __all__ = ["router"]
@@ -73,6 +74,8 @@ async def report(
         for outlier in found.price_outliers.items:
             outlier.value = None
             outlier.usd_per_carat = None
+        for broken in found.disclosure_inconsistent.items:
+            broken.reason = DISCLOSURE_RULES.get(broken.kind, ("", "values do not add up"))[1]
     gossip = request.app.state.gossip
     if gossip is not None:
         found.sync = {c: ChainSyncOut(**v) for c, v in gossip.sync_status().items()}

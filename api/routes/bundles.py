@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from kpledger.api.deps import Caller, NodeDep, caller
 from kpledger.api.problems import problem
-from kpledger.api.provenance import sees_parcel
 from kpledger.ledger.bundle import MAX_BUNDLE_BYTES, check_bundle, serialize_bundle
+from kpledger.ledger.entitle import entitled
 from kpledger.ledger.errors import InvalidData, NotYetCosigned
+from kpledger.ledger.records import Record
 from kpledger.ledger.schema import LOCAL_ID
 from kpledger.ledger.store.bundles import build_bundle
+from kpledger.node.node import Node
 
 __all__ = ["accepts_gzip", "router"]
 
@@ -31,6 +34,26 @@ COSIGN_POLL = 0.25
 VERIFY_LIMIT = MAX_BUNDLE_BYTES
 
 
+#: the body fields of a record that name a party by its id
+_PARTY_FIELDS = ("party", "custodian", "to", "exporter")
+
+
+def _disclose(who: Caller, node: Node) -> Callable[[Record], bool] | None:
+    """Of which records a caller's bundle carries the disclosures this node holds: an
+    auditor's all; an operator's those its authority is entitled to (``ledger.entitle``);
+    a party's those of the records naming it."""
+    if who.role == "auditor":
+        return lambda _record: True
+    if who.role == "operator" and node.chain is not None:
+        chain = node.chain
+        shipping = node.store.disclosures.exporters_to(chain)
+        return lambda record: entitled(chain, "authority", record, shipping.__contains__)
+    if who.role == "party" and who.party:
+        party = who.party
+        return lambda record: any(record.body_json.get(f) == party for f in _PARTY_FIELDS)
+    return None
+
+
 @router.get(
     "/v1/parcels/{parcel_id}/bundle",
     summary="The parcel's provenance bundle",
@@ -44,9 +67,10 @@ async def get_bundle(
 ) -> Response:
     """Every record of the lineage with its RFC 9162 inclusion proof against a signed header
     of its chain, those headers, the key history and the genesis registry: verifiable offline
-    with ``kpl verify``. Records carry values and party names (DOMAIN rule 10), so a bundle
-    is for auditors, the operator of the parcel's current jurisdiction, and the party
-    holding the parcel (the README's visibility rule, as for the parcel's own fields).
+    with ``kpl verify``. Records are committed (format 2), so anyone may take a bundle; an
+    entitled caller's bundle also carries the disclosures this node holds of them (an
+    auditor, or an operator of this node: all it holds; a party: those of the records
+    naming it), each checked by ``kpl verify`` against its commitment.
     Sent gzip-compressed to clients that accept it (a 50-hop bundle: about 136-197 KB,
     28 KB compressed). Every block the bundle needs must be witnessed by the registry's
     ``cosign`` other authorities (cosigned checkpoints); for a record too recent the
@@ -54,22 +78,12 @@ async def get_bundle(
     409 ``not-yet-cosigned`` naming the block and its cosigners so far."""
     if LOCAL_ID.match(parcel_id) is None:
         raise InvalidData("not a parcel id (CODE-local part)", field="parcel_id")
-    if who.role == "public":
-        raise HTTPException(401, "a bundle holds commercial fields: it needs a token")
 
     def work() -> bytes:
         parcel = node.store.parcel(parcel_id)
         if parcel is None:
             raise HTTPException(404, f"no parcel {parcel_id}")
-        if not sees_parcel(who, parcel, node.chain):
-            whose = {
-                "operator": f"an operator sees its own jurisdiction's parcels ({node.chain}); "
-                f"{parcel_id} is under {parcel.chain}",
-                "party": f"a party sees the parcels it holds; {parcel_id} is not held by "
-                f"{who.party}",
-            }.get(who.role, f"a {who.role} token cannot take bundles")
-            raise HTTPException(403, f"not this parcel's bundle: {whose}")
-        return serialize_bundle(build_bundle(node.store, parcel_id))
+        return serialize_bundle(build_bundle(node.store, parcel_id, disclose=_disclose(who, node)))
 
     packed = accepts_gzip(request.headers.get("accept-encoding", ""))
     # a record too recent: wait for the other authorities' next blocks (heartbeats)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from kpledger.api.deps import Caller, NodeDep, require
-from kpledger.api.provenance import certificate_status, certificate_view, parcel_view
+from kpledger.api.provenance import certificate_status, certificate_view, parcel_view, reveal
 from kpledger.api.schemas import CertificateOut, ParcelOut, RefOut
 from kpledger.ledger.errors import InvalidData, UnknownReference
 from kpledger.ledger.schema import LOCAL_ID
@@ -48,7 +48,10 @@ class _LocalReader:
             parcel = self.node.store.parcel(pid) if LOCAL_ID.match(pid) else None
             if parcel is None:
                 raise UnknownReference(f"no parcel {pid}", field="parcel")
-            return parcel_view(parcel, self.who, self.node.chain).model_dump(exclude_none=True)
+            clear = reveal(self.node.store, [parcel.value])
+            return parcel_view(parcel, self.who, self.node.chain, clear).model_dump(
+                exclude_none=True
+            )
         if len(parts) == 3 and parts[:2] == ["v1", "certificates"]:
             number = unquote(parts[2])
             cert = self.node.store.certificate(number) if LOCAL_ID.match(number) else None
@@ -107,7 +110,9 @@ async def held(
 ) -> list[ParcelOut]:
     def work() -> list[ParcelOut]:
         chain = _chain(node)
-        return [parcel_view(p, who, chain) for p in node.store.held_parcels(chain, limit=limit)]
+        parcels = node.store.held_parcels(chain, limit=limit)
+        clear = reveal(node.store, [p.value for p in parcels])
+        return [parcel_view(p, who, chain, clear) for p in parcels]
 
     return await asyncio.to_thread(work)
 
@@ -125,6 +130,8 @@ async def incoming(
 ) -> list[CertificateOut]:
     def work() -> list[CertificateOut]:
         chain = _chain(node)
+        incoming = node.store.incoming_certificates(chain, limit=limit)
+        clear = reveal(node.store, [x for c in incoming for x in (c.value, c.importer_name)])
         return [
             CertificateOut(
                 number=c.number,
@@ -137,13 +144,28 @@ async def incoming(
                 parcels=list(c.parcels),
                 origin=c.origin,
                 exporter=c.exporter,
-                importer=c.importer_name,
-                value=c.value,
+                importer=_text(clear.get(c.importer_name)),
+                value=_cents(clear.get(c.value)),
+                seal=None,  # a pick list: the certificate's page shows the seal
+                committed={
+                    k: v
+                    for k, v in (("importer", c.importer_name), ("value", c.value))
+                    if v not in clear
+                }
+                or None,
                 issue=RefOut(
                     chain=c.issue_ref.chain, index=c.issue_ref.index, hash=c.issue_ref.hash.hex()
                 ),
             )  # no proof here: a pick list; the certificate's page has it
-            for c in node.store.incoming_certificates(chain, limit=limit)
+            for c in incoming
         ]
 
     return await asyncio.to_thread(work)
+
+
+def _cents(value: int | str | None) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _text(value: int | str | None) -> str | None:
+    return value if isinstance(value, str) else None

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from kpledger.api.deps import Caller, NodeDep, caller
-from kpledger.api.provenance import history_view, parcel_view
+from kpledger.api.provenance import history_view, parcel_view, reveal
 from kpledger.api.schemas import HistoryOut, ParcelOut
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.schema import LOCAL_ID
@@ -43,7 +43,8 @@ async def get_parcel(
     """Jurisdiction, status, weight, HS code, origin composition; custodian and value for
     those allowed to see them."""
     parcel = await asyncio.to_thread(_parcel, node, parcel_id)
-    return parcel_view(parcel, who, node.chain)
+    clear = await asyncio.to_thread(reveal, node.store, [parcel.value])
+    return parcel_view(parcel, who, node.chain, clear)
 
 
 @router.get(

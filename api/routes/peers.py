@@ -10,11 +10,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from kpledger.api.deps import Caller, NodeDep, require
-from kpledger.api.schemas import BlocksOut, EvidenceListOut, GossipOut, HeadsOut, PushOut
+from kpledger.api.schemas import (
+    BlocksOut,
+    DisclosuresOut,
+    EvidenceListOut,
+    GossipOut,
+    HeadsOut,
+    PushOut,
+)
 from kpledger.ledger.canonical import load_json
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import MAX_INDEX
-from kpledger.ledger.state import chains_of
+from kpledger.ledger.state import chains_of, member_role
+from kpledger.node.disclose import MAX_DISCLOSURES, disclosures_json
 from kpledger.node.gossip import INFORMED_HEADER
 
 __all__ = ["router"]
@@ -144,6 +152,33 @@ async def push(
     if result.missing and g is not None:
         g.kick()
     return {"applied": result.applied, "known": result.known, "waiting": result.waiting}
+
+
+@router.get(
+    "/disclosures",
+    summary="The disclosures of a chain's records that the asking peer may see",
+    responses={200: {"model": DisclosuresOut}},
+)
+async def disclosures(
+    node: NodeDep,
+    who: Annotated[Caller, Depends(require("peer"))],
+    chain: Annotated[str, Query(pattern="^[A-Z]{2,8}$", description="the chain")],
+    start: Annotated[
+        int, Query(alias="from", ge=0, le=MAX_INDEX, description="first record index")
+    ] = 0,
+) -> dict[str, Any]:
+    """Clear values and salts of committed fields of ``chain``'s records from index
+    ``from`` on (``MAX_DISCLOSURES`` records at a time), only those the asking peer's
+    identity (its token's name) is entitled to: its own chain's, a certificate naming
+    it as destination and its exporter's registration, or every record for an
+    auditor. The peer checks each against its commitment."""
+    if chain not in chains_of(node.store):
+        raise HTTPException(404, f"no chain {chain} in this network")
+    participant = node.registry.participant(who.name)
+    role = participant.role if participant is not None else member_role(node.store, who.name, 2**63)
+    return await asyncio.to_thread(
+        disclosures_json, node.store, chain, start, MAX_DISCLOSURES, who.name, role
+    )
 
 
 @router.get(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from kpledger.api.audit import PERIOD_PATTERN, kp_statistics, stats_csv
-from kpledger.api.deps import NodeDep
+from kpledger.api.deps import Caller, NodeDep, caller
 from kpledger.api.schemas import StatsOut
 
 __all__ = ["router"]
@@ -30,6 +30,7 @@ router = APIRouter(prefix="/v1", tags=["statistics"])
 )
 async def stats(
     node: NodeDep,
+    who: Annotated[Caller, Depends(caller)],
     period: Annotated[
         str,
         Query(
@@ -49,8 +50,11 @@ async def stats(
     and USD declared, certificates); certificate counts by issuer and current status.
     Weights are hundredths of a carat and values US cents in JSON; the CSV has one
     ``section`` column and exact decimal carats and USD. Aggregates name no party:
-    public."""
-    result = await asyncio.to_thread(kp_statistics, node.store, period)
+    public. Statistical disclosure control: a cell of fewer than 3 certificates (or
+    parcels) shows its carats and counts but not its USD, except to auditors."""
+    result = await asyncio.to_thread(
+        kp_statistics, node.store, period, every_cell=who.role == "auditor"
+    )
     if fmt == "csv":
         return Response(
             stats_csv(result),

@@ -33,7 +33,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from kpledger.api.deps import Caller, NodeDep, caller
-from kpledger.api.provenance import sees_certificate
+from kpledger.api.provenance import reveal, sees_certificate
 from kpledger.ledger.certcode import CertificateCode
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.schema import LOCAL_ID
@@ -239,8 +239,12 @@ async def network(node: NodeDep, request: Request) -> NetworkOut:
 
 class PartyOut(BaseModel):
     id: str | None = Field(default=None, description="the licensed party's id, if registered")
-    name: str
-    address: str
+    name: str | None = Field(None, description="in clear where this node holds its disclosure")
+    address: str | None = Field(None, description="in clear where this node holds its disclosure")
+    committed: dict[str, str] | None = Field(
+        None,
+        description="fields not shown in clear, each with its commitment (hex)",
+    )
 
 
 class PartiesOut(BaseModel):
@@ -278,15 +282,28 @@ async def certificate_parties(
         node.store.log.record, cert.issue_ref.chain, cert.issue_ref.index
     )
     importer = record.body_json.get("importer", {}) if record is not None else {}
+    fields = {
+        "exporter.name": party.name if party else "",
+        "exporter.address": party.address if party else "",
+        "importer.name": cert.importer_name,
+        "importer.address": str(importer.get("address", {}).get("c", "")),
+    }
+    clear = await asyncio.to_thread(reveal, node.store, fields.values())
+
+    def out(side: str, pid: str | None) -> PartyOut:
+        name, address = clear.get(fields[f"{side}.name"]), clear.get(fields[f"{side}.address"])
+        return PartyOut(
+            id=pid,
+            name=name if isinstance(name, str) else None,
+            address=address if isinstance(address, str) else None,
+            committed={
+                k: fields[f"{side}.{k}"]
+                for k in ("name", "address")
+                if fields[f"{side}.{k}"] and fields[f"{side}.{k}"] not in clear
+            }
+            or None,
+        )
+
     return PartiesOut(
-        number=cert.number,
-        exporter=PartyOut(
-            id=cert.exporter,
-            name=party.name if party else cert.exporter,
-            address=party.address if party else "",
-        ),
-        importer=PartyOut(
-            name=str(importer.get("name", cert.importer_name)),
-            address=str(importer.get("address", "")),
-        ),
+        number=cert.number, exporter=out("exporter", cert.exporter), importer=out("importer", None)
     )

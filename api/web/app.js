@@ -860,7 +860,7 @@ async function certificatePage(number) {
     ["11. Number of parcels", String(full ? full.parcels : cert.parcels.length)],
     ["12. Harmonised System codes", hsCodes.length ? hsCodes.map((c) => h("span", { class: "sub" }, `${c} — ${HS[c] || ""}`)) : "—"],
     ["13. Validation by the exporting authority", validation],
-    ["14. Seal", full ? full.seal : hidden("seal id")],
+    ["14. Seal", cert.seal !== undefined ? cert.seal : hidden("seal id")],
   ];
   const status = h("div", {}, pill(cert.status), cert.received !== undefined ? h("span", { class: "small" }, ` received ${ct(cert.received)}`) : null);
   const banner = certificateBanner(cert, authority);
@@ -1119,6 +1119,17 @@ const FINDINGS = [
     ],
   },
   {
+    key: "disclosure_inconsistent",
+    title: "Disclosed values that do not add up",
+    columns: [
+      { title: "Chain", cell: (r) => r.chain },
+      { title: "Record", cell: (r) => r.kind },
+      { title: "Rule", cell: (r) => [pill(r.code), ` rule ${r.rule}, ${r.field}`] },
+      { title: "What", cell: (r) => r.reason },
+      { title: "Records", cell: (r) => recordLinks(r.records) },
+    ],
+  },
+  {
     key: "export_surplus",
     title: "Exports above recorded production plus imports",
     columns: [
@@ -1231,7 +1242,7 @@ function statsSection(stats) {
           [
             { title: "Participant", cell: (r) => r.participant },
             { title: "Carats", num: true, cell: (r) => ct(r.carats) },
-            { title: "USD", num: true, cell: (r) => usd(r.value) },
+            { title: "USD", num: true, cell: (r) => (r.value === null ? "withheld (< 3)" : usd(r.value)) },
             { title: "Parcels", num: true, cell: (r) => r.parcels },
           ],
           stats.production,
@@ -1267,7 +1278,7 @@ function statsSection(stats) {
           [
             { title: "Exporter → partner", cell: (r) => `${r.participant} → ${r.partner}` },
             { title: "Carats", num: true, cell: (r) => ct(r.carats) },
-            { title: "USD", num: true, cell: (r) => usd(r.value) },
+            { title: "USD", num: true, cell: (r) => (r.value === null ? "withheld (< 3)" : usd(r.value)) },
             { title: "Certificates", num: true, cell: (r) => r.certificates },
           ],
           stats.exports,
@@ -1285,7 +1296,7 @@ function statsSection(stats) {
             { title: "Importer ← partner", cell: (r) => `${r.participant} ← ${r.partner}` },
             { title: "Received", num: true, cell: (r) => ct(r.carats) },
             { title: "Declared", num: true, cell: (r) => ct(r.declared) },
-            { title: "USD", num: true, cell: (r) => usd(r.value) },
+            { title: "USD", num: true, cell: (r) => (r.value === null ? "withheld (< 3)" : usd(r.value)) },
             { title: "Certificates", num: true, cell: (r) => r.certificates },
           ],
           stats.imports,

@@ -21,7 +21,7 @@
 //   "step 4 (inclusion): record BW/2 inclusion proof: root: root mismatch: ..."
 
 export const FORMAT = "kpledger-bundle/1";
-export const STEPS = ["parse", "registry", "headers", "inclusion", "replay", "subject"];
+export const STEPS = ["parse", "registry", "headers", "inclusion", "replay", "subject", "disclosures"];
 const GOVERNANCE = "KP";
 const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 const MAX_RECORDS = 10000;
@@ -33,7 +33,6 @@ const MAX_LINES = 1000;
 const MAX_PARTICIPANTS = 500;
 const MAX_RECORD_BYTES = 256 * 1024;
 const CARAT_MAX = 10 ** 12;
-const CENTS_MAX = 10 ** 15;
 
 const TAG = {
   HEADER: "KPL-HEADER-V1\n",
@@ -429,7 +428,16 @@ function composition(value, field) {
 }
 
 const weight = (f, n) => f.integer(n, 1, CARAT_MAX);
-const cents = (f, n) => f.integer(n, 0, CENTS_MAX);
+// record format 2: a confidential field holds a salted commitment {"c": <64 hex>}
+const committed = (f, n) => {
+  const v = f.get(n);
+  if (!isObject(v)) {
+    throw new InvalidData(`expected a commitment {"c": <64 hex digits>}: a confidential field is committed in record format 2 (submit it in clear to the writer's node)`, f.at(n));
+  }
+  const c = new Fields(v, f.at(n));
+  c.hex("c", 32, 64);
+  c.done();
+};
 const localId = (f, n) => f.string(n, { pattern: LOCAL_ID, max: 56 });
 const code = (f, n) => f.string(n, { pattern: CODE, max: 8 });
 const pubkey = (f, n) => f.hex(n, 32, 64);
@@ -465,9 +473,9 @@ function validity(f) {
 const BODIES = {
   "party.register": (f) => {
     localId(f, "party");
-    f.string("name", { max: 200 });
+    committed(f, "name");
     f.choice("role", PARTY_ROLES);
-    f.string("address", { max: 300 });
+    committed(f, "address");
   },
   "party.revoke": (f) => {
     localId(f, "party");
@@ -477,7 +485,7 @@ const BODIES = {
     localId(f, "parcel");
     localId(f, "custodian");
     weight(f, "weight");
-    cents(f, "value");
+    committed(f, "value");
     f.choice("hs", HS_CODES);
     f.string("mine", { max: 120 });
     f.date("produced");
@@ -485,7 +493,7 @@ const BODIES = {
   "parcel.transfer": (f) => {
     localId(f, "parcel");
     localId(f, "to");
-    f.optInteger("value", 0, CENTS_MAX);
+    if (f.has("value")) committed(f, "value");
   },
   "parcel.split": (f) => {
     const parent = localId(f, "parcel");
@@ -493,7 +501,7 @@ const BODIES = {
       const c = new Fields(item, path);
       const id = localId(c, "parcel");
       weight(c, "weight");
-      cents(c, "value");
+      committed(c, "value");
       c.optString("custodian", { pattern: LOCAL_ID, max: 56 });
       c.done();
       return id;
@@ -506,21 +514,21 @@ const BODIES = {
     unique([...parents, child], f.at("parents"));
     localId(f, "custodian");
     weight(f, "weight");
-    cents(f, "value");
+    committed(f, "value");
   },
   "certificate.issue": (f) => {
     localId(f, "number");
     code(f, "destination");
     localId(f, "exporter");
     const importer = f.obj("importer");
-    importer.string("name", { max: 200 });
-    importer.string("address", { max: 300 });
+    committed(importer, "name");
+    committed(importer, "address");
     importer.done();
     const ids = f.items("lines", 1, MAX_LINES).map(([path, item]) => {
       const x = new Fields(item, path);
       const id = localId(x, "parcel");
       weight(x, "weight");
-      cents(x, "value");
+      committed(x, "value");
       x.choice("hs", HS_CODES);
       composition(x.mapping("origin"), x.at("origin"));
       x.done();
@@ -528,12 +536,12 @@ const BODIES = {
     });
     unique(ids, f.at("lines"));
     f.integer("carats", 1, CARAT_MAX);
-    cents(f, "value");
+    committed(f, "value");
     f.integer("parcels", 1, MAX_LINES);
     f.string("origin", { max: 8 });
     f.date("issued");
     f.date("expires");
-    f.string("seal", { max: 64 });
+    committed(f, "seal");
   },
   "certificate.confirm": (f) => {
     localId(f, "number");
@@ -597,14 +605,14 @@ const BODIES = {
   },
   "claim.register": (f) => {
     localId(f, "claim");
-    f.string("holder", { max: 200 });
+    committed(f, "holder");
     localId(f, "zone");
     location(f, "location");
     validity(f);
   },
   "licence.digger": (f) => {
     localId(f, "licence");
-    f.string("holder", { max: 200 });
+    committed(f, "holder");
     f.choice("type", DIGGER_TYPES);
     localId(f, "claim");
     validity(f);
@@ -629,7 +637,7 @@ const BODIES = {
     localId(f, "claim");
     f.choice("method", METHODS);
     weight(f, "weight");
-    cents(f, "price");
+    committed(f, "price");
     f.choice("hs", HS_CODES);
     f.date("bought");
   },
@@ -656,7 +664,11 @@ function sigList(f, name, low) {
 /** A record as on the wire (Record.from_value): envelope and body. */
 function checkRecord(value, path) {
   const f = new Fields(value, path);
-  f.integer("v", 1, 1);
+  const version = value && typeof value === "object" ? value.v : undefined;
+  if (Number.isInteger(version) && version !== 2) {
+    throw new InvalidData(`record format version ${version} is not accepted: this network writes and reads version 2 (committed confidential fields)`, f.at("v"));
+  }
+  f.integer("v", 2, 2);
   f.hex("network", 32, 64);
   code(f, "chain");
   const kind = f.choice("kind", KINDS);
@@ -738,6 +750,20 @@ function checkBundle(value) {
     r.done();
     return { index, proof, record, raw, chain: record.chain, name: `${record.chain}/${index}` };
   });
+  // optional: the disclosures an entitled caller's bundle carries (checked at step 7)
+  const disclosures = f.has("disclosures")
+    ? f.items("disclosures", 1, 100000).map(([path, item]) => {
+        const d = new Fields(item, path);
+        const out = { record: d.hex("record", 32, 64), path: d.string("path", { max: 120 }), salt: d.hex("salt", 32, 64), value: d.get("value") };
+        d.done();
+        if (!out.path.startsWith("body.")) throw new InvalidData("a disclosure's path names a field of the body", `${path}.path`);
+        const cents = /\.(value|price)$/.test(out.path);
+        if (cents ? !Number.isInteger(out.value) || out.value < 0 : typeof out.value !== "string") {
+          throw new InvalidData(cents ? "expected an integer (US cents)" : "expected a string", `${path}.value`);
+        }
+        return out;
+      })
+    : [];
   f.done();
   for (let i = 1; i < headers.length; i++) {
     const a = [headers[i - 1].header.chain, headers[i - 1].header.height];
@@ -750,7 +776,7 @@ function checkBundle(value) {
       throw new InvalidData("records must be sorted by (chain, index), one each", `records[${i}]`);
     }
   }
-  return { registry, subject, headers, records };
+  return { registry, subject, headers, records, disclosures };
 }
 
 // ---------------------------------------------------------------- registry
@@ -1126,6 +1152,29 @@ class Verifier {
     this.step = 6;
     await this.at("", () => this.subject(bundle));
     this.done(6, `the bundle proves parcel ${bundle.subject}'s records (partial: without the replay)`);
+    this.step = 7;
+    await this.at("", () => this.disclosures(bundle));
+    this.done(7, bundle.disclosures.length ? `${bundle.disclosures.length} disclosed values open their commitments` : "none carried (committed fields stay committed)");
+  }
+
+  /** Step 7: each disclosure opens the commitment at its path in a record of the bundle. */
+  async disclosures(bundle) {
+    const byLeaf = new Map();
+    for (const r of bundle.records) byLeaf.set(bytesToHex(await leafHash(r.raw)), r.record);
+    for (const [i, d] of bundle.disclosures.entries()) {
+      const where = `disclosures[${i}] (${d.path})`;
+      const record = byLeaf.get(d.record);
+      if (!record) throw new InvalidData(`${where}: opens no record of the bundle`, d.path);
+      let here = record;
+      for (const part of d.path.split(".")) {
+        const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$/.exec(part);
+        here = m && here ? here[m[1]] : undefined;
+        if (m && m[2] !== undefined) here = Array.isArray(here) ? here[Number(m[2])] : undefined;
+      }
+      if (!isObject(here) || typeof here.c !== "string") throw new InvalidData(`${where}: not a committed field of this record`, d.path);
+      const digest = bytesToHex(await sha256("KPL-COMMIT-V1\n", hexToBytes(d.salt), canonicalize(d.value)));
+      if (digest !== here.c) throw new InvalidData(`${where}: the disclosed value and salt do not open its commitment`, d.path);
+    }
   }
 
   done(n, detail) {
@@ -1484,12 +1533,14 @@ export async function verifyCertificate(cert, registry) {
       if (proof.record.kind !== "certificate.issue" || body.number !== cert.number) {
         throw new InvalidData(`is a ${proof.record.kind}, not the issue of ${cert.number}`, "record");
       }
-      const fields = ["destination", "carats", "issued", "expires", "origin", "value", "exporter"];
+      const fields = ["destination", "carats", "issued", "expires", "origin", "exporter"];
       const differ = fields.filter((k) => cert[k] !== undefined && cert[k] !== body[k]);
+      // a committed field shown as committed must carry the signed record's commitment
+      if (cert.committed && cert.committed.value !== undefined && cert.committed.value !== body.value.c) differ.push("value");
       if (cert.issuer !== proof.record.chain) differ.push("issuer");
       if (differ.length) throw new InvalidData(`the page's ${differ.join(", ")} differ from the signed record`);
       if (leaf !== cert.issue.hash) throw new InvalidData(`leaf hash ${leaf} is not the issue record's ${cert.issue.hash}`);
-      return "the full issue record: every Annex I field shown comes from these bytes";
+      return "the full issue record: every public Annex I field shown comes from these bytes (value, importer and seal are commitments in it)";
     }
     leaf = checkHex(proof.record && proof.record.hash, "record.hash", 32);
     if (leaf !== cert.issue.hash) throw new InvalidData("the proof is for another record", "record.hash");

@@ -34,7 +34,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -70,16 +70,33 @@ _CHUNK = 500
 _POLICY = (Kind.POLICY_RESTRICT_ORIGIN.value, Kind.POLICY_LIFT_ORIGIN.value)
 
 
-def build_bundle(store: Store, parcel_id: str, *, partial: bool = False) -> dict[str, Any]:
+def build_bundle(
+    store: Store,
+    parcel_id: str,
+    *,
+    partial: bool = False,
+    disclose: Callable[[Record], bool] | None = None,
+) -> dict[str, Any]:
     """The provenance bundle of ``parcel_id`` as the store holds it now (a JSON value).
 
-    Serialise it with ``ledger.bundle.serialize_bundle``. Raises
+    Its records are committed (format 2): anyone may hold it. ``disclose`` says of
+    which records the bundle also carries the disclosures this node holds (those
+    the caller is entitled to). Serialise it with ``ledger.bundle.serialize_bundle``. Raises
     ``UnknownReference`` if the store holds no such parcel, and
     ``NotYetCosigned`` if a block it needs is not yet witnessed by enough other
     authorities (with ``partial``, the bundle is returned as it is: it will not
     verify; for tests of the verifier).
     """
-    return _Builder(store, partial=partial).build(parcel_id)
+    doc = _Builder(store, partial=partial).build(parcel_id)
+    if disclose is not None:
+        records = [Record.from_value(r["record"]) for r in doc["records"]]
+        leaves = [r.leaf for r in records if disclose(r)]
+        held = store.disclosures.of_records(leaves) if leaves else []
+        if held:
+            doc["disclosures"] = sorted(
+                (h.disclosure.to_json() for h in held), key=lambda d: (d["record"], d["path"])
+            )
+    return doc
 
 
 class _Builder:

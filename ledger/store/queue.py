@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from kpledger.ledger.errors import LedgerError, StoreError
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.disclosures import DisclosureStore, Held
 from kpledger.ledger.store.engine import BulkWriter
 from kpledger.ledger.store.outcome import Outcome
 from kpledger.ledger.store.rows import chunks, rejection_row
@@ -26,15 +27,19 @@ __all__ = ["SubmissionQueue"]
 class SubmissionQueue:
     """``pending`` and ``rejected``: records acknowledged, and records refused."""
 
-    def __init__(self, engine: Engine, bulk: BulkWriter, *, read_only: bool) -> None:
+    def __init__(
+        self, engine: Engine, bulk: BulkWriter, disclosures: DisclosureStore, *, read_only: bool
+    ) -> None:
         self.engine = engine
         self._bulk = bulk
+        self._disclosures = disclosures
         self.read_only = read_only
 
     def enqueue(
         self, records: Sequence[Record], rejected: Sequence[tuple[Record, LedgerError]] = ()
     ) -> None:
-        """Persist acknowledged records (and refusals) before the node answers."""
+        """Persist acknowledged records (with their disclosures) and refusals before the
+        node answers."""
         if self.read_only:
             raise StoreError("this process is a read replica: only the writer process writes")
         if not records and not rejected:
@@ -51,6 +56,9 @@ class SubmissionQueue:
                     ],
                 )
                 self._bulk(conn, t.rejected, [rejection_row(r, e) for r, e in rejected])
+                self._disclosures.put_in(
+                    conn, (Held(r.chain, r.kind.value, d) for r in records for d in r.disclosures)
+                )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot queue records: {exc.__class__.__name__}: {exc}") from exc
 
@@ -60,6 +68,10 @@ class SubmissionQueue:
         sealed: Sequence[Record],
         rejected: Sequence[tuple[Record, LedgerError]],
     ) -> None:
+        # records built in this process carry their disclosures: they are kept with the block
+        self._disclosures.put_in(
+            conn, (Held(r.chain, r.kind.value, d) for r in sealed for d in r.disclosures)
+        )
         gone: dict[str, list[str]] = {}
         for r in [*sealed, *(r for r, _ in rejected)]:
             gone.setdefault(r.chain, []).append(r.id)

@@ -6,6 +6,7 @@ and exposes one collaborator per job, each in its own module with its SQL:
 
 * ``store.writer``   appends blocks atomically (``apply``, ``commit``);
 * ``store.queue``    the submission queue and outcomes of submitted records;
+* ``store.disclosures`` clear values and salts of committed fields this node holds;
 * ``store.log``      stored blocks, records and signed headers;
 * ``store.proofs``   RFC 9162 inclusion and consistency proofs, roots;
 * ``store.lineage``  edges of splits and merges, records of parcels;
@@ -22,6 +23,7 @@ from sqlalchemy import Engine
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.store.apply import BlockWriter
 from kpledger.ledger.store.audit import AuditQueries
+from kpledger.ledger.store.disclosures import DisclosureStore
 from kpledger.ledger.store.engine import BulkWriter, open_database
 from kpledger.ledger.store.evidence import EvidenceLog
 from kpledger.ledger.store.lineage import Lineage
@@ -44,7 +46,8 @@ class Store(StoreState):
     def __init__(self, engine: Engine, registry: Registry) -> None:
         super().__init__(engine, registry)
         bulk = BulkWriter(engine)
-        self.queue = SubmissionQueue(engine, bulk, read_only=self.READ_ONLY)
+        self.disclosures = DisclosureStore(engine, read_only=self.READ_ONLY)
+        self.queue = SubmissionQueue(engine, bulk, self.disclosures, read_only=self.READ_ONLY)
         self.writer = BlockWriter(self, self.queue, bulk, read_only=self.READ_ONLY)
         self.log = LogReader(self)
         self.proofs = Proofs(engine)

@@ -29,6 +29,8 @@ __all__ = [
     "assessments",
     "certificates",
     "confirmations",
+    "disclosure_findings",
+    "disclosures",
     "edges",
     "evidence",
     "headers",
@@ -50,7 +52,7 @@ __all__ = [
 
 #: the Alembic revision this code reads and writes; a store at any other
 #: revision is refused until ``kpl db upgrade`` brings it here.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 metadata = MetaData()
 
@@ -104,7 +106,8 @@ parcels = Table(
     Column("custodian", String(56)),
     Column("status", String(16), nullable=False),
     Column("weight", BigInteger, nullable=False),
-    Column("value", BigInteger, nullable=False),
+    # 0005: the commitment (hex) of its value; the clear value is a disclosure
+    Column("value", String(64), nullable=False),
     Column("hs", String(8), nullable=False),
     Column("origin", Text, nullable=False),
     Column("certificate", String(56)),
@@ -142,7 +145,7 @@ certificates = Table(
     Column("issued", String(10), nullable=False),
     Column("expires", String(10), nullable=False),
     Column("carats", BigInteger, nullable=False),
-    Column("value", BigInteger, nullable=False),
+    Column("value", String(64), nullable=False),  # 0005: commitment (hex)
     Column("origin", String(8), nullable=False),
     Column("parcels", Text, nullable=False),
     Column("issue_chain", String(8), nullable=False),
@@ -281,7 +284,7 @@ purchases = Table(
     Column("claim", String(56), nullable=False),
     Column("method", String(16), nullable=False),
     Column("weight", BigInteger, nullable=False),
-    Column("price", BigInteger, nullable=False),
+    Column("price", String(64), nullable=False),  # 0005: commitment (hex)
     Column("bought", String(10), nullable=False),
     Column("idx", BigInteger, nullable=False),
     Index("purchases_by_date", "chain", "bought"),
@@ -296,4 +299,40 @@ assessments = Table(
     Column("score", Integer, nullable=False),
     Column("evidence", Text, nullable=False),
     Column("assessed", String(10), nullable=False),
+)
+
+# ---------------------------------------------------------------- disclosures (0005)
+# The clear value and salt of a committed field of a record (DESIGN.md section 9):
+# the writer's own, and those peers gave this node because it is entitled to them.
+# ``commitment`` (the hex the state tables hold) finds the clear value of a field;
+# ``cents`` repeats an integer value so that sums stay in SQL.
+
+disclosures = Table(
+    "disclosures",
+    metadata,
+    Column("record", LargeBinary(32), primary_key=True),
+    Column("path", String(120), primary_key=True),
+    Column("commitment", String(64), nullable=False),
+    Column("chain", String(8), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("salt", LargeBinary(32), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("cents", BigInteger),
+    Index("disclosures_by_commitment", "commitment"),
+    Index("disclosures_by_chain", "chain"),
+)
+
+#: disclosure rules found broken when the disclosures arrived (audit finding
+#: ``disclosure-inconsistent``): the block stays valid, the auditor is told
+disclosure_findings = Table(
+    "disclosure_findings",
+    metadata,
+    Column("record", LargeBinary(32), primary_key=True),
+    Column("chain", String(8), nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("rule", String(16), nullable=False),
+    Column("field", Text, nullable=False),
+    Column("reason", Text, nullable=False),
 )

@@ -20,6 +20,7 @@ from kpledger.ledger.chain import fork_heights
 from kpledger.ledger.errors import StoreError
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.apply import BlockWriter
+from kpledger.ledger.store.disclosures import DisclosureStore
 from kpledger.ledger.store.engine import BulkWriter, open_database
 from kpledger.ledger.store.evidence import EvidenceLog
 from kpledger.ledger.store.log import LogReader, heights_at
@@ -141,7 +142,12 @@ class Verifier:
             scratch = StoreState(engine, registry)
             bulk = BulkWriter(engine)
             writer = BlockWriter(
-                scratch, SubmissionQueue(engine, bulk, read_only=False), bulk, read_only=False
+                scratch,
+                SubmissionQueue(
+                    engine, bulk, DisclosureStore(engine, read_only=False), read_only=False
+                ),
+                bulk,
+                read_only=False,
             )
             with snapshot(self.engine) as live:
                 heights = heights_at(live)

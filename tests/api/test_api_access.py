@@ -1,9 +1,10 @@
 """Access to bundles follows the documented rule; text fields refuse invisible
 characters; every answer carries ``X-Content-Type-Options: nosniff``.
 
-README: "an operator [sees] its own jurisdiction's parcels": an operator's
-token takes the bundle of a parcel whose current jurisdiction is the node's
-own chain, and no other; a party's token only the parcels it holds.
+README: records are committed (format 2), so anyone takes any bundle and
+verifies it; an entitled caller's bundle also carries the disclosures the node
+holds (an auditor or operator: all; a party: those of the records naming it),
+each checked against its commitment at step 7.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from api_support import TOKENS, Example, bearer, serve
 from kpledger.api.routes import bundles
 from kpledger.cli.example import run_example
 from kpledger.devtools.workload import Network, Scenario
+from kpledger.ledger.bundle import serialize_bundle, verify_bundle
+from kpledger.ledger.errors import DisclosureError
 from kpledger.ledger.store import Store
 
 PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-CUT-2", "IN-CUT-1"]
@@ -29,36 +32,43 @@ def jurisdictions(example: Example) -> dict[str, str]:
     return {p: example.wdc.get(f"/v1/parcels/{p}").json()["jurisdiction"] for p in PARCELS}
 
 
-def test_an_operator_takes_only_its_own_jurisdictions_bundles(example: Example) -> None:
-    where = jurisdictions(example)
-    own = [p for p, j in where.items() if j == "EU"]
-    other = [p for p, j in where.items() if j != "EU"]
-    assert own, where
-    assert other, where
-    for pid in own:
-        answer = example.eu.get(f"/v1/parcels/{pid}/bundle", headers=bearer("operator"))
-        assert answer.status_code == 200, answer.text
-    for pid in other:
-        answer = example.eu.get(f"/v1/parcels/{pid}/bundle", headers=bearer("operator"))
-        assert answer.status_code == 403, (pid, answer.text)
-        assert answer.json()["type"] == "urn:kpledger:problem:forbidden"
-        assert "own jurisdiction" in answer.json()["detail"]
-        assert where[pid] in answer.json()["detail"]
+def _bundle(example: Example, pid: str, role: str | None) -> dict[str, Any]:
+    answer = example.wdc.get(f"/v1/parcels/{pid}/bundle", headers=bearer(role) if role else {})
+    assert answer.status_code == 200, answer.text
+    doc: dict[str, Any] = answer.json()
+    return doc
 
 
-def test_an_operator_of_a_node_without_a_chain_takes_no_bundle(example: Example) -> None:
-    answer = example.wdc.get("/v1/parcels/IN-CUT-1/bundle", headers=bearer("operator"))
-    assert answer.status_code == 403
+def test_anyone_takes_any_bundle_and_verifies_it(example: Example) -> None:
+    for pid in PARCELS:
+        doc = _bundle(example, pid, None)
+        assert "disclosures" not in doc  # committed fields only
+        verdict = verify_bundle(serialize_bundle(doc), registry=example.store.registry)
+        assert (verdict.subject, verdict.disclosures) == (pid, ())
+        text = json.dumps(doc)
+        for name in ("Debswana Diamond Company", "Antwerp rough importer", "91700000"):
+            assert name not in text
 
 
-def test_a_party_takes_only_the_bundles_of_parcels_it_holds(example: Example) -> None:
-    held = example.wdc.get("/v1/parcels/IN-CUT-1", headers=bearer("auditor")).json()["custodian"]
-    assert held == "IN-SURAT1"
-    ok = example.wdc.get("/v1/parcels/IN-CUT-1/bundle", headers=bearer("party:IN-SURAT1"))
-    assert ok.status_code == 200
-    refused = example.wdc.get("/v1/parcels/IN-CUT-1/bundle", headers=bearer("party:BW-DEBSWANA"))
-    assert refused.status_code == 403
-    assert "BW-DEBSWANA" in refused.json()["detail"]
+def test_an_entitled_callers_bundle_carries_checked_disclosures(example: Example) -> None:
+    full = _bundle(example, "IN-CUT-1", "auditor")
+    verdict = verify_bundle(serialize_bundle(full), registry=example.store.registry)
+    assert len(verdict.disclosures) == len(full["disclosures"]) > 10
+    assert {d["path"] for d in full["disclosures"]} >= {"body.name", "body.value", "body.seal"}
+    # a party's carries the disclosures of the records naming it, no other party's name
+    party = _bundle(example, "IN-CUT-1", "party:IN-SURAT1")
+    names = [d["value"] for d in party.get("disclosures", []) if d["path"] == "body.name"]
+    assert names == ["Surat cutting works"]
+    # a changed value or salt fails at step 7, naming the field
+    for change in ({"value": 1}, {"salt": "00" * 32}):
+        bad = json.loads(json.dumps(full))
+        target = next(d for d in bad["disclosures"] if d["path"] == "body.value")
+        target.update(change)
+        with pytest.raises(
+            DisclosureError, match=r"^step 7 \(disclosures\): disclosures\["
+        ) as info:
+            verify_bundle(serialize_bundle(bad), registry=example.store.registry)
+        assert "do not open its commitment" in str(info.value)
 
 
 def test_auditors_take_every_bundle(example: Example) -> None:
@@ -116,7 +126,7 @@ def writer() -> Example:
 
 def party(example: Example, serial: int, name: str, address: str = "Main Street 1") -> Any:
     return {
-        "v": 1,
+        "v": 2,
         "network": example.store.registry.network_id,
         "chain": "EU",
         "kind": "party.register",

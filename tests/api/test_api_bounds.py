@@ -132,7 +132,7 @@ def leaf_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]
 
 def _record(weight: int) -> dict[str, Any]:
     return {
-        "v": 1,
+        "v": 2,
         "network": NETWORK,
         "chain": "EU",
         "kind": "parcel.transfer",

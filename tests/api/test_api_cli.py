@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from kpledger.cli import query
 from kpledger.cli.main import app
 from kpledger.devtools.workload import Network
+from kpledger.ledger.bundle import serialize_bundle
 from kpledger.node.client import NodeClient
 
 NODE = "http://wdc.test:8106"
@@ -237,8 +238,25 @@ def test_bundle_then_verify_as_json(kpl: Run, tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert missing.stdout == ""
     assert json.loads(missing.stderr)["error"]["kind"] == "invalid_input"
-    code, out, _ = kpl("bundle", "IN-CUT-1", "-o", str(target), "--json")
-    assert (code, out) == (4, "")
+    # a changed disclosed value fails at step 7, naming it
+    doc = json.loads(target.read_bytes())
+    assert doc["disclosures"]  # the auditor's bundle carries them
+    doc["disclosures"][0]["value"] = (
+        doc["disclosures"][0]["value"] + 1
+        if isinstance(doc["disclosures"][0]["value"], int)
+        else doc["disclosures"][0]["value"] + "x"
+    )
+    bad.write_bytes(serialize_bundle(doc))
+    failed = runner.invoke(app, ["verify", str(bad), "--parcel", "IN-CUT-1", "--json"])
+    assert failed.exit_code == 1
+    outcome = json.loads(failed.stdout)
+    assert (outcome["step"], outcome["step_number"]) == ("disclosures", 7)
+    # without a token: the public's bundle, committed fields only, verifies too
+    public = tmp_path / "public.json"
+    code, out, _ = kpl("bundle", "IN-CUT-1", "-o", str(public), "--json")
+    assert code == 0, out
+    assert "disclosures" not in json.loads(public.read_bytes())
+    assert runner.invoke(app, ["verify", str(public), "--parcel", "IN-CUT-1"]).exit_code == 0
 
 
 def test_token_create_as_json() -> None:
@@ -285,13 +303,14 @@ def test_certificate_show_says_the_proof_was_checked_and_against_what(
     assert f"trusting the pinned registry {genesis}" in out
     code, out, _ = kpl("certificate", "show", "EU-2026-0001", "--json", "--registry", str(genesis))
     assert code == 0
-    proof = json.loads(out)["proof"]
+    shown = json.loads(out)
+    proof = shown["proof"]
     assert proof["checked"] is True
     anchor = proof["anchor"]
     assert anchor["chain"] == "EU"
     assert anchor["trusting"] == f"the pinned registry {genesis}"
     assert anchor["key_id"] == example.store.registry.participant("EU").key.key_id
-    assert anchor["record"] == proof["record"]["hash"]
+    assert anchor["record"] == shown["issue"]["hash"]  # the committed issue record is public
 
 
 def test_certificate_show_fails_with_exit_1_under_another_networks_registry(

@@ -19,7 +19,7 @@ from kpledger.api import docs_records
 from kpledger.api.docs_records import EXAMPLES, example_record
 from kpledger.api.openapi import component_name
 from kpledger.cli.example import run_example
-from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.records import Kind, seal_record
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_every_kind_has_an_example_that_parses(example: Example) -> None:
     assert set(EXAMPLES) == {str(k) for k in Kind}
     network = example.store.registry.network_id
     for kind in EXAMPLES:
-        record = Record.from_value(example_record(kind, network=network))
+        record = seal_record(example_record(kind, network=network))
         assert record.kind == kind
 
 
@@ -182,7 +182,7 @@ def test_each_example_is_submitted_to_a_node(writer: Example) -> None:
 
 def party(example: Example, record_id: str, name: str) -> dict[str, Any]:
     return {
-        "v": 1,
+        "v": 2,
         "network": example.store.registry.network_id,
         "chain": "EU",
         "kind": "party.register",
@@ -204,7 +204,7 @@ def test_same_id_other_content_is_a_409_naming_the_pending_record(writer: Exampl
     assert again.status_code == 200
     assert again.json()["results"][0]["status"] == "pending"
     assert again.json()["results"][0]["duplicate"] is True
-    leaf = Record.from_value(first).leaf.hex()
+    leaf = writer.eu.app.state.node.sealer.seal(first).leaf.hex()  # type: ignore[attr-defined]
     other = party(writer, "conflict-1", "Other Name")
     answer = post(writer.eu, other)
     assert answer.status_code == 409, answer.text

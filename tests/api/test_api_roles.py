@@ -1,7 +1,9 @@
 """Each role sees exactly what it should (DOMAIN rule 10), through the HTTP API.
 
 The example story's store, served by the WDC auditor's node and by the EU
-authority's node. Hidden fields are absent from the JSON, never null.
+authority's node. Hidden fields are absent from the JSON, never null; a
+confidential field not shown in clear is named under ``committed`` with its
+commitment, never given a made-up value.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ CERTIFICATES = ["BW-2026-0001", "BW-2026-0002", "RU-2026-0001", "AE-2026-0001", 
 
 
 def keys(value: Any) -> set[str]:
-    """Every key anywhere in a JSON value."""
+    """Every key anywhere in a JSON value (but inside ``committed``, which names fields
+    held back, and inside a committed record, whose confidential fields are commitments)."""
     if isinstance(value, dict):
-        return set(value) | {k for v in value.values() for k in keys(v)}
+        if set(value) == {"c"}:
+            return set()
+        return set(value) | {
+            k for name, v in value.items() if name not in ("committed", "record") for k in keys(v)
+        }
     if isinstance(value, list):
         return {k for v in value for k in keys(v)}
     return set()
@@ -39,6 +46,9 @@ def test_public_sees_no_commercial_field_of_any_parcel(example: Example, pid: st
         assert history.status_code == 200
         assert not keys(history.json()) & HIDDEN
         assert None not in parcel.json().values()
+        stored = example.store.parcel(pid)
+        assert stored is not None
+        assert parcel.json()["committed"] == {"value": stored.value}
 
 
 @pytest.mark.parametrize("number", CERTIFICATES)
@@ -47,7 +57,13 @@ def test_public_sees_no_commercial_field_of_any_certificate(example: Example, nu
     assert answer.status_code == 200
     body = answer.json()
     assert not keys(body) & HIDDEN
-    assert body["proof"]["record"] == {"hash": body["issue"]["hash"]}
+    assert set(body["committed"]) == {"value", "importer", "seal"}
+    # the issue record is public now: its confidential fields are commitments
+    record = body["proof"]["record"]["body"]
+    assert record["number"] == number
+    assert record["value"] == {"c": body["committed"]["value"]}
+    assert set(record["importer"]["name"]) == {"c"}
+    assert all(set(line["value"]) == {"c"} for line in record["lines"])
     assert {"status", "carats", "origin", "issuer", "destination"} <= set(body)
 
 
@@ -68,12 +84,15 @@ def test_auditor_sees_everything(example: Example) -> None:
         assert "value" in p
         stored = example.store.parcel(pid)
         assert stored is not None
-        assert p["value"] == stored.value
+        assert p["value"] == example.store.disclosures.clear([stored.value])[stored.value]
+        assert "committed" not in p
     history = example.wdc.get("/v1/parcels/IN-CUT-1/history", headers=bearer("auditor")).json()
     assert all("value" in p for p in history["parcels"])
     for number in CERTIFICATES:
         c = example.wdc.get(f"/v1/certificates/{number}", headers=bearer("auditor")).json()
         assert {"value", "exporter", "importer"} <= set(c)
+        assert isinstance(c["value"], int)
+        assert isinstance(c["importer"], str)
         assert c["proof"]["record"]["body"]["number"] == number
 
 

@@ -9,16 +9,22 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from api_support import AuditCase, Realistic
+from api_support import AuditCase, Realistic, bearer
 
 from kpledger.ledger.blocks import Block
-from kpledger.ledger.records import Kind
+from kpledger.ledger.commit import open_body
+from kpledger.ledger.records import Kind, Record
 
 Sums = dict[tuple[str, ...], list[int]]
+AUDITOR = bearer("auditor")
+
+
+def clear(r: Record) -> dict[str, Any]:
+    return open_body(r.as_json(), r.disclosures)
 
 
 def independent(blocks: list[Block], start: str, end: str) -> dict[str, Sums]:
-    """The statistics from the records alone, without the store."""
+    """The statistics from the records and the disclosures they carry, without the store."""
     production: Sums = defaultdict(lambda: [0, 0, 0])
     exports: Sums = defaultdict(lambda: [0, 0, 0])
     imports: Sums = defaultdict(lambda: [0, 0, 0, 0])
@@ -28,13 +34,13 @@ def independent(blocks: list[Block], start: str, end: str) -> dict[str, Sums]:
     for block in blocks:
         for r in block.records:
             if r.kind is Kind.CERTIFICATE_ISSUE:
-                issues[r.body_json["number"]] = {**r.body_json, "chain": r.chain}
+                issues[r.body_json["number"]] = {**clear(r), "chain": r.chain}
             elif r.kind in (Kind.CERTIFICATE_VOID, Kind.CERTIFICATE_REFUSE):
                 voided.add(r.body_json["number"])  # the goods never left
     for block in blocks:
         day = block.header.time[:10]
         for r in block.records:
-            body = r.body_json
+            body = clear(r)
             if r.kind is Kind.PARCEL_REGISTER and start <= body["produced"] <= end:
                 row = production[(r.chain,)]
                 row[0] += body["weight"]
@@ -87,7 +93,7 @@ def from_api(stats: dict[str, Any]) -> dict[str, Sums]:
 def test_realistic_stats_equal_independent_sums(
     realistic: Realistic, period: str, start: str, end: str
 ) -> None:
-    answer = realistic.client.get("/v1/stats", params={"period": period})
+    answer = realistic.client.get("/v1/stats", params={"period": period}, headers=AUDITOR)
     assert answer.status_code == 200
     stats = answer.json()
     assert (stats["start"], stats["end"]) == (start, end)
@@ -105,6 +111,30 @@ def test_realistic_stats_equal_independent_sums(
     assert totals["certificates"] == sum(v[0] for v in want["counts"].values())
 
 
+def test_the_public_sees_no_usd_of_a_cell_of_fewer_than_three_certificates(
+    audit_case: AuditCase,
+) -> None:
+    """Statistical disclosure control: carats and counts of every cell, USD only of the
+    cells of 3 or more certificates (or parcels); auditors see every cell."""
+    assert audit_case.client is not None
+    public = audit_case.client.get("/v1/stats", params={"period": "2026"}).json()
+    full = audit_case.client.get("/v1/stats", params={"period": "2026"}, headers=AUDITOR).json()
+    small = 0
+    for section, count in (("exports", "certificates"), ("imports", "certificates")):
+        for mine, theirs in zip(public[section], full[section], strict=True):
+            assert (mine["carats"], mine[count]) == (theirs["carats"], theirs[count])
+            assert isinstance(theirs["value"], int)
+            if mine[count] < 3:
+                small += 1
+                assert mine["value"] is None, mine
+            else:
+                assert mine["value"] == theirs["value"]
+    for mine, theirs in zip(public["production"], full["production"], strict=True):
+        assert mine["value"] == (theirs["value"] if mine["parcels"] >= 3 else None)
+    assert small > 0, "the audit case has cells of one or two certificates"
+    assert public["totals"]["export_value"] is None  # a total would give the small cell away
+
+
 def test_other_quarters_are_empty(realistic: Realistic) -> None:
     for period in ("2026-Q2", "2025", "2027-Q4"):
         stats = realistic.client.get("/v1/stats", params={"period": period}).json()
@@ -114,7 +144,7 @@ def test_other_quarters_are_empty(realistic: Realistic) -> None:
 
 def test_audit_case_stats_count_discrepancies_and_received_weights(audit_case: AuditCase) -> None:
     assert audit_case.client is not None
-    stats = audit_case.client.get("/v1/stats", params={"period": "2026"}).json()
+    stats = audit_case.client.get("/v1/stats", params={"period": "2026"}, headers=AUDITOR).json()
     got = from_api(stats)
     want = independent(audit_case.blocks, "2026-01-01", "2026-12-31")
     for section in ("production", "exports", "imports", "counts"):
@@ -132,14 +162,16 @@ def cents(text: str) -> int:
 
 
 def test_csv_parses_and_matches_the_json(realistic: Realistic) -> None:
-    answer = realistic.client.get("/v1/stats", params={"period": "2026", "format": "csv"})
+    answer = realistic.client.get(
+        "/v1/stats", params={"period": "2026", "format": "csv"}, headers=AUDITOR
+    )
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
     assert "kp-stats-2026.csv" in answer.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert rows
     sections = Counter(r["section"] for r in rows)
-    stats = realistic.client.get("/v1/stats", params={"period": "2026"}).json()
+    stats = realistic.client.get("/v1/stats", params={"period": "2026"}, headers=AUDITOR).json()
     assert sections == Counter(
         {
             "production": len(stats["production"]),

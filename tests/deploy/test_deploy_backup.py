@@ -241,7 +241,7 @@ def test_rebuild_from_peers_alone(deploy: Any, nodes: Any, tmp_path: Path) -> No
     ids = []
     with httpx.Client(base_url=layout.urls["BW"], headers=operator, timeout=5) as http:
         for n in range(3):
-            record = _party(network, "BW", n).as_json()
+            record = _party(network, "BW", n).draft()
             assert http.post("/v1/records", json=record).json()["results"][0]["status"] == "pending"
             ids.append(record["id"])
     eu_reader = httpx.Client(

@@ -42,7 +42,7 @@ def _party(network: str, n: int) -> dict[str, Any]:
         record_id=f"deploy-BW-{n}",
         time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         body={"party": f"BW-CO{n}", "name": f"Company {n}", "role": "miner", "address": "Gaborone"},
-    ).as_json()
+    ).draft()
 
 
 def _sealed(http: httpx.Client) -> float:

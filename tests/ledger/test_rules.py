@@ -289,7 +289,7 @@ def ship(
 
 def issue_body(sc: Scenario, *args: Any, **kw: Any) -> dict[str, Any]:
     """A correct certificate body, to be spoiled by the test."""
-    return sc.issue(*args, **kw).body_json
+    return sc.clear_body(sc.issue(*args, **kw))
 
 
 def revoke(sc: Scenario, chain: str, party: str) -> Record:
@@ -416,7 +416,7 @@ def test_rule1_custodian_must_be_a_party_of_this_jurisdiction(sc: Scenario) -> N
     )
     sc.seal("BW", sc.transfer("BW", "BW-P1", "BW-EXP", value=1_400_000))
     assert parcel(sc, "BW-P1").custodian == "BW-EXP"
-    assert parcel(sc, "BW-P1").value == 1_400_000
+    assert sc.cents(parcel(sc, "BW-P1").value) == 1_400_000
 
 
 def test_rule1_party_ids_carry_the_chain_prefix(sc: Scenario) -> None:
@@ -504,16 +504,34 @@ def test_rule3_split_mass_off_by_one_hundredth(sc: Scenario) -> None:
         assert exc.rule == "3"
 
 
+def disclosure_refused(
+    sc: Scenario, record: Record, *, error: type[RuleViolation], field: str, match: str
+) -> None:
+    """A disclosure rule: the writer refuses ``record`` (values known), but a block
+    holding it is valid on every node: validity never depends on what a node may see."""
+    with pytest.raises(error, match=match) as info:
+        sc.check_disclosed(record)
+    assert type(info.value) is error
+    assert (info.value.field, info.value.rule) == (field, error.rule)
+    sc.seal(record.chain, record)  # the public rules accept it
+    assert sc.ledger.state.parcel("BW-P1") is not None
+
+
 def test_rule3_split_value_off_by_one_cent(sc: Scenario) -> None:
     for second in (1_339_998, 1_340_000):
-        refuse(
-            sc,
-            "BW",
-            sc.split("BW", "BW-P1", [("BW-A", 4_000, 1), ("BW-B", 6_000, second)]),
-            error=ValueNotConserved,
-            field="body.children",
-            match="the parent 1340000",
-        )
+        with pytest.raises(ValueNotConserved, match="the parent 1340000") as info:
+            sc.check_disclosed(
+                sc.split("BW", "BW-P1", [("BW-A", 4_000, 1), ("BW-B", 6_000, second)])
+            )
+        assert (info.value.field, info.value.rule) == ("body.children", "3")
+    sc.check_disclosed(sc.split("BW", "BW-P1", [("BW-A", 4_000, 1), ("BW-B", 6_000, 1_339_999)]))
+    disclosure_refused(
+        sc,
+        sc.split("BW", "BW-P1", [("BW-A", 4_000, 1), ("BW-B", 6_000, 1)]),
+        error=ValueNotConserved,
+        field="body.children",
+        match="the parent 1340000",
+    )
 
 
 def test_rule3_merge_weight_and_value_mismatch(sc: Scenario) -> None:
@@ -531,12 +549,12 @@ def test_rule3_merge_weight_and_value_mismatch(sc: Scenario) -> None:
         error=MassNotConserved,
         field="body.weight",
     )
-    refuse(
+    disclosure_refused(
         sc,
-        "BW",
         sc.merge("BW", ["BW-P1", "BW-P2"], "BW-M1", "BW-MINE", value=2_010_001),
         error=ValueNotConserved,
         field="body.value",
+        match="parents are worth 2010000 cents, the child declares 2010001",
     )
 
 
@@ -549,11 +567,11 @@ def test_rule3_exact_split_and_merge(sc: Scenario) -> None:
     )
     kids = [parcel(sc, p) for p in ("BW-A", "BW-B", "BW-C")]
     assert sum(k.weight for k in kids) == 10_000
-    assert sum(k.value for k in kids) == 1_340_000
+    assert sum(sc.cents(k.value) for k in kids) == 1_340_000
     assert all(k.custodian == "BW-MINE" and k.hs == "7102.31" for k in kids)
     sc.seal("BW", sc.merge("BW", ["BW-A", "BW-P2"], "BW-M1", "BW-EXP"))
     merged = parcel(sc, "BW-M1")
-    assert (merged.weight, merged.value, merged.custodian) == (5_001, 670_000, "BW-EXP")
+    assert (merged.weight, sc.cents(merged.value), merged.custodian) == (5_001, 670_000, "BW-EXP")
     edges = sorted((e.parent, e.child) for e in sc.ledger.state.edges)
     assert edges == [
         ("BW-A", "BW-M1"),
@@ -621,7 +639,7 @@ def test_rule5_certificate_issue_happy_path(sc: Scenario) -> None:
     sc.seal("BW", sc.issue("BW", "BW-C1", "EU", "BW-MINE", ["BW-P1", "BW-P2"]))
     c = cert(sc, "BW-C1")
     assert c.status is CertificateStatus.ISSUED
-    assert (c.issuer, c.destination, c.carats, c.value, c.origin) == (
+    assert (c.issuer, c.destination, c.carats, sc.cents(c.value), c.origin) == (
         "BW",
         "EU",
         15_000,
@@ -682,7 +700,6 @@ def test_rule5_line_hs_must_match_the_parcel(sc: Scenario) -> None:
     [
         ({"carats": 15_001}, "body.carats"),
         ({"carats": 14_999}, "body.carats"),
-        ({"value": 2_010_001}, "body.value"),
         ({"parcels": 3}, "body.parcels"),
         ({"parcels": 1}, "body.parcels"),
     ],
@@ -698,6 +715,18 @@ def test_rule5_lines_must_sum_to_the_totals(
         sc.record("BW", Kind.CERTIFICATE_ISSUE, body),
         error=CertificateInvalid,
         field=field,
+    )
+
+
+def test_rule5_certificate_value_is_the_sum_of_its_lines_a_disclosure_rule(sc: Scenario) -> None:
+    body = issue_body(sc, "BW", "BW-C1", "EU", "BW-MINE", ["BW-P1", "BW-P2"])
+    body["value"] = 2_010_001
+    disclosure_refused(
+        sc,
+        sc.record("BW", Kind.CERTIFICATE_ISSUE, body),
+        error=CertificateInvalid,
+        field="body.value",
+        match="lines sum to 2010000 cents, the total says 2010001",
     )
 
 
@@ -1766,7 +1795,7 @@ def test_dependency_missing_writes_nothing(sc: Scenario) -> None:
 
 def test_witnessing_another_history_is_refused(sc: Scenario) -> None:
     """EU signs a block witnessing a BW header this node never verified (a fork)."""
-    other = Scenario(sc.net, serial=10_000)
+    other = Scenario(sc.net, serial=10_000, clear=dict(sc.clear))
     # the same first BW block, then a different second one
     for block in sc.ledger.blocks["BW"][:1]:
         other.ledger.append(block)
@@ -1797,7 +1826,7 @@ def test_witness_of_either_version_of_a_fork_is_accepted_once_evidence_exists(
     """Regression (issue 9, item 1): with evidence that BW forked at height 2, a block
     witnessing the version this node does not hold is judged as witnessing BW's last
     common header, on every node; records relying on the forked part are refused."""
-    other = Scenario(sc.net, serial=10_000)
+    other = Scenario(sc.net, serial=10_000, clear=dict(sc.clear))
     for block in sc.ledger.blocks["BW"][:1]:
         other.ledger.append(block)
     for block in sc.ledger.blocks["EU"]:
@@ -1976,11 +2005,12 @@ def test_random_custody_conserves_mass_and_origin(data: st.DataObject) -> None:
             )
             vcuts = sorted(
                 data.draw(
-                    st.lists(st.integers(0, p.value), min_size=k - 1, max_size=k - 1), label="v"
+                    st.lists(st.integers(0, sc.cents(p.value)), min_size=k - 1, max_size=k - 1),
+                    label="v",
                 )
             )
             ws = [b - a for a, b in zip([0, *cuts], [*cuts, p.weight], strict=True)]
-            vs = [b - a for a, b in zip([0, *vcuts], [*vcuts, p.value], strict=True)]
+            vs = [b - a for a, b in zip([0, *vcuts], [*vcuts, sc.cents(p.value)], strict=True)]
             kids = [(fresh(p.chain), w, v) for w, v in zip(ws, vs, strict=True)]
             sc.seal(p.chain, sc.split(p.chain, p.id, kids))
             made = [parcel(sc, kid) for kid, _, _ in kids]

@@ -92,7 +92,7 @@ def test_rule1_merge_of_two_custodians_parcels_is_refused(sc: Scenario) -> None:
 
 def test_production_dated_after_the_block_is_refused(sc: Scenario) -> None:
     tomorrow = (sc.clock.date() + timedelta(days=1)).isoformat()
-    body = sc.register("BW", "BW-P9", "BW-MINE", 100, 100).body_json
+    body = sc.clear_body(sc.register("BW", "BW-P9", "BW-MINE", 100, 100))
     body["produced"] = tomorrow
     exc = refuse(
         sc,

@@ -24,7 +24,7 @@ from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, Header, SignedHeader
 from kpledger.ledger.canonical import canonical_bytes
 from kpledger.ledger.errors import EncodingError, SchemaError
-from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.records import Kind, Record, seal_record
 from kpledger.ledger.registry import Params, Registry
 from kpledger.ledger.spec_schema import SCHEMA_BASE
 
@@ -94,10 +94,11 @@ RECORDS = [r for b in BLOCKS for r in b.records]
 
 
 def _examples() -> Iterator[Doc]:
-    """docs/records.md's example of every kind, on a real network id."""
+    """docs/records.md's example of every kind, on a real network id, as a writer's node
+    signs it (confidential fields committed)."""
     network = NETWORKS[0][0].network_id
     for kind in EXAMPLES:
-        yield example_record(kind, network=network)
+        yield seal_record(example_record(kind, network=network)).as_json()
 
 
 def test_registries_are_accepted() -> None:
@@ -243,7 +244,7 @@ def _first_required(doc: Doc) -> str:
 
 
 RECORD_EDITS: dict[str, Edit] = {
-    "version 2": lambda d: d.update(v=2),
+    "version 1": lambda d: d.update(v=1),
     "an id with a space": lambda d: d.update(id="an id"),
     "a network of 31 bytes": lambda d: d.update(network=d["network"][:62]),
     "an unknown field": lambda d: d.update(extra=1),
@@ -259,6 +260,6 @@ RECORD_EDITS: dict[str, Edit] = {
 @pytest.mark.parametrize("what", sorted(RECORD_EDITS))
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
 def test_the_record_schema_refuses(kind: str, what: str) -> None:
-    doc = example_record(kind, network=NETWORKS[0][0].network_id)
+    doc = seal_record(example_record(kind, network=NETWORKS[0][0].network_id)).as_json()
     bad = _edited(doc, RECORD_EDITS[what])
     _both_refuse("record.schema.json", bad, Record.from_value)

@@ -65,7 +65,7 @@ def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def _body(records: list[Any]) -> dict[str, Any]:
-    return {"records": [r.as_json() for r in records]}
+    return {"records": [r.draft() for r in records]}
 
 
 def test_submit_without_token_is_401(api: Any) -> None:
@@ -133,7 +133,7 @@ def test_same_id_twice_gets_the_first_outcome(api: Any) -> None:
     first = api.client.post("/v1/records", json=_body([record]), headers=api.operator).json()
     assert first["results"][0]["status"] == "pending"
     assert "duplicate" not in first["results"][0]
-    again = api.client.post("/v1/records", json=record.as_json(), headers=api.operator).json()
+    again = api.client.post("/v1/records", json=record.draft(), headers=api.operator).json()
     assert again["results"][0]["status"] == "pending"
     assert again["results"][0]["duplicate"] is True
 
@@ -153,7 +153,7 @@ def test_same_id_twice_gets_the_first_outcome(api: Any) -> None:
     )
     # a different record under the same id is a conflict naming the committed record
     twin = api.writer.party()
-    doctored = {**twin.as_json(), "id": record.id}
+    doctored = {**twin.draft(), "id": record.id}
     fourth = api.client.post("/v1/records", json=doctored, headers=api.operator)
     problem = _problem(fourth, 409, "conflict")
     assert problem["record"]["hash"] == sealed["hash"]
@@ -344,7 +344,7 @@ def test_repeated_committed_record_keeps_its_batch_position_apart_from_its_log_i
 
 def test_records_dated_far_ahead_are_invalid_and_a_batch_keeps_order(api: Any) -> None:
     record = api.writer.party()
-    ahead = {**record.as_json(), "time": "2099-01-01T00:00:00Z"}
+    ahead = {**record.draft(), "time": "2099-01-01T00:00:00Z"}
     answer = api.client.post("/v1/records", json=ahead, headers=api.operator).json()
     result = answer["results"][0]
     assert result["status"] == "invalid"

@@ -86,7 +86,7 @@ class Trade:
             record_id=f"t-{chain}-{self.serial}-{time.time_ns()}",
             time=utc_now(),
             body=body,
-        ).as_json()
+        ).draft()
 
     def commit(self, chain: str, *records: dict[str, Any]) -> list[dict[str, Any]]:
         """Submit and wait: the outcome of each record (committed or rejected)."""

@@ -77,8 +77,8 @@ def test_a_generated_client_submits_and_reads_records(
         base_url=node.url, token=net.token("BW", "operator_token"), timeout=httpx.Timeout(10.0)
     )
     writer = harness.ChainWriter(net.network_id, "BW", "gen")
-    party = writer.party().as_json()
-    parcel = writer.parcel().as_json()
+    party = writer.party().draft()
+    parcel = writer.parcel().draft()
 
     # one record, built as the generated model of its kind
     body = models.PartyRegisterBody(
@@ -88,7 +88,7 @@ def test_a_generated_client_submits_and_reads_records(
         address=party["body"]["address"],
     )
     record = models.PartyRegisterRecord(
-        v=1,
+        v=2,
         network=party["network"],
         chain=party["chain"],
         kind=models.PartyRegisterRecordKind(party["kind"]),

@@ -18,13 +18,13 @@ from kpledger.ledger.blocks import Block, WitnessRef, seal
 from kpledger.ledger.errors import (
     AlreadySpent,
     DuplicateRecord,
+    FutureDated,
     MassNotConserved,
     RuleViolation,
     StoreError,
     UnknownReference,
-    ValueNotConserved,
 )
-from kpledger.ledger.records import Record
+from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.engine import BulkWriter
@@ -74,8 +74,10 @@ def _mass_off_by_one(sc: Scenario) -> Record:
     return sc.split("BW", "BW-P1", [("BW-P1a", 500, 67_000), ("BW-P1b", 499, 67_000)])
 
 
-def _value_off_by_one(sc: Scenario) -> Record:
-    return sc.split("BW", "BW-P1", [("BW-P1a", 500, 67_000), ("BW-P1b", 500, 66_999)])
+def _future_production(sc: Scenario) -> Record:
+    body = sc.clear_body(sc.register("BW", "BW-P9", "BW-T1", 10, 10))
+    body["produced"] = "2099-01-01"
+    return sc.record("BW", Kind.PARCEL_REGISTER, body)
 
 
 def _unknown_parcel(sc: Scenario) -> Record:
@@ -92,7 +94,7 @@ def _reused_id(sc: Scenario) -> Record:
 
 BAD: list[tuple[Callable[[Scenario], Record], type[RuleViolation], str]] = [
     (_mass_off_by_one, MassNotConserved, "body.children"),
-    (_value_off_by_one, ValueNotConserved, "body.children"),
+    (_future_production, FutureDated, "body.produced"),
     (_unknown_parcel, UnknownReference, "body.parcel"),
     (_spent_parcel, AlreadySpent, "body.parcel"),
     (_reused_id, DuplicateRecord, "body.parcel"),

@@ -317,7 +317,7 @@ def long_lineage(open_store: Opener, steps: int = 25) -> tuple[Store, str, int]:
         if i % 2 == 0:
             kept = f"{chain}-S{i}a"
             cut = [
-                (kept, parcel.weight - 1_000, parcel.value - 100_000),
+                (kept, parcel.weight - 1_000, s.sc.cents(parcel.value) - 100_000),
                 (f"{chain}-S{i}b", 1_000, 100_000),
             ]
             s.seal(chain, s.sc.split(chain, current, cut))

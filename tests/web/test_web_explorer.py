@@ -398,7 +398,7 @@ TAMPERS: dict[str, tuple[int, Callable[[bytes], bytes]]] = {
     "proof": (4, lambda d: _flip_hex(d, b'"proof":["')),
     "header-signature": (3, lambda d: _flip_hex(d, b'"sig":"', b'"headers":[')),
     "registry-signature": (2, lambda d: _flip_hex(d, b'"sig":"', b'"sigs":[')),
-    "not-canonical": (1, lambda d: d.replace(b'{"format"', b'{ "format"', 1)),
+    "not-canonical": (1, lambda d: d.replace(b'{"', b'{ "', 1)),
     "format": (1, lambda d: d.replace(b"kpledger-bundle/1", b"kpledger-bundle/2", 1)),
 }
 
@@ -604,8 +604,10 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     exporter = tab.site.example.store.party("EU-ANTWERP1")
     assert exporter is not None
     shown = page.inner_text("#cert-exporter")
-    assert exporter.name in shown
-    assert exporter.address in shown
+    clear = tab.site.example.store.disclosures.clear([exporter.name, exporter.address])
+    assert clear[exporter.name] in shown
+    assert clear[exporter.address] in shown
+    assert exporter.name not in shown  # never the commitment where the name is shown
     assert "licence EU-ANTWERP1" in shown
     assert page.inner_text("#certificate").count("Surat cutting works") == 1
     banner = page.inner_text("#cert-status")

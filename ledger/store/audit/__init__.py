@@ -56,6 +56,11 @@ Thresholds of the report (documented in the README, echoed in every report):
   the statistics (the goods went back);
 * **export surplus**: an artisanal producer's exports to the period's last day
   above its recorded production plus imports to that day (``artisanal``);
+* **disclosure inconsistent**: a disclosure rule (value conserved on a split,
+  a merge's value, a certificate's value the sum of its lines) found broken
+  when the record's disclosures reached this node: the writer sealed values
+  that do not add up; the block stays valid (validity never depends on what a
+  node may see), the auditor is told, with the rule and the record;
 * **equivocation**: the evidence this node holds (two validly signed headers
   of one chain that contradict), when either header falls in the period.
 """
@@ -72,6 +77,7 @@ from kpledger.ledger.errors import StoreError
 from kpledger.ledger.registry import Params
 from kpledger.ledger.state import Assessment
 from kpledger.ledger.store.audit.activity import (
+    disclosure_inconsistent,
     equivocation,
     suspended_activity,
     unrecorded_production,
@@ -108,6 +114,7 @@ from kpledger.ledger.store.audit.rows import (
     Bounded,
     CertificateCount,
     ControlRow,
+    DisclosureInconsistent,
     Discrepancy,
     Equivocation,
     ExportSurplus,
@@ -141,6 +148,7 @@ __all__ = [
     "CertificateCount",
     "ControlRow",
     "Discrepancy",
+    "DisclosureInconsistent",
     "Equivocation",
     "ExportSurplus",
     "ExportTotal",
@@ -196,6 +204,7 @@ class AuditQueries:
                 suspended_activity=suspended_activity(conn, period, limit, recs),
                 equivocation=equivocation(conn, period, limit),
                 refusals=refusals(conn, period, limit, recs),
+                disclosure_inconsistent=disclosure_inconsistent(conn, period, limit, recs),
                 export_surplus=export_surplus(conn, period, limit, recs),
             )
 

@@ -21,16 +21,24 @@ from kpledger.ledger.store.audit.base import (
     RecordResolver,
     RefKey,
     as_int,
+    cents_of,
 )
 from kpledger.ledger.store.audit.rows import (
     AuditRecord,
     Bounded,
+    DisclosureInconsistent,
     Equivocation,
     SuspendedActivity,
     UnrecordedProduction,
 )
 
-__all__ = ["equivocation", "governance_record", "suspended_activity", "unrecorded_production"]
+__all__ = [
+    "disclosure_inconsistent",
+    "equivocation",
+    "governance_record",
+    "suspended_activity",
+    "unrecorded_production",
+]
 
 
 def unrecorded_production(
@@ -61,13 +69,14 @@ def unrecorded_production(
             break
     rows.close()
     register = Kind.PARCEL_REGISTER.value
+    clear = cents_of(conn, (str(body["value"]["c"]) for _, _, _, body in flagged[:limit]))
     ref = recs.resolve((chain, idx, leaf, register) for chain, idx, leaf, _ in flagged[:limit])
     items = tuple(
         UnrecordedProduction(
             chain=chain,
             parcel=str(body["parcel"]),
             weight=int(body["weight"]),
-            value=int(body["value"]),
+            value=clear.get(str(body["value"]["c"]), 0),
             mine=str(body["mine"]),
             produced=str(body["produced"]),
             records=(ref((chain, idx, leaf, register)),),
@@ -159,3 +168,34 @@ def equivocation(conn: Connection, period: Period, limit: int) -> Bounded[Equivo
         items.append(Equivocation(ev_id, ev.chain, (ev.a.header, ev.b.header)))
     rows.close()
     return Bounded(tuple(items), truncated)
+
+
+def disclosure_inconsistent(
+    conn: Connection, period: Period, limit: int, recs: RecordResolver
+) -> Bounded[DisclosureInconsistent]:
+    """Disclosure rules found broken when disclosures arrived (``disclosure_findings``),
+    for records sealed in the period."""
+    f = t.disclosure_findings.c
+    q = (
+        select(f.chain, f.idx, f.record, f.kind, f.code, f.rule, f.field, f.reason)
+        .join(t.records, and_(R.chain == f.chain, R.idx == f.idx))
+        .join(t.headers, and_(H.chain == R.chain, H.height == R.height))
+        .where(*period.times(H.time))
+        .order_by(f.chain, f.idx)
+        .limit(limit + 1)
+    )
+    rows = conn.execute(q).all()
+    ref = recs.resolve((c, i, leaf, kind) for c, i, leaf, kind, *_ in rows[:limit])
+    items = tuple(
+        DisclosureInconsistent(
+            str(c),
+            str(kind),
+            str(code),
+            str(rule),
+            str(field),
+            str(reason),
+            (ref((c, i, leaf, kind)),),
+        )
+        for c, i, leaf, kind, code, rule, field, reason in rows[:limit]
+    )
+    return Bounded(items, len(rows) > limit)

@@ -52,6 +52,7 @@ from kpledger.ledger.store.audit.base import (
     RefKey,
     as_int,
     closed_time,
+    known_cents,
 )
 from kpledger.ledger.store.audit.rows import (
     Bounded,
@@ -90,8 +91,10 @@ def producers(conn: Connection, period: Period) -> list[str]:
 
 def artisanal_production(conn: Connection, period: Period) -> dict[str, tuple[int, int, int]]:
     """participant -> (carats, cents, purchases) of first sales in the period."""
+    v = known_cents()
     q = (
-        select(P.chain, func.sum(P.weight), func.sum(P.price), func.count())
+        select(P.chain, func.sum(P.weight), func.sum(v.c.cents), func.count())
+        .select_from(t.purchases.outerjoin(v, v.c.commitment == P.price))
         .where(*period.days(P.bought))
         .group_by(P.chain)
     )
@@ -101,8 +104,10 @@ def artisanal_production(conn: Connection, period: Period) -> dict[str, tuple[in
 def methods(conn: Connection, period: Period) -> tuple[MethodTotal, ...]:
     """Production of the period by participant and method (``parcel.register``: industrial)."""
     cells: dict[tuple[str, str], list[int]] = {}
+    v = known_cents()
     q = (
-        select(P.chain, P.method, func.sum(P.weight), func.sum(P.price), func.count())
+        select(P.chain, P.method, func.sum(P.weight), func.sum(v.c.cents), func.count())
+        .select_from(t.purchases.outerjoin(v, v.c.commitment == P.price))
         .where(*period.days(P.bought))
         .group_by(P.chain, P.method)
     )
@@ -177,12 +182,15 @@ def _exports(conn: Connection, chain: str, period: Period) -> tuple[int, int, in
     carats = value = traced = 0
     numbers: list[str] = []
     parcels: list[str] = []
-    q = select(C.number, C.carats, C.value, C.parcels).where(
-        C.issuer == chain, C.status.not_in(NOT_SHIPPED), *period.days(C.issued)
+    v = known_cents()
+    q = (
+        select(C.number, C.carats, v.c.cents, C.parcels)
+        .select_from(t.certificates.outerjoin(v, v.c.commitment == C.value))
+        .where(C.issuer == chain, C.status.not_in(NOT_SHIPPED), *period.days(C.issued))
     )
-    for number, ct, v, listed in conn.execute(q):
+    for number, ct, cents, listed in conn.execute(q):
         carats += as_int(ct)
-        value += as_int(v)
+        value += as_int(cents)
         numbers.append(str(number))
         parcels.extend(json.loads(listed))
     own = chain + "-"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from kpledger.ledger.state import CertificateStatus
 from kpledger.ledger.store import tables as t
@@ -34,7 +34,9 @@ __all__ = [
     "RecordResolver",
     "RefKey",
     "as_int",
+    "cents_of",
     "closed_time",
+    "known_cents",
     "minus_days",
     "parse_period",
 ]
@@ -111,6 +113,34 @@ def minus_days(day: date, days: int) -> date | None:
 def as_int(value: object) -> int:
     """SQL sums are Decimal on PostgreSQL and None over no rows."""
     return 0 if value is None else int(value)  # type: ignore[call-overload]
+
+
+def known_cents() -> Any:
+    """The clear cents this node holds, one row per commitment (a subquery to join on).
+
+    State tables hold commitments (record format 2); an auditor's node holds the
+    disclosures of every chain. A value this node was not disclosed sums as 0.
+    """
+    d = t.disclosures.c
+    return (
+        select(d.commitment, func.max(d.cents).label("cents"))
+        .where(d.cents.is_not(None))
+        .group_by(d.commitment)
+        .subquery("known_cents")
+    )
+
+
+def cents_of(conn: Connection, commitments: Iterable[str]) -> dict[str, int]:
+    """The clear cents of ``commitments`` this node holds."""
+    d = t.disclosures.c
+    wanted = sorted(set(commitments))
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), IN_CHUNK):
+        q = select(d.commitment, d.cents).where(
+            d.commitment.in_(wanted[i : i + IN_CHUNK]), d.cents.is_not(None)
+        )
+        found.update((str(c), int(v)) for c, v in conn.execute(q))
+    return found
 
 
 def closed_time() -> Any:

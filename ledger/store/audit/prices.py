@@ -18,6 +18,7 @@ from kpledger.ledger.store.audit.base import (
     Period,
     RecordResolver,
     RefKey,
+    known_cents,
 )
 from kpledger.ledger.store.audit.rows import Bounded, PriceOutlier
 
@@ -43,6 +44,7 @@ class Priced:
 
 def priced(conn: Connection, period: Period) -> list[Priced]:
     pe, p = t.parcel_events.c, t.parcels.c
+    v = known_cents()
     q = (
         select(
             C.number,
@@ -50,7 +52,7 @@ def priced(conn: Connection, period: Period) -> list[Priced]:
             C.origin,
             C.issued,
             C.carats,
-            C.value,
+            func.max(v.c.cents),
             C.issue_chain,
             C.issue_idx,
             C.issue_hash,
@@ -65,7 +67,9 @@ def priced(conn: Connection, period: Period) -> list[Priced]:
                     pe.idx == C.issue_idx,
                     pe.kind == Kind.CERTIFICATE_ISSUE.value,
                 ),
-            ).join(t.parcels, p.id == pe.parcel)
+            )
+            .join(t.parcels, p.id == pe.parcel)
+            .join(v, v.c.commitment == C.value)  # only the prices this node may see
         )
         .where(*period.days(C.issued))
         .group_by(
@@ -74,7 +78,6 @@ def priced(conn: Connection, period: Period) -> list[Priced]:
             C.origin,
             C.issued,
             C.carats,
-            C.value,
             C.issue_chain,
             C.issue_idx,
             C.issue_hash,

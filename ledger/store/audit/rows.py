@@ -17,6 +17,7 @@ __all__ = [
     "CertificateCount",
     "ControlRow",
     "Discrepancy",
+    "DisclosureInconsistent",
     "Equivocation",
     "ExportSurplus",
     "ExportTotal",
@@ -113,6 +114,20 @@ class Refusal:
     carats: int
     origin: str
     code: str
+    reason: str
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
+class DisclosureInconsistent:
+    """A disclosure rule found broken when the record's disclosures reached this node:
+    the writer sealed values that do not add up (the block stays valid)."""
+
+    chain: str
+    kind: str
+    code: str
+    rule: str
+    field: str
     reason: str
     records: tuple[AuditRecord, ...]
 
@@ -218,6 +233,7 @@ class Findings:
     suspended_activity: Bounded[SuspendedActivity]
     equivocation: Bounded[Equivocation]
     refusals: Bounded[Refusal]
+    disclosure_inconsistent: Bounded[DisclosureInconsistent]
     #: artisanal producers exporting more than they recorded producing and importing
     export_surplus: Bounded[ExportSurplus] = Bounded((), False)
 

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, func, select
 
 from kpledger.ledger.records import Kind
 from kpledger.ledger.state import CertificateStatus
+from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.audit.base import (
     CLOSED_BY_IMPORTER,
     ISSUED,
@@ -19,7 +20,9 @@ from kpledger.ledger.store.audit.base import (
     Period,
     R,
     as_int,
+    cents_of,
     closed_time,
+    known_cents,
 )
 from kpledger.ledger.store.audit.rows import (
     CertificateCount,
@@ -43,7 +46,7 @@ def production(conn: Connection, period: Period) -> tuple[ProductionTotal, ...]:
     needles = {
         f'"produced":"{y:04d}'.encode() for y in range(period.since.year, period.until.year + 1)
     }
-    totals: dict[str, list[int]] = {}
+    totals: dict[str, tuple[list[int], list[str]]] = {}
     rows = conn.execute(
         select(R.chain, R.raw)
         .where(R.kind == Kind.PARCEL_REGISTER.value)
@@ -56,19 +59,24 @@ def production(conn: Connection, period: Period) -> tuple[ProductionTotal, ...]:
         body = json.loads(data)["body"]
         if not lo <= body["produced"] <= hi:
             continue
-        row = totals.setdefault(chain, [0, 0, 0])
-        row[0] += int(body["weight"])
-        row[1] += int(body["value"])
-        row[2] += 1
+        weights, values = totals.setdefault(chain, ([], []))
+        weights.append(int(body["weight"]))
+        values.append(str(body["value"]["c"]))
     rows.close()
-    return tuple(ProductionTotal(c, w, v, n) for c, (w, v, n) in sorted(totals.items()))
+    clear = cents_of(conn, (c for _, values in totals.values() for c in values))
+    return tuple(
+        ProductionTotal(c, sum(w), sum(clear.get(x, 0) for x in values), len(w))
+        for c, (w, values) in sorted(totals.items())
+    )
 
 
 def exports(conn: Connection, period: Period) -> tuple[ExportTotal, ...]:
+    v = known_cents()
     return tuple(
-        ExportTotal(a, b, as_int(ct), as_int(v), as_int(n))
-        for a, b, ct, v, n in conn.execute(
-            select(C.issuer, C.destination, func.sum(C.carats), func.sum(C.value), func.count())
+        ExportTotal(a, b, as_int(ct), as_int(cents), as_int(n))
+        for a, b, ct, cents, n in conn.execute(
+            select(C.issuer, C.destination, func.sum(C.carats), func.sum(v.c.cents), func.count())
+            .select_from(t.certificates.outerjoin(v, v.c.commitment == C.value))
             .where(C.status.not_in(NOT_SHIPPED), *period.days(C.issued))
             .group_by(C.issuer, C.destination)
             .order_by(C.issuer, C.destination)
@@ -77,18 +85,19 @@ def exports(conn: Connection, period: Period) -> tuple[ExportTotal, ...]:
 
 
 def imports(conn: Connection, period: Period) -> tuple[ImportTotal, ...]:
+    v = known_cents()
     return tuple(
-        ImportTotal(b, a, as_int(got), as_int(ct), as_int(v), as_int(n))
-        for b, a, got, ct, v, n in conn.execute(
+        ImportTotal(b, a, as_int(got), as_int(ct), as_int(cents), as_int(n))
+        for b, a, got, ct, cents, n in conn.execute(
             select(
                 C.destination,
                 C.issuer,
                 func.sum(C.received),
                 func.sum(C.carats),
-                func.sum(C.value),
+                func.sum(v.c.cents),
                 func.count(),
             )
-            .select_from(closed_time())
+            .select_from(closed_time().outerjoin(v, v.c.commitment == C.value))
             .where(C.status.in_(CLOSED_BY_IMPORTER), *period.times(H.time))
             .group_by(C.destination, C.issuer)
             .order_by(C.destination, C.issuer)
