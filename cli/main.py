@@ -232,7 +232,7 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule;
-    with --online, then compare with a node's current state (step 7).
+    with --online, then compare with a node's current state (step 8).
 
     Exit 0 verified, 1 not verified (the failing step is named), 2 an input cannot be used.
     """

@@ -6,7 +6,7 @@ printed); 2 an input cannot be used (missing or unreadable file, a
 ``--registry`` file that is not a valid signed registry, a node that cannot
 be reached or answers nonsense).
 
-``--online URL`` adds step 7 (*online*) after the six offline steps: the node
+``--online URL`` adds step 8 (*online*) after the seven offline steps: the node
 at URL must be on the bundle's network (its ``/v1/registry`` has the same
 network id) and report the subject (``/v1/parcels/ID``, public fields) in the
 jurisdiction, status and weight the bundle proves. A difference means records
@@ -51,7 +51,7 @@ ONLINE_TIMEOUT = 10.0
 
 
 def _online(url: str, verdict: Verdict) -> str | None:
-    """Step 7: compare the verdict's subject with the node's current state; the
+    """Step 8: compare the verdict's subject with the node's current state; the
     difference found, or None. Raises ``_Unusable`` if the node cannot be used."""
     base = url.rstrip("/")
     try:
@@ -225,11 +225,11 @@ def verify_command(
             return EXIT_INPUT
         if differs is not None:
             err.print(f"[bold red]NOT verified[/]: {escape(str(path))}")
-            err.print(escape(f"step 7 (online): {differs}"))
+            err.print(escape(f"step 8 (online): {differs}"))
             return EXIT_INVALID
     _show(result.verdict, path, registry)
     if online is not None:
-        out.print(f"online: {escape(online)} reports the same state now (step 7)")
+        out.print(f"online: {escape(online)} reports the same state now (step 8)")
     return EXIT_OK
 
 
@@ -254,7 +254,7 @@ def _verify_json(
             error_json(Exit.INVALID_INPUT, str(exc), file=str(path))
             return EXIT_INPUT
         if differs is not None:
-            ok, step, number, error = False, "online", 7, f"step 7 (online): {differs}"
+            ok, step, number, error = False, "online", 8, f"step 8 (online): {differs}"
     print_json(
         {
             "ok": ok,

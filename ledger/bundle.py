@@ -170,7 +170,7 @@ where (``step 4 (inclusion): record BW/12: ...``).
 
 What a bundle does not prove: that nothing happened to the subject after its
 last record in the bundle (a log proves inclusion, not absence); ask for a
-fresh bundle, or run ``kpl verify --online URL``, whose step 7 compares the
+fresh bundle, or run ``kpl verify --online URL``, whose step 8 compares the
 subject's state with a node's current one. A record left out of a bundle is
 just as invisible when nothing the bundle holds refers to it (the records
 carry no link to the previous record of a parcel). What it proves about its

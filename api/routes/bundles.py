@@ -138,7 +138,7 @@ async def verify(
         str | None, Query(max_length=56, description="the parcel the bundle must be about")
     ] = None,
 ) -> Any:
-    """Runs the same six steps as ``kpl verify``, pinning this node's genesis registry.
+    """Runs the same seven offline steps as ``kpl verify``, pinning this node's genesis registry.
     Answers ``{ok, step, error, verdict}``: ``step`` names the failing step, or
     ``verified``.
 

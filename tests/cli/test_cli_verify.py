@@ -117,7 +117,7 @@ def test_bundle_of_another_parcel(
     )
 
 
-# ---------------------------------------------------------------- --online (step 7)
+# ---------------------------------------------------------------- --online (step 8)
 
 
 def _serve(
@@ -170,18 +170,18 @@ def test_online_step_catches_a_parcel_spent_after_the_bundle(
     url, server, thread, sock = _serve(store, tmp_path)
     try:
         assert verify_command(old, None, "BW-P1", online=url) == 0
-        assert "reports the same state now (step 7)" in capsys.readouterr().out
+        assert "reports the same state now (step 8)" in capsys.readouterr().out
         seal("BW", sc.split("BW", "BW-P1", [("BW-P2", 6_000, 804_000), ("BW-P3", 4_000, 536_000)]))
         assert verify_command(old, None, "BW-P1") == 0  # offline it cannot know
         capsys.readouterr()
         assert verify_command(old, None, "BW-P1", online=url) == 1
         message = capsys.readouterr().err
-        assert "step 7 (online):" in message
+        assert "step 8 (online):" in message
         assert "reports BW-P1 spent under BW" in message
         assert "proves it active under BW" in message
         assert verify_command(old, None, "BW-P1", as_json=True, online=url) == 1
         doc = json.loads(capsys.readouterr().out)
-        assert (doc["ok"], doc["step"], doc["step_number"]) == (False, "online", 7)
+        assert (doc["ok"], doc["step"], doc["step_number"]) == (False, "online", 8)
         # an unreachable node is an input that cannot be used: exit 2
         assert verify_command(old, None, "BW-P1", online="http://127.0.0.1:9") == 2
         assert "cannot be reached" in capsys.readouterr().err
