@@ -13,8 +13,9 @@ command. ``ACTS`` turns officer-level fields (an import row, a form: carats
 and US dollars as text, parcels by id) into the composer's calls.
 
 Record ids are ``<chain>-<kind>-<hash>``, the hash taken over the canonical
-body (without the time): the same act composed twice gets the same id, so a
-command re-run after a timeout, or an import re-run, is idempotent at the node.
+public body (without the time and the confidential fields): the same act
+composed twice gets the same id, so a command re-run after a timeout, or an
+import re-run, is idempotent at the node.
 
 One concept, a little over 500 lines: one composer method per officer act,
 each reading the node's state that act needs (the artisanal acts are in
