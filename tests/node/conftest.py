@@ -49,12 +49,11 @@ from kpledger.ledger.records import Kind, Record, make_record
 from kpledger.ledger.registry import Registry
 from kpledger.node.client import NodeClient
 from kpledger.node.config import NodeConfig, edit_config
-from kpledger.node.local import NodeProcess, free_base_port, log_tail
+from kpledger.node.local import START_TIMEOUT, NodeProcess, free_base_port, log_tail
 from kpledger.node.network import NetworkLayout, init_network
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 LOG_TAIL_LINES = 60
 
