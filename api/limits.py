@@ -32,6 +32,7 @@ import logging
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -252,15 +253,21 @@ class RateLimitedLog(logging.Filter):
     first line after the flood says how many were dropped.
     """
 
-    def __init__(self, burst: int = 5, interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        burst: int = 5,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.burst = burst
         self.interval = interval
+        self.clock = clock
         self._seen: dict[tuple[str, int, str], list[Any]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, record.levelno, str(record.msg))
-        now = time.monotonic()
+        now = self.clock()
         entry = self._seen.get(key)
         if entry is None or now - entry[0] >= self.interval:
             dropped = entry[2] if entry is not None else 0
