@@ -10,6 +10,7 @@ than the number of clients, which used to stop it answering anyone.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shlex
@@ -21,8 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
 
-from kpledger.api.limits import RateLimitedLog
+from kpledger.api.limits import COUNTERS, BodyTimeout, RateLimitedLog
 from kpledger.node.config import ConfigError, NodeConfig
 from kpledger.node.network import init_network
 
@@ -277,5 +280,49 @@ def test_a_flood_of_one_message_is_logged_a_few_times_then_counted() -> None:
         logger.error("socket.accept() out of system resource: %s", "again")
         assert "9995 more like this" in lines[-1], lines[-1]
         assert len(lines) == 7, lines
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_client_gone_before_its_body_is_counted_not_raised() -> None:
+    """A peer whose push timed out closes its connection before the node reads the body:
+    the route's ``ClientDisconnect`` used to escape every middleware, and uvicorn logged
+    a 75-line traceback per such client ("Exception in ASGI application")."""
+    read: list[bytes] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        read.append(await Request(scope, receive).body())
+
+    async def gone() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        raise AssertionError(f"nothing is sent to a client that left: {message}")
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chains/BW/blocks", "headers": []}
+    before = COUNTERS.last
+    COUNTERS.last = 0.0  # the next note is logged at once
+    try:
+        with _captured("kpl.http") as lines:
+            asyncio.run(BodyTimeout(app, 5.0)(scope, gone, send))
+    finally:
+        COUNTERS.last = max(before, COUNTERS.last)
+    assert read == []
+    assert any("clients gone before their body arrived" in line for line in lines), lines
+
+
+@contextlib.contextmanager
+def _captured(name: str) -> Iterator[list[str]]:
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield lines
     finally:
         logger.removeHandler(handler)
