@@ -29,12 +29,13 @@ from kpledger.api.limits import COUNTERS, BodyTimeout, RateLimitedLog
 from kpledger.node.config import ConfigError, NodeConfig
 from kpledger.node.network import init_network
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(300)
 
 HEADER_TIMEOUT = 2.0
 #: generous bounds for a shared, loaded 2-core machine
 HEALTH_BOUND = 2.0
-CLOSE_BOUND = HEADER_TIMEOUT + 8.0
+#: at a load average near 30 the node took over 10 s to accept and time out 600 clients
+CLOSE_BOUND = HEADER_TIMEOUT + 28.0
 LOG_BOUND = 64 * 1024
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 400 + b"\r\n\r\n"
 
