@@ -33,7 +33,7 @@ pytestmark = pytest.mark.timeout(300)
 
 HEADER_TIMEOUT = 2.0
 #: generous bounds for a shared, loaded 2-core machine
-HEALTH_BOUND = 2.0
+HEALTH_BOUND = 5.0  # at a load average near 30 one /healthz took 2.9 s
 #: at a load average near 30 the node took over 10 s to accept and time out 600 clients
 CLOSE_BOUND = HEADER_TIMEOUT + 28.0
 LOG_BOUND = 64 * 1024
