@@ -189,7 +189,6 @@ def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
                 for c in s.clients.values()
             ),
         )
-        time.sleep(1.1)  # block times are to the second
         refused = s.commit(
             "VE",
             s.issue("VE", "VE-2026-0002", "IN", "VE-GUAYANA", ["VE-GU-2"], "Surat cutting works"),
