@@ -39,7 +39,7 @@ from kpledger.cli.query import (
     certificate_app,
     parcel_app,
     session,
-    stats,
+    stats_app,
 )
 from kpledger.cli.render import history_tree
 from kpledger.cli.verify import verify_command
@@ -80,33 +80,6 @@ app.add_typer(artisanal.purchase_app, name="purchase")
 app.add_typer(artisanal.lot_app, name="lot")
 app.add_typer(artisanal.diagnostic_app, name="diagnostic")
 app.command("audit")(audit)
-stats_app = typer.Typer(
-    help="KP statistics: the tables (kpl stats --period 2026), and this authority's "
-    "quarterly report (kpl stats report --quarter 2026-Q1)",
-    invoke_without_command=True,
-)
-
-
-@stats_app.callback()
-def stats_tables(
-    ctx: typer.Context,
-    period: Annotated[str | None, typer.Option(help="a year (2025) or a quarter (2025-Q1)")] = None,
-    node: NodeOpt = DEFAULT_NODE,
-    token: TokenOpt = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="print the node's CSV")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the node's JSON")] = False,
-) -> None:
-    """KP statistics for a period: production (and by method), the artisanal producers'
-    internal controls, exports, imports, certificate counts."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if period is None:
-        raise typer.BadParameter(
-            "a period is required: --period 2026 or 2026-Q1", param_hint="--period"
-        )
-    stats(period, node, token, as_csv, as_json)
-
-
 stats_app.command("report")(officer.stats_report)
 app.add_typer(stats_app, name="stats")
 app.add_typer(ops.app, name="ops")
