@@ -448,6 +448,22 @@ def _disclosure_inconsistent_row(x: dict[str, Any]) -> list[str]:
     ]
 
 
+def _statistics_mismatch_row(x: dict[str, Any]) -> list[str]:
+    def amount(v: int | None) -> str:
+        if v is None:
+            return "-"
+        return carats(v) if x["field"] == "carats" else _usd(v) if x["field"] == "value" else str(v)
+
+    return [
+        f"{x['chain']} {x['quarter']}",
+        f"{x['section']} {x['partner']}".strip(),
+        x["field"],
+        amount(x.get("reported")),
+        amount(x.get("ledger")),
+        _refs(x["records"]),
+    ]
+
+
 #: the audit report's sections, in order: key in the report, title, columns, one row
 _Row = Callable[[dict[str, Any]], list[str]]
 _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
@@ -499,6 +515,12 @@ _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
         "disclosed values that do not add up",
         ["chain", "record", "rule", "what", "records"],
         _disclosure_inconsistent_row,
+    ),
+    (
+        "statistics_mismatch",
+        "quarterly reports that disagree with the ledger",
+        ["report", "cell", "what", "reported", "ledger", "records"],
+        _statistics_mismatch_row,
     ),
 )
 

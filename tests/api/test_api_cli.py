@@ -96,7 +96,8 @@ def test_certificate_show(kpl: Run) -> None:
 
 
 def test_audit(kpl: Run) -> None:
-    code, out, _ = kpl("audit", "--until", "2026-05-01", token=TOKENS["auditor"])
+    # OPEN is issued on 1 April (after the quarter's reports) and expires a month later
+    code, out, _ = kpl("audit", "--until", "2026-06-01", token=TOKENS["auditor"])
     assert code == 0, out
     assert OPEN in out
     assert "certificates unconfirmed: 1" in out
@@ -111,7 +112,7 @@ def test_stats(kpl: Run) -> None:
     code, out, _ = kpl("stats", "--period", "2026")
     assert code == 0
     assert "production" in out
-    assert "20,500.00 ct" in out  # BW: Jwaneng and Orapa
+    assert "24,000.00 ct" in out  # BW: Jwaneng, Orapa and Letlhakane
 
 
 def test_stats_csv(kpl: Run) -> None:
@@ -120,7 +121,7 @@ def test_stats_csv(kpl: Run) -> None:
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {r["section"] for r in rows} == {"production", "exports", "imports", "certificates"}
     assert {r["participant"]: r["carats"] for r in rows if r["section"] == "production"} == {
-        "BW": "20500.00",
+        "BW": "24000.00",
         "RU": "15000.00",
     }
 
@@ -197,7 +198,7 @@ def test_json_output_of_every_reading_command(kpl: Run) -> None:
     code, out, _ = kpl("stats", "--period", "2026", "--json")
     assert code == 0
     stats = json.loads(out)
-    assert {r["participant"]: r["carats"] for r in stats["production"]}["BW"] == 2_050_000
+    assert {r["participant"]: r["carats"] for r in stats["production"]}["BW"] == 2_400_000
     code, out, _ = kpl("audit", "--json", token=TOKENS["auditor"])
     assert code == 0
     assert json.loads(out)["unconfirmed"]["items"][0]["number"] == OPEN

@@ -258,8 +258,8 @@ def report_body(quarter: str, cells: dict[tuple[str, str], Cell], min_cell: int)
 
 
 def reports(conn: Connection, period: Period, chain: str | None = None) -> tuple[Report, ...]:
-    """The sealed reports of the quarters inside ``period`` (of one chain, or of all)."""
-    wanted = set(quarters_in(period))
+    """The sealed reports of the quarters inside ``period`` (of one chain, or of all); a
+    period without a first day holds every quarter up to its last day."""
     q = (
         select(R.chain, R.idx, R.leaf, R.raw, H.time)
         .join(t.headers, and_(H.chain == R.chain, H.height == R.height))
@@ -271,7 +271,9 @@ def reports(conn: Connection, period: Period, chain: str | None = None) -> tuple
     out: list[Report] = []
     for c, idx, leaf, raw, time in conn.execute(q):
         body = StatsReport.parse(Fields(json.loads(bytes(raw))["body"], "body"))
-        if body.quarter in wanted:
+        span = quarter_period(body.quarter)
+        assert span.since is not None
+        if span.until <= period.until and (period.since is None or span.since >= period.since):
             out.append(Report(str(c), int(idx), bytes(leaf), str(time), body))
     return tuple(out)
 
