@@ -359,3 +359,38 @@ def test_certificate_show_fails_with_exit_1_when_the_node_forges_the_proof(
     said = " ".join(result.stderr.split())
     assert "inclusion proof NOT checked against the node's registry" in said
     assert "does not check under the registry's key of EU" in said
+
+
+def test_stats_report_is_composed_and_judged_by_the_authority_s_node(
+    example: Example, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kpl stats report --quarter Q --dry-run``: the EU's node composes the report from
+    its records and judges it (rule S1: a quarter not over is refused)."""
+
+    def connect(node: str, token: str | None) -> NodeClient:
+        client = NodeClient(node, token)
+        headers = dict(client.http.headers)
+        client.http.close()
+        client.http = TestClient(example.eu.app, base_url=node, headers=headers)
+        return client
+
+    monkeypatch.setattr(query, "connect", connect)
+    runner = CliRunner()
+    env = {"KPL_TOKEN": TOKENS["operator"]}
+    args = ["stats", "report", "--dry-run", "--json", "--node", "http://eu.test:8104"]
+    done = runner.invoke(app, [*args, "--quarter", "2026-Q2"], env=env)
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert (doc["record"]["kind"], doc["record"]["id"]) == ("stats.report", "stats-2026-Q2")
+    assert doc["outcome"]["status"] == "valid"
+    assert doc["record"]["body"]["quarter"] == "2026-Q2"
+    early = runner.invoke(app, [*args, "--quarter", "2099-Q1"], env=env)
+    assert early.exit_code == 1, early.output
+    refused = json.loads(early.stdout)["outcome"]
+    assert (refused["status"], refused["rule"], refused["code"]) == (
+        "rejected",
+        "S1",
+        "stats-report-invalid",
+    )
+    bad = runner.invoke(app, [*args, "--quarter", "2026-Q7"], env=env)
+    assert bad.exit_code == 2, bad.output
