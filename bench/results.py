@@ -114,6 +114,14 @@ FIGURES: tuple[Figure, ...] = (
         lambda v: v >= 0.5,
     ),
     Figure(
+        "history_cpu_ratio",
+        "query",
+        ("throughput", "cpu_ratio"),
+        "server CPU per trivial request / per history request",
+        "ratio",
+        "-",
+    ),
+    Figure(
         "history_p99_ms",
         "query",
         ("throughput", "p99_ms_at_half_peak"),
