@@ -136,7 +136,7 @@ def test_chaos(cluster: Any, proxies: Any, fake_peer: Any, harness: Any) -> None
     submitters = [Submitter(net, harness, code, stop) for code in HONEST_CHAINS]
     for s in submitters:
         s.start()
-    bw = net.operator("BW")
+    bw = net.operator("BW", timeout=60.0)  # a loaded machine took over 10 s to answer
     w = harness.ChainWriter(net.network_id, "BW", "chaos")
     bw.wait_settled(harness.submit_all(bw, w.mixed(30)), timeout=60)
 
