@@ -37,7 +37,7 @@ from kpledger.ledger.records import PARTY_ROLES, REFUSAL_CODES, Kind
 from kpledger.node.client import ClientError, NodeClient
 from kpledger.node.compose import Composer, parse_carats, parse_usd
 
-__all__ = ["party_app", "policy_app", "run_acts", "settle"]
+__all__ = ["party_app", "policy_app", "run_acts", "settle", "stats_report"]
 
 party_app = typer.Typer(help="licensed parties of this authority", no_args_is_help=True)
 policy_app = typer.Typer(help="this participant's import policy (rule 9)", no_args_is_help=True)
@@ -146,10 +146,31 @@ def _summary(kind: str, body: dict[str, Any]) -> str | None:
     if kind == Kind.PARCEL_SPLIT.value:
         parts = ", ".join(f"{c['parcel']} {carats(c['weight'])}" for c in body["children"])
         return f"{body['parcel']} -> {parts}"
+    if kind == Kind.STATS_REPORT.value:
+        cells = [("production", body["production"])] + [
+            (f"{section} {c['partner']}", c)
+            for section in ("exports", "imports")
+            for c in body[section]
+        ]
+        return f"statistics {body['quarter']}: " + "; ".join(
+            f"{name} {carats(c['carats'])}"
+            + (
+                f" {c['value'] // 100:,}.{c['value'] % 100:02d} USD"
+                if "value" in c
+                else " (USD withheld)"
+            )
+            for name, c in cells
+        )
     if kind == Kind.CERTIFICATE_CONFIRM.value:
         got = sum(r["weight"] for r in body["received"])
         return f"certificate {body['number']}: received {carats(got)} to {body['custodian']}"
     return None
+
+
+def _usd_or_withheld(cell: dict[str, Any]) -> str:
+    if "value" not in cell:
+        return "(USD withheld: a small cell)"
+    return f"{cell['value'] // 100:,}.{cell['value'] % 100:02d} USD"
 
 
 def run_acts(
@@ -610,5 +631,31 @@ def policy_lift(
         as_json=as_json,
         dry_run=dry_run,
         record_id=record_id,
+        wait=wait,
+    )
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def stats_report(
+    quarter: Annotated[str, typer.Option(help="the quarter to report, e.g. 2026-Q1")],
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    dry_run: DryOpt = False,
+    wait: WaitOpt = 60.0,
+) -> None:
+    """Seal this authority's quarterly KP statistics (stats.report): production, exports
+    and imports by partner, carats and USD, composed by the node from its records and
+    disclosures. A cell of fewer than the network's min_cell records (3) carries no USD;
+    a quarter is reported once, after it ends (rules S1-S2)."""
+    run_acts(
+        lambda c: [(Kind.STATS_REPORT, c.stats_report(quarter))],
+        node=node,
+        token=token,
+        as_json=as_json,
+        dry_run=dry_run,
+        record_id=f"stats-{quarter}",
         wait=wait,
     )
