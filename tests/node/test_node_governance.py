@@ -429,6 +429,9 @@ def test_admitted_participant_joins_a_running_network(
     na.wait_ready(START)
     every = list(c.nodes)
     wait_kp(c, every, 1)
+    # caught up: a new node's time follows the median of the newest headers it has seen,
+    # old ones while it catches up, and it refuses records dated ahead of that meanwhile
+    c.wait_converged(every, timeout=WAIT, at_least={"KP": 1})
     secrets = NodeConfig.load(folder / "node.toml")
     token = secrets.secret("operator_token", "KPL_NA_TOKEN_UNSET")
     assert token is not None
