@@ -20,7 +20,8 @@ call to ``Composer`` and to the shared submit-wait-print path above them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kpledger.cli import query
+from kpledger.cli.exits import Exit, error_json
 from kpledger.cli.query import DEFAULT_NODE, NodeOpt, TokenOpt, certificate_app, parcel_app
 from kpledger.cli.render import carats
 from kpledger.ledger.errors import InvalidData
@@ -182,7 +184,7 @@ def run_acts(
     wait: float = 60.0,
 ) -> None:
     """Compose, submit (or check), print; exit 1 if any record is refused."""
-    with query.session(node, token) as client:
+    with query.session(node, token, as_json) as client:
         composer = Composer.connect(client)
         acts = build(composer)
         if record_id is not None and len(acts) != 1:
@@ -204,6 +206,20 @@ def run_acts(
             console.print(_line(r, o))
     if not ok:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _arguments(as_json: bool) -> Iterator[None]:
+    """Arguments read before the node is asked (carats, dollars, PARCEL=CARATS): one
+    that does not parse is named on stderr (JSON with ``--json``) and exits 2."""
+    try:
+        yield
+    except InvalidData as exc:
+        if as_json:
+            error_json(Exit.INVALID_INPUT, str(exc))
+        else:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(Exit.INVALID_INPUT) from exc
 
 
 def _one(kind: Kind, make: Callable[[Composer], dict[str, Any]]) -> Build:
@@ -301,7 +317,8 @@ def parcel_register(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Register production (parcel.register): origin is this country."""
-    w, v = parse_carats(weight, "weight"), parse_usd(value, "value")
+    with _arguments(as_json):
+        w, v = parse_carats(weight, "weight"), parse_usd(value, "value")
     run_acts(
         _one(
             Kind.PARCEL_REGISTER,
@@ -333,7 +350,8 @@ def parcel_transfer(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Change a parcel's custodian inside the jurisdiction (parcel.transfer)."""
-    v = None if value is None else parse_usd(value, "value")
+    with _arguments(as_json):
+        v = None if value is None else parse_usd(value, "value")
     run_acts(
         _one(Kind.PARCEL_TRANSFER, lambda c: c.parcel_transfer(parcel, to, v)),
         node=node,
@@ -368,7 +386,8 @@ def parcel_split(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Sort a parcel into lots (parcel.split): values shared by weight, origin carried."""
-    parts = _parts(into)
+    with _arguments(as_json):
+        parts = _parts(into)
     run_acts(
         _one(Kind.PARCEL_SPLIT, lambda c: c.parcel_split(parcel, parts)),
         node=node,
@@ -482,7 +501,8 @@ def certificate_confirm(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Confirm an import (certificate.confirm); off-tolerance weights hold the goods."""
-    got = _received(received or [])
+    with _arguments(as_json):
+        got = _received(received or [])
     run_acts(
         _one(Kind.CERTIFICATE_CONFIRM, lambda c: c.certificate_confirm(number, custodian, got)),
         node=node,

@@ -376,6 +376,18 @@ def _discrepancies_row(x: dict[str, Any]) -> list[str]:
     ]
 
 
+def _refusals_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["number"],
+        f"{x['issuer']} -> {x['destination']}",
+        carats(x["carats"]),
+        x["origin"],
+        x["code"],
+        x["reason"],
+        _refs(x["records"]),
+    ]
+
+
 def _mirror_mismatches_row(x: dict[str, Any]) -> list[str]:
     return [
         f"{x['exporter']} -> {x['importer']}",
@@ -478,6 +490,12 @@ _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
         "discrepancies",
         ["certificate", "route", "declared", "received", "difference", "records"],
         _discrepancies_row,
+    ),
+    (
+        "refusals",
+        "certificates refused by the importer",
+        ["certificate", "route", "carats", "origin", "code", "reason", "records"],
+        _refusals_row,
     ),
     (
         "mirror_mismatches",

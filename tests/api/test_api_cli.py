@@ -103,6 +103,12 @@ def test_audit(kpl: Run) -> None:
     assert "certificates unconfirmed: 1" in out
     assert "mirror mismatches: 1" in out
     assert "discrepancies: none" in out
+    # the EU's rule 9 refusal of the mixed Dubai shipment, with its code and the officer's words
+    assert "certificates refused by the importer: 1" in out
+    refused = next(line for line in out.splitlines() if "AE-2026-0001" in line)
+    assert "AE -> EU" in refused
+    assert "restricted-origin" in refused
+    assert "Russian" in out  # the reason text, as the officer wrote it
     code, out, _ = kpl("audit", "--json", token=TOKENS["auditor"])
     assert code == 0
     assert '"thresholds"' in out
