@@ -183,6 +183,10 @@ def _load_schemas() -> tuple[dict[str, Draft202012Validator], Any]:
     reg: Any = RefRegistry().with_resources(resources)
     base = "https://kpledger.invalid/spec/schemas/"
     names = ["registry", "signed-header", "record"]
+    names += [
+        "records/" + path.name.removesuffix(".schema.json")
+        for path in sorted((SPEC / "schemas" / "records").glob("*.schema.json"))
+    ]
     validators = {
         n: Draft202012Validator({"$ref": base + n + ".schema.json"}, registry=reg) for n in names
     }
@@ -192,12 +196,56 @@ def _load_schemas() -> tuple[dict[str, Draft202012Validator], Any]:
 _VALIDATORS, _ = _load_schemas()
 
 
-def _schema_error(name: str, doc: Any) -> str | None:
-    errors = sorted(_VALIDATORS[name].iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if not errors:
+HEX_PATTERNS = {"^[0-9a-f]{64}$": 64, "^[0-9a-f]{128}$": 128}
+
+
+def _schema_error(name: str, doc: Any) -> tuple[str, str] | None:
+    """The first schema error as (code, message): ``encoding`` for a string that should
+    be lower-case hex and is not (section 1), else ``schema``."""
+    if name == "record" and isinstance(doc, dict) and f"records/{doc.get('kind')}" in _VALIDATORS:
+        # the record schema's oneOf selects the schema of the record's kind: judge by that
+        name = f"records/{doc['kind']}"
+    top = list(_VALIDATORS[name].iter_errors(doc))
+    if not top:
         return None
+    errors = sorted(top, key=lambda e: [str(p) for p in e.absolute_path])
     e = errors[0]
-    return f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message[:200]}"
+    code = "schema"
+    for x in errors:
+        # a string of the right length whose digits are not lower-case hex (a wrong
+        # length is `schema` here; section 1 lets an implementation say `encoding`)
+        size = HEX_PATTERNS.get(x.validator_value) if x.validator == "pattern" else None
+        if size is not None and isinstance(x.instance, str) and len(x.instance) == size:
+            code, e = "encoding", x
+            break
+    return code, f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message[:200]}"
+
+
+def _record_rules(r: dict[str, Any]) -> str | None:
+    """Section 5's parse rules that the schemas cannot state."""
+    b, kind = r["body"], r["kind"]
+    lists = {
+        "parcel.split": [c["parcel"] for c in b.get("children", [])] + [b.get("parcel")],
+        "parcel.merge": [*b.get("parents", []), b.get("parcel")],
+        "certificate.issue": [x["parcel"] for x in b.get("lines", [])],
+        "certificate.confirm": [x["parcel"] for x in b.get("received", [])],
+        "licence.buyer": list(b.get("zones", [])),
+    }
+    ids = lists.get(kind)
+    if ids is not None and len(set(ids)) != len(ids):
+        return f"{kind}: an id appears twice"
+    if kind == "claim.register" and len(b["location"]) == 2:
+        return "claim.register: a location of two points"
+    if "valid_from" in b and b["valid_until"] < b["valid_from"]:
+        return f"{kind}: valid_until before valid_from"
+    for k in ("produced", "issued", "expires", "bought", "assessed", "date", "valid_from"):
+        for v in (b.get(k), b.get("valid_until") if k == "valid_from" else None):
+            if isinstance(v, str):
+                try:
+                    dt.date.fromisoformat(v)
+                except ValueError:
+                    return f"{kind}: {v} is no calendar date"
+    return None
 
 
 # -- section 2: RFC 9162 inclusion ------------------------------------------------------
@@ -374,7 +422,7 @@ def _step1(data: bytes) -> tuple[dict[str, Any], list[Hdr], list[Rec]]:
     for i, sh in enumerate(hs):
         err = _schema_error("signed-header", sh)
         if err:
-            raise Fail(1, "schema", f"headers[{i}]: {err}")
+            raise Fail(1, err[0], f"headers[{i}]: {err[1]}")
         h = sh["header"]
         wit = {}
         for w in h["witness"]:
@@ -410,9 +458,16 @@ def _step1(data: bytes) -> tuple[dict[str, Any], list[Hdr], list[Rec]]:
         if not isinstance(proof, list) or len(proof) > 64:
             raise Fail(1, "schema", f"records[{i}].proof: at most 64 hashes")
         hashes = _hexes(proof, f"records[{i}].proof")
-        err = _schema_error("record", item["record"])
+        rec = item["record"]
+        v = rec.get("v") if isinstance(rec, dict) else None
+        if isinstance(v, int) and not isinstance(v, bool) and v != 2:
+            raise Fail(1, "unsupported-version", f"records[{i}].record: version {rec['v']}")
+        err = _schema_error("record", rec)
         if err:
-            raise Fail(1, "schema", f"records[{i}].record: {err}")
+            raise Fail(1, err[0], f"records[{i}].record: {err[1]}")
+        rule = _record_rules(rec)
+        if rule:
+            raise Fail(1, "schema", f"records[{i}].record: {rule}")
         if len(canonical(item["record"])) > 256 * 1024:
             raise Fail(1, "schema", f"records[{i}]: over 256 KiB")
         r = item["record"]
@@ -459,13 +514,23 @@ def _count_sigs(
     return None if len(seen) >= threshold else "threshold"
 
 
+def _valid_signers(sigs: list[dict[str, str]], message: bytes, keys: list[str]) -> set[str]:
+    """The distinct governance keys with a valid signature among ``sigs`` (others ignored)."""
+    by_id = {key_id(k): k for k in keys}
+    return {
+        s["key_id"]
+        for s in sigs
+        if s["key_id"] in by_id and ed25519_ok(by_id[s["key_id"]], s["sig"], message)
+    }
+
+
 def _step2(
     bundle: dict[str, Any], pinned: bytes | None, headers: list[Hdr], records: list[Rec]
 ) -> tuple[dict[str, Any], str, int]:
     doc = bundle["registry"]
     err = _schema_error("registry", doc)
     if err:
-        raise Fail(2, "schema", f"registry: {err}")
+        raise Fail(2, err[0], f"registry: {err[1]}")
     reg = doc["registry"]
     parts = reg["participants"]
     codes = [p["code"] for p in parts]
@@ -483,12 +548,7 @@ def _step2(
         raise Fail(2, "schema", f"cosign {cosign} out of range")
     body = canonical(reg)
     message = T_SIG_REGISTRY + body
-    by_id = {key_id(k): k for k in gov["keys"]}
-    valid = {
-        s["key_id"]
-        for s in doc["sigs"]
-        if s["key_id"] in by_id and ed25519_ok(by_id[s["key_id"]], s["sig"], message)
-    }
+    valid = _valid_signers(doc["sigs"], message, gov["keys"])
     if len(valid) < gov["threshold"]:
         raise Fail(2, "threshold", f"{len(valid)} valid signatures, {gov['threshold']} needed")
     if _count_sigs(doc["sigs"], message, gov["keys"], gov["threshold"]) is not None:
@@ -583,10 +643,11 @@ def _step3(
                 raise Fail(3, "signature", f"{where}: the signature does not verify")
             for r in blocks.get((chain, height), []):
                 rec, kind = r.record, r.record["kind"]
+                if kind == "key.rotate" and chain == "KP":
+                    continue
                 if kind not in ("key.rotate", "member.admit", "key.replace"):
                     continue
-                if not inclusion_ok(r.leaf, r.index, h.size, r.proof, h.root):
-                    raise Fail(3, "inclusion-proof", f"key record {chain}/{r.index}")
+                _prove(r, 3)
                 b = rec["body"]
                 if kind == "key.rotate":
                     events.append((chain, height + 1, b["key"], 0))
@@ -594,14 +655,13 @@ def _step3(
                     events.append((b["code"], 1, b["key"], r.index + 1))
                 elif chain == "KP" and kind == "key.replace":
                     unsigned = {k: v for k, v in rec.items() if k != "sigs"}
-                    verdict = _count_sigs(
-                        rec.get("sigs", []),
-                        T_SIG_RECORD + canonical(unsigned),
-                        gov["keys"],
-                        gov["threshold"],
+                    signers = _valid_signers(
+                        rec.get("sigs", []), T_SIG_RECORD + canonical(unsigned), gov["keys"]
                     )
-                    if verdict is not None:
-                        raise Fail(3, verdict, f"key.replace KP/{r.index}: governance signatures")
+                    if len(signers) < gov["threshold"]:
+                        raise Fail(
+                            3, "threshold", f"key.replace KP/{r.index}: governance signatures"
+                        )
                     events.append((b["code"], b["from_height"], b["key"], r.index + 1))
     # f. prev links, witness hashes
     for chain, hs in by_chain.items():
@@ -636,16 +696,21 @@ def _step3(
     return by_chain
 
 
+def _prove(r: Rec, step: int) -> None:
+    """A record's inclusion in its block, and its time not after the block's."""
+    b = r.block
+    assert b is not None
+    if not inclusion_ok(r.leaf, r.index, b.size, r.proof, b.root):
+        raise Fail(
+            step, "inclusion-proof", f"record {r.chain}/{r.index} against {b.chain}/{b.height}"
+        )
+    if r.record["time"] > b.time:
+        raise Fail(step, "block", f"record {r.chain}/{r.index} is dated after its block")
+
+
 def _step4(records: list[Rec]) -> None:
     for r in records:
-        b = r.block
-        assert b is not None
-        if not inclusion_ok(r.leaf, r.index, b.size, r.proof, b.root):
-            raise Fail(
-                4, "inclusion-proof", f"record {r.chain}/{r.index} against {b.chain}/{b.height}"
-            )
-        if r.record["time"] > b.time:
-            raise Fail(4, "inclusion-proof", f"record {r.chain}/{r.index} is dated after its block")
+        _prove(r, 4)
 
 
 # -- section 8: the rule replay ------------------------------------------------------------
@@ -777,9 +842,10 @@ class Replay:
             raise self.fail("governance-invalid", "governance kind off KP, or other kind on KP")
         if C == "KP":
             unsigned = {k: v for k, v in rec.items() if k != "sigs"}
-            if "sigs" not in rec or _count_sigs(
-                rec["sigs"], T_SIG_RECORD + canonical(unsigned), self.gov_keys, self.gov_threshold
-            ):
+            signers = _valid_signers(
+                rec.get("sigs", []), T_SIG_RECORD + canonical(unsigned), self.gov_keys
+            )
+            if len(signers) < self.gov_threshold:
                 raise self.fail("governance-invalid", "governance signatures do not count up")
         getattr(self, "k_" + kind.replace(".", "_"))(rec["body"])
         self.ids.add((C, rec["id"]))

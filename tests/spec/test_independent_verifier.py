@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
+import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,14 @@ from sqlalchemy import select
 from kpledger.cli.example import run_example
 from kpledger.devtools import artisanal
 from kpledger.devtools.workload import Network, Scenario
-from kpledger.ledger.bundle import check_bundle, serialize_bundle
-from kpledger.ledger.errors import NotYetCosigned
+from kpledger.ledger.bundle import check_bundle, serialize_bundle, verify_bundle
+from kpledger.ledger.errors import InvalidData, NotYetCosigned
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
 from kpledger.ledger.store.tables import parcels
 from tests.spec.independent_verifier import canonical, verify
+from tests.spec.mutations import mutated, random_story
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "vectors"
 CASES = json.loads((VECTORS / "index.json").read_text())
@@ -131,3 +134,77 @@ def test_real_bundles_of_the_artisanal_story_agree(artisanal_store: Store) -> No
     compared, _ = _compare(artisanal_store, registry)
     assert any(p.startswith("SL-") for p in compared), compared
     assert len(compared) >= 4, compared
+
+
+def _reference(data: bytes, registry: bytes | None, parcel: str | None) -> Any:
+    """The reference verifier's outcome: None when it verifies, else (step, code)."""
+    try:
+        verify_bundle(data, registry=registry, parcel=parcel)
+    except InvalidData as exc:
+        found = re.match(r"step (\d+) ", str(exc))
+        return int(found.group(1)) if found else str(exc), exc.code
+    return None
+
+
+def _same(reference: Any, mine: Any, bad_hex_length: bool) -> bool:
+    """Equal outcomes; a hex field of the wrong length may be `schema` or `encoding`
+    (bundle.md section 1)."""
+    if reference == mine:
+        return True
+    codes = {"schema", "encoding"}
+    return (
+        bad_hex_length
+        and reference is not None
+        and mine is not None
+        and reference[0] == mine[0]
+        and {reference[1], mine[1]} <= codes
+    )
+
+
+def test_both_verifiers_judge_mutated_vectors_alike() -> None:
+    """Each valid vector with one field changed, added or removed: same step, same code."""
+    rng = random.Random(14)
+    pinned = canonical(json.loads((VECTORS / "registry.json").read_text()))
+    valid = [c for c in CASES if c["want"]["ok"]]
+    outcomes = set()
+    for _ in range(300):
+        case = rng.choice(valid)
+        doc, change = mutated(json.loads((VECTORS / case["file"]).read_bytes()), rng)
+        try:
+            data = canonical(doc)
+        except ValueError:
+            continue
+        registry = pinned if case["pin"] else None
+        reference = _reference(data, registry, case["parcel"])
+        o = verify(data, registry, case["parcel"])
+        mine = None if o.ok else (o.step, o.code)
+        hexish = "too short" in o.message or "too long" in o.message
+        assert _same(reference, mine, hexish), (case["file"], change, reference, o.message)
+        outcomes.add(reference)
+    assert len(outcomes) >= 8, outcomes  # the mutations reach many steps and codes
+
+
+def test_both_verifiers_replay_random_stories_alike() -> None:
+    """Random stories sealed without the rules: the same step and code, or the same state."""
+    rng = random.Random(15)
+    codes = set()
+    for _ in range(60):
+        data, subject, steps = random_story(rng)
+        reference = _reference(data, None, subject)
+        o = verify(data, None, subject)
+        mine = None if o.ok else (o.step, o.code)
+        assert reference == mine, (steps, reference, o.message)
+        if o.ok:
+            verdict = check_bundle(data, parcel=subject).verdict
+            assert verdict is not None
+            state = o.state
+            assert state is not None
+            assert (state["chain"], state["status"], state["weight"], state["origin"]) == (
+                verdict.chain,
+                verdict.status.value,
+                verdict.weight,
+                dict(verdict.origin),
+            ), steps
+        codes.add(reference)
+    assert None in codes
+    assert len(codes) >= 5, codes
