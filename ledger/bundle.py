@@ -362,9 +362,9 @@ def parse_bundle(data: bytes) -> Bundle:
         raw = r.mapping("record")
         try:
             record = Record.from_value(raw)
-        except VersionError as exc:
-            field = _join(r.path("record"), exc.field)
-            raise VersionError(exc.message, version=exc.version, field=field) from exc
+        except VersionError as exc:  # keeps the version it refused
+            where = _join(r.path("record"), exc.field)
+            raise VersionError(exc.message, version=exc.version, field=where) from exc
         except (EncodingError, SchemaError, SignatureError) as exc:
             raise type(exc)(exc.message, field=_join(r.path("record"), exc.field)) from exc
         r.done()
