@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
 from kpledger.api.app import create_app
 from kpledger.cli.example import run_example
+from kpledger.cli.main import app
 from kpledger.cli.verify import verify_command
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.bundle import serialize_bundle
@@ -275,3 +277,13 @@ def test_online_compares_several_nodes_and_names_the_one_that_left_records_out(
         server_b.should_exit = True
         thread_a.join(timeout=10)
         thread_b.join(timeout=10)
+
+
+def test_kpl_verify_takes_online_more_than_once(files: dict[str, Path]) -> None:
+    """The command line passes every ``--online`` URL to step 8: none can be reached, so
+    the input cannot be used (exit 2) and both are named."""
+    args = ["verify", str(files["bundle"]), "--online", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(app, [*args, "--online", "http://127.0.0.1:7"])
+    assert result.exit_code == 2, result.output
+    assert "node http://127.0.0.1:9 cannot be reached" in result.output
+    assert "node http://127.0.0.1:7 cannot be reached" in result.output
