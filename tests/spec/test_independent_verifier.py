@@ -24,9 +24,11 @@ from sqlalchemy import select
 from kpledger.cli.example import run_example
 from kpledger.devtools import artisanal
 from kpledger.devtools.workload import Network, Scenario
+from kpledger.ledger.artisanal import assessment_body
 from kpledger.ledger.bundle import check_bundle, serialize_bundle, verify_bundle
+from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import InvalidData, NotYetCosigned
-from kpledger.ledger.records import Record
+from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.bundles import build_bundle
 from kpledger.ledger.store.tables import parcels
@@ -134,6 +136,47 @@ def test_real_bundles_of_the_artisanal_story_agree(artisanal_store: Store) -> No
     compared, _ = _compare(artisanal_store, registry)
     assert any(p.startswith("SL-") for p in compared), compared
     assert len(compared) >= 4, compared
+
+
+def test_real_bundles_across_governance_and_key_changes_agree(tmp_path: Path) -> None:
+    """Key events of every kind (key.rotate, KP's key.replace and member.admit), a
+    suspension and reinstatement, and a self-assessment: both verifiers learn the same
+    keys (step 3e) and replay the same state."""
+    sc = Scenario(Network.create(("BW", "EU", "RU"), ("WDC",)))
+    store = Store.open(f"sqlite:///{tmp_path / 'keys.db'}", sc.net.registry)
+
+    def seal(chain: str, *records: Record) -> None:
+        store.writer.apply(sc.seal(chain, *records))
+
+    seal("BW", sc.party("BW", "BW-MINE", "miner"), sc.party("BW", "BW-T", "trader"))
+    seal("BW", sc.register("BW", "BW-P1", "BW-MINE", 100_000, 13_400_000))
+    head = sc.ledger.state.head("BW")
+    assert head is not None
+    replaced = Ed25519Signer.from_seed(b"bw-replaced".ljust(32, b"."))
+    body = {"code": "BW", "key": replaced.public.hex(), "from_height": head.height + 1}
+    seal("KP", sc.governance(Kind.KEY_REPLACE, {**body, "reason": "lost"}))
+    sc.net.signers["BW"] = replaced
+    seal(
+        "EU", sc.record("EU", Kind.DIAGNOSTIC_ASSESS, assessment_body("x.y", 2, "e", "2026-03-02"))
+    )
+    seal("BW", sc.transfer("BW", "BW-P1", "BW-T"))
+    rotated = Ed25519Signer.from_seed(b"bw-rotated".ljust(32, b"."))
+    seal("BW", sc.record("BW", Kind.KEY_ROTATE, {"key": rotated.public.hex()}))
+    sc.net.signers["BW"] = rotated
+    newcomer = Ed25519Signer.from_seed(b"na-admitted".ljust(32, b"."))
+    admit = {"code": "NA", "name": "Namibia", "role": "authority", "url": "http://na.invalid"}
+    seal("KP", sc.governance(Kind.MEMBER_ADMIT, {**admit, "key": newcomer.public.hex()}))
+    seal("KP", sc.governance(Kind.MEMBER_SUSPEND, {"code": "RU", "reason": "review"}))
+    seal("KP", sc.governance(Kind.MEMBER_REINSTATE, {"code": "RU", "reason": "cleared"}))
+    seal("BW", sc.split("BW", "BW-P1", [("BW-P2", 60_000, 1), ("BW-P3", 40_000, 2)]))
+    for chain in ("EU", "RU", "BW", "EU", "RU"):
+        seal(chain)
+    compared, _ = _compare(store, store.registry.to_bytes())
+    assert {"BW-P1", "BW-P2", "BW-P3"} <= set(compared)
+    doc = build_bundle(store, "BW-P2")
+    kinds = {r["record"]["kind"] for r in doc["records"]}
+    assert {"key.replace", "key.rotate", "member.admit", "member.suspend"} <= kinds
+    store.close()
 
 
 def _reference(data: bytes, registry: bytes | None, parcel: str | None) -> Any:
