@@ -34,6 +34,7 @@ from kpledger.ledger.errors import (
     SignatureError,
     ThresholdError,
     UnknownReference,
+    VersionError,
     WitnessInvalid,
 )
 from kpledger.ledger.merkle import EMPTY_ROOT
@@ -201,6 +202,16 @@ def test_parse_refuses_non_canonical_bytes(example: tuple[bytes, Doc]) -> None:
     fails(pretty, 1, EncodingError, "not in RFC 8785 canonical form")
     fails(b"not json at all", 1, EncodingError, "not valid JSON")
     fails(example[0].replace(b'"index":2,', b'"index":2.0,', 1), 1, EncodingError, "float")
+
+
+def test_parse_refuses_a_record_of_another_version_by_its_code(
+    example: tuple[bytes, Doc],
+) -> None:
+    """A record of format 1 (or 3) is ``unsupported-version`` at step 1, never a crash."""
+    for version in (1, 3):
+        data = edited(example[1], lambda d, v=version: d["records"][0]["record"].update(v=v))
+        message = fails(data, 1, VersionError, "records[0].record.v")
+        assert f"version {version}" in message
 
 
 def test_parse_refuses_unknown_fields_and_formats(example: tuple[bytes, Doc]) -> None:
