@@ -192,6 +192,11 @@ class CertificateOut(BaseModel):
         description="confidential fields not shown in clear, each with its commitment (hex)",
     )
     proof: ProofOut | None = None
+    code: str | None = Field(
+        default=None,
+        description="the certificate code its printed QR encodes (ledger/certcode.py): its "
+        "page under this node's public base URL, with the network id and issue record hash",
+    )
 
 
 # ---------------------------------------------------------------- problems

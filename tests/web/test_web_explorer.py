@@ -331,6 +331,44 @@ BROKEN_IDS = """[...document.querySelectorAll('.id')]
   .filter((e) => e.getClientRects().length > 1).map((e) => e.textContent)"""
 
 
+#: tables (and other boxes) in the content that scroll sideways, by the id of their table
+SIDEWAYS = """[...document.querySelectorAll('main .scroll')]
+  .filter((e) => e.scrollWidth > e.clientWidth + 1)
+  .map((e) => `${(e.querySelector('table') || e).id || 'table'}: `
+    + `${e.scrollWidth} > ${e.clientWidth}`)"""
+
+
+def test_tables_read_on_a_phone_without_sideways_scrolling(tab: Browser) -> None:
+    """At 390 px, every table of the parcel, certificate, audit and network pages fits the
+    screen: each row reads as a list of labelled cells, ids never break mid-id."""
+    pages = (
+        (f"/parcel/{FINAL}", PARTY, "#records tbody tr.proven"),
+        ("/certificate/EU-2026-0001", AUDITOR, '#cert-validation [data-status="verified"]'),
+        ("/audit?period=2026", AUDITOR, "#findings-summary"),
+        ("/network", None, "#participants"),
+    )
+    for route, token, ready in pages:
+        page = tab.open(route, token=token, width=390)
+        page.wait_for_selector(ready)
+        until(page, "!document.querySelector('main .loading')")
+        assert page.evaluate(SIDEWAYS) == [], route
+        assert page.evaluate(BROKEN_IDS) == [], route
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, route
+        labels = page.eval_on_selector_all(
+            "main table tbody td:not([colspan])",
+            "(tds) => tds.filter((td) => td.offsetParent !== null && !td.dataset.label).length",
+        )
+        assert labels == 0, route
+        page.close()
+    # each cell of a record says which column it is
+    page = tab.open(f"/parcel/{FINAL}", token=PARTY, width=390)
+    page.wait_for_selector("#records tbody tr.proven")
+    first = page.locator("#records tbody tr").first
+    assert first.locator("td").first.get_attribute("data-label") == "When (UTC)"
+    assert not page.locator("#records thead").is_visible()
+    page.close()
+
+
 def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> None:
     page = tab.open("/")
     page.fill("#search", "EU-2026-0001")
@@ -549,6 +587,13 @@ def test_public_view_shows_no_values_or_party_names(tab: Browser) -> None:
     assert "1,177,478" not in html
     assert page.locator("#f-custodian, #f-price").count() == 0
     assert "shown only to the party holding the parcel" in page.inner_text("#hidden-note")
+    # record format 2: the value is shown as the commitment the ledger holds, nothing else
+    parcel = httpx.get(f"{tab.site.url}/v1/parcels/{FINAL}", timeout=10).json()
+    declared = page.inner_text("#f-price-committed")
+    assert declared == (
+        f"value: committed {parcel['committed']['value'][:12]}… — in clear for authorised "
+        "roles only"
+    ), declared
     shot(page, "parcel-public")
     cert = tab.open("/certificate/EU-2026-0001")
     cert.wait_for_selector('#cert-validation [data-status="verified"]')
@@ -556,7 +601,52 @@ def test_public_view_shows_no_values_or_party_names(tab: Browser) -> None:
     for secret in (*SECRETS, "1,703,000", "SEAL-EU-2026-0001"):
         assert secret not in html, secret
     assert "authorised roles only" in cert.inner_text("#certificate")
+    doc = httpx.get(f"{tab.site.url}/v1/certificates/EU-2026-0001", timeout=10).json()
+    assert set(doc["committed"]) == {"value", "importer", "seal"}
+    shown = cert.eval_on_selector_all(
+        "#certificate [data-commitment]", "(els) => els.map((e) => e.dataset.commitment)"
+    )
+    assert sorted(shown) == sorted(doc["committed"].values())
+    text = cert.inner_text("#certificate")
+    for what, key in (("importer", "importer"), ("value", "value"), ("seal id", "seal")):
+        said = f"{what}: committed {doc['committed'][key][:12]}… — in clear for authorised"
+        assert said in text, (said, text)
     shot(cert, "certificate-public")
+
+
+def test_an_entitled_caller_without_the_disclosure_sees_the_commitment(tab: Browser) -> None:
+    """An auditor's node that holds no disclosure of a field (record format 2) answers with
+    its commitment only: the certificate page shows that commitment and says why, never a
+    value, while the fields the node does hold stay in clear."""
+    doc = httpx.get(
+        f"{tab.site.url}/v1/certificates/EU-2026-0001",
+        headers={"Authorization": f"Bearer {AUDITOR}"},
+        timeout=10,
+    ).json()
+    assert doc["value"] == 170_080_233
+    commitment = tab.site.node.store.certificate("EU-2026-0001")
+    assert commitment is not None
+
+    def undisclosed(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        del body["value"]
+        body["committed"] = {**body.get("committed", {}), "value": commitment.value}
+        route.fulfill(response=response, json=body)
+
+    page = tab.context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.add_init_script(f"sessionStorage.setItem('kpl.token', {AUDITOR!r});")
+    page.route("**/v1/certificates/EU-2026-0001", undisclosed)
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0001")
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    text = page.inner_text("#certificate")
+    assert "US$" not in text
+    said = f"value: committed {commitment.value[:12]}… — this node holds no disclosure of it"
+    assert said in text, text
+    assert "SEAL-EU-2026-0001" in text  # what the node does hold is still in clear
+    assert accessibility(page) == []
+    page.close()
 
 
 def test_token_entered_from_the_parcel_page(tab: Browser) -> None:
@@ -609,6 +699,9 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     assert clear[exporter.address] in shown
     assert exporter.name not in shown  # never the commitment where the name is shown
     assert "licence EU-ANTWERP1" in shown
+    # an address registered the same as the name is not printed twice
+    assert clear[exporter.address] == clear[exporter.name]
+    assert shown.count(clear[exporter.name]) == 1, shown
     assert page.inner_text("#certificate").count("Surat cutting works") == 1
     banner = page.inner_text("#cert-status")
     assert "Confirmed" in banner
@@ -632,6 +725,11 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     qr = page.wait_for_selector("#cert-qr")
     until(page, "document.getElementById('cert-qr').naturalWidth > 0")
     assert "#/certificate/EU-2026-0001" in str(qr.get_attribute("alt"))
+    # beside the QR, the code it encodes: under the node's public base URL, not this tab's
+    code = httpx.get(f"{tab.site.url}/v1/certificates/EU-2026-0001", timeout=10).json()["code"]
+    assert code.startswith("http://127.0.0.1/#/certificate/EU-2026-0001?network=")
+    assert page.inner_text("#cert-code") == code
+    assert tab.site.url not in page.inner_text("#certificate")
     shot(page, "certificate")
 
 
@@ -1009,6 +1107,19 @@ GEOMETRY = """(svg) => {
         } else if (inside(p, b, 0.5)) problems.push(`${name}: passes through ${b.id}`);
       }
     }
+  }
+  // every word drawn for a parcel (its lines, its "expand" control) stays inside its box
+  const texts = [...svg.querySelectorAll('g.pnode text')]
+    .map((t) => [t.closest('g.pnode').dataset.parcel, t]);
+  for (const g of svg.querySelectorAll('g.expand'))
+    for (const t of g.querySelectorAll('text, rect')) texts.push([g.dataset.expand, t]);
+  for (const [id, t] of texts) {
+    const b = byId.get(id), r = t.getBBox();
+    const sides = {left: b.x - r.x, right: r.x + r.width - b.x - b.w,
+                   top: b.y - r.y, bottom: r.y + r.height - b.y - b.h};
+    for (const [side, out] of Object.entries(sides))
+      if (out > 0)
+        problems.push(`"${t.textContent}" runs ${out.toFixed(1)} px out of ${id}'s box (${side})`);
   }
   for (let i = 0; i < boxes.length; i++)
     for (let j = i + 1; j < boxes.length; j++) {
