@@ -778,7 +778,7 @@ function statusSentence(cert, authority) {
     case "voided":
       return `${authority(cert.issuer)} voided it: it was never confirmed and the goods returned.`;
     case "refused":
-      return `${to} refused this shipment${refusalReason(cert) ? `: ${refusalReason(cert)}` : ""}.`;
+      return `${to} refused this shipment${cert.refusal && cert.refusal.code ? ` (${cert.refusal.code})` : ""}${refusalReason(cert) ? `: ${refusalReason(cert)}` : ""}.`;
     default:
       return `The node reports the status “${cert.status}”.`;
   }
