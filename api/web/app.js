@@ -747,18 +747,9 @@ async function parcelPage(id) {
     verify.panel,
     card("Records, in order", h("p", { class: "muted small", id: "proven-count" }, "Verify the bundle to see which of these records it proves."), tbody),
   );
-  const canBundle = state.who && ["auditor", "operator", "party"].includes(state.who.role);
-  if (canBundle) {
-    verify.run();
-  } else {
-    verify.result.dataset.status = "needs-token";
-    verify.button.hidden = true;
-    verify.result.replaceChildren(
-      "The bundle holds commercial fields, so fetching it takes a token: an auditor's, an operator's, or the holding party's. ",
-      tokenLink(),
-    );
-    verify.anchor.textContent = "Trust anchor: chosen when you verify (Settings).";
-  }
+  // record format 2: a bundle holds commitments, not values, so anyone may take and
+  // verify it; an entitled caller's also carries the disclosures its node holds
+  verify.run();
 }
 
 // ---------------------------------------------------------------- certificate
@@ -974,14 +965,14 @@ async function certificatePage(number) {
             "span",
             { "data-status": "verified" },
             pill("issue record proven", settled ? "ok" : "neutral"),
-            ` signed checkpoint ${header.chain}/${header.height} of ${when(header.time)} by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log. Shipment status: ${cert.status.replace("_", " ")}.`,
+            ` signed checkpoint: ${header.chain} header ${header.height} of ${when(header.time)}, by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log. Shipment status: ${cert.status.replace("_", " ")}.`,
           )
         : h("span", { "data-status": "failed" }, pill("not verified", "bad"), " ", result.filter((c) => !c.ok).map((c) => c.detail).join("; ")),
     );
     summary.replaceChildren(
       ...(ok
         ? [
-            `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key. `,
+            `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain} header ${header.height}, ${when(header.time)}) signed with its key. `,
             h("span", { id: "cert-proof-anchor" }, anchorSaid),
             ` ${statusSentence(cert, authority)}`,
           ]
@@ -1183,7 +1174,7 @@ const FINDINGS = [
     title: "Equivocation: two signed histories of one chain",
     columns: [
       { title: "Chain", cell: (r) => r.chain },
-      { title: "Headers", cell: (r) => r.headers.map((x, i) => [i ? h("br") : null, `${x.chain}/${x.height} size ${x.size} root ${short(x.root)} · ${when(x.time)}`]) },
+      { title: "Headers", cell: (r) => r.headers.map((x, i) => [i ? h("br") : null, `${x.chain} header ${x.height} · size ${x.size} · root ${short(x.root)} · ${when(x.time)}`]) },
       { title: "Evidence id", cell: (r) => h("code", {}, short(r.id, 16)) },
     ],
   },

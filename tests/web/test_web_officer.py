@@ -10,6 +10,7 @@ go to ``test-output/web/officer-*.png``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -136,6 +137,8 @@ def test_officer_forms_register_issue_refuse_confirm(
     assert "Committed parcel.register: BW record" in text
     assert bw.get_attribute("#register-outcome #subject-link", "href") == "/#/parcel/BW-W1"
     assert "/#/record/BW/" in str(bw.get_attribute("#register-outcome #record-link", "href"))
+    # a record is written CHAIN/INDEX here too, as in the explorer and the CLI
+    assert re.fullmatch(r"record BW/\d+", bw.inner_text("#register-outcome #record-link"))
     shot(bw, "officer-register")
 
     # issue: pick the held parcel; the node fills lines, totals and origin
