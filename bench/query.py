@@ -7,6 +7,10 @@ Prints, and writes to ``bench/out/query.json``:
   returning pre-serialized bytes, measured in the same run (medians over
   ``BENCH_RUNS`` runs), their ratio (goal 0.5), and the p99 latency of the
   history query open-loop at half its peak rate (goal under 20 ms);
+* the server process's CPU milliseconds per request of each route during those
+  runs, and their ratio: what the route costs, whatever else shares the cores
+  (on a shared machine the throughput ratio also measures the client and the
+  other load);
 * median and p99 history latency of sequential requests at a tenth of
   ``--records`` and at ``--records``, and their ratio (logarithmic growth
   expected: about 1, far from the 10x of a linear scan);
@@ -219,8 +223,25 @@ class Server:
 # ---------------------------------------------------------------- the load
 
 
-async def _closed_loop(base: str, paths: list[str], duration: float) -> float:
-    """Requests/s of ``CONCURRENCY`` clients asking ``paths`` in turn for ``duration``."""
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loaded(server: Server, paths: list[str], duration: float) -> tuple[float, float]:
+    """Closed-loop requests/s, and the server's CPU milliseconds per request meanwhile."""
+    cpu = _cpu_s(server.proc.pid)
+    counted: list[int] = []
+    rps = asyncio.run(_closed_loop(server.base, paths, duration, counted))
+    return rps, (_cpu_s(server.proc.pid) - cpu) * 1e3 / max(1, counted[0])
+
+
+async def _closed_loop(
+    base: str, paths: list[str], duration: float, counted: list[int] | None = None
+) -> float:
+    """Requests/s of ``CONCURRENCY`` clients asking ``paths`` in turn for ``duration``
+    (the number of requests answered is appended to ``counted``)."""
     done = 0
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
@@ -237,6 +258,8 @@ async def _closed_loop(base: str, paths: list[str], duration: float) -> float:
 
         start = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(CONCURRENCY)))
+        if counted is not None:
+            counted.append(done)
         return done / (time.perf_counter() - start)
 
 
@@ -332,11 +355,15 @@ def main() -> None:
                 result["lineage"] = _lineage_shape(server.base, paths[0])
                 hist: list[float] = []
                 static: list[float] = []
+                cpu_hist: list[float] = []
+                cpu_static: list[float] = []
                 for _ in range(n_runs):
-                    static.append(
-                        asyncio.run(_closed_loop(server.base, ["/bench/static"], duration))
-                    )
-                    hist.append(asyncio.run(_closed_loop(server.base, paths, duration)))
+                    rps, cpu_ms = _loaded(server, ["/bench/static"], duration)
+                    static.append(rps)
+                    cpu_static.append(cpu_ms)
+                    rps, cpu_ms = _loaded(server, paths, duration)
+                    hist.append(rps)
+                    cpu_hist.append(cpu_ms)
                 peak = statistics.median(hist)
                 base = statistics.median(static)
                 half = asyncio.run(_open_loop(server.base, paths, peak / 2, duration))
@@ -350,6 +377,10 @@ def main() -> None:
                     "open_loop_requests": len(half),
                     "p50_ms_at_half_peak": statistics.median(half) * 1e3,
                     "p99_ms_at_half_peak": percentile(half, 99) * 1e3,
+                    # what a request costs the server, whatever else shares the cores
+                    "server_cpu_ms_history": statistics.median(cpu_hist),
+                    "server_cpu_ms_static": statistics.median(cpu_static),
+                    "cpu_ratio": statistics.median(cpu_static) / statistics.median(cpu_hist),
                 }
                 print(
                     f"  history {peak:.0f} req/s, trivial route {base:.0f} req/s: ratio "
@@ -399,6 +430,10 @@ def _report(r: dict[str, Any]) -> None:
     print(
         f"history: {t['history_rps']:.0f} req/s; static route: {t['static_rps']:.0f} req/s; "
         f"ratio {t['ratio']:.2f} (goal 0.5)"
+    )
+    print(
+        f"server CPU per request: history {t['server_cpu_ms_history']:.2f} ms, static route "
+        f"{t['server_cpu_ms_static']:.2f} ms; ratio {t['cpu_ratio']:.2f}"
     )
     print(
         f"open loop at {t['open_loop_rate']:.0f} req/s (half peak): p50 "

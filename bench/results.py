@@ -2,10 +2,15 @@
 
 Each benchmark writes ``bench/out/<name>.json``. This module gathers the
 figures that matter to users into ``bench/out/results.json`` under stable
-keys (numbers; ``null`` for a figure whose benchmark has not been run), and
+keys (numbers; ``null`` for a figure whose benchmark has never been run), and
 with ``--readme FILE`` rewrites the table between the markers
 ``<!-- bench-results:begin -->`` and ``<!-- bench-results:end -->`` so that the
-README shows exactly what the last run measured.
+README shows exactly what the last run of each benchmark measured.
+
+Figures are merged, not replaced wholesale: a figure found in a benchmark's
+file takes the new value, and every other figure keeps the value the existing
+``results.json`` holds (which is committed). Running one benchmark alone (say
+``python -m bench.query``) therefore updates its rows and leaves the others'.
 
 Usage: ``python -m bench.results [--readme README.md]`` (``make bench`` runs it last).
 """
@@ -22,7 +27,7 @@ from typing import Any
 
 from bench.common import OUT
 
-__all__ = ["FIGURES", "Figure", "collect", "render_table", "rewrite_readme"]
+__all__ = ["FIGURES", "Figure", "collect", "merge", "render_table", "rewrite_readme"]
 
 BEGIN = "<!-- bench-results:begin -->"
 END = "<!-- bench-results:end -->"
@@ -107,6 +112,14 @@ FIGURES: tuple[Figure, ...] = (
         "ratio",
         ">= 0.5",
         lambda v: v >= 0.5,
+    ),
+    Figure(
+        "history_cpu_ratio",
+        "query",
+        ("throughput", "cpu_ratio"),
+        "server CPU per trivial request / per history request",
+        "ratio",
+        "-",
     ),
     Figure(
         "history_p99_ms",
@@ -225,6 +238,29 @@ def collect(folder: Path = OUT) -> dict[str, float | None]:
     return {fig.key: _dig(sources[fig.source], fig.path) for fig in FIGURES}
 
 
+def merge(previous: dict[str, Any], found: dict[str, float | None]) -> dict[str, float | None]:
+    """Every figure: the new value where a benchmark's file gave one, else the previous."""
+    out: dict[str, float | None] = {}
+    for fig in FIGURES:
+        new = found.get(fig.key)
+        old = previous.get(fig.key)
+        keep = old if isinstance(old, int | float) and not isinstance(old, bool) else None
+        out[fig.key] = new if new is not None else (None if keep is None else float(keep))
+    return out
+
+
+def _previous(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path}: not JSON ({exc}); fix or remove it") from exc
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: not a JSON object of figures; fix or remove it")
+    return data
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "not run"
@@ -264,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", type=Path, help="rewrite the results table in this file")
     ap.add_argument("--out", type=Path, default=OUT, help="the benchmarks' output folder")
     args = ap.parse_args(argv)
-    results = collect(args.out)
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
+    results = merge(_previous(path), collect(args.out))
+    args.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     table = render_table(results)
     print(table)

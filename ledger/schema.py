@@ -93,6 +93,10 @@ def parse_date(text: str, *, field: str) -> date:
         raise SchemaError(f"not a real date: {exc}", field=field) from exc
 
 
+#: a field absent from the object read (``Fields.get`` default; never a JSON value)
+_MISSING: Any = object()
+
+
 class Traced:
     """Marks the placeholders ``ledger.record_schema`` feeds a parser to trace its schema.
 
@@ -139,23 +143,27 @@ class Fields:
     def string(
         self, name: str, *, pattern: re.Pattern[str] | None = None, max_len: int = 200
     ) -> str:
-        value = self._get(name)
-        field = self._at(name)
-        if not isinstance(value, str):
-            raise SchemaError("expected a string", field=field)
+        # the hot path of parsing every record: the field's path is only made for an error
+        self._seen.add(name)
+        value = self._d.get(name, _MISSING)
+        if type(value) is not str:
+            if value is _MISSING:
+                raise SchemaError("is required", field=self._at(name))
+            if not isinstance(value, str):
+                raise SchemaError("expected a string", field=self._at(name))
         if not value or len(value) > max_len:
-            raise SchemaError(f"length must be 1..{max_len}", field=field)
+            raise SchemaError(f"length must be 1..{max_len}", field=self._at(name))
         bad = FORBIDDEN_CHARACTERS.search(value)
         if bad is not None:
             raise SchemaError(
                 f"{_character_name(bad.group())} at position {bad.start()}: control, "
                 "bidirectional, invisible and non-ASCII space characters are not allowed",
-                field=field,
+                field=self._at(name),
             )
         if value != value.strip():
-            raise SchemaError("no surrounding spaces", field=field)
+            raise SchemaError("no surrounding spaces", field=self._at(name))
         if pattern is not None and pattern.match(value) is None:
-            raise SchemaError(f"does not match {pattern.pattern}", field=field)
+            raise SchemaError(f"does not match {pattern.pattern}", field=self._at(name))
         if isinstance(value, Traced):
             value.note_string(pattern, max_len)
         return value
@@ -175,12 +183,15 @@ class Fields:
         return value
 
     def integer(self, name: str, *, low: int, high: int) -> int:
-        value = self._get(name)
-        field = self._at(name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise SchemaError("expected an integer", field=field)
+        self._seen.add(name)
+        value = self._d.get(name, _MISSING)
+        if type(value) is not int:
+            if value is _MISSING:
+                raise SchemaError("is required", field=self._at(name))
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SchemaError("expected an integer", field=self._at(name))
         if not low <= value <= high:
-            raise SchemaError(f"must be in {low}..{high}", field=field)
+            raise SchemaError(f"must be in {low}..{high}", field=self._at(name))
         return value
 
     def optional_integer(self, name: str, *, low: int, high: int) -> int | None:

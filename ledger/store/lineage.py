@@ -4,7 +4,9 @@
 ``parcel_events`` (each record that acted on a parcel) are derived tables
 written with every block; the history of a parcel is read from them with
 one recursive query per direction (``WITH RECURSIVE``, the same text on
-SQLite and PostgreSQL), never one query per level of the lineage.
+SQLite and PostgreSQL), never one query per level of the lineage, and its
+four statements run on the driver's own connection (no SQLAlchemy layers on
+this read path, which ``GET /v1/parcels/{id}/history`` serves).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text
+from sqlalchemy import Engine, and_, select
 
 from kpledger.ledger.records import Record
 from kpledger.ledger.state import Edge, Parcel, ParcelEvent
@@ -24,61 +26,84 @@ __all__ = ["History", "HistoryEvent", "Lineage"]
 
 
 #: the walk up: every parcel reachable through edges into it, at its least depth
-_ANCESTRY = text(
-    """
+_ANCESTRY_SQL = """
     WITH RECURSIVE walk(id, depth) AS (
-        SELECT CAST(:start AS VARCHAR(56)), 0
+        SELECT CAST(? AS VARCHAR(56)), 0
         UNION
         SELECT e.parent, w.depth + 1 FROM edges e JOIN walk w ON e.child = w.id
     )
     SELECT e.parent, e.child, e.chain, e.idx, e.hash, d.depth
     FROM (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d
     JOIN edges e ON e.child = d.id
-    """
-)
+"""
 
 #: the walk down: every parcel made from it, and the edges out of each
-_DESCENT = text(
-    """
+_DESCENT_SQL = """
     WITH RECURSIVE walk(id, depth) AS (
-        SELECT CAST(:start AS VARCHAR(56)), 0
+        SELECT CAST(? AS VARCHAR(56)), 0
         UNION
         SELECT e.child, w.depth + 1 FROM edges e JOIN walk w ON e.parent = w.id
     )
     SELECT e.parent, e.child, e.chain, e.idx, e.hash, d.depth
     FROM (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d
     JOIN edges e ON e.parent = d.id
+"""
+
+#: the parcels ``{ids}``, their columns in table order (``rows.parcel_of``); the names
+#: come from the table's definition, never from input
+_PARCEL_COLUMNS = ", ".join(c.name for c in t.parcels.c)
+_PARCELS_SQL = "SELECT " + _PARCEL_COLUMNS + " FROM parcels WHERE id {ids}"  # noqa: S608
+
+#: records that acted on the parcels ``{ids}``, with block time and certificate number
+_EVENTS_SQL = """
+    SELECT pe.parcel, pe.chain, pe.idx, pe.height, pe.kind, r.leaf, h.time,
+           COALESCE(ci.number, cc.number)
+    FROM parcel_events pe
+    JOIN records r ON r.chain = pe.chain AND r.idx = pe.idx
+    JOIN headers h ON h.chain = pe.chain AND h.height = pe.height
+    LEFT OUTER JOIN certificates ci ON ci.issue_chain = pe.chain AND ci.issue_idx = pe.idx
+    LEFT OUTER JOIN certificates cc ON cc.closed_chain = pe.chain AND cc.closed_idx = pe.idx
+    WHERE pe.parcel {ids}
+"""
+
+
+class _Raw:
+    """The history's SQL on the bare DB-API connection (``sqlite3`` or ``psycopg``).
+
+    The read path of ``GET /v1/parcels/{id}/history`` runs four statements; through
+    SQLAlchemy's execution and result layers they cost more than the database's
+    own work, so here each is a fixed string per dialect, executed on the
+    driver's cursor, its rows plain tuples.
     """
-)
 
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+        mark = "%s" if self.pg else "?"
+        self.ancestry = _ANCESTRY_SQL.replace("?", mark)
+        self.descent = _DESCENT_SQL.replace("?", mark)
+        self._parcels: dict[int, str] = {}
+        self._events: dict[int, str] = {}
 
-_PARCELS = select(t.parcels).where(t.parcels.c.id.in_(bindparam("ids", expanding=True)))
+    def _in(self, n: int) -> str:
+        # PostgreSQL takes the list as one array parameter; SQLite one mark per id
+        return "= ANY(%s)" if self.pg else f"IN ({', '.join('?' * n)})"
 
+    def _args(self, ids: Sequence[str]) -> tuple[Any, ...]:
+        return (list(ids),) if self.pg else tuple(ids)
 
-def _events_query() -> Any:
-    """Records that acted on the parcels ``:ids``, with block time and certificate number."""
-    pe, rec, hd = t.parcel_events.c, t.records.c, t.headers.c
-    issued, closed = t.certificates.alias("issued"), t.certificates.alias("closed")
-    return (
-        select(
-            pe.parcel,
-            pe.chain,
-            pe.idx,
-            pe.height,
-            pe.kind,
-            rec.leaf,
-            hd.time,
-            func.coalesce(issued.c.number, closed.c.number),
+    def parcels(self, cur: Any, ids: Sequence[str]) -> list[Any]:
+        n = 0 if self.pg else len(ids)
+        sql = self._parcels.get(n) or self._parcels.setdefault(
+            n, _PARCELS_SQL.format(ids=self._in(n))
         )
-        .join(t.records, and_(rec.chain == pe.chain, rec.idx == pe.idx))
-        .join(t.headers, and_(hd.chain == pe.chain, hd.height == pe.height))
-        .outerjoin(issued, and_(issued.c.issue_chain == pe.chain, issued.c.issue_idx == pe.idx))
-        .outerjoin(closed, and_(closed.c.closed_chain == pe.chain, closed.c.closed_idx == pe.idx))
-        .where(pe.parcel.in_(bindparam("ids", expanding=True)))
-    )
+        cur.execute(sql, self._args(ids))
+        return list(cur.fetchall())
 
-
-_EVENTS = _events_query()
+    def events(self, cur: Any, ids: Sequence[str]) -> list[Any]:
+        n = 0 if self.pg else len(ids)
+        sql = self._events.get(n) or self._events.setdefault(n, _EVENTS_SQL.format(ids=self._in(n)))
+        cur.execute(sql, self._args(ids))
+        return list(cur.fetchall())
 
 
 @dataclass(frozen=True)
@@ -108,6 +133,7 @@ class Lineage:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._raw = _Raw(engine.dialect.name)
 
     def _edges(self, column: str, parcel_ids: Sequence[str]) -> list[Edge]:
         out: list[Edge] = []
@@ -127,13 +153,22 @@ class Lineage:
         """Edges out of the given parcels (what they were split or merged into)."""
         return self._edges("parent", parcel_ids)
 
-    def _walk(self, conn: Connection, sql: Any, parcel_id: str, limit: int) -> list[Edge]:
-        rows = list(conn.execute(sql, {"start": parcel_id}).all())
+    @staticmethod
+    def _edges_of(rows: list[Any], limit: int) -> list[Edge]:
         # the order of the level-by-level walk: by the depth of the node the edge
         # was found from, then (child, parent); sorted here, not in SQL, so that
         # no database collation can change it
         rows.sort(key=lambda r: (int(r[5]), r[1], r[0]))
         return [Edge(p, c, ref_of(ch, i, h)) for p, c, ch, i, h, _ in rows[:limit]]
+
+    def _walk(self, sql: str, parcel_id: str, limit: int) -> list[Edge]:
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(sql, (parcel_id,))
+            return self._edges_of(list(cur.fetchall()), limit)
+        finally:
+            conn.close()
 
     def ancestry(self, parcel_id: str, limit: int = 10_000) -> list[Edge]:
         """Every edge from ``parcel_id`` back to the registrations at the mines.
@@ -141,13 +176,11 @@ class Lineage:
         Nearest first: edges into a parcel at distance d come before those
         into parcels at distance d + 1 (then by child, parent). One query.
         """
-        with self.engine.connect() as conn:
-            return self._walk(conn, _ANCESTRY, parcel_id, limit)
+        return self._walk(self._raw.ancestry, parcel_id, limit)
 
     def descent(self, parcel_id: str, limit: int = 10_000) -> list[Edge]:
         """Every edge from ``parcel_id`` down to the parcels made from it (nearest first)."""
-        with self.engine.connect() as conn:
-            return self._walk(conn, _DESCENT, parcel_id, limit)
+        return self._walk(self._raw.descent, parcel_id, limit)
 
     def history(self, parcel_id: str, limit: int = 10_000) -> History:
         """The lineage graph of a parcel and every record that acted on any parcel of it.
@@ -157,46 +190,51 @@ class Lineage:
         times and certificate numbers (from the derived tables: no record
         is parsed).
         """
-        with self.engine.connect() as conn:
-            ancestors = self._walk(conn, _ANCESTRY, parcel_id, limit)
-            descendants = self._walk(conn, _DESCENT, parcel_id, limit)
+        raw = self._raw
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(raw.ancestry, (parcel_id,))
+            ancestors = self._edges_of(list(cur.fetchall()), limit)
+            cur.execute(raw.descent, (parcel_id,))
+            descendants = self._edges_of(list(cur.fetchall()), limit)
             ids = {parcel_id} | {e.parent for e in ancestors} | {e.child for e in ancestors}
             ids |= {e.child for e in descendants} | {e.parent for e in descendants}
             wanted = sorted(ids)
             parcels: dict[str, Parcel] = {}
+            rows: list[Any] = []
             for part in chunks(wanted):
-                for row in conn.execute(_PARCELS, {"ids": list(part)}):
+                for row in raw.parcels(cur, part):
                     parcels[row[0]] = parcel_of(row)
-            events = self._history_events(conn, wanted)
+                rows += raw.events(cur, part)
+        finally:
+            conn.close()
         return History(
             subject=parcel_id,
             ancestors=tuple(ancestors),
             descendants=tuple(descendants),
             parcels=parcels,
-            events=tuple(events),
+            events=tuple(self._history_events(rows)),
             truncated=len(ancestors) >= limit or len(descendants) >= limit,
         )
 
-    def _history_events(self, conn: Connection, parcel_ids: Sequence[str]) -> list[HistoryEvent]:
+    def _history_events(self, rows: list[Any]) -> list[HistoryEvent]:
         out: list[HistoryEvent] = []
-        for part in chunks(parcel_ids):
-            for p, c, i, h, k, leaf, time, number in conn.execute(_EVENTS, {"ids": list(part)}):
-                cert: str | None = None
-                if k.startswith("certificate."):
-                    cert = number if number is not None else self._number_of(conn, c, int(i))
-                out.append(
-                    HistoryEvent(ParcelEvent(p, ref_of(c, i, leaf), int(h), k), str(time), cert)
-                )
+        for p, c, i, h, k, leaf, time, number in rows:
+            cert: str | None = None
+            if k.startswith("certificate."):
+                cert = number if number is not None else self._number_of(c, int(i))
+            out.append(HistoryEvent(ParcelEvent(p, ref_of(c, i, leaf), int(h), k), str(time), cert))
         out.sort(key=lambda x: (x.time, x.event.ref.chain, x.event.ref.index, x.event.parcel))
         return out
 
-    @staticmethod
-    def _number_of(conn: Connection, chain: str, index: int) -> str:
+    def _number_of(self, chain: str, index: int) -> str:
         """The certificate a record names, from its bytes: only for a record that issued
         or closed no certificate (no kind does today; the derived tables answer the rest)."""
-        raw = conn.execute(
-            select(t.records.c.raw).where(t.records.c.chain == chain, t.records.c.idx == index)
-        ).scalar()
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(t.records.c.raw).where(t.records.c.chain == chain, t.records.c.idx == index)
+            ).scalar()
         if raw is None:
             return ""
         return str(Record.parse(bytes(raw)).body_json.get("number", ""))

@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 from api_support import Example, bearer
 
+from kpledger.api.deps import Caller
+from kpledger.api.provenance import history_view
+from kpledger.api.schemas import HistoryOut
+
 HIDDEN = {"value", "custodian", "exporter", "importer"}
 PARCELS = ["BW-JW-1", "BW-JW-1c", "BW-OR-1", "AE-MIX-1", "EU-AW-1", "IN-CUT-2", "IN-CUT-1"]
 CERTIFICATES = ["BW-2026-0001", "BW-2026-0002", "RU-2026-0001", "AE-2026-0001", "EU-2026-0001"]
@@ -165,3 +169,20 @@ def test_stats_is_public_and_names_no_party(example: Example) -> None:
     text = answer.text
     for party in ("DEBSWANA", "OKAVANGO", "ALROSA", "ANTWERP", "SURAT", "DMCC", "Importer"):
         assert party not in text
+
+
+@pytest.mark.parametrize("role", [None, "operator", "auditor"])
+def test_history_view_is_what_validation_would_make(example: Example, role: str | None) -> None:
+    """The history view is built without validation (``model_construct``): validating
+    it again, and parsing the answer the route sent, give the same document."""
+    parcel = example.store.parcel(example.final)
+    assert parcel is not None
+    view = history_view(example.store, parcel, Caller(role or "public"), "EU", 1000)
+    checked = HistoryOut.model_validate(view.model_dump())
+    assert checked == view
+    assert checked.model_dump_json(exclude_none=True) == view.model_dump_json(exclude_none=True)
+    headers = bearer(role) if role else {}
+    sent = example.eu.get(f"/v1/parcels/{example.final}/history", headers=headers).json()
+    assert HistoryOut.model_validate(sent).model_dump(exclude_none=True) == view.model_dump(
+        exclude_none=True
+    )

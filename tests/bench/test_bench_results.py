@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import BEGIN, END, FIGURES, collect, main, render_table, rewrite_readme
+from bench.results import BEGIN, END, FIGURES, collect, main, merge, render_table, rewrite_readme
 
 
 def test_every_figure_is_collected_from_its_file(tmp_path: Path) -> None:
@@ -58,3 +58,31 @@ def test_readme_without_markers_is_refused(tmp_path: Path) -> None:
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="markers"):
         rewrite_readme(readme, "| x |")
+
+
+def test_one_benchmark_rerun_keeps_the_others_figures(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ingest.json").write_text(json.dumps({"sqlite": {"records_per_s": 9000.0}}))
+    (out / "query.json").write_text(json.dumps({"throughput": {"ratio": 0.4}}))
+    assert main(["--out", str(out)]) == 0
+    # a later run of the query benchmark alone, in a checkout without ingest.json
+    (out / "ingest.json").unlink()
+    (out / "query.json").write_text(json.dumps({"throughput": {"ratio": 0.7}}))
+    assert main(["--out", str(out)]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["history_ratio"] == 0.7
+    assert saved["ingest_sqlite_rps"] == 9000.0
+    assert saved["ingest_pg_rps"] is None  # never measured: still null
+
+
+def test_merge_prefers_new_figures_and_refuses_a_broken_file(tmp_path: Path) -> None:
+    found = {f.key: None for f in FIGURES}
+    found["history_ratio"] = 0.8
+    merged = merge({"history_ratio": 0.3, "history_p99_ms": 12, "scale_records": True}, found)
+    assert merged["history_ratio"] == 0.8
+    assert merged["history_p99_ms"] == 12.0
+    assert merged["scale_records"] is None  # not a number: not kept
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="not JSON"):
+        main(["--out", str(tmp_path)])
