@@ -18,6 +18,7 @@ failure (``tests/conftest.py``).
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import random
 import re
@@ -1023,6 +1024,53 @@ def test_browser_verifier_matches_python_on_byte_flips(tab: Browser) -> None:
             same_message += js["error"] == py.error or "not valid JSON" in str(py.error)
     assert early > 350
     assert same_message == early, f"{same_message} of {early} messages identical"
+
+
+def test_browser_verifier_reads_stats_reports_as_python_does(tab: Browser) -> None:
+    """A ``stats.report`` body (the quarterly statistics record) in a bundle: the browser
+    parses it as Python does, and each spoiled one fails at the same step with the same
+    message."""
+    doc = build_bundle(tab.site.example.store, FINAL)
+    report = {
+        "quarter": "2026-Q1",
+        "production": {"carats": 1_250_000, "parcels": 3, "value": 91_700_000},
+        "exports": [{"partner": "AE", "carats": 450_000, "certificates": 1}],
+        "imports": [],
+    }
+
+    def with_body(change: Callable[[dict[str, Any]], None]) -> bytes:
+        new = copy.deepcopy(doc)
+        body = copy.deepcopy(report)
+        change(body)
+        record = new["records"][0]["record"]
+        record.update(kind="stats.report", body=body)
+        return serialize_bundle(new)
+
+    cases: list[tuple[bytes, str | None]] = [
+        (with_body(lambda b: None), FINAL),
+        (with_body(lambda b: b.update(quarter="2026-Q5")), FINAL),
+        (with_body(lambda b: b["production"].update(carats=-1)), FINAL),
+        (with_body(lambda b: b["production"].pop("parcels")), FINAL),
+        (with_body(lambda b: b["exports"][0].update(value=-5)), FINAL),
+        (with_body(lambda b: b["exports"].append(dict(b["exports"][0]))), FINAL),
+        (
+            with_body(
+                lambda b: b["imports"].extend(
+                    [{**b["exports"][0], "partner": p} for p in ("IN", "EU")]
+                )
+            ),
+            FINAL,
+        ),
+        (with_body(lambda b: b.update(extra=1)), FINAL),
+    ]
+    page = tab.open("/")
+    page.wait_for_selector("#home-search")
+    for (data, parcel), js in zip(cases, _js_verify(page, cases), strict=True):
+        py = check_bundle(data, parcel=parcel)
+        assert not py.ok
+        assert (js["ok"], js["step"], js["error"]) == (False, py.step, py.error)
+    # the valid body passes parsing and fails only where the record's hash is proven
+    assert check_bundle(cases[0][0], parcel=FINAL).step != "parse"
 
 
 def test_browser_canonical_json_and_inclusion_proofs(tab: Browser) -> None:
