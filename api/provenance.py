@@ -29,6 +29,7 @@ from typing import Any
 from kpledger.api.deps import Caller
 from kpledger.api.schemas import (
     CertificateOut,
+    CertificateRefusalOut,
     EdgeOut,
     EventOut,
     HistoryOut,
@@ -39,7 +40,7 @@ from kpledger.api.schemas import (
 )
 from kpledger.ledger.canonical import parse_canonical
 from kpledger.ledger.errors import StoreError
-from kpledger.ledger.records import Composition, RecordRef
+from kpledger.ledger.records import Composition, Kind, RecordRef
 from kpledger.ledger.state import Certificate, CertificateStatus, Edge, Parcel
 from kpledger.ledger.store import Store
 
@@ -212,6 +213,19 @@ def key_history(store: Store, chain: str) -> list[KeyProofOut]:
     return out
 
 
+def refusal_of(store: Store, cert: Certificate) -> CertificateRefusalOut | None:
+    """A refused certificate's reason, from the ``certificate.refuse`` record that closed it."""
+    if cert.status is not CertificateStatus.REFUSED or cert.closed_ref is None:
+        return None
+    record = store.log.record(cert.closed_ref.chain, cert.closed_ref.index)
+    if record is None or record.kind is not Kind.CERTIFICATE_REFUSE:
+        return None
+    body = record.body_json
+    return CertificateRefusalOut(
+        code=str(body["code"]), reason=str(body["reason"]), record=_ref(cert.closed_ref)
+    )
+
+
 def certificate_view(
     store: Store, cert: Certificate, caller: Caller, node_chain: str | None
 ) -> CertificateOut:
@@ -234,6 +248,7 @@ def certificate_view(
         number=cert.number,
         issuer=cert.issuer,
         destination=cert.destination,
+        refusal=refusal_of(store, cert),
         status=certificate_status(cert),
         issued=cert.issued,
         expires=cert.expires,

@@ -94,6 +94,7 @@ PINNED: dict[str, list[str]] = {
         "BlocksOut",
         "CertificateCountRow",
         "CertificateOut",
+        "CertificateRefusalOut",
         "DiscrepancyList",
         "DiscrepancyOut",
         "EdgeOut",
