@@ -31,13 +31,13 @@ from kpledger.api.schemas import (
     PriceOutlierList,
     ProductionRow,
     RefusalList,
+    StatisticsMismatchList,
     StatsOut,
     StatsTotals,
     SuspendedActivityList,
     UnconfirmedList,
     UnrecordedProductionList,
 )
-from kpledger.ledger.artisanal import MIN_CELL
 from kpledger.ledger.blocks import Header
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.audit import (
@@ -49,8 +49,10 @@ from kpledger.ledger.store.audit import (
     RECORDS_PER_FINDING,
     UNCONFIRMED_DAYS,
     Period,
+    Report,
     parse_period,
 )
+from kpledger.ledger.store.audit.reports import quarters_in
 
 __all__ = [
     "MAX_FINDINGS",
@@ -127,18 +129,52 @@ def audit_report(
             asdict(found.disclosure_inconsistent)
         ),
         export_surplus=surplus_list(found.export_surplus),
+        statistics_mismatch=StatisticsMismatchList.model_validate(
+            asdict(found.statistics_mismatch)
+        ),
         controls=[controls_row(r) for r in store.audit.controls(period)],
     )
+
+
+class _Reported:
+    """The USD the participants' quarterly reports give for a period's cells."""
+
+    def __init__(self, reports: Iterable[Report], quarters: tuple[str, ...]) -> None:
+        self.quarters = quarters
+        self.by = {(r.chain, r.body.quarter): r.cells() for r in reports}
+
+    def value(self, section: str, participant: str, partner: str = "") -> int | None:
+        """The sum over the period's quarters; None when a quarter of the period is not
+        reported by ``participant`` or its report withholds the cell (a cell a report
+        does not name had no trade that quarter, as far as the report says)."""
+        if not self.quarters:
+            return None
+        total = 0
+        for quarter in self.quarters:
+            cells = self.by.get((participant, quarter))
+            if cells is None:
+                return None
+            cell = cells.get((section, partner))
+            if cell is None:
+                continue
+            if cell.value is None:
+                return None
+            total += cell.value
+        return total
 
 
 def kp_statistics(store: Store, period_text: str, *, every_cell: bool = True) -> StatsOut:
     """The KP statistics tables for a period (``2025`` or ``2025-Q1``).
 
-    Statistical disclosure control unless ``every_cell`` (auditors): a cell built
-    from fewer than ``MIN_CELL`` (3) certificates, or parcels for production,
-    shows carats and counts but not its USD, so that no single shipment's value
-    can be read from the public tables; a total over a withheld cell is withheld
-    too (else the cell would be the difference).
+    Carats and counts come from the public records. USD: for an auditor
+    (``every_cell``), the disclosures this node holds, every cell; for everyone
+    else, the participants' quarterly ``stats.report`` records: a cell's USD is
+    the sum of its quarters' reported values, null when a quarter of the period
+    is not reported or a report withholds the cell. Statistical disclosure
+    control is the reports' own (rule S2: a cell of fewer than the genesis
+    ``min_cell`` records, 3 by default, carries no USD), so that no single
+    shipment's value can be read from the public tables; a total over a
+    withheld cell is withheld too (else the cell would be the difference).
     """
     period = parse_period(period_text)
     assert period.since is not None
@@ -147,15 +183,13 @@ def kp_statistics(store: Store, period_text: str, *, every_cell: bool = True) ->
     exports = [ExportRow.model_validate(asdict(r)) for r in found.exports]
     imports = [ImportRow.model_validate(asdict(r)) for r in found.imports]
     if not every_cell:
+        told = _Reported(store.audit.reports(period), quarters_in(period))
         for row in production:
-            if row.parcels < MIN_CELL:
-                row.value = None
+            row.value = told.value("production", row.participant)
         for e in exports:
-            if e.certificates < MIN_CELL:
-                e.value = None
+            e.value = told.value("exports", e.participant, e.partner)
         for i in imports:
-            if i.certificates < MIN_CELL:
-                i.value = None
+            i.value = told.value("imports", i.participant, i.partner)
     certificates = [CertificateCountRow.model_validate(asdict(r)) for r in found.certificates]
     return StatsOut(
         period=period_text,
@@ -185,6 +219,7 @@ def kp_statistics(store: Store, period_text: str, *, every_cell: bool = True) ->
         ),
         methods=[method_row(m) for m in found.methods],
         controls=[controls_row(r) for r in found.controls],
+        values="disclosures" if every_cell else "reports",
     )
 
 

@@ -222,6 +222,21 @@ EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "assessed": "2026-03-01",
         },
     ),
+    "stats.report": (
+        "EU",
+        "stats-2025-Q4",
+        {
+            "quarter": "2025-Q4",
+            "production": {"carats": 0, "parcels": 0},
+            "exports": [
+                {"partner": "AE", "carats": 412_500, "certificates": 5, "value": 98_000_000},
+                {"partner": "BW", "carats": 9_000, "certificates": 1},
+            ],
+            "imports": [
+                {"partner": "BW", "carats": 300_000, "certificates": 4, "value": 63_500_000}
+            ],
+        },
+    ),
     "party.revoke": (
         "EU",
         "eu-docs-11",

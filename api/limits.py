@@ -14,7 +14,8 @@ loop logs every failed ``accept``.
   per byte, so trickling bytes does not extend it.
 * **Body timeout** (``http.body_timeout``): the whole body must arrive within
   this many seconds of the headers; otherwise ``408`` and the connection
-  closes (``BodyTimeout``, an ASGI middleware).
+  closes (``BodyTimeout``, an ASGI middleware). A client that disconnects
+  before its body is read is counted, not logged with a traceback.
 * **Connection limit** (``http.max_connections``, capped below the process's
   open-file limit): a connection over it is answered ``503`` with
   ``Retry-After`` and closed at once, so the node keeps the descriptors it
@@ -32,9 +33,11 @@ import logging
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import h11
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -231,6 +234,11 @@ class BodyTimeout:
 
         try:
             await self.app(scope, timed, watch)
+        except ClientDisconnect:
+            # the client left before its body was read (a peer's request timeout, a
+            # closed connection): there is no one to answer, and a traceback per such
+            # client would fill the log; counted like the other slow clients
+            COUNTERS.note("clients gone before their body arrived")
         except _BodyTimedOut:
             COUNTERS.note("requests closed for slow bodies")
             if started:
@@ -252,15 +260,21 @@ class RateLimitedLog(logging.Filter):
     first line after the flood says how many were dropped.
     """
 
-    def __init__(self, burst: int = 5, interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        burst: int = 5,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.burst = burst
         self.interval = interval
+        self.clock = clock
         self._seen: dict[tuple[str, int, str], list[Any]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, record.levelno, str(record.msg))
-        now = time.monotonic()
+        now = self.clock()
         entry = self._seen.get(key)
         if entry is None or now - entry[0] >= self.interval:
             dropped = entry[2] if entry is not None else 0

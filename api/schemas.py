@@ -13,7 +13,7 @@ unique and the published schema is read in one place.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -400,6 +400,29 @@ class DisclosureInconsistentOut(BaseModel):
     records: list[AuditRecordOut] = Field(description="the record")
 
 
+class StatisticsMismatchOut(BaseModel):
+    """A quarterly report's cell that disagrees with the ledger as of its sealing."""
+
+    chain: str = Field(description="the reporting authority")
+    quarter: str = Field(description="the report's quarter, e.g. 2026-Q1")
+    section: Literal["production", "exports", "imports"]
+    partner: str = Field(description="the partner of a trade cell; empty for production")
+    field: Literal["carats", "count", "value"] = Field(
+        description="what disagrees: carats (hundredths), count (parcels or certificates), "
+        "value (US cents: compared only where this node opens every value of the cell)"
+    )
+    reported: int | None = Field(description="what the report says")
+    ledger: int | None = Field(
+        description="what the records (and the disclosures held) show; no value to an observer"
+    )
+    records: list[AuditRecordOut] = Field(description="the report, then the cell's records")
+
+
+class StatisticsMismatchList(BaseModel):
+    items: list[StatisticsMismatchOut]
+    truncated: bool
+
+
 class DisclosureInconsistentList(BaseModel):
     items: list[DisclosureInconsistentOut]
     truncated: bool
@@ -494,6 +517,12 @@ class AuditReportOut(BaseModel):
         description="artisanal producers whose exports of the period exceed their recorded "
         "production plus imports (stones smuggled in and laundered, or stock carried over)",
     )
+    statistics_mismatch: StatisticsMismatchList = Field(
+        default_factory=lambda: StatisticsMismatchList(items=[], truncated=False),
+        description="quarterly stats.report cells of the period that disagree with the "
+        "records as of the report (carats, counts) or with the disclosures this node holds "
+        "(USD)",
+    )
     sync: dict[str, ChainSyncOut] | None = Field(
         default=None,
         description="how far behind its peers this node held each chain when it wrote the "
@@ -518,8 +547,9 @@ class ExportRow(BaseModel):
     partner: str = Field(description="the destination")
     carats: int = Field(description="hundredths of a carat declared")
     value: int | None = Field(
-        description="US cents declared; null to the public when fewer than 3 certificates "
-        "are in the cell (one shipment's value would show)"
+        description="US cents declared; to all but auditors the sum of the exporter's "
+        "quarterly reports, null where a quarter is unreported or a report withholds the "
+        "cell (fewer than min_cell certificates: one shipment's value would show)"
     )
     certificates: int
 
@@ -530,8 +560,9 @@ class ImportRow(BaseModel):
     carats: int = Field(description="hundredths of a carat received")
     declared: int = Field(description="hundredths of a carat on the certificates")
     value: int | None = Field(
-        description="US cents declared on the certificates; null to the public when fewer "
-        "than 3 are in the cell"
+        description="US cents declared on the certificates; to all but auditors the sum of "
+        "the importer's quarterly reports, null where a quarter is unreported or a report "
+        "withholds the cell"
     )
     certificates: int
 
@@ -596,6 +627,13 @@ class StatsOut(BaseModel):
     controls: list[ControlsRow] = Field(
         default_factory=list,
         description="internal-control indicators of each artisanal producer",
+    )
+    values: Literal["reports", "disclosures"] = Field(
+        default="reports",
+        description="where the USD come from: the participants' quarterly stats.report "
+        "records (public; a cell is null until every quarter of the period is reported, "
+        "and where a report withholds it), or, for an auditor, the disclosures this node "
+        "holds (every cell)",
     )
 
 

@@ -7,7 +7,10 @@ builder's reads from one SQL store and seals each submitted step at once as
 that authority's next block, fully verified on the way in, as a node of the
 network would. No process starts and no socket opens. The story's clock
 (``StoryClock``) starts on 2 March 2026 at 09:00 UTC and moves a minute per
-block, so every run is dated alike. The story ends by
+block, so every run is dated alike. When the story is played, Botswana
+registers one more parcel and the clock passes the quarter's end (1 April),
+where every authority seals its ``stats.report`` of 2026-Q1 (the public
+statistics take their USD from those reports). The story ends by
 printing a parcel's lineage back to the mines and an RFC 9162 inclusion proof
 checked against a signed checkpoint.
 
@@ -26,7 +29,15 @@ from urllib.parse import unquote
 
 from kpledger.api.deps import Caller
 from kpledger.api.provenance import certificate_view, parcel_view, reveal
-from kpledger.cli.story import KP_STORY, Story, StoryResult, final_parcel, play
+from kpledger.cli.story import (
+    KP_STORY,
+    LATE_PRODUCTION,
+    Story,
+    StoryResult,
+    final_parcel,
+    play,
+    quarter_reports,
+)
 from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import sha256
@@ -44,6 +55,9 @@ __all__ = ["AUTHORITIES", "ExampleResult", "MemoryAuthority", "StoryClock", "run
 
 #: the authorities of the example: every chapter of ``KP_STORY`` is played
 AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
+#: the quarter the example's story happens in, and when its reports are sealed
+REPORTED_QUARTER = "2026-Q1"
+REPORTED_AFTER = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -98,6 +112,9 @@ class MemoryAuthority:
         if kind == "certificates" and (cert := self.store.certificate(key)) is not None:
             view = certificate_view(self.store, cert, caller, self.chain)
             return view.model_dump(mode="json")
+        if kind == "officer" and key == "stats-report":
+            body = self.store.audit.report_body(self.chain, str(params["quarter"]))
+            return {"record": {"body": body}}
         raise LedgerError(f"{self.chain} holds nothing at {path}")
 
     def seal(self, records: Sequence[Record] = ()) -> tuple[Block, list[Outcome]]:
@@ -171,6 +188,11 @@ def run_example(url: str) -> ExampleResult:
     authorities = {c: MemoryAuthority(c, net, store, clock) for c in AUTHORITIES}
     story = Story(authorities, authorities["BW"], net.network_id, lambda _: None, clock.now)
     played = play(story, KP_STORY, StoryResult(final_parcel(KP_STORY)))
+    # The quarter closes: Botswana's last registration of it, then, a day after the
+    # quarter's end, every authority's report, so the public tables show USD (rule S1).
+    play(story, (LATE_PRODUCTION,), played)
+    clock.at = max(clock.at, REPORTED_AFTER)
+    play(story, quarter_reports(AUTHORITIES, REPORTED_QUARTER), played)
     # Heartbeats: two other authorities' next blocks witness the latest ones, so
     # every block is cosigned (the registry's cosign: 2) and its bundles verify.
     for chain in ("EU", "BW"):

@@ -33,7 +33,15 @@ from kpledger.ledger.errors import InvalidData, LedgerError, ThresholdError
 from kpledger.ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Kind, Record, make_record
 from kpledger.ledger.registry import Registry
 
-__all__ = ["app", "load_proposal", "load_registry", "sign_proposal", "submit_proposal"]
+__all__ = [
+    "app",
+    "load_proposal",
+    "load_registry",
+    "sign_proposal",
+    "sign_proposal_file",
+    "submit_proposal",
+    "write_proposal",
+]
 
 app = typer.Typer(
     help="KP governance: propose, sign offline, submit to chain KP", no_args_is_help=True
@@ -138,6 +146,36 @@ def sign_proposal(record: Record, signer_key: Any, registry: Registry | None) ->
     return Record.parse(canonical_bytes(doc))
 
 
+def sign_proposal_file(path: Path, signer_key: Any, registry: Registry | None) -> Record:
+    """What ``kpl governance sign`` does: one more signature, the file rewritten atomically."""
+    signed = sign_proposal(load_proposal(path), signer_key, registry)
+    _write(path, signed, overwrite=True)
+    return signed
+
+
+def write_proposal(
+    kind: Kind,
+    body: dict[str, Any],
+    registry: Registry,
+    out: Path,
+    *,
+    record_id: str | None = None,
+    overwrite: bool = False,
+) -> Record:
+    """What ``kpl governance propose`` does: the unsigned record of chain KP, in ``out``."""
+    now = datetime.now(UTC)
+    record = make_record(
+        network=registry.network_id,
+        chain=GOVERNANCE_CHAIN,
+        kind=kind,
+        record_id=record_id or f"{kind.value}-{body['code']}-{now:%Y%m%dT%H%M%SZ}",
+        time=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        body=body,
+    )
+    _write(out, record, overwrite=overwrite)
+    return record
+
+
 def submit_proposal(
     record: Record, node: str, registry: Registry, *, timeout: float = 30.0
 ) -> dict[str, Any]:
@@ -219,16 +257,7 @@ def _propose(
 ) -> None:
     try:
         registry = load_registry(registry_path)
-        now = datetime.now(UTC)
-        record = make_record(
-            network=registry.network_id,
-            chain=GOVERNANCE_CHAIN,
-            kind=kind,
-            record_id=record_id or f"{kind.value}-{body['code']}-{now:%Y%m%dT%H%M%SZ}",
-            time=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            body=body,
-        )
-        _write(out, record, overwrite=force)
+        record = write_proposal(kind, body, registry, out, record_id=record_id, overwrite=force)
     except LedgerError as exc:
         raise _fail(exc) from exc
     console.print(
@@ -327,12 +356,11 @@ def sign(
 ) -> None:
     """Add one governance signature, offline (passphrase: env KPL_PASSPHRASE or prompt)."""
     try:
-        record = load_proposal(proposal)
+        load_proposal(proposal)  # a bad file is named before the passphrase is asked
         reg = load_registry(registry) if registry is not None else None
         passphrase = read_passphrase(PASS_ENV, prompt=f"passphrase of {key}: ")
         signer = load_key(key, passphrase)
-        signed = sign_proposal(record, signer, reg)
-        _write(proposal, signed, overwrite=True)
+        signed = sign_proposal_file(proposal, signer, reg)
     except LedgerError as exc:
         raise _fail(exc) from exc
     count = (

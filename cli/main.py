@@ -39,7 +39,7 @@ from kpledger.cli.query import (
     certificate_app,
     parcel_app,
     session,
-    stats,
+    stats_app,
 )
 from kpledger.cli.render import history_tree
 from kpledger.cli.verify import verify_command
@@ -80,7 +80,8 @@ app.add_typer(artisanal.purchase_app, name="purchase")
 app.add_typer(artisanal.lot_app, name="lot")
 app.add_typer(artisanal.diagnostic_app, name="diagnostic")
 app.command("audit")(audit)
-app.command("stats")(stats)
+stats_app.command("report")(officer.stats_report)
+app.add_typer(stats_app, name="stats")
 app.add_typer(ops.app, name="ops")
 app.add_typer(governance.app, name="governance")
 network_app.command("join")(join.network_join)

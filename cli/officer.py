@@ -20,7 +20,8 @@ call to ``Composer`` and to the shared submit-wait-print path above them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kpledger.cli import query
+from kpledger.cli.exits import Exit, error_json
 from kpledger.cli.query import DEFAULT_NODE, NodeOpt, TokenOpt, certificate_app, parcel_app
 from kpledger.cli.render import carats
 from kpledger.ledger.errors import InvalidData
@@ -35,7 +37,7 @@ from kpledger.ledger.records import PARTY_ROLES, REFUSAL_CODES, Kind
 from kpledger.node.client import ClientError, NodeClient
 from kpledger.node.compose import Composer, parse_carats, parse_usd
 
-__all__ = ["party_app", "policy_app", "run_acts", "settle"]
+__all__ = ["party_app", "policy_app", "run_acts", "settle", "stats_report"]
 
 party_app = typer.Typer(help="licensed parties of this authority", no_args_is_help=True)
 policy_app = typer.Typer(help="this participant's import policy (rule 9)", no_args_is_help=True)
@@ -144,10 +146,31 @@ def _summary(kind: str, body: dict[str, Any]) -> str | None:
     if kind == Kind.PARCEL_SPLIT.value:
         parts = ", ".join(f"{c['parcel']} {carats(c['weight'])}" for c in body["children"])
         return f"{body['parcel']} -> {parts}"
+    if kind == Kind.STATS_REPORT.value:
+        cells = [("production", body["production"])] + [
+            (f"{section} {c['partner']}", c)
+            for section in ("exports", "imports")
+            for c in body[section]
+        ]
+        return f"statistics {body['quarter']}: " + "; ".join(
+            f"{name} {carats(c['carats'])}"
+            + (
+                f" {c['value'] // 100:,}.{c['value'] % 100:02d} USD"
+                if "value" in c
+                else " (USD withheld)"
+            )
+            for name, c in cells
+        )
     if kind == Kind.CERTIFICATE_CONFIRM.value:
         got = sum(r["weight"] for r in body["received"])
         return f"certificate {body['number']}: received {carats(got)} to {body['custodian']}"
     return None
+
+
+def _usd_or_withheld(cell: dict[str, Any]) -> str:
+    if "value" not in cell:
+        return "(USD withheld: a small cell)"
+    return f"{cell['value'] // 100:,}.{cell['value'] % 100:02d} USD"
 
 
 def run_acts(
@@ -161,7 +184,7 @@ def run_acts(
     wait: float = 60.0,
 ) -> None:
     """Compose, submit (or check), print; exit 1 if any record is refused."""
-    with query.session(node, token) as client:
+    with query.session(node, token, as_json) as client:
         composer = Composer.connect(client)
         acts = build(composer)
         if record_id is not None and len(acts) != 1:
@@ -183,6 +206,20 @@ def run_acts(
             console.print(_line(r, o))
     if not ok:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _arguments(as_json: bool) -> Iterator[None]:
+    """Arguments read before the node is asked (carats, dollars, PARCEL=CARATS): one
+    that does not parse is named on stderr (JSON with ``--json``) and exits 2."""
+    try:
+        yield
+    except InvalidData as exc:
+        if as_json:
+            error_json(Exit.INVALID_INPUT, str(exc))
+        else:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(Exit.INVALID_INPUT) from exc
 
 
 def _one(kind: Kind, make: Callable[[Composer], dict[str, Any]]) -> Build:
@@ -280,7 +317,8 @@ def parcel_register(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Register production (parcel.register): origin is this country."""
-    w, v = parse_carats(weight, "weight"), parse_usd(value, "value")
+    with _arguments(as_json):
+        w, v = parse_carats(weight, "weight"), parse_usd(value, "value")
     run_acts(
         _one(
             Kind.PARCEL_REGISTER,
@@ -312,7 +350,8 @@ def parcel_transfer(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Change a parcel's custodian inside the jurisdiction (parcel.transfer)."""
-    v = None if value is None else parse_usd(value, "value")
+    with _arguments(as_json):
+        v = None if value is None else parse_usd(value, "value")
     run_acts(
         _one(Kind.PARCEL_TRANSFER, lambda c: c.parcel_transfer(parcel, to, v)),
         node=node,
@@ -347,7 +386,8 @@ def parcel_split(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Sort a parcel into lots (parcel.split): values shared by weight, origin carried."""
-    parts = _parts(into)
+    with _arguments(as_json):
+        parts = _parts(into)
     run_acts(
         _one(Kind.PARCEL_SPLIT, lambda c: c.parcel_split(parcel, parts)),
         node=node,
@@ -461,7 +501,8 @@ def certificate_confirm(
     wait: WaitOpt = 60.0,
 ) -> None:
     """Confirm an import (certificate.confirm); off-tolerance weights hold the goods."""
-    got = _received(received or [])
+    with _arguments(as_json):
+        got = _received(received or [])
     run_acts(
         _one(Kind.CERTIFICATE_CONFIRM, lambda c: c.certificate_confirm(number, custodian, got)),
         node=node,
@@ -590,5 +631,31 @@ def policy_lift(
         as_json=as_json,
         dry_run=dry_run,
         record_id=record_id,
+        wait=wait,
+    )
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def stats_report(
+    quarter: Annotated[str, typer.Option(help="the quarter to report, e.g. 2026-Q1")],
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    dry_run: DryOpt = False,
+    wait: WaitOpt = 60.0,
+) -> None:
+    """Seal this authority's quarterly KP statistics (stats.report): production, exports
+    and imports by partner, carats and USD, composed by the node from its records and
+    disclosures. A cell of fewer than the network's min_cell records (3) carries no USD;
+    a quarter is reported once, after it ends (rules S1-S2)."""
+    run_acts(
+        lambda c: [(Kind.STATS_REPORT, c.stats_report(quarter))],
+        node=node,
+        token=token,
+        as_json=as_json,
+        dry_run=dry_run,
+        record_id=f"stats-{quarter}",
         wait=wait,
     )

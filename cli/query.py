@@ -38,7 +38,16 @@ from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.registry import Registry
 from kpledger.node.client import ClientError, NodeClient
 
-__all__ = ["JsonOpt", "audit", "certificate_app", "connect", "parcel_app", "session", "stats"]
+__all__ = [
+    "JsonOpt",
+    "audit",
+    "certificate_app",
+    "connect",
+    "parcel_app",
+    "session",
+    "stats",
+    "stats_app",
+]
 
 DEFAULT_NODE = "http://127.0.0.1:8101"
 
@@ -367,6 +376,18 @@ def _discrepancies_row(x: dict[str, Any]) -> list[str]:
     ]
 
 
+def _refusals_row(x: dict[str, Any]) -> list[str]:
+    return [
+        x["number"],
+        f"{x['issuer']} -> {x['destination']}",
+        carats(x["carats"]),
+        x["origin"],
+        x["code"],
+        x["reason"],
+        _refs(x["records"]),
+    ]
+
+
 def _mirror_mismatches_row(x: dict[str, Any]) -> list[str]:
     return [
         f"{x['exporter']} -> {x['importer']}",
@@ -439,6 +460,22 @@ def _disclosure_inconsistent_row(x: dict[str, Any]) -> list[str]:
     ]
 
 
+def _statistics_mismatch_row(x: dict[str, Any]) -> list[str]:
+    def amount(v: int | None) -> str:
+        if v is None:
+            return "-"
+        return carats(v) if x["field"] == "carats" else _usd(v) if x["field"] == "value" else str(v)
+
+    return [
+        f"{x['chain']} {x['quarter']}",
+        f"{x['section']} {x['partner']}".strip(),
+        x["field"],
+        amount(x.get("reported")),
+        amount(x.get("ledger")),
+        _refs(x["records"]),
+    ]
+
+
 #: the audit report's sections, in order: key in the report, title, columns, one row
 _Row = Callable[[dict[str, Any]], list[str]]
 _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
@@ -453,6 +490,12 @@ _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
         "discrepancies",
         ["certificate", "route", "declared", "received", "difference", "records"],
         _discrepancies_row,
+    ),
+    (
+        "refusals",
+        "certificates refused by the importer",
+        ["certificate", "route", "carats", "origin", "code", "reason", "records"],
+        _refusals_row,
     ),
     (
         "mirror_mismatches",
@@ -490,6 +533,12 @@ _AUDIT_SECTIONS: tuple[tuple[str, str, list[str], _Row], ...] = (
         "disclosed values that do not add up",
         ["chain", "record", "rule", "what", "records"],
         _disclosure_inconsistent_row,
+    ),
+    (
+        "statistics_mismatch",
+        "quarterly reports that disagree with the ledger",
+        ["report", "cell", "what", "reported", "ledger", "records"],
+        _statistics_mismatch_row,
     ),
 )
 
@@ -563,7 +612,10 @@ def stats(
     if as_json:
         print_json(s)
         return
-    console.print(f"[bold]KP statistics {escape(s['period'])}[/] ({s['start']} to {s['end']})")
+    console.print(
+        f"[bold]KP statistics {escape(s['period'])}[/] ({s['start']} to {s['end']}; "
+        f"USD from the {escape(str(s.get('values', 'reports')))})"
+    )
     production = Table("participant", "carats", "USD", "parcels", title="production")
     for row in s["production"]:
         production.add_row(
@@ -616,3 +668,30 @@ def stats(
         f"exported {carats(t['export_carats'])} in {t['export_certificates']} certificates, "
         f"imported {carats(t['import_carats'])} in {t['import_certificates']}"
     )
+
+
+stats_app = typer.Typer(
+    help="KP statistics: the tables (kpl stats --period 2026), and this authority's "
+    "quarterly report (kpl stats report --quarter 2026-Q1)",
+    invoke_without_command=True,
+)
+
+
+@stats_app.callback()
+def stats_tables(
+    ctx: typer.Context,
+    period: Annotated[str | None, typer.Option(help="a year (2025) or a quarter (2025-Q1)")] = None,
+    node: NodeOpt = DEFAULT_NODE,
+    token: TokenOpt = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print the node's CSV")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the node's JSON")] = False,
+) -> None:
+    """KP statistics for a period: production (and by method), the artisanal producers'
+    internal controls, exports, imports, certificate counts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if period is None:
+        raise typer.BadParameter(
+            "a period is required: --period 2026 or 2026-Q1", param_hint="--period"
+        )
+    stats(period, node, token, as_csv, as_json)

@@ -34,6 +34,7 @@ from kpledger.node.compose import Composer
 
 __all__ = [
     "KP_STORY",
+    "LATE_PRODUCTION",
     "REQUIRED",
     "Authority",
     "Call",
@@ -44,6 +45,7 @@ __all__ = [
     "check",
     "final_parcel",
     "play",
+    "quarter_reports",
     "step",
     "story_for",
 ]
@@ -216,6 +218,14 @@ class Story:
         self._incoming(chain, number)
         body = self.composers[chain].certificate_refuse(number, code, reason)
         return self.record(chain, Kind.CERTIFICATE_REFUSE, body)
+
+    def stats_report(self, chain: str, quarter: str) -> dict[str, Any]:
+        """The authority's quarterly report, composed by its node (``kpl stats report``)."""
+        body = self.composers[chain].stats_report(quarter)
+        found: dict[str, Any] = self.composers[chain].record(
+            Kind.STATS_REPORT, body, f"stats-{quarter}"
+        )
+        return found
 
 
 # ---------------------------------------------------------------- the story as data
@@ -449,6 +459,24 @@ KP_STORY: tuple[Step, ...] = (
         final="IN-CUT-3",
     ),
 )
+
+
+#: Botswana's third parcel of the story's quarter, registered before the quarter closes, so
+#: that one public statistics cell (BW's production) holds enough records to show its USD
+LATE_PRODUCTION = step(
+    "production registered at Letlhakane before the quarter closes",
+    "BW",
+    Call("register", "BW", "BW-LE-1", "BW-DEBSWANA", 3_500, "Letlhakane"),
+)
+
+
+def quarter_reports(authorities: Sequence[str], quarter: str) -> tuple[Step, ...]:
+    """Each authority seals its ``stats.report`` of ``quarter`` (rule S1: only once the
+    quarter is over, so a story dated by the time now cannot report its own quarter)."""
+    return tuple(
+        step(f"statistics of {quarter} sealed", c, Call("stats_report", c, quarter))
+        for c in authorities
+    )
 
 
 def story_for(authorities: Collection[str]) -> tuple[Step, ...]:

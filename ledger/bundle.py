@@ -208,6 +208,7 @@ from kpledger.ledger.errors import (
     SchemaError,
     SignatureError,
     UnknownReference,
+    VersionError,
     WitnessInvalid,
 )
 from kpledger.ledger.merkle import verify_inclusion
@@ -361,6 +362,9 @@ def parse_bundle(data: bytes) -> Bundle:
         raw = r.mapping("record")
         try:
             record = Record.from_value(raw)
+        except VersionError as exc:  # keeps the version it refused
+            where = _join(r.path("record"), exc.field)
+            raise VersionError(exc.message, version=exc.version, field=where) from exc
         except (EncodingError, SchemaError, SignatureError) as exc:
             raise type(exc)(exc.message, field=_join(r.path("record"), exc.field)) from exc
         r.done()

@@ -28,7 +28,8 @@ file that cannot be used: the operator's problem)::
     |           ParticipantNotActive, WitnessInvalid, KeyChangeInvalid,
     |           GovernanceInvalid, CustodyConflict, RefusalInvalid,
     |           ReleaseInvalid, FutureDated, BuyerLicenceInvalid,
-    |           DiggerLicenceInvalid, ClaimInvalid, RegistryInvalid
+    |           DiggerLicenceInvalid, ClaimInvalid, RegistryInvalid,
+    |           StatsReportInvalid, StatsCellDisclosed
     +-- DependencyMissing             a block witnesses a header this node lacks yet
     +-- KeyFileError                  a key file is missing, unreadable, too open
     +-- StoreError                    the database refuses or disagrees with itself
@@ -74,6 +75,8 @@ __all__ = [
     "RestrictedOrigin",
     "RecordConflict",
     "RegistryInvalid",
+    "StatsCellDisclosed",
+    "StatsReportInvalid",
     "RuleViolation",
     "SchemaError",
     "SignatureError",
@@ -386,6 +389,22 @@ class RegistryInvalid(RuleViolation):
 
     code = "registry-invalid"
     rule = "A4"
+
+
+class StatsReportInvalid(RuleViolation):
+    """S1: a quarterly statistics report is sealed once per quarter (record id
+    ``stats-<quarter>``), after the quarter's last day, naming no partner twice nor itself."""
+
+    code = "stats-report-invalid"
+    rule = "S1"
+
+
+class StatsCellDisclosed(RuleViolation):
+    """S2: a report's cell of fewer than the network's ``min_cell`` records carries no USD
+    (one shipment's value would be public); a cell of at least that many carries its USD."""
+
+    code = "stats-cell-disclosed"
+    rule = "S2"
 
 
 class DependencyMissing(LedgerError):

@@ -12,6 +12,9 @@ carat, ``CENTS_MAX``: US cents).
 
 Pure: no I/O. The API publishes the result in ``/openapi.json`` and
 ``api.docs_records`` writes ``docs/records.md`` from it.
+
+One concept, a little over 500 lines: the trace and the description table it
+reads, which grows by one line per documented field of every kind.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ KIND_DOCS: dict[str, str] = {
     "diagnostic.assess": "One indicator of the authority's periodic diagnostic self-assessment "
     "(Washington Declaration Diagnostic Framework): score and evidence, named by the network's "
     "indicator list.",
+    "stats.report": "The authority's quarterly KP statistics, sealed once after the quarter "
+    "(record id stats-<quarter>): production, exports and imports by partner, carats, counts "
+    "and USD. Public; a cell of fewer than the network's min_cell records (3) carries no USD "
+    "(rules S1-S2).",
     "key.replace": "Governance (chain KP, threshold-signed): an authority's key replaced from "
     "a height on, after a loss or theft.",
 }
@@ -188,6 +195,19 @@ FIELD_DOCS: dict[str, str] = {
     "score": "The score on the indicator's scale.",
     "evidence": "What the score rests on, in words (documents, figures).",
     "assessed": "Date of the assessment.",
+    "quarter": "A calendar quarter: YYYY-Q1 .. YYYY-Q4.",
+    "production": "The quarter's production: mine registrations by produced date and first "
+    "sales by date.",
+    "exports": "Certificates issued in the quarter (voided and refused excluded), by "
+    "destination, partners sorted.",
+    "imports": "Certificates confirmed in blocks of the quarter, by exporter, partners sorted; "
+    "carats received.",
+    "partner": "The other participant of the cell.",
+    "certificates": "How many certificates make the cell.",
+    "stats.report/carats": "The cell's carats (imports: received). " + _CARATS,
+    "stats.report/parcels": "How many parcels make the production cell.",
+    "stats.report/value": "The cell's USD, present exactly when at least min_cell records "
+    "make it (public: no single shipment's value). " + _CENTS,
 }
 
 #: objects read as a whole by a helper rather than field by field
@@ -218,7 +238,11 @@ def _ecma(pattern: re.Pattern[str]) -> str:
 
 
 def _describe(schema: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
-    text = FIELD_DOCS.get(f"{name}:{schema.get('type')}") or FIELD_DOCS.get(name)
+    text = (
+        FIELD_DOCS.get(f"{kind}/{name}")
+        or FIELD_DOCS.get(f"{name}:{schema.get('type')}")
+        or FIELD_DOCS.get(name)
+    )
     if text is None and schema.get("type") == "integer":
         high = schema.get("maximum")
         text = _CARATS if high == CARAT_MAX else _CENTS if high == CENTS_MAX else None
@@ -294,7 +318,7 @@ def _placeholder(pattern: re.Pattern[str] | None, max_len: int) -> str:
     if pattern is None:
         return "0" * max_len  # hex-shaped: network ids, hashes, keys and signatures parse
     n = next(_serial)
-    for text in (f"XX-T{n}", _code(n), f"r{n}", "2026-01-01", "2026-01-01T00:00:00Z"):
+    for text in (f"XX-T{n}", _code(n), f"r{n}", "2026-01-01", "2026-01-01T00:00:00Z", "2026-Q1"):
         if pattern.match(text):
             return text
     raise ValueError(f"no placeholder for pattern {pattern.pattern}")

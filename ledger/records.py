@@ -31,6 +31,7 @@ kind; its length is the number of kinds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -44,6 +45,7 @@ from kpledger.ledger.errors import SchemaError, VersionError
 from kpledger.ledger.merkle import leaf_hash
 from kpledger.ledger.schema import (
     CARAT_MAX,
+    CENTS_MAX,
     CODE,
     HS_CODES,
     INDICATOR,
@@ -92,6 +94,10 @@ __all__ = [
     "METHODS",
     "REFUSAL_CODES",
     "SCORE_MAX",
+    "QUARTER",
+    "MAX_PARTNERS",
+    "StatsCell",
+    "StatsReport",
     "Record",
     "RecordRef",
     "RecordSig",
@@ -136,6 +142,7 @@ class Kind(StrEnum):
     LICENCE_END = "licence.end"
     PARCEL_PURCHASE = "parcel.purchase"
     DIAGNOSTIC_ASSESS = "diagnostic.assess"
+    STATS_REPORT = "stats.report"
 
 
 _KIND_NAMES = frozenset(k.value for k in Kind)
@@ -162,6 +169,10 @@ MAX_VERTICES = 200
 MAX_ZONES = 50
 #: a diagnostic score is on the indicator's own scale, at most 0..100
 SCORE_MAX = 100
+#: a calendar quarter, as ``stats.report`` names it and ``/v1/stats`` reads it
+QUARTER = re.compile(r"\A[12][0-9]{3}-Q[1-4]\Z")
+#: the most partners one quarterly report lists in each of its exports and imports
+MAX_PARTNERS = 300
 
 
 def _weight(f: Fields, name: str) -> int:
@@ -725,6 +736,58 @@ class DiagnosticAssess:
         )
 
 
+@dataclass(frozen=True)
+class StatsCell:
+    """One cell of a quarterly report: carats (hundredths), how many records make it
+    (parcels for production, certificates for trade) and its USD in cents, absent
+    (None) when fewer than the network's ``min_cell`` records make it."""
+
+    partner: str  # "" for production
+    carats: int
+    count: int
+    value: int | None
+
+
+def _cell(f: Fields, count_name: str, partner: bool) -> StatsCell:
+    cell = StatsCell(
+        f.string("partner", pattern=CODE, max_len=8) if partner else "",
+        f.integer("carats", low=0, high=CARAT_MAX),
+        f.integer(count_name, low=0, high=MAX_INDEX),
+        f.optional_integer("value", low=0, high=CENTS_MAX),
+    )
+    f.done()
+    return cell
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """An authority's quarterly KP statistics, sealed on its own chain after the quarter:
+    production, exports and imports by partner, in carats and USD. Every field is public
+    (the KP publishes these figures); a cell of fewer than ``min_cell`` records carries
+    no value, so that no single shipment's value can be read from it (rule S2)."""
+
+    quarter: str
+    production: StatsCell
+    exports: tuple[StatsCell, ...]
+    imports: tuple[StatsCell, ...]
+
+    @classmethod
+    def parse(cls, f: Fields) -> StatsReport:
+        quarter = f.string("quarter", pattern=QUARTER, max_len=7)
+        production = _cell(f.obj("production"), "parcels", partner=False)
+        trade: list[tuple[StatsCell, ...]] = []
+        for name in ("exports", "imports"):
+            cells = tuple(
+                _cell(Fields(item, path), "certificates", partner=True)
+                for path, item in f.items(name, low=0, high=MAX_PARTNERS)
+            )
+            partners = [c.partner for c in cells]
+            if partners != sorted(set(partners)):
+                raise SchemaError("partners must be sorted and distinct", field=f.path(name))
+            trade.append(cells)
+        return cls(quarter, production, trade[0], trade[1])
+
+
 Body = (
     PartyRegister
     | PartyRevoke
@@ -748,6 +811,7 @@ Body = (
     | LicenceEnd
     | ParcelPurchase
     | DiagnosticAssess
+    | StatsReport
 )
 
 _PARSERS: dict[Kind, Any] = {
@@ -775,6 +839,7 @@ _PARSERS: dict[Kind, Any] = {
     Kind.LICENCE_END: LicenceEnd.parse,
     Kind.PARCEL_PURCHASE: ParcelPurchase.parse,
     Kind.DIAGNOSTIC_ASSESS: DiagnosticAssess.parse,
+    Kind.STATS_REPORT: StatsReport.parse,
 }
 #: each kind's body parser, read-only (the schema module describes bodies from them)
 BODY_PARSERS: Mapping[Kind, Any] = MappingProxyType(_PARSERS)

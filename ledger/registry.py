@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kpledger.ledger.artisanal import MIN_CELL
 from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
 from kpledger.ledger.crypto import PublicKey, Signer
 from kpledger.ledger.errors import SchemaError, SignatureError, ThresholdError
@@ -50,6 +51,10 @@ ISSUE_BACKDATE_DAYS = 3
 
 def _or_default(days: int | None) -> int:
     return ISSUE_BACKDATE_DAYS if days is None else days
+
+
+def _min_cell(value: int | None) -> int:
+    return MIN_CELL if value is None else value
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class Params:
     #: other authorities whose signed headers must witness a block before a bundle
     #: holding it verifies offline; absent: min(2, authorities - 1) (``Registry.cosign``)
     cosign: int | None = None
+    #: statistical disclosure control: a public statistics cell (and a quarterly
+    #: report's cell) built from fewer records than this shows no USD
+    min_cell: int = MIN_CELL
 
     def producers_in(self, year: int) -> frozenset[str]:
         """Participants with recorded production in ``year`` (the network's reference)."""
@@ -116,6 +124,8 @@ class Params:
             out["issue_backdate_days"] = self.issue_backdate_days
         if self.cosign is not None:
             out["cosign"] = self.cosign
+        if self.min_cell != MIN_CELL:
+            out["min_cell"] = self.min_cell
         if self.producers:
             out["producers"] = {str(y): sorted(codes) for y, codes in self.producers}
         return out
@@ -131,6 +141,7 @@ class Params:
             _or_default(f.optional_integer("issue_backdate_days", low=0, high=31)),
             _parse_producers(f) if f.has("producers") else (),
             f.optional_integer("cosign", low=0, high=64),
+            _min_cell(f.optional_integer("min_cell", low=1, high=1000)),
         )
         f.done()
         return params

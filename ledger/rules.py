@@ -25,6 +25,16 @@ Rule numbers are those of DOMAIN.md "Rules the ledger enforces":
 8. nothing deleted or rewritten: ids are never reused
 9. an importer's origin restrictions refuse any shipment holding a restricted share
 
+Quarterly statistics (``stats.report``, README "Commercial confidentiality"):
+
+S1. one report per authority and quarter (its record id is ``stats-<quarter>``),
+    sealed in a block dated after the quarter's last day; partners sorted,
+    distinct, never the reporting chain; a trade cell counts at least one certificate
+S2. a cell of fewer than the network's ``min_cell`` records carries no USD, one of
+    at least that many carries it (carats and counts are checked against the
+    public records by the audit report, not here: a certificate refused after
+    the report would otherwise make a valid block invalid)
+
 The artisanal chain (README, "Artisanal and alluvial production") adds rules A1-A4
 on the producing authority's own chain:
 
@@ -70,6 +80,8 @@ from kpledger.ledger.errors import (
     RegistryInvalid,
     ReleaseInvalid,
     RestrictedOrigin,
+    StatsCellDisclosed,
+    StatsReportInvalid,
     ThresholdError,
     UnknownReference,
     VoidInvalid,
@@ -107,6 +119,8 @@ from kpledger.ledger.records import (
     PolicyOrigin,
     Record,
     RecordRef,
+    StatsCell,
+    StatsReport,
 )
 from kpledger.ledger.registry import Registry, verify_threshold
 from kpledger.ledger.state import (
@@ -1050,6 +1064,60 @@ def _apply_artisanal(state: State, body: object, ref: RecordRef, ctx: Context) -
     return True
 
 
+# ------------------------------------------------------------------ statistics
+
+
+def _quarter_end(quarter: str) -> date:
+    year, q = int(quarter[:4]), int(quarter[-1])
+    return (date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)) - timedelta(days=1)
+
+
+def _stats_cell(cell: StatsCell, min_cell: int, field: str) -> None:
+    if cell.value is None and cell.count >= min_cell:
+        raise StatsCellDisclosed(
+            f"a cell of {cell.count} records (at least {min_cell}) reports its USD",
+            field=field + ".value",
+        )
+    if cell.value is not None and cell.count < min_cell:
+        raise StatsCellDisclosed(
+            f"a cell of {cell.count} records (fewer than {min_cell}) carries no USD: "
+            "it would show one shipment's value",
+            field=field + ".value",
+        )
+
+
+def _stats_report(b: StatsReport, record_id: str, ctx: Context) -> None:
+    """S1-S2: the quarter is over, reported once, and no small cell shows its value."""
+    if record_id != f"stats-{b.quarter}":
+        raise StatsReportInvalid(
+            f"a report of {b.quarter} has the record id stats-{b.quarter}, so that a "
+            "quarter is reported once",
+            field="id",
+        )
+    last = _quarter_end(b.quarter)
+    if ctx.time[:10] <= last.isoformat():
+        raise StatsReportInvalid(
+            f"{b.quarter} ends on {last.isoformat()}: its report is sealed after that, "
+            f"not on {ctx.time[:10]}",
+            field="body.quarter",
+        )
+    min_cell = ctx.registry.params.min_cell
+    _stats_cell(b.production, min_cell, "body.production")
+    for name, cells in (("exports", b.exports), ("imports", b.imports)):
+        for i, cell in enumerate(cells):
+            where = f"body.{name}[{i}]"
+            if cell.partner == ctx.chain:
+                raise StatsReportInvalid(
+                    f"{ctx.chain} does not trade with itself", field=where + ".partner"
+                )
+            if cell.count < 1:
+                raise StatsReportInvalid(
+                    "a partner's cell counts at least one certificate",
+                    field=where + ".certificates",
+                )
+            _stats_cell(cell, min_cell, where)
+
+
 # ------------------------------------------------------------------ dispatch
 
 
@@ -1119,6 +1187,8 @@ def apply_record(  # noqa: PLR0912 - one branch per record kind (format 2 adds k
             _member_change(state, body, ref, ctx, record.kind is Kind.MEMBER_REINSTATE)
         case KeyReplace():
             _key_replace(state, body, ref, ctx)
+        case StatsReport():
+            _stats_report(body, record.id, ctx)
     state.record_refs[(ctx.chain, record.id)] = ref
     state.records.append((ref, ctx.height, record))
     return ref

@@ -92,6 +92,8 @@ _PARAM_DOCS = {
     "report's reference); a year not named falls back to the shipped 2023 table.",
     "cosign": "Other authorities whose headers must witness a block before a bundle holding "
     "it verifies offline (absent: 2, or the authorities minus one if fewer).",
+    "min_cell": "Statistical disclosure control: a public statistics cell, and a quarterly "
+    "report's cell, built from fewer records than this shows no USD (absent: 3).",
 }
 
 

@@ -36,7 +36,7 @@ from urllib.parse import quote
 from kpledger.ledger.canonical import canonical_bytes, sha256
 from kpledger.ledger.commit import public_body
 from kpledger.ledger.errors import InvalidData
-from kpledger.ledger.records import FORMAT_VERSION, Kind, seal_record
+from kpledger.ledger.records import FORMAT_VERSION, QUARTER, Kind, seal_record
 from kpledger.ledger.rules import certificate_origin
 
 __all__ = [
@@ -382,6 +382,18 @@ class Composer:
 
     def parcel_release(self, parcel: str, reason: str) -> dict[str, Any]:
         return {"parcel": parcel, "reason": reason}
+
+    def stats_report(self, quarter: str) -> dict[str, Any]:
+        """The body of this authority's ``stats.report`` for ``quarter``: the node
+        composes it from the chain's records and the disclosures it holds (its
+        production, its exports and imports by partner, carats and USD; a cell of
+        fewer than the network's ``min_cell`` records without USD). Its record id
+        is ``stats-<quarter>``: a quarter is reported once."""
+        if QUARTER.match(quarter) is None:
+            raise InvalidData("a quarter is written 2026-Q1", field="quarter")
+        draft = self.node.get("/v1/officer/stats-report", quarter=quarter)
+        body: dict[str, Any] = draft["record"]["body"]
+        return body
 
     def policy_origin(self, origin: str, reason: str) -> dict[str, Any]:
         return {"origin": origin, "reason": reason}

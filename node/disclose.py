@@ -133,12 +133,19 @@ def receive_disclosures(
 
 
 async def pull_disclosures(
-    get: Callable[[str, dict[str, Any]], Awaitable[Any]], store: Store, chain: str, start: int
+    get: Callable[[str, dict[str, Any]], Awaitable[Any]],
+    store: Store,
+    chain: str,
+    start: int | None = None,
 ) -> int:
     """Pull from ``chain``'s writer the disclosures of the records this node holds from
-    index ``start`` on (what the writer finds it entitled to); answers the index to
-    start from next time. ``InvalidData`` if the writer sent something that does not
-    check: nothing of that answer is kept."""
+    index ``start`` on (None: from the place the store kept, ``disclosures.pulled``),
+    what the writer finds it entitled to; keeps and answers the index to start from
+    next time, so a restarted node does not ask again from the beginning.
+    ``InvalidData`` if the writer sent something that does not check: nothing of that
+    answer is kept, and the place stays where it was."""
+    if start is None:
+        start = await asyncio.to_thread(store.disclosures.pulled, chain)
     head = store.head(chain)
     held = head.size if head is not None else 0
     while start < held:
@@ -154,4 +161,5 @@ async def pull_disclosures(
         if nxt == start:
             break
         start = min(nxt, held)
+        await asyncio.to_thread(store.disclosures.note_pulled, chain, start)
     return start

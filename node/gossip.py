@@ -153,7 +153,8 @@ class Gossip:
         #: chains being pulled now, each by one catch-up (set when it lets go of it):
         #: two peers announcing the same blocks never have them pulled twice at once
         self._pulling: dict[str, _Claims] = {}
-        #: per chain, the record index its writer's disclosures were pulled up to
+        #: per chain, the record index its writer's disclosures were pulled up to (also
+        #: kept in the store: a restarted node starts from the store's place)
         self._disclosed: dict[str, int] = {}
         #: per chain: the local height last seen, and when it last grew or was up to date
         self._seen: dict[str, int] = {}
@@ -419,7 +420,7 @@ class Gossip:
                     lambda path, params: self._get(peer, path, params),
                     self.node.store,
                     peer.code,
-                    self._disclosed.get(peer.code, 0),
+                    self._disclosed.get(peer.code),  # None: where the store says
                 )
         finally:
             self._syncing.discard(peer.code)

@@ -49,7 +49,10 @@ __all__ = [
 HOST = "127.0.0.1"
 #: the folder holding the ``cli``, ``node``, ... packages (put on a child's PYTHONPATH)
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
-START_TIMEOUT = 30.0
+#: seconds a node process may take to answer ``/healthz`` after its start; a shared,
+#: loaded machine (a soak beside other work; at a load of 37 on 2 cores a node took over
+#: 60 s to import and listen) may need more: ``KPL_START_TIMEOUT``
+START_TIMEOUT = float(os.environ.get("KPL_START_TIMEOUT", "120"))
 STOP_TIMEOUT = 15.0
 #: variables of the caller's environment a node process never inherits
 _SECRET_PREFIXES = ("KPL_PASSPHRASE", "KPL_PEER_TOKEN", "KPL_DATABASE_PASSWORD")

@@ -74,6 +74,9 @@ async def report(
         for outlier in found.price_outliers.items:
             outlier.value = None
             outlier.usd_per_carat = None
+        for mismatch in found.statistics_mismatch.items:
+            if mismatch.field == "value":  # the report's figure is public, the ledger's not
+                mismatch.ledger = None
         for broken in found.disclosure_inconsistent.items:
             broken.reason = DISCLOSURE_RULES.get(broken.kind, ("", "values do not add up"))[1]
     gossip = request.app.state.gossip

@@ -20,6 +20,7 @@ from kpledger.api.deps import Caller, NodeDep, require
 from kpledger.api.provenance import certificate_status, certificate_view, parcel_view, reveal
 from kpledger.api.schemas import CertificateOut, ParcelOut, RefOut
 from kpledger.ledger.errors import InvalidData, UnknownReference
+from kpledger.ledger.records import Kind
 from kpledger.ledger.schema import LOCAL_ID
 from kpledger.node.compose import Composer
 from kpledger.node.compose_artisanal import OFFICER_ACTS as ACTS
@@ -28,6 +29,9 @@ from kpledger.node.node import Node
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/officer", tags=["officer"])
+
+#: a calendar quarter (``ledger.records.QUARTER``), as a query pattern
+QUARTER_PATTERN = r"^[12][0-9]{3}-Q[1-4]$"
 
 Operator = Annotated[Caller, Depends(require("operator"))]
 
@@ -95,6 +99,42 @@ async def compose(body: ComposeIn, node: NodeDep, who: Operator) -> ComposeOut:
         return record
 
     return ComposeOut(record=await asyncio.to_thread(work))
+
+
+class StatsReportDraftOut(BaseModel):
+    record: dict[str, Any] = Field(
+        description="the stats.report record for the quarter (id stats-<quarter>), ready for "
+        "POST /v1/records: composed from this chain's records and the disclosures the node "
+        "holds; a cell of fewer than the network's min_cell records carries no value"
+    )
+
+
+@router.get(
+    "/stats-report",
+    response_model=StatsReportDraftOut,
+    summary="Compose this authority's quarterly statistics report",
+)
+async def stats_report(
+    node: NodeDep,
+    who: Operator,
+    quarter: Annotated[
+        str, Query(pattern=QUARTER_PATTERN, description="the quarter", examples=["2026-Q1"])
+    ],
+) -> StatsReportDraftOut:
+    """Production, exports and imports by partner in carats and USD, as this node's store
+    shows them now; the node judges the record when it is submitted (rules S1-S2: once per
+    quarter, after it ends)."""
+
+    def work() -> dict[str, Any]:
+        chain = _chain(node)
+        body = node.store.audit.report_body(chain, quarter)
+        composer = Composer(_LocalReader(node, who), node.registry.network_id, chain)
+        record: dict[str, Any] = composer.record(
+            Kind.STATS_REPORT, body, record_id=f"stats-{quarter}"
+        )
+        return record
+
+    return StatsReportDraftOut(record=await asyncio.to_thread(work))
 
 
 @router.get(

@@ -31,6 +31,9 @@ from kpledger.ledger.store.rows import chunks
 __all__ = ["DisclosureStore", "Held"]
 
 _SALT_ROW = "salt_secret"  # the kpl_meta row holding the secret
+#: the kpl_meta row holding, per chain, the record index its writer's disclosures were
+#: pulled up to (8 bytes, big-endian): a restarted node asks from there
+_PULLED_ROW = "disclosures-pulled:"
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,23 @@ class DisclosureStore:
                     conn.execute(t.disclosure_findings.insert(), [row])
         except SQLAlchemyError as exc2:
             raise StoreError(f"cannot keep a finding: {exc2.__class__.__name__}") from exc2
+
+    def pulled(self, chain: str) -> int:
+        """The record index of ``chain`` its writer's disclosures were pulled up to (0:
+        never pulled)."""
+        m = t.meta.c
+        with self.engine.connect() as conn:
+            got = conn.execute(select(m.value).where(m.key == _PULLED_ROW + chain)).scalar()
+        return 0 if got is None else int.from_bytes(bytes(got), "big")
+
+    def note_pulled(self, chain: str, upto: int) -> None:
+        """Keep the place a pull of ``chain``'s disclosures reached (``pulled``)."""
+        m = t.meta.c
+        key, value = _PULLED_ROW + chain, upto.to_bytes(8, "big")
+        with self.engine.begin() as conn:
+            done = conn.execute(t.meta.update().where(m.key == key).values(value=value))
+            if done.rowcount == 0:
+                conn.execute(t.meta.insert(), [{"key": key, "value": value}])
 
     def salt_secret(self) -> bytes:
         """The writer's secret for keyed salts: made once, then kept in ``kpl_meta``."""

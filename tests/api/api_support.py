@@ -161,6 +161,8 @@ class AuditCase:
     evidence: Evidence | None = None
     until: str = ""
     client: TestClient | None = None
+    #: the scenario that wrote it, for a test that seals more
+    sc: Scenario | None = None
 
 
 def build_audit_case(url: str) -> AuditCase:
@@ -183,7 +185,7 @@ def build_audit_case(url: str) -> AuditCase:
     net = Network.create(("BW", "RU", "AE", "EU", "IN", "CD"), ("WDC",))
     sc = Scenario(net)
     store = Store.open(url, net.registry)
-    case = AuditCase(net, store)
+    case = AuditCase(net, store, sc=sc)
     bw, cd = PRICE_PER_CARAT["BW"], 500
 
     def seal(chain: str, *named: tuple[str, Record]) -> None:

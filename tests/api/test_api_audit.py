@@ -262,10 +262,11 @@ def test_realistic_network_raises_no_false_alarm(realistic: Realistic) -> None:
 
 def test_example_report(example: Example) -> None:
     """The mixed shipment the EU refused is a refusal; certified to the EU again and left
-    open (the fixture's ``OPEN``), it stays unconfirmed: the findings say so."""
+    open (the fixture's ``OPEN``, issued on 1 April after the quarter's reports, valid a
+    month), it stays unconfirmed: the findings say so."""
     client: TestClient = example.wdc
     body = client.get(
-        "/v1/audit/report", params={"until": "2026-05-01"}, headers=bearer("auditor")
+        "/v1/audit/report", params={"until": "2026-06-01"}, headers=bearer("auditor")
     ).json()
     assert [x["number"] for x in body["unconfirmed"]["items"]] == [OPEN]
     assert [(x["number"], x["code"]) for x in body["refusals"]["items"]] == [

@@ -96,12 +96,19 @@ def test_certificate_show(kpl: Run) -> None:
 
 
 def test_audit(kpl: Run) -> None:
-    code, out, _ = kpl("audit", "--until", "2026-05-01", token=TOKENS["auditor"])
+    # OPEN is issued on 1 April (after the quarter's reports) and expires a month later
+    code, out, _ = kpl("audit", "--until", "2026-06-01", token=TOKENS["auditor"])
     assert code == 0, out
     assert OPEN in out
     assert "certificates unconfirmed: 1" in out
     assert "mirror mismatches: 1" in out
     assert "discrepancies: none" in out
+    # the EU's rule 9 refusal of the mixed Dubai shipment, with its code and the officer's words
+    assert "certificates refused by the importer: 1" in out
+    refused = next(line for line in out.splitlines() if "AE-2026-0001" in line)
+    assert "AE -> EU" in refused
+    assert "restricted-origin" in refused
+    assert "Russian" in out  # the reason text, as the officer wrote it
     code, out, _ = kpl("audit", "--json", token=TOKENS["auditor"])
     assert code == 0
     assert '"thresholds"' in out
@@ -111,7 +118,7 @@ def test_stats(kpl: Run) -> None:
     code, out, _ = kpl("stats", "--period", "2026")
     assert code == 0
     assert "production" in out
-    assert "20,500.00 ct" in out  # BW: Jwaneng and Orapa
+    assert "24,000.00 ct" in out  # BW: Jwaneng, Orapa and Letlhakane
 
 
 def test_stats_csv(kpl: Run) -> None:
@@ -120,7 +127,7 @@ def test_stats_csv(kpl: Run) -> None:
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {r["section"] for r in rows} == {"production", "exports", "imports", "certificates"}
     assert {r["participant"]: r["carats"] for r in rows if r["section"] == "production"} == {
-        "BW": "20500.00",
+        "BW": "24000.00",
         "RU": "15000.00",
     }
 
@@ -197,7 +204,7 @@ def test_json_output_of_every_reading_command(kpl: Run) -> None:
     code, out, _ = kpl("stats", "--period", "2026", "--json")
     assert code == 0
     stats = json.loads(out)
-    assert {r["participant"]: r["carats"] for r in stats["production"]}["BW"] == 2_050_000
+    assert {r["participant"]: r["carats"] for r in stats["production"]}["BW"] == 2_400_000
     code, out, _ = kpl("audit", "--json", token=TOKENS["auditor"])
     assert code == 0
     assert json.loads(out)["unconfirmed"]["items"][0]["number"] == OPEN
@@ -358,3 +365,38 @@ def test_certificate_show_fails_with_exit_1_when_the_node_forges_the_proof(
     said = " ".join(result.stderr.split())
     assert "inclusion proof NOT checked against the node's registry" in said
     assert "does not check under the registry's key of EU" in said
+
+
+def test_stats_report_is_composed_and_judged_by_the_authority_s_node(
+    example: Example, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kpl stats report --quarter Q --dry-run``: the EU's node composes the report from
+    its records and judges it (rule S1: a quarter not over is refused)."""
+
+    def connect(node: str, token: str | None) -> NodeClient:
+        client = NodeClient(node, token)
+        headers = dict(client.http.headers)
+        client.http.close()
+        client.http = TestClient(example.eu.app, base_url=node, headers=headers)
+        return client
+
+    monkeypatch.setattr(query, "connect", connect)
+    runner = CliRunner()
+    env = {"KPL_TOKEN": TOKENS["operator"]}
+    args = ["stats", "report", "--dry-run", "--json", "--node", "http://eu.test:8104"]
+    done = runner.invoke(app, [*args, "--quarter", "2026-Q2"], env=env)
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert (doc["record"]["kind"], doc["record"]["id"]) == ("stats.report", "stats-2026-Q2")
+    assert doc["outcome"]["status"] == "valid"
+    assert doc["record"]["body"]["quarter"] == "2026-Q2"
+    early = runner.invoke(app, [*args, "--quarter", "2099-Q1"], env=env)
+    assert early.exit_code == 1, early.output
+    refused = json.loads(early.stdout)["outcome"]
+    assert (refused["status"], refused["rule"], refused["code"]) == (
+        "rejected",
+        "S1",
+        "stats-report-invalid",
+    )
+    bad = runner.invoke(app, [*args, "--quarter", "2026-Q7"], env=env)
+    assert bad.exit_code == 2, bad.output

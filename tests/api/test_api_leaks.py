@@ -37,6 +37,7 @@ FILL = {
     "chain": CHAINS,
     "country": CHAINS,
     "period": ["2026", "2026-Q1"],
+    "quarter": ["2026-Q1"],
     "prefix": ["BW", "EU-", "IN-S", "AE"],
 }
 PARTY = "IN-SURAT1"

@@ -1,12 +1,22 @@
-"""The demo's story on a real local network: the EU's refusal is a ledger record."""
+"""The demo's story on a real local network: the EU's refusal is a ledger record; the
+KP chair admits and suspends a participant through the governance commands' files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from kpledger.cli.demo import AUTHORITIES, run_story, wait_agreement
+from kpledger.cli.demo import (
+    AUTHORITIES,
+    admit_participant,
+    local_story,
+    run_story,
+    trade_and_suspend,
+    wait_agreement,
+)
+from kpledger.cli.governance import load_proposal
 from kpledger.node.client import NodeClient
 from kpledger.node.local import LocalNetwork
 
@@ -50,5 +60,48 @@ def test_demo_story_refuses_the_mixed_shipment_on_the_ledger(tmp_path: Path) -> 
             ]
             final = wdc.get(f"/v1/parcels/{result.final_parcel}")
             assert final["jurisdiction"] == "IN"
+    finally:
+        net.stop()
+
+
+@pytest.mark.timeout(600)
+def test_demo_admits_and_suspends_through_the_chair_commands(tmp_path: Path) -> None:
+    """``kpl demo``'s governance chapter on a smaller network: VE's folder (``kpl network
+    join``), its admission and later its suspension as proposal files signed by two
+    governance keys and submitted to a node that is not the KP sealer; VE's first
+    certificate confirmed by India; its next refused on every node; the audit finding."""
+    net = LocalNetwork.create(tmp_path / "network", ("BW", "EU", "IN"), ("WDC",))
+    net.start()
+    try:
+        net.wait_ready(timeout=120)
+        said: list[str] = []
+        s = local_story(net, said.append, ("IN",))
+        try:  # Surat's manufacturer, whom the story registers before VE trades
+            s.commit("IN", s.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"))
+        finally:
+            s.close()
+        try:
+            admit_participant(net, say=said.append)
+            trade_and_suspend(net, say=said.append)
+        except Exception as exc:  # say how far the chapter got
+            raise AssertionError("the chapter stopped after:\n" + "\n".join(said)) from exc
+        governance = net.layout.root / "governance"
+        for name, height in (("member.admit-VE.json", 1), ("member.suspend-VE.json", 2)):
+            assert len(load_proposal(governance / name).sigs) == 2, name
+            assert any(f"({name})" in line and f"KP height {height}" in line for line in said)
+        assert any("VE-2026-0002 refused" in line and "VE is suspended" in line for line in said)
+        heads = wait_agreement(net, timeout=120)
+        assert heads["KP"]["height"] == 2
+        assert heads["VE"]["height"] >= 3
+        for code, url in net.layout.urls.items():
+            cert = httpx.get(f"{url}/v1/certificates/VE-2026-0001", timeout=5).json()
+            assert cert["status"] == "confirmed", code
+            refused = httpx.get(f"{url}/v1/certificates/VE-2026-0002", timeout=5)
+            assert refused.status_code == 404, code
+        with NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token")) as wdc:
+            items = wdc.get("/v1/audit/report")["suspended_activity"]["items"]
+        (finding,) = [f for f in items if f["participant"] == "VE"]
+        assert finding["suspension"]["kind"] == "member.suspend"
+        assert [r["kind"] for r in finding["records"]] == ["party.register"]
     finally:
         net.stop()

@@ -112,6 +112,16 @@ def test_bad_files_and_keys_are_refused(net: NetworkLayout, tmp_path: Path) -> N
         code, text = kpl("governance", "submit", str(bad), "--node", "http://127.0.0.1:9")
         assert code == 2, name
         assert f"{bad}: not a governance proposal" in text, text
+    # a proposal of record format 1 (before committed confidential fields) names its version
+    old_format = json.loads(before)
+    old_format["v"] = 1
+    v1 = tmp_path / "v1.json"
+    v1.write_text(json.dumps(old_format))
+    code, text = kpl("governance", "submit", str(v1), "--node", "http://127.0.0.1:9")
+    assert code == 2
+    assert "record format version 1 is not accepted" in text
+    # a governance body is all clear in format 2: nothing of it is a commitment
+    assert "{'c':" not in str(load_proposal(proposal).body_json)
     other = json.loads(before)
     other["chain"] = "BW"
     other["kind"] = "party.revoke"

@@ -341,3 +341,61 @@ def test_officer_commands_on_a_live_network(
     assert "operator token" in err
     out = ok(kpl("BW", "party", "revoke", "BW-MINE", "--reason", "licence withdrawn"))
     assert "committed party.revoke" in out
+
+
+NOWHERE = "http://127.0.0.1:9"  # nothing listens: an argument refused here never got that far
+REGISTER = ("parcel", "register", "BW-X", "--custodian", "BW-M", "--mine", "Jwaneng")
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (
+            (*REGISTER, "--weight", "1.234", "--value", "10"),
+            "weight",
+        ),
+        (
+            (*REGISTER, "--weight", "12", "--value", "ten"),
+            "value",
+        ),
+        (("parcel", "transfer", "BW-X", "--to", "BW-M", "--value", "-5"), "value"),
+        (("parcel", "split", "BW-X", "--into", "BW-Y:500", "--into", "BW-Z:abc"), "into"),
+        (
+            ("certificate", "confirm", "BW-C1", "--custodian", "EU-I", "--received", "BW-A"),
+            "received",
+        ),
+        (
+            ("certificate", "confirm", "BW-C1", "--custodian", "EU-I", "--received", "BW-A=x"),
+            "received",
+        ),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_field_before_any_node_is_asked(
+    args: tuple[str, ...], field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(officer, "err", Console(width=300, stderr=True))
+    runner = CliRunner()
+    env = {"KPL_TOKEN": "operator-token"}
+    result = runner.invoke(app, [*args, "--node", NOWHERE], env=env)
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {field}: ")
+    result = runner.invoke(app, [*args, "--node", NOWHERE, "--json"], env=env)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert (error["exit"], error["kind"]) == (2, "invalid_input")
+    assert error["message"].startswith(f"{field}: ")
+
+
+def test_json_errors_stay_json_when_the_node_cannot_be_reached() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["party", "revoke", "BW-X", "--reason", "r", "--node", NOWHERE, "--json"],
+        env={"KPL_TOKEN": "operator-token"},
+    )
+    assert result.exit_code == 5
+    assert result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["kind"] == "unreachable"
+    assert NOWHERE in error["node"]

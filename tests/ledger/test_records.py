@@ -51,6 +51,7 @@ from kpledger.ledger.records import (
     PolicyOrigin,
     Record,
     RecordRef,
+    StatsReport,
     make_record,
     seal_record,
 )
@@ -227,6 +228,15 @@ BODIES: dict[Kind, tuple[dict[str, Any], type]] = {
             "assessed": "2026-01-31",
         },
         DiagnosticAssess,
+    ),
+    Kind.STATS_REPORT: (
+        {
+            "quarter": "2025-Q4",
+            "production": {"carats": 150_000, "parcels": 3, "value": 12_000_000},
+            "exports": [{"partner": "EU", "carats": 90_000, "certificates": 1}],
+            "imports": [],
+        },
+        StatsReport,
     ),
 }
 OPTIONAL = {(Kind.PARCEL_TRANSFER, "value")}

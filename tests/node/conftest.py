@@ -45,16 +45,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from kpledger.ledger.blocks import Header
 from kpledger.ledger.records import Kind, Record, make_record
 from kpledger.ledger.registry import Registry
-from kpledger.node.client import NodeClient
+from kpledger.node.client import ClientError, NodeClient
 from kpledger.node.config import NodeConfig, edit_config
-from kpledger.node.local import NodeProcess, free_base_port, log_tail
+from kpledger.node.local import START_TIMEOUT, NodeProcess, free_base_port, log_tail
 from kpledger.node.network import NetworkLayout, init_network
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 LOG_TAIL_LINES = 60
 
@@ -194,6 +194,40 @@ class Cluster:
         response.raise_for_status()
         heads: dict[str, dict[str, Any]] = response.json()["heads"]
         return heads
+
+    def hash_at(self, code: str, chain: str, height: int) -> str | None:
+        """The hash of the block of ``chain`` at ``height`` that ``code``'s node holds."""
+        path = f"/v1/chains/{chain}/blocks"
+        blocks = self.reader(code).get(path, **{"from": height, "limit": 1})["blocks"]
+        if not blocks or blocks[0]["header"]["height"] != height:
+            return None
+        return Header.from_json(blocks[0]["header"]).hash.hex()
+
+    def wait_holding(
+        self, codes: Sequence[str], heads: dict[str, dict[str, Any]], *, timeout: float
+    ) -> float:
+        """Wait until every node of ``codes`` holds each block of ``heads`` (chain ->
+        ``{height, hash}``) at its height; the seconds it took.
+
+        Where every chain seals a heartbeat block every few seconds, heads read one
+        node after another match only by luck on a loaded machine; this asks whether
+        the nodes hold the same history up to the given heads.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        while True:
+            held = {}
+            for code in codes:
+                for chain, head in heads.items():
+                    try:
+                        held[(code, chain)] = self.hash_at(code, chain, head["height"])
+                    except (httpx.HTTPError, ClientError) as exc:
+                        held[(code, chain)] = f"error {exc.__class__.__name__}"
+            if all(h == heads[chain]["hash"] for (_, chain), h in held.items()):
+                return time.monotonic() - start
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not every node holds {heads} after {timeout}s: {held}")
+            time.sleep(0.1)
 
     def wait_converged(
         self,

@@ -324,6 +324,41 @@ def test_healthz_says_how_far_behind(source: Node, target: Node) -> None:
     assert {s["behind"] for s in health["sync"].values()} == {0}
 
 
+def test_audit_report_says_how_far_behind(history: History, tmp_path: Path, source: Node) -> None:
+    """The audit report carries the same per-chain ``sync`` as /healthz: findings computed
+    on a chain the node is behind on say so."""
+    token = "auditor-token-for-the-sync-test"
+    tokens = (TokenConfig("auditor", "wdc-auditor", hash_token(token)),)
+    store = Store.open(f"sqlite:///{tmp_path / 'audited.db'}", history.net.registry)
+    try:
+        node = Node(config(TARGET, tmp_path, tokens=tokens), store, history.net.signers[TARGET])
+        peer = Peer(source)
+        peer.fault = lambda i, r: (
+            httpx.Response(503, json={"detail": "down"})
+            if r.url.path.startswith("/v1/chains/")
+            else None
+        )
+        gossip = gossip_for(node, peer)
+        asyncio.run(gossip.exchange(gossip.peers[SOURCE]))
+        client = TestClient(create_app(node, gossip))
+        auth = {"Authorization": f"Bearer {token}"}
+        report = client.get("/v1/audit/report", headers=auth)
+        assert report.status_code == 200, report.text
+        sync = report.json()["sync"]
+        assert set(sync) == set(client.get("/healthz").json()["sync"])
+        best = source.heads()[SOURCE]["height"]
+        assert sync[SOURCE]["height"] == 0
+        assert sync[SOURCE]["best_announced"] == sync[SOURCE]["behind"] == best > 0
+
+        peer.fault = None
+        asyncio.run(exchange_until_synced(gossip, source))
+        sync = client.get("/v1/audit/report", headers=auth).json()["sync"]
+        assert {s["behind"] for s in sync.values()} == {0}
+        assert sync[SOURCE]["height"] == best
+    finally:
+        store.close()
+
+
 # ---------------------------------------------------------------- Node.receive
 
 

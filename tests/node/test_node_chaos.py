@@ -13,7 +13,9 @@ seed (``CHAOS_SEED``, printed) then, over ``SOAK_SECONDS`` (default 45):
 
 Afterwards every link heals, and the invariants must hold: every record an
 operator was told is pending is committed exactly once on every honest node;
-the honest chains' heads are identical everywhere; every node holds the
+the honest chains are identical everywhere (every honest node holds each
+honest chain's head as its authority sealed it once the chaos stopped, the
+same block at the same height); every node holds the
 evidence against BW; ``kpl db verify`` passes on every store. ``make soak``
 runs the same test for longer (``SOAK_SECONDS``).
 """
@@ -66,18 +68,6 @@ class Submitter(threading.Thread):
                 continue
             self.acked += [a["id"] for a in answers if a["status"] == "pending"]
             time.sleep(0.2)
-
-
-def harness_summary(heads: dict[str, Any]) -> str:
-    return " ".join(f"{c}:{h['height']}/{h['hash'][:8]}" for c, h in sorted(heads.items()))
-
-
-def _heads(net: Any, code: str) -> dict[str, Any] | None:
-    try:
-        heads: dict[str, Any] = net.heads(code)
-        return heads
-    except httpx.HTTPError:
-        return None
 
 
 def _equivocate(net: Any, fake_peer: Any, proxies: Any, to_bw: dict[str, Any]) -> list[bytes]:
@@ -164,8 +154,9 @@ def test_chaos(cluster: Any, proxies: Any, fake_peer: Any, harness: Any) -> None
         for when, code in list(restarts):
             if now >= when:
                 restarts.remove((when, code))
+                # not waited for: on a loaded machine a start takes minutes, which must
+                # not hold the schedule back (a node still starting may be killed again)
                 net.nodes[code].start()
-                net.nodes[code].wait_ready()
         for when, group in list(heals):
             if now >= when:
                 heals.remove((when, group))
@@ -203,6 +194,7 @@ def test_chaos(cluster: Any, proxies: Any, fake_peer: Any, harness: Any) -> None
         time.sleep(0.1)
     for _, code in restarts:
         net.nodes[code].start()
+    for code in HONEST:
         net.nodes[code].wait_ready()
     proxies.set_cut([p for p in links.values()], False)
     stop.set()
@@ -218,21 +210,16 @@ def test_chaos(cluster: Any, proxies: Any, fake_peer: Any, harness: Any) -> None
     calm = time.monotonic()
     for code, ids in acked.items():
         net.operator(code, timeout=10.0).wait_settled(ids, timeout=SETTLE)
-    # the honest chains converge on every honest node, and everyone holds the evidence
+    # everyone holds the evidence, and the honest chains converge on every honest node:
+    # each holds every block the honest authorities had sealed by then. (Heads read one
+    # node after another match only by luck on a loaded machine, every chain sealing a
+    # heartbeat block every second.)
     deadline = time.monotonic() + SETTLE
-    while True:
-        seen = {c: _heads(net, c) for c in HONEST}
-        if all(seen.values()):
-            honest = {c: {k: h[k] for k in HONEST_CHAINS if k in h} for c, h in seen.items() if h}
-            first = honest["RU"]
-            same = len(first) == len(HONEST_CHAINS) and all(v == first for v in honest.values())
-            if same and all(
-                httpx.get(f"{net.nodes[c].url}/healthz", timeout=5).json()["evidence"] >= 1
-                for c in HONEST
-            ):
-                break
-        assert time.monotonic() < deadline, {c: h and harness_summary(h) for c, h in seen.items()}
+    while not all(net.reader(c).healthz()["evidence"] >= 1 for c in HONEST):
+        assert time.monotonic() < deadline, {c: net.reader(c).healthz() for c in HONEST}
         time.sleep(0.2)
+    target = {k: net.reader(k).heads()[k] for k in HONEST_CHAINS}
+    net.wait_holding(HONEST, target, timeout=max(10.0, deadline - time.monotonic()))
     settled = time.monotonic() - calm
     for code in HONEST:
         assert net.heads(code)["BW"]["hash"] in {v.hex() for v in versions}

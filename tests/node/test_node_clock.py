@@ -131,7 +131,7 @@ def _skew_metric(net: Any, code: str) -> float:
     raise AssertionError("kpl_clock_skew_seconds missing")
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)  # three nodes started, AE restarted twice: minutes when loaded
 def test_a_skewed_clock_moves_neither_time_nor_expiry(cluster: Any, harness: Any) -> None:
     net = cluster(("BW", "AE", "RU"), ())
     net.start()

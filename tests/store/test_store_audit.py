@@ -11,7 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from kpledger.devtools.workload import Network, Scenario
+from kpledger.ledger.blocks import Block
+from kpledger.ledger.chain import propose
 from kpledger.ledger.errors import SchemaError, StoreError
+from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.registry import Params
 from kpledger.ledger.schema import Fields
 from kpledger.ledger.store.audit import Findings, Period, parse_period
@@ -121,3 +124,49 @@ def test_production_reference_in_the_genesis_bytes() -> None:
         with pytest.raises(SchemaError) as info:
             Params.parse(Fields({**plain.registry.params.to_json(), "producers": bad}))
         assert info.value.field == where
+
+
+def test_activity_while_suspended_is_read_from_the_witness(open_store) -> None:
+    """Regression: the finding compared block times with the suspension's, so a block that
+    witnesses the suspension but is dated in the same second, or backdated to the chain's
+    previous block time, was not listed. The rules read membership from the witnessed KP
+    height; the finding now does too (and still lists a block dated after the suspension
+    that does not witness it yet)."""
+    net = Network.create(("BW", "RU"), ())
+    sc = Scenario(net)
+    store = open_store(net.registry)
+
+    def seal_at(chain: str, when: datetime, *records: Record) -> Block:
+        proposal = propose(
+            sc.ledger.state, net.registry, net.signer(chain), chain, records, sc.now()
+        )
+        assert not proposal.rejected, proposal.rejected
+        assert proposal.block.header.time == when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        sc.ledger.commit(proposal)
+        store.writer.apply(proposal.block)
+        return proposal.block
+
+    store.writer.apply(sc.seal("RU", sc.party("RU", "RU-ALR", "miner")))
+    before = sc.seal("RU", sc.register("RU", "RU-P0", "RU-ALR", 100, 10_000))
+    store.writer.apply(before)
+    suspend = sc.seal("KP", sc.governance(Kind.MEMBER_SUSPEND, {"code": "RU", "reason": "plenary"}))
+    store.writer.apply(suspend)
+    # RU's clock stands still: its next block is dated as its last, before the suspension
+    sc.clock = datetime.fromisoformat(before.header.time.replace("Z", "+00:00"))
+    backdated = sc.register("RU", "RU-P1", "RU-ALR", 100, 10_000)
+    seal_at("RU", sc.clock, backdated)
+    # the next one in the very second of the suspension's block
+    sc.clock = datetime.fromisoformat(suspend.header.time.replace("Z", "+00:00"))
+    same_second = sc.register("RU", "RU-P2", "RU-ALR", 100, 10_000)
+    seal_at("RU", sc.clock, same_second)
+    reinstate = sc.seal("KP", sc.governance(Kind.MEMBER_REINSTATE, {"code": "RU", "reason": "ok"}))
+    store.writer.apply(reinstate)
+    # a block that witnesses the reinstatement, in its second: trade is normal again
+    sc.clock = datetime.fromisoformat(reinstate.header.time.replace("Z", "+00:00"))
+    seal_at("RU", sc.clock, sc.register("RU", "RU-P3", "RU-ALR", 100, 10_000))
+
+    found = store.audit.findings(Period(None, date(2100, 1, 1)))
+    (ru,) = found.suspended_activity.items
+    assert ru.participant == "RU"
+    assert ru.count == 2
+    assert [r.hash for r in ru.records] == [backdated.leaf.hex(), same_second.leaf.hex()]

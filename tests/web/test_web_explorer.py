@@ -652,7 +652,7 @@ def test_auditor_dashboard_shows_findings_and_their_records(tab: Browser) -> Non
     # production, certificates, exports, imports, and production by method
     assert page.locator("#stats svg.chart").count() == 5
     assert page.locator("#methods").count() == 1
-    assert "35,500.00 ct" in page.inner_text("#stats")
+    assert "39,000.00 ct" in page.inner_text("#stats")  # BW (with Letlhakane) and RU
     shot(page, "auditor")
     # a finding's record: fetched from the auditor's block range, its leaf hash recomputed
     page.click("#finding-unconfirmed a.rec-link")
@@ -1327,7 +1327,8 @@ def test_network_page_and_equivocation_evidence(tab: Browser) -> None:
     # each participant's row by its first cell (the example's keys are fresh on each
     # run: a key id may hold any code's letters)
     rows = {r.split("\t", 1)[0]: r for r in page.locator("#participants tr").all_inner_texts()}
-    for code, height in (("BW", 7), ("RU", 4), ("AE", 7), ("EU", 8), ("IN", 6)):
+    # (each authority sealed its 2026-Q1 report; BW also a late registration before it)
+    for code, height in (("BW", 9), ("RU", 5), ("AE", 8), ("EU", 9), ("IN", 7)):
         assert f"\t{height}\t" in rows[code], rows[code]
     assert "World Diamond Council" in text
     assert tab.site.example.store.registry.network_id == page.inner_text("#network-id")

@@ -61,6 +61,10 @@ Thresholds of the report (documented in the README, echoed in every report):
   when the record's disclosures reached this node: the writer sealed values
   that do not add up; the block stays valid (validity never depends on what a
   node may see), the auditor is told, with the rule and the record;
+* **statistics mismatch**: a quarterly ``stats.report`` whose cell disagrees
+  with the ledger as of the report's sealing (``reports``): carats and counts
+  on every node (they are public), USD where this node opens every value of
+  the cell (an auditor's node);
 * **equivocation**: the evidence this node holds (two validly signed headers
   of one chain that contradict), when either header falls in the period.
 """
@@ -68,7 +72,7 @@ Thresholds of the report (documented in the README, echoed in every report):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -109,6 +113,14 @@ from kpledger.ledger.store.audit.certificates import (
     unconfirmed,
 )
 from kpledger.ledger.store.audit.prices import price_outliers
+from kpledger.ledger.store.audit.reports import (
+    Cell,
+    Report,
+    quarter_cells,
+    report_body,
+    reports,
+    statistics_mismatch,
+)
 from kpledger.ledger.store.audit.rows import (
     AuditRecord,
     Bounded,
@@ -128,6 +140,7 @@ from kpledger.ledger.store.audit.rows import (
     ProductionTotal,
     Refusal,
     Statistics,
+    StatisticsMismatch,
     SuspendedActivity,
     Unconfirmed,
     UnrecordedProduction,
@@ -145,6 +158,7 @@ __all__ = [
     "AuditQueries",
     "AuditRecord",
     "Bounded",
+    "Cell",
     "CertificateCount",
     "ControlRow",
     "Discrepancy",
@@ -161,7 +175,9 @@ __all__ = [
     "PriceOutlier",
     "ProductionTotal",
     "Refusal",
+    "Report",
     "Statistics",
+    "StatisticsMismatch",
     "SuspendedActivity",
     "Unconfirmed",
     "UnrecordedProduction",
@@ -206,6 +222,7 @@ class AuditQueries:
                 refusals=refusals(conn, period, limit, recs),
                 disclosure_inconsistent=disclosure_inconsistent(conn, period, limit, recs),
                 export_surplus=export_surplus(conn, period, limit, recs),
+                statistics_mismatch=statistics_mismatch(conn, period, limit, recs),
             )
 
         return self._read("audit findings", read)
@@ -226,6 +243,20 @@ class AuditQueries:
             )
 
         return self._read("KP statistics", read)
+
+    def reports(self, period: Period, chain: str | None = None) -> tuple[Report, ...]:
+        """The quarterly ``stats.report`` records of the quarters inside ``period``."""
+        return self._read("quarterly reports", lambda conn: reports(conn, period, chain))
+
+    def quarter_cells(self, chain: str, quarter: str) -> dict[tuple[str, str], Cell]:
+        """``chain``'s statistics cells of ``quarter`` as the ledger shows them now, with
+        the values this node holds (what a quarterly report of it would say)."""
+        return self._read("quarter's cells", lambda conn: quarter_cells(conn, chain, quarter))
+
+    def report_body(self, chain: str, quarter: str) -> dict[str, Any]:
+        """The body of ``chain``'s ``stats.report`` for ``quarter``, from its records and
+        the disclosures this node holds (``reports.report_body``)."""
+        return report_body(quarter, self.quarter_cells(chain, quarter), self.params.min_cell)
 
     def controls(self, period: Period) -> tuple[ControlRow, ...]:
         """The internal controls of every artisanal producer for ``period``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, not_, select
+from sqlalchemy import ColumnElement, Connection, and_, false, func, not_, or_, select
 
 from kpledger.ledger.blocks import Evidence
 from kpledger.ledger.canonical import parse_canonical
@@ -31,6 +31,7 @@ from kpledger.ledger.store.audit.rows import (
     SuspendedActivity,
     UnrecordedProduction,
 )
+from kpledger.ledger.store.rows import header_of
 
 __all__ = [
     "disclosure_inconsistent",
@@ -98,9 +99,39 @@ def governance_record(conn: Connection, kp_size: int) -> tuple[int, bytes, str, 
     return int(row[0]), bytes(row[1]), str(row[2]), int(row[3]), str(row[4])
 
 
+def _first_witnessing(conn: Connection, chain: str, kp_height: int) -> int | None:
+    """The first height of ``chain`` whose header witnesses ``KP`` at ``kp_height`` or above.
+
+    Witness heights never go back along a chain (``blocks.check_link``), so a
+    binary search reads about log2(height) headers."""
+    top = conn.execute(select(func.max(H.height)).where(H.chain == chain)).scalar()
+    if top is None:
+        return None
+    lo, hi = 1, int(top) + 1  # the answer lies in [lo, hi]; hi: none of them does
+    while lo < hi:
+        mid = (lo + hi) // 2
+        raw = conn.execute(select(H.header).where(H.chain == chain, H.height == mid)).scalar()
+        witnessed = (
+            0
+            if raw is None
+            else next((w.height for w in header_of(raw).witness if w.chain == GOVERNANCE_CHAIN), 0)
+        )
+        if witnessed >= kp_height:
+            hi = mid
+        else:
+            lo = mid + 1
+    return None if lo > int(top) else lo
+
+
 def suspended_activity(
     conn: Connection, period: Period, limit: int, recs: RecordResolver
 ) -> Bounded[SuspendedActivity]:
+    """Records a participant's chain sealed while it was suspended.
+
+    A block counts when it witnesses the suspension and not the reinstatement
+    (membership as the rules read it: a block's time, which its sealer sets,
+    cannot hide it), or when it is dated after the suspension before
+    witnessing it (a node that had not heard of it yet)."""
     m = t.members.c
     suspensions = conn.execute(
         select(m.code, m.kp_size).where(not_(m.active)).order_by(m.kp_size).limit(limit + 1)
@@ -114,13 +145,19 @@ def suspended_activity(
         back = conn.execute(
             select(func.min(m.kp_size)).where(m.code == code, m.active, m.kp_size > kp_size)
         ).scalar()
-        reinstated = None
-        if back is not None:
-            again = governance_record(conn, int(back))
-            reinstated = None if again is None else again[4]
-        while_out = [R.chain == code, H.time > suspended, *period.times(H.time)]
+        again = None if back is None else governance_record(conn, int(back))
+        reinstated = None if again is None else again[4]
+        bound = _first_witnessing(conn, code, height)
+        until = None if again is None else _first_witnessing(conn, code, again[3])
+        witnessed: list[ColumnElement[bool]] = [R.height >= bound if bound is not None else false()]
+        if until is not None:
+            witnessed.append(R.height < until)
+        dated = [H.time > suspended]
+        if bound is not None:
+            dated.append(R.height < bound)
         if reinstated is not None:
-            while_out.append(H.time < reinstated)
+            dated.append(H.time < reinstated)
+        while_out = [R.chain == code, or_(and_(*witnessed), and_(*dated)), *period.times(H.time)]
         joined = t.records.join(t.headers, and_(H.chain == R.chain, H.height == R.height))
         count = as_int(
             conn.execute(select(func.count()).select_from(joined).where(*while_out)).scalar()

@@ -30,6 +30,7 @@ __all__ = [
     "Refusal",
     "ProductionTotal",
     "Statistics",
+    "StatisticsMismatch",
     "SuspendedActivity",
     "Unconfirmed",
     "UnrecordedProduction",
@@ -129,6 +130,23 @@ class DisclosureInconsistent:
     rule: str
     field: str
     reason: str
+    records: tuple[AuditRecord, ...]
+
+
+@dataclass(frozen=True)
+class StatisticsMismatch:
+    """A quarterly report's cell that disagrees with the ledger as of the report's
+    sealing: carats or counts (public, every node) or USD (where this node opens every
+    value of the cell). ``section`` is production, exports or imports; ``field`` is
+    carats, count or value; ``ledger`` is what the records show."""
+
+    chain: str
+    quarter: str
+    section: str
+    partner: str
+    field: str
+    reported: int | None
+    ledger: int | None
     records: tuple[AuditRecord, ...]
 
 
@@ -236,6 +254,8 @@ class Findings:
     disclosure_inconsistent: Bounded[DisclosureInconsistent]
     #: artisanal producers exporting more than they recorded producing and importing
     export_surplus: Bounded[ExportSurplus] = Bounded((), False)
+    #: quarterly reports that disagree with the records (or the disclosures held)
+    statistics_mismatch: Bounded[StatisticsMismatch] = Bounded((), False)
 
 
 @dataclass(frozen=True)
