@@ -1052,7 +1052,11 @@ class Replay:
         back = self.params.get("issue_backdate_days", 3)
         if issued > rec_date or (rec_date - issued).days > back:
             raise self.fail(bad, "issued")
-        if expires < issued or (expires - issued).days > self.params["max_validity_days"]:
+        if (
+            expires < issued
+            or expires < rec_date
+            or (expires - issued).days > self.params["max_validity_days"]
+        ):
             raise self.fail(bad, "validity")
         for line, x in zip(b["lines"], parcels, strict=True):
             x.update(status="in_transit", custodian=None, certificate=b["number"])
