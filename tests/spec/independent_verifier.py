@@ -231,6 +231,11 @@ def _record_rules(r: dict[str, Any]) -> str | None:
         "certificate.confirm": [x["parcel"] for x in b.get("received", [])],
         "licence.buyer": list(b.get("zones", [])),
     }
+    if kind == "stats.report":
+        for name in ("exports", "imports"):
+            partners = [c["partner"] for c in b[name]]
+            if partners != sorted(set(partners)):
+                return f"stats.report: {name} partners not sorted and distinct"
     ids = lists.get(kind)
     if ids is not None and len(set(ids)) != len(ids):
         return f"{kind}: an id appears twice"
@@ -1325,6 +1330,30 @@ class Replay:
             origin={self.C: b["weight"]},
             claims={b["claim"]: b["weight"]},
         )
+
+    def k_stats_report(self, b: dict[str, Any]) -> None:
+        bad = "stats-report-invalid"
+        quarter = b["quarter"]
+        if self.r.record["id"] != f"stats-{quarter}":
+            raise self.fail(bad, "record id")
+        year, q = int(quarter[:4]), int(quarter[-1])
+        end = (dt.date(year + 1, 1, 1) if q == 4 else dt.date(year, 3 * q + 1, 1)) - dt.timedelta(
+            days=1
+        )
+        if self.date <= end.isoformat():
+            raise self.fail(bad, "sealed before the quarter ended")
+        min_cell = self.params.get("min_cell", 3)
+        cells = [(b["production"], b["production"]["parcels"])]
+        for name in ("exports", "imports"):
+            for cell in b[name]:
+                if cell["partner"] == self.C:
+                    raise self.fail(bad, "trades with itself")
+                if cell["certificates"] < 1:
+                    raise self.fail(bad, "an empty trade cell")
+                cells.append((cell, cell["certificates"]))
+        for cell, count in cells:
+            if ("value" in cell) != (count >= min_cell):
+                raise self.fail("stats-cell-disclosed", f"a cell of {count} records")
 
     def k_diagnostic_assess(self, b: dict[str, Any]) -> None:
         if b["assessed"] > self.date:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from kpledger.cli.example import run_example
 from kpledger.devtools import artisanal
+from kpledger.devtools.replay_vectors import _base
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.artisanal import assessment_body
 from kpledger.ledger.bundle import check_bundle, serialize_bundle, verify_bundle
@@ -251,3 +252,40 @@ def test_both_verifiers_replay_random_stories_alike() -> None:
         codes.add(reference)
     assert None in codes
     assert len(codes) >= 5, codes
+
+
+def _cell(partner: str | None, count: int, value: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"carats": 100}
+    out.update({"partner": partner, "certificates": count} if partner else {"parcels": count})
+    if value is not None:
+        out["value"] = value
+    return out
+
+
+STATS = {
+    "valid": ([_cell("EU", 3, 500)], 1, None, "2025-Q4", None),
+    "small-cell-with-usd": ([], 1, 5, "2025-Q4", "stats-cell-disclosed"),
+    "large-cell-without-usd": ([_cell("EU", 4)], 1, None, "2025-Q4", "stats-cell-disclosed"),
+    "trades-with-itself": ([_cell("BW", 1)], 1, None, "2025-Q4", "stats-report-invalid"),
+    "quarter-not-over": ([], 1, None, "2026-Q1", "stats-report-invalid"),
+    "empty-trade-cell": ([_cell("EU", 0)], 1, None, "2025-Q4", "stats-report-invalid"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STATS))
+def test_both_verifiers_judge_stats_reports_alike(name: str) -> None:
+    """bundle.md 8.5 ``stats.report`` (rules S1-S2), sealed without the rules."""
+    exports, parcels, value, quarter, code = STATS[name]
+    body = {
+        "quarter": quarter,
+        "production": _cell(None, parcels, value),
+        "exports": exports,
+        "imports": [],
+    }
+    raw = _base(3)
+    raw.seal("BW", raw.sc.record("BW", Kind.STATS_REPORT, body, record_id=f"stats-{quarter}"))
+    data = raw.bundle("BW-P1")
+    o = verify(data, None, "BW-P1")
+    want = None if code is None else (5, code)
+    assert _reference(data, None, "BW-P1") == want
+    assert (None if o.ok else (o.step, o.code)) == want, o.message
