@@ -114,8 +114,17 @@ def test_the_uninvolved_node_holds_no_clear_value_or_name(cluster: Any) -> None:
     stores = {c: Store.open(net.nodes[c].db_url, create=False) for c in codes}
     try:
         # identical state: every derived table row for row, whatever each may see
+        # (a node may seal an empty heartbeat block between the last convergence check
+        # and its stop, so headers are compared up to the height every node holds)
+        tops: dict[str, dict[str, int]] = {c: {} for c in stores}
+        for c, s in stores.items():
+            for row in s.verifier.table_rows("headers"):
+                tops[c][row[0]] = max(tops[c].get(row[0], 0), row[1])
+        common = {chain: min(t.get(chain, 0) for t in tops.values()) for chain in tops["BW"]}
         for name in DERIVED:
             rows = {c: s.verifier.table_rows(name) for c, s in stores.items()}
+            if name == "headers":
+                rows = {c: [r for r in rs if r[1] <= common.get(r[0], 0)] for c, rs in rows.items()}
             assert all(r == rows["BW"] for r in rows.values()), name
         assert stores["AE"].disclosures.of_records([cert_leaf(stores["BW"])]) == []
         assert len(stores["EU"].disclosures.of_records([cert_leaf(stores["BW"])])) == 5
@@ -213,10 +222,3 @@ def test_a_restarted_node_pulls_disclosures_from_its_kept_place(cluster: Any) ->
     finally:
         for s in stores.values():
             s.close()
-
-
-def _value(client: NodeClient, number: str) -> Any:
-    try:
-        return client.get(f"/v1/certificates/{number}").get("value")
-    except Exception:  # noqa: BLE001 - not replicated yet
-        return None
