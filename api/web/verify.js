@@ -675,29 +675,6 @@ const BODIES = {
     }
   },
 };
-// stats.report (ledger/records.py StatsReport): every field public, a small cell without value
-const QUARTER = [/^[12][0-9]{3}-Q[1-4]$/, "\\A[12][0-9]{3}-Q[1-4]\\Z"];
-const MAX_PARTNERS = 300;
-const CENTS_MAX = 10 ** 15;
-function statsCell(f, count, partner) {
-  const cell = { partner: partner ? f.string("partner", { pattern: CODE, max: 8 }) : "" };
-  f.integer("carats", 0, CARAT_MAX);
-  f.integer(count, 0, MAX_INDEX);
-  f.optInteger("value", 0, CENTS_MAX);
-  f.done();
-  return cell;
-}
-BODIES["stats.report"] = (f) => {
-  f.string("quarter", { pattern: QUARTER, max: 7 });
-  statsCell(f.obj("production"), "parcels", false);
-  for (const name of ["exports", "imports"]) {
-    const partners = f.items(name, 0, MAX_PARTNERS).map(([path, item]) => statsCell(new Fields(item, path), "certificates", true).partner);
-    const sorted = [...new Set(partners)].sort();
-    if (partners.length !== sorted.length || partners.some((p, i) => p !== sorted[i])) {
-      throw new InvalidData("partners must be sorted and distinct", f.at(name));
-    }
-  }
-};
 BODIES["policy.lift_origin"] = BODIES["policy.restrict_origin"];
 BODIES["member.reinstate"] = BODIES["member.suspend"];
 const KINDS = Object.keys(BODIES).sort();
