@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kpl-installed
 
-.PHONY: demo test lint types pytest bench soak install clean
+.PHONY: demo test lint types pytest bench soak install clean screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: $(STAMP)
 SOAK_SECONDS ?= 600
 soak: $(STAMP)
 	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest -q -s tests/node/test_node_chaos.py
+
+## screenshots: run the browser tests (Chromium) and write the screenshots docs/ shows
+## to docs/screenshots/ from them
+screenshots: $(STAMP)
+	KPL_REQUIRE_BROWSER=1 KPL_DOCS_SCREENSHOTS=1 $(PY) -m pytest -q tests/web/test_web_explorer.py tests/web/test_web_officer.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out

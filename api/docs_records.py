@@ -329,7 +329,8 @@ def render() -> str:
         "`/openapi.json` (`Record`, a union discriminated on `kind`), which are traced from",
         "the parsers in `ledger/records.py`: edit those, not this file.",
         "",
-        "Every record is one JSON object: `v` (1), `network` (the network id), `chain` (the",
+        f"Every record is one JSON object: `v` ({FORMAT_VERSION}), `network` (the network id), "
+        "`chain` (the",
         "chain that takes it: the submitting authority's code, or `KP` for governance),",
         "`kind`, `id` (the submitter's id, unique on its chain), `time` (UTC,",
         "`YYYY-MM-DDTHH:MM:SSZ`, at most a minute after the node's clock) and `body`.",

@@ -36,6 +36,7 @@ __all__ = [
     "AuditThresholdsOut",
     "CertificateCountRow",
     "CertificateOut",
+    "CertificateRefusalOut",
     "DiscrepancyList",
     "DiscrepancyOut",
     "EquivocationList",
@@ -164,6 +165,17 @@ class ProofOut(BaseModel):
     keys: list[KeyProofOut] | None = None
 
 
+class CertificateRefusalOut(BaseModel):
+    """Why the importing authority refused a shipment: its ``certificate.refuse`` record
+    (public: the code and the words are in the record in clear)."""
+
+    code: str = Field(
+        description="documents, other, restricted-origin, seal-broken or weight-discrepancy"
+    )
+    reason: str = Field(description="the refusing officer's words")
+    record: RefOut = Field(description="the certificate.refuse record")
+
+
 class CertificateOut(BaseModel):
     number: str
     issuer: str
@@ -177,6 +189,9 @@ class CertificateOut(BaseModel):
     issue: RefOut
     closed: RefOut | None = None
     received: int | None = None
+    refusal: CertificateRefusalOut | None = Field(
+        default=None, description="when the status is refused: the importer's code and reason"
+    )
     exporter: str | None = Field(None, description="hidden from the public")
     importer: str | None = Field(
         None, description="the importer's name, to a caller entitled to it (else see committed)"
@@ -192,6 +207,11 @@ class CertificateOut(BaseModel):
         description="confidential fields not shown in clear, each with its commitment (hex)",
     )
     proof: ProofOut | None = None
+    code: str | None = Field(
+        default=None,
+        description="the certificate code its printed QR encodes (ledger/certcode.py): its "
+        "page under this node's public base URL, with the network id and issue record hash",
+    )
 
 
 # ---------------------------------------------------------------- problems

@@ -296,6 +296,9 @@ def main() -> None:
                 f"executemany {total / pg_raw:,.0f} records/s, ratio {pg_ratio:.3f}",
                 flush=True,
             )
+        # written now as well: the proof log below takes long, and the ingest figures
+        # stand without it (bench.results keeps the previous proof figure meanwhile)
+        write_result("ingest", result)
         print(f"building a {args.proof_size:,}-leaf log for proofs (not timed) ...", flush=True)
         result["proofs"] = _proofs(folder, args.proof_size)
         p = result["proofs"]

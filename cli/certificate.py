@@ -15,7 +15,11 @@ its inclusion proof and signed block header, and ``ledger.keyhistory`` checks
 them one by one from the registry key, as a node applies them (so a code
 still checks after a rotation). A code printed by a forger's node names a record
 no honest node holds, so it fails there; a code of another network fails
-offline. Exit 0 the code checks out, 1 it does not, 2 an input cannot be used.
+offline. With several ``--node`` the answers are compared too: nodes that report
+different statuses fail the check (each node's is shown), and a node whose log of
+the issuer's or the destination's chain is shorter than another's is named as
+behind or leaving records out. Exit 0 the code checks out, 1 it does not, 2 an
+input cannot be used.
 """
 
 from __future__ import annotations
@@ -145,13 +149,44 @@ class _Fails(Exception):
     """The code does not check out against this anchor; the message says why."""
 
 
-def _node(url: str, code: CertificateCode, registry: Registry) -> str:
+@dataclass(frozen=True)
+class _Proved:
+    """What one node proved: the line to print, the certificate's status there, and the
+    node's log size of the issuer's and the destination's chains (None: not said)."""
+
+    text: str
+    status: str
+    sizes: dict[str, int | None]
+
+
+def _sizes(client: httpx.Client, base: str, chains: list[str]) -> dict[str, int | None]:
+    """The node's log size of each of ``chains`` from ``GET /v1/network`` (None if unknown)."""
+    try:
+        heads = client.get(f"{base}/v1/network").json()["heads"]
+        return {c: int(heads[c]["size"]) if c in heads else None for c in chains}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return dict.fromkeys(chains)
+
+
+def _chains(answer: httpx.Response) -> list[str]:
+    """The issuer's and destination's chains a certificate answer names (none if unusable)."""
+    try:
+        body = answer.json() if answer.status_code == 200 else {}
+    except ValueError:
+        return []
+    if not isinstance(body, dict):
+        return []
+    return [str(body[k]) for k in ("issuer", "destination") if isinstance(body.get(k), str)]
+
+
+def _node(url: str, code: CertificateCode, registry: Registry) -> _Proved:
     """Check the code against one node; return what it proved, or raise ``_Fails``."""
     base = url.rstrip("/")
     try:
         with httpx.Client(timeout=TIMEOUT) as client:
             reg = client.get(f"{base}/v1/registry")
             answer = client.get(f"{base}/v1/certificates/{code.number}")
+            sizes = _sizes(client, base, _chains(answer))
     except httpx.HTTPError as exc:
         raise _Fails(f"cannot be reached: {exc}") from None
     try:
@@ -177,10 +212,41 @@ def _node(url: str, code: CertificateCode, registry: Registry) -> str:
             f"proves issue record {held.hex()[:16]}... for {code.number}; the code names "
             f"{code.record.hex()[:16]}...: this code was not printed from the network's record"
         )
-    return (
+    status = str(cert.get("status"))
+    return _Proved(
         f"{anchor.chain}/{anchor.index} in block {anchor.chain}/{anchor.height}, "
-        f"signed by {anchor.signer}"
+        f"signed by {anchor.signer}; status {status}",
+        status,
+        sizes,
     )
+
+
+def _disagreements(proved: dict[str, _Proved]) -> tuple[list[str], bool]:
+    """Compare what the nodes that proved the code say: each node whose log of the
+    issuer's or destination's chain is shorter than another's is named (behind, or
+    leaving records out); a different status fails the check, naming every node's."""
+    lines: list[str] = []
+    chains = sorted({c for p in proved.values() for c in p.sizes})
+    for c in chains:
+        held = [(p.sizes[c], url) for url, p in proved.items() if p.sizes.get(c) is not None]
+        if len(held) < 2:
+            continue
+        top, top_url = max((n, u) for n, u in held if n is not None)
+        for n, url in held:
+            if n is not None and n < top:
+                lines.append(
+                    f"node {url} holds a shorter log of {c} ({n} records) than node {top_url} "
+                    f"({top}): it is behind, or it leaves records out"
+                )
+    statuses = {p.status for p in proved.values()}
+    if len(statuses) > 1:
+        said = ", ".join(f"{url}: {p.status}" for url, p in proved.items())
+        lines.insert(
+            0,
+            f"the nodes report different statuses ({said}): a node that lacks a "
+            "confirmation, refusal or void reports an older one",
+        )
+    return lines, len(statuses) > 1
 
 
 def verify_certificate_command(code_text: str, registry_path: Path, nodes: list[str]) -> int:
@@ -214,12 +280,17 @@ def verify_certificate_command(code_text: str, registry_path: Path, nodes: list[
         nodes = [issuer.url]
     failed = False
     lines: list[str] = []
+    proved: dict[str, _Proved] = {}
     for url in nodes:
         try:
-            lines.append(f"  node {url}: {_node(url, code, registry)}")
+            proved[url] = _node(url, code, registry)
+            lines.append(f"  node {url}: {proved[url].text}")
         except _Fails as exc:
             failed = True
             lines.append(f"  node {url}: FAILS: {exc}")
+    differ, differ_fails = _disagreements(proved)
+    failed = failed or differ_fails
+    lines += [f"  disagreement: {line}" for line in differ]
     target = err if failed else out
     if failed:
         target.print(f"[bold red]NOT verified[/]: certificate {escape(code.number)}")

@@ -144,11 +144,19 @@ def admit_participant(net: LocalNetwork, say: Callable[[str], None]) -> None:
     if token is None:
         raise LedgerError("VE's operator token is missing from its secrets")
     net.secrets["VE"] = {"operator_token": token}
-    with NodeClient(url, token) as client:
+    with NodeClient(url, token) as client, NodeClient(net.layout.urls["EU"]) as eu:
         deadline = time.monotonic() + 120
         while "VE" not in client.heads():
             if time.monotonic() > deadline:
                 raise LedgerError("VE's node did not catch up and seal within 120s")
+            time.sleep(0.2)
+        # caught up: it holds what another node held once it sealed. Until then the
+        # newest headers it has seen are old, its time follows their median (node.now)
+        # and it would refuse records dated now as dated ahead
+        wanted = {c: h["height"] for c, h in eu.heads().items() if c != "VE"}
+        while any(client.heads().get(c, {}).get("height", 0) < n for c, n in wanted.items()):
+            if time.monotonic() > deadline:
+                raise LedgerError("VE's node did not catch up within 120s")
             time.sleep(0.2)
     say(f"VE: its node caught up and writes its chain, admitted at KP height {admitted}")
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -53,6 +54,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 BATCH = 1000
 MAX_ROWS = 100_000
+#: seconds a node may take to judge or take one batch (a loaded node needs more than 10)
+BATCH_TIMEOUT = 120.0
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, Row | InvalidData]]:
@@ -184,7 +187,11 @@ def _submit(client: NodeClient, lines: Sequence[Line], wait: float) -> None:
         sealed = progress.add_task("sealed in blocks", total=len(fresh))
         for i in range(0, len(fresh), BATCH):
             part = fresh[i : i + BATCH]
-            answers = client.submit([x.record for x in part if x.record is not None])
+            try:
+                answers = client.submit([x.record for x in part if x.record is not None])
+            except (httpx.TransportError, LedgerError):
+                _stopped(i, part, len(fresh))
+                raise
             for line, answer in zip(part, answers, strict=True):
                 line.outcome = answer
             progress.advance(sent, len(part))
@@ -210,6 +217,16 @@ def _submit(client: NodeClient, lines: Sequence[Line], wait: float) -> None:
                         field="wait",
                     )
                 time.sleep(0.1)
+
+
+def _stopped(sent: int, part: Sequence[Line], total: int) -> None:
+    """Say what a submission that failed half-way leaves behind, and how to finish it."""
+    first, last = part[0].number, part[-1].number
+    err.print(
+        f"[bold red]import stopped[/] after {sent} of {total} new records were taken by the "
+        f"node; the batch of lines {first} to {last} may or may not have been written. Run "
+        "the same import again: lines already on the ledger are skipped, the rest written."
+    )
 
 
 def import_records(
@@ -243,6 +260,7 @@ def import_records(
         err.print("[bold red]error:[/] --show must be all or problems")
         raise typer.Exit(2)
     with query.session(node, token) as client:
+        client.http.timeout = httpx.Timeout(BATCH_TIMEOUT)
         rows = list(read_rows(file))
         if not rows:
             raise InvalidData(f"{file.name} holds no rows", field="file")

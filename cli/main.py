@@ -225,19 +225,20 @@ def verify(
     ] = None,
     parcel: Annotated[str | None, typer.Option(help="the parcel the bundle must prove")] = None,
     online: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            help="a node URL: last, compare the parcel's proven state with the node's current one"
+            help="a node URL (repeatable): last, compare the parcel's proven state with each "
+            "node's current one, and the nodes with each other"
         ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a provenance bundle offline: registry, signatures, proofs, every custody rule;
-    with --online, then compare with a node's current state (step 8).
+    with --online, then compare with each node's current state (step 8).
 
     Exit 0 verified, 1 not verified (the failing step is named), 2 an input cannot be used.
     """
-    raise typer.Exit(verify_command(file, registry, parcel, as_json, online))
+    raise typer.Exit(verify_command(file, registry, parcel, as_json, list(online or []) or None))
 
 
 @app.command("verify-certificate")

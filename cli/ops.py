@@ -70,7 +70,14 @@ def export(
 ) -> None:
     """Write a node's chains to one file: registry, every block as stored, in causal order."""
     try:
-        summary = export_store(_store_url(db, config), out)
+        url = _store_url(db, config)
+        with console.status("exporting ...") as status:
+
+            def progress(done: int, total: int) -> None:
+                if done % 100 == 0 or done == total:
+                    status.update(f"exporting: {done:,} of {total:,} blocks written")
+
+            summary = export_store(url, out, progress=progress)
     except (LedgerError, OSError) as exc:
         raise _fail(exc if isinstance(exc, LedgerError) else LedgerError(str(exc))) from exc
     heads = ", ".join(f"{c} {h['height']}" for c, h in summary.heads.items()) or "none"

@@ -16,7 +16,12 @@ composed by ``node.compose.Composer`` from the node's state, as the ``kpl``
 officer commands compose theirs, and submitted to the authority's operator
 API (``Story``); ``play`` submits each step and waits until it is sealed.
 ``kpl example`` plays the same story through the same builder on authorities
-held in memory (``cli.example``), sealing into one SQL store.
+held in memory (``cli.example``), sealing into one SQL store; it then closes
+the story's quarter (``LATE_PRODUCTION``, ``quarter_reports``: each
+authority's ``stats.report``).
+
+One concept, a little over 500 lines: the story as data and its one builder,
+one short method per kind of record the story writes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""``kpl verify FILE [--registry genesis.json] [--parcel ID] [--online URL]``: check a
-provenance bundle offline, then optionally against a node's current state.
+"""``kpl verify FILE [--registry genesis.json] [--parcel ID] [--online URL ...]``: check a
+provenance bundle offline, then optionally against nodes' current state.
 
 Exit codes: 0 the bundle verifies; 1 it does not (the failing step is
 printed); 2 an input cannot be used (missing or unreadable file, a
@@ -13,13 +13,25 @@ jurisdiction, status and weight the bundle proves. A difference means records
 after the bundle's (or left out of it): the bundle cannot show those, the node
 can. The node is not trusted for anything else: what it says is only compared.
 
+``--online`` may be given several times: each node is asked, and the nodes are
+compared with each other too (a node can leave records out). A node that reports
+another state, or another head of the subject's chain at the same height (a
+fork), fails step 8 and is named; a node that holds a shorter log of the
+subject's chain than another, or stops below the bundle's block, is named as
+behind or withholding records. A node that cannot be reached is listed and
+skipped; exit 2 only when none can be used. The output ends with the anchor the
+verdict trusted: the pinned registry, or the one the bundle carries.
+
 ``--json`` prints ``{"ok", "file", "step", "step_number", "error", "registry",
 "verdict"}``: ``registry`` is ``"pinned"`` or ``"carried"`` (the bundle's own,
-not pinned), ``verdict`` is ``Verdict.to_json()`` when ``ok``.
+not pinned), ``verdict`` is ``Verdict.to_json()`` when ``ok``; with ``--online``
+also ``nodes`` (each node's ``url``, ``network``, ``state``, ``heads`` and
+``differences``, or ``error`` for a node that could not be used) and ``anchor``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,14 +62,25 @@ class _Unusable(Exception):
 ONLINE_TIMEOUT = 10.0
 
 
-def _online(url: str, verdict: Verdict) -> str | None:
-    """Step 8: compare the verdict's subject with the node's current state; the
-    difference found, or None. Raises ``_Unusable`` if the node cannot be used."""
+@dataclass(frozen=True)
+class _Answer:
+    """What one node said at step 8: its network, the subject's state there (None: it
+    holds no such parcel) and its head (height, size, hash) of every chain."""
+
+    url: str
+    network: str
+    state: tuple[str, str, int] | None
+    heads: dict[str, tuple[int, int, str]]
+
+
+def _ask(url: str, subject: str) -> _Answer:
+    """One node's answer for step 8. Raises ``_Unusable`` if the node cannot be used."""
     base = url.rstrip("/")
     try:
         with httpx.Client(timeout=ONLINE_TIMEOUT) as client:
             reg = client.get(f"{base}/v1/registry")
-            answer = client.get(f"{base}/v1/parcels/{verdict.subject}")
+            answer = client.get(f"{base}/v1/parcels/{subject}")
+            net = client.get(f"{base}/v1/network")
     except httpx.HTTPError as exc:
         raise _Unusable(f"node {url} cannot be reached: {exc}") from None
     if reg.status_code != 200:
@@ -68,34 +91,122 @@ def _online(url: str, verdict: Verdict) -> str | None:
         ).network_id
     except InvalidData as exc:
         raise _Unusable(f"node {url} serves no valid registry: {exc}") from None
-    if network != verdict.network:
-        return (
-            f"node {url} is on network {network[:16]}..., the bundle on "
-            f"{verdict.network[:16]}...: ask a node of the bundle's network"
-        )
-    if answer.status_code == 404:
-        return f"node {url} holds no parcel {verdict.subject}"
-    if answer.status_code != 200:
-        raise _Unusable(
-            f"node {url}: GET /v1/parcels/{verdict.subject} answered {answer.status_code}"
-        )
-    try:
-        held = answer.json()
-        now = (str(held["jurisdiction"]), str(held["status"]), int(held["weight"]))
-    except (ValueError, KeyError, TypeError):
-        raise _Unusable(
-            f"node {url} answered a parcel without jurisdiction, status, weight"
-        ) from None
+    state: tuple[str, str, int] | None = None
+    if answer.status_code == 200:
+        try:
+            held = answer.json()
+            state = (str(held["jurisdiction"]), str(held["status"]), int(held["weight"]))
+        except (ValueError, KeyError, TypeError):
+            raise _Unusable(
+                f"node {url} answered a parcel without jurisdiction, status, weight"
+            ) from None
+    elif answer.status_code != 404:
+        raise _Unusable(f"node {url}: GET /v1/parcels/{subject} answered {answer.status_code}")
+    heads: dict[str, tuple[int, int, str]] = {}
+    if net.status_code == 200:
+        try:
+            for chain, h in dict(net.json()["heads"]).items():
+                heads[str(chain)] = (int(h["height"]), int(h["size"]), str(h["hash"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise _Unusable(f"node {url} answered /v1/network without chain heads") from None
+    return _Answer(url, network, state, heads)
+
+
+def _differences(answers: list[_Answer], verdict: Verdict) -> list[tuple[str, str, bool]]:
+    """Step 8 over every node that answered: each difference found, as (the node it
+    names, the text, whether it fails the verification).
+
+    It fails when a node is on another network, reports the subject in another state
+    than the bundle proves (or not at all), or holds another head of the subject's
+    chain than another node at the same height (a fork). A node that holds the
+    subject's chain below the bundle's block, or a shorter log of it than another
+    node asked, is named too (it is behind, or it leaves records out), without
+    failing the verification while every node reports the proven state."""
+    out: list[tuple[str, str, bool]] = []
     proven = (verdict.chain, verdict.status.value, verdict.weight)
-    if now == proven:
-        return None
     chain, height, _ = verdict.as_of
-    return (
-        f"node {url} reports {verdict.subject} {now[1]} under {now[0]}, {now[2]} ct/100; the "
-        f"bundle proves it {proven[1]} under {proven[0]}, {proven[2]} ct/100 as of block "
-        f"{chain}/{height}: records after the bundle's (or left out of it) changed it; "
-        "ask for a fresh bundle"
-    )
+    usable = []
+    for a in answers:
+        if a.network != verdict.network:
+            out.append(
+                (
+                    a.url,
+                    f"node {a.url} is on network {a.network[:16]}..., the bundle on "
+                    f"{verdict.network[:16]}...: ask a node of the bundle's network",
+                    True,
+                )
+            )
+            continue
+        usable.append(a)
+        if a.state is None:
+            out.append((a.url, f"node {a.url} holds no parcel {verdict.subject}", True))
+        elif a.state != proven:
+            now = a.state
+            out.append(
+                (
+                    a.url,
+                    f"node {a.url} reports {verdict.subject} {now[1]} under {now[0]}, {now[2]} "
+                    f"ct/100; the bundle proves it {proven[1]} under {proven[0]}, {proven[2]} "
+                    f"ct/100 as of block {chain}/{height}: records after the bundle's (or left "
+                    "out of it) changed it; ask for a fresh bundle",
+                    True,
+                )
+            )
+        head = a.heads.get(chain)
+        if a.heads and (head is None or head[0] < height):
+            got = "no block" if head is None else f"only up to {chain}/{head[0]}"
+            out.append(
+                (
+                    a.url,
+                    f"node {a.url} holds {got} of {chain}, below the bundle's block "
+                    f"{chain}/{height}: it is behind, or it leaves records out",
+                    False,
+                )
+            )
+    chains = {verdict.chain} | {a.state[0] for a in usable if a.state is not None}
+    for c in sorted(chains):
+        held = [(a.heads[c], a.url) for a in usable if c in a.heads]
+        if len(held) < 2:
+            continue
+        (top_height, top_size, top_hash), top_url = max(held)
+        for (h, size, digest), url in held:
+            if size < top_size:
+                out.append(
+                    (
+                        url,
+                        f"node {url} holds a shorter log of {c} ({size} records, head {c}/{h}) "
+                        f"than node {top_url} ({top_size} records, head {c}/{top_height}): it is "
+                        "behind, or it leaves records out",
+                        False,
+                    )
+                )
+            elif h == top_height and digest != top_hash:
+                out.append(
+                    (
+                        url,
+                        f"nodes {url} and {top_url} hold different heads {c}/{h}: a fork; "
+                        "report it to the network's governance",
+                        True,
+                    )
+                )
+    return out
+
+
+def _online(
+    urls: list[str], verdict: Verdict
+) -> tuple[list[_Answer], list[str], list[tuple[str, str, bool]]]:
+    """Step 8 against every node of ``urls``: the answers, the nodes that could not be
+    used (why), and the differences. Raises ``_Unusable`` if no node could be used."""
+    answers: list[_Answer] = []
+    unusable: list[str] = []
+    for url in urls:
+        try:
+            answers.append(_ask(url, verdict.subject))
+        except _Unusable as exc:
+            unusable.append(str(exc))
+    if not answers:
+        raise _Unusable("; ".join(unusable))
+    return answers, unusable, _differences(answers, verdict)
 
 
 def _read(path: Path, what: str, limit: int) -> bytes:
@@ -189,18 +300,33 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     )
 
 
+def _anchor(registry: Path | None, verdict: Verdict) -> str:
+    """The trust anchor of the verdict, in words."""
+    if registry is None:
+        return f"the registry the bundle carries (network {verdict.network[:16]}..., not pinned)"
+    return f"the pinned registry {registry} (network {verdict.network[:16]}...)"
+
+
+def _urls(online: str | list[str] | None) -> list[str]:
+    if online is None:
+        return []
+    return [online] if isinstance(online, str) else list(online)
+
+
 def verify_command(
     path: Path,
     registry: Path | None,
     parcel: str | None = None,
     as_json: bool = False,
-    online: str | None = None,
+    online: str | list[str] | None = None,
 ) -> int:
     """Verify the bundle at ``path``; print the verdict or the failing step; return the exit code.
 
     ``registry`` pins the genesis registry the caller trusts: the bundle's must
     equal it in canonical form. ``parcel`` is the parcel the caller expects.
+    ``online`` is one node URL or several: step 8 asks each and compares them.
     """
+    urls = _urls(online)
     try:
         data = _read(path, "bundle file", MAX_BUNDLE_BYTES)
         trusted = _trusted_registry(registry) if registry is not None else None
@@ -211,25 +337,52 @@ def verify_command(
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
         return EXIT_INPUT
     if as_json:
-        return _verify_json(path, data, trusted, registry is not None, parcel, online)
+        return _verify_json(path, data, trusted, registry, parcel, urls)
     result = check_bundle(data, registry=trusted, parcel=parcel)
     if not result.ok or result.verdict is None:
         err.print(f"[bold red]NOT verified[/]: {escape(str(path))}")
         err.print(escape(result.error or f"step {result.step} failed"))
         return EXIT_INVALID
-    if online is not None:
+    if urls:
         try:
-            differs = _online(online, result.verdict)
+            answers, unusable, differs = _online(urls, result.verdict)
         except _Unusable as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
             return EXIT_INPUT
-        if differs is not None:
+        if any(fails for _, _, fails in differs):
             err.print(f"[bold red]NOT verified[/]: {escape(str(path))}")
-            err.print(escape(f"step 8 (online): {differs}"))
+            for _, line, _ in differs:
+                err.print(escape(f"step 8 (online): {line}"))
+            for line in unusable:
+                err.print(escape(f"step 8 (online): not compared: {line}"))
+            err.print(
+                escape(
+                    f"anchor trusted: {_anchor(registry, result.verdict)}; the nodes' answers "
+                    "were compared, not trusted"
+                )
+            )
             return EXIT_INVALID
     _show(result.verdict, path, registry)
-    if online is not None:
-        out.print(f"online: {escape(online)} reports the same state now (step 8)")
+    if urls:
+        chain = result.verdict.as_of[0]
+        logs = ", ".join(
+            f"{a.url} ({a.heads[chain][1]} records of {chain})" if chain in a.heads else a.url
+            for a in answers
+        )
+        who = (
+            f"{logs} reports" if len(answers) == 1 else f"all {len(answers)} nodes ({logs}) report"
+        )
+        out.print(escape(f"online: {who} the same state now (step 8)"))
+        for _, line, _ in differs:
+            out.print(f"[yellow]online: disagreement[/]: {escape(line)}")
+        for line in unusable:
+            out.print(escape(f"online: not compared: {line}"))
+        out.print(
+            escape(
+                f"anchor trusted: {_anchor(registry, result.verdict)}; the nodes' answers "
+                "were compared, not trusted"
+            )
+        )
     return EXIT_OK
 
 
@@ -237,9 +390,9 @@ def _verify_json(
     path: Path,
     data: bytes,
     trusted: bytes | None,
-    pinned: bool,
+    registry: Path | None,
     parcel: str | None,
-    online: str | None = None,
+    urls: list[str],
 ) -> int:
     """The verification's outcome as one JSON document on stdout."""
     result = check_bundle(data, registry=trusted, parcel=parcel)
@@ -247,23 +400,43 @@ def _verify_json(
     step = None if ok else result.step
     number = None if ok else STEPS.index(result.step) + 1
     error = result.error
-    if ok and online is not None and result.verdict is not None:
+    nodes: list[dict[str, object]] = []
+    if ok and urls and result.verdict is not None:
         try:
-            differs = _online(online, result.verdict)
+            answers, unusable, differs = _online(urls, result.verdict)
         except _Unusable as exc:
             error_json(Exit.INVALID_INPUT, str(exc), file=str(path))
             return EXIT_INPUT
-        if differs is not None:
-            ok, step, number, error = False, "online", 8, f"step 8 (online): {differs}"
-    print_json(
-        {
-            "ok": ok,
-            "file": str(path),
-            "step": step,
-            "step_number": number,
-            "error": error,
-            "registry": "pinned" if pinned else "carried",
-            "verdict": result.verdict.to_json() if ok and result.verdict else None,
-        }
-    )
+        nodes = [
+            {
+                "url": a.url,
+                "network": a.network,
+                "state": None
+                if a.state is None
+                else {"jurisdiction": a.state[0], "status": a.state[1], "weight": a.state[2]},
+                "heads": {c: {"height": h, "size": n} for c, (h, n, _) in sorted(a.heads.items())},
+                "differences": [
+                    {"text": text, "fails": fails} for url, text, fails in differs if url == a.url
+                ],
+            }
+            for a in answers
+        ]
+        nodes += [{"url": None, "error": line} for line in unusable]
+        if any(fails for _, _, fails in differs):
+            lines = "; ".join(text for _, text, fails in differs if fails)
+            ok, step, number, error = False, "online", 8, f"step 8 (online): {lines}"
+    doc: dict[str, object] = {
+        "ok": ok,
+        "file": str(path),
+        "step": step,
+        "step_number": number,
+        "error": error,
+        "registry": "pinned" if registry is not None else "carried",
+        "verdict": result.verdict.to_json() if ok and result.verdict else None,
+    }
+    if urls:
+        doc["nodes"] = nodes
+        if result.verdict is not None:
+            doc["anchor"] = _anchor(registry, result.verdict)
+    print_json(doc)
     return EXIT_OK if ok else EXIT_INVALID

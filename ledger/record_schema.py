@@ -62,6 +62,12 @@ KIND_DOCS: dict[str, str] = {
     "on a discrepancy.",
     "certificate.void": "The exporter cancels an unconfirmed certificate once the importer's "
     "chain has passed its expiry (cited by height); its parcels return.",
+    "certificate.refuse": "The importing authority refuses an incoming certificate, citing "
+    "its issue record, with a reason code (restricted-origin, documents, seal-broken, "
+    "weight-discrepancy, other) and text: the certificate is refused and its parcels go back "
+    "to the exporter's jurisdiction and custodian.",
+    "parcel.release": "The importing authority releases a parcel held on a discrepancy, with "
+    "the reason: it becomes active again with its custodian.",
     "policy.restrict_origin": "This authority refuses imports holding any share of an origin.",
     "policy.lift_origin": "Lifts a restriction of an origin.",
     "key.rotate": "The authority's chain is signed with a new key from the next block.",

@@ -552,13 +552,7 @@ def _certificate_issue(
     origin = certificate_origin([line.origin for line in b.lines])
     if b.origin != origin:
         raise CertificateInvalid(f"country of origin must read {origin!r}", field="body.origin")
-    issued, expires = date.fromisoformat(b.issued), date.fromisoformat(b.expires)
-    _issue_date(issued, date.fromisoformat(record_time[:10]), ctx)
-    if expires < issued:
-        raise CertificateInvalid("expires before it is issued", field="body.expires")
-    limit = ctx.registry.params.max_validity_days
-    if expires - issued > timedelta(days=limit):
-        raise CertificateInvalid(f"valid for more than {limit} days", field="body.expires")
+    _validity(date.fromisoformat(b.issued), date.fromisoformat(b.expires), record_time, ctx)
     # a parcel in transit is worth what its line declares: the importer then needs only
     # the certificate's disclosures to know the value of what it receives
     for parcel, line in zip(held, b.lines, strict=True):
@@ -589,6 +583,23 @@ def _certificate_issue(
         )
     )
     state.add_events(_events([line.parcel for line in b.lines], ref, ctx, Kind.CERTIFICATE_ISSUE))
+
+
+def _validity(issued: date, expires: date, record_time: str, ctx: Context) -> None:
+    """5. the issue date (below), then an expiry after it, not before the record's date
+    (a backdated certificate never reaches the ledger expired, its parcels stuck in
+    transit until a void) and within ``max_validity_days`` of the issue date."""
+    recorded = date.fromisoformat(record_time[:10])
+    _issue_date(issued, recorded, ctx)
+    if expires < issued:
+        raise CertificateInvalid("expires before it is issued", field="body.expires")
+    if expires < recorded:
+        raise CertificateInvalid(
+            f"expires {expires}, before the record's date {recorded}", field="body.expires"
+        )
+    limit = ctx.registry.params.max_validity_days
+    if expires - issued > timedelta(days=limit):
+        raise CertificateInvalid(f"valid for more than {limit} days", field="body.expires")
 
 
 def _issue_date(issued: date, recorded: date, ctx: Context) -> None:

@@ -93,6 +93,9 @@ def parse_date(text: str, *, field: str) -> date:
         raise SchemaError(f"not a real date: {exc}", field=field) from exc
 
 
+#: a commitment's digest as ``from_hex`` accepts it (32 bytes, lower-case hex)
+_COMMITMENT = re.compile(r"[0-9a-f]{64}")
+
 #: a field absent from the object read (``Fields.get`` default; never a JSON value)
 _MISSING: Any = object()
 
@@ -227,6 +230,10 @@ class Fields:
     def commitment(self, name: str) -> str:
         """A committed confidential field ``{"c": <64 hex>}`` (record format 2), as its hex."""
         value = self._get(name)
+        if type(value) is dict and len(value) == 1:  # the well-formed case, checked at once
+            digest = value.get("c")
+            if type(digest) is str and _COMMITMENT.fullmatch(digest) is not None:
+                return digest
         field = self._at(name)
         if not isinstance(value, Mapping):
             raise SchemaError(

@@ -78,6 +78,13 @@ def _hundredths(text: str, what: str, field: str, *, low: int) -> int:
     return int(scaled)
 
 
+def _issue_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidData(f"{text!r} is not a date YYYY-MM-DD", field="issued") from exc
+
+
 def parse_carats(text: str, field: str = "weight") -> int:
     """``"123.45"`` carats -> 12345 hundredths of a carat (exactly; no floats)."""
     return _hundredths(text, "carats", field, low=1)
@@ -290,6 +297,7 @@ class Composer:
         """Annex I fields from the ledger: lines, totals, origin, exporter."""
         if not parcels:
             raise InvalidData("a certificate carries at least one parcel", field="parcel")
+        day = _issue_day(issued) if issued else date.fromisoformat(self.clock()[:10])
         held = [self._held(p, f"parcel[{i}]") for i, p in enumerate(parcels)]
         holders = sorted({str(p["custodian"]) for p in held})
         chosen = exporter or (holders[0] if len(holders) == 1 else None)
@@ -309,7 +317,6 @@ class Composer:
             }
             for p in held
         ]
-        day = date.fromisoformat(issued) if issued else date.fromisoformat(self.clock()[:10])
         return {
             "number": number,
             "destination": destination,

@@ -259,9 +259,12 @@ class Node:
         """Note the time of another chain's validly signed header, seen from a peer now.
 
         Only headers received while this process runs count: a stored head's age
-        is unknown (the node may have been down for days).
+        is unknown (the node may have been down for days). Chain ``KP`` does not
+        count either: it is sealed only when a governance record arrives, so its
+        last header may be weeks old (``rules.witnessed_median_time`` leaves it
+        out for the same reason).
         """
-        if chain == self.chain:
+        if chain in (self.chain, GOVERNANCE_CHAIN):
             return
         seconds = _seconds(header_time)
         seen = self._seen.get(chain)

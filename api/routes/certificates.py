@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from kpledger.api.deps import Caller, NodeDep, caller
 from kpledger.api.provenance import certificate_view
 from kpledger.api.schemas import CertificateOut
+from kpledger.ledger.certcode import CertificateCode
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.schema import LOCAL_ID
 
@@ -37,6 +38,10 @@ async def get_certificate(
         cert = node.store.certificate(number)
         if cert is None:
             raise HTTPException(404, f"no certificate {number}")
-        return certificate_view(node.store, cert, who, node.chain)
+        view = certificate_view(node.store, cert, who, node.chain)
+        view.code = CertificateCode(
+            node.config.public_base, node.registry.network_id, number, cert.issue_ref.hash
+        ).url()
+        return view
 
     return await asyncio.to_thread(work)

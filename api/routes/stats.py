@@ -50,8 +50,11 @@ async def stats(
     and USD declared, certificates); certificate counts by issuer and current status.
     Weights are hundredths of a carat and values US cents in JSON; the CSV has one
     ``section`` column and exact decimal carats and USD. Aggregates name no party:
-    public. Statistical disclosure control: a cell of fewer than 3 certificates (or
-    parcels) shows its carats and counts but not its USD, except to auditors."""
+    public. Carats and counts come from the records; USD from the participants'
+    quarterly ``stats.report`` records (``values: reports``): null where a quarter of
+    the period is unreported or the report withholds a cell of fewer than the
+    network's ``min_cell`` (3) records. An auditor gets every cell's USD from the
+    disclosures its node holds (``values: disclosures``)."""
     result = await asyncio.to_thread(
         kp_statistics, node.store, period, every_cell=who.role == "auditor"
     )

@@ -92,19 +92,21 @@ function cellClass(c) {
 }
 
 function table(columns, rows, attrs = {}) {
-  // a table wider than a phone scrolls; the keyboard can reach it too (tabindex)
+  // on a phone each row reads as a list of labelled cells (style.css: table.rowcards, the
+  // label from data-label); a table still wider than the screen scrolls, and the
+  // keyboard can reach it too (tabindex)
   return h(
     "div",
     { class: "scroll", tabindex: "0" },
     h(
       "table",
-      attrs,
+      { ...attrs, class: ["rowcards", attrs.class].filter(Boolean).join(" ") },
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: cellClass(c) }, c.title)))),
       h(
         "tbody",
         {},
         rows.length
-          ? rows.map((r) => h("tr", r.attrs || {}, columns.map((c) => h("td", { class: cellClass(c) }, c.cell(r)))))
+          ? rows.map((r) => h("tr", r.attrs || {}, columns.map((c) => h("td", { class: cellClass(c), "data-label": c.title }, c.cell(r)))))
           : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "none")),
       ),
     ),
@@ -114,6 +116,22 @@ function table(columns, rows, attrs = {}) {
 function card(title, ...children) {
   const attrs = children[0] && !(children[0] instanceof Node) && !Array.isArray(children[0]) && typeof children[0] === "object" ? children.shift() : {};
   return h("section", { class: "card", ...attrs }, title ? h("h2", {}, title) : null, ...children);
+}
+
+/**
+ * A confidential field (record format 2) the caller does not get in clear: the ledger
+ * holds only its salted commitment, so the page shows that, never a made-up value.
+ * `entitled`: the caller may see the field, but this node holds no disclosure of it.
+ */
+function committedField(what, commitment, entitled) {
+  const why = entitled ? "this node holds no disclosure of it" : "in clear for authorised roles only";
+  return h(
+    "span",
+    { class: "hidden-field committed", "data-commitment": commitment },
+    `${what}: committed `,
+    h("code", { class: "id", title: `commitment ${commitment}` }, `${commitment.slice(0, 12)}…`),
+    ` — ${why}`,
+  );
 }
 
 function facts(pairs) {
@@ -660,6 +678,7 @@ async function parcelPage(id) {
     ["Created", created ? `${created.kind} · record ${created.chain}/${created.index} · ${when(created.time)}` : `record ${p.created.chain}/${p.created.index}`],
     p.custodian !== undefined ? ["Custodian", p.custodian, "f-custodian"] : null,
     p.value !== undefined ? ["Declared", usd(p.value), "f-price"] : null,
+    p.value === undefined && p.committed && p.committed.value ? ["Declared value", committedField("value", p.committed.value, p.custodian !== undefined), "f-price-committed"] : null,
   ]);
   const hiddenNote = seesCommercial
     ? null
@@ -728,18 +747,9 @@ async function parcelPage(id) {
     verify.panel,
     card("Records, in order", h("p", { class: "muted small", id: "proven-count" }, "Verify the bundle to see which of these records it proves."), tbody),
   );
-  const canBundle = state.who && ["auditor", "operator", "party"].includes(state.who.role);
-  if (canBundle) {
-    verify.run();
-  } else {
-    verify.result.dataset.status = "needs-token";
-    verify.button.hidden = true;
-    verify.result.replaceChildren(
-      "The bundle holds commercial fields, so fetching it takes a token: an auditor's, an operator's, or the holding party's. ",
-      tokenLink(),
-    );
-    verify.anchor.textContent = "Trust anchor: chosen when you verify (Settings).";
-  }
+  // record format 2: a bundle holds commitments, not values, so anyone may take and
+  // verify it; an entitled caller's also carries the disclosures its node holds
+  verify.run();
 }
 
 // ---------------------------------------------------------------- certificate
@@ -759,7 +769,7 @@ function statusSentence(cert, authority) {
     case "voided":
       return `${authority(cert.issuer)} voided it: it was never confirmed and the goods returned.`;
     case "refused":
-      return `${to} refused this shipment${refusalReason(cert) ? `: ${refusalReason(cert)}` : ""}.`;
+      return `${to} refused this shipment${cert.refusal && cert.refusal.code ? ` (${cert.refusal.code})` : ""}${refusalReason(cert) ? `: ${refusalReason(cert)}` : ""}.`;
     default:
       return `The node reports the status “${cert.status}”.`;
   }
@@ -825,10 +835,16 @@ async function certificatePage(number) {
   const parties = cert.exporter !== undefined ? await api(`/v1/certificates/${enc(number)}/parties`).catch(() => null) : null;
   const composition = [...mix].sort((a, b) => b[1] - a[1]).map(([c, q]) => `${c} ${((q * 100) / (mixTotal || 1)).toFixed(1)} %`).join(", ");
   if (!page.live()) return;
-  const hidden = (what) => h("span", { class: "hidden-field" }, `${what}: authorised roles only`);
+  const entitled = cert.exporter !== undefined;
+  const committed = cert.committed || {};
+  const hidden = (what, key) => (committed[key] ? committedField(what, committed[key], entitled) : h("span", { class: "hidden-field" }, `${what}: authorised roles only`));
+  const partyLine = (party, key) =>
+    party.name !== undefined ? party.name : party.committed && party.committed[key] ? committedField("name", party.committed[key], true) : null;
   const authority = (code) => `${code}${nameOf[code] ? ` — ${nameOf[code]}` : ""}`;
   const validation = h("div", { id: "cert-validation" }, h("span", { class: "muted" }, "checking the signature in this browser…"));
-  const url = `${location.origin}${location.pathname}#/certificate/${number}`;
+  // the code the QR encodes, under the node's configured public base URL (never this
+  // tab's address, which may be an internal one)
+  const url = cert.code || `${location.origin}${location.pathname}#/certificate/${number}`;
   const rows = [
     ["1. Unique certificate number", h("b", {}, cert.number)],
     ["2. Country of origin", cert.origin === "mixed" ? ["Mixed", composition ? h("span", { class: "sub", id: "cert-mix" }, composition) : null] : authority(cert.origin)],
@@ -840,27 +856,39 @@ async function certificatePage(number) {
       cert.exporter === undefined
         ? hidden("exporter")
         : parties
-          ? h("span", { id: "cert-exporter" }, parties.exporter.name, h("span", { class: "sub" }, parties.exporter.address), h("span", { class: "sub" }, `licence ${cert.exporter}, ${authority(cert.issuer)}`))
+          ? h(
+              "span",
+              { id: "cert-exporter" },
+              partyLine(parties.exporter, "name"),
+              parties.exporter.address !== undefined
+                ? parties.exporter.address !== parties.exporter.name
+                  ? h("span", { class: "sub" }, parties.exporter.address)
+                  : null
+                : parties.exporter.committed && parties.exporter.committed.address
+                  ? h("span", { class: "sub" }, committedField("address", parties.exporter.committed.address, true))
+                  : null,
+              h("span", { class: "sub" }, `licence ${cert.exporter}, ${authority(cert.issuer)}`),
+            )
           : [cert.exporter, h("span", { class: "sub" }, `licensed party of ${authority(cert.issuer)}`)],
     ],
     [
       "7. Importer",
       cert.importer === undefined
-        ? hidden("importer")
+        ? hidden("importer", "importer")
         : h(
             "span",
             { id: "cert-importer" },
-            parties ? parties.importer.name : cert.importer,
+            parties && parties.importer.name !== undefined ? parties.importer.name : cert.importer,
             parties && parties.importer.address && parties.importer.address !== parties.importer.name ? h("span", { class: "sub" }, parties.importer.address) : null,
           ),
     ],
     ["8. Country of destination", authority(cert.destination)],
     ["9. Carat weight", h("span", { id: "cert-carats" }, ct(cert.carats))],
-    ["10. Value in USD", cert.value !== undefined ? usd(cert.value) : hidden("value")],
+    ["10. Value in USD", cert.value !== undefined ? usd(cert.value) : hidden("value", "value")],
     ["11. Number of parcels", String(full ? full.parcels : cert.parcels.length)],
     ["12. Harmonised System codes", hsCodes.length ? hsCodes.map((c) => h("span", { class: "sub" }, `${c} — ${HS[c] || ""}`)) : "—"],
     ["13. Validation by the exporting authority", validation],
-    ["14. Seal", cert.seal !== undefined ? cert.seal : hidden("seal id")],
+    ["14. Seal", cert.seal !== undefined ? cert.seal : hidden("seal id", "seal")],
   ];
   const status = h("div", {}, pill(cert.status), cert.received !== undefined ? h("span", { class: "small" }, ` received ${ct(cert.received)}`) : null);
   const banner = certificateBanner(cert, authority);
@@ -877,7 +905,7 @@ async function certificatePage(number) {
         h("div", { class: "muted small" }, "rough diamonds · Annex I fields, as recorded on the ledger"),
         status,
       ),
-      h("div", { class: "qr" }, h("img", { src: `/web/qr/${enc(number)}.svg`, alt: `QR code: ${url}`, id: "cert-qr" }), "Scan to verify: ", url),
+      h("div", { class: "qr" }, h("img", { src: `/web/qr/${enc(number)}.svg`, alt: `QR code: ${url}`, id: "cert-qr" }), "Scan to verify: ", h("span", { id: "cert-code" }, url)),
     ),
     table(
       [
@@ -937,14 +965,14 @@ async function certificatePage(number) {
             "span",
             { "data-status": "verified" },
             pill("issue record proven", settled ? "ok" : "neutral"),
-            ` signed checkpoint ${header.chain}/${header.height} of ${when(header.time)} by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log. Shipment status: ${cert.status.replace("_", " ")}.`,
+            ` signed checkpoint: ${header.chain} header ${header.height} of ${when(header.time)}, by ${nameOf[header.chain] || header.chain}'s key; the issue record is in its log. Shipment status: ${cert.status.replace("_", " ")}.`,
           )
         : h("span", { "data-status": "failed" }, pill("not verified", "bad"), " ", result.filter((c) => !c.ok).map((c) => c.detail).join("; ")),
     );
     summary.replaceChildren(
       ...(ok
         ? [
-            `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain}/${header.height}, ${when(header.time)}) signed with its key. `,
+            `Proven in this browser: ${authority(cert.issuer)} recorded the issue of ${cert.number} in its log, under a checkpoint (${header.chain} header ${header.height}, ${when(header.time)}) signed with its key. `,
             h("span", { id: "cert-proof-anchor" }, anchorSaid),
             ` ${statusSentence(cert, authority)}`,
           ]
@@ -1146,7 +1174,7 @@ const FINDINGS = [
     title: "Equivocation: two signed histories of one chain",
     columns: [
       { title: "Chain", cell: (r) => r.chain },
-      { title: "Headers", cell: (r) => r.headers.map((x, i) => [i ? h("br") : null, `${x.chain}/${x.height} size ${x.size} root ${short(x.root)} · ${when(x.time)}`]) },
+      { title: "Headers", cell: (r) => r.headers.map((x, i) => [i ? h("br") : null, `${x.chain} header ${x.height} · size ${x.size} · root ${short(x.root)} · ${when(x.time)}`]) },
       { title: "Evidence id", cell: (r) => h("code", {}, short(r.id, 16)) },
     ],
   },

@@ -45,6 +45,30 @@ function clip(text, n = 38) {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
 
+let ruler = null;
+
+/**
+ * `text` cut with "…" so that it is at most `px` wide in the drawing's font, measured
+ * with a canvas (the browser's own font metrics), with a few pixels to spare. Outside a
+ * browser (no canvas), cut at 38 characters.
+ */
+function fit(text, px, { size = 12, bold = false } = {}) {
+  if (typeof document === "undefined") return clip(text);
+  ruler = ruler || document.createElement("canvas").getContext("2d");
+  if (!ruler) return clip(text);
+  ruler.font = `${bold ? "bold " : ""}${size}px ${getComputedStyle(document.body).fontFamily}`;
+  const room = px - 4;
+  if (ruler.measureText(text).width <= room) return text;
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (ruler.measureText(`${text.slice(0, mid)}…`).width <= room) lo = mid;
+    else hi = mid - 1;
+  }
+  return `${text.slice(0, lo)}…`;
+}
+
 /**
  * The hops of one parcel: registration at the mine, transfers, and each KP
  * certificate with its route (issuer -> the chain that confirmed it), in time
@@ -405,15 +429,15 @@ export function lineageGraph(history, { proven = new Set(), names = {}, collapse
     const ok = p && proven.has(created);
     const g = s("g", { class: `pnode${subject ? " subject" : ""}${p ? ` status-${p.status}` : ""}`, "data-parcel": id });
     g.append(s("rect", { x: b.x, y: b.y, width: b.w, height: b.h, rx: 8, class: "pbox" }));
-    g.append(s("text", { x: b.x + 12, y: b.y + 20, class: "pid" }, clip(id, 24)));
+    g.append(s("text", { x: b.x + 12, y: b.y + 20, class: "pid" }, fit(id, b.w - (ok ? 96 : 24), { size: 13, bold: true })));
     if (ok) g.append(s("text", { x: b.x + b.w - 12, y: b.y + 20, "text-anchor": "end", class: "pok" }, "✓ proven"));
     if (p) {
-      g.append(s("text", { x: b.x + 12, y: b.y + 38, class: "pmeta" }, `${p.jurisdiction} · ${ct(p.weight)} · ${p.status.replace("_", " ")}`, s("title", {}, names[p.jurisdiction] || p.jurisdiction)));
+      g.append(s("text", { x: b.x + 12, y: b.y + 38, class: "pmeta" }, fit(`${p.jurisdiction} · ${ct(p.weight)} · ${p.status.replace("_", " ")}`, b.w - 24), s("title", {}, names[p.jurisdiction] || p.jurisdiction)));
     }
     let ty = b.y + 38;
     if (rel) {
       ty += LINE;
-      g.append(s("text", { x: b.x + 12, y: ty, class: `prel ${rel.kind}` }, clip(rel.text)));
+      g.append(s("text", { x: b.x + 12, y: ty, class: `prel ${rel.kind}` }, fit(rel.text, b.w - 24), s("title", {}, rel.text)));
     }
     for (const line of lines) {
       ty += LINE;
@@ -421,21 +445,22 @@ export function lineageGraph(history, { proven = new Set(), names = {}, collapse
         const gx = b.x + 16;
         const gy = ty - 4;
         g.append(s("path", { d: `M${gx - 5},${gy - 2} L${gx - 2},${gy - 6} L${gx + 2},${gy - 6} L${gx + 5},${gy - 2} L${gx},${gy + 5} z`, class: "gem" }));
-        g.append(s("text", { x: b.x + 26, y: ty, class: "phop mine" }, line.text));
+        g.append(s("text", { x: b.x + 26, y: ty, class: "phop mine" }, fit(line.text, b.w - 38)));
       } else {
-        g.append(s("text", { x: b.x + 12, y: ty, class: `phop${line.cert ? " cert" : ""}` }, clip(line.text)));
+        g.append(s("text", { x: b.x + 12, y: ty, class: `phop${line.cert ? " cert" : ""}` }, fit(line.text, b.w - 24), s("title", {}, line.text)));
       }
     }
     g.append(s("title", {}, `${id}${p ? ` — ${p.jurisdiction}, ${ct(p.weight)}, ${p.status}` : ""}`));
     plane.append(s("a", { href: `#/parcel/${encodeURIComponent(id)}`, class: "plink" }, g));
     if (more) {
       ty += LINE;
+      const label = `+ ${more} more parcel${more === 1 ? "" : "s"} · expand`;
       plane.append(
         s(
           "g",
-          { class: "expand", role: "button", tabindex: "0", "data-expand": id },
+          { class: "expand", role: "button", tabindex: "0", "data-expand": id, "aria-label": `${label}: the lineage behind ${id}` },
           s("rect", { x: b.x + 8, y: ty - 13, width: b.w - 16, height: 18, rx: 9 }),
-          s("text", { x: b.x + b.w / 2, y: ty, "text-anchor": "middle" }, `+ ${more} more parcel${more === 1 ? "" : "s"} behind ${clip(id, 14)} · expand`),
+          s("text", { x: b.x + b.w / 2, y: ty, "text-anchor": "middle" }, fit(label, b.w - 32, { bold: true })),
         ),
       );
     }

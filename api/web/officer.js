@@ -72,8 +72,9 @@ function show(box, status, ...content) {
 }
 
 function recordLink(o) {
-  return h("a", { href: `/#/record/${enc(o.chain)}/${o.height}/${o.index}?hash=${enc(o.hash)}`, id: "record-link" },
-    `${o.chain} record ${o.index} in block ${o.height}`);
+  // written CHAIN/INDEX, as everywhere else (record INDEX of CHAIN's log)
+  return h("a", { href: `/#/record/${enc(o.chain)}/${o.height}/${o.index}?hash=${enc(o.hash)}`, id: "record-link", title: `record ${o.index} of ${o.chain}'s log, in its block ${o.height}` },
+    `record ${o.chain}/${o.index}`);
 }
 
 /** Compose `kind` from `fields` on the node, submit it, follow it to its block. */

@@ -48,6 +48,7 @@ const NODE = new Uint8Array([1]);
 const CODE = [/^[A-Z]{2,8}$/, "\\A[A-Z]{2,8}\\Z"];
 const LOCAL_ID = [/^[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/, "\\A[A-Z]{2,8}-[A-Za-z0-9][A-Za-z0-9._-]{0,47}\\Z"];
 const RECORD_ID = [/^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$/, "\\A[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\\Z"];
+const QUARTER = [/^[12][0-9]{3}-Q[1-4]$/, "\\A[12][0-9]{3}-Q[1-4]\\Z"];
 const INDICATOR = [/^[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,2}$/, "\\A[a-z][a-z0-9_]{0,30}(\\.[a-z][a-z0-9_]{0,30}){0,2}\\Z"];
 const TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -71,6 +72,9 @@ const LON_MAX = 180000000;
 const MAX_VERTICES = 200;
 const MAX_ZONES = 50;
 const SCORE_MAX = 100;
+// the quarterly statistics report (ledger/records.py StatsReport)
+const MAX_PARTNERS = 300;
+const CENTS_MAX = 10 ** 15;
 const KEY_KINDS = new Set(["key.rotate", "key.replace", "member.admit"]);
 const MAX_KEY_PROOFS = 1000; // ledger/keyhistory.py
 
@@ -407,6 +411,16 @@ function checkHex(text, field, size) {
   return text;
 }
 
+/** One cell of a quarterly report (ledger/records.py _cell); answers its partner. */
+function statsCell(f, countName, partner) {
+  const code = partner ? f.string("partner", { pattern: CODE, max: 8 }) : "";
+  f.integer("carats", 0, CARAT_MAX);
+  f.integer(countName, 0, MAX_INDEX);
+  f.optInteger("value", 0, CENTS_MAX);
+  f.done();
+  return code;
+}
+
 function unique(ids, field) {
   const seen = new Set();
   for (const id of ids) {
@@ -647,6 +661,42 @@ const BODIES = {
     f.string("evidence", { max: 1000 });
     f.date("assessed");
   },
+  "stats.report": (f) => {
+    f.string("quarter", { pattern: QUARTER, max: 7 });
+    statsCell(f.obj("production"), "parcels", false);
+    for (const name of ["exports", "imports"]) {
+      const partners = f
+        .items(name, 0, MAX_PARTNERS)
+        .map(([path, item]) => statsCell(new Fields(item, path), "certificates", true));
+      const sorted = [...new Set(partners)].sort();
+      if (sorted.length !== partners.length || sorted.some((p, i) => p !== partners[i])) {
+        throw new InvalidData("partners must be sorted and distinct", f.at(name));
+      }
+    }
+  },
+};
+// stats.report (ledger/records.py StatsReport): every field public, a small cell without value
+const QUARTER = [/^[12][0-9]{3}-Q[1-4]$/, "\\A[12][0-9]{3}-Q[1-4]\\Z"];
+const MAX_PARTNERS = 300;
+const CENTS_MAX = 10 ** 15;
+function statsCell(f, count, partner) {
+  const cell = { partner: partner ? f.string("partner", { pattern: CODE, max: 8 }) : "" };
+  f.integer("carats", 0, CARAT_MAX);
+  f.integer(count, 0, MAX_INDEX);
+  f.optInteger("value", 0, CENTS_MAX);
+  f.done();
+  return cell;
+}
+BODIES["stats.report"] = (f) => {
+  f.string("quarter", { pattern: QUARTER, max: 7 });
+  statsCell(f.obj("production"), "parcels", false);
+  for (const name of ["exports", "imports"]) {
+    const partners = f.items(name, 0, MAX_PARTNERS).map(([path, item]) => statsCell(new Fields(item, path), "certificates", true).partner);
+    const sorted = [...new Set(partners)].sort();
+    if (partners.length !== sorted.length || partners.some((p, i) => p !== sorted[i])) {
+      throw new InvalidData("partners must be sorted and distinct", f.at(name));
+    }
+  }
 };
 BODIES["policy.lift_origin"] = BODIES["policy.restrict_origin"];
 BODIES["member.reinstate"] = BODIES["member.suspend"];
@@ -838,6 +888,7 @@ export async function checkRegistry(doc) {
   params.integer("heartbeat_seconds", 1, 86400);
   params.optInteger("issue_backdate_days", 0, 31);
   const cosignParam = params.optInteger("cosign", 0, 64);
+  params.optInteger("min_cell", 1, 1000);
   params.done();
   if (cosignParam !== undefined && cosignParam !== null && cosignParam > Math.max(authorities.length - 1, 0)) {
     throw new InvalidData(

@@ -115,12 +115,16 @@ def _line(key: str, raw: bytes) -> bytes:
 # ---------------------------------------------------------------- export
 
 
-def export_store(url: str, out: Path) -> BackupSummary:
+def export_store(
+    url: str, out: Path, progress: Callable[[int, int], None] | None = None
+) -> BackupSummary:
     """Write the store at ``url`` to ``out`` (mode 0600, replaced atomically when complete).
 
     Safe while a node is running on the store: the file holds every block up
     to the heads read when the export starts. Pending records are read
     first, so one sealed meanwhile is in the file twice at worst, never lost.
+    ``progress(done, total)`` is called per block written, ``total`` being the
+    number of blocks up to those heads.
     """
     store = ReplicaStore.open(url, None, create=False)  # only reads, whatever happens
     assert isinstance(store, ReplicaStore)
@@ -149,6 +153,7 @@ def export_store(url: str, out: Path) -> BackupSummary:
                 f.write(line)
 
             heads = _heads_json(store)
+            total = sum(h["height"] for h in heads.values())
             head = {
                 "format": FORMAT,
                 "v": VERSION,
@@ -172,6 +177,8 @@ def export_store(url: str, out: Path) -> BackupSummary:
                 emit(_line("block", body))
                 counts["block"] += 1
                 records += len(block.records)
+                if progress is not None:
+                    progress(counts["block"], total)
             for ev in store.evidence.all():
                 emit(_line("evidence", canonical_bytes(ev.to_json())))
                 counts["evidence"] += 1

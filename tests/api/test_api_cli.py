@@ -95,6 +95,27 @@ def test_certificate_show(kpl: Run) -> None:
     assert "EU-ANTWERP1" not in out
 
 
+def test_certificate_show_says_who_refused_it_and_why(kpl: Run) -> None:
+    """The story's AE-2026-0001 was refused by the EU (certificate.refuse): the reason is
+    public, in the CLI's words and in its JSON, never shown as anything but refused."""
+    reason = "holds Russian-origin rough: EU ban, also through third countries"
+    code, out, _ = kpl("certificate", "show", "AE-2026-0001")
+    assert code == 0, out
+    said = " ".join(out.split())
+    assert f"refused by the importing authority: {reason}" in said, said
+    code, out, _ = kpl("certificate", "show", "AE-2026-0001", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["status"] == "refused"
+    assert doc["refusal"]["code"] == "restricted-origin"
+    assert doc["refusal"]["reason"] == reason
+    assert doc["refusal"]["record"] == doc["closed"]
+    assert doc["closed"]["chain"] == "EU"
+    # a certificate that was not refused carries no refusal
+    code, out, _ = kpl("certificate", "show", "EU-2026-0001", "--json")
+    assert "refusal" not in json.loads(out)
+
+
 def test_audit(kpl: Run) -> None:
     # OPEN is issued on 1 April (after the quarter's reports) and expires a month later
     code, out, _ = kpl("audit", "--until", "2026-06-01", token=TOKENS["auditor"])

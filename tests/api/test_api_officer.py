@@ -89,3 +89,19 @@ def test_compose_errors_name_the_field(example: Example) -> None:
     )
     assert wdc.status_code == 422
     assert "has no chain" in wdc.json()["detail"]
+
+
+def test_an_issue_date_that_is_not_a_date_names_the_field(example: Example) -> None:
+    # the date is read before the parcels: a bad one is named whatever the parcels are
+    fields = {
+        "number": "EU-DATE-1",
+        "parcels": ["EU-ANY-1"],
+        "destination": "IN",
+        "importer": "Surat Rough Pvt",
+        "importer_address": "Surat",
+        "issued": "28-11-2026",
+    }
+    bad = compose(example, "certificate.issue", fields)
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["field"] == "issued"
+    assert "28-11-2026" in bad.json()["detail"]

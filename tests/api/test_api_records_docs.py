@@ -19,7 +19,8 @@ from kpledger.api import docs_records
 from kpledger.api.docs_records import EXAMPLES, example_record
 from kpledger.api.openapi import component_name
 from kpledger.cli.example import run_example
-from kpledger.ledger.records import Kind, seal_record
+from kpledger.ledger.record_schema import KIND_DOCS
+from kpledger.ledger.records import FORMAT_VERSION, Kind, seal_record
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,19 @@ def test_every_operation_has_a_short_stable_id(example: Example) -> None:
 
 
 # ---------------------------------------------------------------- docs/records.md
+
+
+def test_every_kind_says_what_it_does_in_the_spec_and_the_page() -> None:
+    # the description of each union member in /openapi.json and its row in docs/records.md
+    assert {k for k in (str(k) for k in Kind) if k not in KIND_DOCS} == set()
+    page = docs_records.render()
+    for kind in Kind:
+        row = next(x for x in page.splitlines() if x.startswith(f"| [`{kind}`]"))
+        assert not row.endswith("|  |"), row
+
+
+def test_the_page_states_the_record_format_version() -> None:
+    assert f"`v` ({FORMAT_VERSION})" in docs_records.render()
 
 
 def test_docs_records_md_is_up_to_date() -> None:

@@ -173,8 +173,8 @@ def test_stats_is_public_and_names_no_party(example: Example) -> None:
 
 @pytest.mark.parametrize("role", [None, "operator", "auditor"])
 def test_history_view_is_what_validation_would_make(example: Example, role: str | None) -> None:
-    """The history view is built without validation (``model_construct``): validating
-    it again, and parsing the answer the route sent, give the same document."""
+    """The history view (plain dictionaries validated once, whole) is a fixed point of
+    validation, and the route sends exactly it."""
     parcel = example.store.parcel(example.final)
     assert parcel is not None
     view = history_view(example.store, parcel, Caller(role or "public"), "EU", 1000)

@@ -133,3 +133,61 @@ def test_a_code_checks_after_the_governance_replaced_the_issuers_key(
         thread.join(timeout=10)
         sock.close()
         store.close()
+
+
+def test_several_nodes_are_compared_and_one_that_lacks_the_confirmation_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two nodes prove the same issue record, but ``stale`` lacks EU's confirmation:
+    each alone checks out; asked together, the statuses differ (exit 1) and the node
+    with the shorter log of EU is named."""
+    sc = Scenario(Network.create(("BW", "EU"), ("WDC",)))
+    full = Store.open(f"sqlite:///{tmp_path / 'full.db'}", sc.net.registry)
+    stale = Store.open(f"sqlite:///{tmp_path / 'stale.db'}", sc.net.registry)
+
+    def seal(chain: str, *records: Record, to: tuple[Store, ...] = (full, stale)) -> None:
+        block = sc.seal(chain, *records)
+        for store in to:
+            store.writer.apply(block)
+
+    seal("BW", sc.party("BW", "BW-MINE", "miner"), sc.party("BW", "BW-EXP", "exporter"))
+    seal("EU", sc.party("EU", "EU-IMP", "importer"))
+    seal("BW", sc.register("BW", "BW-P1", "BW-MINE", 100_000, 13_400_000))
+    seal("BW", sc.transfer("BW", "BW-P1", "BW-EXP"))
+    seal("BW", sc.issue("BW", "BW-2026-1", "EU", "BW-EXP", ["BW-P1"]))
+    seal("EU", sc.confirm("EU", "BW-2026-1", "EU-IMP"), to=(full,))
+    cert = full.certificate("BW-2026-1")
+    assert cert is not None
+    registry = tmp_path / "genesis.json"
+    registry.write_bytes(full.registry.to_bytes())
+    code = CertificateCode(
+        "https://printer.example", full.registry.network_id, "BW-2026-1", cert.issue_ref.hash
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    url_full, server_a, thread_a, sock_a = _serve(full, tmp_path / "a")
+    url_stale, server_b, thread_b, sock_b = _serve(stale, tmp_path / "b")
+    try:
+        assert verify_certificate_command(code.url(), registry, [url_full]) == 0
+        assert "status confirmed" in capsys.readouterr().out
+        assert verify_certificate_command(code.url(), registry, [url_stale]) == 0
+        # without the confirmation the stale node sees an unclosed certificate past expiry
+        assert "status expired" in capsys.readouterr().out
+        assert verify_certificate_command(code.url(), registry, [url_full, url_stale]) == 1
+        shown = capsys.readouterr().err
+        assert "NOT verified: certificate BW-2026-1" in shown
+        assert (
+            f"the nodes report different statuses ({url_full}: confirmed, {url_stale}: expired)"
+            in shown
+        )
+        assert (
+            f"node {url_stale} holds a shorter log of EU (1 records) than node {url_full}" in shown
+        )
+        assert f"anchor trusted: the genesis registry {registry}" in shown
+    finally:
+        for server, thread, sock in ((server_a, thread_a, sock_a), (server_b, thread_b, sock_b)):
+            server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
+        full.close()
+        stale.close()

@@ -3,10 +3,12 @@ written, all-or-nothing, idempotent re-runs, and a progress bar."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -133,3 +135,35 @@ def test_import_records_checks_every_line_then_writes_once(
     code, _, err = kpl("import-records", str(tmp_path / "x.xlsx"), "--kind", "party.register")
     assert code == 2
     assert "expected a .csv or .jsonl file" in err
+
+
+class _TimesOutOnSecondBatch:
+    """A node that takes the first batch and then stops answering."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def submit(self, records: list[dict[str, object]]) -> list[dict[str, object]]:
+        self.batches += 1
+        if self.batches > 1:
+            raise httpx.ReadTimeout("timed out")
+        return [{"id": r["id"], "status": "committed"} for r in records]
+
+
+def test_a_submission_failing_half_way_says_what_was_taken_and_how_to_finish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(importer, "console", Console(width=300, file=io.StringIO()))
+    said = io.StringIO()
+    monkeypatch.setattr(importer, "err", Console(width=300, file=said))
+    lines = [
+        importer.Line(n + 2, {"id": f"BW-import-{n}"}, {"status": "valid"})
+        for n in range(importer.BATCH + 10)
+    ]
+    client = _TimesOutOnSecondBatch()
+    with pytest.raises(httpx.ReadTimeout):
+        importer._submit(client, lines, wait=1.0)  # type: ignore[arg-type]
+    text = " ".join(said.getvalue().split())
+    assert f"after {importer.BATCH} of {importer.BATCH + 10} new records" in text
+    assert f"lines {importer.BATCH + 2} to {importer.BATCH + 11} may or may not" in text
+    assert "Run the same import again" in text

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
 from kpledger.api.app import create_app
 from kpledger.cli.example import run_example
+from kpledger.cli.main import app
 from kpledger.cli.verify import verify_command
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.bundle import serialize_bundle
@@ -190,3 +192,98 @@ def test_online_step_catches_a_parcel_spent_after_the_bundle(
         thread.join(timeout=10)
         sock.close()
         store.close()
+
+
+def test_online_compares_several_nodes_and_names_the_one_that_left_records_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two nodes of one network: ``full`` holds every block, ``stale`` lacks the last
+    block of BW (it spent BW-P1). Asked together, the stale node is named: for a fresh
+    bundle it reports another state (exit 1), and its log of BW is shorter."""
+    net = Network.create(("BW", "EU", "RU"), ("WDC",))
+    sc = Scenario(net)
+    full = Store.open("sqlite://", net.registry)
+    stale = Store.open("sqlite://", net.registry)
+
+    def seal(chain: str, *records: Any, to: tuple[Store, ...] = (full, stale)) -> None:
+        block = sc.seal(chain, *records)
+        for store in to:
+            store.writer.apply(block)
+
+    seal("BW", sc.party("BW", "BW-MINE", "miner"))
+    seal("BW", sc.register("BW", "BW-P1", "BW-MINE", 10_000, 1_340_000))
+    seal("EU")
+    seal("RU")
+    old = tmp_path / "old.json"
+    old.write_bytes(serialize_bundle(build_bundle(full, "BW-P1")))
+    registry = tmp_path / "genesis.json"
+    registry.write_bytes(net.registry.to_bytes())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    url_full, server_a, thread_a, _ = _serve(full, tmp_path / "a")
+    url_stale, server_b, thread_b, _ = _serve(stale, tmp_path / "b")
+    try:
+        # in step: both report the proven state, the anchor is the pinned registry
+        assert verify_command(old, registry, "BW-P1", online=[url_full, url_stale]) == 0
+        shown = capsys.readouterr().out
+        assert "online: all 2 nodes" in shown
+        assert "report the same state now (step 8)" in shown
+        assert f"anchor trusted: the pinned registry {registry}" in shown
+        # the split reaches only the full node; EU and RU witness it there (cosign 2)
+        split = [("BW-P2", 6_000, 804_000), ("BW-P3", 4_000, 536_000)]
+        seal("BW", sc.split("BW", "BW-P1", split), to=(full,))
+        seal("EU", to=(full,))
+        seal("RU", to=(full,))
+        fresh = tmp_path / "fresh.json"
+        fresh.write_bytes(serialize_bundle(build_bundle(full, "BW-P1")))
+        assert verify_command(fresh, registry, "BW-P1", online=[url_full, url_stale]) == 1
+        message = capsys.readouterr().err
+        assert f"step 8 (online): node {url_stale} reports BW-P1 active under BW" in message
+        assert f"node {url_stale} holds only up to BW/2 of BW, below the bundle's block" in message
+        assert f"node {url_stale} holds a shorter log of BW (2 records" in message
+        assert f"than node {url_full} (3 records" in message
+        assert f"node {url_full} reports" not in message
+        assert "anchor trusted: the pinned registry" in message
+        # the old bundle: the full node reports the split, the stale one is behind
+        assert verify_command(old, None, "BW-P1", online=[url_stale, url_full]) == 1
+        message = capsys.readouterr().err
+        assert f"node {url_full} reports BW-P1 spent under BW" in message
+        assert f"node {url_stale} holds a shorter log of BW" in message
+        assert "anchor trusted: the registry the bundle carries" in message
+        # --json: every node's answer, its differences, and whether each fails
+        args = (fresh, registry, "BW-P1", True, [url_full, url_stale])
+        assert verify_command(*args) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert (doc["ok"], doc["step_number"]) == (False, 8)
+        by_url = {n["url"]: n for n in doc["nodes"]}
+        assert by_url[url_full]["differences"] == []
+        assert by_url[url_full]["state"] == {
+            "jurisdiction": "BW",
+            "status": "spent",
+            "weight": 10_000,
+        }
+        assert by_url[url_stale]["heads"]["BW"]["size"] == 2
+        assert [d["fails"] for d in by_url[url_stale]["differences"]] == [True, False, False]
+        # an unreachable node among usable ones is listed, not fatal; alone it is exit 2
+        assert (
+            verify_command(fresh, registry, "BW-P1", online=[url_full, "http://127.0.0.1:9"]) == 0
+        )
+        shown = capsys.readouterr().out
+        assert "online: not compared: node http://127.0.0.1:9 cannot be reached" in shown
+        assert verify_command(fresh, registry, "BW-P1", online=["http://127.0.0.1:9"]) == 2
+        assert "cannot be reached" in capsys.readouterr().err
+    finally:
+        server_a.should_exit = True
+        server_b.should_exit = True
+        thread_a.join(timeout=10)
+        thread_b.join(timeout=10)
+
+
+def test_kpl_verify_takes_online_more_than_once(files: dict[str, Path]) -> None:
+    """The command line passes every ``--online`` URL to step 8: none can be reached, so
+    the input cannot be used (exit 2) and both are named."""
+    args = ["verify", str(files["bundle"]), "--online", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(app, [*args, "--online", "http://127.0.0.1:7"])
+    assert result.exit_code == 2, result.output
+    assert "node http://127.0.0.1:9 cannot be reached" in result.output
+    assert "node http://127.0.0.1:7 cannot be reached" in result.output

@@ -300,3 +300,16 @@ def test_rebuild_from_peers_alone(deploy: Any, nodes: Any, tmp_path: Path) -> No
             assert conn.execute(select(func.count()).select_from(t.evidence)).scalar() == 0
     finally:
         eu_store.close()
+
+
+def test_export_reports_progress_per_block(tmp_path: Path, workload: Any) -> None:
+    """``kpl export`` shows progress as ``kpl import`` does: the export calls back once per
+    block written, counting up to the number of blocks under the heads it read."""
+    net, blocks = workload
+    url = f"sqlite:///{tmp_path}/p.db"
+    before = _filled(url, net, blocks)
+    seen: list[tuple[int, int]] = []
+    summary = export_store(url, tmp_path / "p.jsonl", progress=lambda d, n: seen.append((d, n)))
+    total = before["blocks"]
+    assert summary.counts["block"] == total
+    assert seen == [(done, total) for done in range(1, total + 1)]

@@ -34,6 +34,7 @@ from kpledger.ledger.errors import (
     SignatureError,
     ThresholdError,
     UnknownReference,
+    VersionError,
     WitnessInvalid,
 )
 from kpledger.ledger.merkle import EMPTY_ROOT
@@ -203,6 +204,16 @@ def test_parse_refuses_non_canonical_bytes(example: tuple[bytes, Doc]) -> None:
     fails(example[0].replace(b'"index":2,', b'"index":2.0,', 1), 1, EncodingError, "float")
 
 
+def test_parse_refuses_a_record_of_another_version_by_its_code(
+    example: tuple[bytes, Doc],
+) -> None:
+    """A record of format 1 (or 3) is ``unsupported-version`` at step 1, never a crash."""
+    for version in (1, 3):
+        data = edited(example[1], lambda d, v=version: d["records"][0]["record"].update(v=v))
+        message = fails(data, 1, VersionError, "records[0].record.v")
+        assert f"version {version}" in message
+
+
 def test_parse_refuses_unknown_fields_and_formats(example: tuple[bytes, Doc]) -> None:
     doc = example[1]
     fails(edited(doc, lambda d: d.update(extra=1)), 1, SchemaError, "unknown field(s) ['extra']")
@@ -355,14 +366,15 @@ def test_header_removed(example: tuple[bytes, Doc]) -> None:
         d["headers"].remove(header(d, "EU", seen["height"]))
 
     # here that head is also the block of EU's issue record (see the store tests for a
-    # confirmation whose witnessed head is a later heartbeat); EU's heartbeat after it
-    # is in the bundle (it shows EU/6 cosigned), so the record seems to sit in EU/7
+    # confirmation whose witnessed head is a later heartbeat); the other authorities'
+    # quarterly reports cosign it, so the bundle holds no later EU header: nothing covers
+    # the record once that head is gone
     fails(
         edited(example[1], drop_witnessed_issuer),
         3,
         SchemaError,
         "record EU/5",
-        "lacks EU/6, the header before its block EU/7",
+        "no header of EU in the bundle covers it",
     )
 
 

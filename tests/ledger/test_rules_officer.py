@@ -163,6 +163,43 @@ def test_rule5_issue_date_up_to_the_network_backdate(sc: Scenario) -> None:
     )
 
 
+def test_rule5_a_backdated_certificate_is_not_recorded_already_expired(sc: Scenario) -> None:
+    # issued two days back and valid one day: it would reach the ledger expired, its
+    # parcels in transit until a void, with no confirmation possible
+    today = sc.clock.date()
+    two_back = today - timedelta(2)
+    refuse(
+        sc,
+        "BW",
+        sc.issue(
+            "BW",
+            "BW-C1",
+            "EU",
+            "BW-MINE",
+            ["BW-P1"],
+            issued=str(two_back),
+            expires=str(two_back + timedelta(1)),
+        ),
+        error=CertificateInvalid,
+        field="body.expires",
+        match=f"expires {two_back + timedelta(1)}, before the record's date {today}",
+    )
+    # expiring on the record's own date is still a day to confirm it
+    sc.seal(
+        "BW",
+        sc.issue(
+            "BW",
+            "BW-C1",
+            "EU",
+            "BW-MINE",
+            ["BW-P1"],
+            issued=str(two_back),
+            expires=str(today),
+        ),
+    )
+    assert cert(sc, "BW-C1").expires == str(today)
+
+
 def test_rule5_backdate_comes_from_the_registry() -> None:
     sc = Scenario(Network.create(params=Params(issue_backdate_days=0)))
     assert b'"issue_backdate_days":0' in sc.net.registry.body_bytes

@@ -429,6 +429,9 @@ def test_admitted_participant_joins_a_running_network(
     na.wait_ready(START)
     every = list(c.nodes)
     wait_kp(c, every, 1)
+    # caught up: a new node's time follows the median of the newest headers it has seen,
+    # old ones while it catches up, and it refuses records dated ahead of that meanwhile
+    c.wait_converged(every, timeout=WAIT, at_least={"KP": 1})
     secrets = NodeConfig.load(folder / "node.toml")
     token = secrets.secret("operator_token", "KPL_NA_TOKEN_UNSET")
     assert token is not None
@@ -632,8 +635,12 @@ def test_key_replace_refuses_the_stolen_key_on_every_node(
     (folder / "node.key").unlink()
     save_key(folder / "node.key", fresh, c.passphrase("EU"))
     c.start("EU", timeout=START)
-    t.ok("EU", t.party("EU", "EU-AFTER", "trader"))
     every = list(c.nodes)
+    # it catches up first: a node back from a stop longer than the clock tolerance (60 s)
+    # seals at the median of the headers it holds, old ones until fresh ones arrive, and
+    # refuses records dated ahead of that (the run on a loaded machine that failed here)
+    c.wait_converged(every, timeout=WAIT, at_least={"KP": 1})
+    t.ok("EU", t.party("EU", "EU-AFTER", "trader"))
     heads = c.wait_converged(every, timeout=WAIT)
     assert heads["EU"]["height"] > eu_height
     for node in every:

@@ -16,6 +16,7 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from kpledger.devtools.workload import Network, Scenario
+from kpledger.ledger.records import Kind
 from kpledger.ledger.store import Store
 from kpledger.node.config import NodeConfig
 from kpledger.node.node import CLOCK_TOLERANCE, Node
@@ -90,3 +91,30 @@ def test_a_clock_far_off_follows_the_median_of_the_chains(tmp_path: Path) -> Non
 
 def _metrics(node: Node) -> str:
     return generate_latest(node.metrics.registry).decode()
+
+
+def test_the_kp_chain_does_not_tell_the_time(tmp_path: Path) -> None:
+    """Regression: chain KP is sealed only when a governance record arrives, so its last
+    header is often days old; counted in the median, it and one authority that is down
+    pulled a correct clock back to the stale time, and the node refused records dated now.
+    The rules' witnessed median leaves KP out for the same reason."""
+    net = Network.create(("BW", "AE"), ("WDC",))
+    sc = Scenario(net)
+    now = datetime.now(UTC).replace(microsecond=0)
+    sc.clock = now - timedelta(days=3)
+    blocks = [
+        sc.seal("AE", sc.party("AE", "AE-T", "trader")),  # AE's node has been down since
+        sc.seal("KP", sc.governance(Kind.MEMBER_SUSPEND, {"code": "AE", "reason": "review"})),
+    ]
+    sc.clock = now - timedelta(seconds=5)
+    blocks.append(sc.seal("BW", sc.party("BW", "BW-T", "trader")))
+    store = Store.open(f"sqlite:///{tmp_path}/wdc.db", net.registry)
+    try:
+        node = Node(_config(tmp_path, "WDC"), store, None, clock=lambda: _text(now))
+        for block in blocks:
+            node.receive(block.header.chain, [block.to_json()])
+        assert store.head("KP") is not None
+        assert node.clock_skew() == 0
+        assert node.now() == _text(now)
+    finally:
+        store.close()

@@ -18,9 +18,11 @@ failure (``tests/conftest.py``).
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import random
 import re
+import shutil
 import socket
 import threading
 import time
@@ -233,11 +235,31 @@ def accessibility(page: Any) -> list[str]:
     return [f"{v['impact']} {v['id']} ({v['help']}): {', '.join(v['nodes'])}" for v in found]
 
 
+#: the screenshots of docs/ (README, docs/explorer.md), each a test's shot: docs name -> shot
+DOC_SHOTS = {
+    "parcel": "parcel",
+    "parcel-phone": "parcel-phone",
+    "certificate": "certificate",
+    "certificate-expired": "certificate-expired",
+    "certificate-refused": "certificate-refused",
+    "auditor": "auditor",
+    "lineage-200": "lineage-200-1280",
+    "officer": "officer-issue",
+}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
 def shot(page: Any, name: str) -> None:
-    """Save the page as a screenshot, after axe-core finds nothing critical or serious."""
+    """Save the page as a screenshot, after axe-core finds nothing critical or serious.
+    With ``KPL_DOCS_SCREENSHOTS=1`` (``make screenshots``) the shots docs/ shows are
+    written to docs/screenshots/ too."""
     problems = accessibility(page)
     assert problems == [], f"{name}: {problems}"
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if os.environ.get("KPL_DOCS_SCREENSHOTS") == "1":
+        for doc, source in DOC_SHOTS.items():
+            if source == name:
+                shutil.copyfile(SHOTS / f"{name}.png", DOCS / f"{doc}.png")
 
 
 def until(page: Any, expression: str, timeout: float = TIMEOUT / 1000) -> None:
@@ -329,6 +351,44 @@ def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
 #: ids, certificate numbers and record references drawn on more than one line
 BROKEN_IDS = """[...document.querySelectorAll('.id')]
   .filter((e) => e.getClientRects().length > 1).map((e) => e.textContent)"""
+
+
+#: tables (and other boxes) in the content that scroll sideways, by the id of their table
+SIDEWAYS = """[...document.querySelectorAll('main .scroll')]
+  .filter((e) => e.scrollWidth > e.clientWidth + 1)
+  .map((e) => `${(e.querySelector('table') || e).id || 'table'}: `
+    + `${e.scrollWidth} > ${e.clientWidth}`)"""
+
+
+def test_tables_read_on_a_phone_without_sideways_scrolling(tab: Browser) -> None:
+    """At 390 px, every table of the parcel, certificate, audit and network pages fits the
+    screen: each row reads as a list of labelled cells, ids never break mid-id."""
+    pages = (
+        (f"/parcel/{FINAL}", PARTY, "#records tbody tr.proven"),
+        ("/certificate/EU-2026-0001", AUDITOR, '#cert-validation [data-status="verified"]'),
+        ("/audit?period=2026", AUDITOR, "#findings-summary"),
+        ("/network", None, "#participants"),
+    )
+    for route, token, ready in pages:
+        page = tab.open(route, token=token, width=390)
+        page.wait_for_selector(ready)
+        until(page, "!document.querySelector('main .loading')")
+        assert page.evaluate(SIDEWAYS) == [], route
+        assert page.evaluate(BROKEN_IDS) == [], route
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, route
+        labels = page.eval_on_selector_all(
+            "main table tbody td:not([colspan])",
+            "(tds) => tds.filter((td) => td.offsetParent !== null && !td.dataset.label).length",
+        )
+        assert labels == 0, route
+        page.close()
+    # each cell of a record says which column it is
+    page = tab.open(f"/parcel/{FINAL}", token=PARTY, width=390)
+    page.wait_for_selector("#records tbody tr.proven")
+    first = page.locator("#records tbody tr").first
+    assert first.locator("td").first.get_attribute("data-label") == "When (UTC)"
+    assert not page.locator("#records thead").is_visible()
+    page.close()
 
 
 def test_search_finds_certificates_and_says_what_is_missing(tab: Browser) -> None:
@@ -494,8 +554,8 @@ def test_certificate_prints_on_one_a4_page(tab: Browser) -> None:
 
 def test_unconfirmed_and_refused_certificates_are_never_green(tab: Browser) -> None:
     """OPEN (the mixed lot the EU refused, certified to the EU again) was never confirmed
-    and is past its expiry: the page says so, and its proof pill is not green. A
-    certificate the node reports as refused shows the importer's reason."""
+    and is past its expiry: the page says so, and its proof pill is not green. The refused
+    one shows the importer's reason code and words."""
     page = tab.open(f"/certificate/{OPEN}", token=AUDITOR)
     page.wait_for_selector('#cert-validation [data-status="verified"]')
     banner = page.locator("#cert-status")
@@ -509,31 +569,20 @@ def test_unconfirmed_and_refused_certificates_are_never_green(tab: Browser) -> N
     assert re.search(r"RU \d+\.\d %", mix), mix
     assert "VERIFIED" not in page.inner_text("main").upper().replace("NOT VERIFIED", "")
     shot(page, "certificate-expired")
-    # the node reports a refusal (the record kind certificate.refuse): the page says so
-    real = tab.site.node.store.certificate("EU-2026-0001")
-    assert real is not None
-
-    def refused(route: Any) -> None:
-        response = route.fetch()
-        doc = response.json()
-        doc.update(status="refused", refusal={"reason": "origin RU restricted by the EU"})
-        route.fulfill(response=response, json=doc)
-
-    page = tab.context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.add_init_script(f"sessionStorage.setItem('kpl.token', {AUDITOR!r});")
-    page.route("**/v1/certificates/EU-2026-0001", refused)
-    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0001")
+    # the story's AE-2026-0001, refused by the EU (certificate.refuse): the public's page
+    # says so with the importer's reason, read from the ledger's refusal record
+    page = tab.open("/certificate/AE-2026-0001")
     page.wait_for_selector('#cert-validation [data-status="verified"]')
     banner = page.locator("#cert-status")
     assert banner.get_attribute("data-status") == "refused"
     text = banner.inner_text()
     assert "Refused by the importing authority" in text
-    assert "origin RU restricted by the EU" in text
+    assert "holds Russian-origin rough: EU ban, also through third countries" in text
+    assert "restricted-origin" in text
     assert page.locator("#cert-validation .pill.ok").count() == 0
+    assert "VERIFIED" not in page.inner_text("main").upper().replace("NOT VERIFIED", "")
     assert "refused this shipment" in page.inner_text("#cert-proof-sentence")
-    assert accessibility(page) == []
-    page.close()
+    shot(page, "certificate-refused")
 
 
 # ---------------------------------------------------------------- roles
@@ -542,13 +591,23 @@ def test_unconfirmed_and_refused_certificates_are_never_green(tab: Browser) -> N
 def test_public_view_shows_no_values_or_party_names(tab: Browser) -> None:
     page = tab.open(f"/parcel/{FINAL}")
     page.wait_for_selector("svg.lineage")
-    page.wait_for_selector('#verify-result[data-status="needs-token"]')
+    # record format 2: the public's bundle holds commitments only, and verifies here too
+    status, text = verdict(page)
+    assert status == "verified", text
+    assert page.is_visible("#verify-button")
     html = page.content()
     for secret in SECRETS:
         assert secret not in html, secret
     assert "1,177,478" not in html
     assert page.locator("#f-custodian, #f-price").count() == 0
     assert "shown only to the party holding the parcel" in page.inner_text("#hidden-note")
+    # record format 2: the value is shown as the commitment the ledger holds, nothing else
+    parcel = httpx.get(f"{tab.site.url}/v1/parcels/{FINAL}", timeout=10).json()
+    declared = page.inner_text("#f-price-committed")
+    assert declared == (
+        f"value: committed {parcel['committed']['value'][:12]}… — in clear for authorised "
+        "roles only"
+    ), declared
     shot(page, "parcel-public")
     cert = tab.open("/certificate/EU-2026-0001")
     cert.wait_for_selector('#cert-validation [data-status="verified"]')
@@ -556,14 +615,59 @@ def test_public_view_shows_no_values_or_party_names(tab: Browser) -> None:
     for secret in (*SECRETS, "1,703,000", "SEAL-EU-2026-0001"):
         assert secret not in html, secret
     assert "authorised roles only" in cert.inner_text("#certificate")
+    doc = httpx.get(f"{tab.site.url}/v1/certificates/EU-2026-0001", timeout=10).json()
+    assert set(doc["committed"]) == {"value", "importer", "seal"}
+    shown = cert.eval_on_selector_all(
+        "#certificate [data-commitment]", "(els) => els.map((e) => e.dataset.commitment)"
+    )
+    assert sorted(shown) == sorted(doc["committed"].values())
+    text = cert.inner_text("#certificate")
+    for what, key in (("importer", "importer"), ("value", "value"), ("seal id", "seal")):
+        said = f"{what}: committed {doc['committed'][key][:12]}… — in clear for authorised"
+        assert said in text, (said, text)
     shot(cert, "certificate-public")
+
+
+def test_an_entitled_caller_without_the_disclosure_sees_the_commitment(tab: Browser) -> None:
+    """An auditor's node that holds no disclosure of a field (record format 2) answers with
+    its commitment only: the certificate page shows that commitment and says why, never a
+    value, while the fields the node does hold stay in clear."""
+    doc = httpx.get(
+        f"{tab.site.url}/v1/certificates/EU-2026-0001",
+        headers={"Authorization": f"Bearer {AUDITOR}"},
+        timeout=10,
+    ).json()
+    assert doc["value"] == 170_080_233
+    commitment = tab.site.node.store.certificate("EU-2026-0001")
+    assert commitment is not None
+
+    def undisclosed(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        del body["value"]
+        body["committed"] = {**body.get("committed", {}), "value": commitment.value}
+        route.fulfill(response=response, json=body)
+
+    page = tab.context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.add_init_script(f"sessionStorage.setItem('kpl.token', {AUDITOR!r});")
+    page.route("**/v1/certificates/EU-2026-0001", undisclosed)
+    page.goto(f"{tab.site.url}/#/certificate/EU-2026-0001")
+    page.wait_for_selector('#cert-validation [data-status="verified"]')
+    text = page.inner_text("#certificate")
+    assert "US$" not in text
+    said = f"value: committed {commitment.value[:12]}… — this node holds no disclosure of it"
+    assert said in text, text
+    assert "SEAL-EU-2026-0001" in text  # what the node does hold is still in clear
+    assert accessibility(page) == []
+    page.close()
 
 
 def test_token_entered_from_the_parcel_page(tab: Browser) -> None:
     """The public page links to the token form, which leads back to the parcel, verified;
     the token stays in this tab's sessionStorage."""
     page = tab.open(f"/parcel/{FINAL}")
-    page.click('#verify-result a[href^="#/settings"]')
+    page.click('#hidden-note a[href^="#/settings"]')
     page.wait_for_selector("#token")
     page.fill("#token", PARTY)
     page.click("#token-save")
@@ -609,6 +713,9 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     assert clear[exporter.address] in shown
     assert exporter.name not in shown  # never the commitment where the name is shown
     assert "licence EU-ANTWERP1" in shown
+    # an address registered the same as the name is not printed twice
+    assert clear[exporter.address] == clear[exporter.name]
+    assert shown.count(clear[exporter.name]) == 1, shown
     assert page.inner_text("#certificate").count("Surat cutting works") == 1
     banner = page.inner_text("#cert-status")
     assert "Confirmed" in banner
@@ -632,6 +739,11 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
     qr = page.wait_for_selector("#cert-qr")
     until(page, "document.getElementById('cert-qr').naturalWidth > 0")
     assert "#/certificate/EU-2026-0001" in str(qr.get_attribute("alt"))
+    # beside the QR, the code it encodes: under the node's public base URL, not this tab's
+    code = httpx.get(f"{tab.site.url}/v1/certificates/EU-2026-0001", timeout=10).json()["code"]
+    assert code.startswith("http://127.0.0.1/#/certificate/EU-2026-0001?network=")
+    assert page.inner_text("#cert-code") == code
+    assert tab.site.url not in page.inner_text("#certificate")
     shot(page, "certificate")
 
 
@@ -914,6 +1026,53 @@ def test_browser_verifier_matches_python_on_byte_flips(tab: Browser) -> None:
     assert same_message == early, f"{same_message} of {early} messages identical"
 
 
+def test_browser_verifier_reads_stats_reports_as_python_does(tab: Browser) -> None:
+    """A ``stats.report`` body (the quarterly statistics record) in a bundle: the browser
+    parses it as Python does, and each spoiled one fails at the same step with the same
+    message."""
+    doc = build_bundle(tab.site.example.store, FINAL)
+    report = {
+        "quarter": "2026-Q1",
+        "production": {"carats": 1_250_000, "parcels": 3, "value": 91_700_000},
+        "exports": [{"partner": "AE", "carats": 450_000, "certificates": 1}],
+        "imports": [],
+    }
+
+    def with_body(change: Callable[[dict[str, Any]], None]) -> bytes:
+        new = copy.deepcopy(doc)
+        body = copy.deepcopy(report)
+        change(body)
+        record = new["records"][0]["record"]
+        record.update(kind="stats.report", body=body)
+        return serialize_bundle(new)
+
+    cases: list[tuple[bytes, str | None]] = [
+        (with_body(lambda b: None), FINAL),
+        (with_body(lambda b: b.update(quarter="2026-Q5")), FINAL),
+        (with_body(lambda b: b["production"].update(carats=-1)), FINAL),
+        (with_body(lambda b: b["production"].pop("parcels")), FINAL),
+        (with_body(lambda b: b["exports"][0].update(value=-5)), FINAL),
+        (with_body(lambda b: b["exports"].append(dict(b["exports"][0]))), FINAL),
+        (
+            with_body(
+                lambda b: b["imports"].extend(
+                    [{**b["exports"][0], "partner": p} for p in ("IN", "EU")]
+                )
+            ),
+            FINAL,
+        ),
+        (with_body(lambda b: b.update(extra=1)), FINAL),
+    ]
+    page = tab.open("/")
+    page.wait_for_selector("#home-search")
+    for (data, parcel), js in zip(cases, _js_verify(page, cases), strict=True):
+        py = check_bundle(data, parcel=parcel)
+        assert not py.ok
+        assert (js["ok"], js["step"], js["error"]) == (False, py.step, py.error)
+    # the valid body passes parsing and fails only where the record's hash is proven
+    assert check_bundle(cases[0][0], parcel=FINAL).step != "parse"
+
+
 def test_browser_canonical_json_and_inclusion_proofs(tab: Browser) -> None:
     """verify.js's RFC 8785 bytes equal ledger.canonical's, and its RFC 9162 proofs check
     against ledger.merkle's trees for every leaf of every size up to 33."""
@@ -1009,6 +1168,19 @@ GEOMETRY = """(svg) => {
         } else if (inside(p, b, 0.5)) problems.push(`${name}: passes through ${b.id}`);
       }
     }
+  }
+  // every word drawn for a parcel (its lines, its "expand" control) stays inside its box
+  const texts = [...svg.querySelectorAll('g.pnode text')]
+    .map((t) => [t.closest('g.pnode').dataset.parcel, t]);
+  for (const g of svg.querySelectorAll('g.expand'))
+    for (const t of g.querySelectorAll('text, rect')) texts.push([g.dataset.expand, t]);
+  for (const [id, t] of texts) {
+    const b = byId.get(id), r = t.getBBox();
+    const sides = {left: b.x - r.x, right: r.x + r.width - b.x - b.w,
+                   top: b.y - r.y, bottom: r.y + r.height - b.y - b.h};
+    for (const [side, out] of Object.entries(sides))
+      if (out > 0)
+        problems.push(`"${t.textContent}" runs ${out.toFixed(1)} px out of ${id}'s box (${side})`);
   }
   for (let i = 0; i < boxes.length; i++)
     for (let j = i + 1; j < boxes.length; j++) {

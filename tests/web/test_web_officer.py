@@ -10,6 +10,7 @@ go to ``test-output/web/officer-*.png``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -133,9 +134,11 @@ def test_officer_forms_register_issue_refuse_confirm(
     bw.click("#register-submit")
     status, text = outcome(bw, "register-outcome")
     assert status == "committed", text
-    assert "Committed parcel.register: BW record" in text
+    assert "Committed parcel.register: record BW/" in text
     assert bw.get_attribute("#register-outcome #subject-link", "href") == "/#/parcel/BW-W1"
     assert "/#/record/BW/" in str(bw.get_attribute("#register-outcome #record-link", "href"))
+    # a record is written CHAIN/INDEX here too, as in the explorer and the CLI
+    assert re.fullmatch(r"record BW/\d+", bw.inner_text("#register-outcome #record-link"))
     shot(bw, "officer-register")
 
     # issue: pick the held parcel; the node fills lines, totals and origin
@@ -170,7 +173,7 @@ def test_officer_forms_register_issue_refuse_confirm(
     item.locator('form[data-act="refuse"] button').click()
     status, text = outcome(eu, "incoming-outcome")
     assert status == "committed", text
-    assert "Committed certificate.refuse: EU record" in text
+    assert "Committed certificate.refuse: record EU/" in text
     eu.wait_for_selector("#incoming-none")
     bw_reader = c.reader("BW")
     wait_for("BW to see the refusal", lambda: status_of(bw_reader, "BW-WEB-1") == "refused")

@@ -132,6 +132,9 @@ def test_certificate_qr_code_encodes_network_number_and_record_hash(
         assert answer.headers["content-type"] == "image/svg+xml"
         assert answer.content == want.getvalue()
         assert b"evil.example" not in answer.content
+        # the certificate's JSON carries the same code, for the page to print beside the QR
+        doc = client.get("/v1/certificates/EU-2026-0001", headers=headers).json()
+        assert doc["code"] == url
     code = CertificateCode.parse(url)
     assert (code.network, code.number, code.record) == (
         network,
