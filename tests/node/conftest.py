@@ -267,8 +267,9 @@ class Cluster:
                     raise AssertionError(f"nodes did not converge in {timeout}s:\n{lines}")
                 time.sleep(0.05)
 
-    def verify_stores(self, codes: Sequence[str]) -> None:
-        """``kpl db verify`` on several stopped nodes' stores, in parallel; all must pass."""
+    def verify_stores(self, codes: Sequence[str], timeout: float = 120.0) -> None:
+        """``kpl db verify`` on several stopped nodes' stores, in parallel; all must pass
+        (each within ``timeout`` seconds: a replay takes time in proportion to the store)."""
         procs = {
             code: subprocess.Popen(
                 [
@@ -291,7 +292,7 @@ class Cluster:
         failures = []
         for code, p in procs.items():
             try:
-                out, _ = p.communicate(timeout=120)
+                out, _ = p.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 p.kill()
                 out, _ = p.communicate()
