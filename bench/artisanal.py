@@ -34,6 +34,7 @@ from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, Header, seal
 from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import Record
+from kpledger.ledger.statetree import StateTree, parcels_acted_on
 from kpledger.ledger.store import Store
 
 __all__ = ["artisanal_blocks", "main"]
@@ -50,11 +51,15 @@ def artisanal_blocks(
     sc = Scenario(net)
     prev: Header | None = None
     frontier = Frontier()
+    state = StateTree()
     clock = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
     def make(records: list[Record]) -> Block:
         nonlocal prev, frontier, clock
         clock += timedelta(seconds=1)
+        for r in records:
+            for parcel in parcels_acted_on(r, lambda _: ()):
+                state.record(parcel, r.leaf)
         block, frontier = seal(
             signer=net.signer(CHAIN),
             network=net.network_id,
@@ -64,6 +69,7 @@ def artisanal_blocks(
             records=records,
             time=clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
             witness=[],
+            state=state.root(),
         )
         prev = block.header
         return block

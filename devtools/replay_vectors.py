@@ -28,8 +28,9 @@ from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Header, SignedHeader, WitnessRef, seal
 from kpledger.ledger.bundle import BundleRecord, assemble_bundle, serialize_bundle
 from kpledger.ledger.merkle import Frontier, MemoryTree
-from kpledger.ledger.records import Kind, Record
+from kpledger.ledger.records import CertificateIssue, Kind, Record
 from kpledger.ledger.registry import Params
+from kpledger.ledger.statetree import StateTree, parcels_acted_on
 
 __all__ = ["RawChains", "ReplayCase", "omission_cases", "replay_cases"]
 
@@ -55,6 +56,8 @@ class RawChains:
     heads: dict[str, Header] = field(default_factory=dict)
     frontiers: dict[str, Frontier] = field(default_factory=dict)
     trees: dict[str, MemoryTree] = field(default_factory=dict)
+    states: dict[str, StateTree] = field(default_factory=dict)
+    certificates: dict[str, list[str]] = field(default_factory=dict)
     signed: list[SignedHeader] = field(default_factory=list)
     placed: list[tuple[int, Record, int]] = field(default_factory=list)  # index, record, size
 
@@ -63,6 +66,12 @@ class RawChains:
 
     def seal(self, chain: str, *records: Record, witness: Sequence[str] = ()) -> None:
         seen = [WitnessRef(h.chain, h.height, h.hash) for c in witness if (h := self.heads.get(c))]
+        state = self.states.setdefault(chain, StateTree())
+        for r in records:
+            if isinstance(r.body, CertificateIssue):
+                self.certificates[r.body.number] = [line.parcel for line in r.body.lines]
+            for parcel in parcels_acted_on(r, lambda n: self.certificates.get(n, [])):
+                state.record(parcel, r.leaf)
         block, frontier = seal(
             signer=self.net.signer(chain),
             network=self.net.network_id,
@@ -72,6 +81,7 @@ class RawChains:
             records=records,
             time=self.sc.tick(60),
             witness=seen,
+            state=state.root(),
         )
         tree = self.trees.setdefault(chain, MemoryTree())
         start = tree.size

@@ -2,15 +2,19 @@
 
 A header is the RFC 8785 form of::
 
-    {"v": 1, "network": <hex>, "chain": "BW", "height": 7, "prev": <hex>,
-     "size": 1234, "root": <hex>, "time": "2026-03-01T10:00:05Z",
+    {"v": 2, "network": <hex>, "chain": "BW", "height": 7, "prev": <hex>,
+     "size": 1234, "root": <hex>, "state": <hex>,
+     "time": "2026-03-01T10:00:05Z",
      "witness": [{"chain": "EU", "height": 12, "hash": <hex>}, ...],
      "key_id": <hex>}
 
 ``prev`` is the hash of the previous header (the network id for height 1),
 ``size`` and ``root`` are the RFC 9162 size and root of the chain's log after
-the block, ``witness`` names (by height and hash) the heads of other chains
-that the authority had verified when it sealed the block, sorted by chain.
+the block, ``state`` the root of the chain's parcel state tree after it
+(``ledger.statetree``: each parcel its records acted on, with the latest of
+them and their count; a header of format 1 has none and is refused),
+``witness`` names (by height and hash) the heads of other chains that the
+authority had verified when it sealed the block, sorted by chain.
 A header's hash is ``SHA-256("KPL-HEADER-V1\\n" || header bytes)``; the
 authority signs ``"KPL-SIG-HEADER-V1\\n" || header bytes``.
 
@@ -20,21 +24,23 @@ an empty ``records`` list is a heartbeat that moves the chain's time on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
 from kpledger.ledger.crypto import PublicKey, Signer
-from kpledger.ledger.errors import BlockError, EquivocationError, SchemaError
+from kpledger.ledger.errors import BlockError, EquivocationError, SchemaError, VersionError
 from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import MAX_INDEX, Record
 from kpledger.ledger.registry import Params
 from kpledger.ledger.schema import CODE, Fields
+from kpledger.ledger.statetree import EMPTY
 
 __all__ = [
     "Block",
     "Evidence",
+    "HEADER_VERSION",
     "Header",
     "SignedHeader",
     "WitnessRef",
@@ -43,6 +49,8 @@ __all__ = [
 ]
 
 MAX_WITNESS = 500
+#: the header format: 2 added ``state`` (the parcel state commitment)
+HEADER_VERSION = 2
 
 
 @dataclass(frozen=True, order=True)
@@ -63,6 +71,7 @@ class Header:
     prev: bytes
     size: int
     root: bytes
+    state: bytes
     time: str
     witness: tuple[WitnessRef, ...]
     key_id: str
@@ -72,13 +81,22 @@ class Header:
     @classmethod
     def from_json(cls, value: object, path: str = "header") -> Header:
         f = Fields(value, path)
-        f.integer("v", low=1, high=1)
+        version = value.get("v") if isinstance(value, Mapping) else None
+        if version != HEADER_VERSION and isinstance(version, int) and not isinstance(version, bool):
+            raise VersionError(
+                f"header format {version}: this network writes and reads format "
+                f"{HEADER_VERSION} (format 1 has no parcel state commitment)",
+                version=version,
+                field=f.path("v"),
+            )
+        f.integer("v", low=HEADER_VERSION, high=HEADER_VERSION)
         network = from_hex(f.string("network", max_len=64), field=f.path("network"), size=32)
         chain = f.string("chain", pattern=CODE, max_len=8)
         height = f.integer("height", low=1, high=MAX_INDEX)
         prev = from_hex(f.string("prev", max_len=64), field=f.path("prev"), size=32)
         size = f.integer("size", low=0, high=MAX_INDEX)
         root = from_hex(f.string("root", max_len=64), field=f.path("root"), size=32)
+        state = from_hex(f.string("state", max_len=64), field=f.path("state"), size=32)
         time = f.time("time")
         witness: list[WitnessRef] = []
         for wpath, item in f.items("witness", low=0, high=MAX_WITNESS):
@@ -108,6 +126,7 @@ class Header:
             prev,
             size,
             root,
+            state,
             time,
             tuple(witness),
             key_id,
@@ -172,7 +191,7 @@ class Block:
         return {**self.signed.to_json(), "records": [r.as_json() for r in self.records]}
 
 
-def seal(
+def seal(  # noqa: PLR0913 - every field of a header is an argument
     *,
     signer: Signer,
     network: str,
@@ -182,19 +201,28 @@ def seal(
     records: Sequence[Record],
     time: str,
     witness: Sequence[WitnessRef],
+    state: bytes | None = None,
 ) -> tuple[Block, Frontier]:
-    """Make and sign the next block; returns it with the log's new frontier."""
+    """Make and sign the next block; returns it with the log's new frontier.
+
+    ``state`` is the root of the chain's parcel state tree after ``records``
+    (``ledger.chain.state_after``); None keeps the previous header's (or the
+    empty tree's at height 1), which is right only when no record acts on a parcel.
+    """
+    if state is None:
+        state = EMPTY if prev is None else prev.state
     new = frontier.copy()
     for record in records:
         new.append(record.leaf)
     header = {
-        "v": 1,
+        "v": HEADER_VERSION,
         "network": network,
         "chain": chain,
         "height": 1 if prev is None else prev.height + 1,
         "prev": network if prev is None else prev.hash.hex(),
         "size": new.size,
         "root": new.root().hex(),
+        "state": state.hex(),
         "time": time,
         "witness": [w.to_json() for w in sorted(witness)],
         "key_id": signer.public.key_id,

@@ -52,6 +52,9 @@ class Tag(bytes, Enum):
     SIG_HEADER = b"KPL-SIG-HEADER-V1\n"
     SIG_REGISTRY = b"KPL-SIG-REGISTRY-V1\n"
     SIG_RECORD = b"KPL-SIG-RECORD-V1\n"
+    STATE_KEY = b"KPL-STATE-KEY-V1\n"
+    STATE_LEAF = b"KPL-STATE-LEAF-V1\n"
+    STATE_NODE = b"KPL-STATE-NODE-V1\n"
 
 
 _SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE 754 doubles: larger ints are not exact

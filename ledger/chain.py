@@ -42,6 +42,7 @@ from kpledger.ledger.state import (
     key_at,
     member_role,
 )
+from kpledger.ledger.statetree import StateTree
 
 __all__ = [
     "MemoryLedger",
@@ -54,6 +55,7 @@ __all__ = [
     "genesis",
     "propose",
     "resolve_witness",
+    "state_after",
 ]
 
 
@@ -203,11 +205,28 @@ def apply_block(
             raise type(exc)(
                 f"record {record.id}: {exc.reason}", field=f"records[{i}].{exc.field}".rstrip(".")
             ) from exc
+    tree = state_after(view, layer, h.chain)
+    if tree.root() != h.state:
+        raise BlockError(
+            f"state {h.state.hex()} does not match the parcel state after the records "
+            f"{tree.root().hex()}",
+            field="header.state",
+        )
     layer.headers[(h.chain, h.height)] = h
     layer.signatures[(h.chain, h.height)] = block.signed.sig
     layer.heads[h.chain] = h
     layer.frontiers[h.chain] = frontier
+    layer.state_trees[h.chain] = tree
     return layer
+
+
+def state_after(view: StateView, layer: State, chain: str) -> StateTree:
+    """``chain``'s parcel state tree after the block whose effects ``layer`` holds:
+    an overlay of ``view``'s, each parcel event of the block recorded in order."""
+    tree = view.state_tree(chain).child()
+    for event in layer.events:
+        tree.record(event.parcel, event.ref.hash)
+    return tree
 
 
 def detect_equivocation(view: StateView, signed: SignedHeader) -> Evidence | None:
@@ -300,6 +319,7 @@ def propose(
         accepted.append(record)
         room -= len(record.raw)
     deferred.extend(records[len(candidates) :])
+    tree = state_after(view, layer, chain)
     block, frontier = seal(
         signer=signer,
         network=registry.network_id,
@@ -309,12 +329,14 @@ def propose(
         records=accepted,
         time=time,
         witness=witness,
+        state=tree.root(),
     )
     h = block.header
     layer.headers[(chain, h.height)] = h
     layer.signatures[(chain, h.height)] = block.signed.sig
     layer.heads[chain] = h
     layer.frontiers[chain] = frontier
+    layer.state_trees[chain] = tree
     return Proposal(block, layer, rejected, deferred)
 
 

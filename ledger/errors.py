@@ -12,11 +12,13 @@ file that cannot be used: the operator's problem)::
     |   +-- ProofError                an RFC 9162 proof does not verify
     |   |   +-- InclusionProofError
     |   |   +-- ConsistencyProofError
+    |   |   +-- StateProofError       a parcel's slot does not verify against a state root
     |   +-- SignatureError            a signature or key does not verify
     |   |   +-- ThresholdError        "signed by 1 of 2 required"
     |   +-- BlockError                a header breaks the chain (prev, size, time, root)
     |   +-- EquivocationError         two signed headers of one chain disagree
     |   |   +-- VersionError          a record of a format version this node refuses (v1)
+    |   +-- RecordOmitted             a bundle lacks a record its checkpoint commits to
     |   +-- DisclosureError           a disclosure does not open its commitment
     |   +-- RecordConflict            a record id already taken with other content
     |   +-- RuleViolation             a record breaks a custody rule (DOMAIN.md);
@@ -74,12 +76,14 @@ __all__ = [
     "ReleaseInvalid",
     "RestrictedOrigin",
     "RecordConflict",
+    "RecordOmitted",
     "RegistryInvalid",
     "StatsCellDisclosed",
     "StatsReportInvalid",
     "RuleViolation",
     "SchemaError",
     "SignatureError",
+    "StateProofError",
     "StoreError",
     "ThresholdError",
     "UnknownReference",
@@ -174,6 +178,10 @@ class ConsistencyProofError(ProofError):
     code = "consistency-proof"
 
 
+class StateProofError(ProofError):
+    code = "state-proof"
+
+
 class SignatureError(InvalidData):
     code = "signature"
 
@@ -209,6 +217,13 @@ class NotCosigned(InvalidData):
             f"block {chain}/{height} is cosigned by {len(have)} other authorities ({named}); "
             f"the network's cosign is {need}"
         )
+
+
+class RecordOmitted(InvalidData):
+    """A bundle holds fewer records of a parcel on a chain, or another latest one,
+    than the chain's cosigned checkpoint commits to (bundle step 6)."""
+
+    code = "record-omitted"
 
 
 class EquivocationError(InvalidData):

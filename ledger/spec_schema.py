@@ -53,6 +53,7 @@ _HEX_BYTES = {
     "network": 32,
     "prev": 32,
     "root": 32,
+    "state": 32,
     "key_id": 32,
     "hash": 32,
     "key": 32,
@@ -62,13 +63,15 @@ _TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
 _CODE = "^[A-Z]{2,8}$"
 
 _HEADER_DOCS = {
-    "v": "Header format version: 1.",
+    "v": "Header format version: 2 (format 1, without state, is refused).",
     "chain": "The chain this block extends: its authority's code, or KP.",
     "height": "The block's height on its chain, from 1.",
     "prev": "Hash of the chain's previous header (SHA-256 of 'KPL-HEADER-V1\\n' and its "
     "canonical bytes), or the network id at height 1; hex.",
     "size": "Records in the chain's log after this block.",
     "root": "RFC 9162 root of the chain's log at that size, hex.",
+    "state": "Root of the chain's parcel state tree after the block (each parcel its "
+    "records acted on: the latest of them and their count; bundle.md section 4), hex.",
     "time": "When the block was sealed, UTC (YYYY-MM-DDTHH:MM:SSZ).",
     "witness": "The heads of other chains the block has seen: one entry per chain, sorted "
     "by chain, never its own; heights never go back along a chain.",

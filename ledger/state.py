@@ -25,6 +25,7 @@ from kpledger.ledger.blocks import Header
 from kpledger.ledger.crypto import PublicKey
 from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import Composition, Record, RecordRef
+from kpledger.ledger.statetree import StateTree
 
 __all__ = [
     "Assessment",
@@ -223,6 +224,7 @@ class StateView(Protocol):
     def header(self, chain: str, height: int) -> Header | None: ...
     def head(self, chain: str) -> Header | None: ...
     def frontier(self, chain: str) -> Frontier: ...
+    def state_tree(self, chain: str) -> StateTree: ...
     def confirmation_index(self, chain: str, number: str) -> int | None: ...
     def signature(self, chain: str, height: int) -> bytes | None: ...
 
@@ -291,6 +293,8 @@ class State:
     signatures: dict[tuple[str, int], bytes] = field(default_factory=dict)
     heads: dict[str, Header] = field(default_factory=dict)
     frontiers: dict[str, Frontier] = field(default_factory=dict)
+    #: each chain's parcel state tree: the base's, or an overlay of this layer's block
+    state_trees: dict[str, StateTree] = field(default_factory=dict)
     confirmations: dict[tuple[str, str], int] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
     events: list[ParcelEvent] = field(default_factory=list)
@@ -372,6 +376,15 @@ class State:
             return self.base.frontier(chain)
         return Frontier()
 
+    def state_tree(self, chain: str) -> StateTree:
+        found = self.state_trees.get(chain)
+        if found is not None:
+            return found
+        if self.base is not None:
+            return self.base.state_tree(chain)
+        found = self.state_trees[chain] = StateTree()
+        return found
+
     def confirmation_index(self, chain: str, number: str) -> int | None:
         found = self.confirmations.get((chain, number))
         if found is None and self.base is not None:
@@ -417,6 +430,12 @@ class State:
         other.signatures.update(self.signatures)
         other.heads.update(self.heads)
         other.frontiers.update(self.frontiers)
+        for chain, tree in self.state_trees.items():
+            own = other.state_trees.get(chain)
+            if own is not None and tree.base is own:
+                tree.fold()
+            else:
+                other.state_trees[chain] = tree
         other.confirmations.update(self.confirmations)
         other.edges.extend(self.edges)
         other.events.extend(self.events)

@@ -36,6 +36,7 @@ from kpledger.ledger.state import (
     Party,
     State,
 )
+from kpledger.ledger.statetree import StateTree
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.proofs import NodeReader
 from kpledger.ledger.store.rows import (
@@ -50,7 +51,7 @@ from kpledger.ledger.store.rows import (
     referenced,
 )
 
-__all__ = ["StoreState"]
+__all__ = ["StoreState", "load_state_tree"]
 
 _HEADER_CACHE = 4096
 
@@ -117,6 +118,26 @@ class _Select:
             yield from cur.fetchall()
 
 
+def load_state_tree(engine: Engine, chain: str, height: int | None = None) -> StateTree:
+    """``chain``'s parcel state tree from the store, after its block ``height``
+    (default: its head): each parcel's count of events and latest record."""
+    e, r = t.parcel_events.c, t.records.c
+    q = (
+        select(e.parcel, r.leaf)
+        .select_from(t.parcel_events.join(t.records, and_(r.chain == e.chain, r.idx == e.idx)))
+        .where(e.chain == chain)
+        .order_by(e.idx)
+    )
+    if height is not None:
+        q = q.where(e.height <= height)
+    slots: dict[str, tuple[bytes, int]] = {}
+    with engine.connect() as conn:
+        for parcel, leaf in conn.execute(q):
+            had = slots.get(parcel)
+            slots[parcel] = (bytes(leaf), 1 if had is None else had[1] + 1)
+    return StateTree.build((p, leaf, n) for p, (leaf, n) in slots.items())
+
+
 class StoreState:
     """A ``StateView`` over the derived tables of one store."""
 
@@ -125,6 +146,7 @@ class StoreState:
         self.registry = registry
         self._heads: dict[str, Header] = {}
         self._frontiers: dict[str, Frontier] = {}
+        self._trees: dict[str, StateTree] = {}
         self._headers: OrderedDict[tuple[str, int], Header] = OrderedDict()
         self._headers_lock = threading.Lock()
         self._members: dict[str, list[MemberEvent]] = {}
@@ -165,6 +187,7 @@ class StoreState:
                 heads[h.chain] = h
         self._members, self._keys, self._heads = members, keys, heads
         self._frontiers = {}
+        self._trees = {}
         self._restricted = {}
 
     # ------------------------------------------------------------ StateView
@@ -297,6 +320,12 @@ class StoreState:
             self._frontiers[chain] = found
         return found
 
+    def state_tree(self, chain: str) -> StateTree:
+        found = self._trees.get(chain)
+        if found is None:
+            found = self._trees[chain] = load_state_tree(self.engine, chain)
+        return found
+
     def confirmation_index(self, chain: str, number: str) -> int | None:
         batch = self._batch
         if (chain, number) in batch.confirms:
@@ -380,6 +409,11 @@ class StoreState:
     def advance(self, layer: State, frontiers: dict[str, Frontier]) -> None:
         """Take in what a committed layer changed of the cached state."""
         self._frontiers.update(frontiers)
+        for chain, tree in layer.state_trees.items():
+            if tree.base is not None and tree.base is self._trees.get(chain):
+                tree.fold()
+            else:  # not an overlay of the tree held here: read it again when needed
+                self._trees.pop(chain, None)
         self._heads.update(layer.heads)
         for ev in layer.members:
             self._members.setdefault(ev.code, []).append(ev)

@@ -29,6 +29,7 @@ from kpledger.ledger.errors import (
     InvalidData,
     SchemaError,
     SignatureError,
+    VersionError,
 )
 from kpledger.ledger.merkle import EMPTY_ROOT, Frontier, root_of
 from kpledger.ledger.records import Kind, Record, make_record
@@ -366,7 +367,8 @@ def test_header_witness_must_be_sorted_and_unique() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"v": 2}, "header.v"),
+        ({"v": 1}, "header.v"),
+        ({"v": 3}, "header.v"),
         ({"height": 0}, "header.height"),
         ({"size": -1}, "header.size"),
         ({"time": "2026-03-02T10:00:00"}, "header.time"),
@@ -387,6 +389,17 @@ def test_header_hex_fields() -> None:
     with pytest.raises(EncodingError) as info:
         Header.from_json(_header_json(prev="ab" * 31))
     assert info.value.field == "header.prev"
+    with pytest.raises(EncodingError) as info:
+        Header.from_json(_header_json(state="ab" * 31))
+    assert info.value.field == "header.state"
+
+
+def test_header_of_format_1_is_refused_by_name() -> None:
+    old = _header_json(v=1)
+    del old["state"]
+    with pytest.raises(VersionError, match="format 1 has no parcel state commitment") as info:
+        Header.from_json(old)
+    assert info.value.code == "unsupported-version"
 
 
 # --------------------------------------------------------------------------- evidence

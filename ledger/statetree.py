@@ -1,0 +1,353 @@
+"""Parcel state commitments: each chain's map from parcel to its latest record.
+
+Every header commits (its ``state`` field) to the root of a compact sparse
+Merkle tree over the parcels its chain's records have acted on. The slot of
+parcel ``p`` sits at the 256-bit path ``key(p) = SHA-256("KPL-STATE-KEY-V1\\n"
+|| p)`` and holds ``(latest, count)``: the leaf hash of the chain's latest
+record that acted on ``p`` and how many of the chain's records acted on it
+(``ledger.rules`` says which records act on which parcels: its
+``ParcelEvent``\\ s). A bundle carries the subject's slot and its path against
+a cosigned header, so a record of the subject that the bundle leaves out
+(the split that spent it, a transfer in the middle) makes the count or the
+latest record disagree offline.
+
+Hashes (all SHA-256)::
+
+    leaf(p)      = SHA-256("KPL-STATE-LEAF-V1\\n" || key(p) || latest || count)
+                   (count as 8 bytes, big-endian)
+    node(l, r)   = SHA-256("KPL-STATE-NODE-V1\\n" || l || r)
+    empty        = 32 zero bytes
+
+The tree is *compact*: a subtree holding no slot hashes to ``empty``, one
+holding exactly one slot hashes to that slot's leaf (wherever its path ends),
+and any other to ``node(left, right)``, left being the half whose next path
+bit is 0. So the tree of a set of slots is unique, and a slot sits at depth
+about log2(slots). The root of a chain with no slot is ``empty``.
+
+A proof of parcel ``p`` is the list of sibling hashes from the root down
+(``path``, at most 256) and what ends it at that depth: ``p``'s own slot
+(``count >= 1``), or, for a parcel with no slot (``count = 0``), either an
+empty subtree or ``other``, the one slot of that subtree, whose key shares
+``p``'s first ``len(path)`` bits but is not ``key(p)``. Folding up: at depth
+``i`` (from ``len(path) - 1`` to 0) the bit ``i`` of ``key(p)`` (most
+significant first) says whether the running hash is the right (1) or left (0)
+child of ``path[i]``'s parent.
+
+Updates touch one path: ``StateTree.update`` costs about log2(slots) hashes.
+A tree may be an overlay over a base tree (``child``), so a block's changes
+are kept apart until the block is committed (``fold``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kpledger.ledger.canonical import Tag, from_hex
+from kpledger.ledger.errors import StateProofError
+from kpledger.ledger.records import (
+    CertificateConfirm,
+    CertificateIssue,
+    CertificateRefuse,
+    CertificateVoid,
+    ParcelMerge,
+    ParcelPurchase,
+    ParcelRegister,
+    ParcelRelease,
+    ParcelSplit,
+    ParcelTransfer,
+    Record,
+)
+from kpledger.ledger.schema import LOCAL_ID, Fields
+
+__all__ = [
+    "EMPTY",
+    "MAX_DEPTH",
+    "Slot",
+    "StateProof",
+    "StateTree",
+    "parcels_acted_on",
+    "slot_key",
+    "slot_leaf",
+    "verify_state_proof",
+]
+
+EMPTY = bytes(32)
+MAX_DEPTH = 256
+_COUNT_MAX = 2**53 - 1
+_GONE = b""  # an overlay's mark: the base's entry no longer holds
+
+
+def slot_key(parcel: str) -> bytes:
+    """The 256-bit path of a parcel's slot."""
+    return hashlib.sha256(Tag.STATE_KEY.value + parcel.encode()).digest()
+
+
+def slot_leaf(key: bytes, latest: bytes, count: int) -> bytes:
+    return hashlib.sha256(Tag.STATE_LEAF.value + key + latest + count.to_bytes(8, "big")).digest()
+
+
+def parcels_acted_on(record: Record, certificate: Callable[[str], Iterable[str]]) -> list[str]:
+    """The parcels a record acts on (those ``ledger.rules`` emits a ``ParcelEvent`` for).
+
+    ``certificate(number)`` gives a certificate's parcels (its issue's lines):
+    a refusal and a void act on those.
+    """
+    b = record.body
+    out: list[str] = []
+    match b:
+        case ParcelRegister() | ParcelTransfer() | ParcelRelease() | ParcelPurchase():
+            out = [b.parcel]
+        case ParcelSplit():
+            out = [b.parcel, *(c.parcel for c in b.children)]
+        case ParcelMerge():
+            out = [*b.parents, b.parcel]
+        case CertificateIssue():
+            out = [line.parcel for line in b.lines]
+        case CertificateConfirm():
+            out = [line.parcel for line in b.received]
+        case CertificateRefuse() | CertificateVoid():
+            out = list(certificate(b.number))
+        case _:
+            pass
+    return out
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(Tag.STATE_NODE.value + left + right).digest()
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A parcel's slot in a chain's tree: its latest record and the records' count."""
+
+    latest: bytes
+    count: int
+
+
+@dataclass(frozen=True)
+class StateProof:
+    """A parcel's slot (or its absence, ``count == 0``) with its path to a state root.
+
+    ``other`` (key, latest, count) is the slot that ends the path of an absent
+    parcel, when the path does not end in an empty subtree.
+    """
+
+    parcel: str
+    count: int
+    latest: bytes | None
+    path: tuple[bytes, ...]
+    other: tuple[bytes, bytes, int] | None = None
+
+    @classmethod
+    def from_json(cls, value: object, path: str) -> StateProof:
+        f = Fields(value, path)
+        parcel = f.string("parcel", pattern=LOCAL_ID, max_len=56)
+        count = f.integer("count", low=0, high=_COUNT_MAX)
+        latest = (
+            from_hex(f.string("record", max_len=64), field=f.path("record"), size=32)
+            if count > 0
+            else None
+        )
+        steps = tuple(
+            from_hex(item, field=p, size=32) for p, item in f.items("path", low=0, high=MAX_DEPTH)
+        )
+        other = None
+        if count == 0 and f.has("other"):
+            o = Fields(f.mapping("other"), f.path("other"))
+            other = (
+                from_hex(o.string("key", max_len=64), field=o.path("key"), size=32),
+                from_hex(o.string("record", max_len=64), field=o.path("record"), size=32),
+                o.integer("count", low=1, high=_COUNT_MAX),
+            )
+            o.done()
+        f.done()
+        return cls(parcel, count, latest, steps, other)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "parcel": self.parcel,
+            "count": self.count,
+            "path": [h.hex() for h in self.path],
+        }
+        if self.latest is not None:
+            out["record"] = self.latest.hex()
+        if self.other is not None:
+            key, latest, count = self.other
+            out["other"] = {"key": key.hex(), "record": latest.hex(), "count": count}
+        return out
+
+
+def verify_state_proof(proof: StateProof, root: bytes) -> None:
+    """Raise ``StateProofError`` unless ``proof`` folds up to ``root``."""
+    key = slot_key(proof.parcel)
+    depth = len(proof.path)
+    if depth > MAX_DEPTH:
+        raise StateProofError(f"path has {depth} hashes; at most {MAX_DEPTH}", field="path")
+    if proof.count > 0:
+        if proof.latest is None or proof.other is not None:
+            raise StateProofError("a slot with records names its latest one only", field="record")
+        running = slot_leaf(key, proof.latest, proof.count)
+    elif proof.other is not None:
+        okey, olatest, ocount = proof.other
+        k, o = int.from_bytes(key, "big"), int.from_bytes(okey, "big")
+        if okey == key or (k ^ o) >> (MAX_DEPTH - depth) != 0:
+            raise StateProofError(
+                "the slot ending the path is not another parcel's under the same prefix",
+                field="other.key",
+            )
+        running = slot_leaf(okey, olatest, ocount)
+    else:
+        running = EMPTY
+    k = int.from_bytes(key, "big")
+    for i in range(depth - 1, -1, -1):
+        sibling = proof.path[i]
+        right = (k >> (MAX_DEPTH - 1 - i)) & 1
+        running = _node(sibling, running) if right else _node(running, sibling)
+    if running != root:
+        raise StateProofError(
+            f"parcel {proof.parcel}'s slot folds to {running.hex()}, not the state root "
+            f"{root.hex()}",
+            field="path",
+        )
+
+
+class StateTree:
+    """A chain's compact sparse Merkle tree of parcel slots, updated in place.
+
+    ``_single[(depth, prefix)]`` is the key of the one slot in that subtree
+    (depth 0 is the root), ``_inner[(depth, prefix)]`` the hash of a subtree
+    holding two or more. An overlay (``child``) reads through to its base and
+    writes only to itself until ``fold``.
+    """
+
+    def __init__(self, base: StateTree | None = None) -> None:
+        self.base = base
+        self._slots: dict[bytes, tuple[str, Slot, bytes]] = {}
+        self._single: dict[tuple[int, int], bytes] = {}
+        self._inner: dict[tuple[int, int], bytes] = {}
+
+    @classmethod
+    def build(cls, slots: Iterable[tuple[str, bytes, int]]) -> StateTree:
+        """A tree from ``(parcel, latest, count)`` triples (a store reloading one)."""
+        tree = cls()
+        for parcel, latest, count in slots:
+            tree.put(parcel, Slot(latest, count))
+        return tree
+
+    # -- reads through the overlay
+    def _get_slot(self, key: bytes) -> tuple[str, Slot, bytes] | None:
+        t: StateTree | None = self
+        while t is not None:
+            if key in t._slots:
+                return t._slots[key]
+            t = t.base
+        return None
+
+    def _get_single(self, pos: tuple[int, int]) -> bytes | None:
+        t: StateTree | None = self
+        while t is not None:
+            found = t._single.get(pos)
+            if found is not None:
+                return found or None
+            t = t.base
+        return None
+
+    def _get_inner(self, pos: tuple[int, int]) -> bytes | None:
+        t: StateTree | None = self
+        while t is not None:
+            found = t._inner.get(pos)
+            if found is not None:
+                return found
+            t = t.base
+        return None
+
+    def slot(self, parcel: str) -> Slot | None:
+        found = self._get_slot(slot_key(parcel))
+        return None if found is None else found[1]
+
+    def _hash_at(self, pos: tuple[int, int]) -> bytes:
+        inner = self._get_inner(pos)
+        if inner is not None:
+            return inner
+        single = self._get_single(pos)
+        if single is None:
+            return EMPTY
+        found = self._get_slot(single)
+        assert found is not None
+        return found[2]
+
+    def root(self) -> bytes:
+        return self._hash_at((0, 0))
+
+    # -- writes
+    def child(self) -> StateTree:
+        return StateTree(self)
+
+    def fold(self) -> None:
+        """Write this overlay's changes into its base."""
+        base = self.base
+        if base is None:
+            return
+        base._slots.update(self._slots)
+        for pos, key in self._single.items():
+            if key or base.base is not None:
+                base._single[pos] = key
+            else:
+                base._single.pop(pos, None)
+        base._inner.update(self._inner)
+        self._slots, self._single, self._inner = {}, {}, {}
+
+    def record(self, parcel: str, latest: bytes) -> None:
+        """Another record of this chain acted on ``parcel``: it is now its latest."""
+        old = self.slot(parcel)
+        self.put(parcel, Slot(latest, 1 if old is None else old.count + 1))
+
+    def put(self, parcel: str, slot: Slot) -> None:
+        key = slot_key(parcel)
+        k = int.from_bytes(key, "big")
+        running = slot_leaf(key, slot.latest, slot.count)
+        self._slots[key] = (parcel, slot, running)
+        depth = 0
+        while self._get_inner((depth, k >> (MAX_DEPTH - depth))) is not None:
+            depth += 1
+        pos = (depth, k >> (MAX_DEPTH - depth))
+        there = self._get_single(pos)
+        if there is not None and there != key:
+            o = int.from_bytes(there, "big")
+            split = MAX_DEPTH - (k ^ o).bit_length()  # the first bit where they differ
+            self._single[pos] = _GONE
+            below = split + 1
+            self._single[(below, o >> (MAX_DEPTH - below))] = there
+            depth = below
+        self._single[(depth, k >> (MAX_DEPTH - depth))] = key
+        for d in range(depth - 1, -1, -1):
+            sibling = self._hash_at((d + 1, (k >> (MAX_DEPTH - d - 1)) ^ 1))
+            if (k >> (MAX_DEPTH - d - 1)) & 1:
+                running = _node(sibling, running)
+            else:
+                running = _node(running, sibling)
+            self._inner[(d, k >> (MAX_DEPTH - d))] = running
+
+    def prove(self, parcel: str) -> StateProof:
+        """The proof of ``parcel``'s slot, or of its absence."""
+        key = slot_key(parcel)
+        k = int.from_bytes(key, "big")
+        path: list[bytes] = []
+        depth = 0
+        while self._get_inner((depth, k >> (MAX_DEPTH - depth))) is not None:
+            prefix = k >> (MAX_DEPTH - depth - 1)
+            path.append(self._hash_at((depth + 1, prefix ^ 1)))
+            depth += 1
+        there = self._get_single((depth, k >> (MAX_DEPTH - depth)))
+        if there == key:
+            found = self._get_slot(key)
+            assert found is not None
+            return StateProof(parcel, found[1].count, found[1].latest, tuple(path))
+        if there is None:
+            return StateProof(parcel, 0, None, tuple(path))
+        other = self._get_slot(there)
+        assert other is not None
+        return StateProof(parcel, 0, None, tuple(path), (there, other[1].latest, other[1].count))
