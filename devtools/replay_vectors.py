@@ -26,7 +26,7 @@ from typing import Any
 
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Header, SignedHeader, WitnessRef, seal
-from kpledger.ledger.bundle import BundleRecord, assemble_bundle, serialize_bundle
+from kpledger.ledger.bundle import BundleRecord, BundleState, assemble_bundle, serialize_bundle
 from kpledger.ledger.merkle import Frontier, MemoryTree
 from kpledger.ledger.records import CertificateIssue, Kind, Record
 from kpledger.ledger.registry import Params
@@ -97,7 +97,22 @@ class RawChains:
             BundleRecord(i, r, tuple(self.trees[r.chain].inclusion_proof(i, size)))
             for i, r, size in self.placed
         ]
-        return serialize_bundle(assemble_bundle(self.net.registry, subject, self.signed, records))
+        chains: set[str] = set()  # those acting on the subject, and its certificates' destinations
+        for _, r, _ in self.placed:
+            if subject in parcels_acted_on(r, lambda n: self.certificates.get(n, [])):
+                chains.add(r.chain)
+                if isinstance(r.body, CertificateIssue):
+                    chains.add(r.body.destination)
+        states = [  # cosign 0: each chain's newest header is its checkpoint
+            BundleState(
+                c, self.heads[c].height, self.states.setdefault(c, StateTree()).prove(subject)
+            )
+            for c in sorted(chains)
+            if c in self.heads
+        ]
+        return serialize_bundle(
+            assemble_bundle(self.net.registry, subject, self.signed, records, states=states)
+        )
 
 
 def _base(seed: int) -> RawChains:

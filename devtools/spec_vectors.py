@@ -187,10 +187,10 @@ def cases() -> list[Case]:  # noqa: PLR0915 - one statement per case: the list o
         )
         bad(
             "parse-format",
-            "another format name",
+            "the format before state commitments",
             1,
             "schema",
-            lambda d: d.update(format="kpledger-bundle/2"),
+            lambda d: d.update(format="kpledger-bundle/1"),
         )
         bad(
             "parse-unknown-field",
@@ -411,10 +411,91 @@ def cases() -> list[Case]:  # noqa: PLR0915 - one statement per case: the list o
             lambda d: d.update(subject="BW-NONE"),
             parcel=None,
         )
+        _state_cases(s, base, out)
         _check(out, s.net)
         return out
     finally:
         s.store.close()
+
+
+def _state_cases(s: _Story, base: Doc, out: list[Case]) -> None:
+    """Step 6: the subject's state against its checkpoints (docs/spec/bundle.md, 6 and 7)."""
+
+    def bad(name: str, desc: str, step: int, code: str, edit: Edit, of: Doc = base) -> None:
+        doc = copy.deepcopy(of)
+        edit(doc)
+        parcel = doc["subject"] if isinstance(doc.get("subject"), str) else None
+        out.append(Case(name, desc, serialize_bundle(doc), parcel, True, step, code))
+
+    spent = build_bundle(s.store, "BW-P1")
+    # the attack: the record that spent a parcel, or the one that closed its certificate
+    for case, kind, key, value, of in (
+        ("state-omit-split", "parcel.split", "parcel", "BW-P1", spent),
+        ("state-omit-confirm", "certificate.confirm", "number", "BW-C1", base),
+    ):
+        (name, desc, doc, _), *_ = omission_cases(of, [(case, kind, key, value, "")])
+        out.append(
+            Case(name, desc, serialize_bundle(doc), of["subject"], True, 6, "record-omitted")
+        )
+
+    def older(d: Doc) -> None:
+        d["state"][0]["height"] -= 1
+
+    bad(
+        "state-older",
+        "BW's state proven at a header below its newest cosigned one",
+        6,
+        "record-omitted",
+        older,
+    )
+    bad("state-none", "no state proofs", 6, "record-omitted", lambda d: d.update(state=[]))
+
+    def drop_eu(d: Doc) -> None:
+        d["state"] = [x for x in d["state"] if x["chain"] != "EU"]
+
+    bad(
+        "state-no-destination",
+        "no state proof of the certificate's destination",
+        6,
+        "record-omitted",
+        drop_eu,
+    )
+
+    def count(d: Doc) -> None:
+        d["state"][0]["slot"]["count"] += 1
+
+    bad("state-count", "the slot's count changed", 6, "state-proof", count)
+
+    def path(d: Doc) -> None:
+        d["state"][0]["slot"]["path"][0] = _flip(d["state"][0]["slot"]["path"][0])
+
+    bad("state-path", "a hash of the slot's path flipped", 6, "state-proof", path)
+
+    def latest(d: Doc) -> None:
+        d["state"][0]["slot"]["record"] = d["records"][0]["proof"][0]
+
+    bad("state-latest", "the slot's latest record replaced", 6, "state-proof", latest)
+
+    def extra(d: Doc) -> None:
+        d["state"].append({**d["state"][-1], "chain": "RU"})
+
+    bad(
+        "state-extra",
+        "a state proof of a chain that never acted on the subject",
+        6,
+        "schema",
+        extra,
+    )
+
+    def unsorted(d: Doc) -> None:
+        d["state"].reverse()
+
+    bad("state-unsorted", "state proofs not sorted by chain", 1, "schema", unsorted)
+
+    def header_v1(d: Doc) -> None:
+        d["headers"][0]["header"]["v"] = 1
+
+    bad("state-header-v1", "a header of format 1", 1, "unsupported-version", header_v1)
 
 
 def _check(out: list[Case], net: Network) -> None:

@@ -205,6 +205,7 @@ from kpledger.ledger.errors import (
     EncodingError,
     InvalidData,
     NotCosigned,
+    RecordOmitted,
     SchemaError,
     SignatureError,
     UnknownReference,
@@ -226,7 +227,7 @@ from kpledger.ledger.records import (
 )
 from kpledger.ledger.registry import Registry, verify_threshold
 from kpledger.ledger.rules import Context, apply_record
-from kpledger.ledger.schema import LOCAL_ID, Fields
+from kpledger.ledger.schema import CODE, LOCAL_ID, Fields
 from kpledger.ledger.state import (
     Certificate,
     KeyEvent,
@@ -236,6 +237,7 @@ from kpledger.ledger.state import (
     key_at,
     member_role,
 )
+from kpledger.ledger.statetree import StateProof, verify_state_proof
 
 __all__ = [
     "FORMAT",
@@ -247,16 +249,19 @@ __all__ = [
     "Bundle",
     "BundleRecord",
     "BundleResult",
+    "BundleState",
     "Source",
     "Verdict",
     "assemble_bundle",
+    "checkpoint",
     "check_bundle",
     "parse_bundle",
     "serialize_bundle",
     "verify_bundle",
 ]
 
-FORMAT = "kpledger-bundle/1"
+FORMAT = "kpledger-bundle/2"
+MAX_STATES = 64
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_RECORDS = 10_000
 MAX_HEADERS = 30_000
@@ -296,6 +301,19 @@ class BundleRecord:
 
 
 @dataclass(frozen=True)
+class BundleState:
+    """The subject's slot in one chain's parcel state tree, proven against the state
+    root of that chain's newest cosigned header in the bundle (``height``)."""
+
+    chain: str
+    height: int
+    proof: StateProof
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "height": self.height, "slot": self.proof.to_json()}
+
+
+@dataclass(frozen=True)
 class Bundle:
     """A parsed bundle (step 1): shapes and schemas checked, nothing verified yet."""
 
@@ -304,6 +322,7 @@ class Bundle:
     headers: tuple[SignedHeader, ...]
     records: tuple[BundleRecord, ...]
     disclosures: tuple[Disclosure, ...] = ()
+    states: tuple[BundleState, ...] = ()
 
 
 def assemble_bundle(
@@ -312,6 +331,7 @@ def assemble_bundle(
     headers: Iterable[SignedHeader],
     records: Iterable[BundleRecord],
     disclosures: Iterable[Disclosure] = (),
+    states: Iterable[BundleState] = (),
 ) -> dict[str, Any]:
     """The bundle document, in canonical order (headers and records sorted, unique;
     disclosures, if any, by record and path)."""
@@ -323,6 +343,7 @@ def assemble_bundle(
         "subject": subject,
         "headers": [hs[k].to_json() for k in sorted(hs)],
         "records": [rs[k].to_json() for k in sorted(rs)],
+        "state": [x.to_json() for x in sorted(states, key=lambda x: x.chain)],
     }
     ds = {(d.record, d.path): d for d in disclosures}
     if ds:
@@ -369,6 +390,16 @@ def parse_bundle(data: bytes) -> Bundle:
             raise type(exc)(exc.message, field=_join(r.path("record"), exc.field)) from exc
         r.done()
         records.append(BundleRecord(index, record, proof))
+    states: list[BundleState] = []
+    for path, item in f.items("state", low=0, high=MAX_STATES):
+        x = Fields(item, path)
+        chain = x.string("chain", pattern=CODE, max_len=8)
+        height = x.integer("height", low=1, high=MAX_INDEX)
+        slot = StateProof.from_json(x.mapping("slot"), x.path("slot"), subject)
+        x.done()
+        if states and states[-1].chain >= chain:
+            raise SchemaError("state must be sorted by chain, one each", field=path)
+        states.append(BundleState(chain, height, slot))
     disclosures: tuple[Disclosure, ...] = ()
     if f.has("disclosures"):
         disclosures = tuple(
@@ -388,7 +419,7 @@ def parse_bundle(data: bytes) -> Bundle:
             raise SchemaError(
                 "records must be sorted by (chain, index), one each", field=f"records[{i}]"
             )
-    return Bundle(registry, subject, headers, tuple(records), disclosures)
+    return Bundle(registry, subject, headers, tuple(records), disclosures, tuple(states))
 
 
 def _join(prefix: str, field: str) -> str:
@@ -431,6 +462,9 @@ class Verdict:
     certificates: tuple[Certificate, ...]  # certificates that carried the subject or an ancestor
     records: int
     headers: int
+    #: (chain, height, time) of each cosigned header whose parcel state the subject's
+    #: records were checked against (step 6): nothing of it before them is left out
+    checkpoints: tuple[tuple[str, int, str], ...] = ()
     #: the disclosures the bundle carried, each checked against its commitment (step 7)
     disclosures: tuple[Disclosure, ...] = ()
 
@@ -474,6 +508,7 @@ class Verdict:
             ],
             "records": self.records,
             "headers": self.headers,
+            "checkpoints": [{"chain": c, "height": h, "time": t} for c, h, t in self.checkpoints],
             "disclosures": [d.to_json() for d in self.disclosures],
         }
 
@@ -752,28 +787,11 @@ class _Verifier:
         need = registry.cosign
         if need == 0:
             return
-        # the lowest height from which a chain's headers are all held up to each height
-        start: dict[tuple[str, int], int] = {}
-        for chain, heights in self.heights.items():
-            for i, height in enumerate(heights):
-                linked = i > 0 and heights[i - 1] == height - 1
-                start[(chain, height)] = start[(chain, heights[i - 1])] if linked else height
-        # cosigners[chain]: (from, to, authority): that authority witnessed chain/to,
-        # and through the held headers from..to, every block of chain in between
-        spans: dict[str, list[tuple[int, int, str]]] = {}
-        for (other, _), s in self.headers.items():
-            if other == GOVERNANCE_CHAIN:
-                continue
-            for w in s.header.witness:
-                if w.chain != other and (w.chain, w.height) in start:
-                    lo = start[(w.chain, w.height)]
-                    spans.setdefault(w.chain, []).append((lo, w.height, other))
+        spans = _spans({k: s.header for k, s in self.headers.items()})
         for chain, height in sorted(self.in_block):
-            have = sorted(
-                {o for lo, hi, o in spans.get(chain, []) if lo <= height <= hi and o != chain}
-            )
+            have = _cosigners(spans, chain, height)
             if len(have) < need:
-                raise NotCosigned(chain, height, tuple(have), need)
+                raise NotCosigned(chain, height, have, need)
 
     def _key_event(self, r: BundleRecord, registry: Registry, height: int) -> KeyEvent:
         body = r.record.body
@@ -883,6 +901,7 @@ class _Verifier:
             raise UnknownReference(
                 f"no record of the bundle creates parcel {b.subject}", field="subject"
             )
+        checkpoints = self._checkpoints(b, registry, state)
         parents: dict[str, list[str]] = {}
         for e in state.edges:
             parents.setdefault(e.child, []).append(e.parent)
@@ -925,7 +944,106 @@ class _Verifier:
             certificates=tuple(certificates),
             records=len(b.records),
             headers=len(b.headers),
+            checkpoints=checkpoints,
         )
+
+    def _checkpoints(
+        self, b: Bundle, registry: Registry, state: State
+    ) -> tuple[tuple[str, int, str], ...]:
+        """The subject's slot in the state of every chain that acted on it, or to which
+        one of its certificates goes, at that chain's newest cosigned header: the
+        bundle's records of the subject on that chain must be as many, and end with
+        the same record, as the header commits to."""
+        subject = b.subject
+        acted = [e for e in state.events if e.parcel == subject]
+        chains = {e.ref.chain for e in acted} | {
+            c.destination for c in state.certificates.values() if subject in c.parcels
+        }
+        given = {x.chain: x for x in b.states}
+        extra = sorted(set(given) - chains)
+        if extra:
+            raise SchemaError(
+                f"a state proof of {extra[0]}, where no record of the bundle acts on "
+                f"{subject} and none of its certificates goes",
+                field="state",
+            )
+        headers = {k: s.header for k, s in self.headers.items()}
+        out: list[tuple[str, int, str]] = []
+        for chain in sorted(chains):
+            entry = given.get(chain)
+            if entry is None:
+                raise RecordOmitted(
+                    f"no state proof of {subject} on {chain}, whose records act on it or "
+                    "to which one of its certificates goes",
+                    field="state",
+                )
+            top = checkpoint(headers, chain, registry.cosign)
+            if top is None or entry.height != top:
+                raise RecordOmitted(
+                    f"the state proof of {chain} is against {chain}/{entry.height}; the "
+                    f"bundle's newest cosigned header of {chain} is "
+                    f"{'none' if top is None else f'{chain}/{top}'}",
+                    field=f"state.{chain}.height",
+                )
+            h = headers[(chain, top)]
+            with self.at(f"state of {subject} on {chain}/{top}"):
+                verify_state_proof(entry.proof, h.state)
+            mine = [e.ref.hash for e in acted if e.ref.chain == chain]
+            want = (len(mine), mine[-1] if mine else None)
+            if (entry.proof.count, entry.proof.latest) != want:
+                said = entry.proof.latest.hex()[:16] if entry.proof.latest else "none"
+                held = want[1].hex()[:16] if want[1] else "none"
+                raise RecordOmitted(
+                    f"{chain}/{top} commits to {entry.proof.count} record(s) of {chain} "
+                    f"acting on {subject}, the latest {said}; the bundle holds {want[0]}, "
+                    f"the latest {held}: a record of the subject is left out",
+                    field=f"state.{chain}",
+                )
+            out.append((chain, top, h.time))
+        return tuple(out)
+
+
+def _spans(headers: Mapping[tuple[str, int], Header]) -> dict[str, list[tuple[int, int, str]]]:
+    """For each chain, ``(from, to, authority)``: that authority (not ``KP``) witnessed
+    ``chain/to``, and through the held headers ``from .. to``, every block in between."""
+    heights: dict[str, list[int]] = {}
+    for chain, height in sorted(headers):
+        heights.setdefault(chain, []).append(height)
+    start: dict[tuple[str, int], int] = {}
+    for chain, hs in heights.items():
+        for i, height in enumerate(hs):
+            linked = i > 0 and hs[i - 1] == height - 1
+            start[(chain, height)] = start[(chain, hs[i - 1])] if linked else height
+    spans: dict[str, list[tuple[int, int, str]]] = {}
+    for (other, _), h in headers.items():
+        if other == GOVERNANCE_CHAIN:
+            continue
+        for w in h.witness:
+            if w.chain != other and (w.chain, w.height) in start:
+                spans.setdefault(w.chain, []).append((start[(w.chain, w.height)], w.height, other))
+    return spans
+
+
+def _cosigners(
+    spans: Mapping[str, list[tuple[int, int, str]]], chain: str, height: int
+) -> tuple[str, ...]:
+    return tuple(
+        sorted({o for lo, hi, o in spans.get(chain, []) if lo <= height <= hi and o != chain})
+    )
+
+
+def checkpoint(headers: Mapping[tuple[str, int], Header], chain: str, cosign: int) -> int | None:
+    """The highest header of ``chain`` among ``headers`` that ``cosign`` other authorities
+    witness (step 3g's rule; with ``cosign`` 0, its highest header), or None.
+
+    The subject's state is proven against it (step 6); the builder picks it the same way.
+    """
+    spans = _spans(headers)
+    held = sorted((h for c, h in headers if c == chain), reverse=True)
+    for height in held:
+        if len(_cosigners(spans, chain, height)) >= cosign:
+            return height
+    return None
 
 
 def _witness_order(a: Header, h: Header) -> None:

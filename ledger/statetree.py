@@ -60,7 +60,7 @@ from kpledger.ledger.records import (
     ParcelTransfer,
     Record,
 )
-from kpledger.ledger.schema import LOCAL_ID, Fields
+from kpledger.ledger.schema import Fields
 
 __all__ = [
     "EMPTY",
@@ -142,9 +142,9 @@ class StateProof:
     other: tuple[bytes, bytes, int] | None = None
 
     @classmethod
-    def from_json(cls, value: object, path: str) -> StateProof:
+    def from_json(cls, value: object, path: str, parcel: str) -> StateProof:
+        """Parse the proof of ``parcel``'s slot (the parcel is named by the caller)."""
         f = Fields(value, path)
-        parcel = f.string("parcel", pattern=LOCAL_ID, max_len=56)
         count = f.integer("count", low=0, high=_COUNT_MAX)
         latest = (
             from_hex(f.string("record", max_len=64), field=f.path("record"), size=32)
@@ -168,7 +168,6 @@ class StateProof:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "parcel": self.parcel,
             "count": self.count,
             "path": [h.hex() for h in self.path],
         }

@@ -26,7 +26,14 @@ SQL reads of the log tables of ``ledger.store.tables``:
    later headers of its chain, which are taken too): for each other authority
    the first of its headers that witnesses the block, the ``cosign`` that reach
    it soonest. ``NotYetCosigned`` if fewer exist (``partial=True`` skips that);
-5. each record's RFC 9162 inclusion proof against its block's root.
+5. each record's RFC 9162 inclusion proof against its block's root;
+6. the subject's state: for every chain whose records taken act on it or to
+   which a certificate taken that carries it goes, that chain's newest header
+   witnessed by ``cosign`` other authorities (with those cosigners' headers,
+   taken in step 4 like the others), and the subject's slot in the chain's
+   parcel state tree as of the newest such header the bundle holds
+   (``ledger.bundle.checkpoint``), read from the store
+   (``stateview.load_state_tree``).
 
 One concept, a little over 500 lines: building the closure listed above
 from one store.
@@ -43,7 +50,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kpledger.ledger.blocks import Header, SignedHeader
-from kpledger.ledger.bundle import BundleRecord, assemble_bundle
+from kpledger.ledger.bundle import BundleRecord, BundleState, assemble_bundle, checkpoint
 from kpledger.ledger.canonical import parse_canonical
 from kpledger.ledger.errors import NotYetCosigned, StoreError, UnknownReference
 from kpledger.ledger.records import (
@@ -64,6 +71,7 @@ from kpledger.ledger.records import (
 )
 from kpledger.ledger.state import CertificateStatus
 from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.stateview import load_state_tree
 from kpledger.ledger.store.store import Store
 
 __all__ = ["build_bundle"]
@@ -349,11 +357,12 @@ class _Builder:
         return buyer.holder
 
     # ------------------------------------------------------------ headers to a fixpoint
-    def _close(self, taken: set[Key]) -> None:
+    def _close(self, taken: set[Key], checkpoints: set[Key]) -> None:
         new_records = set(taken)
         placed: set[Key] = set()
         kp_size = 0
         rotations: dict[str, int] = {}
+        first = self._load_headers(checkpoints)
         while new_records:
             self._load_records(new_records)
             want: set[Key] = set()
@@ -362,7 +371,8 @@ class _Builder:
                 want.add((chain, height))
                 if height > 1:
                     want.add((chain, height - 1))
-            fresh = self._load_headers(want)
+            fresh = first + self._load_headers(want)
+            first = []
             for key in sorted(want - self.cosigned):
                 fresh += self._load_headers(self._cosigners(*key))
                 self.cosigned.add(key)
@@ -494,11 +504,69 @@ class _Builder:
             for chain, idx in taken
             if isinstance(self.records[(chain, idx)].body, CertificateRefuse)
         }
+        chains = self._state_chains(parcel_id, taken)
         taken |= self._parties(taken)
-        self._close(taken)
+        self._close(taken, self._checkpoint_headers(chains))
         entries: list[BundleRecord] = []
         for chain, idx in sorted(taken):
             header = self.headers[(chain, self._block_height(chain, idx))].header
             proof = self.store.proofs.inclusion(chain, idx, header.size)
             entries.append(BundleRecord(idx, self.records[(chain, idx)], tuple(proof)))
-        return assemble_bundle(self.store.registry, parcel_id, self.headers.values(), entries)
+        held = {k: s.header for k, s in self.headers.items()}
+        states: list[BundleState] = []
+        for chain in sorted(chains):
+            top = checkpoint(held, chain, self.store.registry.cosign)
+            if top is None:
+                continue  # partial: it will not verify
+            slot = load_state_tree(self.store.engine, chain, top).prove(parcel_id)
+            states.append(BundleState(chain, top, slot))
+        return assemble_bundle(
+            self.store.registry, parcel_id, self.headers.values(), entries, states=states
+        )
+
+    # ------------------------------------------------------------ the subject's state
+    def _state_chains(self, subject: str, taken: set[Key]) -> set[str]:
+        """The chains whose records taken act on the subject, and the destinations of
+        the certificates taken that carry it."""
+        out: set[str] = set()
+        for (chain, idx), parcels in self._parcels_of(taken).items():
+            if subject not in parcels:
+                continue
+            out.add(chain)
+            body = self.records[(chain, idx)].body
+            if isinstance(body, CertificateIssue):
+                out.add(body.destination)
+        return out
+
+    def _checkpoint_headers(self, chains: Iterable[str]) -> set[Key]:
+        """For each chain, its newest header ``cosign`` other authorities have witnessed
+        (each other authority's head says how far it has), with those cosigners."""
+        need = self.store.registry.cosign
+        heads = self.store.heads()
+        out: set[Key] = set()
+        for chain in chains:
+            head = heads.get(chain)
+            if head is None:
+                continue
+            if need == 0:
+                out.add((chain, head.height))
+                continue
+            seen = sorted(
+                (
+                    w.height
+                    for other, h in heads.items()
+                    if other not in (chain, GOVERNANCE_CHAIN)
+                    for w in h.witness
+                    if w.chain == chain
+                ),
+                reverse=True,
+            )
+            if len(seen) < need:
+                if self.partial:
+                    continue
+                raise NotYetCosigned(chain, head.height, (), need)
+            top = seen[need - 1]
+            out.add((chain, top))
+            out |= self._cosigners(chain, top)
+            self.cosigned.add((chain, top))
+        return out

@@ -30,8 +30,10 @@ from kpledger.ledger.errors import (
     EncodingError,
     InclusionProofError,
     InvalidData,
+    RecordOmitted,
     SchemaError,
     SignatureError,
+    StateProofError,
     ThresholdError,
     UnknownReference,
     VersionError,
@@ -225,7 +227,7 @@ def test_parse_refuses_unknown_fields_and_formats(example: tuple[bytes, Doc]) ->
         "unknown field(s) ['height']",
     )
     fails(
-        edited(doc, lambda d: d.update(format="kpledger-bundle/2")),
+        edited(doc, lambda d: d.update(format="kpledger-bundle/1")),
         1,
         SchemaError,
         "unsupported format",
@@ -281,7 +283,7 @@ def test_header_root_changed(example: tuple[bytes, Doc]) -> None:
     def reroot(d: Doc) -> None:
         highest(d, "IN")["header"]["root"] = EMPTY_ROOT.hex()
 
-    fails(edited(example[1], reroot), 3, SignatureError, "header IN/6", "does not verify")
+    fails(edited(example[1], reroot), 3, SignatureError, "header IN/7", "does not verify")
 
     def reroot_inner(d: Doc) -> None:  # signed by BW, named by BW/3's prev and EU's witness
         header(d, "BW", 2)["header"]["root"] = EMPTY_ROOT.hex()
@@ -302,7 +304,8 @@ def test_headers_must_link_and_match_witnesses(
     fails(edited(example[1], fork), 3, BlockError, "header BW/3", "prev is not the hash of BW/2")
 
     def fork_last(d: Doc) -> None:  # nothing after it on BW; EU's confirmation witnesses it
-        d["headers"].remove(highest(d, "BW"))  # BW's heartbeat, a cosigner
+        d["headers"].remove(highest(d, "BW"))  # BW's heartbeats: cosigners of IN's checkpoint
+        d["headers"].remove(highest(d, "BW"))  # and of EU's blocks
         signed = highest(d, "BW")
         signed["header"]["time"] = signed["header"]["time"][:-3] + "59Z"
         resign(signed, network.signers["BW"])
@@ -366,15 +369,14 @@ def test_header_removed(example: tuple[bytes, Doc]) -> None:
         d["headers"].remove(header(d, "EU", seen["height"]))
 
     # here that head is also the block of EU's issue record (see the store tests for a
-    # confirmation whose witnessed head is a later heartbeat); the other authorities'
-    # quarterly reports cosign it, so the bundle holds no later EU header: nothing covers
-    # the record once that head is gone
+    # confirmation whose witnessed head is a later heartbeat); once it is gone the record's
+    # block is EU's header that cosigns IN's checkpoint, and the one before it is missing
     fails(
         edited(example[1], drop_witnessed_issuer),
         3,
         SchemaError,
         "record EU/5",
-        "no header of EU in the bundle covers it",
+        "the header before its block EU/8",
     )
 
 
@@ -397,12 +399,12 @@ def test_header_signed_by_a_non_authority_key(example: tuple[bytes, Doc], networ
         signed["header"]["key_id"] = wdc.public.key_id
         resign(signed, wdc)
 
-    fails(edited(example[1], forge), 3, BlockError, "header BW/6", "names key")
+    fails(edited(example[1], forge), 3, BlockError, "header BW/8", "names key")
 
     def forge_same_id(d: Doc) -> None:
         resign(highest(d, "BW"), wdc)
 
-    fails(edited(example[1], forge_same_id), 3, SignatureError, "header BW/6", "does not verify")
+    fails(edited(example[1], forge_same_id), 3, SignatureError, "header BW/8", "does not verify")
 
 
 def test_chain_of_a_non_authority(example: tuple[bytes, Doc], network: Network) -> None:
@@ -410,13 +412,14 @@ def test_chain_of_a_non_authority(example: tuple[bytes, Doc], network: Network) 
     wdc = network.signers["WDC"]
     net_id = example[1]["records"][0]["record"]["network"]
     forged = {
-        "v": 1,
+        "v": 2,
         "network": net_id,
         "chain": "WDC",
         "height": 1,
         "prev": net_id,
         "size": 0,
         "root": EMPTY_ROOT.hex(),
+        "state": "00" * 32,
         "time": "2026-03-02T09:00:00Z",
         "witness": [],
         "key_id": wdc.public.key_id,
@@ -453,8 +456,74 @@ def test_any_single_byte_change_fails(example: tuple[bytes, Doc], data: st.DataO
     assert result.error.startswith(f"step {STEPS.index(result.step) + 1} ({result.step}): ")
 
 
-def test_sibling_subject_needs_the_parcel_pin(example: tuple[bytes, Doc]) -> None:
-    """The same records prove IN-CUT-2's lineage: only pinning the parcel tells them apart."""
+def test_sibling_subject_fails_on_its_state_proof(example: tuple[bytes, Doc]) -> None:
+    """The same records prove IN-CUT-2's lineage, but the state proof is IN-CUT-1's slot:
+    re-labelled, the bundle fails step 6 even unpinned (pinned, the subject differs first)."""
     sibling = edited(example[1], lambda d: d.update(subject="IN-CUT-2"))
-    assert verify_bundle(sibling).subject == "IN-CUT-2"
+    fails(sibling, 6, StateProofError, "state of IN-CUT-2 on IN/7", "not the state root")
     fails(sibling, 6, SchemaError, "not IN-CUT-1", parcel="IN-CUT-1")
+
+
+# ------------------------------------------------------------------ records left out
+
+
+def _without(doc: Doc, kind: str, **body: str) -> Callable[[Doc], None]:
+    def drop(d: Doc) -> None:
+        (gone,) = [
+            r
+            for r in d["records"]
+            if r["record"]["kind"] == kind
+            and all(r["record"]["body"].get(k) == v for k, v in body.items())
+        ]
+        d["records"].remove(gone)
+
+    return drop
+
+
+def test_the_split_that_spent_a_parcel_cannot_be_left_out(story: ExampleResult) -> None:
+    """The attack of issue 14: IN-CUT's bundle without the split that spent it verified
+    and showed IN-CUT "active". The checkpoint's state commits to two records of IN
+    acting on IN-CUT (the confirmation that brought it, the split), the latest the split."""
+    doc = build_bundle(story.store, "IN-CUT")
+    assert verify_bundle(serialize_bundle(doc)).status is ParcelStatus.SPENT
+    message = fails(
+        edited(doc, _without(doc, "parcel.split", parcel="IN-CUT")),
+        6,
+        RecordOmitted,
+        "IN/",
+        "commits to 2 record(s) of IN acting on IN-CUT",
+        "the bundle holds 1",
+        "left out",
+    )
+    assert "state.IN" in message
+
+
+def test_a_state_proof_of_an_older_header_or_none_fails(example: tuple[bytes, Doc]) -> None:
+    def older(d: Doc) -> None:
+        d["state"][0]["height"] -= 1
+
+    fails(edited(example[1], older), 6, RecordOmitted, "newest cosigned header of IN is IN/7")
+    fails(edited(example[1], lambda d: d.update(state=[])), 6, RecordOmitted, "no state proof")
+
+    def fewer(d: Doc) -> None:  # a slot that claims no record of IN on the subject
+        d["state"][0]["slot"] = {"count": 0, "path": d["state"][0]["slot"]["path"]}
+
+    fails(edited(example[1], fewer), 6, StateProofError, "not the state root")
+
+
+def test_a_refusal_on_another_chain_cannot_be_left_out(story: ExampleResult) -> None:
+    """AE-MIX-1 went to EU and EU refused it: without the refusal the parcel would show
+    "in transit". Its bundle proves its slot on AE and on EU (the certificate's
+    destination), and EU's checkpoint commits to the refusal."""
+    doc = build_bundle(story.store, "AE-MIX-1")
+    assert [s["chain"] for s in doc["state"]] == ["AE", "EU"]
+    verdict = verify_bundle(serialize_bundle(doc))
+    assert verdict.status is ParcelStatus.ACTIVE
+    assert [c for c, _, _ in verdict.checkpoints] == ["AE", "EU"]
+    fails(
+        edited(doc, _without(doc, "certificate.refuse")),
+        6,
+        RecordOmitted,
+        "commits to 1 record(s) of EU acting on AE-MIX-1",
+        "the bundle holds 0",
+    )

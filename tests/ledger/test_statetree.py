@@ -76,12 +76,12 @@ def test_incremental_root_matches_the_definition_and_every_proof_verifies() -> N
         proof = tree.prove(parcel)
         assert (proof.count, proof.latest) == (slot.count, slot.latest)
         verify_state_proof(proof, root)
-        assert StateProof.from_json(proof.to_json(), "p") == proof
+        assert StateProof.from_json(proof.to_json(), "p", proof.parcel) == proof
     for i in range(200, 260):
         proof = tree.prove(f"BW-Q{i}")
         assert proof.count == 0
         verify_state_proof(proof, root)
-        assert StateProof.from_json(proof.to_json(), "p") == proof
+        assert StateProof.from_json(proof.to_json(), "p", proof.parcel) == proof
     assert StateTree.build((p, s.latest, s.count) for p, s in slots.items()).root() == root
 
 
@@ -125,9 +125,9 @@ def test_a_left_out_record_or_a_stale_slot_does_not_verify() -> None:
 
 def test_proof_json_refuses_bad_shapes() -> None:
     with pytest.raises(SchemaError, match="unknown field"):
-        StateProof.from_json({"parcel": "BW-P1", "count": 0, "path": [], "record": "00" * 32}, "p")
+        StateProof.from_json({"count": 0, "path": [], "record": "00" * 32}, "p", "BW-P1")
     with pytest.raises(SchemaError, match="is required"):
-        StateProof.from_json({"parcel": "BW-P1", "count": 1, "path": []}, "p")
+        StateProof.from_json({"count": 1, "path": []}, "p", "BW-P1")
 
 
 def _story() -> tuple[Scenario, list[Block]]:
