@@ -48,6 +48,9 @@ T_REGISTRY = b"KPL-REGISTRY-V1\n"
 T_SIG_HEADER = b"KPL-SIG-HEADER-V1\n"
 T_SIG_REGISTRY = b"KPL-SIG-REGISTRY-V1\n"
 T_SIG_RECORD = b"KPL-SIG-RECORD-V1\n"
+T_STATE_KEY = b"KPL-STATE-KEY-V1\n"
+T_STATE_LEAF = b"KPL-STATE-LEAF-V1\n"
+T_STATE_NODE = b"KPL-STATE-NODE-V1\n"
 
 
 class Fail(Exception):
@@ -291,6 +294,7 @@ class Hdr:
     height: int
     size: int
     root: bytes
+    state: bytes
     time: str
     prev: str
     witness: dict[str, tuple[int, str]]
@@ -329,6 +333,7 @@ def _verify(data: bytes, pinned: bytes | None, parcel: str | None) -> Outcome:
         raise Fail(6, "schema", f"the bundle is about {subject}, not {parcel}")
     if subject not in replay.parcels:
         raise Fail(6, "unknown-reference", f"no record of the bundle creates {subject}")
+    _checkpoints(bundle["state"], subject, records, replay, by_chain, cosign)
     _step7(bundle.get("disclosures"), records)
     return Outcome(True, state=dict(replay.parcels[subject]))
 
@@ -406,11 +411,11 @@ def _step1(data: bytes) -> tuple[dict[str, Any], list[Hdr], list[Rec]]:
         doc = parse_canonical(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Fail(1, "encoding", str(exc)) from None
-    fields = {"format", "registry", "subject", "headers", "records"}
+    fields = {"format", "registry", "subject", "headers", "records", "state"}
     if not isinstance(doc, dict) or set(doc) - {"disclosures"} != fields:
         keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise Fail(1, "schema", f"the bundle's fields are {keys}")
-    if doc["format"] != "kpledger-bundle/1":
+    if doc["format"] != "kpledger-bundle/2":
         raise Fail(1, "schema", f"format {doc['format']!r}")
     subj = doc["subject"]
     parcel_id = json.loads((SPEC / "schemas/bodies/parcel.register.schema.json").read_text())[
@@ -425,6 +430,9 @@ def _step1(data: bytes) -> tuple[dict[str, Any], list[Hdr], list[Rec]]:
         raise Fail(1, "schema", "records: 1 to 10,000 expected")
     headers: list[Hdr] = []
     for i, sh in enumerate(hs):
+        hv = sh.get("header", {}).get("v") if isinstance(sh, dict) else None
+        if isinstance(hv, int) and not isinstance(hv, bool) and hv != 2:
+            raise Fail(1, "unsupported-version", f"headers[{i}]: header format {hv}")
         err = _schema_error("signed-header", sh)
         if err:
             raise Fail(1, err[0], f"headers[{i}]: {err[1]}")
@@ -441,6 +449,7 @@ def _step1(data: bytes) -> tuple[dict[str, Any], list[Hdr], list[Rec]]:
                 h["height"],
                 h["size"],
                 bytes.fromhex(h["root"]),
+                bytes.fromhex(h["state"]),
                 h["time"],
                 h["prev"],
                 wit,
@@ -502,6 +511,7 @@ def _step1(data: bytes) -> tuple[dict[str, Any], list[Hdr], list[Rec]]:
     rkeys = [(r.chain, r.index) for r in records]
     if rkeys != sorted(set(rkeys)):
         raise Fail(1, "schema", "records not sorted by (chain, index) or repeated")
+    _parse_state(doc["state"])
     return doc, headers, records
 
 
@@ -699,6 +709,144 @@ def _step3(
                 f"block {chain}/{height}: witnessed by {sorted(cosigners)}, cosign {cosign}",
             )
     return by_chain
+
+
+# -- section 4.1 and step 6: the subject's state at its checkpoints ------------------------
+
+
+def _parse_state(items: Any) -> list[dict[str, Any]]:
+    """Step 1 shapes of the bundle's ``state`` (section 6), each slot as section 4.1 says."""
+    if not isinstance(items, list) or len(items) > 64:
+        raise Fail(1, "schema", "state: at most 64 items")
+    code = re.compile(r"[A-Z]{2,8}")
+    chains = []
+    for i, x in enumerate(items):
+        if not isinstance(x, dict) or set(x) != {"chain", "height", "slot"}:
+            raise Fail(1, "schema", f"state[{i}]: chain, height and slot expected")
+        if not isinstance(x["chain"], str) or not code.fullmatch(x["chain"]):
+            raise Fail(1, "schema", f"state[{i}].chain")
+        if not _int(x["height"], 1):
+            raise Fail(1, "schema", f"state[{i}].height")
+        slot = x["slot"]
+        if not isinstance(slot, dict) or not _int(slot.get("count"), 0):
+            raise Fail(1, "schema", f"state[{i}].slot.count")
+        want = {"count", "path"} | ({"record"} if slot["count"] > 0 else set())
+        if set(slot) - {"other"} != want or (slot["count"] > 0 and "other" in slot):
+            raise Fail(1, "schema", f"state[{i}].slot: fields {sorted(slot)}")
+        if not isinstance(slot["path"], list) or len(slot["path"]) > 256:
+            raise Fail(1, "schema", f"state[{i}].slot.path: at most 256 hashes")
+        _hexes(slot["path"], f"state[{i}].slot.path")
+        if "record" in slot:
+            _hexes([slot["record"]], f"state[{i}].slot.record")
+        other = slot.get("other")
+        if other is not None:
+            if not isinstance(other, dict) or set(other) != {"key", "record", "count"}:
+                raise Fail(1, "schema", f"state[{i}].slot.other: key, record, count expected")
+            _hexes([other["key"], other["record"]], f"state[{i}].slot.other")
+            if not _int(other["count"], 1):
+                raise Fail(1, "schema", f"state[{i}].slot.other.count")
+        chains.append(x["chain"])
+    if chains != sorted(set(chains)):
+        raise Fail(1, "schema", "state not sorted by chain, or a chain twice")
+    return items
+
+
+def _int(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= MAX_INT
+
+
+def _slot_root(parcel: str, slot: dict[str, Any]) -> bytes | None:
+    """Fold a slot proof up to its root (section 4.1); None if ``other`` is not allowed."""
+    key = sha256(T_STATE_KEY, parcel.encode())
+    k = int.from_bytes(key, "big")
+    path = [bytes.fromhex(h) for h in slot["path"]]
+    if slot["count"] > 0:
+        h = sha256(
+            T_STATE_LEAF, key, bytes.fromhex(slot["record"]), slot["count"].to_bytes(8, "big")
+        )
+    elif "other" in slot:
+        o = slot["other"]
+        okey = bytes.fromhex(o["key"])
+        if okey == key or (int.from_bytes(okey, "big") ^ k) >> (256 - len(path)):
+            return None
+        h = sha256(T_STATE_LEAF, okey, bytes.fromhex(o["record"]), o["count"].to_bytes(8, "big"))
+    else:
+        h = bytes(32)
+    for i in range(len(path) - 1, -1, -1):
+        if (k >> (255 - i)) & 1:
+            h = sha256(T_STATE_NODE, path[i], h)
+        else:
+            h = sha256(T_STATE_NODE, h, path[i])
+    return h
+
+
+def _acts_on(rec: dict[str, Any], certs: dict[str, dict[str, Any]]) -> list[str]:
+    """The parcels a record acts on: the table of section 4.1."""
+    b, kind = rec["body"], rec["kind"]
+    if kind in ("parcel.register", "parcel.purchase", "parcel.transfer", "parcel.release"):
+        return [b["parcel"]]
+    if kind == "parcel.split":
+        return [b["parcel"], *(c["parcel"] for c in b["children"])]
+    if kind == "parcel.merge":
+        return [*b["parents"], b["parcel"]]
+    if kind == "certificate.issue":
+        return [line["parcel"] for line in b["lines"]]
+    if kind == "certificate.confirm":
+        return [line["parcel"] for line in b["received"]]
+    if kind in ("certificate.refuse", "certificate.void"):
+        return list(certs.get(b["number"], {}).get("parcels", []))
+    return []
+
+
+def _checkpoints(
+    items: list[dict[str, Any]],
+    subject: str,
+    records: list[Rec],
+    replay: Replay,
+    by_chain: dict[str, dict[int, Hdr]],
+    cosign: int,
+) -> None:
+    """Step 6's checkpoints: every chain that acted on the subject, or to which one of its
+    certificates goes, proves the subject's slot at its newest cosigned header."""
+    acting: dict[str, list[Rec]] = {}
+    for r in sorted(records, key=lambda r: (r.chain, r.index)):
+        if subject in _acts_on(r.record, replay.certs):
+            acting.setdefault(r.chain, []).append(r)
+    S = set(acting) | {c["destination"] for c in replay.certs.values() if subject in c["parcels"]}
+    given = {x["chain"]: x for x in items}
+    for chain in sorted(given):
+        if chain not in S:
+            raise Fail(6, "schema", f"a state item of {chain}, which never acted on {subject}")
+    for chain in sorted(S):
+        x = given.get(chain)
+        if x is None:
+            raise Fail(6, "record-omitted", f"no state item of {chain}")
+        hs = by_chain.get(chain, {})
+        top = None
+        for c in sorted(hs, reverse=True):
+            cosigners = set()
+            for other, xs in by_chain.items():
+                if other in (chain, "KP"):
+                    continue
+                for xh in xs.values():
+                    w = xh.witness.get(chain)
+                    if w and w[0] >= c and all(k in hs for k in range(c, w[0] + 1)):
+                        cosigners.add(other)
+            if len(cosigners) >= cosign:
+                top = c
+                break
+        if top is None or x["height"] != top:
+            raise Fail(6, "record-omitted", f"{chain}: state at {x['height']}, checkpoint {top}")
+        if _slot_root(subject, x["slot"]) != hs[top].state:
+            raise Fail(6, "state-proof", f"{chain}/{top}: the slot does not fold to its state")
+        mine = acting.get(chain, [])
+        want = (len(mine), mine[-1].leaf.hex() if mine else None)
+        if (x["slot"]["count"], x["slot"].get("record")) != want:
+            raise Fail(
+                6,
+                "record-omitted",
+                f"{chain}/{top}: {x['slot']['count']} records, bundle {want[0]}",
+            )
 
 
 def _prove(r: Rec, step: int) -> None:
