@@ -264,6 +264,13 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
             f"(as of block {chain}/{height}, {time})",
         ),
     ]
+    rows.append(
+        (
+            "checkpoints",
+            ", ".join(f"{c}/{h} ({t})" for c, h, t in verdict.checkpoints)
+            + ": every record of the parcel up to these headers is in the bundle",
+        )
+    )
     rows += [_source_row(s) for s in verdict.sources]
     rows.append(("lineage", ", ".join(verdict.lineage) or "none: registered at the mine"))
     rows += [
@@ -295,8 +302,8 @@ def _show(verdict: Verdict, path: Path, registry: Path | None) -> None:
     else:
         out.print(f"registry: pinned, identical to {escape(str(registry))}")
     out.print(
-        "The status is as of the parcel's last record in the bundle; "
-        "a bundle cannot show records made after it was built."
+        "The status is as of the checkpoints above; a bundle cannot show records made "
+        "after them (kpl verify --online URL compares it with nodes now)."
     )
 
 

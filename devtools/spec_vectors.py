@@ -16,7 +16,11 @@ A vector's expected step and code are stated here, per mutation, and the
 generator refuses to write a vector the verifier does not judge that way. The
 vectors of step 5 (replay) come from ``devtools.replay_vectors``: records the
 story's bundle needs left out (``LEFT_OUT``), and chains sealed without the
-rules, one broken rule each.
+rules, one broken rule each. The vectors of step 6 leave out a record of the
+subject that only its checkpoints' state reveals, or change its state proofs.
+
+One concept, a little over 500 lines: the list of conformance cases, one
+statement per case, read top to bottom in the order of the verification steps.
 """
 
 from __future__ import annotations

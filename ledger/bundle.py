@@ -1,4 +1,4 @@
-"""Provenance bundles: a parcel's custody chain, verifiable offline (``kpledger-bundle/1``).
+"""Provenance bundles: a parcel's custody chain, verifiable offline (``kpledger-bundle/2``).
 
 A provenance bundle is one JSON document that proves where a parcel comes from
 to somebody who holds nothing but the network's genesis registry (or not even
@@ -17,11 +17,13 @@ hex. A verifier refuses bytes that are not already canonical, so every signed
 or hashed object inside is a verbatim substring of the bundle (nothing is
 re-serialised to be verified)::
 
-    {"format":   "kpledger-bundle/1",
+    {"format":   "kpledger-bundle/2",
      "registry": {"registry": {...}, "sigs": [...]},
      "subject":  "IN-CUT-1",
      "headers":  [{"header": {...}, "sig": "<hex>"}, ...],
      "records":  [{"index": 12, "proof": ["<hex>", ...], "record": {...}}, ...],
+     "state":    [{"chain": "IN", "height": 7, "slot": {"count": 1, "record": <hex>,
+                                                       "path": ["<hex>", ...]}}, ...],
      "disclosures": [{"record": <hex>, "path": ..., "salt": <hex>, "value": ...}, ...]}
 
 No other field is allowed at any level. ``disclosures`` is optional: records
@@ -49,6 +51,11 @@ hash, field path, salt, clear value), each checked at step 7.
     of the record's *block header*: the header of ``record.chain`` in the bundle
     with the smallest height whose ``size > index``. Sorted by
     ``(record.chain, index)``, at most one per pair; 1..10,000 of them.
+``state``
+    The subject's slot in the parcel state tree (``ledger.statetree``) of each
+    chain that acted on it or to which one of its certificates goes, proven
+    against the ``state`` root of that chain's header at ``height``. Sorted by
+    chain, one each, at most 64.
 
 The whole document is at most 64 MiB.
 
@@ -87,6 +94,11 @@ needs, the following; anything missing makes a step fail, never pass.
    ``params.cosign``, absent: 2, or the genesis authorities minus one if fewer)
    that witness the block's chain at the block's height or above, and every
    header of the block's chain from the block up to the height witnessed.
+8. Checkpoints: for every chain whose records act on the subject, and every
+   destination of a certificate that carried it, the chain's newest header
+   that ``cosign`` other authorities witness, with those cosigners' headers,
+   and the subject's slot in that chain's state as of the newest such header
+   the bundle holds.
 
 Verification
 ------------
@@ -97,7 +109,8 @@ where (``step 4 (inclusion): record BW/12: ...``).
 1. *parse*: at most 64 MiB; UTF-8 JSON in RFC 8785 canonical form, no floats,
    no duplicate keys; exactly the fields above with their types and limits;
    every header and record schema-checked as on the wire; headers and records
-   sorted and unique as above. ``format`` must be ``kpledger-bundle/1``.
+   sorted and unique as above. ``format`` must be ``kpledger-bundle/2`` (a header
+   of format 1, which had no ``state``, fails with ``unsupported-version``).
 2. *registry*: the registry's schema, and its signatures: every signature must
    be a valid one by a distinct governance key it lists (no unknown, duplicate
    or invalid signatures), and at least ``threshold`` of them. If the verifier
@@ -159,27 +172,32 @@ where (``step 4 (inclusion): record BW/12: ...``).
    exact issue record, witnessed, before expiry, origin restrictions,
    tolerance) and governance signatures.
 6. *subject*: the subject parcel exists after the replay (and equals the parcel
-   the verifier expects, if it names one). The verdict reports it as of the
-   last record that acted on it: jurisdiction, custodian, status, weight,
-   origin composition, its ancestors back to the mines, and the certificates
-   on the path.
+   the verifier expects, if it names one). Then its *checkpoints*: for every
+   chain whose records of the bundle act on it, and the destination of every
+   certificate that carried it, the ``state`` entry of that chain is at the
+   chain's newest cosigned header in the bundle (``checkpoint``), its slot
+   proof folds up to that header's ``state`` (``StateProofError``), and the
+   slot's count and latest record equal the bundle's records of that chain
+   acting on the subject (else ``RecordOmitted``: one is left out). The
+   verdict reports it: jurisdiction, custodian, status, weight, origin
+   composition, its ancestors back to the mines, the certificates on the
+   path, and the checkpoints it holds as of.
 7. *disclosures*: each disclosure names a record of the bundle (its leaf
    hash), a confidential field of it (``ledger.commit``), and a clear value
    and salt that open that field's commitment; a changed value or salt
    fails here (``disclosure-mismatch``).
 
-What a bundle does not prove: that nothing happened to the subject after its
-last record in the bundle (a log proves inclusion, not absence); ask for a
-fresh bundle, or run ``kpl verify --online URL``, whose step 8 compares the
-subject's state with a node's current one. A record left out of a bundle is
-just as invisible when nothing the bundle holds refers to it (the records
-carry no link to the previous record of a parcel). What it proves about its
-records holds only as far as the cosigners' checkpoints: ``cosign + 1`` keys
-acting together could still sign a consistent fork. The registry is the trust
-anchor: without a pinned registry a bundle only proves that it is consistent
-under the registry it carries, whose network id the verifier prints. Bundles
-carry whole records, values and party names included, so they are for the
-parties and auditors entitled to them.
+What a bundle does not prove: anything after its checkpoints (a record sealed
+later, or in a block that ``cosign`` other authorities have not witnessed yet);
+ask for a fresh bundle, or run ``kpl verify --online URL``, whose step 8
+compares the subject's state with a node's current one. Up to its
+checkpoints, every record of the subject is there (step 6); of its ancestors,
+only what the replay needs (their slots are not proven). What it proves about
+its records holds only as far as the cosigners' checkpoints: ``cosign + 1``
+keys acting together could still sign a consistent fork. The registry is the
+trust anchor: without a pinned registry a bundle only proves that it is
+consistent under the registry it carries, whose network id the verifier
+prints. Bundles carry committed records, so anyone may hold one.
 
 One concept in one file, on purpose: the bundle's format, parser and its numbered
 verification steps read top to bottom as the specification (docs/spec/bundle.md)

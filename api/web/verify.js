@@ -1,4 +1,4 @@
-// kpledger explorer: provenance bundles (kpledger-bundle/1) verified in the browser.
+// kpledger explorer: provenance bundles (kpledger-bundle/2) verified in the browser.
 //
 // This implements steps 1-4 of the verification that ledger/bundle.py specifies
 // (its module docstring is the format's spec), with the browser's own WebCrypto
@@ -15,12 +15,16 @@
 //   4 inclusion  every record's RFC 9162 inclusion proof against its block's root
 //
 // Step 5 (replaying the custody rules) is not run here: `kpl verify` does it.
-// A partial step 6 checks that the bundle is about the parcel asked for.
+// A partial step 6 checks that the bundle is about the parcel asked for, that a
+// record creates it, and its checkpoints: on every chain that acted on it (or to
+// which a certificate carrying it goes), its slot in the chain's parcel state at
+// the newest cosigned header counts exactly the bundle's records of it there
+// (docs/spec/bundle.md section 4.1), so no record of the subject is left out.
 //
 // Failures read exactly like the Python verifier's:
 //   "step 4 (inclusion): record BW/2 inclusion proof: root: root mismatch: ..."
 
-export const FORMAT = "kpledger-bundle/1";
+export const FORMAT = "kpledger-bundle/2";
 export const STEPS = ["parse", "registry", "headers", "inclusion", "replay", "subject", "disclosures"];
 const GOVERNANCE = "KP";
 const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
@@ -29,6 +33,9 @@ const MAX_HEADERS = 30000;
 const MAX_PROOF = 64;
 const MAX_INDEX = Number.MAX_SAFE_INTEGER;
 const MAX_WITNESS = 500;
+const MAX_STATES = 64;
+const MAX_STATE_DEPTH = 256;
+const HEADER_VERSION = 2;
 const MAX_LINES = 1000;
 const MAX_PARTICIPANTS = 500;
 const MAX_RECORD_BYTES = 256 * 1024;
@@ -40,6 +47,9 @@ const TAG = {
   SIG_HEADER: "KPL-SIG-HEADER-V1\n",
   SIG_REGISTRY: "KPL-SIG-REGISTRY-V1\n",
   SIG_RECORD: "KPL-SIG-RECORD-V1\n",
+  STATE_KEY: "KPL-STATE-KEY-V1\n",
+  STATE_LEAF: "KPL-STATE-LEAF-V1\n",
+  STATE_NODE: "KPL-STATE-NODE-V1\n",
 };
 const LEAF = new Uint8Array([0]);
 const NODE = new Uint8Array([1]);
@@ -717,13 +727,21 @@ function checkRecord(value, path) {
 /** A block header (Header.from_json); returns its canonical text. */
 function checkHeader(value, path) {
   const f = new Fields(value, path);
-  f.integer("v", 1, 1);
+  const version = value.v;
+  if (version !== HEADER_VERSION && typeof version === "number" && Number.isInteger(version)) {
+    throw new InvalidData(
+      `header format ${version}: this network writes and reads format ${HEADER_VERSION} (format 1 has no parcel state commitment)`,
+      f.at("v"),
+    );
+  }
+  f.integer("v", HEADER_VERSION, HEADER_VERSION);
   f.hex("network", 32, 64);
   const chain = code(f, "chain");
   f.integer("height", 1, MAX_INDEX);
   f.hex("prev", 32, 64);
   f.integer("size", 0, MAX_INDEX);
   f.hex("root", 32, 64);
+  f.hex("state", 32, 64);
   f.time("time");
   const chains = f.items("witness", 0, MAX_WITNESS).map(([wpath, item]) => {
     const w = new Fields(item, wpath);
@@ -749,6 +767,22 @@ function cmp(a, b) {
 
 function compareKeys([c1, n1], [c2, n2]) {
   return cmp(c1, c2) || n1 - n2;
+}
+
+/** A slot proof of the subject's parcel state (ledger/statetree.py StateProof.from_json). */
+function checkSlot(value, path) {
+  const f = new Fields(value, path);
+  const count = f.integer("count", 0, MAX_INDEX);
+  const record = count > 0 ? f.hex("record", 32, 64) : null;
+  const steps = f.items("path", 0, MAX_STATE_DEPTH).map(([p, h]) => checkHex(h, p, 32));
+  let other = null;
+  if (count === 0 && f.has("other")) {
+    const o = new Fields(f.mapping("other"), f.at("other"));
+    other = { key: o.hex("key", 32, 64), record: o.hex("record", 32, 64), count: o.integer("count", 1, MAX_INDEX) };
+    o.done();
+  }
+  f.done();
+  return { count, record, path: steps, other };
 }
 
 /** Step 1 after the bytes: the bundle's fields. */
@@ -777,6 +811,18 @@ function checkBundle(value) {
     r.done();
     return { index, proof, record, raw, chain: record.chain, name: `${record.chain}/${index}` };
   });
+  const state = [];
+  for (const [path, item] of f.items("state", 0, MAX_STATES)) {
+    const x = new Fields(item, path);
+    const chain = code(x, "chain");
+    const height = x.integer("height", 1, MAX_INDEX);
+    const slot = checkSlot(x.mapping("slot"), x.at("slot"));
+    x.done();
+    if (state.length && state[state.length - 1].chain >= chain) {
+      throw new InvalidData("state must be sorted by chain, one each", path);
+    }
+    state.push({ chain, height, slot });
+  }
   // optional: the disclosures an entitled caller's bundle carries (checked at step 7)
   const disclosures = f.has("disclosures")
     ? f.items("disclosures", 1, 100000).map(([path, item]) => {
@@ -803,7 +849,7 @@ function checkBundle(value) {
       throw new InvalidData("records must be sorted by (chain, index), one each", `records[${i}]`);
     }
   }
-  return { registry, subject, headers, records, disclosures };
+  return { registry, subject, headers, records, disclosures, state };
 }
 
 // ---------------------------------------------------------------- registry
@@ -1179,7 +1225,8 @@ class Verifier {
     this.skip(5, "not run in the browser: replaying the custody rules needs `kpl verify`");
     this.step = 6;
     await this.at("", () => this.subject(bundle));
-    this.done(6, `the bundle proves parcel ${bundle.subject}'s records (partial: without the replay)`);
+    const checkpoints = await this.at("", () => this.checkpoints(bundle, registry));
+    this.done(6, `the bundle proves parcel ${bundle.subject}'s records, none left out up to ${checkpoints.join(", ")} (without the replay)`);
     this.step = 7;
     await this.at("", () => this.disclosures(bundle));
     this.done(7, bundle.disclosures.length ? `${bundle.disclosures.length} disclosed values open their commitments` : "none carried (committed fields stay committed)");
@@ -1385,9 +1432,9 @@ class Verifier {
     await this.checkCosigned(registry);
   }
 
-  async checkCosigned(registry) {
-    const need = registry.cosign;
-    if (!need) return;
+  /** chain -> [from, to, authority]: that authority (not KP) witnessed chain/to, and
+   * through the held headers from..to, every block in between (ledger/bundle.py _spans). */
+  spans() {
     const start = new Map();
     for (const [chain, heights] of this.heights) {
       heights.forEach((height, i) => {
@@ -1407,15 +1454,26 @@ class Verifier {
         }
       }
     }
+    return spans;
+  }
+
+  static cosigners(spans, chain, height) {
+    return [
+      ...new Set((spans.get(chain) || []).filter(([lo, hi, o]) => lo <= height && height <= hi && o !== chain).map(([, , o]) => o)),
+    ].sort();
+  }
+
+  async checkCosigned(registry) {
+    const need = registry.cosign;
+    if (!need) return;
+    const spans = this.spans();
     const blocks = [...this.inBlock.keys()].map((k) => {
       const at = k.lastIndexOf("/");
       return [k.slice(0, at), Number(k.slice(at + 1))];
     });
     blocks.sort(compareKeys);
     for (const [chain, height] of blocks) {
-      const have = [
-        ...new Set((spans.get(chain) || []).filter(([lo, hi, o]) => lo <= height && height <= hi && o !== chain).map(([, , o]) => o)),
-      ].sort();
+      const have = Verifier.cosigners(spans, chain, height);
       if (have.length < need) {
         await this.at("", () => {
           throw new InvalidData(
@@ -1457,6 +1515,122 @@ class Verifier {
       return false;
     });
     if (!creates) throw new InvalidData(`no record of the bundle creates parcel ${bundle.subject}`, "subject");
+  }
+
+  /** Step 6's checkpoints (bundle.md section 4.1 and step 6): on every chain that acted on
+   * the subject, or to which a certificate carrying it goes, the subject's slot at the
+   * chain's newest cosigned header holds as many of its records, ending with the same one,
+   * as the bundle. Answers the checkpoints as "chain/height". */
+  async checkpoints(bundle, registry) {
+    const subject = bundle.subject;
+    const certs = new Map();
+    for (const { record } of bundle.records) {
+      if (record.kind === "certificate.issue") {
+        certs.set(record.body.number, { parcels: record.body.lines.map((l) => l.parcel), destination: record.body.destination });
+      }
+    }
+    const acting = new Map();
+    for (const r of bundle.records) {
+      if (!actsOn(r.record, certs).includes(subject)) continue;
+      if (!acting.has(r.chain)) acting.set(r.chain, []);
+      acting.get(r.chain).push(r);
+    }
+    const chains = new Set(acting.keys());
+    for (const c of certs.values()) if (c.parcels.includes(subject)) chains.add(c.destination);
+    const given = new Map(bundle.state.map((x) => [x.chain, x]));
+    const extra = [...given.keys()].filter((c) => !chains.has(c)).sort();
+    if (extra.length) {
+      throw new InvalidData(`a state proof of ${extra[0]}, where no record of the bundle acts on ${subject} and none of its certificates goes`, "state");
+    }
+    const spans = this.spans();
+    const out = [];
+    for (const chain of [...chains].sort()) {
+      const entry = given.get(chain);
+      if (!entry) {
+        throw new InvalidData(`no state proof of ${subject} on ${chain}, whose records act on it or to which one of its certificates goes`, "state");
+      }
+      const heights = [...(this.heights.get(chain) || [])].sort((a, b) => b - a);
+      const top = heights.find((h) => Verifier.cosigners(spans, chain, h).length >= registry.cosign);
+      if (top === undefined || entry.height !== top) {
+        throw new InvalidData(
+          `the state proof of ${chain} is against ${chain}/${entry.height}; the bundle's newest cosigned header of ${chain} is ${top === undefined ? "none" : `${chain}/${top}`}`,
+          `state.${chain}.height`,
+        );
+      }
+      const header = this.headers.get(`${chain}/${top}`).header;
+      await foldSlot(subject, entry.slot, header.state, `state of ${subject} on ${chain}/${top}`);
+      const mine = acting.get(chain) || [];
+      const last = mine.length ? bytesToHex(await leafHash(mine[mine.length - 1].raw)) : null;
+      if (entry.slot.count !== mine.length || entry.slot.record !== last) {
+        throw new InvalidData(
+          `${chain}/${top} commits to ${entry.slot.count} record(s) of ${chain} acting on ${subject}, the latest ${entry.slot.record ? entry.slot.record.slice(0, 16) : "none"}; the bundle holds ${mine.length}, the latest ${last ? last.slice(0, 16) : "none"}: a record of the subject is left out`,
+          `state.${chain}`,
+        );
+      }
+      out.push(`${chain}/${top}`);
+    }
+    return out;
+  }
+}
+
+/** The parcels a record acts on (bundle.md section 4.1; ledger/statetree.py parcels_acted_on). */
+function actsOn(record, certs) {
+  const b = record.body;
+  switch (record.kind) {
+    case "parcel.register":
+    case "parcel.purchase":
+    case "parcel.transfer":
+    case "parcel.release":
+      return [b.parcel];
+    case "parcel.split":
+      return [b.parcel, ...b.children.map((c) => c.parcel)];
+    case "parcel.merge":
+      return [...b.parents, b.parcel];
+    case "certificate.issue":
+      return b.lines.map((l) => l.parcel);
+    case "certificate.confirm":
+      return b.received.map((l) => l.parcel);
+    case "certificate.refuse":
+    case "certificate.void":
+      return certs.has(b.number) ? certs.get(b.number).parcels : [];
+    default:
+      return [];
+  }
+}
+
+function countBytes(n) {
+  const out = new Uint8Array(8);
+  let v = BigInt(n);
+  for (let i = 7; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** Fold a slot proof up to a state root (bundle.md section 4.1); throws state-proof errors. */
+async function foldSlot(parcel, slot, rootHex, where) {
+  const key = await sha256(TAG.STATE_KEY, parcel);
+  const k = BigInt(`0x${bytesToHex(key)}`);
+  const depth = slot.path.length;
+  let running;
+  if (slot.count > 0) {
+    running = await sha256(TAG.STATE_LEAF, key, hexToBytes(slot.record), countBytes(slot.count));
+  } else if (slot.other) {
+    const o = BigInt(`0x${slot.other.key}`);
+    if (slot.other.key === bytesToHex(key) || (depth < 256 && (o ^ k) >> BigInt(256 - depth) !== 0n)) {
+      throw new InvalidData(`${where}: the slot ending the path is not another parcel's under the same prefix`, "other.key");
+    }
+    running = await sha256(TAG.STATE_LEAF, hexToBytes(slot.other.key), hexToBytes(slot.other.record), countBytes(slot.other.count));
+  } else {
+    running = new Uint8Array(32);
+  }
+  for (let i = depth - 1; i >= 0; i--) {
+    const sibling = hexToBytes(slot.path[i]);
+    running = (k >> BigInt(255 - i)) & 1n ? await sha256(TAG.STATE_NODE, sibling, running) : await sha256(TAG.STATE_NODE, running, sibling);
+  }
+  if (bytesToHex(running) !== rootHex) {
+    throw new InvalidData(`${where}: parcel ${parcel}'s slot folds to ${bytesToHex(running)}, not the state root ${rootHex}`, "path");
   }
 }
 
