@@ -124,6 +124,7 @@ class _Builder:
         self.licence_ids: set[str] = set()  # claims and licences whose records are taken
         self.registry_keys: set[Key] = set()  # their registrations and ends
         self.ends: dict[str, list[Key]] = {}  # chain -> its licence.end records
+        self.late: list[NotYetCosigned] = []  # checkpoints no `cosign` others have witnessed
 
     # ------------------------------------------------------------ SQL reads
     def _load_records(self, keys: Iterable[Key]) -> None:
@@ -507,6 +508,8 @@ class _Builder:
         chains = self._state_chains(parcel_id, taken)
         taken |= self._parties(taken)
         self._close(taken, self._checkpoint_headers(chains))
+        if self.late and not self.partial:
+            raise self.late[0]
         entries: list[BundleRecord] = []
         for chain, idx in sorted(taken):
             header = self.headers[(chain, self._block_height(chain, idx))].header
@@ -553,7 +556,7 @@ class _Builder:
                 continue
             seen = sorted(
                 (
-                    w.height
+                    (w.height, other)
                     for other, h in heads.items()
                     if other not in (chain, GOVERNANCE_CHAIN)
                     for w in h.witness
@@ -562,10 +565,13 @@ class _Builder:
                 reverse=True,
             )
             if len(seen) < need:
-                if self.partial:
-                    continue
-                raise NotYetCosigned(chain, head.height, (), need)
-            top = seen[need - 1]
+                # the blocks of the records taken report it first (in _close), unless the
+                # chain holds none of them (a destination the subject has not reached)
+                self.late.append(
+                    NotYetCosigned(chain, head.height, tuple(sorted(o for _, o in seen)), need)
+                )
+                continue
+            top = seen[need - 1][0]
             out.add((chain, top))
             out |= self._cosigners(chain, top)
             self.cosigned.add((chain, top))
