@@ -22,6 +22,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from kpledger.ledger.blocks import Header
 from kpledger.ledger.crypto import PublicKey
+from kpledger.ledger.errors import StoreError, VersionError
 from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import Record, RecordRef
 from kpledger.ledger.registry import Registry
@@ -183,7 +184,14 @@ class StoreState:
                 last, and_(t.headers.c.chain == last.c.chain, t.headers.c.height == last.c.h)
             )
             for (raw,) in conn.execute(q):
-                h = header_of(raw)
+                try:
+                    h = header_of(raw)
+                except VersionError as exc:
+                    raise StoreError(
+                        f"this store holds block headers of format {exc.version}, written before "
+                        "headers committed to the parcel state; this version reads format 2 "
+                        "only: build a new store from a node of a format 2 network"
+                    ) from exc
                 heads[h.chain] = h
         self._members, self._keys, self._heads = members, keys, heads
         self._frontiers = {}

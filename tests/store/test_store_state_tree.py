@@ -6,8 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from sqlalchemy import update
+
 from kpledger.ledger.blocks import Block
+from kpledger.ledger.canonical import canonical_bytes
+from kpledger.ledger.errors import StoreError
 from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.stateview import load_state_tree
 
 
@@ -31,3 +37,24 @@ def test_state_tree_survives_a_reopen_and_matches_every_header(
     for block in sample:
         h = block.header
         assert load_state_tree(again.engine, h.chain, h.height).root() == h.state
+
+
+def test_a_store_of_format_1_headers_is_refused_by_name(
+    open_store: Callable[..., Store], workload: Callable[..., Any], store_url: str
+) -> None:
+    """A store written before headers committed to the parcel state: opening it says so."""
+    net, blocks = workload(600, block_records=100)
+    store = open_store(net.registry)
+    for block in blocks[:3]:
+        store.writer.apply(block)
+    head = next(iter(store.heads().values()))
+    old = {k: v for k, v in head.to_json().items() if k != "state"} | {"v": 1}
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(t.headers)
+            .where(t.headers.c.chain == head.chain, t.headers.c.height == head.height)
+            .values(header=canonical_bytes(old))
+        )
+    store.close()
+    with pytest.raises(StoreError, match="headers of format 1, written before headers committed"):
+        open_store(net.registry)
