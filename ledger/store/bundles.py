@@ -33,7 +33,7 @@ SQL reads of the log tables of ``ledger.store.tables``:
    taken in step 4 like the others), and the subject's slot in the chain's
    parcel state tree as of the newest such header the bundle holds
    (``ledger.bundle.checkpoint``), read from the store
-   (``stateview.load_state_tree``).
+   (``StoreState.state_tree_at``, which keeps the last few).
 
 One concept, a little over 500 lines: building the closure listed above
 from one store.
@@ -71,7 +71,6 @@ from kpledger.ledger.records import (
 )
 from kpledger.ledger.state import CertificateStatus
 from kpledger.ledger.store import tables as t
-from kpledger.ledger.store.stateview import load_state_tree
 from kpledger.ledger.store.store import Store
 
 __all__ = ["build_bundle"]
@@ -521,7 +520,7 @@ class _Builder:
             top = checkpoint(held, chain, self.store.registry.cosign)
             if top is None:
                 continue  # partial: it will not verify
-            slot = load_state_tree(self.store.engine, chain, top).prove(parcel_id)
+            slot = self.store.state_tree_at(chain, top).prove(parcel_id)
             states.append(BundleState(chain, top, slot))
         return assemble_bundle(
             self.store.registry, parcel_id, self.headers.values(), entries, states=states

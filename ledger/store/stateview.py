@@ -55,6 +55,7 @@ from kpledger.ledger.store.rows import (
 __all__ = ["StoreState", "load_state_tree"]
 
 _HEADER_CACHE = 4096
+_PAST_TREES = 8  # checkpoints' state trees kept for bundles
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class StoreState:
         self._heads: dict[str, Header] = {}
         self._frontiers: dict[str, Frontier] = {}
         self._trees: dict[str, StateTree] = {}
+        self._past_trees: OrderedDict[tuple[str, int], StateTree] = OrderedDict()
         self._headers: OrderedDict[tuple[str, int], Header] = OrderedDict()
         self._headers_lock = threading.Lock()
         self._members: dict[str, list[MemberEvent]] = {}
@@ -332,6 +334,23 @@ class StoreState:
         found = self._trees.get(chain)
         if found is None:
             found = self._trees[chain] = load_state_tree(self.engine, chain)
+        return found
+
+    def state_tree_at(self, chain: str, height: int) -> StateTree:
+        """``chain``'s parcel state tree after its block ``height`` (a bundle's
+        checkpoint): read from the tables once, then kept for the next bundles
+        (a past header's state never changes)."""
+        key = (chain, height)
+        with self._headers_lock:
+            found = self._past_trees.get(key)
+            if found is not None:
+                self._past_trees.move_to_end(key)
+                return found
+        found = load_state_tree(self.engine, chain, height)
+        with self._headers_lock:
+            self._past_trees[key] = found
+            while len(self._past_trees) > _PAST_TREES:
+                self._past_trees.popitem(last=False)
         return found
 
     def confirmation_index(self, chain: str, number: str) -> int | None:

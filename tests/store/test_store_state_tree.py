@@ -37,6 +37,8 @@ def test_state_tree_survives_a_reopen_and_matches_every_header(
     for block in sample:
         h = block.header
         assert load_state_tree(again.engine, h.chain, h.height).root() == h.state
+        assert again.state_tree_at(h.chain, h.height).root() == h.state  # kept for bundles
+        assert again.state_tree_at(h.chain, h.height) is again.state_tree_at(h.chain, h.height)
 
 
 def test_a_store_of_format_1_headers_is_refused_by_name(
