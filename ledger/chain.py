@@ -224,8 +224,7 @@ def state_after(view: StateView, layer: State, chain: str) -> StateTree:
     """``chain``'s parcel state tree after the block whose effects ``layer`` holds:
     an overlay of ``view``'s, each parcel event of the block recorded in order."""
     tree = view.state_tree(chain).child()
-    for event in layer.events:
-        tree.record(event.parcel, event.ref.hash)
+    tree.record_all((event.parcel, event.ref.hash) for event in layer.events)
     return tree
 
 

@@ -78,15 +78,20 @@ EMPTY = bytes(32)
 MAX_DEPTH = 256
 _COUNT_MAX = 2**53 - 1
 _GONE = b""  # an overlay's mark: the base's entry no longer holds
+_PENDING = b"pending"  # an interior node whose hash is computed at the end of an update
+
+
+_KEY_TAG = Tag.STATE_KEY.value
+_LEAF_TAG = Tag.STATE_LEAF.value
 
 
 def slot_key(parcel: str) -> bytes:
     """The 256-bit path of a parcel's slot."""
-    return hashlib.sha256(Tag.STATE_KEY.value + parcel.encode()).digest()
+    return hashlib.sha256(_KEY_TAG + parcel.encode()).digest()
 
 
 def slot_leaf(key: bytes, latest: bytes, count: int) -> bytes:
-    return hashlib.sha256(Tag.STATE_LEAF.value + key + latest + count.to_bytes(8, "big")).digest()
+    return hashlib.sha256(_LEAF_TAG + key + latest + count.to_bytes(8, "big")).digest()
 
 
 def parcels_acted_on(record: Record, certificate: Callable[[str], Iterable[str]]) -> list[str]:
@@ -115,8 +120,11 @@ def parcels_acted_on(record: Record, certificate: Callable[[str], Iterable[str]]
     return out
 
 
+_NODE_TAG = Tag.STATE_NODE.value
+
+
 def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(Tag.STATE_NODE.value + left + right).digest()
+    return hashlib.sha256(_NODE_TAG + left + right).digest()
 
 
 @dataclass(frozen=True)
@@ -224,7 +232,8 @@ class StateTree:
 
     def __init__(self, base: StateTree | None = None) -> None:
         self.base = base
-        self._slots: dict[bytes, tuple[str, Slot, bytes]] = {}
+        #: key -> (parcel, slot, its leaf hash, the depth of its leaf)
+        self._slots: dict[bytes, tuple[str, Slot, bytes, int]] = {}
         self._single: dict[tuple[int, int], bytes] = {}
         self._inner: dict[tuple[int, int], bytes] = {}
 
@@ -232,12 +241,13 @@ class StateTree:
     def build(cls, slots: Iterable[tuple[str, bytes, int]]) -> StateTree:
         """A tree from ``(parcel, latest, count)`` triples (a store reloading one)."""
         tree = cls()
-        for parcel, latest, count in slots:
-            tree.put(parcel, Slot(latest, count))
+        tree._apply(
+            (parcel, (slot_key(parcel), Slot(latest, count))) for parcel, latest, count in slots
+        )
         return tree
 
     # -- reads through the overlay
-    def _get_slot(self, key: bytes) -> tuple[str, Slot, bytes] | None:
+    def _get_slot(self, key: bytes) -> tuple[str, Slot, bytes, int] | None:
         t: StateTree | None = self
         while t is not None:
             if key in t._slots:
@@ -255,13 +265,12 @@ class StateTree:
         return None
 
     def _get_inner(self, pos: tuple[int, int]) -> bytes | None:
-        t: StateTree | None = self
-        while t is not None:
+        found = self._inner.get(pos)
+        t = self.base
+        while found is None and t is not None:
             found = t._inner.get(pos)
-            if found is not None:
-                return found
             t = t.base
-        return None
+        return found
 
     def slot(self, parcel: str) -> Slot | None:
         found = self._get_slot(slot_key(parcel))
@@ -301,34 +310,96 @@ class StateTree:
 
     def record(self, parcel: str, latest: bytes) -> None:
         """Another record of this chain acted on ``parcel``: it is now its latest."""
-        old = self.slot(parcel)
-        self.put(parcel, Slot(latest, 1 if old is None else old.count + 1))
+        self.record_all([(parcel, latest)])
+
+    def record_all(self, acts: Iterable[tuple[str, bytes]]) -> None:
+        """``record`` for each ``(parcel, latest record)`` in order (a block's parcel
+        events), hashing each interior node they change once."""
+        counts: dict[str, tuple[bytes, Slot]] = {}
+        for parcel, latest in acts:
+            had = counts.get(parcel)
+            if had is None:
+                key = slot_key(parcel)
+                found = self._get_slot(key)
+                count = 1 if found is None else found[1].count + 1
+            else:
+                key, count = had[0], had[1].count + 1
+            counts[parcel] = (key, Slot(latest, count))
+        self._apply(counts.items())
 
     def put(self, parcel: str, slot: Slot) -> None:
-        key = slot_key(parcel)
+        """Set ``parcel``'s slot."""
+        self._apply([(parcel, (slot_key(parcel), slot))])
+
+    def _apply(self, slots: Iterable[tuple[str, tuple[bytes, Slot]]]) -> None:
+        touched: dict[bytes, int] = {}
+        for parcel, (key, slot) in slots:
+            found = self._get_slot(key)
+            depth = self._place(key, touched) if found is None else found[3]
+            self._slots[key] = (parcel, slot, slot_leaf(key, slot.latest, slot.count), depth)
+            touched[key] = int.from_bytes(key, "big")
+        depths = []
+        for key, k in touched.items():
+            found = self._get_slot(key)
+            assert found is not None
+            depths.append((k, found[3]))
+        top = max((d for _, d in depths), default=0)
+        levels = {d: {k >> (MAX_DEPTH - d) for k, kd in depths if kd > d} for d in range(top)}
+        inner, tag, sha = self._inner, _NODE_TAG, hashlib.sha256
+        hash_at = self._hash_at
+        base = self.base
+        if base is None or base.base is None:  # a tree, or an overlay of one: read directly
+            layers = [self] if base is None else [self, base]
+            inners = [t._inner for t in layers]
+            singles = [t._single for t in layers]
+            slots_of = [t._slots for t in layers]
+
+            def hash_at(pos: tuple[int, int]) -> bytes:
+                for i in inners:
+                    v = i.get(pos)
+                    if v is not None:
+                        return v
+                for sg in singles:
+                    key = sg.get(pos)
+                    if key is not None:
+                        if not key:  # gone from here: pushed down
+                            return EMPTY
+                        for sl in slots_of:
+                            e = sl.get(key)
+                            if e is not None:
+                                return e[2]
+                return EMPTY
+
+        for d in range(top - 1, -1, -1):
+            for prefix in levels[d]:
+                left, right = hash_at((d + 1, prefix * 2)), hash_at((d + 1, prefix * 2 + 1))
+                inner[(d, prefix)] = sha(tag + left + right).digest()
+
+    def _place(self, key: bytes, touched: dict[bytes, int]) -> int:
+        """Put a new key's leaf in the tree's shape (hashes come after); its depth.
+
+        Where another slot's leaf sits alone, both go down to the first bit where
+        their keys differ; the positions above become interior (hashed later)."""
         k = int.from_bytes(key, "big")
-        running = slot_leaf(key, slot.latest, slot.count)
-        self._slots[key] = (parcel, slot, running)
         depth = 0
         while self._get_inner((depth, k >> (MAX_DEPTH - depth))) is not None:
             depth += 1
         pos = (depth, k >> (MAX_DEPTH - depth))
         there = self._get_single(pos)
-        if there is not None and there != key:
+        if there is not None:
             o = int.from_bytes(there, "big")
-            split = MAX_DEPTH - (k ^ o).bit_length()  # the first bit where they differ
+            below = MAX_DEPTH - (k ^ o).bit_length() + 1  # just under the first differing bit
             self._single[pos] = _GONE
-            below = split + 1
+            for d in range(depth, below):
+                self._inner[(d, k >> (MAX_DEPTH - d))] = _PENDING
             self._single[(below, o >> (MAX_DEPTH - below))] = there
+            other = self._get_slot(there)
+            assert other is not None
+            self._slots[there] = (*other[:3], below)
+            touched[there] = o
             depth = below
         self._single[(depth, k >> (MAX_DEPTH - depth))] = key
-        for d in range(depth - 1, -1, -1):
-            sibling = self._hash_at((d + 1, (k >> (MAX_DEPTH - d - 1)) ^ 1))
-            if (k >> (MAX_DEPTH - d - 1)) & 1:
-                running = _node(sibling, running)
-            else:
-                running = _node(running, sibling)
-            self._inner[(d, k >> (MAX_DEPTH - d))] = running
+        return depth
 
     def prove(self, parcel: str) -> StateProof:
         """The proof of ``parcel``'s slot, or of its absence."""

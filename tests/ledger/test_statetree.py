@@ -85,6 +85,24 @@ def test_incremental_root_matches_the_definition_and_every_proof_verifies() -> N
     assert StateTree.build((p, s.latest, s.count) for p, s in slots.items()).root() == root
 
 
+def test_a_block_of_updates_at_once_equals_them_one_by_one() -> None:
+    rng = random.Random(11)
+    one, batched = StateTree(), StateTree()
+    slots: dict[str, Slot] = {}
+    for block in range(12):
+        acts = [(f"BW-P{rng.randrange(300)}", _h(block * 1000 + i)) for i in range(60)]
+        for parcel, latest in acts:
+            one.record(parcel, latest)
+            old = slots.get(parcel)
+            slots[parcel] = Slot(latest, 1 if old is None else old.count + 1)
+        layer = batched.child()
+        layer.record_all(acts)
+        layer.fold()
+        assert batched.root() == one.root() == _reference_root(slots)
+    for parcel in list(slots)[:40]:
+        verify_state_proof(batched.prove(parcel), batched.root())
+
+
 def test_overlay_keeps_the_base_until_folded() -> None:
     base = StateTree()
     for i in range(50):
