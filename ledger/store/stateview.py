@@ -197,7 +197,9 @@ class StoreState:
                 heads[h.chain] = h
         self._members, self._keys, self._heads = members, keys, heads
         self._frontiers = {}
-        self._trees = {}
+        self._trees = {}  # parcel state trees: read again from the tables when needed
+        with self._headers_lock:
+            self._past_trees.clear()
         self._restricted = {}
 
     # ------------------------------------------------------------ StateView
