@@ -100,6 +100,13 @@ def _story() -> _Story:
     seal("RU")
     seal("BW")
     seal("EU")
+    # BW-P3 leaves for RU, which has not acted on it: its bundle proves that absence
+    seal("BW", sc.transfer("BW", "BW-P3", "BW-EXP"))
+    seal("BW", sc.issue("BW", "BW-C2", "RU", "BW-EXP", ["BW-P3"]))
+    seal("RU")
+    seal("EU")
+    seal("BW")
+    seal("RU")
     return _Story(net, store, ("BW-P1", "BW-P2", "BW-P3", "RU-P1", "BW-MINE-NONE"))
 
 

@@ -1618,7 +1618,7 @@ async function foldSlot(parcel, slot, rootHex, where) {
     running = await sha256(TAG.STATE_LEAF, key, hexToBytes(slot.record), countBytes(slot.count));
   } else if (slot.other) {
     const o = BigInt(`0x${slot.other.key}`);
-    if (slot.other.key === bytesToHex(key) || (depth < 256 && (o ^ k) >> BigInt(256 - depth) !== 0n)) {
+    if (slot.other.key === bytesToHex(key) || (o ^ k) >> BigInt(256 - depth) !== 0n) {
       throw new InvalidData(`${where}: the slot ending the path is not another parcel's under the same prefix`, "other.key");
     }
     running = await sha256(TAG.STATE_LEAF, hexToBytes(slot.other.key), hexToBytes(slot.other.record), countBytes(slot.other.count));
