@@ -242,7 +242,8 @@ class StateTree:
         """A tree from ``(parcel, latest, count)`` triples (a store reloading one)."""
         tree = cls()
         tree._apply(
-            (parcel, (slot_key(parcel), Slot(latest, count))) for parcel, latest, count in slots
+            (parcel, (slot_key(parcel), Slot(latest, count), None))
+            for parcel, latest, count in slots
         )
         return tree
 
@@ -315,34 +316,42 @@ class StateTree:
     def record_all(self, acts: Iterable[tuple[str, bytes]]) -> None:
         """``record`` for each ``(parcel, latest record)`` in order (a block's parcel
         events), hashing each interior node they change once."""
-        counts: dict[str, tuple[bytes, Slot]] = {}
+        counts: dict[str, tuple[bytes, Slot, int | None]] = {}
         for parcel, latest in acts:
             had = counts.get(parcel)
             if had is None:
                 key = slot_key(parcel)
                 found = self._get_slot(key)
-                count = 1 if found is None else found[1].count + 1
+                if found is None:
+                    counts[parcel] = (key, Slot(latest, 1), None)
+                else:
+                    counts[parcel] = (key, Slot(latest, found[1].count + 1), found[3])
             else:
-                key, count = had[0], had[1].count + 1
-            counts[parcel] = (key, Slot(latest, count))
+                counts[parcel] = (had[0], Slot(latest, had[1].count + 1), had[2])
         self._apply(counts.items())
 
     def put(self, parcel: str, slot: Slot) -> None:
         """Set ``parcel``'s slot."""
-        self._apply([(parcel, (slot_key(parcel), slot))])
+        key = slot_key(parcel)
+        found = self._get_slot(key)
+        self._apply([(parcel, (key, slot, None if found is None else found[3]))])
 
-    def _apply(self, slots: Iterable[tuple[str, tuple[bytes, Slot]]]) -> None:
-        touched: dict[bytes, int] = {}
-        for parcel, (key, slot) in slots:
-            found = self._get_slot(key)
-            depth = self._place(key, touched) if found is None else found[3]
-            self._slots[key] = (parcel, slot, slot_leaf(key, slot.latest, slot.count), depth)
-            touched[key] = int.from_bytes(key, "big")
-        depths = []
-        for key, k in touched.items():
-            found = self._get_slot(key)
-            assert found is not None
-            depths.append((k, found[3]))
+    def _apply(self, slots: Iterable[tuple[str, tuple[bytes, Slot, int | None]]]) -> None:
+        """Set slots (each with its leaf's depth, None for a new one), then hash each
+        interior node above them once, deepest first."""
+        touched: dict[bytes, tuple[int, int]] = {}
+        own = self._slots
+        for parcel, (key, slot, held) in slots:
+            moved = own.get(key)  # a leaf pushed down by a new one of this batch
+            if moved is not None:
+                depth = moved[3]
+            elif held is None:
+                depth = self._place(key, touched)
+            else:
+                depth = held
+            own[key] = (parcel, slot, slot_leaf(key, slot.latest, slot.count), depth)
+            touched[key] = (int.from_bytes(key, "big"), depth)
+        depths = touched.values()
         top = max((d for _, d in depths), default=0)
         levels = {d: {k >> (MAX_DEPTH - d) for k, kd in depths if kd > d} for d in range(top)}
         inner, tag, sha = self._inner, _NODE_TAG, hashlib.sha256
@@ -375,7 +384,7 @@ class StateTree:
                 left, right = hash_at((d + 1, prefix * 2)), hash_at((d + 1, prefix * 2 + 1))
                 inner[(d, prefix)] = sha(tag + left + right).digest()
 
-    def _place(self, key: bytes, touched: dict[bytes, int]) -> int:
+    def _place(self, key: bytes, touched: dict[bytes, tuple[int, int]]) -> int:
         """Put a new key's leaf in the tree's shape (hashes come after); its depth.
 
         Where another slot's leaf sits alone, both go down to the first bit where
@@ -396,7 +405,7 @@ class StateTree:
             other = self._get_slot(there)
             assert other is not None
             self._slots[there] = (*other[:3], below)
-            touched[there] = o
+            touched[there] = (o, below)
             depth = below
         self._single[(depth, k >> (MAX_DEPTH - depth))] = key
         return depth
