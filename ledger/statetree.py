@@ -33,9 +33,11 @@ empty subtree or ``other``, the one slot of that subtree, whose key shares
 significant first) says whether the running hash is the right (1) or left (0)
 child of ``path[i]``'s parent.
 
-Updates touch one path: ``StateTree.update`` costs about log2(slots) hashes.
-A tree may be an overlay over a base tree (``child``), so a block's changes
-are kept apart until the block is committed (``fold``).
+Updates touch one path per parcel: ``StateTree.record_all`` takes a block's
+parcel events at once and hashes each interior node above them once (about
+log2(slots) per parcel, fewer where their paths share nodes). A tree may be an
+overlay over a base tree (``child``), so a block's changes are kept apart until
+the block is committed (``fold``).
 """
 
 from __future__ import annotations
