@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import random
 import re
@@ -1547,3 +1548,41 @@ def test_stale_node_shows_how_far_behind(tab: Browser) -> None:
         until(page, "document.getElementById('stale').hidden")
     finally:
         tab.site.app.state.gossip = None
+
+
+def test_browser_verifier_meets_the_conformance_vectors(tab: Browser) -> None:
+    """verify.js on every vector of docs/spec/vectors: valid ones verify, invalid ones fail
+    at the stated step (step 6 included: the checkpoints of the subject's state); a
+    replay failure (step 5, not run in the browser) passes or fails at step 6."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "spec" / "vectors"
+    index = json.loads((folder / "index.json").read_text())
+    registry = json.loads((folder / "registry.json").read_text())
+    script = """async ([cases, registry]) => {
+      const m = await import('/web/verify.js');
+      const out = [];
+      for (const [b64, parcel, pin] of cases) {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const options = {};
+        if (parcel) options.parcel = parcel;
+        if (pin) options.pinnedRegistry = registry;
+        const r = await m.verifyBundle(bytes, options);
+        out.push({ok: r.ok, step: r.step, error: r.error});
+      }
+      return out;
+    }"""
+    cases = [
+        [base64.b64encode((folder / c["file"]).read_bytes()).decode(), c["parcel"], c["pin"]]
+        for c in index
+    ]
+    page = tab.open("/")
+    page.wait_for_selector("#home-search")
+    got = page.evaluate(script, [cases, registry])
+    for case, js in zip(index, got, strict=True):
+        want = case["want"]
+        if want["ok"]:
+            assert js["ok"], (case["file"], js)
+        elif want["name"] == "replay":
+            assert js["ok"] or js["step"] == "subject", (case["file"], js)
+        else:
+            assert (js["ok"], js["step"]) == (False, want["name"]), (case["file"], js)
+    assert sum(1 for c in index if not c["want"]["ok"] and c["want"]["step"] == 6) >= 10
