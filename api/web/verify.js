@@ -403,11 +403,14 @@ class Fields {
   }
 }
 
+// A binary field's type and length are its schema, its digits its encoding (bundle.md
+// section 1; ledger/canonical.py's from_hex, same order and words).
 function checkHex(text, field, size) {
-  if (typeof text !== "string" || !HEX.test(text)) throw new InvalidData("expected lower-case hex", field);
+  if (typeof text !== "string") throw new InvalidData("expected a string of lower-case hex", field);
   if (size !== undefined && text.length !== size * 2) {
-    throw new InvalidData(`expected ${size} bytes, got ${text.length / 2}`, field);
+    throw new InvalidData(`expected ${size * 2} hex digits (${size} bytes), got ${text.length}`, field);
   }
+  if (!HEX.test(text)) throw new InvalidData("expected lower-case hex", field);
   return text;
 }
 
