@@ -288,9 +288,8 @@ class Gossip:
         """
         self._reload_peers()
         now = time.monotonic()
-        ready = [
-            p for p in self.peers.values() if p.available(now) and p.code not in self._exchanging
-        ]
+        busy = self._exchanging | self._syncing  # one conversation with a peer at a time
+        ready = [p for p in self.peers.values() if p.available(now) and p.code not in busy]
         chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
         if chosen:
             tasks = [self._spawn(self.exchange(p)) for p in chosen]
@@ -361,8 +360,8 @@ class Gossip:
     def on_heads(self, sender: str, message: dict[str, Any]) -> None:
         """A peer pushed its heads to us: pull from it in the background."""
         peer = self.peers.get(sender)
-        if peer is None or sender in self._syncing:
-            return
+        if peer is None or sender in self._syncing or sender in self._exchanging:
+            return  # already talking with it: its heads are pulled by that conversation
         if peer.suspect and not peer.available(time.monotonic()):
             return  # pushing is no way around a backoff for garbage or slowness
         self._spawn(self._pull_from(peer, message))

@@ -726,3 +726,25 @@ def test_a_suspect_peer_is_not_forgiven_by_an_exchange_that_took_nothing_from_it
     assert state.suspect
     state.failed(time.monotonic(), bad=True)
     assert state.until - time.monotonic() > 1.5  # the second backoff: 2 s, not 1 s
+
+
+def test_one_conversation_with_a_peer_at_a_time(source: Node, target: Node) -> None:
+    """Heads pushed by a peer the node is already exchanging with start no second pull,
+    and a round leaves out a peer whose pushed heads are being pulled: two at once
+    asked a peer that sent garbage twice in the same instant, before either backoff."""
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+
+    async def scenario() -> None:
+        gossip._exchanging.add(SOURCE)
+        gossip.on_heads(SOURCE, peer.message())
+        assert not gossip._tasks
+        gossip._exchanging.discard(SOURCE)
+        gossip._syncing.add(SOURCE)
+        await gossip.round()
+        assert not any(r.startswith("POST /v1/gossip") for r in peer.requests)
+        gossip._syncing.discard(SOURCE)
+        await gossip.round()
+        assert any(r.startswith("POST /v1/gossip") for r in peer.requests)
+
+    asyncio.run(scenario())
