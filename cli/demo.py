@@ -171,15 +171,15 @@ def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
     try:
         s.commit(
             "VE",
-            s.party("VE", "VE-GUAYANA", "exporter", "Guayana alluvial exporter"),
-            s.register("VE", "VE-GU-1", "VE-GUAYANA", 400, "Guaniamo"),
-            s.register("VE", "VE-GU-2", "VE-GUAYANA", 250, "Guaniamo"),
+            s.party("VE", "VE-KJBSOZ4Z", "exporter", "Guayana alluvial exporter"),
+            s.register("VE", "VE-GU-1", "VE-KJBSOZ4Z", 400, "Guaniamo"),
+            s.register("VE", "VE-GU-2", "VE-KJBSOZ4Z", 250, "Guaniamo"),
         )
         s.commit(
             "VE",
-            s.issue("VE", "VE-2026-0001", "IN", "VE-GUAYANA", ["VE-GU-1"], "Surat cutting works"),
+            s.issue("VE", "VE-2026-0001", "IN", "VE-KJBSOZ4Z", ["VE-GU-1"], "Surat cutting works"),
         )
-        s.commit("IN", s.confirm("IN", "VE-2026-0001", "IN-SURAT1"))
+        s.commit("IN", s.confirm("IN", "VE-2026-0001", "IN-JDAV2W3X"))
         say("VE: first KP certificate VE-2026-0001 to India, confirmed by Surat")
         suspended = _chair(
             net,
@@ -196,14 +196,14 @@ def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
         )
         refused = s.commit(
             "VE",
-            s.issue("VE", "VE-2026-0002", "IN", "VE-GUAYANA", ["VE-GU-2"], "Surat cutting works"),
+            s.issue("VE", "VE-2026-0002", "IN", "VE-KJBSOZ4Z", ["VE-GU-2"], "Surat cutting works"),
             refusals=1,
         )
         say(
             f"VE: certificate VE-2026-0002 refused: rule {refused[0]['rule']}: "
             f"{refused[0]['reason']}"
         )
-        s.commit("VE", s.party("VE", "VE-LATE", "trader", "a trader licensed while suspended"))
+        s.commit("VE", s.party("VE", "VE-AWH3P6Q4", "trader", "a trader licensed while suspended"))
         s.wait(
             "the auditor's suspended-activity finding",
             lambda: any(

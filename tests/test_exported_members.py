@@ -197,6 +197,7 @@ PINNED: dict[str, list[str]] = {
         "Call",
         "KP_STORY",
         "LATE_PRODUCTION",
+        "PARTIES",
         "REQUIRED",
         "Step",
         "Story",

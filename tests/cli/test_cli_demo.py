@@ -45,7 +45,7 @@ def test_demo_story_refuses_the_mixed_shipment_on_the_ledger(tmp_path: Path) -> 
             assert (mixed["jurisdiction"], mixed["status"], mixed["custodian"]) == (
                 "AE",
                 "active",
-                "AE-DMCC1",
+                "AE-F6F7FV5W",
             )
             report = wdc.get("/v1/audit/report")
             (refusal,) = report["refusals"]["items"]
@@ -77,7 +77,7 @@ def test_demo_admits_and_suspends_through_the_chair_commands(tmp_path: Path) -> 
         said: list[str] = []
         s = local_story(net, said.append, ("IN",))
         try:  # Surat's manufacturer, whom the story registers before VE trades
-            s.commit("IN", s.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"))
+            s.commit("IN", s.party("IN", "IN-JDAV2W3X", "manufacturer", "Surat cutting works"))
         finally:
             s.close()
         try:
