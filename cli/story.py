@@ -85,15 +85,23 @@ class Authority(Protocol):
 
 @dataclass
 class StoryResult:
-    """What a played story left: its final parcel, the refusals met, one line per step."""
+    """What a played story left: its final parcel, the refusals met, one line per step,
+    the quarter it reported."""
 
     final_parcel: str
     refused: list[dict[str, Any]] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+    #: the quarter whose ``stats.report`` records the play sealed, if it sealed them
+    reported: str | None = None
 
 
 class Story:
-    """Builds records, submits them to the right authority, and waits for outcomes."""
+    """Builds records, submits them to the right authority, and waits for outcomes.
+
+    ``produced`` dates the story's production (``parcel.register``'s ``produced``, a day
+    not after the record's), by default the day the record is written: ``kpl demo``
+    registers production of the quarter before today's, so that the quarter is over
+    and its reports can be sealed (rule S1)."""
 
     def __init__(
         self,
@@ -102,12 +110,14 @@ class Story:
         network_id: str,
         say: Callable[[str], None],
         clock: Callable[[], str] | None = None,
+        produced: str | None = None,
     ) -> None:
         self.say = say
         self.network_id = network_id
         self.clients = clients
         self.auditor = auditor
         self.clock = clock
+        self.produced = produced
 
     @cached_property
     def composers(self) -> dict[str, Composer]:
@@ -167,7 +177,13 @@ class Story:
         self, chain: str, parcel: str, custodian: str, carats: int, mine: str
     ) -> dict[str, Any]:
         body = self.composers[chain].parcel_register(
-            parcel, custodian, carats * 100, cents(chain, carats), mine=mine, hs="7102.31"
+            parcel,
+            custodian,
+            carats * 100,
+            cents(chain, carats),
+            mine=mine,
+            hs="7102.31",
+            produced=self.produced,
         )
         return self.record(chain, Kind.PARCEL_REGISTER, body)
 
@@ -492,10 +508,11 @@ KP_STORY: tuple[Step, ...] = (
 )
 
 
-#: Botswana's third parcel of the story's quarter, registered before the quarter closes, so
-#: that one public statistics cell (BW's production) holds enough records to show its USD
+#: Botswana's third parcel of the quarter the story's production is dated in, registered
+#: before that quarter's reports, so that one public statistics cell (BW's production)
+#: holds enough records to show its USD
 LATE_PRODUCTION = step(
-    "production registered at Letlhakane before the quarter closes",
+    "the quarter's last production registered at Letlhakane",
     "BW",
     Call("register", "BW", "BW-LE-1", "BW-ACL2HHH6", 3_500, "Letlhakane"),
 )
@@ -503,7 +520,8 @@ LATE_PRODUCTION = step(
 
 def quarter_reports(authorities: Sequence[str], quarter: str) -> tuple[Step, ...]:
     """Each authority seals its ``stats.report`` of ``quarter`` (rule S1: only once the
-    quarter is over, so a story dated by the time now cannot report its own quarter)."""
+    quarter is over, so a story dated by the time now reports the quarter before, in
+    which ``kpl demo`` dates its production)."""
     return tuple(
         step(f"statistics of {quarter} sealed", c, Call("stats_report", c, quarter))
         for c in authorities

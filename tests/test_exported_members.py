@@ -151,7 +151,9 @@ PINNED: dict[str, list[str]] = {
     "cli.demo": [
         "AUTHORITIES",
         "admit_participant",
+        "closed_quarter",
         "local_story",
+        "public_production",
         "run_story",
         "trade_and_suspend",
         "wait_agreement",
