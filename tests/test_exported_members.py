@@ -328,7 +328,17 @@ PINNED: dict[str, list[str]] = {
         "seal_body",
     ],
     "ledger.crypto": ["Ed25519Signer", "PublicKey", "Signer", "key_id_of"],
-    "ledger.disclosed": ["Clear", "DISCLOSURE_RULES", "check_disclosed", "undecided"],
+    "ledger.disclosed": [
+        "Clear",
+        "DISCLOSURE_RULES",
+        "Parcels",
+        "Wanted",
+        "check_disclosed",
+        "check_wanted",
+        "parcels_read",
+        "undecided",
+        "wanted",
+    ],
     "ledger.entitle": ["entitled"],
     "ledger.errors": [
         "AlreadySpent",
