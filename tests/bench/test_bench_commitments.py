@@ -8,14 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.commitments import (
-    answers,
-    clear_bodies,
-    committed_fields,
-    entitled_ingest,
-    parse_commitments,
-)
-from bench.ingest import encode_blocks
+from bench.commitments import clear_bodies, committed_fields, parse_commitments, side_by_side
 from kpledger.devtools.realistic import realistic_blocks
 from kpledger.ledger.canonical import sha256
 from kpledger.ledger.commit import keyed_salts, seal_body
@@ -38,11 +31,10 @@ def test_the_entitled_run_keeps_every_disclosure_and_the_plain_run_none(tmp_path
     records = [r for b in blocks for r in b.records]
     fields = committed_fields(records)
     assert len(fields) == sum(len(r.disclosures) for r in records) > len(records) // 2
-    wire = encode_blocks(blocks)
-    limit = net.registry.params.max_block_records
     plain, full = f"sqlite:///{tmp_path / 'plain.db'}", f"sqlite:///{tmp_path / 'full.db'}"
-    assert entitled_ingest(plain, net.registry, wire, None, limit) > 0
-    assert entitled_ingest(full, net.registry, wire, answers(blocks), limit) > 0
+    spent = side_by_side(plain, full, net.registry, blocks, sha256(b"salts"))
+    assert set(spent) == {"ingest", "entitled_ingest", "intake", "parse", "writer"}
+    assert all(seconds > 0 for seconds in spent.values())
     assert _disclosures(plain, net.registry) == 0
     assert _disclosures(full, net.registry) == len(fields)
     assert parse_commitments(fields) > 0
