@@ -20,7 +20,7 @@ held in memory (``cli.example``), sealing into one SQL store; it then closes
 the story's quarter (``LATE_PRODUCTION``, ``quarter_reports``: each
 authority's ``stats.report``).
 
-One concept, a little over 500 lines: the story as data and its one builder,
+One concept, under 600 lines: the story as data and its one builder,
 one short method per kind of record the story writes.
 """
 
