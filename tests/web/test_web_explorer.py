@@ -2,7 +2,7 @@
 
 A WDC auditor node serves the example story (``cli.example.run_example``)
 with uvicorn on 127.0.0.1 in a background thread; its tokens are an auditor's
-and the party IN-SURAT1's (which holds the final parcel IN-CUT-1). The tests
+and the party IN-JDAV2W3X's (which holds the final parcel IN-CUT-1). The tests
 search a parcel and watch its bundle verify in the browser, serve tampered
 bundles and compare the failure the page names with the Python verifier's,
 read the auditor dashboard, check that the public sees no values and no party
@@ -78,7 +78,7 @@ AUDITOR = "web-auditor-token"
 PARTY = "web-party-surat-token"
 FINAL = "IN-CUT-1"
 #: what the public must never see: custodians, exporter and importer, values
-SECRETS = ("IN-SURAT1", "EU-ANTWERP1", "BW-OKAVANGO", "BW-DEBSWANA", "Surat cutting works", "US$")
+SECRETS = ("IN-JDAV2W3X", "EU-LVESSCDL", "BW-M67M3DE7", "BW-ACL2HHH6", "Surat cutting works", "US$")
 TIMEOUT = 15_000
 
 
@@ -107,7 +107,7 @@ def _config(folder: Path) -> NodeConfig:
         secrets=None,
         tokens=(
             TokenConfig("auditor", "WDC-audit", hash_token(AUDITOR)),
-            TokenConfig("party", "surat-web", hash_token(PARTY), "IN-SURAT1"),
+            TokenConfig("party", "surat-web", hash_token(PARTY), "IN-JDAV2W3X"),
         ),
     )
 
@@ -330,7 +330,7 @@ def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
     assert page.locator("#records tbody tr.proven").count() == 17
     assert "All 17 records" in page.inner_text("#proven-count")
     # the holding party sees its custodian and price
-    assert page.inner_text("#f-custodian") == "IN-SURAT1"
+    assert page.inner_text("#f-custodian") == "IN-JDAV2W3X"
     assert page.inner_text("#f-price") == "US$ 1,177,478.54"
     assert "100.00 %" in page.inner_text("#origin")
     shot(page, "parcel")
@@ -673,7 +673,7 @@ def test_token_entered_from_the_parcel_page(tab: Browser) -> None:
     page.click("#token-save")
     until(page, f"location.hash === '#/parcel/{FINAL}'")
     assert verdict(page)[0] == "verified"
-    assert page.inner_text("#who") == "party · IN-SURAT1"
+    assert page.inner_text("#who") == "party · IN-JDAV2W3X"
     assert page.evaluate("sessionStorage.getItem('kpl.token')") == PARTY
     assert page.evaluate("localStorage.length") == 0
     wrong = tab.open("/settings")
@@ -693,7 +693,7 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
         "EU — European Union",  # issuing authority
         "2026-03-02",
         "2026-04-01",
-        "EU-ANTWERP1",  # exporter
+        "EU-LVESSCDL",  # exporter
         "Surat cutting works",
         "IN — India",
         "13,000.00 ct",
@@ -705,14 +705,14 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
         assert entry in text, entry
     assert "11. Number of parcels\t1" in text
     # the exporter by its registered name and address, the importer once, with its address
-    exporter = tab.site.example.store.party("EU-ANTWERP1")
+    exporter = tab.site.example.store.party("EU-LVESSCDL")
     assert exporter is not None
     shown = page.inner_text("#cert-exporter")
     clear = tab.site.example.store.disclosures.clear([exporter.name, exporter.address])
     assert clear[exporter.name] in shown
     assert clear[exporter.address] in shown
     assert exporter.name not in shown  # never the commitment where the name is shown
-    assert "licence EU-ANTWERP1" in shown
+    assert "licence EU-LVESSCDL" in shown
     # an address registered the same as the name is not printed twice
     assert clear[exporter.address] == clear[exporter.name]
     assert shown.count(clear[exporter.name]) == 1, shown
@@ -1225,46 +1225,46 @@ def _demo_store() -> Store:
     def seal(chain: str, *records: Record) -> None:
         store.writer.apply(sc.seal(chain, *records))
 
-    seal("BW", sc.party("BW", "BW-DEBSWANA", "miner"), sc.party("BW", "BW-OKAVANGO", "exporter"))
-    seal("RU", sc.party("RU", "RU-ALROSA", "miner"))
-    seal("AE", sc.party("AE", "AE-DMCC1", "trader"))
-    seal("EU", sc.party("EU", "EU-ANTWERP1", "importer"))
-    seal("IN", sc.party("IN", "IN-SURAT1", "manufacturer"))
+    seal("BW", sc.party("BW", "BW-ACL2HHH6", "miner"), sc.party("BW", "BW-M67M3DE7", "exporter"))
+    seal("RU", sc.party("RU", "RU-ME4A2QUB", "miner"))
+    seal("AE", sc.party("AE", "AE-F6F7FV5W", "trader"))
+    seal("EU", sc.party("EU", "EU-LVESSCDL", "importer"))
+    seal("IN", sc.party("IN", "IN-JDAV2W3X", "manufacturer"))
     seal(
         "BW",
-        sc.register("BW", "BW-JW-1", "BW-DEBSWANA", 1_250_000, 125_000_000),
-        sc.register("BW", "BW-OR-1", "BW-DEBSWANA", 800_000, 80_000_000, mine="Orapa"),
+        sc.register("BW", "BW-JW-1", "BW-ACL2HHH6", 1_250_000, 125_000_000),
+        sc.register("BW", "BW-OR-1", "BW-ACL2HHH6", 800_000, 80_000_000, mine="Orapa"),
     )
     seal(
         "RU",
-        sc.register("RU", "RU-MI-1", "RU-ALROSA", 900_000, 90_000_000, mine="Mir"),
-        sc.register("RU", "RU-UD-1", "RU-ALROSA", 600_000, 60_000_000, mine="Udachny"),
+        sc.register("RU", "RU-MI-1", "RU-ME4A2QUB", 900_000, 90_000_000, mine="Mir"),
+        sc.register("RU", "RU-UD-1", "RU-ME4A2QUB", 600_000, 60_000_000, mine="Udachny"),
     )
     parts = [("BW-JW-1a", 500_000, 50_000_000), ("BW-JW-1b", 450_000, 45_000_000)]
     seal("BW", sc.split("BW", "BW-JW-1", [*parts, ("BW-JW-1c", 300_000, 30_000_000)]))
-    seal("BW", *(sc.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")))
+    seal("BW", *(sc.transfer("BW", p, "BW-M67M3DE7") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")))
     seal(
         "BW",
-        sc.issue("BW", "BW-2026-0001", "EU", "BW-OKAVANGO", ["BW-JW-1a", "BW-OR-1"]),
-        sc.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"]),
+        sc.issue("BW", "BW-2026-0001", "EU", "BW-M67M3DE7", ["BW-JW-1a", "BW-OR-1"]),
+        sc.issue("BW", "BW-2026-0002", "AE", "BW-M67M3DE7", ["BW-JW-1b"]),
     )
-    seal("RU", sc.issue("RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"]))
+    seal("RU", sc.issue("RU", "RU-2026-0001", "AE", "RU-ME4A2QUB", ["RU-MI-1"]))
     seal(
         "AE",
-        sc.confirm("AE", "BW-2026-0002", "AE-DMCC1"),
-        sc.confirm("AE", "RU-2026-0001", "AE-DMCC1"),
+        sc.confirm("AE", "BW-2026-0002", "AE-F6F7FV5W"),
+        sc.confirm("AE", "RU-2026-0001", "AE-F6F7FV5W"),
     )
-    seal("AE", sc.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"))
-    seal("EU", sc.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"))
-    seal("EU", sc.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"))
-    seal("EU", sc.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"]))
-    seal("RU", sc.issue("RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"]))
+    seal("AE", sc.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-F6F7FV5W"))
+    seal("EU", sc.confirm("EU", "BW-2026-0001", "EU-LVESSCDL"))
+    seal("EU", sc.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-LVESSCDL"))
+    seal("EU", sc.issue("EU", "EU-2026-0001", "IN", "EU-LVESSCDL", ["EU-AW-1"]))
+    seal("RU", sc.issue("RU", "RU-2026-0002", "IN", "RU-ME4A2QUB", ["RU-UD-1"]))
     seal(
         "IN",
-        sc.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
-        sc.confirm("IN", "RU-2026-0002", "IN-SURAT1"),
+        sc.confirm("IN", "EU-2026-0001", "IN-JDAV2W3X"),
+        sc.confirm("IN", "RU-2026-0002", "IN-JDAV2W3X"),
     )
-    seal("IN", sc.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-SURAT1"))
+    seal("IN", sc.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-JDAV2W3X"))
     seal(
         "IN",
         sc.split(
