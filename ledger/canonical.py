@@ -123,8 +123,10 @@ def _float_refused(_text: str) -> Any:
 
 #: the fast path's decoder: a float anywhere stops it at once
 _DECODER = msgspec.json.Decoder(float_hook=_float_refused)
-#: 16 digits in a row: the only way an integer past 2^53 - 1 (16 digits) can be written
-_LONG_DIGITS = re.compile(rb"[0-9]{16}")
+#: a number of 16 digits or more: the only way an integer past 2^53 - 1 (16 digits) can
+#: be written. In canonical JSON a number opens the document or follows ``:``, ``,`` or ``[``;
+#: a string holding such a run (hex does not) only sends the document through the walk.
+_LONG_NUMBER = re.compile(rb"(?:\A|[:,\[])-?[0-9]{16}")
 
 
 def _decode_canonical(data: bytes) -> Any:
@@ -135,9 +137,9 @@ def _decode_canonical(data: bytes) -> Any:
     (refusing any float), and the bytes must equal their own canonical
     re-encoding. That equality also refuses what msgspec's decoder lets
     through: a duplicate key (the re-encoding would hold one member fewer) and
-    an escape the canonical form does not use. ASCII bytes without 16 digits
-    in a row hold only ASCII keys and integers within 2^53; other bytes (a
-    hash in hex may hold 16 digits) are walked by ``_json_is_canonical``. Any
+    an escape the canonical form does not use. ASCII bytes without a number of
+    16 digits hold only ASCII keys and integers within 2^53; other bytes are
+    walked by ``_json_is_canonical``. Any
     input refused here goes through the strict standard decoder, which names
     what is wrong.
     """
@@ -145,7 +147,7 @@ def _decode_canonical(data: bytes) -> Any:
         value = _DECODER.decode(data)
     except (msgspec.DecodeError, RecursionError, ValueError, TypeError):
         return _NOT_CANONICAL
-    if (not data.isascii() or _LONG_DIGITS.search(data) is not None) and not _json_is_canonical(
+    if (not data.isascii() or _LONG_NUMBER.search(data) is not None) and not _json_is_canonical(
         value
     ):
         return _NOT_CANONICAL

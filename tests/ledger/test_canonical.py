@@ -378,10 +378,12 @@ def test_load_json_refuses_duplicate_keys_in_canonical_looking_bytes(data: bytes
     [
         (b"[1.5]", "floats are not allowed"),
         (b"[9007199254740992]", "outside"),
+        (b'{"a":90071992547409920}', "17 digits"),
+        (b"[1,-9007199254740992]", "outside"),
         (b"[1e3]", "floats are not allowed"),
         (b'["\\ud800"]', None),
     ],
-    ids=["float", "past-2^53", "exponent", "escaped-lone-surrogate"],
+    ids=["float", "past-2^53", "member-past-2^53", "negative", "exponent", "lone-surrogate"],
 )
 def test_fast_path_leaves_what_it_cannot_vouch_for_to_the_strict_decoder(
     data: bytes, match: str | None
@@ -392,6 +394,12 @@ def test_fast_path_leaves_what_it_cannot_vouch_for_to_the_strict_decoder(
     else:
         with pytest.raises(EncodingError, match=match):
             load_json(data)
+
+
+def test_long_digit_runs_inside_strings_are_read_as_strings() -> None:
+    data = b'{"id":"x:12345678901234567890","n":[1234567890123456]}'
+    assert load_json(data) == {"id": "x:12345678901234567890", "n": [1234567890123456]}
+    assert parse_canonical(data) == load_json(data)
 
 
 def test_every_record_of_the_stories_and_the_bench_workload_is_byte_identical(
