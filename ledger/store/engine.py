@@ -28,7 +28,14 @@ from kpledger.ledger.errors import LedgerError, StoreError
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.store import tables as t
 
-__all__ = ["BulkWriter", "make_engine", "open_database", "schema_revision", "upgrade"]
+__all__ = [
+    "BulkWriter",
+    "CopyListener",
+    "make_engine",
+    "open_database",
+    "schema_revision",
+    "upgrade",
+]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
