@@ -653,6 +653,7 @@ PINNED: dict[str, list[str]] = {
     "ledger.store.disclosures": ["DisclosureStore", "Held"],
     "ledger.store.engine": [
         "BulkWriter",
+        "CopyListener",
         "make_engine",
         "open_database",
         "schema_revision",

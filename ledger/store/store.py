@@ -45,10 +45,11 @@ class Store(StoreState):
 
     def __init__(self, engine: Engine, registry: Registry) -> None:
         super().__init__(engine, registry)
-        bulk = BulkWriter(engine)
+        #: the batch inserts of every write (COPY on PostgreSQL; ``BulkWriter``)
+        self.bulk = BulkWriter(engine)
         self.disclosures = DisclosureStore(engine, read_only=self.READ_ONLY)
-        self.queue = SubmissionQueue(engine, bulk, self.disclosures, read_only=self.READ_ONLY)
-        self.writer = BlockWriter(self, self.queue, bulk, read_only=self.READ_ONLY)
+        self.queue = SubmissionQueue(engine, self.bulk, self.disclosures, read_only=self.READ_ONLY)
+        self.writer = BlockWriter(self, self.queue, self.bulk, read_only=self.READ_ONLY)
         self.log = LogReader(self)
         self.proofs = Proofs(engine)
         self.lineage = Lineage(engine)
