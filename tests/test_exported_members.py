@@ -305,8 +305,13 @@ PINNED: dict[str, list[str]] = {
         "fork_heights",
         "fork_sizes",
         "genesis",
+        "kp_seen",
+        "live_forks",
         "propose",
         "resolve_witness",
+        "resumed_at",
+        "witness_needs",
+        "witness_resets",
     ],
     "ledger.commit": [
         "COMMIT_PREFIX",
