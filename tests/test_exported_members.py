@@ -655,6 +655,7 @@ PINNED: dict[str, list[str]] = {
     "ledger.store.outcome": ["Outcome", "OutcomeStatus"],
     "ledger.store.proofs": ["NodeReader", "Proofs"],
     "ledger.store.queue": ["SubmissionQueue"],
+    "ledger.store.resume": ["ChainResume", "DroppedPart"],
     "ledger.store.rows": [
         "IN_CHUNK",
         "assessment_row",
@@ -703,7 +704,14 @@ PINNED: dict[str, list[str]] = {
         "rejected",
         "restrictions",
     ],
-    "ledger.store.verify": ["DERIVED", "Verifier", "VerifyReport", "snapshot"],
+    "ledger.store.verify": [
+        "DERIVED",
+        "Verifier",
+        "VerifyReport",
+        "open_scratch",
+        "replay",
+        "snapshot",
+    ],
     "ledger.store.writer": ["ReplicaStore", "WriterLock", "writer_key"],
     "node": [],
     "node.client": ["ClientError", "NodeClient"],
