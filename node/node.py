@@ -31,9 +31,17 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from kpledger.ledger.blocks import Block, Evidence, WitnessRef
+from kpledger.ledger.blocks import Block, Evidence, Header, WitnessRef
 from kpledger.ledger.canonical import canonical_bytes
-from kpledger.ledger.chain import detect_equivocation, effective_witness, fork_sizes, propose
+from kpledger.ledger.chain import (
+    detect_equivocation,
+    effective_witness,
+    fork_sizes,
+    live_forks,
+    propose,
+    resumed_at,
+    witness_needs,
+)
 from kpledger.ledger.crypto import PublicKey, Signer
 from kpledger.ledger.errors import (
     BlockError,
@@ -250,6 +258,8 @@ class Node:
         self.forks: dict[str, int] = {}
         for ev in store.evidence.all():
             self._note_fork(ev)
+        if not store.READ_ONLY:
+            self._settle()  # a drop a crash interrupted is done again (it is atomic)
         if self.chain is not None:
             self._reload_pending()
         self._refresh_metrics()
@@ -387,8 +397,12 @@ class Node:
             (head.height if head else 0) + 1,
             self.now(),
             effective_witness(self.store, refs, self.forks),
-            fork_sizes(self.store, self.forks),
+            fork_sizes(self.store, live_forks(self.store, self.forks, self._kp_size())),
         )
+
+    def _kp_size(self) -> int:
+        head = self.store.head(GOVERNANCE_CHAIN)
+        return 0 if head is None else head.size
 
     def _next_index(self) -> int:
         assert self.chain is not None
@@ -659,9 +673,10 @@ class Node:
         """Seal the next block of this node's chain from the pending records."""
         if self.chain is None or self.signer is None:
             return None
-        if self.chain in self.forks:
+        if self.frozen(self.chain):
             return None  # our own chain has been shown to equivocate: stop writing
         with self.lock:
+            self._settle()
             signer = self.signer_for(self.chain) if self.admitted() else None
             if signer is None:
                 self._last_seal = time.monotonic()
@@ -758,6 +773,7 @@ class Node:
                 )
             self.store.writer.commit(proposal.layer)
             self.metrics.sealed.inc()
+            self._settle()  # a key.replace restarting an equivocating chain
             self._refresh_metrics()
             if self.chain is not None:
                 self._reload_pending()  # membership may have changed under pending records
@@ -831,8 +847,11 @@ class Node:
                     raise
                 h = block.header
                 fork = self.forks.get(chain)
-                if fork is not None and h.height > fork:
+                if fork is not None and h.height > fork and self.frozen(chain):
                     result.known += 1
+                    continue
+                if fork is not None and h.height >= fork and self._old_version(h):
+                    result.known += 1  # the old key's version of a restarted chain
                     continue
                 head = self.store.head(chain)
                 if head is not None and h.height <= head.height:
@@ -860,6 +879,8 @@ class Node:
                 result.applied += 1
                 result.blocks.append((h.chain, h.height))
             result.applied += self._drain(result)
+            if self._settle():  # a key.replace just applied restarts an equivocating chain
+                result.applied += self._drain(result)
             result.waiting = len(self._buffer)
             self._refresh_metrics()
         if result.applied and self.on_applied is not None:
@@ -923,12 +944,18 @@ class Node:
         return (chain, height) in self._buffer
 
     def _unwitnessed(self, block: Block) -> tuple[str, int] | None:
-        """The first header ``block`` witnesses that is not held yet (from the heads in
-        memory): applying it would fail with ``DependencyMissing`` after loading its state."""
-        for w in block.header.witness:
-            head = self.store.head(w.chain)
-            if (head.height if head else 0) < w.height:
-                return (w.chain, w.height)
+        """The first header ``block`` needs that is not held yet (from the heads in
+        memory): applying it would fail with ``DependencyMissing`` after loading its state.
+        Of a chain capped at its fork, only the last common header is needed
+        (``ledger.chain.witness_needs``), whatever height the witness names."""
+        try:
+            needs = witness_needs(self.store, block.header, self.forks)
+        except DependencyMissing as dm:
+            return (dm.chain, dm.height)
+        for chain, height in needs.items():
+            head = self.store.head(chain)
+            if (head.height if head else 0) < height:
+                return (chain, height)
         return None
 
     def _hold(self, block: Block, result: ReceiveResult) -> None:
@@ -980,6 +1007,65 @@ class Node:
         self.forks[ev.chain] = min(self.forks.get(ev.chain, height), height)
         self.metrics.evidence.set(len(self.forks))
 
+    def frozen(self, chain: str) -> bool:
+        """Whether ``chain`` is shown to equivocate and no ``key.replace`` restarted it."""
+        return chain in self.forks and chain not in resumed_at(self.store, self.forks)
+
+    def _old_version(self, header: Header) -> bool:
+        """Whether ``header`` is of a restarted chain, at or past its fork, under a key
+        that is not the chain's there (the old key's blocks: no longer the chain)."""
+        if header.chain not in resumed_at(self.store, self.forks):
+            return False
+        key = key_at(self.store, header.chain, header.height)
+        return key is not None and key.key_id != header.key_id
+
+    def _settle(self) -> bool:
+        """Drop the old key's blocks of every chain a ``key.replace`` restarted at its
+        fork height (``store.resume``); True if anything was dropped.
+
+        Called under the lock after anything that may bring such a replacement
+        or its evidence: a peer's blocks, evidence, a governance record sealed
+        here, and at start (a drop is atomic: one a crash interrupted is done
+        again). What is dropped is logged, record by record, for the operator
+        to check and submit again (``kpl db dropped`` lists it too).
+        """
+        if not self.forks:
+            return False
+        dropped = False
+        for chain in sorted(resumed_at(self.store, self.forks)):
+            fork = self.forks[chain]
+            held = self.store.header(chain, fork)
+            if held is None or not self._old_version(held):
+                continue
+            part = self.store.resume.drop(chain, fork, self.forks)
+            dropped = True
+            log.warning(
+                "%s restarted at height %d under its new key: dropped the old key's %d "
+                "block(s) %d-%d and their %d record(s); records acknowledged there are no "
+                "longer on the ledger: check them and submit them again (kpl db dropped)",
+                chain,
+                fork,
+                part.blocks,
+                fork,
+                part.last_height,
+                len(part.records),
+            )
+            for height, index, record in part.records:
+                log.warning(
+                    "dropped %s/%d record %s (%s) at index %d",
+                    chain,
+                    height,
+                    record.id,
+                    record.kind.value,
+                    index,
+                )
+            for key in [k for k in self._buffer if k[0] == chain]:
+                if self._old_version(self._buffer[key].header):
+                    del self._buffer[key]
+        if dropped and self.chain is not None:
+            self._reload_pending()  # judged again on the state without the dropped part
+        return dropped
+
     def add_evidence(self, ev: Evidence) -> bool:
         """Verify, store and act on evidence; True if it was new.
 
@@ -993,6 +1079,8 @@ class Node:
             self._note_fork(ev)
             if new:
                 result.applied = self._drain(result)
+                if self._settle():
+                    result.applied += self._drain(result)
                 self._refresh_metrics()
         if result.applied and self.on_applied is not None:
             self.on_applied(result.blocks, None)
