@@ -173,7 +173,7 @@ PINNED: dict[str, list[str]] = {
     "cli.keyops": ["app", "keys_generate", "keys_rotate", "keys_show", "rotate_key"],
     "cli.main": ["app"],
     "cli.officer": ["party_app", "policy_app", "run_acts", "settle", "stats_report"],
-    "cli.ops": ["app", "export", "import_"],
+    "cli.ops": ["app", "db_dropped", "export", "import_"],
     "cli.query": [
         "JsonOpt",
         "audit",
