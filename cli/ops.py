@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from rich.table import Table
 from kpledger.cli.exits import print_json
 from kpledger.cli.render import history_tree
 from kpledger.cli.story import Story, StoryResult, final_parcel, play, story_for
+from kpledger.ledger.commit import Disclosure
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.store import Store
@@ -229,7 +231,10 @@ def db_dropped(
     db: Annotated[str, typer.Option("--db", help="store URL, e.g. sqlite:///node.db")],
     out: Annotated[
         Path | None,
-        typer.Option(help='write the dropped records here, as {"records": [...]}, to check'),
+        typer.Option(
+            help='write the dropped records here as {"records": [...]}, confidential '
+            "fields in clear where the store holds them: check, then POST to /v1/records"
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the parts as JSON on stdout")] = False,
 ) -> None:
@@ -244,14 +249,24 @@ def db_dropped(
         store = Store.open(db, create=False)
         try:
             parts = store.resume.dropped()
+            # drafts: confidential fields back in clear where this store holds them (the
+            # writer's own records), as an officer submits them; the node commits them again
+            leaves = [r.leaf for p in parts for _, _, r in p.records]
+            held: dict[bytes, list[Disclosure]] = {}
+            for h in store.disclosures.of_records(leaves):
+                held.setdefault(h.disclosure.record, []).append(h.disclosure)
         finally:
             store.close()
     except LedgerError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     if out is not None:
-        records = [r.as_json() for p in parts for _, _, r in p.records]
-        out.write_text(json.dumps({"records": records}, indent=2, ensure_ascii=False) + "\n")
+        drafts = [
+            replace(r, disclosures=tuple(held.get(r.leaf, ()))).draft()
+            for p in parts
+            for _, _, r in p.records
+        ]
+        out.write_text(json.dumps({"records": drafts}, indent=2, ensure_ascii=False) + "\n")
     if as_json:
         print_json({"dropped": [p.to_json() for p in parts]})
         return

@@ -33,6 +33,7 @@ def _store_with_a_dropped_part(url: str) -> str:
     try:
         for block in sc.ledger.blocks["BW"]:
             store.writer.apply(block)
+        store.disclosures.keep(sc.ledger.blocks["BW"][1].records)  # the writer's own values
         store.evidence.add(evidence)
         key = Ed25519Signer.from_seed(b"bw-cli-new".ljust(32, b"-")).public.hex()
         body = {"code": "BW", "key": key, "from_height": 2, "reason": "equivocation"}
@@ -55,6 +56,8 @@ def test_lists_and_writes_the_dropped_records(tmp_path: Path) -> None:
     assert "1 record(s) written" in shown.output
     written = json.loads(out.read_text())
     assert [r["id"] for r in written["records"]] == [dropped_id]
+    # a draft as the officer submitted it: the committed name back in clear
+    assert written["records"][0]["body"]["name"] == "BW-ON-A"
     as_json = runner.invoke(app, ["db", "dropped", "--db", url, "--json"])
     assert as_json.exit_code == 0, as_json.output
     [part] = json.loads(as_json.output)["dropped"]
