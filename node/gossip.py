@@ -166,6 +166,25 @@ class Gossip:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._kick.set)
 
+    def on_evidence(self) -> None:
+        """New equivocation evidence was stored (thread-safe; ``Node.on_evidence``).
+
+        A round starts at once, with every peer that was only unreachable
+        taken back from its backoff: the evidence (announced in our heads) and
+        the blocks it let through spread now, not when backoffs end. After a
+        partition heals, backoffs of up to a minute would otherwise decide how
+        long honest chains stay apart. Peers backed off for garbage or
+        slowness stay backed off.
+        """
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._retry_all)
+
+    def _retry_all(self) -> None:
+        for peer in self.peers.values():
+            if not peer.suspect:
+                peer.until = 0.0
+        self._kick.set()
+
     def push_sealed(self, block: Block) -> None:
         """Send a block this node just sealed to its peers at once (thread-safe).
 
@@ -372,6 +391,10 @@ class Gossip:
         except Exception:
             peer.failed(time.monotonic(), bad=False)
             log.exception("pull from %s failed", peer.code)
+        else:
+            # it reached us and answered every pull: take it back from a backoff at once
+            # (a link that healed), for our rounds and pushes too
+            peer.ok(time.monotonic())
 
     async def sync_from(self, peer: PeerState, message: object) -> None:
         """Pull from ``peer`` every block and evidence its message says we lack."""

@@ -214,6 +214,8 @@ class Node:
         self.on_applied: (
             Callable[[Sequence[tuple[str, int]], frozenset[str] | None], None] | None
         ) = None
+        #: called after new evidence was stored (to spread it, and what it settles, at once)
+        self.on_evidence: Callable[[], None] | None = None
         participant = self.registry.participant(config.code)
         admitted = member_role(store, config.code, 2**63)
         if participant is None and admitted is None and signer is None:
@@ -754,7 +756,9 @@ class Node:
                     f"dated {record.time}, more than {MAX_AHEAD}s after this node's clock ({now})",
                     field="time",
                 )
-            proposal = propose(self.store, self.registry, signer, GOVERNANCE_CHAIN, [record], now)
+            proposal = propose(
+                self.store, self.registry, signer, GOVERNANCE_CHAIN, [record], now, self.forks
+            )
             if proposal.rejected:
                 exc = proposal.rejected[0][1]
                 return {
@@ -1084,6 +1088,8 @@ class Node:
                 self._refresh_metrics()
         if result.applied and self.on_applied is not None:
             self.on_applied(result.blocks, None)
+        if new and self.on_evidence is not None:
+            self.on_evidence()
         return new
 
     def evidence_json(self) -> list[dict[str, Any]]:

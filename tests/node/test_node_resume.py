@@ -178,3 +178,29 @@ def test_the_equivocating_authority_seals_with_its_new_key_once_replaced(
         assert sealed.header.key_id == NEW_KEY.public.key_id
         assert sealed.header.prev == fork.a[0].header.hash
         node.store.verifier.verify()
+
+
+def test_the_kp_secretariat_seals_the_replacement_once_it_holds_the_evidence(
+    fork: Fork, tmp_path: Path
+) -> None:
+    for node in _node(fork, "EU", tmp_path, fork.sc.net.signer("EU")):
+        _receive(node, *fork.a)
+        body = {"code": "BW", "key": NEW_KEY.public.hex(), "from_height": 2, "reason": "fork"}
+        record = fork.sc.governance(Kind.KEY_REPLACE, body)
+        # without the evidence, the fork height lies in BW's witnessed past: refused
+        refused = node.submit_governance(record.as_json())
+        assert refused["status"] == "rejected", refused
+        assert refused["code"] == "witness-invalid"
+        assert refused["field"] == "body.from_height"
+        assert "no evidence" in refused["reason"]
+        bw = node.store.head("BW")
+        assert bw is not None
+        assert bw.height == 2
+        # with it, the record is sealed and the node drops BW's old block at once
+        node.add_evidence(fork.evidence)
+        sealed = node.submit_governance(record.as_json())
+        assert sealed["status"] == "committed", sealed
+        bw = node.store.head("BW")
+        assert bw is not None
+        assert bw.height == 1
+        assert node.store.party("BW-ON-A") is None
