@@ -693,6 +693,46 @@ def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> N
     assert got == []  # its own chain's block, and a peer the pusher was told holds it
 
 
+def test_a_sealed_block_probes_a_peer_backed_off_for_being_unreachable(
+    source: Node, target: Node
+) -> None:
+    """After a partition heals, the next block sealed reaches a peer backed off while the
+    link was down, and that peer is available again at once; a peer backed off for
+    sending garbage is not pushed to until its backoff ends."""
+    order = _in_order(source)
+    at = max(i for i, (c, _) in enumerate(order) if c != TARGET)
+    for chain, block in order[:at]:
+        target.receive(chain, [block])
+    last_chain, last = order[at]
+    target.config = replace(
+        target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
+    )
+    app = TestClient(create_app(target, None))
+    got: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        got.append(request)
+        answer = app.post(request.url.path, content=request.content, headers=request.headers)
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    source.config = replace(source.config, peers=(PeerConfig(TARGET, "http://ru.test"),))
+    pusher = Gossip(source, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "tok-peer")
+    state = pusher.peers[TARGET]
+    state.failed(time.monotonic(), bad=True)  # garbage: no probe
+    asyncio.run(pusher.push(last_chain, last["header"]["height"], probe=True))
+    assert got == []
+    state.ok(time.monotonic())
+    for _ in range(5):
+        state.failed(time.monotonic(), bad=False)  # unreachable while the link was down
+    asyncio.run(pusher.push(last_chain, last["header"]["height"]))
+    assert got == []  # a relay does not probe
+    asyncio.run(pusher.push(last_chain, last["header"]["height"], probe=True))
+    assert [(r.method, r.url.path) for r in got] == [("POST", f"/v1/chains/{last_chain}/blocks")]
+    assert target.heads()[last_chain] == source.heads()[last_chain]
+    assert state.available(time.monotonic())
+    assert state.failures == 0
+
+
 def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) -> None:
     target.config = replace(
         target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)

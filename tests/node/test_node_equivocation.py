@@ -1,4 +1,5 @@
-"""An authority that signs two different blocks at one height is caught by every node.
+"""An authority that signs two different blocks at one height is caught by every node,
+and its chain resumes at the fork under a new key (README "When an authority equivocates").
 
 BW's node runs with RU, AE and the auditor WDC until all hold the same chain;
 then BW's node stops, and the test, holding BW's key (as a rogue operator of
@@ -14,7 +15,11 @@ RU and AE each seal blocks witnessing the version they hold (with records
 their operators were told are pending). Once the links heal and the evidence
 spreads, the honest chains must converge on every node (issue 9, item 1:
 they used to refuse each other's blocks as ``witness-invalid`` for good),
-with every acknowledged record committed.
+with every acknowledged record committed. Then the operator's procedure: the
+chair's ``key.replace`` from the fork height, every node dropping the old key's
+blocks, BW's node restarted with the new key on its store (which holds one
+version), BW's chain resumed at the fork on every node, and the record BW's
+node dropped submitted again and committed.
 """
 
 from __future__ import annotations
@@ -36,9 +41,12 @@ from kpledger.ledger.store import Store
 
 HONEST = ("RU", "AE", "WDC")
 HONEST_CHAINS = ("RU", "AE")
-#: seconds from the evidence on every node to identical honest heads everywhere:
-#: a few gossip rounds; generous, as the machine is shared and loaded
-CONVERGE_AFTER_EVIDENCE = 30.0
+#: seconds from the evidence on every node (as the test sees it: /v1/evidence and
+#: /healthz answer it on all three) until every node holds the blocks RU and AE had
+#: sealed by then: blocks waiting on the evidence are judged at once, new evidence
+#: starts a gossip round with every reachable peer, and a healed link is back at the
+#: next block pushed; the issue's goal is 5 s, this leaves room for a loaded machine
+CONVERGE_AFTER_EVIDENCE = 10.0
 
 
 def _evidence(url: str) -> list[dict[str, Any]]:
