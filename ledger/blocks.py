@@ -20,7 +20,7 @@ an empty ``records`` list is a heartbeat that moves the chain's time on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,18 +212,13 @@ def check_link(  # noqa: PLR0912 - split after the node-time rules being merged 
     frontier: Frontier,
     key: PublicKey,
     params: Params,
-    resets: Mapping[str, int] | None = None,
 ) -> Frontier:
     """Check everything about a block that its own chain decides; return the new frontier.
 
     The steps, cheapest first: network, chain, height and ``prev`` link, time
     order, limits, records' network and chain, signature, then size and root.
-    Witness heights may never go backwards along a chain, and a chain once
-    witnessed is never dropped, with one exception: ``resets`` maps a chain
-    to the lowest height this block may witness it at (0: it may leave it
-    out), for an equivocating chain that a ``key.replace`` this block is the
-    first of its chain to witness restarts (``ledger.chain.witness_resets``).
-    Record rules (custody) are checked separately against the state.
+    Witness heights may never go backwards along a chain. Record rules
+    (custody) are checked separately against the state.
     """
     h = block.header
     # 1. the right network and chain, the next height, linked to the previous header
@@ -268,24 +263,16 @@ def check_link(  # noqa: PLR0912 - split after the node-time rules being merged 
                 f"record {r.id} is dated {r.time}, after its block's {h.time}",
                 field=f"records[{i}].time",
             )
-    # 4. witness heights never go backwards (but once to a restarted chain's prefix)
+    # 4. witness heights never go backwards
     if prev is not None:
-        resets = resets or {}
         before = {w.chain: w.height for w in prev.witness}
         for w in h.witness:
-            floor = before.get(w.chain, 0)
-            if w.chain in resets:
-                floor = min(floor, resets[w.chain])
-            if w.height < floor:
+            if w.height < before.get(w.chain, 0):
                 raise BlockError(
                     f"witness of {w.chain} went back from {before[w.chain]} to {w.height}",
                     field="header.witness",
                 )
-        dropped = (
-            set(before)
-            - {w.chain for w in h.witness}
-            - {c for c, low in resets.items() if low == 0}
-        )
+        dropped = set(before) - {w.chain for w in h.witness}
         if dropped:
             raise BlockError(f"witness dropped {sorted(dropped)}", field="header.witness")
     # 5. the authority's signature

@@ -29,6 +29,13 @@ from kpledger.ledger.errors import (
     SignatureError,
     WitnessInvalid,
 )
+from kpledger.ledger.forks import (
+    kp_now,
+    kp_seen,
+    live_forks,
+    sealing_witness,
+    stale_witness,
+)
 from kpledger.ledger.merkle import MemoryTree
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Record
 from kpledger.ledger.registry import Registry
@@ -38,7 +45,6 @@ from kpledger.ledger.state import (
     MemberEvent,
     State,
     StateView,
-    chains_of,
     key_at,
     member_role,
 )
@@ -52,13 +58,8 @@ __all__ = [
     "fork_heights",
     "fork_sizes",
     "genesis",
-    "kp_seen",
-    "live_forks",
     "propose",
     "resolve_witness",
-    "resumed_at",
-    "witness_needs",
-    "witness_resets",
 ]
 
 
@@ -101,92 +102,6 @@ def fork_sizes(view: StateView, forks: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
-def resumed_at(view: StateView, forks: Mapping[str, int]) -> dict[str, int]:
-    """For each forked chain restarted by a ``key.replace``, the KP log size holding it.
-
-    A chain shown to equivocate at fork height ``F`` is restarted by a
-    governance ``key.replace`` whose ``from_height`` is ``F``: its blocks from
-    ``F`` on are the new key's (README, "When an authority equivocates").
-    Admissions also set a key from height 1, so their KP sizes are left out.
-    """
-    out: dict[str, int] = {}
-    for chain, fork in forks.items():
-        admitted = {m.kp_size for m in view.member_events(chain)}
-        sizes = [
-            e.kp_size
-            for e in view.key_events(chain)
-            if e.kp_size > 0 and e.from_height == fork and e.kp_size not in admitted
-        ]
-        if sizes:
-            out[chain] = min(sizes)
-    return out
-
-
-def kp_seen(view: StateView, header: Header) -> int:
-    """The governance log size a block sees: for a ``KP`` block, the size before it;
-    for any other, the size of the ``KP`` header it witnesses (0 without one)."""
-    if header.chain == GOVERNANCE_CHAIN:
-        if header.height <= 1:
-            return 0
-        before = view.header(GOVERNANCE_CHAIN, header.height - 1)
-        if before is None:
-            raise DependencyMissing(GOVERNANCE_CHAIN, header.height - 1)
-        return before.size
-    for w in header.witness:
-        if w.chain == GOVERNANCE_CHAIN:
-            held = view.header(GOVERNANCE_CHAIN, w.height)
-            if held is None:
-                raise DependencyMissing(GOVERNANCE_CHAIN, w.height)
-            return held.size
-    return 0
-
-
-def live_forks(view: StateView, forks: Mapping[str, int], seen: int) -> dict[str, int]:
-    """The forks that bind a block seeing ``KP`` up to log size ``seen``.
-
-    A forked chain stays capped at its last common header for every block
-    that does not see the ``key.replace`` restarting it; a block that sees
-    it judges the chain's new blocks like any other chain's. The verdict
-    rests on the block's own ``KP`` witness, so it is the same on every node.
-    """
-    resumed = resumed_at(view, forks)
-    return {c: f for c, f in forks.items() if not (c in resumed and resumed[c] <= seen)}
-
-
-def witness_resets(
-    view: StateView, header: Header, prev: Header | None, forks: Mapping[str, int]
-) -> dict[str, int]:
-    """The chains whose witness ``header`` may take back (``blocks.check_link``), and how low.
-
-    Once along each chain: the first block that sees the ``key.replace``
-    restarting a forked chain at height ``F`` may witness it as low as
-    ``F - 1`` (0: not at all), the height where every node holds the same
-    header, though its previous block witnessed one of the old key's
-    versions above it.
-    """
-    if prev is None:
-        return {}
-    resumed = resumed_at(view, forks)
-    if not resumed:
-        return {}
-    now, before = kp_seen(view, header), kp_seen(view, prev)
-    return {c: forks[c] - 1 for c, size in resumed.items() if before < size <= now}
-
-
-def witness_needs(view: StateView, header: Header, forks: Mapping[str, int]) -> dict[str, int]:
-    """The height of each chain a node must hold to judge ``header``'s block.
-
-    The witnessed height, except for a chain capped at its fork (``live_forks``):
-    there only the last common header is read, whatever the witness names.
-    """
-    live = live_forks(view, forks, kp_seen(view, header)) if forks else {}
-    out: dict[str, int] = {}
-    for w in header.witness:
-        fork = live.get(w.chain)
-        out[w.chain] = min(w.height, fork - 1) if fork is not None else w.height
-    return out
-
-
 def _common(view: StateView, chain: str, fork: int) -> Header | None:
     """The last header of ``chain`` before its fork (None when the fork is at height 1)."""
     if fork <= 1:
@@ -198,7 +113,10 @@ def _common(view: StateView, chain: str, fork: int) -> Header | None:
 
 
 def resolve_witness(
-    view: StateView, header: Header, forks: Mapping[str, int] | None = None
+    view: StateView,
+    header: Header,
+    forks: Mapping[str, int] | None = None,
+    prev: Header | None = None,
 ) -> dict[str, Header]:
     """The headers a block witnesses, each checked against the one this node holds.
 
@@ -209,12 +127,17 @@ def resolve_witness(
     witnessed the chain's last common header: nothing past a fork counts
     for any other chain, on any node. A block that sees the ``key.replace``
     restarting the chain at its fork height (``live_forks``) is past that:
-    it witnesses the new key's blocks, checked like any other.
+    it witnesses the new key's blocks, checked like any other, or repeats
+    its previous block's witness of an old version (``stale_witness``), which counts
+    as the last common header. ``prev``: the previous header of its chain.
     """
+    forks = forks or {}
     live = live_forks(view, forks, kp_seen(view, header)) if forks else {}
     out: dict[str, Header] = {}
     for w in header.witness:
         fork = live.get(w.chain)
+        if fork is None and forks and stale_witness(view, w, prev, forks, live):
+            fork = forks[w.chain]
         if fork is not None and w.height >= fork:
             common = _common(view, w.chain, fork)
             if common is not None:
@@ -233,25 +156,23 @@ def resolve_witness(
     return out
 
 
-def _kp_now(view: StateView) -> int:
-    head = view.head(GOVERNANCE_CHAIN)
-    return 0 if head is None else head.size
-
-
 def effective_witness(
     view: StateView, witness: Iterable[WitnessRef], forks: Mapping[str, int]
 ) -> dict[str, Header]:
     """What rules see of the chains a block being sealed here witnesses (held heads)."""
-    live = live_forks(view, forks, _kp_now(view)) if forks else {}
+    live = live_forks(view, forks, kp_now(view)) if forks else {}
     out: dict[str, Header] = {}
     for w in witness:
         fork = live.get(w.chain)
+        held = view.header(w.chain, w.height)
+        stale = held is None or held.hash != w.hash  # a repeated old version
+        if fork is None and w.chain in forks and w.height >= forks[w.chain] and stale:
+            fork = forks[w.chain]
         if fork is not None and w.height >= fork:
             common = view.header(w.chain, fork - 1) if fork > 1 else None
             if common is not None:
                 out[w.chain] = common
             continue
-        held = view.header(w.chain, w.height)
         if held is not None:
             out[w.chain] = held
     return out
@@ -272,20 +193,20 @@ def apply_block(
     ``forks`` (chain -> fork height, from the equivocation evidence held) caps
     what the block's rules see of a forked chain at its last common header
     (``resolve_witness``), until the block sees the ``key.replace`` that
-    restarts that chain (``live_forks``, ``witness_resets``).
+    restarts that chain (``live_forks``).
     """
     h = block.header
     if h.network != registry.network_id:
         raise BlockError("header belongs to another network", field="header.network")
     forks = forks or {}
-    witness = resolve_witness(view, h, forks)
+    prev = view.head(h.chain)
+    witness = resolve_witness(view, h, forks, prev)
     kp_size = _kp_size(h.chain, witness)
     if h.chain != GOVERNANCE_CHAIN and member_role(view, h.chain, kp_size or 0) != "authority":
         raise BlockError(f"{h.chain} is not an authority with a chain", field="header.chain")
     key = key_at(view, h.chain, h.height)
     if key is None:
         raise BlockError(f"no key for {h.chain} at height {h.height}", field="header.key_id")
-    prev = view.head(h.chain)
     frontier = check_link(
         block,
         network=registry.network_id,
@@ -293,7 +214,6 @@ def apply_block(
         frontier=view.frontier(h.chain),
         key=key,
         params=registry.params,
-        resets=witness_resets(view, h, prev, forks) if forks else None,
     )
     layer = State(base=view)
     live = live_forks(view, forks, kp_seen(view, h)) if forks else {}
@@ -383,11 +303,10 @@ def propose(
     prev = view.head(chain)
     if prev is not None and time < prev.time:
         time = prev.time
-    heads = [view.head(c) for c in chains_of(view) if c != chain]
-    witness = [WitnessRef(h.chain, h.height, h.hash) for h in heads if h is not None]
+    witness = sealing_witness(view, chain)
     witnessed = effective_witness(view, witness, forks)
     height = 1 if prev is None else prev.height + 1
-    live = live_forks(view, forks, _kp_now(view)) if forks else {}
+    live = live_forks(view, forks, kp_now(view)) if forks else {}
     ctx = Context(
         registry,
         chain,

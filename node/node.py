@@ -31,17 +31,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from kpledger.ledger.blocks import Block, Evidence, Header, WitnessRef
+from kpledger.ledger.blocks import Block, Evidence, Header
 from kpledger.ledger.canonical import canonical_bytes
-from kpledger.ledger.chain import (
-    detect_equivocation,
-    effective_witness,
-    fork_sizes,
-    live_forks,
-    propose,
-    resumed_at,
-    witness_needs,
-)
+from kpledger.ledger.chain import detect_equivocation, effective_witness, fork_sizes, propose
 from kpledger.ledger.crypto import PublicKey, Signer
 from kpledger.ledger.errors import (
     BlockError,
@@ -53,6 +45,7 @@ from kpledger.ledger.errors import (
     StoreError,
     WitnessInvalid,
 )
+from kpledger.ledger.forks import live_forks, resumed_at, sealing_witness, witness_needs
 from kpledger.ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
 from kpledger.ledger.rules import Context, apply_record
 from kpledger.ledger.state import State, key_at, member_role
@@ -388,11 +381,7 @@ class Node:
     def _context(self) -> Context:
         assert self.chain is not None
         head = self.store.head(self.chain)
-        refs = [
-            WitnessRef(c, h.height, h.hash)
-            for c, h in self.store.heads().items()
-            if c != self.chain
-        ]
+        refs = sealing_witness(self.store, self.chain)
         return Context(
             self.registry,
             self.chain,
@@ -952,8 +941,11 @@ class Node:
         memory): applying it would fail with ``DependencyMissing`` after loading its state.
         Of a chain capped at its fork, only the last common header is needed
         (``ledger.chain.witness_needs``), whatever height the witness names."""
+        h = block.header
+        head = self.store.head(h.chain)
+        prev = head if head is not None and head.height + 1 == h.height else None
         try:
-            needs = witness_needs(self.store, block.header, self.forks)
+            needs = witness_needs(self.store, h, self.forks, prev)
         except DependencyMissing as dm:
             return (dm.chain, dm.height)
         for chain, height in needs.items():

@@ -109,19 +109,21 @@ class LogReader:
         *,
         conn: Connection | None = None,
         heights: Mapping[str, int] | None = None,
-        needs: Callable[[Header], Mapping[str, int]] | None = None,
+        needs: Callable[[Header, Header | None], Mapping[str, int]] | None = None,
     ) -> Iterator[Block]:
         """Every stored block, in an order where witnessed headers come first.
 
         Up to ``heights`` per chain (default: the heads this store holds in
-        memory), read on ``conn`` when given. ``needs(header)`` says which
-        height of each witnessed chain a block needs (default: the witnessed
-        one; ``ledger.chain.witness_needs`` for a store with evidence, where a
+        memory), read on ``conn`` when given. ``needs(header, prev)`` says which
+        height of each witnessed chain a block needs, ``prev`` being the
+        previous header of its chain (default: the witnessed heights;
+        ``ledger.chain.witness_needs`` for a store with evidence, where a
         forked chain's witness may name a version this store does not hold).
         """
         if heights is None:
             heights = {c: h.height for c, h in self.state.heads().items()}
         done: dict[str, int] = {}
+        last: dict[str, Header] = {}
         buffers: dict[str, list[Block]] = {}
         chains = list(heights)
         for c in chains:
@@ -139,7 +141,7 @@ class LogReader:
                     want = (
                         {w.chain: w.height for w in b.header.witness}
                         if needs is None
-                        else needs(b.header)
+                        else needs(b.header, last.get(c))
                     )
                     if any(
                         done.get(chain, 0) < min(height, heights.get(chain, 0))
@@ -147,6 +149,7 @@ class LogReader:
                     ):
                         break
                     buffers[c].pop(0)
+                    last[c] = b.header
                     done[c] += 1
                     progressed = True
                     yield b

@@ -17,8 +17,9 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from kpledger.ledger.blocks import Header
-from kpledger.ledger.chain import fork_heights, witness_needs
+from kpledger.ledger.chain import fork_heights
 from kpledger.ledger.errors import StoreError
+from kpledger.ledger.forks import witness_needs
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.apply import BlockWriter
 from kpledger.ledger.store.disclosures import DisclosureStore
@@ -143,8 +144,8 @@ def replay(
     total = sum(heights.values())
     blocks = records = 0
 
-    def needs(header: Header) -> Mapping[str, int]:
-        return witness_needs(state, header, forks)
+    def needs(header: Header, prev: Header | None) -> Mapping[str, int]:
+        return witness_needs(state, header, forks, prev)
 
     for block in LogReader(state).iter_causal(conn=live, heights=heights, needs=needs):
         writer.apply(block, forks)

@@ -10,8 +10,9 @@ The governance chain (sealed by EU) then replaces BW's key from height 2.
 * once the old key's blocks from the fork on are dropped and the retained ones
   replayed, BW's new key seals height 2 on top of the common header 1;
 * a block that sees the replacement witnesses BW's new chain, checked like any
-  other, and may take its witness of BW back once; a block that does not see
-  it keeps the cap at the common header, whatever BW hash it names.
+  other, or repeats its previous block's witness of an old version above the
+  new head (witness heights never go back), which counts as the common header;
+  a block that does not see it keeps the cap there, whatever BW hash it names.
 """
 
 from __future__ import annotations
@@ -27,13 +28,11 @@ from kpledger.ledger.chain import (
     detect_equivocation,
     fork_heights,
     genesis,
-    live_forks,
     propose,
-    resumed_at,
-    witness_needs,
 )
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import BlockError, DependencyMissing, WitnessInvalid
+from kpledger.ledger.forks import live_forks, resumed_at, witness_needs
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.state import State, key_at
 
@@ -148,40 +147,56 @@ def test_the_chain_resumes_at_the_fork_height_under_the_new_key() -> None:
     view_late = State(base=kept)
     _apply(view_late, [late], sc, forks)
 
-    # a block that sees the replacement but names an old-key BW header is not capped:
-    # it must name the new chain's BW/3, which this node does not hold
-    old_b3 = other.ledger.blocks["BW"][2].header
+    # a block that sees the replacement repeats its previous witness of BW (version B's
+    # BW/3, above BW's new head 2): witness heights never go back, and the repeat counts
+    # as BW's common header 1
+    after = propose(view_late, sc.net.registry, sc.net.signer("RU"), "RU", [], sc.tick(), forks)
+    witnessed = {w.chain: w for w in after.block.header.witness}
+    assert witnessed["BW"] == next(w for w in late.header.witness if w.chain == "BW")
+    assert witnessed["KP"].height == 1
+    assert live_forks(view_late, forks, 1) == {}
+    assert live_forks(view_late, forks, 0) == {"BW": 2}
+    assert witness_needs(view_late, after.block.header, forks, late.header)["BW"] == 1
+    assert witness_needs(view_late, after.block.header, forks)["BW"] == 3  # not a repeat
+    _apply(view_late, [after.block], sc, forks)
+
+    # an old-key BW header it did not witness before is not capped: a block that sees the
+    # replacement must name the new chain's BW/4, which this node does not hold
+    old_b4 = other.seal("BW").header
     kp_head = kp_block.header
-    refs = [w for w in late.header.witness if w.chain not in ("BW", "KP")]
+    refs = [w for w in after.block.header.witness if w.chain not in ("BW", "KP")]
     wrong, _ = seal(
         signer=sc.net.signer("RU"),
         network=sc.net.network_id,
         chain="RU",
-        prev=late.header,
+        prev=after.block.header,
         frontier=view_late.frontier("RU"),
         records=[],
         time=sc.tick(),
         witness=[
             *refs,
-            WitnessRef("BW", old_b3.height, old_b3.hash),
+            WitnessRef("BW", old_b4.height, old_b4.hash),
             WitnessRef("KP", kp_head.height, kp_head.hash),
         ],
     )
-    assert witness_needs(view_late, wrong.header, forks)["BW"] == 3
+    assert witness_needs(view_late, wrong.header, forks, after.block.header)["BW"] == 4
     with pytest.raises(DependencyMissing):
         apply_block(view_late, wrong, sc.net.registry, forks)
 
-    # a block that sees the replacement witnesses BW's new chain: its witness goes back
-    # from 3 to 2, once
-    after = propose(view_late, sc.net.registry, sc.net.signer("RU"), "RU", [], sc.tick(), forks)
-    witnessed = {w.chain: w.height for w in after.block.header.witness}
-    assert witnessed["BW"] == 2
-    assert witnessed["KP"] == 1
-    assert live_forks(view_late, forks, 1) == {}
-    assert live_forks(view_late, forks, 0) == {"BW": 2}
-    assert witness_needs(view_late, after.block.header, forks)["BW"] == 2
-    _apply(view_late, [after.block], sc, forks)
-    # and a later block may not go back again
-    again = propose(view_late, sc.net.registry, sc.net.signer("RU"), "RU", [], sc.tick(), forks)
-    assert {w.chain: w.height for w in again.block.header.witness}["BW"] == 2
-    _apply(view_late, [again.block], sc, forks)
+    # once BW's new chain reaches the height repeated, blocks witness it like any other
+    for _ in range(2):
+        _apply(
+            view_late,
+            [propose(view_late, sc.net.registry, NEW_KEY, "BW", [], sc.tick(), forks).block],
+            sc,
+            forks,
+        )
+    new_bw = view_late.head("BW")
+    assert new_bw is not None
+    assert new_bw.height == 4
+    later = propose(view_late, sc.net.registry, sc.net.signer("RU"), "RU", [], sc.tick(), forks)
+    bw_ref = next(w for w in later.block.header.witness if w.chain == "BW")
+    assert (bw_ref.height, bw_ref.hash) == (4, new_bw.hash)
+    assert witness_needs(view_late, later.block.header, forks, after.block.header)["BW"] == 4
+    _apply(view_late, [later.block], sc, forks)
+    assert later.layer.heads["RU"] == later.block.header
