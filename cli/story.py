@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Protocol
 
 from kpledger.ledger.errors import InvalidData, LedgerError
@@ -170,8 +170,19 @@ class Story:
         )
         return self.record(chain, Kind.PARCEL_REGISTER, body)
 
+    def _shown(self, chain: str, parcels: list[str]) -> None:
+        """Wait until ``chain``'s node shows each parcel's custodian and value: a parcel
+        that arrived on a certificate gets its value from the exporter's disclosure,
+        which gossip pulls after the block (a moment later on a loaded machine)."""
+        for p in parcels:
+            self.wait(f"{chain} to hold {p}'s disclosed value", partial(self._valued, chain, p))
+
+    def _valued(self, chain: str, parcel: str) -> bool:
+        return self.parcel(chain, parcel).get("value") is not None
+
     def split(self, chain: str, parcel: str, parts: list[tuple[str, int]]) -> dict[str, Any]:
         """Split by carats; the composer shares the value by weight."""
+        self._shown(chain, [parcel])
         body = self.composers[chain].parcel_split(parcel, [(c, ct * 100) for c, ct in parts])
         return self.record(chain, Kind.PARCEL_SPLIT, body)
 
@@ -181,6 +192,7 @@ class Story:
         )
 
     def merge(self, chain: str, parents: list[str], child: str, custodian: str) -> dict[str, Any]:
+        self._shown(chain, parents)
         body = self.composers[chain].parcel_merge(parents, child, custodian)
         return self.record(chain, Kind.PARCEL_MERGE, body)
 
@@ -199,6 +211,7 @@ class Story:
         parcels: list[str],
         importer: str,
     ) -> dict[str, Any]:
+        self._shown(chain, parcels)
         body = self.composers[chain].certificate_issue(
             number, parcels, destination, importer, importer, exporter=exporter
         )

@@ -373,7 +373,7 @@ class Gossip:
         self._exchanging.add(peer.code)
         try:
             answer = await self._post(peer, "/v1/gossip", self.message())
-            await self.sync_from(peer, answer)
+            deferred = await self.sync_from(peer, answer)
         except (PeerError, InvalidData) as exc:
             bad = isinstance(exc, InvalidData)
             peer.failed(time.monotonic(), bad=bad, slow=isinstance(exc, PeerError) and exc.slow)
@@ -387,6 +387,11 @@ class Gossip:
             return
         finally:
             self._exchanging.discard(peer.code)
+        if deferred and peer.suspect:
+            # nothing was taken from it this time (another catch-up had its chains): a
+            # peer backed off for garbage or slowness earns its way back only by blocks
+            # that check, so its failures keep counting and the next backoff grows
+            return
         peer.ok(time.monotonic())
 
     def on_heads(self, sender: str, message: dict[str, Any]) -> None:
@@ -400,7 +405,7 @@ class Gossip:
 
     async def _pull_from(self, peer: PeerState, message: dict[str, Any]) -> None:
         try:
-            await self.sync_from(peer, message)
+            deferred = await self.sync_from(peer, message)
         except (PeerError, InvalidData) as exc:
             slow = isinstance(exc, PeerError) and exc.slow
             peer.failed(time.monotonic(), bad=isinstance(exc, InvalidData), slow=slow)
@@ -410,11 +415,14 @@ class Gossip:
             log.exception("pull from %s failed", peer.code)
         else:
             # it reached us and answered every pull: take it back from a backoff at once
-            # (a link that healed), for our rounds and pushes too
-            peer.ok(time.monotonic())
+            # (a link that healed), for our rounds and pushes too; one backed off for
+            # garbage or slowness only by blocks that checked (as ``exchange`` does)
+            if not (deferred and peer.suspect):
+                peer.ok(time.monotonic())
 
-    async def sync_from(self, peer: PeerState, message: object) -> None:
-        """Pull from ``peer`` every block and evidence its message says we lack."""
+    async def sync_from(self, peer: PeerState, message: object) -> bool:
+        """Pull from ``peer`` every block and evidence its message says we lack; True when
+        a chain it is ahead on was left to another catch-up or a better peer."""
         if not isinstance(message, dict):
             raise InvalidData("gossip message is not an object")
         if message.get("network") != self.node.registry.network_id:
@@ -432,6 +440,7 @@ class Gossip:
             if isinstance(h, dict) and isinstance(h.get("height"), int) and h["height"] >= 0
         }
         self._syncing.add(peer.code)
+        deferred = False
         try:
             if set(map(str, theirs_ev)) - set(self.node.evidence_ids()):
                 docs = await self._get(peer, "/v1/evidence")
@@ -453,6 +462,7 @@ class Gossip:
                     (busy is not None and busy.fresh(time.monotonic(), timeout))
                     or self._better_peer(peer, chain, height)
                 ):
+                    deferred = True
                     continue  # pulled now by another catch-up, or due from a peer ahead
                 await self._catch_up(peer, chain, height, str(head.get("hash")))
             if peer.code in known:  # the writer of a chain: what it may disclose to us
@@ -464,6 +474,7 @@ class Gossip:
                 )
         finally:
             self._syncing.discard(peer.code)
+        return deferred
 
     def _height(self, chain: str) -> int:
         head = self.node.store.head(chain)

@@ -28,7 +28,7 @@ from kpledger.ledger.errors import BlockError, InvalidData
 from kpledger.ledger.store import Store
 from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
 from kpledger.node.disclose import disclosures_json
-from kpledger.node.gossip import INFORMED_HEADER, Gossip
+from kpledger.node.gossip import INFORMED_HEADER, Gossip, _Claims
 from kpledger.node.node import Node
 
 SOURCE = "BW"
@@ -804,3 +804,26 @@ def test_a_pull_answer_with_more_blocks_than_asked_is_refused(source: Node, targ
     with pytest.raises(InvalidData, match="asked for 2 blocks, got 3"):
         asyncio.run(gossip.pull(gossip.peers[SOURCE], chain, 1, 2))
     assert target.heads() == {}
+
+
+def test_a_suspect_peer_is_not_forgiven_by_an_exchange_that_took_nothing_from_it(
+    source: Node, target: Node
+) -> None:
+    """A peer backed off for garbage earns its way back only by blocks that check: an
+    exchange whose chains another catch-up was pulling (so nothing came from this peer)
+    keeps its failures, and its next backoff grows (a forgiven peer was asked every
+    second, never backed off further)."""
+    gossip = gossip_for(target, Peer(source))
+    state = gossip.peers[SOURCE]
+    state.failed(time.monotonic() - 10.0, bad=True)  # garbage once, backoff since over
+    assert state.suspect
+    assert state.available(time.monotonic())
+    claims = _Claims()  # another catch-up is pulling every chain the source is ahead on
+    for chain in source.heads():
+        gossip._pulling[chain] = claims
+        claims.chains.add(chain)
+    asyncio.run(gossip.exchange(state))
+    assert state.failures == 1
+    assert state.suspect
+    state.failed(time.monotonic(), bad=True)
+    assert state.until - time.monotonic() > 1.5  # the second backoff: 2 s, not 1 s
