@@ -8,18 +8,20 @@ is seen by every other chain only up to its last common header ``F - 1``
 witnesses (``kp_seen``, ``live_forks``), so every node judges it alike. What
 a block must hold to be judged (``witness_needs``) and what a block sealed
 here witnesses (``sealing_witness``: never lower than its previous block,
-``stale_witness``) follow from the same rule. Pure functions of a
-``StateView``.
+``stale_witness``) follow from the same rule, and so does checking evidence
+signed with a key the ledger no longer names (``verify_evidence``). Pure
+functions of a ``StateView``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kpledger.ledger.blocks import Header, WitnessRef
-from kpledger.ledger.errors import DependencyMissing
+from kpledger.ledger.blocks import Evidence, Header, WitnessRef
+from kpledger.ledger.crypto import PublicKey
+from kpledger.ledger.errors import DependencyMissing, InvalidData, SignatureError
 from kpledger.ledger.records import GOVERNANCE_CHAIN
-from kpledger.ledger.state import StateView, chains_of
+from kpledger.ledger.state import KeyEvent, StateView, chains_of
 
 __all__ = [
     "kp_now",
@@ -28,6 +30,7 @@ __all__ = [
     "resumed_at",
     "sealing_witness",
     "stale_witness",
+    "verify_evidence",
     "witness_needs",
 ]
 
@@ -156,3 +159,44 @@ def kp_now(view: StateView) -> int:
     """The governance log size this node holds (what a block it seals now sees)."""
     head = view.head(GOVERNANCE_CHAIN)
     return 0 if head is None else head.size
+
+
+def _key_as_of(view: StateView, chain: str, height: int, kp_size: int) -> PublicKey | None:
+    """``state.key_at`` with only the key events of governance log size up to ``kp_size``."""
+    best: KeyEvent | None = None
+    for event in view.key_events(chain):
+        if event.kp_size > kp_size or event.from_height > height:
+            continue
+        if best is None or (event.from_height, event.kp_size) >= (best.from_height, best.kp_size):
+            best = event
+    return None if best is None else best.key
+
+
+def verify_evidence(view: StateView, ev: Evidence) -> None:
+    """Raise unless ``ev`` proves that one key of its chain signed two histories.
+
+    Both headers are checked against the chain's keys as the key history
+    stood at one governance log size, the latest first: evidence against a
+    chain restarted at its fork was signed with the old key, which the
+    ledger no longer names there, and a node that receives it after the
+    ``key.replace`` (a node catching up, an import) must still take it. An
+    old-key header and a new-key one at the same height are no evidence: no
+    single state of the key history names both keys.
+    """
+    cuts = sorted({e.kp_size for e in view.key_events(ev.chain)}, reverse=True)
+    error: InvalidData = SignatureError(f"no key of {ev.chain} signed this evidence")
+    for cut in cuts:
+
+        def key_for(chain: str, height: int, cut: int = cut) -> PublicKey:
+            key = _key_as_of(view, chain, height, cut)
+            if key is None:
+                raise SignatureError(f"no key of {chain} at height {height}")
+            return key
+
+        try:
+            ev.verify(key_for)
+        except InvalidData as exc:
+            error = exc
+            continue
+        return
+    raise error

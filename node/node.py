@@ -45,7 +45,13 @@ from kpledger.ledger.errors import (
     StoreError,
     WitnessInvalid,
 )
-from kpledger.ledger.forks import live_forks, resumed_at, sealing_witness, witness_needs
+from kpledger.ledger.forks import (
+    live_forks,
+    resumed_at,
+    sealing_witness,
+    verify_evidence,
+    witness_needs,
+)
 from kpledger.ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
 from kpledger.ledger.rules import Context, apply_record
 from kpledger.ledger.state import State, key_at, member_role
@@ -1068,7 +1074,7 @@ class Node:
         Blocks that waited because they witness the other version of the fork
         are judged again at once.
         """
-        ev.verify(self.key_for)
+        verify_evidence(self.store, ev)
         result = ReceiveResult()
         with self.lock:
             new = self.store.evidence.add(ev)

@@ -315,6 +315,7 @@ PINNED: dict[str, list[str]] = {
         "resumed_at",
         "sealing_witness",
         "stale_witness",
+        "verify_evidence",
         "witness_needs",
     ],
     "ledger.commit": [

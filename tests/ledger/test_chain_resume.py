@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 import pytest
 
 from kpledger.devtools.workload import Network, Scenario
-from kpledger.ledger.blocks import Block, WitnessRef, seal
+from kpledger.ledger.blocks import Block, Evidence, WitnessRef, seal
 from kpledger.ledger.chain import (
     apply_block,
     detect_equivocation,
@@ -31,8 +31,8 @@ from kpledger.ledger.chain import (
     propose,
 )
 from kpledger.ledger.crypto import Ed25519Signer
-from kpledger.ledger.errors import BlockError, DependencyMissing, WitnessInvalid
-from kpledger.ledger.forks import live_forks, resumed_at, witness_needs
+from kpledger.ledger.errors import BlockError, DependencyMissing, InvalidData, WitnessInvalid
+from kpledger.ledger.forks import live_forks, resumed_at, verify_evidence, witness_needs
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.state import State, key_at
 
@@ -200,3 +200,30 @@ def test_the_chain_resumes_at_the_fork_height_under_the_new_key() -> None:
     assert witness_needs(view_late, later.block.header, forks, after.block.header)["BW"] == 4
     _apply(view_late, [later.block], sc, forks)
     assert later.layer.heads["RU"] == later.block.header
+
+
+def test_evidence_signed_with_the_replaced_key_still_verifies() -> None:
+    """A node that receives the evidence after the key.replace (catching up, an import)
+    checks it against the key history as it stood before; an old-key header and the new
+    key's header at the fork height are no evidence."""
+    sc, other, forks = _forked()
+    evidence = detect_equivocation(sc.ledger.state, other.ledger.blocks["BW"][1].signed)
+    assert evidence is not None
+    view = State(base=sc.ledger.state)
+    kp = propose(
+        view, sc.net.registry, sc.net.signer("KP"), "KP", [_replace(sc, 2)], sc.tick(), forks
+    )
+    kp.layer.merge_into(view)
+    assert key_at(view, "BW", 2) == NEW_KEY.public
+    with pytest.raises(BlockError):  # the ledger's key at height 2 is the new one now
+        evidence.verify(lambda c, h: key_at(view, c, h))  # type: ignore[arg-type,return-value]
+    verify_evidence(view, evidence)
+    # the new key's height 2 against the old key's version A: not one key's two histories
+    kept = State(base=None)
+    genesis(sc.net.registry).merge_into(kept)
+    _apply(kept, [sc.ledger.blocks["BW"][0], sc.ledger.blocks["RU"][0], kp.block], sc, forks)
+    resumed = propose(kept, sc.net.registry, NEW_KEY, "BW", [], sc.tick(), forks).block
+    old_a = sc.ledger.blocks["BW"][1].signed
+    mixed = Evidence.build(old_a, resumed.signed)
+    with pytest.raises(InvalidData):
+        verify_evidence(view, mixed)

@@ -11,6 +11,7 @@ and the store then takes BW's new height 2 and RU's blocks that witness it;
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from kpledger.ledger.errors import StoreError
 from kpledger.ledger.records import Kind
 from kpledger.ledger.state import key_at
 from kpledger.ledger.store import Store
+from kpledger.ledger.store.backup import export_store, import_file
 
 NEW_KEY = Ed25519Signer.from_seed(b"bw-new-after-fork".ljust(32, b"-"))
 
@@ -56,7 +58,7 @@ def _setup(open_store: Callable[..., Store]) -> tuple[Scenario, Scenario, Store,
 
 
 def test_the_old_keys_blocks_go_with_everything_derived_from_them(
-    open_store: Callable[..., Store],
+    open_store: Callable[..., Store], store_url: str, tmp_path: Path
 ) -> None:
     sc, other, store, forks = _setup(open_store)
     assert store.party("BW-ON-A") is not None
@@ -95,6 +97,14 @@ def test_the_old_keys_blocks_go_with_everything_derived_from_them(
     store.writer.apply(after.block, forks)
     assert store.party("BW-NEW") is not None
     store.verifier.verify()
+    # kpl export / kpl import carry the restarted chain, RU's repeated witness among it
+    exported = tmp_path / "export.kplx"
+    export_store(store_url, exported)
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    import_file(exported, copy)
+    imported = open_store(None, copy)
+    assert imported.heads() == store.heads()
+    imported.verifier.verify()
     # a store reopened reads what is left
     again = open_store(None)
     assert again.head("BW") == resumed.block.header
