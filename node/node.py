@@ -46,6 +46,7 @@ from kpledger.ledger.errors import (
     WitnessInvalid,
 )
 from kpledger.ledger.forks import (
+    kp_now,
     live_forks,
     resumed_at,
     sealing_witness,
@@ -394,12 +395,8 @@ class Node:
             (head.height if head else 0) + 1,
             self.now(),
             effective_witness(self.store, refs, self.forks),
-            fork_sizes(self.store, live_forks(self.store, self.forks, self._kp_size())),
+            fork_sizes(self.store, live_forks(self.store, self.forks, kp_now(self.store))),
         )
-
-    def _kp_size(self) -> int:
-        head = self.store.head(GOVERNANCE_CHAIN)
-        return 0 if head is None else head.size
 
     def _next_index(self) -> int:
         assert self.chain is not None
@@ -946,7 +943,7 @@ class Node:
         """The first header ``block`` needs that is not held yet (from the heads in
         memory): applying it would fail with ``DependencyMissing`` after loading its state.
         Of a chain capped at its fork, only the last common header is needed
-        (``ledger.chain.witness_needs``), whatever height the witness names."""
+        (``ledger.forks.witness_needs``), whatever height the witness names."""
         h = block.header
         head = self.store.head(h.chain)
         prev = head if head is not None and head.height + 1 == h.height else None

@@ -117,7 +117,7 @@ class LogReader:
         memory), read on ``conn`` when given. ``needs(header, prev)`` says which
         height of each witnessed chain a block needs, ``prev`` being the
         previous header of its chain (default: the witnessed heights;
-        ``ledger.chain.witness_needs`` for a store with evidence, where a
+        ``ledger.forks.witness_needs`` for a store with evidence, where a
         forked chain's witness may name a version this store does not hold).
         """
         if heights is None:

@@ -1,7 +1,7 @@
 """Restarting an equivocating chain: dropping the old key's blocks from its fork height on.
 
 When a governance ``key.replace`` restarts chain ``X`` at its fork height
-``F`` (``ledger.chain.resumed_at``), every block of ``X`` from ``F`` on that a
+``F`` (``ledger.forks.resumed_at``), every block of ``X`` from ``F`` on that a
 node holds was signed with the old key, on one of the two versions: it is no
 longer part of ``X``. ``ChainResume.drop`` takes those blocks out of the log
 and rebuilds every derived table from what stays, in one database

@@ -131,7 +131,7 @@ def replay(
     order, each verified in full with the evidence's ``forks``; (blocks, records) applied.
 
     ``state`` (the live store's view) tells which heights of a forked chain
-    each block needs (``ledger.chain.witness_needs``).
+    each block needs (``ledger.forks.witness_needs``).
     """
     target = StoreState(scratch, state.registry)
     bulk = BulkWriter(scratch)
