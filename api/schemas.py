@@ -31,6 +31,7 @@ __all__ = [
     "KeyProofOut",
     "HealthOut",
     "OutcomeOut",
+    "OutcomesOut",
     "SubmitOut",
     "AuditReportOut",
     "AuditThresholdsOut",
@@ -742,6 +743,15 @@ class OutcomeOut(BaseModel):
     duplicate: bool | None = Field(
         default=None, description="true when the id was submitted before: its first outcome"
     )
+
+
+class OutcomesOut(BaseModel):
+    """The answer to ``POST /v1/records/outcomes``."""
+
+    model_config = {"extra": "forbid"}
+
+    outcomes: list[OutcomeOut] = Field(description="each known id's outcome, in the order asked")
+    unknown: list[str] = Field(description="ids the chain has never seen")
 
 
 class SubmitOut(BaseModel):

@@ -199,10 +199,11 @@ def _submit(client: NodeClient, lines: Sequence[Line], wait: float) -> None:
         progress.advance(sealed, len(fresh) - len(waiting))
         deadline = time.monotonic() + wait
         while waiting:
+            found_all = client.outcomes([str(x.record["id"]) for x in waiting if x.record])
             still = []
             for x in waiting:
                 assert x.record is not None
-                found = client.outcome(x.record["id"])
+                found = found_all.get(x.record["id"])
                 if found is not None and found["status"] in ("committed", "rejected"):
                     x.outcome = {**found, "id": x.record["id"]}
                     progress.advance(sealed, 1)

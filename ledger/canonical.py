@@ -20,7 +20,7 @@ from typing import Any
 
 import rfc8785
 
-from kpledger.ledger.errors import EncodingError
+from kpledger.ledger.errors import EncodingError, SchemaError
 
 __all__ = [
     "Tag",
@@ -199,10 +199,20 @@ def to_hex(data: bytes) -> str:
 
 
 def from_hex(text: object, *, field: str, size: int | None = None) -> bytes:
-    """Decode lower-case hex, checking the length in bytes when ``size`` is given."""
-    if not isinstance(text, str) or _HEX.match(text) is None:
+    """Decode lower-case hex of ``size`` bytes (any length when ``size`` is None).
+
+    A binary field's type and length are its schema, its digits its encoding
+    (docs/spec/bundle.md section 1): a value that is not a string, or a string
+    that is not ``2 * size`` characters long, raises ``SchemaError``; a string
+    of that length with a character outside ``0-9a-f`` (or of odd length when
+    any length goes) raises ``EncodingError``.
+    """
+    if not isinstance(text, str):
+        raise SchemaError("expected a string of lower-case hex", field=field)
+    if size is not None and len(text) != 2 * size:
+        raise SchemaError(
+            f"expected {2 * size} hex digits ({size} bytes), got {len(text)}", field=field
+        )
+    if _HEX.match(text) is None:
         raise EncodingError("expected lower-case hex", field=field)
-    raw = bytes.fromhex(text)
-    if size is not None and len(raw) != size:
-        raise EncodingError(f"expected {size} bytes, got {len(raw)}", field=field)
-    return raw
+    return bytes.fromhex(text)

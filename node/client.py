@@ -11,6 +11,9 @@ import httpx
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.records import Record
 
+#: ids per ``POST /v1/records/outcomes`` (the node answers up to 1,000 at once)
+OUTCOMES_BATCH = 1000
+
 __all__ = ["ClientError", "NodeClient"]
 
 
@@ -103,6 +106,22 @@ class NodeClient:
         answer: dict[str, Any] = self._json(response)
         return answer
 
+    def outcomes(
+        self, record_ids: Sequence[str], chain: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The outcome of each id the chain knows (``POST /v1/records/outcomes``, in
+        requests of up to 1,000 ids); ids it has never seen are left out."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(record_ids)
+        for i in range(0, len(ids), OUTCOMES_BATCH):
+            body: dict[str, Any] = {"ids": ids[i : i + OUTCOMES_BATCH]}
+            if chain is not None:
+                body["chain"] = chain
+            answer = self._json(self.http.post("/v1/records/outcomes", json=body))
+            for o in answer["outcomes"]:
+                found[str(o["id"])] = o
+        return found
+
     def wait_settled(
         self, record_ids: Iterable[str], *, timeout: float = 30.0, poll: float = 0.05
     ) -> dict[str, dict[str, Any]]:
@@ -111,11 +130,12 @@ class NodeClient:
         done: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         while waiting:
+            found = self.outcomes(waiting)
             still = []
             for rid in waiting:
-                found = self.outcome(rid)
-                if found is not None and found["status"] in ("committed", "rejected"):
-                    done[rid] = found
+                o = found.get(rid)
+                if o is not None and o["status"] in ("committed", "rejected"):
+                    done[rid] = o
                 else:
                     still.append(rid)
             waiting = still

@@ -643,6 +643,18 @@ class Node:
                 return self._outcome(record_id)
         return self.store.queue.outcome(target, record_id)
 
+    def outcomes(
+        self, record_ids: Sequence[str], chain: str | None = None
+    ) -> dict[str, Outcome | None]:
+        """``outcome`` of each id, in one call (a batch importer's poll)."""
+        target = chain or self.chain
+        if target is None:
+            return dict.fromkeys(record_ids)
+        if target == self.chain:
+            with self.lock:
+                return {rid: self._outcome(rid) for rid in record_ids}
+        return {rid: self.store.queue.outcome(target, rid) for rid in record_ids}
+
     # ------------------------------------------------------------ production
     def seal_due(self) -> bool:
         if self.chain is None:

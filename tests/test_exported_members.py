@@ -118,6 +118,7 @@ PINNED: dict[str, list[str]] = {
         "MirrorList",
         "MirrorOut",
         "OutcomeOut",
+        "OutcomesOut",
         "ParcelOut",
         "PriceOutlierList",
         "PriceOutlierOut",

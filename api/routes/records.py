@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from kpledger.api.deps import Caller, NodeDep, require
-from kpledger.api.schemas import OutcomeOut, SubmitOut
+from kpledger.api.schemas import OutcomeOut, OutcomesOut, SubmitOut
 from kpledger.ledger.canonical import load_json
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.schema import CODE, RECORD_ID
@@ -64,6 +64,61 @@ async def submit(
         raise InvalidData('expected a record object or {"records": [...]}')
     results = await asyncio.to_thread(node.submit, records)
     return {"results": [r.to_json() for r in results]}
+
+
+@router.post(
+    "/outcomes",
+    summary="What became of up to 1,000 record ids, in one request",
+    responses={200: {"model": OutcomesOut}, 422: {"description": "not a list of record ids"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["ids"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "ids": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_BATCH,
+                                "items": {"type": "string"},
+                            },
+                            "chain": {"type": "string", "maxLength": 8},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def outcomes(
+    request: Request,
+    node: NodeDep,
+    _: Annotated[Caller, Depends(require("operator", "auditor", "peer"))],
+) -> dict[str, Any]:
+    """Body ``{"ids": [...], "chain": "BW"}`` (``chain`` optional: the node's own).
+    The answer lists, in the order asked, each id's outcome as ``GET
+    /v1/records/{id}`` gives it; ids the chain has never seen are listed under
+    ``unknown`` instead."""
+    body = load_json(await request.body(), what="request body")
+    if not isinstance(body, dict) or not set(body) <= {"ids", "chain"} or "ids" not in body:
+        raise InvalidData('expected {"ids": [...]} and optionally "chain"')
+    ids, chain = body["ids"], body.get("chain")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_BATCH:
+        raise InvalidData(f"ids must be a list of 1..{MAX_BATCH} record ids", field="ids")
+    for i, rid in enumerate(ids):
+        if not isinstance(rid, str) or RECORD_ID.match(rid) is None:
+            raise InvalidData("not a record id", field=f"ids[{i}]")
+    if chain is not None and (not isinstance(chain, str) or CODE.match(chain) is None):
+        raise InvalidData("not a chain code", field="chain")
+    found = await asyncio.to_thread(node.outcomes, ids, chain)
+    return {
+        "outcomes": [{"id": rid, **o.to_json()} for rid, o in found.items() if o is not None],
+        "unknown": [rid for rid, o in found.items() if o is None],
+    }
 
 
 @router.get(

@@ -263,3 +263,49 @@ def test_a_batch_with_a_conflict_is_refused_whole(writer: Example) -> None:
     assert answer.json()["position"] == 2
     missing = writer.eu.get("/v1/records/conflict-3", headers=bearer("operator"))
     assert missing.status_code == 404  # nothing of the batch was queued
+
+
+def test_outcomes_of_many_ids_in_one_request(writer: Example) -> None:
+    """``POST /v1/records/outcomes`` answers what ``GET /v1/records/{id}`` answers, for
+    many ids at once (a batch importer's poll), and lists the ids never seen."""
+    queued = party(writer, "many-1", "Queued")
+    assert post(writer.eu, queued).json()["results"][0]["status"] == "pending"
+    blocks = writer.eu.get(
+        "/v1/chains/EU/blocks", params={"from": 1, "limit": 1}, headers=bearer("peer")
+    ).json()["blocks"]
+    sealed = blocks[0]["records"][0]["id"]  # a record of the story, committed long ago
+    ids = ["many-1", "never-seen", sealed]
+    answer = writer.eu.post("/v1/records/outcomes", json={"ids": ids}, headers=bearer("operator"))
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert [o["id"] for o in found["outcomes"]] == ["many-1", sealed]
+    assert found["unknown"] == ["never-seen"]
+    for o in found["outcomes"]:
+        one = writer.eu.get(f"/v1/records/{o['id']}", headers=bearer("operator")).json()
+        assert o == one
+    assert [o["status"] for o in found["outcomes"]] == ["pending", "committed"]
+    on_chain = writer.eu.post(
+        "/v1/records/outcomes", json={"ids": [sealed], "chain": "BW"}, headers=bearer("auditor")
+    ).json()
+    assert on_chain == {"outcomes": [], "unknown": [sealed]}  # EU's record, asked of BW
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"ids": []}, "ids"),
+        ({"ids": ["ok"] * 1001}, "ids"),
+        ({"ids": "many-1"}, "ids"),
+        ({"ids": ["many-1", "bad id!"]}, "ids[1]"),
+        ({"ids": ["many-1"], "chain": "bw"}, "chain"),
+        ({"ids": ["many-1"], "extra": 1}, None),
+        ([], None),
+    ],
+)
+def test_outcomes_refuses_bad_bodies_by_name(writer: Example, body: Any, field: str | None) -> None:
+    answer = writer.eu.post("/v1/records/outcomes", json=body, headers=bearer("operator"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json().get("field") == field
+    assert writer.eu.post("/v1/records/outcomes", json={"ids": ["a"]}).status_code == 401
+    observer = bearer("observer")
+    assert writer.eu.post("/v1/records/outcomes", json=body, headers=observer).status_code == 403

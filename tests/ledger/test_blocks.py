@@ -384,9 +384,10 @@ def test_header_hex_fields() -> None:
     with pytest.raises(EncodingError) as info:
         Header.from_json(_header_json(root="AB" * 32))
     assert info.value.field == "header.root"
-    with pytest.raises(EncodingError) as info:
-        Header.from_json(_header_json(prev="ab" * 31))
-    assert info.value.field == "header.prev"
+    for prev in ("ab" * 31, "ab" * 33):  # a wrong length: schema, short or long
+        with pytest.raises(SchemaError) as info:
+            Header.from_json(_header_json(prev=prev))
+        assert info.value.field == "header.prev"
 
 
 # --------------------------------------------------------------------------- evidence

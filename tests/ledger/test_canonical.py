@@ -21,7 +21,7 @@ from kpledger.ledger.canonical import (
     tagged_hash,
     to_hex,
 )
-from kpledger.ledger.errors import EncodingError, InvalidData
+from kpledger.ledger.errors import EncodingError, InvalidData, SchemaError
 
 # --------------------------------------------------------------------------- vectors
 
@@ -193,7 +193,7 @@ def test_hex_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["AB", "aB", "abc", "0", "0x00", "ab\n", " ab", "zz", "ab cd", 12, None, b"ab"],
+    ["AB", "aB", "abc", "0", "0x00", "ab\n", " ab", "zz", "ab cd"],
     ids=[
         "upper",
         "mixed-case",
@@ -204,22 +204,40 @@ def test_hex_round_trip() -> None:
         "space",
         "not-hex",
         "inner-space",
-        "int",
-        "none",
-        "bytes",
     ],
 )
-def test_from_hex_refuses_malformed(text: object) -> None:
+def test_from_hex_refuses_malformed_digits(text: object) -> None:
     with pytest.raises(EncodingError, match="lower-case hex") as info:
         from_hex(text, field="header.root")
     assert info.value.field == "header.root"
 
 
-@pytest.mark.parametrize("size", [31, 33, 0])
-def test_from_hex_refuses_wrong_size(size: int) -> None:
-    with pytest.raises(EncodingError, match=f"expected 32 bytes, got {size}") as info:
-        from_hex("ab" * size, field="hash", size=32)
+@pytest.mark.parametrize("text", [12, None, b"ab", ["ab"]], ids=["int", "none", "bytes", "list"])
+def test_from_hex_refuses_a_value_that_is_no_string_as_schema(text: object) -> None:
+    with pytest.raises(SchemaError, match="expected a string of lower-case hex") as info:
+        from_hex(text, field="header.root", size=32)
+    assert info.value.field == "header.root"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ab" * 31, "ab" * 33, "ab" * 32 + "a", "", "AB" * 31, "zz" * 33],
+    ids=["short", "long", "odd", "empty", "short-upper", "long-not-hex"],
+)
+def test_from_hex_refuses_a_wrong_length_as_schema_whatever_its_digits(text: str) -> None:
+    """docs/spec/bundle.md section 1: the length of a binary field is its schema, so a
+    wrong length is `schema` before its digits are looked at, short or long alike."""
+    want = rf"expected 64 hex digits \(32 bytes\), got {len(text)}\Z"
+    with pytest.raises(SchemaError, match=want) as info:
+        from_hex(text, field="hash", size=32)
     assert info.value.field == "hash"
+    assert info.value.code == "schema"
+
+
+def test_from_hex_of_the_right_length_with_a_bad_digit_is_encoding() -> None:
+    with pytest.raises(EncodingError) as info:
+        from_hex("ab" * 31 + "aZ", field="hash", size=32)
+    assert info.value.code == "encoding"
 
 
 # --------------------------------------------------------------------------- hashes

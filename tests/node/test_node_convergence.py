@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
-PER_CHAIN = 300  # records per authority (two parties, parcels, transfers, splits)
+PER_CHAIN = 150  # records per authority (two parties, parcels, transfers, splits)
 
 
 @pytest.mark.timeout(150)
