@@ -309,6 +309,9 @@ def db_upgrade(db: DbUrl) -> None:
     console.print(f"schema revision {before or 'none'} -> {after}")
 
 
+db_app.command("dropped")(ops.db_dropped)
+
+
 @db_app.command("verify")
 def db_verify(db: DbUrl) -> None:
     """Replay the whole log into a scratch store and compare the derived state.

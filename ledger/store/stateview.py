@@ -166,6 +166,8 @@ class StoreState:
         self._members, self._keys, self._heads = members, keys, heads
         self._frontiers = {}
         self._restricted = {}
+        with self._headers_lock:  # a chain restarted at its fork has other headers there
+            self._headers.clear()
 
     # ------------------------------------------------------------ StateView
     def parcel(self, parcel_id: str) -> Parcel | None:
