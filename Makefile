@@ -43,6 +43,7 @@ pytest: $(STAMP)
 BENCH_SCALE ?=
 bench: $(STAMP)
 	$(PY) -m bench.ingest
+	$(PY) -m bench.commitments
 	$(PY) -m bench.artisanal
 	$(PY) -m bench.query
 	$(PY) -m bench.network

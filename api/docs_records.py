@@ -46,7 +46,7 @@ EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "eu-docs-2",
         {
             "parcel": "EU-DOCS-P1",
-            "custodian": "EU-ANTWERP1",
+            "custodian": "EU-LVESSCDL",
             "weight": 125_000,
             "value": 16_375_000,
             "hs": "7102.31",
@@ -119,7 +119,7 @@ EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         {
             "number": "AE-2026-0001",
             "ref": {"chain": "AE", "index": 7, "hash": "9f" * 32},
-            "custodian": "EU-ANTWERP1",
+            "custodian": "EU-LVESSCDL",
             "received": [{"parcel": "AE-MIX-1", "weight": 300_000}],
         },
     ),

@@ -77,7 +77,7 @@ def _capture(url: str, registry: Any, wire: list[bytes], max_records: int) -> Wr
     """The write set of one full ingest into a fresh store at ``url`` (not timed)."""
     store = Store.open(url, registry)
     try:
-        with capture(store.engine) as ws:
+        with capture(store.engine, store.bulk) as ws:
             for data in wire:
                 store.writer.apply(Block.from_json(load_json(data), max_records=max_records))
         return ws

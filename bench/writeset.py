@@ -5,7 +5,10 @@ same indexes and durability, and none of our work (no parsing, no signature,
 no rule, no prefetch read, no Python row building). ``capture`` listens on the
 store's engine while it applies blocks and keeps, per database transaction,
 every data-changing statement exactly as the driver received it (SQL text and
-parameters, single or executemany). ``replay_sqlite`` and ``replay_postgres``
+parameters, single or executemany) and, on PostgreSQL, every COPY the store's
+``BulkWriter`` sends to the driver's cursor past those events (its statement
+and rows, heard through ``BulkWriter.copy_listeners``, and replayed as the
+same COPY). ``replay_sqlite`` and ``replay_postgres``
 send that list again through the bare DB-API driver into a freshly created
 store schema (created by ``Store.open``, so tables and indexes are the same),
 one transaction per captured transaction. Reads are left out: they are part of
@@ -15,7 +18,7 @@ our checks, not of the write set.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from bench.common import timed
+from kpledger.ledger.store.engine import BulkWriter
 
 __all__ = ["Statement", "WriteSet", "capture", "replay_postgres", "replay_sqlite"]
 
@@ -37,6 +41,8 @@ class Statement:
     sql: str
     params: Any
     many: bool
+    #: a ``COPY ... FROM STDIN`` whose rows are ``params`` (``many`` is true)
+    copy: bool = False
 
 
 @dataclass(slots=True)
@@ -61,8 +67,9 @@ class WriteSet:
 
 
 @contextmanager
-def capture(engine: Engine) -> Iterator[WriteSet]:
-    """Record every write ``engine`` commits while the block is open."""
+def capture(engine: Engine, bulk: BulkWriter | None = None) -> Iterator[WriteSet]:
+    """Record every write ``engine`` commits while the block is open, with the COPYs
+    ``bulk`` sends (the store's ``BulkWriter``: ``Store.bulk``)."""
     ws = WriteSet()
 
     def on_execute(
@@ -73,6 +80,9 @@ def capture(engine: Engine) -> Iterator[WriteSet]:
             return
         params = [_plain(p) for p in parameters] if many else _plain(parameters)
         ws._open.append(Statement(statement, params, many))
+
+    def on_copy(statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        ws._open.append(Statement(statement, list(rows), many=True, copy=True))
 
     def on_commit(_conn: Any) -> None:
         if ws._open:
@@ -89,11 +99,15 @@ def capture(engine: Engine) -> Iterator[WriteSet]:
     ]
     for name, fn in listeners:
         event.listen(engine, name, fn)
+    if bulk is not None:
+        bulk.copy_listeners.append(on_copy)
     try:
         yield ws
     finally:
         for name, fn in listeners:
             event.remove(engine, name, fn)
+        if bulk is not None:
+            bulk.copy_listeners.remove(on_copy)
 
 
 def _plain(params: Any) -> Any:
@@ -136,7 +150,11 @@ def replay_postgres(url: str, ws: WriteSet) -> float:
             with conn.cursor() as cur:
                 for tx in ws.transactions:
                     for st in tx:
-                        if st.many:
+                        if st.copy:
+                            with cur.copy(st.sql) as copy:
+                                for row in st.params:
+                                    copy.write_row(row)
+                        elif st.many:
                             cur.executemany(st.sql, st.params)
                         else:
                             cur.execute(st.sql, st.params)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from kpledger.cli.governance import (
@@ -27,7 +28,15 @@ from kpledger.cli.governance import (
     write_proposal,
 )
 from kpledger.cli.join import connect_local
-from kpledger.cli.story import Story, StoryResult, final_parcel, play, story_for
+from kpledger.cli.story import (
+    LATE_PRODUCTION,
+    Story,
+    StoryResult,
+    final_parcel,
+    play,
+    quarter_reports,
+    story_for,
+)
 from kpledger.keys import load_key, load_public_key
 from kpledger.ledger.errors import LedgerError
 from kpledger.ledger.records import Kind
@@ -39,7 +48,9 @@ from kpledger.node.membership import join_network
 __all__ = [
     "AUTHORITIES",
     "admit_participant",
+    "closed_quarter",
     "local_story",
+    "public_production",
     "run_story",
     "trade_and_suspend",
     "wait_agreement",
@@ -48,24 +59,72 @@ __all__ = [
 AUTHORITIES = ("BW", "RU", "AE", "EU", "IN")
 
 
-def local_story(net: LocalNetwork, say: Callable[[str], None], codes: Sequence[str]) -> Story:
-    """The story's builder on the operator clients of a ``LocalNetwork``'s ``codes``."""
+def local_story(
+    net: LocalNetwork,
+    say: Callable[[str], None],
+    codes: Sequence[str],
+    produced: str | None = None,
+) -> Story:
+    """The story's builder on the operator clients of a ``LocalNetwork``'s ``codes``
+    (``produced``: the day its production is dated, by default the day it is written)."""
     return Story(
         {c: NodeClient(net.layout.urls[c], net.token(c)) for c in codes},
         NodeClient(net.layout.urls["WDC"], net.token("WDC", "auditor_token")),
         net.layout.registry.network_id,
         say,
+        produced=produced,
     )
 
 
+def closed_quarter(today: date) -> tuple[str, date]:
+    """The last quarter over on ``today`` (the one before today's) and its last day."""
+    last = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1) - timedelta(days=1)
+    return f"{last.year}-Q{(last.month - 1) // 3 + 1}", last
+
+
 def run_story(net: LocalNetwork, say: Callable[[str], None]) -> StoryResult:
-    """Drive the KP story, Russia's chapter included, through the network's APIs."""
+    """Drive the KP story, Russia's chapter included, through the network's APIs, then
+    seal every authority's ``stats.report`` of the quarter before today's.
+
+    The nodes date their blocks by their own clocks, so the trade happens today. The
+    mines' production is dated the last day of the previous quarter: a registration
+    made late, which the rules allow (never dated after the record). With Botswana's
+    third parcel of that quarter (``LATE_PRODUCTION``), its production cell holds enough
+    parcels to show USD, and since the quarter is over each authority can seal its
+    report (rule S1), from which the public statistics take their USD.
+    """
+    quarter, last = closed_quarter(datetime.now(UTC).date())
     steps = story_for(AUTHORITIES)
-    s = local_story(net, say, AUTHORITIES)
+    s = local_story(net, say, AUTHORITIES, produced=last.isoformat())
     try:
-        return play(s, steps, StoryResult(final_parcel(steps)), sealed="[green]sealed[/] ")
+        result = play(s, steps, StoryResult(final_parcel(steps)), sealed="[green]sealed[/] ")
+        reports = (LATE_PRODUCTION, *quarter_reports(AUTHORITIES, quarter))
+        play(s, reports, result, sealed="[green]sealed[/] ")
+        result.reported = quarter
     finally:
         s.close()
+    say(public_production(net, quarter, "BW", "IN"))
+    return result
+
+
+def public_production(net: LocalNetwork, quarter: str, participant: str, node: str) -> str:
+    """What the public reads of ``participant``'s production in ``quarter`` on ``node``
+    (no token), once the node shows it with its USD (from the participant's report)."""
+    deadline = time.monotonic() + 60
+    with NodeClient(net.layout.urls[node]) as public:
+        while True:
+            stats = public.get("/v1/stats", period=quarter)
+            row = next((r for r in stats["production"] if r["participant"] == participant), None)
+            if row is not None and row["value"] is not None:
+                break
+            if time.monotonic() > deadline:
+                raise LedgerError(f"{node}'s public statistics show no USD of {participant}")
+            time.sleep(0.2)
+    return (
+        f"public statistics of {quarter} on {node}'s node: {participant}'s production "
+        f"{row['carats'] / 100:,.2f} ct in {row['parcels']} parcels, "
+        f"USD {row['value'] / 100:,.2f} (values from the {stats['values']})"
+    )
 
 
 def wait_agreement(net: LocalNetwork, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
@@ -171,15 +230,15 @@ def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
     try:
         s.commit(
             "VE",
-            s.party("VE", "VE-GUAYANA", "exporter", "Guayana alluvial exporter"),
-            s.register("VE", "VE-GU-1", "VE-GUAYANA", 400, "Guaniamo"),
-            s.register("VE", "VE-GU-2", "VE-GUAYANA", 250, "Guaniamo"),
+            s.party("VE", "VE-KJBSOZ4Z", "exporter", "Guayana alluvial exporter"),
+            s.register("VE", "VE-GU-1", "VE-KJBSOZ4Z", 400, "Guaniamo"),
+            s.register("VE", "VE-GU-2", "VE-KJBSOZ4Z", 250, "Guaniamo"),
         )
         s.commit(
             "VE",
-            s.issue("VE", "VE-2026-0001", "IN", "VE-GUAYANA", ["VE-GU-1"], "Surat cutting works"),
+            s.issue("VE", "VE-2026-0001", "IN", "VE-KJBSOZ4Z", ["VE-GU-1"], "Surat cutting works"),
         )
-        s.commit("IN", s.confirm("IN", "VE-2026-0001", "IN-SURAT1"))
+        s.commit("IN", s.confirm("IN", "VE-2026-0001", "IN-JDAV2W3X"))
         say("VE: first KP certificate VE-2026-0001 to India, confirmed by Surat")
         suspended = _chair(
             net,
@@ -196,14 +255,14 @@ def trade_and_suspend(net: LocalNetwork, say: Callable[[str], None]) -> None:
         )
         refused = s.commit(
             "VE",
-            s.issue("VE", "VE-2026-0002", "IN", "VE-GUAYANA", ["VE-GU-2"], "Surat cutting works"),
+            s.issue("VE", "VE-2026-0002", "IN", "VE-KJBSOZ4Z", ["VE-GU-2"], "Surat cutting works"),
             refusals=1,
         )
         say(
             f"VE: certificate VE-2026-0002 refused: rule {refused[0]['rule']}: "
             f"{refused[0]['reason']}"
         )
-        s.commit("VE", s.party("VE", "VE-LATE", "trader", "a trader licensed while suspended"))
+        s.commit("VE", s.party("VE", "VE-AWH3P6Q4", "trader", "a trader licensed while suspended"))
         s.wait(
             "the auditor's suspended-activity finding",
             lambda: any(

@@ -92,8 +92,8 @@ ARTISANAL_STORY = (
     step(
         "a Kono collector and a Freetown exporter licensed",
         "SL",
-        Call("party", "SL", "SL-KONO-COLL", "trader", "Kono diamond collector"),
-        Call("party", "SL", "SL-EXP", "exporter", "Freetown rough exporter"),
+        Call("party", "SL", "SL-ZWOSS27R", "trader", "Kono diamond collector"),
+        Call("party", "SL", "SL-GSFBR2RW", "exporter", "Freetown rough exporter"),
     ),
     step(
         "claims registered: two in Kono (a polygon, a point), one in Tongo",
@@ -116,7 +116,7 @@ ARTISANAL_STORY = (
         Call("digger", "SL-D1", "Kono digger", "SL-KONO-C1", "digger"),
         Call("digger", "SL-D2", "Sewa cooperative", "SL-KONO-C2", "cooperative"),
         Call("digger", "SL-D3", "Tongo digger", "SL-TONGO-C1", "digger"),
-        Call("buyer", "SL-BL1", "SL-KONO-COLL", "SL-KONO"),
+        Call("buyer", "SL-BL1", "SL-ZWOSS27R", "SL-KONO"),
     ),
     step(
         "six first sales in Kono, 0.35 to 4.80 ct, alluvial and artisanal",
@@ -132,13 +132,13 @@ ARTISANAL_STORY = (
     step(
         "the first sales merged into export lot SL-KONO-LOT1",
         "SL",
-        Call("merge", "SL", [s[0] for s in SALES], LOT, "SL-KONO-COLL"),
+        Call("merge", "SL", [s[0] for s in SALES], LOT, "SL-ZWOSS27R"),
     ),
-    step("the lot sold to the exporter", "SL", Call("transfer", "SL", LOT, "SL-EXP")),
+    step("the lot sold to the exporter", "SL", Call("transfer", "SL", LOT, "SL-GSFBR2RW")),
     step(
         "an Antwerp importer of artisanal rough licensed",
         "EU",
-        Call("party", "EU", "EU-ANTWERP-ASM", "importer", "Antwerp artisanal rough importer"),
+        Call("party", "EU", "EU-FTSD2H7O", "importer", "Antwerp artisanal rough importer"),
     ),
     step(
         "KP certificate SL-2026-0001 for the lot to the EU",
@@ -148,12 +148,12 @@ ARTISANAL_STORY = (
             "SL",
             "SL-2026-0001",
             "EU",
-            "SL-EXP",
+            "SL-GSFBR2RW",
             [LOT],
             "Antwerp artisanal rough importer",
         ),
     ),
-    step("Antwerp confirms it", "EU", Call("confirm", "EU", "SL-2026-0001", "EU-ANTWERP-ASM")),
+    step("Antwerp confirms it", "EU", Call("confirm", "EU", "SL-2026-0001", "EU-FTSD2H7O")),
     step(
         "the diagnostic self-assessment, three indicators",
         "SL",

@@ -193,6 +193,7 @@ def run_example(url: str) -> ExampleResult:
     play(story, (LATE_PRODUCTION,), played)
     clock.at = max(clock.at, REPORTED_AFTER)
     play(story, quarter_reports(AUTHORITIES, REPORTED_QUARTER), played)
+    played.reported = REPORTED_QUARTER
     # Heartbeats: two other authorities' next blocks witness the latest ones, so
     # every block is cosigned (the registry's cosign: 2) and its bundles verify.
     for chain in ("EU", "BW"):

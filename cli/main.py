@@ -164,7 +164,7 @@ def demo(
             console.print("nodes up; the KP admits a new participant into the running network:")
             admit_participant(net, say=lambda line: console.print(f"  [green]done[/] {line}"))
             console.print("the story, each step submitted to its authority's API:")
-            result = run_story(net, say=lambda line: console.print(f"  [green]sealed[/] {line}"))
+            result = run_story(net, say=lambda line: console.print(f"  {line}"))
             console.print("Sierra Leone's artisanal chain, from the claims to Antwerp:")
             run_artisanal(net, say=lambda line: console.print(f"  {line}"))
             console.print("the new participant trades, then the KP suspends it:")
@@ -307,6 +307,9 @@ def db_upgrade(db: DbUrl) -> None:
     except LedgerError as exc:
         raise _fail(exc) from exc
     console.print(f"schema revision {before or 'none'} -> {after}")
+
+
+db_app.command("dropped")(ops.db_dropped)
 
 
 @db_app.command("verify")

@@ -602,7 +602,10 @@ def policy_restrict(
 ) -> None:
     """Refuse imports holding any share of an origin (policy.restrict_origin, rule 9)."""
     run_acts(
-        _one(Kind.POLICY_RESTRICT_ORIGIN, lambda c: c.policy_origin(origin, reason)),
+        _one(
+            Kind.POLICY_RESTRICT_ORIGIN,
+            lambda c: c.policy_origin(c.origin(origin, "origin"), reason),
+        ),
         node=node,
         token=token,
         as_json=as_json,
@@ -625,7 +628,10 @@ def policy_lift(
 ) -> None:
     """Lift an origin restriction (policy.lift_origin)."""
     run_acts(
-        _one(Kind.POLICY_LIFT_ORIGIN, lambda c: c.policy_origin(origin, reason)),
+        _one(
+            Kind.POLICY_LIFT_ORIGIN,
+            lambda c: c.policy_origin(c.origin(origin, "origin"), reason),
+        ),
         node=node,
         token=token,
         as_json=as_json,

@@ -1,9 +1,11 @@
-"""Operator commands: ``kpl export``, ``kpl import``, ``kpl ops cert``, ``kpl ops story``.
+"""Operator commands: ``kpl export``, ``kpl import``, ``kpl db dropped``, ``kpl ops ...``.
 
 * ``kpl export`` / ``kpl import``: a node's chains as one verifiable file
   (``ledger.store.backup``), for backups and moves between databases;
 * ``kpl ops cert``: a node certificate from a network's CA (a new participant,
   a renewal, another name for a node);
+* ``kpl db dropped``: what the store dropped of an equivocating chain restarted
+  by a ``key.replace`` (``ledger.store.resume``), for the operator to resubmit;
 * ``kpl ops story``: the KP story (``cli.story``) through a running network's
   APIs, for the four authorities BW, AE, EU, IN and the WDC auditor of
   ``docker/`` (and Russia's chapter when RU takes part).
@@ -11,24 +13,30 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from kpledger.cli.exits import print_json
 from kpledger.cli.render import history_tree
 from kpledger.cli.story import Story, StoryResult, final_parcel, play, story_for
+from kpledger.ledger.commit import Disclosure
 from kpledger.ledger.errors import InvalidData, LedgerError
 from kpledger.ledger.registry import Registry
+from kpledger.ledger.store import Store
 from kpledger.ledger.store.backup import export_store, import_file
 from kpledger.node.client import NodeClient
 from kpledger.node.config import NodeConfig, read_secrets
 from kpledger.node.tls import issue_node_certificate, load_ca
 
-__all__ = ["app", "export", "import_"]
+__all__ = ["app", "db_dropped", "export", "import_"]
 
 app = typer.Typer(
     help="operations: node certificates, a story against a running network", no_args_is_help=True
@@ -217,3 +225,64 @@ def story(
         raise _fail(exc) from exc
     console.print(f"\nLineage of {final}, from the WDC auditor's node:")
     console.print(history_tree(history))
+
+
+def db_dropped(
+    db: Annotated[str, typer.Option("--db", help="store URL, e.g. sqlite:///node.db")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help='write the dropped records here as {"records": [...]}, confidential '
+            "fields in clear where the store holds them: check, then POST to /v1/records"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the parts as JSON on stdout")] = False,
+) -> None:
+    """What this store dropped of equivocating chains restarted by a key.replace.
+
+    The old key's blocks from the fork height on, with every record in them:
+    on the equivocating authority's own store, records it had acknowledged.
+    Check each (whoever signed the other version may have written some of
+    them) and submit those that are yours again. Safe on a running node.
+    """
+    try:
+        store = Store.open(db, create=False)
+        try:
+            parts = store.resume.dropped()
+            # drafts: confidential fields back in clear where this store holds them (the
+            # writer's own records), as an officer submits them; the node commits them again
+            leaves = [r.leaf for p in parts for _, _, r in p.records]
+            held: dict[bytes, list[Disclosure]] = {}
+            for h in store.disclosures.of_records(leaves):
+                held.setdefault(h.disclosure.record, []).append(h.disclosure)
+        finally:
+            store.close()
+    except LedgerError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if out is not None:
+        drafts = [
+            replace(r, disclosures=tuple(held.get(r.leaf, ()))).draft()
+            for p in parts
+            for _, _, r in p.records
+        ]
+        out.write_text(json.dumps({"records": drafts}, indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        print_json({"dropped": [p.to_json() for p in parts]})
+        return
+    if not parts:
+        console.print("nothing dropped")
+        return
+    table = Table("chain", "heights", "blocks", "record", "kind", "height", "index")
+    for p in parts:
+        span = f"{p.from_height}-{p.last_height}"
+        if not p.records:
+            table.add_row(p.chain, span, str(p.blocks), "-", "-", "-", "-")
+        for height, index, record in p.records:
+            table.add_row(
+                p.chain, span, str(p.blocks), record.id, record.kind.value, str(height), str(index)
+            )
+    console.print(table)
+    if out is not None:
+        count = sum(len(p.records) for p in parts)
+        console.print(f"{count} record(s) written to {out}")

@@ -20,7 +20,7 @@ held in memory (``cli.example``), sealing into one SQL store; it then closes
 the story's quarter (``LATE_PRODUCTION``, ``quarter_reports``: each
 authority's ``stats.report``).
 
-One concept, a little over 500 lines: the story as data and its one builder,
+One concept, under 600 lines: the story as data and its one builder,
 one short method per kind of record the story writes.
 """
 
@@ -40,6 +40,7 @@ from kpledger.node.compose import Composer
 __all__ = [
     "KP_STORY",
     "LATE_PRODUCTION",
+    "PARTIES",
     "REQUIRED",
     "Authority",
     "Call",
@@ -84,15 +85,23 @@ class Authority(Protocol):
 
 @dataclass
 class StoryResult:
-    """What a played story left: its final parcel, the refusals met, one line per step."""
+    """What a played story left: its final parcel, the refusals met, one line per step,
+    the quarter it reported."""
 
     final_parcel: str
     refused: list[dict[str, Any]] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+    #: the quarter whose ``stats.report`` records the play sealed, if it sealed them
+    reported: str | None = None
 
 
 class Story:
-    """Builds records, submits them to the right authority, and waits for outcomes."""
+    """Builds records, submits them to the right authority, and waits for outcomes.
+
+    ``produced`` dates the story's production (``parcel.register``'s ``produced``, a day
+    not after the record's), by default the day the record is written: ``kpl demo``
+    registers production of the quarter before today's, so that the quarter is over
+    and its reports can be sealed (rule S1)."""
 
     def __init__(
         self,
@@ -101,12 +110,14 @@ class Story:
         network_id: str,
         say: Callable[[str], None],
         clock: Callable[[], str] | None = None,
+        produced: str | None = None,
     ) -> None:
         self.say = say
         self.network_id = network_id
         self.clients = clients
         self.auditor = auditor
         self.clock = clock
+        self.produced = produced
 
     @cached_property
     def composers(self) -> dict[str, Composer]:
@@ -166,7 +177,13 @@ class Story:
         self, chain: str, parcel: str, custodian: str, carats: int, mine: str
     ) -> dict[str, Any]:
         body = self.composers[chain].parcel_register(
-            parcel, custodian, carats * 100, cents(chain, carats), mine=mine, hs="7102.31"
+            parcel,
+            custodian,
+            carats * 100,
+            cents(chain, carats),
+            mine=mine,
+            hs="7102.31",
+            produced=self.produced,
         )
         return self.record(chain, Kind.PARCEL_REGISTER, body)
 
@@ -300,38 +317,53 @@ def check(text: str, chain: str, call: Call, *, rule: str, needs: Collection[str
 
 RU = ("RU",)
 
+#: the story's licensed parties by (chain, role). Their ids have the form ``kpl party
+#: register`` draws (``Composer.new_party_id``: the chain's code, then eight random
+#: base32 characters) and, as every party id, carry no name: the name is a committed
+#: field of ``party.register``. They are fixed here so that tests and docs can name them.
+PARTIES: dict[tuple[str, str], str] = {
+    ("BW", "miner"): "BW-ACL2HHH6",
+    ("BW", "exporter"): "BW-M67M3DE7",
+    ("RU", "miner"): "RU-ME4A2QUB",
+    ("AE", "trader"): "AE-F6F7FV5W",
+    ("EU", "importer"): "EU-LVESSCDL",
+    ("IN", "manufacturer"): "IN-JDAV2W3X",
+}
+
 #: the KP story (DOMAIN.md): see the module's docstring; ``story_for`` selects its steps
 KP_STORY: tuple[Step, ...] = (
     step(
         "licensed parties registered",
         "BW",
-        Call("party", "BW", "BW-DEBSWANA", "miner", "Debswana Diamond Company"),
-        Call("party", "BW", "BW-OKAVANGO", "exporter", "Okavango Diamond Company"),
+        Call("party", "BW", "BW-ACL2HHH6", "miner", "Debswana Diamond Company"),
+        Call("party", "BW", "BW-M67M3DE7", "exporter", "Okavango Diamond Company"),
     ),
-    step("licensed miner registered", "RU", Call("party", "RU", "RU-ALROSA", "miner", "ALROSA")),
-    step("Dubai trader registered", "AE", Call("party", "AE", "AE-DMCC1", "trader", "DMCC trader")),
+    step("licensed miner registered", "RU", Call("party", "RU", "RU-ME4A2QUB", "miner", "ALROSA")),
+    step(
+        "Dubai trader registered", "AE", Call("party", "AE", "AE-F6F7FV5W", "trader", "DMCC trader")
+    ),
     step(
         "Antwerp importer registered",
         "EU",
-        Call("party", "EU", "EU-ANTWERP1", "importer", "Antwerp rough importer"),
+        Call("party", "EU", "EU-LVESSCDL", "importer", "Antwerp rough importer"),
     ),
     step("the EU restricts Russian origin", "EU", Call("restrict", "EU", "RU"), needs=RU),
     step(
         "Surat manufacturer registered",
         "IN",
-        Call("party", "IN", "IN-SURAT1", "manufacturer", "Surat cutting works"),
+        Call("party", "IN", "IN-JDAV2W3X", "manufacturer", "Surat cutting works"),
     ),
     step(
         "production registered at Jwaneng and Orapa",
         "BW",
-        Call("register", "BW", "BW-JW-1", "BW-DEBSWANA", 12_500, "Jwaneng"),
-        Call("register", "BW", "BW-OR-1", "BW-DEBSWANA", 8_000, "Orapa"),
+        Call("register", "BW", "BW-JW-1", "BW-ACL2HHH6", 12_500, "Jwaneng"),
+        Call("register", "BW", "BW-OR-1", "BW-ACL2HHH6", 8_000, "Orapa"),
     ),
     step(
         "production registered at Mir and Udachny",
         "RU",
-        Call("register", "RU", "RU-MI-1", "RU-ALROSA", 9_000, "Mir"),
-        Call("register", "RU", "RU-UD-1", "RU-ALROSA", 6_000, "Udachny"),
+        Call("register", "RU", "RU-MI-1", "RU-ME4A2QUB", 9_000, "Mir"),
+        Call("register", "RU", "RU-UD-1", "RU-ME4A2QUB", 6_000, "Udachny"),
     ),
     step(
         "sorting in Gaborone: the Jwaneng lot split in three",
@@ -347,7 +379,7 @@ KP_STORY: tuple[Step, ...] = (
         "lots sold to the exporter",
         "BW",
         *(
-            Call("transfer", "BW", p, "BW-OKAVANGO")
+            Call("transfer", "BW", p, "BW-M67M3DE7")
             for p in ("BW-JW-1a", "BW-JW-1b", "BW-JW-1c", "BW-OR-1")
         ),
     ),
@@ -359,7 +391,7 @@ KP_STORY: tuple[Step, ...] = (
             "BW",
             "BW-2026-0001",
             "EU",
-            "BW-OKAVANGO",
+            "BW-M67M3DE7",
             ["BW-JW-1a", "BW-OR-1"],
             "Antwerp rough importer",
         ),
@@ -368,7 +400,7 @@ KP_STORY: tuple[Step, ...] = (
             "BW",
             "BW-2026-0002",
             "AE",
-            "BW-OKAVANGO",
+            "BW-M67M3DE7",
             ["BW-JW-1b", "BW-JW-1c"],
             "DMCC trader",
         ),
@@ -376,33 +408,39 @@ KP_STORY: tuple[Step, ...] = (
     step(
         "KP certificate RU-2026-0001 to the UAE",
         "RU",
-        Call("issue", "RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"], "DMCC trader"),
+        Call("issue", "RU", "RU-2026-0001", "AE", "RU-ME4A2QUB", ["RU-MI-1"], "DMCC trader"),
     ),
-    step("Dubai confirms its import", "AE", Call("confirm", "AE", "BW-2026-0002", "AE-DMCC1")),
+    step("Dubai confirms its import", "AE", Call("confirm", "AE", "BW-2026-0002", "AE-F6F7FV5W")),
     step(
         "Dubai confirms the Russian import",
         "AE",
-        Call("confirm", "AE", "RU-2026-0001", "AE-DMCC1"),
+        Call("confirm", "AE", "RU-2026-0001", "AE-F6F7FV5W"),
         needs=RU,
     ),
     step(
         "Dubai mixes a Botswana lot with Russian goods",
         "AE",
-        Call("merge", "AE", ["BW-JW-1c", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"),
+        Call("merge", "AE", ["BW-JW-1c", "RU-MI-1"], "AE-MIX-1", "AE-F6F7FV5W"),
         needs=RU,
     ),
     step(
         "mixed-origin shipment certified to the EU",
         "AE",
         Call(
-            "issue", "AE", "AE-2026-0001", "EU", "AE-DMCC1", ["AE-MIX-1"], "Antwerp rough importer"
+            "issue",
+            "AE",
+            "AE-2026-0001",
+            "EU",
+            "AE-F6F7FV5W",
+            ["AE-MIX-1"],
+            "Antwerp rough importer",
         ),
         needs=RU,
     ),
     check(
         "a confirmation of AE-2026-0001 (dry run)",
         "EU",
-        Call("confirm", "EU", "AE-2026-0001", "EU-ANTWERP1"),
+        Call("confirm", "EU", "AE-2026-0001", "EU-LVESSCDL"),
         rule="9",
         needs=RU,
     ),
@@ -422,46 +460,50 @@ KP_STORY: tuple[Step, ...] = (
     step(
         "Dubai re-exports a Botswana lot to India under AE-2026-0002",
         "AE",
-        Call("issue", "AE", "AE-2026-0002", "IN", "AE-DMCC1", ["BW-JW-1b"], "Surat cutting works"),
+        Call(
+            "issue", "AE", "AE-2026-0002", "IN", "AE-F6F7FV5W", ["BW-JW-1b"], "Surat cutting works"
+        ),
     ),
     step(
         "Antwerp confirms the Botswana shipment",
         "EU",
-        Call("confirm", "EU", "BW-2026-0001", "EU-ANTWERP1"),
+        Call("confirm", "EU", "BW-2026-0001", "EU-LVESSCDL"),
     ),
     step(
         "Antwerp assorts the two Botswana lots",
         "EU",
-        Call("merge", "EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"),
+        Call("merge", "EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-LVESSCDL"),
     ),
     step(
         "re-export to India under EU-2026-0001",
         "EU",
         Call(
-            "issue", "EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"], "Surat cutting works"
+            "issue", "EU", "EU-2026-0001", "IN", "EU-LVESSCDL", ["EU-AW-1"], "Surat cutting works"
         ),
     ),
     step(
         "Russia exports directly to India under RU-2026-0002",
         "RU",
-        Call("issue", "RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"], "Surat cutting works"),
+        Call(
+            "issue", "RU", "RU-2026-0002", "IN", "RU-ME4A2QUB", ["RU-UD-1"], "Surat cutting works"
+        ),
     ),
     step(
         "Surat confirms the imports from Antwerp and Dubai",
         "IN",
-        Call("confirm", "IN", "EU-2026-0001", "IN-SURAT1"),
-        Call("confirm", "IN", "AE-2026-0002", "IN-SURAT1"),
+        Call("confirm", "IN", "EU-2026-0001", "IN-JDAV2W3X"),
+        Call("confirm", "IN", "AE-2026-0002", "IN-JDAV2W3X"),
     ),
     step(
         "Surat confirms the Russian import",
         "IN",
-        Call("confirm", "IN", "RU-2026-0002", "IN-SURAT1"),
+        Call("confirm", "IN", "RU-2026-0002", "IN-JDAV2W3X"),
         needs=RU,
     ),
     step(
         "Surat merges the Botswana lots for cutting",
         "IN",
-        Call("merge", "IN", ["EU-AW-1", "BW-JW-1b"], "IN-CUT", "IN-SURAT1"),
+        Call("merge", "IN", ["EU-AW-1", "BW-JW-1b"], "IN-CUT", "IN-JDAV2W3X"),
     ),
     step(
         "and splits them into two cutting lots",
@@ -472,25 +514,27 @@ KP_STORY: tuple[Step, ...] = (
     step(
         "Surat adds the Russian lot to the second cutting lot",
         "IN",
-        Call("merge", "IN", ["IN-CUT-2", "RU-UD-1"], "IN-CUT-3", "IN-SURAT1"),
+        Call("merge", "IN", ["IN-CUT-2", "RU-UD-1"], "IN-CUT-3", "IN-JDAV2W3X"),
         needs=RU,
         final="IN-CUT-3",
     ),
 )
 
 
-#: Botswana's third parcel of the story's quarter, registered before the quarter closes, so
-#: that one public statistics cell (BW's production) holds enough records to show its USD
+#: Botswana's third parcel of the quarter the story's production is dated in, registered
+#: before that quarter's reports, so that one public statistics cell (BW's production)
+#: holds enough records to show its USD
 LATE_PRODUCTION = step(
-    "production registered at Letlhakane before the quarter closes",
+    "the quarter's last production registered at Letlhakane",
     "BW",
-    Call("register", "BW", "BW-LE-1", "BW-DEBSWANA", 3_500, "Letlhakane"),
+    Call("register", "BW", "BW-LE-1", "BW-ACL2HHH6", 3_500, "Letlhakane"),
 )
 
 
 def quarter_reports(authorities: Sequence[str], quarter: str) -> tuple[Step, ...]:
     """Each authority seals its ``stats.report`` of ``quarter`` (rule S1: only once the
-    quarter is over, so a story dated by the time now cannot report its own quarter)."""
+    quarter is over, so a story dated by the time now reports the quarter before, in
+    which ``kpl demo`` dates its production)."""
     return tuple(
         step(f"statistics of {quarter} sealed", c, Call("stats_report", c, quarter))
         for c in authorities

@@ -239,6 +239,35 @@ def cases() -> list[Case]:  # noqa: PLR0915 - one statement per case: the list o
             "encoding",
             lambda d: d["records"][1]["proof"].__setitem__(0, "zz" * 32),
         )
+        # a binary field's length is its schema (bundle.md section 1), short or long alike
+        bad(
+            "parse-proof-short",
+            "a proof hash one byte short",
+            1,
+            "schema",
+            lambda d: d["records"][1]["proof"].__setitem__(0, d["records"][1]["proof"][0][2:]),
+        )
+        bad(
+            "parse-proof-long",
+            "a proof hash one byte long",
+            1,
+            "schema",
+            lambda d: d["records"][1]["proof"].__setitem__(0, d["records"][1]["proof"][0] + "00"),
+        )
+        bad(
+            "parse-header-prev-short",
+            "a header's prev one digit short",
+            1,
+            "schema",
+            lambda d: d["headers"][1]["header"].update(prev=d["headers"][1]["header"]["prev"][1:]),
+        )
+        bad(
+            "parse-header-sig-long",
+            "a header's signature one byte long",
+            1,
+            "schema",
+            lambda d: d["headers"][0].update(sig=d["headers"][0]["sig"] + "00"),
+        )
         # step 2: registry
         bad(
             "registry-sig-flipped",

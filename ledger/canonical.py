@@ -2,7 +2,10 @@
 
 ``canonical_bytes`` is the only function in kpledger that turns a value into
 bytes that are hashed or signed. It implements RFC 8785 (JSON Canonicalization
-Scheme) through the ``rfc8785`` package. Signed documents hold no floats:
+Scheme): documents of the shape kpledger signs are encoded by msgspec with
+sorted keys (the same bytes, checked against the RFC 8785 vectors and the
+reference encoder in the tests), anything else by the ``rfc8785`` reference
+package. Signed documents hold no floats:
 ``parse_canonical`` refuses them, and refuses any input that is not already in
 canonical form, so that the bytes a node stores are exactly the bytes that
 were hashed and signed (they are never re-serialised to be verified).
@@ -18,9 +21,10 @@ import re
 from enum import Enum
 from typing import Any
 
+import msgspec
 import rfc8785
 
-from kpledger.ledger.errors import EncodingError
+from kpledger.ledger.errors import EncodingError, SchemaError
 
 __all__ = [
     "Tag",
@@ -61,7 +65,7 @@ _SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE 754 doubles: larger ints are 
 
 
 def _json_is_canonical(value: Any) -> bool:
-    """True when the standard library's JSON encoder already yields RFC 8785 bytes.
+    """True when msgspec's sorted JSON encoder already yields RFC 8785 bytes.
 
     That holds for documents of objects with ASCII keys (so code-point order is
     UTF-16 order), strings, booleans, null and integers within +-(2^53 - 1):
@@ -92,25 +96,73 @@ def _json_is_canonical(value: Any) -> bool:
 def canonical_bytes(value: Any, *, checked: bool = False) -> bytes:
     """RFC 8785 bytes of a JSON-compatible value.
 
-    Signed documents take a fast path through ``json.dumps`` (sorted keys, no
-    spaces, no ASCII escaping), which gives the same bytes for the documents
-    ``_json_is_canonical`` admits; the test suite checks both paths against
-    the RFC 8785 vectors and against each other. ``checked=True`` says the
-    caller's schema already guarantees that shape (ASCII keys, integers within
-    2^53, no floats), so the walk is skipped.
+    Signed documents take a fast path through msgspec's encoder with sorted
+    keys, which gives RFC 8785 bytes for the documents ``_json_is_canonical``
+    admits (ASCII keys sort the same by code point and by UTF-16 unit; its
+    string escapes are those of RFC 8785); the test suite checks both paths
+    against the RFC 8785 vectors and against each other. ``checked=True`` says
+    the caller's schema already guarantees that shape (ASCII keys, integers
+    within 2^53, no floats), so the walk is skipped.
     """
     if checked or _json_is_canonical(value):
         try:
-            return json.dumps(
-                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8")
-        except UnicodeEncodeError:
-            pass  # a lone surrogate: let the reference encoder refuse it
+            return _ENCODER.encode(value)
+        except (msgspec.EncodeError, TypeError, ValueError):  # a lone surrogate among them
+            pass  # let the reference encoder refuse it
     try:
         out: bytes = rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise EncodingError(f"cannot canonicalise: {exc}") from exc
     return out
+
+
+#: the fast path's encoder: object keys sorted, no spaces, UTF-8 left unescaped
+_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
+def _float_refused(_text: str) -> Any:
+    raise ValueError("a float")  # msgspec reports it as a DecodeError: the strict path names it
+
+
+#: the fast path's decoder: a float anywhere stops it at once
+_DECODER = msgspec.json.Decoder(float_hook=_float_refused)
+#: a number of 16 digits or more: the only way an integer past 2^53 - 1 (16 digits) can
+#: be written. In canonical JSON a number opens the document or follows ``:``, ``,`` or ``[``;
+#: a string holding such a run (hex does not) only sends the document through the walk.
+_LONG_NUMBER = re.compile(rb"(?:\A|[:,\[])-?[0-9]{16}")
+
+
+def _decode_canonical(data: bytes) -> Any:
+    """The value of ``data`` when it is already canonical JSON of the shape kpledger signs,
+    else ``_NOT_CANONICAL``.
+
+    The fast path of ``load_json`` and ``parse_canonical``: msgspec decodes
+    (refusing any float), and the bytes must equal their own canonical
+    re-encoding. That equality also refuses what msgspec's decoder lets
+    through: a duplicate key (the re-encoding would hold one member fewer) and
+    an escape the canonical form does not use. ASCII bytes without a number of
+    16 digits hold only ASCII keys and integers within 2^53; other bytes are
+    walked by ``_json_is_canonical``. Any
+    input refused here goes through the strict standard decoder, which names
+    what is wrong.
+    """
+    try:
+        value = _DECODER.decode(data)
+    except (msgspec.DecodeError, RecursionError, ValueError, TypeError):
+        return _NOT_CANONICAL
+    if (not data.isascii() or _LONG_NUMBER.search(data) is not None) and not _json_is_canonical(
+        value
+    ):
+        return _NOT_CANONICAL
+    try:
+        encoded = _ENCODER.encode(value)
+    except (msgspec.EncodeError, RecursionError, TypeError, ValueError):
+        return _NOT_CANONICAL
+    return value if encoded == data else _NOT_CANONICAL
+
+
+#: what ``_decode_canonical`` returns for input it leaves to the strict decoder
+_NOT_CANONICAL: Any = object()
 
 
 def _no_float(text: str) -> Any:
@@ -167,7 +219,20 @@ def strict_decoder() -> json.JSONDecoder:
 
 def load_json(data: bytes, *, what: str = "document") -> Any:
     """Parse UTF-8 JSON strictly: no floats, no NaN, no duplicate keys, integers only
-    within +-(2^53 - 1)."""
+    within +-(2^53 - 1).
+
+    Canonical input (every block and record nodes send) is decoded by msgspec
+    (``_decode_canonical``); anything else by the standard library's decoder
+    with the hooks of ``strict_decoder``.
+    """
+    if type(data) is bytes:
+        value = _decode_canonical(data)
+        if value is not _NOT_CANONICAL:
+            return value
+    return _load_strict(data, what)
+
+
+def _load_strict(data: bytes, what: str) -> Any:
     try:
         return strict_decoder().decode(data.decode("utf-8"))
     except EncodingError as exc:
@@ -182,7 +247,11 @@ def parse_canonical(data: bytes, *, what: str = "document") -> Any:
     Raises ``EncodingError`` naming ``what`` if the bytes are not UTF-8 JSON,
     hold a float or a duplicate key, or differ from their canonical form.
     """
-    value = load_json(data, what=what)
+    if type(data) is bytes:
+        value = _decode_canonical(data)
+        if value is not _NOT_CANONICAL:
+            return value
+    value = _load_strict(data, what)
     if canonical_bytes(value) != data:
         raise EncodingError(f"{what}: bytes are not in RFC 8785 canonical form")
     return value
@@ -202,10 +271,20 @@ def to_hex(data: bytes) -> str:
 
 
 def from_hex(text: object, *, field: str, size: int | None = None) -> bytes:
-    """Decode lower-case hex, checking the length in bytes when ``size`` is given."""
-    if not isinstance(text, str) or _HEX.match(text) is None:
+    """Decode lower-case hex of ``size`` bytes (any length when ``size`` is None).
+
+    A binary field's type and length are its schema, its digits its encoding
+    (docs/spec/bundle.md section 1): a value that is not a string, or a string
+    that is not ``2 * size`` characters long, raises ``SchemaError``; a string
+    of that length with a character outside ``0-9a-f`` (or of odd length when
+    any length goes) raises ``EncodingError``.
+    """
+    if not isinstance(text, str):
+        raise SchemaError("expected a string of lower-case hex", field=field)
+    if size is not None and len(text) != 2 * size:
+        raise SchemaError(
+            f"expected {2 * size} hex digits ({size} bytes), got {len(text)}", field=field
+        )
+    if _HEX.match(text) is None:
         raise EncodingError("expected lower-case hex", field=field)
-    raw = bytes.fromhex(text)
-    if size is not None and len(raw) != size:
-        raise EncodingError(f"expected {size} bytes, got {len(raw)}", field=field)
-    return raw
+    return bytes.fromhex(text)

@@ -29,6 +29,13 @@ from kpledger.ledger.errors import (
     SignatureError,
     WitnessInvalid,
 )
+from kpledger.ledger.forks import (
+    kp_now,
+    kp_seen,
+    live_forks,
+    sealing_witness,
+    stale_witness,
+)
 from kpledger.ledger.merkle import MemoryTree
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Record
 from kpledger.ledger.registry import Registry
@@ -38,7 +45,6 @@ from kpledger.ledger.state import (
     MemberEvent,
     State,
     StateView,
-    chains_of,
     key_at,
     member_role,
 )
@@ -109,7 +115,10 @@ def _common(view: StateView, chain: str, fork: int) -> Header | None:
 
 
 def resolve_witness(
-    view: StateView, header: Header, forks: Mapping[str, int] | None = None
+    view: StateView,
+    header: Header,
+    forks: Mapping[str, int] | None = None,
+    prev: Header | None = None,
 ) -> dict[str, Header]:
     """The headers a block witnesses, each checked against the one this node holds.
 
@@ -118,11 +127,19 @@ def resolve_witness(
     histories, and which one a node holds depends on what reached it first;
     so it is accepted whatever its hash, and the block is judged as if it
     witnessed the chain's last common header: nothing past a fork counts
-    for any other chain, on any node.
+    for any other chain, on any node. A block that sees the ``key.replace``
+    restarting the chain at its fork height (``live_forks``) is past that:
+    it witnesses the new key's blocks, checked like any other, or repeats
+    its previous block's witness of an old version (``stale_witness``), which counts
+    as the last common header. ``prev``: the previous header of its chain.
     """
+    forks = forks or {}
+    live = live_forks(view, forks, kp_seen(view, header)) if forks else {}
     out: dict[str, Header] = {}
     for w in header.witness:
-        fork = (forks or {}).get(w.chain)
+        fork = live.get(w.chain)
+        if fork is None and forks and stale_witness(view, w, prev, forks, live):
+            fork = forks[w.chain]
         if fork is not None and w.height >= fork:
             common = _common(view, w.chain, fork)
             if common is not None:
@@ -145,15 +162,19 @@ def effective_witness(
     view: StateView, witness: Iterable[WitnessRef], forks: Mapping[str, int]
 ) -> dict[str, Header]:
     """What rules see of the chains a block being sealed here witnesses (held heads)."""
+    live = live_forks(view, forks, kp_now(view)) if forks else {}
     out: dict[str, Header] = {}
     for w in witness:
-        fork = forks.get(w.chain)
+        fork = live.get(w.chain)
+        held = view.header(w.chain, w.height)
+        stale = held is None or held.hash != w.hash  # a repeated old version
+        if fork is None and w.chain in forks and w.height >= forks[w.chain] and stale:
+            fork = forks[w.chain]
         if fork is not None and w.height >= fork:
             common = view.header(w.chain, fork - 1) if fork > 1 else None
             if common is not None:
                 out[w.chain] = common
             continue
-        held = view.header(w.chain, w.height)
         if held is not None:
             out[w.chain] = held
     return out
@@ -173,20 +194,21 @@ def apply_block(
 
     ``forks`` (chain -> fork height, from the equivocation evidence held) caps
     what the block's rules see of a forked chain at its last common header
-    (``resolve_witness``).
+    (``resolve_witness``), until the block sees the ``key.replace`` that
+    restarts that chain (``live_forks``).
     """
     h = block.header
     if h.network != registry.network_id:
         raise BlockError("header belongs to another network", field="header.network")
     forks = forks or {}
-    witness = resolve_witness(view, h, forks)
+    prev = view.head(h.chain)
+    witness = resolve_witness(view, h, forks, prev)
     kp_size = _kp_size(h.chain, witness)
     if h.chain != GOVERNANCE_CHAIN and member_role(view, h.chain, kp_size or 0) != "authority":
         raise BlockError(f"{h.chain} is not an authority with a chain", field="header.chain")
     key = key_at(view, h.chain, h.height)
     if key is None:
         raise BlockError(f"no key for {h.chain} at height {h.height}", field="header.key_id")
-    prev = view.head(h.chain)
     frontier = check_link(
         block,
         network=registry.network_id,
@@ -196,7 +218,17 @@ def apply_block(
         params=registry.params,
     )
     layer = State(base=view)
-    ctx = Context(registry, h.chain, h.height, h.time, witness, fork_sizes(view, forks))
+    live = live_forks(view, forks, kp_seen(view, h)) if forks else {}
+    ctx = Context(
+        registry,
+        h.chain,
+        h.height,
+        h.time,
+        witness,
+        fork_sizes(view, live),
+        heights={w.chain: w.height for w in h.witness},
+        fork_heights=dict(forks),
+    )
     start = 0 if prev is None else prev.size
     for i, record in enumerate(block.records):
         try:
@@ -289,11 +321,20 @@ def propose(
     prev = view.head(chain)
     if prev is not None and time < prev.time:
         time = prev.time
-    heads = [view.head(c) for c in chains_of(view) if c != chain]
-    witness = [WitnessRef(h.chain, h.height, h.hash) for h in heads if h is not None]
+    witness = sealing_witness(view, chain)
     witnessed = effective_witness(view, witness, forks)
     height = 1 if prev is None else prev.height + 1
-    ctx = Context(registry, chain, height, time, witnessed, fork_sizes(view, forks))
+    live = live_forks(view, forks, kp_now(view)) if forks else {}
+    ctx = Context(
+        registry,
+        chain,
+        height,
+        time,
+        witnessed,
+        fork_sizes(view, live),
+        heights={w.chain: w.height for w in witness},
+        fork_heights=dict(forks),
+    )
     layer = State(base=view)
     accepted: list[Record] = []
     rejected: list[tuple[Record, RuleViolation]] = []

@@ -23,12 +23,24 @@ not decided (``None`` is returned for it by ``undecided``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from kpledger.ledger.errors import CertificateInvalid, ValueNotConserved
 from kpledger.ledger.records import CertificateIssue, ParcelMerge, ParcelSplit, Record
-from kpledger.ledger.state import StateView
+from kpledger.ledger.state import Parcel, StateView
 
-__all__ = ["DISCLOSURE_RULES", "Clear", "check_disclosed", "undecided"]
+__all__ = [
+    "DISCLOSURE_RULES",
+    "Clear",
+    "Parcels",
+    "Wanted",
+    "check_disclosed",
+    "check_wanted",
+    "parcels_read",
+    "undecided",
+    "wanted",
+]
 
 #: a commitment (hex) to the clear value known of it, or None
 Clear = Callable[[str], int | str | None]
@@ -48,7 +60,24 @@ def _cents(clear: Clear, commitments: Sequence[str]) -> list[int] | None:
     return [v for v in values if isinstance(v, int)]
 
 
-def _parcel_values(view: StateView, parcels: Sequence[str]) -> list[str] | None:
+class Parcels(Protocol):
+    """What the disclosure rules read of the state: parcels (their value commitments)."""
+
+    def parcel(self, parcel_id: str) -> Parcel | None: ...
+
+
+def parcels_read(record: Record) -> tuple[str, ...]:
+    """The parcels whose values the disclosure rule of ``record`` reads: a split's
+    parent, a merge's parents (so that a node can load them at once)."""
+    b = record.body
+    if isinstance(b, ParcelSplit):
+        return (b.parcel,)
+    if isinstance(b, ParcelMerge):
+        return tuple(b.parents)
+    return ()
+
+
+def _parcel_values(view: Parcels, parcels: Sequence[str]) -> list[str] | None:
     out: list[str] = []
     for pid in parcels:
         parcel = view.parcel(pid)
@@ -58,33 +87,43 @@ def _parcel_values(view: StateView, parcels: Sequence[str]) -> list[str] | None:
     return out
 
 
-def undecided(view: StateView, record: Record, clear: Clear) -> bool:
-    """Whether a disclosure rule applies to ``record`` but some value it needs is unknown."""
-    return _values(view, record, clear) is None
+@dataclass(frozen=True)
+class Wanted:
+    """The commitments (hex) a disclosure rule reads of one record: the values that
+    must add up (``parts``) and the one total they must reach."""
+
+    parts: tuple[str, ...]
+    total: str
+
+    @property
+    def commitments(self) -> tuple[str, ...]:
+        return (*self.parts, self.total)
 
 
-def _values(
-    view: StateView, record: Record, clear: Clear
-) -> tuple[list[int], list[int]] | tuple[()] | None:
-    """(the values that must add up, the total they must reach), () if no rule applies,
-    None when a value is not known."""
+def wanted(view: Parcels, record: Record) -> Wanted | None:
+    """What the disclosure rule of ``record`` reads, against ``view`` (the state before
+    it); None when no rule applies or a parcel it reads is not in ``view``. A node
+    checking many records gathers every ``commitments`` and fetches their values at once."""
     b = record.body
     if isinstance(b, ParcelSplit):
         parent = _parcel_values(view, [b.parcel])
-        parts = _cents(clear, [c.value for c in b.children])
-        total = None if parent is None else _cents(clear, parent)
-    elif isinstance(b, ParcelMerge):
+        if parent is None:
+            return None
+        return Wanted(tuple(c.value for c in b.children), parent[0])
+    if isinstance(b, ParcelMerge):
         parents = _parcel_values(view, b.parents)
-        parts = None if parents is None else _cents(clear, parents)
-        total = _cents(clear, [b.value])
-    elif isinstance(b, CertificateIssue):
-        parts = _cents(clear, [line.value for line in b.lines])
-        total = _cents(clear, [b.value])
-    else:
-        return ()
-    if parts is None or total is None:
-        return None
-    return parts, total
+        return None if parents is None else Wanted(tuple(parents), b.value)
+    if isinstance(b, CertificateIssue):
+        return Wanted(tuple(line.value for line in b.lines), b.value)
+    return None
+
+
+def undecided(view: StateView, record: Record, clear: Clear) -> bool:
+    """Whether a disclosure rule applies to ``record`` but some value it needs is unknown."""
+    if not isinstance(record.body, ParcelSplit | ParcelMerge | CertificateIssue):
+        return False
+    found = wanted(view, record)
+    return found is None or any(not isinstance(clear(c), int) for c in found.commitments)
 
 
 def check_disclosed(view: StateView, record: Record, clear: Clear) -> None:
@@ -92,10 +131,18 @@ def check_disclosed(view: StateView, record: Record, clear: Clear) -> None:
 
     A rule whose values are not all known to ``clear`` is not decided here.
     """
-    found = _values(view, record, clear)
-    if not found:
+    found = wanted(view, record)
+    if found is not None:
+        check_wanted(record, found, clear)
+
+
+def check_wanted(record: Record, found: Wanted, clear: Clear) -> None:
+    """``check_disclosed`` once ``found = wanted(view, record)`` is known."""
+    parts = _cents(clear, found.parts)
+    totals = _cents(clear, [found.total])
+    if parts is None or totals is None:
         return
-    parts, (total,) = found
+    (total,) = totals
     if sum(parts) == total:
         return
     b = record.body

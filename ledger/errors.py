@@ -7,7 +7,7 @@ file that cannot be used: the operator's problem)::
 
     LedgerError
     +-- InvalidData                   input fails a check; carries `field`
-    |   +-- EncodingError             not canonical JSON, floats, bad hex
+    |   +-- EncodingError             not canonical JSON, floats, hex digits
     |   +-- SchemaError               a field is missing, malformed or out of range
     |   +-- ProofError                an RFC 9162 proof does not verify
     |   |   +-- InclusionProofError

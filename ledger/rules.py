@@ -162,7 +162,8 @@ class Context:
     its last common header: records of such a chain at or past that index
     are in its forked part, which no other chain's record may rely on (the
     witness of a forked chain is already capped there, see
-    ``ledger.chain.resolve_witness``).
+    ``ledger.chain.resolve_witness``). ``heights`` and ``fork_heights`` bound
+    a ``key.replace``'s ``from_height`` (``_key_replace``).
     """
 
     registry: Registry
@@ -171,6 +172,10 @@ class Context:
     time: str
     witness: Mapping[str, Header]
     forks: Mapping[str, int] = field(default_factory=dict)
+    #: the height of each chain the block's header names (before any cap)
+    heights: Mapping[str, int] = field(default_factory=dict)
+    #: each chain with equivocation evidence held -> its fork height
+    fork_heights: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def kp_size(self) -> int:
@@ -887,8 +892,33 @@ def _member_change(
 
 
 def _key_replace(state: State, b: KeyReplace, ref: RecordRef, ctx: Context) -> None:
+    """A replacement starts past what its ``KP`` block witnesses of the chain.
+
+    ``from_height`` is above the height of ``code`` that the block witnesses
+    (for ``KP`` itself, above the block's own height): the old key's blocks
+    that the governance chain has seen stay valid, and the chair may choose
+    any later height. The one exception is an equivocating chain's fork
+    height, which restarts the chain there (README, "When an authority
+    equivocates"); it needs the evidence, and a node that lacks it waits
+    for it: the refusal is ``WitnessInvalid``, which a node receiving the
+    block treats as "wait", like a witness it cannot judge yet.
+    """
     if b.code != GOVERNANCE_CHAIN and member_role(state, b.code, ref.index) is None:
         raise GovernanceInvalid(f"{b.code} is not a participant", field="body.code")
+    seen = ctx.height if b.code == GOVERNANCE_CHAIN else ctx.heights.get(b.code, 0)
+    fork = ctx.fork_heights.get(b.code)
+    if b.from_height <= seen and b.from_height != fork:
+        held = (
+            f"the evidence held puts its fork at height {fork}"
+            if fork is not None
+            else f"this node holds no evidence that {b.code} equivocated"
+        )
+        raise WitnessInvalid(
+            f"from_height {b.from_height} is at or below {b.code}'s height {seen} that this "
+            f"block witnesses: a key.replace starts at {seen + 1} or later, or at the fork "
+            f"height of an equivocating chain ({held})",
+            field="body.from_height",
+        )
     state.keys.append(KeyEvent(b.code, b.from_height, b.key, ref.index + 1))
 
 

@@ -36,6 +36,7 @@ from urllib.parse import quote
 from kpledger.ledger.canonical import canonical_bytes, sha256
 from kpledger.ledger.commit import public_body
 from kpledger.ledger.errors import InvalidData
+from kpledger.ledger.kpdata import PRODUCERS
 from kpledger.ledger.records import FORMAT_VERSION, QUARTER, Kind, seal_record
 from kpledger.ledger.rules import certificate_origin
 
@@ -151,6 +152,25 @@ class Composer:
     def certificate(self, number: str) -> dict[str, Any]:
         found: dict[str, Any] = self.node.get(f"/v1/certificates/{quote(number, safe='')}")
         return found
+
+    def origin(self, code: str, field: str) -> str:
+        """``code`` if it can be a rough diamond's origin: an authority of this network
+        (in the genesis registry, or admitted since and writing its chain), a producer
+        the registry names, or a producing KP participant of 2023 (``kpdata``, say RU
+        for a network Russia is not on); else ``InvalidData`` naming ``field``."""
+        registry = self.node.get("/v1/registry").get("registry", {})
+        known = {str(p.get("code")) for p in registry.get("participants", [])}
+        known |= {str(c) for c in self.node.get("/v1/heads").get("heads", {})}
+        for codes in registry.get("params", {}).get("producers", {}).values():
+            known |= {str(c) for c in codes}
+        known = (known | PRODUCERS) - {"KP", "WDC"}
+        if code not in known:
+            raise InvalidData(
+                f"{code} is no origin: neither a participant of this network nor a "
+                f"producing KP participant ({', '.join(sorted(known))})",
+                field=field,
+            )
+        return code
 
     def _held(self, parcel_id: str, field: str) -> dict[str, Any]:
         """A parcel this authority holds, with its custodian and value (operator's view)."""

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kpledger.ledger.commit import Disclosure, commit, keyed_salts
-from kpledger.ledger.disclosed import check_disclosed
+from kpledger.ledger.disclosed import check_disclosed, check_wanted, parcels_read, wanted
 from kpledger.ledger.errors import RuleViolation, SchemaError
 from kpledger.ledger.records import Record, seal_record
-from kpledger.ledger.state import StateView
+from kpledger.ledger.state import Parcel, StateView
 from kpledger.ledger.store import Store
 
 __all__ = [
@@ -97,6 +98,16 @@ def disclosures_json(
     }
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """Parcels loaded at once, read as the disclosure rules read the state."""
+
+    found: Mapping[str, Parcel]
+
+    def parcel(self, parcel_id: str) -> Parcel | None:
+        return self.found.get(parcel_id)
+
+
 def receive_disclosures(
     store: Store, chain: str, answer: object, held: int | None = None
 ) -> tuple[int, int]:
@@ -118,14 +129,16 @@ def receive_disclosures(
         if held is None or index < held:  # a record not pulled yet is asked for again later
             items.append((index, Disclosure.from_json(item["disclosure"], f"{where}.disclosure")))
     touched = store.disclosures.receive(chain, items)
+    # the parcels and values the rules read, each loaded in one query
+    parcels = _Loaded(store.lineage.parcels([p for _, r in touched for p in parcels_read(r)]))
+    reads = [(index, record, wanted(parcels, record)) for index, record in touched]
+    known = store.disclosures.clear({c for _, _, w in reads if w for c in w.commitments})
     findings = 0
-    for index, record in touched:
-
-        def clear(c: str) -> int | str | None:
-            return store.disclosures.clear([c]).get(c)
-
+    for index, record, found in reads:
+        if found is None:
+            continue
         try:
-            check_disclosed(store, record, clear)
+            check_wanted(record, found, known.get)
         except RuleViolation as exc:
             store.disclosures.note_inconsistent(chain, index, record, exc)
             findings += 1

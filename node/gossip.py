@@ -166,6 +166,25 @@ class Gossip:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._kick.set)
 
+    def on_evidence(self) -> None:
+        """New equivocation evidence was stored (thread-safe; ``Node.on_evidence``).
+
+        A round starts at once, with every peer that was only unreachable
+        taken back from its backoff: the evidence (announced in our heads) and
+        the blocks it let through spread now, not when backoffs end. After a
+        partition heals, backoffs of up to a minute would otherwise decide how
+        long honest chains stay apart. Peers backed off for garbage or
+        slowness stay backed off.
+        """
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._retry_all)
+
+    def _retry_all(self) -> None:
+        for peer in self.peers.values():
+            if not peer.suspect:
+                peer.until = 0.0
+        self._kick.set()
+
     def push_sealed(self, block: Block) -> None:
         """Send a block this node just sealed to its peers at once (thread-safe).
 
@@ -174,12 +193,17 @@ class Gossip:
         to ``gossip.push`` peers (at least ``fanout``), so that in a network of
         that many nodes every peer has it after one hop. A push that fails
         changes nothing; rounds and pulls stay the way blocks are guaranteed
-        to arrive.
+        to arrive. It also probes the links of peers backed off for being
+        unreachable (not for garbage or slowness): one that takes the block is
+        available again at once, so a healed partition is noticed at the next
+        block sealed, not when a backoff of up to a minute ends.
         """
         if self._loop is not None:
             chain, height = block.header.chain, block.header.height
             width = max(self.node.config.fanout, self.node.config.push_peers)
-            self._loop.call_soon_threadsafe(self._spawn_push, chain, height, width, frozenset())
+            self._loop.call_soon_threadsafe(
+                self._spawn_push, chain, height, width, frozenset(), True
+            )
 
     def relay(self, blocks: Sequence[tuple[str, int]], informed: frozenset[str] | None) -> None:
         """Pass on blocks just applied from a peer (thread-safe; ``Node.on_applied``).
@@ -198,8 +222,15 @@ class Gossip:
         for chain, height in blocks:
             self._loop.call_soon_threadsafe(self._spawn_push, chain, height, width, informed)
 
-    def _spawn_push(self, chain: str, height: int, width: int, informed: frozenset[str]) -> None:
-        self._spawn(self.push(chain, height, width=width, informed=informed))
+    def _spawn_push(
+        self,
+        chain: str,
+        height: int,
+        width: int,
+        informed: frozenset[str],
+        probe: bool = False,
+    ) -> None:
+        self._spawn(self.push(chain, height, width=width, informed=informed, probe=probe))
 
     async def push(
         self,
@@ -208,15 +239,17 @@ class Gossip:
         *,
         width: int | None = None,
         informed: frozenset[str] = frozenset(),
+        probe: bool = False,
     ) -> None:
         """Push block ``height`` of ``chain`` at once to ``width`` available peers (default
         ``fanout``) that are not ``informed`` and did not announce holding it; tell them
-        who has it now (``X-KPL-Informed``), so that their relay skips those."""
+        who has it now (``X-KPL-Informed``), so that their relay skips those. ``probe``:
+        peers backed off only for being unreachable count as available (``push_sealed``)."""
         now = time.monotonic()
         ready = [
             p
             for p in self.peers.values()
-            if p.available(now)
+            if (p.available(now) or (probe and not p.suspect))
             and p.code not in informed
             and p.code != chain
             and p.heads.get(chain, 0) < height
@@ -244,6 +277,9 @@ class Gossip:
             )
         except (PeerError, InvalidData) as exc:
             log.info("push of %s/%d to %s failed: %s", chain, height, peer.code, exc)
+            return
+        if peer.failures and not peer.suspect:
+            peer.ok(time.monotonic())  # it took the block: the link is back
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -288,9 +324,8 @@ class Gossip:
         """
         self._reload_peers()
         now = time.monotonic()
-        ready = [
-            p for p in self.peers.values() if p.available(now) and p.code not in self._exchanging
-        ]
+        busy = self._exchanging | self._syncing  # one conversation with a peer at a time
+        ready = [p for p in self.peers.values() if p.available(now) and p.code not in busy]
         chosen = random.sample(ready, min(self.node.config.fanout, len(ready)))
         if chosen:
             tasks = [self._spawn(self.exchange(p)) for p in chosen]
@@ -361,15 +396,15 @@ class Gossip:
     def on_heads(self, sender: str, message: dict[str, Any]) -> None:
         """A peer pushed its heads to us: pull from it in the background."""
         peer = self.peers.get(sender)
-        if peer is None or sender in self._syncing:
-            return
+        if peer is None or sender in self._syncing or sender in self._exchanging:
+            return  # already talking with it: its heads are pulled by that conversation
         if peer.suspect and not peer.available(time.monotonic()):
             return  # pushing is no way around a backoff for garbage or slowness
         self._spawn(self._pull_from(peer, message))
 
     async def _pull_from(self, peer: PeerState, message: dict[str, Any]) -> None:
         try:
-            await self.sync_from(peer, message)
+            deferred = await self.sync_from(peer, message)
         except (PeerError, InvalidData) as exc:
             slow = isinstance(exc, PeerError) and exc.slow
             peer.failed(time.monotonic(), bad=isinstance(exc, InvalidData), slow=slow)
@@ -377,6 +412,12 @@ class Gossip:
         except Exception:
             peer.failed(time.monotonic(), bad=False)
             log.exception("pull from %s failed", peer.code)
+        else:
+            # it reached us and answered every pull: take it back from a backoff at once
+            # (a link that healed), for our rounds and pushes too; one backed off for
+            # garbage or slowness only by blocks that checked (as ``exchange`` does)
+            if not (deferred and peer.suspect):
+                peer.ok(time.monotonic())
 
     async def sync_from(self, peer: PeerState, message: object) -> bool:
         """Pull from ``peer`` every block and evidence its message says we lack; True when

@@ -31,7 +31,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from kpledger.ledger.blocks import Block, Evidence, WitnessRef
+from kpledger.ledger.blocks import Block, Evidence, Header
 from kpledger.ledger.canonical import canonical_bytes
 from kpledger.ledger.chain import detect_equivocation, effective_witness, fork_sizes, propose
 from kpledger.ledger.crypto import PublicKey, Signer
@@ -44,6 +44,14 @@ from kpledger.ledger.errors import (
     RuleViolation,
     StoreError,
     WitnessInvalid,
+)
+from kpledger.ledger.forks import (
+    kp_now,
+    live_forks,
+    resumed_at,
+    sealing_witness,
+    verify_evidence,
+    witness_needs,
 )
 from kpledger.ledger.records import GOVERNANCE_CHAIN, GOVERNANCE_KINDS, Record
 from kpledger.ledger.rules import Context, apply_record
@@ -206,6 +214,8 @@ class Node:
         self.on_applied: (
             Callable[[Sequence[tuple[str, int]], frozenset[str] | None], None] | None
         ) = None
+        #: called after new evidence was stored (to spread it, and what it settles, at once)
+        self.on_evidence: Callable[[], None] | None = None
         participant = self.registry.participant(config.code)
         admitted = member_role(store, config.code, 2**63)
         if participant is None and admitted is None and signer is None:
@@ -250,6 +260,8 @@ class Node:
         self.forks: dict[str, int] = {}
         for ev in store.evidence.all():
             self._note_fork(ev)
+        if not store.READ_ONLY:
+            self._settle()  # a drop a crash interrupted is done again (it is atomic)
         if self.chain is not None:
             self._reload_pending()
         self._refresh_metrics()
@@ -376,18 +388,14 @@ class Node:
     def _context(self) -> Context:
         assert self.chain is not None
         head = self.store.head(self.chain)
-        refs = [
-            WitnessRef(c, h.height, h.hash)
-            for c, h in self.store.heads().items()
-            if c != self.chain
-        ]
+        refs = sealing_witness(self.store, self.chain)
         return Context(
             self.registry,
             self.chain,
             (head.height if head else 0) + 1,
             self.now(),
             effective_witness(self.store, refs, self.forks),
-            fork_sizes(self.store, self.forks),
+            fork_sizes(self.store, live_forks(self.store, self.forks, kp_now(self.store))),
         )
 
     def _next_index(self) -> int:
@@ -671,9 +679,10 @@ class Node:
         """Seal the next block of this node's chain from the pending records."""
         if self.chain is None or self.signer is None:
             return None
-        if self.chain in self.forks:
+        if self.frozen(self.chain):
             return None  # our own chain has been shown to equivocate: stop writing
         with self.lock:
+            self._settle()
             signer = self.signer_for(self.chain) if self.admitted() else None
             if signer is None:
                 self._last_seal = time.monotonic()
@@ -751,7 +760,9 @@ class Node:
                     f"dated {record.time}, more than {MAX_AHEAD}s after this node's clock ({now})",
                     field="time",
                 )
-            proposal = propose(self.store, self.registry, signer, GOVERNANCE_CHAIN, [record], now)
+            proposal = propose(
+                self.store, self.registry, signer, GOVERNANCE_CHAIN, [record], now, self.forks
+            )
             if proposal.rejected:
                 exc = proposal.rejected[0][1]
                 return {
@@ -770,6 +781,7 @@ class Node:
                 )
             self.store.writer.commit(proposal.layer)
             self.metrics.sealed.inc()
+            self._settle()  # a key.replace restarting an equivocating chain
             self._refresh_metrics()
             if self.chain is not None:
                 self._reload_pending()  # membership may have changed under pending records
@@ -843,8 +855,11 @@ class Node:
                     raise
                 h = block.header
                 fork = self.forks.get(chain)
-                if fork is not None and h.height > fork:
+                if fork is not None and h.height > fork and self.frozen(chain):
                     result.known += 1
+                    continue
+                if fork is not None and h.height >= fork and self._old_version(h):
+                    result.known += 1  # the old key's version of a restarted chain
                     continue
                 head = self.store.head(chain)
                 if head is not None and h.height <= head.height:
@@ -872,6 +887,8 @@ class Node:
                 result.applied += 1
                 result.blocks.append((h.chain, h.height))
             result.applied += self._drain(result)
+            if self._settle():  # a key.replace just applied restarts an equivocating chain
+                result.applied += self._drain(result)
             result.waiting = len(self._buffer)
             self._refresh_metrics()
         if result.applied and self.on_applied is not None:
@@ -935,12 +952,21 @@ class Node:
         return (chain, height) in self._buffer
 
     def _unwitnessed(self, block: Block) -> tuple[str, int] | None:
-        """The first header ``block`` witnesses that is not held yet (from the heads in
-        memory): applying it would fail with ``DependencyMissing`` after loading its state."""
-        for w in block.header.witness:
-            head = self.store.head(w.chain)
-            if (head.height if head else 0) < w.height:
-                return (w.chain, w.height)
+        """The first header ``block`` needs that is not held yet (from the heads in
+        memory): applying it would fail with ``DependencyMissing`` after loading its state.
+        Of a chain capped at its fork, only the last common header is needed
+        (``ledger.forks.witness_needs``), whatever height the witness names."""
+        h = block.header
+        head = self.store.head(h.chain)
+        prev = head if head is not None and head.height + 1 == h.height else None
+        try:
+            needs = witness_needs(self.store, h, self.forks, prev)
+        except DependencyMissing as dm:
+            return (dm.chain, dm.height)
+        for chain, height in needs.items():
+            head = self.store.head(chain)
+            if (head.height if head else 0) < height:
+                return (chain, height)
         return None
 
     def _hold(self, block: Block, result: ReceiveResult) -> None:
@@ -992,22 +1018,85 @@ class Node:
         self.forks[ev.chain] = min(self.forks.get(ev.chain, height), height)
         self.metrics.evidence.set(len(self.forks))
 
+    def frozen(self, chain: str) -> bool:
+        """Whether ``chain`` is shown to equivocate and no ``key.replace`` restarted it."""
+        return chain in self.forks and chain not in resumed_at(self.store, self.forks)
+
+    def _old_version(self, header: Header) -> bool:
+        """Whether ``header`` is of a restarted chain, at or past its fork, under a key
+        that is not the chain's there (the old key's blocks: no longer the chain)."""
+        if header.chain not in resumed_at(self.store, self.forks):
+            return False
+        key = key_at(self.store, header.chain, header.height)
+        return key is not None and key.key_id != header.key_id
+
+    def _settle(self) -> bool:
+        """Drop the old key's blocks of every chain a ``key.replace`` restarted at its
+        fork height (``store.resume``); True if anything was dropped.
+
+        Called under the lock after anything that may bring such a replacement
+        or its evidence: a peer's blocks, evidence, a governance record sealed
+        here, and at start (a drop is atomic: one a crash interrupted is done
+        again). What is dropped is logged, record by record, for the operator
+        to check and submit again (``kpl db dropped`` lists it too).
+        """
+        if not self.forks:
+            return False
+        dropped = False
+        for chain in sorted(resumed_at(self.store, self.forks)):
+            fork = self.forks[chain]
+            held = self.store.header(chain, fork)
+            if held is None or not self._old_version(held):
+                continue
+            part = self.store.resume.drop(chain, fork, self.forks)
+            dropped = True
+            log.warning(
+                "%s restarted at height %d under its new key: dropped the old key's %d "
+                "block(s) %d-%d and their %d record(s); records acknowledged there are no "
+                "longer on the ledger: check them and submit them again (kpl db dropped)",
+                chain,
+                fork,
+                part.blocks,
+                fork,
+                part.last_height,
+                len(part.records),
+            )
+            for height, index, record in part.records:
+                log.warning(
+                    "dropped %s/%d record %s (%s) at index %d",
+                    chain,
+                    height,
+                    record.id,
+                    record.kind.value,
+                    index,
+                )
+            for key in [k for k in self._buffer if k[0] == chain]:
+                if self._old_version(self._buffer[key].header):
+                    del self._buffer[key]
+        if dropped and self.chain is not None:
+            self._reload_pending()  # judged again on the state without the dropped part
+        return dropped
+
     def add_evidence(self, ev: Evidence) -> bool:
         """Verify, store and act on evidence; True if it was new.
 
         Blocks that waited because they witness the other version of the fork
         are judged again at once.
         """
-        ev.verify(self.key_for)
+        verify_evidence(self.store, ev)
         result = ReceiveResult()
         with self.lock:
             new = self.store.evidence.add(ev)
             self._note_fork(ev)
             if new:
                 result.applied = self._drain(result)
+                if self._settle():
+                    result.applied += self._drain(result)
                 self._refresh_metrics()
         if result.applied and self.on_applied is not None:
             self.on_applied(result.blocks, None)
+        if new and self.on_evidence is not None:
+            self.on_evidence()
         return new
 
     def evidence_json(self) -> list[dict[str, Any]]:

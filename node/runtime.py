@@ -11,7 +11,8 @@ API until ``stop`` is set:
   (``Node.on_sealed``: the block itself, not only our heads); a block applied
   from a peer's push is pushed on to ``fanout`` peers the push did not reach
   (``Node.on_applied``), and blocks applied from pulls start a gossip round at
-  once, so they travel on without waiting for the next periodic round.
+  once, so they travel on without waiting for the next periodic round; new
+  equivocation evidence starts one at once too (``Node.on_evidence``).
 
 Each loop is guarded: an exception in one is logged and the loop starts again
 after a pause; only ``stop`` ends them. ``api.server`` calls ``run_loops``;
@@ -149,6 +150,7 @@ async def run_loops(node: Node, gossip: Gossip | None, stop: asyncio.Event) -> N
     if gossip is not None:
         node.on_sealed = gossip.push_sealed
         node.on_applied = gossip.relay
+        node.on_evidence = gossip.on_evidence
         tasks.append(asyncio.create_task(_guarded("gossip", lambda: gossip.run(stop), stop)))
     if node.chain is not None:
 
@@ -166,3 +168,4 @@ async def run_loops(node: Node, gossip: Gossip | None, stop: asyncio.Event) -> N
                 await task
         node.on_sealed = None
         node.on_applied = None
+        node.on_evidence = None

@@ -21,7 +21,8 @@
 // the newest cosigned header counts exactly the bundle's records of it there
 // (docs/spec/bundle.md section 4.1), so no record of the subject is left out.
 //
-// Failures read exactly like the Python verifier's:
+// Failures read exactly like the Python verifier's, and carry its error code (`code`,
+// docs/spec/bundle.md section 10; tests/web/test_web_spec.py compares both):
 //   "step 4 (inclusion): record BW/2 inclusion proof: root: root mismatch: ..."
 
 export const FORMAT = "kpledger-bundle/2";
@@ -87,15 +88,20 @@ const MAX_PARTNERS = 300;
 const CENTS_MAX = 10 ** 15;
 const KEY_KINDS = new Set(["key.rotate", "key.replace", "member.admit"]);
 const MAX_KEY_PROOFS = 1000; // ledger/keyhistory.py
+const DM = "disclosure-mismatch";
 
 // ---------------------------------------------------------------- errors
 
-/** Input that fails a check; `field` is the dotted path, as in ledger/errors.py. */
+/**
+ * Input that fails a check; `field` is the dotted path, `code` the error code of
+ * docs/spec/bundle.md (the `code` of the ledger/errors.py class Python raises there).
+ */
 export class InvalidData extends Error {
-  constructor(message, field = "") {
+  constructor(message, field = "", code = "schema") {
     super(field ? `${field}: ${message}` : message);
     this.field = field;
     this.detail = message;
+    this.code = code;
   }
 }
 
@@ -147,7 +153,7 @@ export function cryptoProblem() {
 
 function subtle() {
   const problem = cryptoProblem();
-  if (problem) throw new InvalidData(problem);
+  if (problem) throw new InvalidData(problem, "", "unsupported-browser");
   return globalThis.crypto.subtle;
 }
 
@@ -169,9 +175,9 @@ async function importEd25519(keyHex) {
   } catch (err) {
     keyCache.delete(keyHex);
     if (err && err.name === "NotSupportedError") {
-      throw new InvalidData("this browser's WebCrypto has no Ed25519");
+      throw new InvalidData("this browser's WebCrypto has no Ed25519", "", "unsupported-browser");
     }
-    throw new InvalidData(`not an Ed25519 public key: ${err}`);
+    throw new InvalidData(`not an Ed25519 public key: ${err}`, "", "signature");
   }
 }
 
@@ -216,11 +222,11 @@ export function canonicalize(value) {
       return value ? "true" : "false";
     case "number":
       if (!Number.isSafeInteger(value)) {
-        throw new InvalidData(`floats are not allowed in signed documents (got ${value})`);
+        throw new InvalidData(`floats are not allowed in signed documents (got ${value})`, "", "encoding");
       }
       return JSON.stringify(Object.is(value, -0) ? 0 : value);
     case "string":
-      if (!wellFormed(value)) throw new InvalidData("a string holds a lone surrogate");
+      if (!wellFormed(value)) throw new InvalidData("a string holds a lone surrogate", "", "encoding");
       return JSON.stringify(value);
     case "object":
       if (Array.isArray(value)) return `[${value.map(canonicalize).join(",")}]`;
@@ -229,7 +235,7 @@ export function canonicalize(value) {
         .map((k) => `${canonicalize(k)}:${canonicalize(value[k])}`)
         .join(",")}}`;
     default:
-      throw new InvalidData(`${typeof value} is not JSON`);
+      throw new InvalidData(`${typeof value} is not JSON`, "", "encoding");
   }
 }
 
@@ -271,7 +277,7 @@ export function parseCanonical(data, what = "document") {
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(data);
   } catch {
-    throw new InvalidData(`${what}: not valid JSON: not UTF-8`);
+    throw new InvalidData(`${what}: not valid JSON: not UTF-8`, "", "encoding");
   }
   let value;
   try {
@@ -280,17 +286,17 @@ export function parseCanonical(data, what = "document") {
     const at = /position (\d+)/.exec(err.message);
     const float = at ? floatBefore(text, Number(at[1])) : null;
     // Python's parser refuses a float literal as it meets it, before a later syntax error
-    if (float !== null) throw new InvalidData(`${what}: floats are not allowed in signed documents (got ${float})`);
-    throw new InvalidData(`${what}: not valid JSON: ${err.message}`);
+    if (float !== null) throw new InvalidData(`${what}: floats are not allowed in signed documents (got ${float})`, "", "encoding");
+    throw new InvalidData(`${what}: not valid JSON: ${err.message}`, "", "encoding");
   }
   let again;
   try {
     again = canonicalize(value);
   } catch (err) {
-    if (err instanceof InvalidData) throw new InvalidData(`${what}: ${err.detail}`);
-    throw new InvalidData(`${what}: cannot canonicalise: ${err}`);
+    if (err instanceof InvalidData) throw new InvalidData(`${what}: ${err.detail}`, "", "encoding");
+    throw new InvalidData(`${what}: cannot canonicalise: ${err}`, "", "encoding");
   }
-  if (again !== text) throw new InvalidData(`${what}: bytes are not in RFC 8785 canonical form`);
+  if (again !== text) throw new InvalidData(`${what}: bytes are not in RFC 8785 canonical form`, "", "encoding");
   return { value, text };
 }
 
@@ -413,11 +419,14 @@ class Fields {
   }
 }
 
+// A binary field's type and length are its schema, its digits its encoding (bundle.md
+// section 1; ledger/canonical.py's from_hex, same order and words).
 function checkHex(text, field, size) {
-  if (typeof text !== "string" || !HEX.test(text)) throw new InvalidData("expected lower-case hex", field);
+  if (typeof text !== "string") throw new InvalidData("expected a string of lower-case hex", field);
   if (size !== undefined && text.length !== size * 2) {
-    throw new InvalidData(`expected ${size} bytes, got ${text.length / 2}`, field);
+    throw new InvalidData(`expected ${size * 2} hex digits (${size} bytes), got ${text.length}`, field);
   }
+  if (!HEX.test(text)) throw new InvalidData("expected lower-case hex", field, "encoding");
   return text;
 }
 
@@ -472,7 +481,7 @@ function listId([path, item]) {
   try {
     return localId(f, "id");
   } catch (err) {
-    throw new InvalidData(err.detail, path);
+    throw new InvalidData(err.detail, path, err.code);
   }
 }
 
@@ -703,7 +712,7 @@ function checkRecord(value, path) {
   const f = new Fields(value, path);
   const version = value && typeof value === "object" ? value.v : undefined;
   if (Number.isInteger(version) && version !== 2) {
-    throw new InvalidData(`record format version ${version} is not accepted: this network writes and reads version 2 (committed confidential fields)`, f.at("v"));
+    throw new InvalidData(`record format version ${version} is not accepted: this network writes and reads version 2 (committed confidential fields)`, f.at("v"), "unsupported-version");
   }
   f.integer("v", 2, 2);
   f.hex("network", 32, 64);
@@ -732,6 +741,7 @@ function checkHeader(value, path) {
     throw new InvalidData(
       `header format ${version}: this network writes and reads format ${HEADER_VERSION} (format 1 has no parcel state commitment)`,
       f.at("v"),
+      "unsupported-version",
     );
   }
   f.integer("v", HEADER_VERSION, HEADER_VERSION);
@@ -931,11 +941,11 @@ export async function checkRegistry(doc) {
   for (const [i, s] of sigs.entries()) {
     const field = `registry.sigs[${i}]`;
     const key = byId.get(s.key_id);
-    if (!key) throw new InvalidData(`key ${s.key_id.slice(0, 16)} is not a governance key`, field);
-    if (seen.has(s.key_id)) throw new InvalidData(`key ${s.key_id.slice(0, 16)} signs twice`, field);
+    if (!key) throw new InvalidData(`key ${s.key_id.slice(0, 16)} is not a governance key`, field, "signature");
+    if (seen.has(s.key_id)) throw new InvalidData(`key ${s.key_id.slice(0, 16)} signs twice`, field, "signature");
     seen.add(s.key_id);
     if (!(await ed25519Verify(key.key, hexToBytes(s.sig), TAG.SIG_REGISTRY, bodyText))) {
-      throw new InvalidData(`signature does not verify under key ${key.id.slice(0, 16)}`, field);
+      throw new InvalidData(`signature does not verify under key ${key.id.slice(0, 16)}`, field, "signature");
     }
   }
   const network = bytesToHex(await sha256(TAG.REGISTRY, bodyText));
@@ -953,7 +963,7 @@ async function threshold_(tag, payload, sigs, keys, threshold, what) {
     if (await ed25519Verify(key.key, hexToBytes(s.sig), tag, payload)) valid.add(s.key_id);
   }
   if (valid.size < threshold) {
-    throw new InvalidData(`${what}: signed by ${valid.size} of ${threshold} required`);
+    throw new InvalidData(`${what}: signed by ${valid.size} of ${threshold} required`, "", "threshold");
   }
 }
 
@@ -988,10 +998,12 @@ export async function leafHash(recordText) {
  * RFC 9162 section 2.1.3.2, with the length and index checks up front
  * (ledger/merkle.py's verify_inclusion, same messages). Hashes are hex.
  */
+const IP = "inclusion-proof";
+
 export async function verifyInclusion(leafHex, index, size, proofHex, rootHex) {
-  if (size <= 0) throw new InvalidData(`tree size ${size}: an empty tree includes no leaf`, "size");
+  if (size <= 0) throw new InvalidData(`tree size ${size}: an empty tree includes no leaf`, "size", IP);
   if (index < 0 || index >= size) {
-    throw new InvalidData(`leaf index ${index} is outside a tree of size ${size}`, "index");
+    throw new InvalidData(`leaf index ${index} is outside a tree of size ${size}`, "index", IP);
   }
   const want = pathLength(index, size);
   const got = proofHex.length;
@@ -1000,16 +1012,17 @@ export async function verifyInclusion(leafHex, index, size, proofHex, rootHex) {
     throw new InvalidData(
       `proof has ${got} hashes, ${where} takes exactly ${want}: too long (extra or garbage elements)`,
       "proof",
+      IP,
     );
   }
   if (got < want) {
-    throw new InvalidData(`proof has ${got} hashes, ${where} takes exactly ${want}: too short (truncated)`, "proof");
+    throw new InvalidData(`proof has ${got} hashes, ${where} takes exactly ${want}: too short (truncated)`, "proof", IP);
   }
   let fn = BigInt(index);
   let sn = BigInt(size - 1);
   let r = hexToBytes(leafHex);
   for (const p of proofHex.map(hexToBytes)) {
-    if (sn === 0n) throw new InvalidData("proof is longer than the path to the root", "proof");
+    if (sn === 0n) throw new InvalidData("proof is longer than the path to the root", "proof", IP);
     if (fn & 1n || fn === sn) {
       r = await sha256(NODE, p, r);
       while (fn && !(fn & 1n)) {
@@ -1022,10 +1035,10 @@ export async function verifyInclusion(leafHex, index, size, proofHex, rootHex) {
     fn >>= 1n;
     sn >>= 1n;
   }
-  if (sn !== 0n) throw new InvalidData("proof is shorter than the path to the root", "proof");
+  if (sn !== 0n) throw new InvalidData("proof is shorter than the path to the root", "proof", IP);
   const calculated = bytesToHex(r);
   if (calculated !== rootHex) {
-    throw new InvalidData(`root mismatch: expected ${rootHex}, calculated ${calculated}`, "root");
+    throw new InvalidData(`root mismatch: expected ${rootHex}, calculated ${calculated}`, "root", IP);
   }
 }
 
@@ -1040,13 +1053,14 @@ function witnessOrder(a, h) {
       throw new InvalidData(
         `witness of ${w.chain} went back from ${before.get(w.chain)} to ${w.height} (since ${a.chain}/${a.height})`,
         "witness",
+        "block",
       );
     }
   }
   const named = new Set(h.witness.map((w) => w.chain));
   const dropped = [...before.keys()].filter((c) => !named.has(c)).sort();
   if (dropped.length) {
-    throw new InvalidData(`witness dropped ${pyList(dropped)} (since ${a.chain}/${a.height})`, "witness");
+    throw new InvalidData(`witness dropped ${pyList(dropped)} (since ${a.chain}/${a.height})`, "witness", "block");
   }
 }
 
@@ -1071,16 +1085,17 @@ function genesisKeys(registry) {
  * height; resolves to that key event. */
 async function checkHeaderKey(events, header, raw, sigHex) {
   const event = keyAt(events, header.chain, header.height);
-  if (!event) throw new InvalidData(`no key for ${header.chain} at height ${header.height}`, "key_id");
+  if (!event) throw new InvalidData(`no key for ${header.chain} at height ${header.height}`, "key_id", "block");
   const id = await keyId(event.key);
   if (id !== header.key_id) {
     throw new InvalidData(
       `${header.chain}/${header.height} names key ${header.key_id.slice(0, 16)} but the chain's key at that height is ${id.slice(0, 16)}`,
       "header.key_id",
+      "block",
     );
   }
   if (!(await ed25519Verify(event.key, hexToBytes(sigHex), TAG.SIG_HEADER, raw))) {
-    throw new InvalidData(`signature does not verify under key ${id.slice(0, 16)}`, "sig");
+    throw new InvalidData(`signature does not verify under key ${id.slice(0, 16)}`, "sig", "signature");
   }
   return event;
 }
@@ -1143,7 +1158,7 @@ export async function learnKeys(registry, chain, keys) {
       events.push(await provenKeyChange(registry, chain, events, p));
     } catch (err) {
       if (!(err instanceof InvalidData)) throw err;
-      throw new InvalidData(`key record ${p.record.chain}/${p.index}: ${err.message}`, "keys");
+      throw new InvalidData(`key record ${p.record.chain}/${p.index}: ${err.message}`, "keys", err.code);
     }
   }
   return events;
@@ -1191,7 +1206,8 @@ class Verifier {
       if (err && err.bundleStep) throw err;
       const message = err instanceof InvalidData ? err.message : `unexpected error: ${err}`;
       const n = this.step;
-      const out = new InvalidData(`step ${n} (${STEPS[n - 1]}): ${where ? `${where}: ` : ""}${message}`);
+      const code = err instanceof InvalidData ? err.code : "unexpected";
+      const out = new InvalidData(`step ${n} (${STEPS[n - 1]}): ${where ? `${where}: ` : ""}${message}`, "", code);
       out.bundleStep = n;
       out.where = where;
       out.reason = message;
@@ -1239,16 +1255,16 @@ class Verifier {
     for (const [i, d] of bundle.disclosures.entries()) {
       const where = `disclosures[${i}] (${d.path})`;
       const record = byLeaf.get(d.record);
-      if (!record) throw new InvalidData(`${where}: opens no record of the bundle`, d.path);
+      if (!record) throw new InvalidData(`${where}: opens no record of the bundle`, d.path, DM);
       let here = record;
       for (const part of d.path.split(".")) {
         const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$/.exec(part);
         here = m && here ? here[m[1]] : undefined;
         if (m && m[2] !== undefined) here = Array.isArray(here) ? here[Number(m[2])] : undefined;
       }
-      if (!isObject(here) || typeof here.c !== "string") throw new InvalidData(`${where}: not a committed field of this record`, d.path);
+      if (!isObject(here) || typeof here.c !== "string") throw new InvalidData(`${where}: not a committed field of this record`, d.path, DM);
       const digest = bytesToHex(await sha256("KPL-COMMIT-V1\n", hexToBytes(d.salt), canonicalize(d.value)));
-      if (digest !== here.c) throw new InvalidData(`${where}: the disclosed value and salt do not open its commitment`, d.path);
+      if (digest !== here.c) throw new InvalidData(`${where}: the disclosed value and salt do not open its commitment`, d.path, DM);
     }
   }
 
@@ -1270,6 +1286,7 @@ class Verifier {
         throw new InvalidData(
           `the bundle's registry (network ${short}) differs from the trusted registry`,
           "registry",
+          "signature",
         );
       }
       this.anchor = { kind: "pinned-registry", text: "equal to the registry you pinned" };
@@ -1278,6 +1295,7 @@ class Verifier {
         throw new InvalidData(
           `the bundle's registry is network ${short}, not the pinned network ${pinnedNetwork.slice(0, 16)}`,
           "registry",
+          "signature",
         );
       }
       this.anchor = { kind: "pinned-network", text: "the network id you pinned" };
@@ -1286,6 +1304,7 @@ class Verifier {
         throw new InvalidData(
           `the bundle's registry is network ${short}, but this node says its network is ${nodeNetwork.slice(0, 16)}`,
           "registry",
+          "signature",
         );
       }
       this.anchor = {
@@ -1297,12 +1316,12 @@ class Verifier {
     }
     for (const s of bundle.headers) {
       if (s.header.network !== registry.network) {
-        throw new InvalidData(`header ${s.name} belongs to another network`, "headers");
+        throw new InvalidData(`header ${s.name} belongs to another network`, "headers", "block");
       }
     }
     for (const r of bundle.records) {
       if (r.record.network !== registry.network) {
-        throw new InvalidData(`record ${r.name} belongs to another network`, "records");
+        throw new InvalidData(`record ${r.name} belongs to another network`, "records", "block");
       }
     }
     return registry;
@@ -1331,8 +1350,8 @@ class Verifier {
         const a = this.headers.get(`${chain}/${lo}`).header;
         const h = this.headers.get(`${chain}/${hi}`).header;
         await this.at(`header ${chain}/${hi}`, () => {
-          if (h.size < a.size) throw new InvalidData(`size ${h.size} is below ${chain}/${lo}'s ${a.size}`, "size");
-          if (h.time < a.time) throw new InvalidData(`time ${h.time} is before ${chain}/${lo}'s ${a.time}`, "time");
+          if (h.size < a.size) throw new InvalidData(`size ${h.size} is below ${chain}/${lo}'s ${a.size}`, "size", "block");
+          if (h.time < a.time) throw new InvalidData(`time ${h.time} is before ${chain}/${lo}'s ${a.time}`, "time", "block");
           witnessOrder(a, h);
         });
       }
@@ -1404,7 +1423,7 @@ class Verifier {
       const first = this.headers.get(`${chain}/${heights[0]}`).header;
       if (first.height === 1 && first.prev !== registry.network) {
         await this.at(`header ${chain}/1`, () => {
-          throw new InvalidData("prev of the first block must be the network id", "prev");
+          throw new InvalidData("prev of the first block must be the network id", "prev", "block");
         });
       }
       for (let i = 1; i < heights.length; i++) {
@@ -1413,7 +1432,7 @@ class Verifier {
         const h = this.headers.get(`${chain}/${hi}`).header;
         if (hi === lo + 1 && h.prev !== a.hash) {
           await this.at(`header ${chain}/${hi}`, () => {
-            throw new InvalidData(`prev is not the hash of ${chain}/${lo}`, "prev");
+            throw new InvalidData(`prev is not the hash of ${chain}/${lo}`, "prev", "block");
           });
         }
       }
@@ -1423,7 +1442,7 @@ class Verifier {
         const held = this.headers.get(`${w.chain}/${w.height}`);
         if (held && held.hash !== w.hash) {
           await this.at(`header ${name}`, () => {
-            throw new InvalidData(`witnesses a ${w.chain}/${w.height} other than the bundle's`, "witness");
+            throw new InvalidData(`witnesses a ${w.chain}/${w.height} other than the bundle's`, "witness", "witness-invalid");
           });
         }
       }
@@ -1478,6 +1497,8 @@ class Verifier {
         await this.at("", () => {
           throw new InvalidData(
             `block ${chain}/${height} is cosigned by ${have.length} other authorities (${have.length ? have.join(", ") : "none"}); the network's cosign is ${need}`,
+            "",
+            "not-cosigned",
           );
         });
       }
@@ -1496,7 +1517,7 @@ class Verifier {
     const leaf = bytesToHex(await leafHash(r.raw));
     await verifyInclusion(leaf, r.index, h.size, r.proof, h.root);
     if (r.record.time > h.time) {
-      throw new InvalidData(`dated ${r.record.time}, after its block ${h.chain}/${h.height} of ${h.time}`, "time");
+      throw new InvalidData(`dated ${r.record.time}, after its block ${h.chain}/${h.height} of ${h.time}`, "time", "block");
     }
     this.proven.set(r.name, leaf);
   }
@@ -1514,7 +1535,7 @@ class Verifier {
       if (kind === "parcel.split") return body.children.some((c) => c.parcel === bundle.subject);
       return false;
     });
-    if (!creates) throw new InvalidData(`no record of the bundle creates parcel ${bundle.subject}`, "subject");
+    if (!creates) throw new InvalidData(`no record of the bundle creates parcel ${bundle.subject}`, "subject", "unknown-reference");
   }
 
   /** Step 6's checkpoints (bundle.md section 4.1 and step 6): on every chain that acted on
@@ -1547,7 +1568,7 @@ class Verifier {
     for (const chain of [...chains].sort()) {
       const entry = given.get(chain);
       if (!entry) {
-        throw new InvalidData(`no state proof of ${subject} on ${chain}, whose records act on it or to which one of its certificates goes`, "state");
+        throw new InvalidData(`no state proof of ${subject} on ${chain}, whose records act on it or to which one of its certificates goes`, "state", "record-omitted");
       }
       const heights = [...(this.heights.get(chain) || [])].sort((a, b) => b - a);
       const top = heights.find((h) => Verifier.cosigners(spans, chain, h).length >= registry.cosign);
@@ -1555,16 +1576,18 @@ class Verifier {
         throw new InvalidData(
           `the state proof of ${chain} is against ${chain}/${entry.height}; the bundle's newest cosigned header of ${chain} is ${top === undefined ? "none" : `${chain}/${top}`}`,
           `state.${chain}.height`,
+          "record-omitted",
         );
       }
       const header = this.headers.get(`${chain}/${top}`).header;
-      await foldSlot(subject, entry.slot, header.state, `state of ${subject} on ${chain}/${top}`);
+      await this.at(`state of ${subject} on ${chain}/${top}`, () => foldSlot(subject, entry.slot, header.state));
       const mine = acting.get(chain) || [];
       const last = mine.length ? bytesToHex(await leafHash(mine[mine.length - 1].raw)) : null;
       if (entry.slot.count !== mine.length || entry.slot.record !== last) {
         throw new InvalidData(
           `${chain}/${top} commits to ${entry.slot.count} record(s) of ${chain} acting on ${subject}, the latest ${entry.slot.record ? entry.slot.record.slice(0, 16) : "none"}; the bundle holds ${mine.length}, the latest ${last ? last.slice(0, 16) : "none"}: a record of the subject is left out`,
           `state.${chain}`,
+          "record-omitted",
         );
       }
       out.push(`${chain}/${top}`);
@@ -1609,7 +1632,7 @@ function countBytes(n) {
 }
 
 /** Fold a slot proof up to a state root (bundle.md section 4.1); throws state-proof errors. */
-async function foldSlot(parcel, slot, rootHex, where) {
+async function foldSlot(parcel, slot, rootHex) {
   const key = await sha256(TAG.STATE_KEY, parcel);
   const k = BigInt(`0x${bytesToHex(key)}`);
   const depth = slot.path.length;
@@ -1619,7 +1642,7 @@ async function foldSlot(parcel, slot, rootHex, where) {
   } else if (slot.other) {
     const o = BigInt(`0x${slot.other.key}`);
     if (slot.other.key === bytesToHex(key) || (o ^ k) >> BigInt(256 - depth) !== 0n) {
-      throw new InvalidData(`${where}: the slot ending the path is not another parcel's under the same prefix`, "other.key");
+      throw new InvalidData("the slot ending the path is not another parcel's under the same prefix", "other.key", "state-proof");
     }
     running = await sha256(TAG.STATE_LEAF, hexToBytes(slot.other.key), hexToBytes(slot.other.record), countBytes(slot.other.count));
   } else {
@@ -1630,7 +1653,7 @@ async function foldSlot(parcel, slot, rootHex, where) {
     running = (k >> BigInt(255 - i)) & 1n ? await sha256(TAG.STATE_NODE, sibling, running) : await sha256(TAG.STATE_NODE, running, sibling);
   }
   if (bytesToHex(running) !== rootHex) {
-    throw new InvalidData(`${where}: parcel ${parcel}'s slot folds to ${bytesToHex(running)}, not the state root ${rootHex}`, "path");
+    throw new InvalidData(`parcel ${parcel}'s slot folds to ${bytesToHex(running)}, not the state root ${rootHex}`, "path", "state-proof");
   }
 }
 
@@ -1639,11 +1662,12 @@ async function foldSlot(parcel, slot, rootHex, where) {
  *
  * options: {parcel, pinnedRegistry (a signed registry object), pinnedNetwork (hex),
  * nodeNetwork (hex: what the node serving the page says), onStep(step)}.
- * Resolves to {ok, step, error, network, anchor, subject, proven, records, headers}.
+ * Resolves to {ok, step, stepNumber, error, code (bundle.md's error code of a failure),
+ * network, anchor, subject, proven, records, headers}.
  */
 export async function verifyBundle(data, options = {}) {
   const v = new Verifier(options);
-  const out = { ok: false, step: "parse", stepNumber: 1, error: null, proven: v.proven };
+  const out = { ok: false, step: "parse", stepNumber: 1, error: null, code: null, proven: v.proven };
   try {
     await v.run(data);
     out.ok = true;
@@ -1653,6 +1677,7 @@ export async function verifyBundle(data, options = {}) {
     out.stepNumber = err.bundleStep || v.step;
     out.step = STEPS[out.stepNumber - 1];
     out.error = err instanceof InvalidData ? err.message : `step ${v.step}: ${err}`;
+    out.code = err instanceof InvalidData ? err.code : "unexpected";
     out.where = err.where || "";
     out.reason = err.reason || out.error;
     options.onStep?.({ n: out.stepNumber, name: out.step, status: "failed", detail: out.error });
@@ -1698,7 +1723,7 @@ export async function verifyCertificate(cert, registry) {
     try {
       events = await learnKeys(registry, issuer, proof.keys);
     } catch (err) {
-      if (err instanceof InvalidData) throw new InvalidData(`its key history does not check: ${err.message}`);
+      if (err instanceof InvalidData) throw new InvalidData(`its key history does not check: ${err.message}`, "", err.code);
       throw err;
     }
     const n = (proof.keys || []).length;
@@ -1721,7 +1746,7 @@ export async function verifyCertificate(cert, registry) {
         checkHex(proof.sig, "sig", 64);
         await checkHeaderKey(events, h, raw, proof.sig);
       } catch (err) {
-        if (err instanceof InvalidData) throw new InvalidData(`does not check under ${whose}: ${err.message}`);
+        if (err instanceof InvalidData) throw new InvalidData(`does not check under ${whose}: ${err.message}`, "", err.code);
         throw err;
       }
       return `${h.chain}/${h.height} (size ${h.size}, ${h.time}) signed by ${whose}`;

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,14 +47,13 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from kpledger.ledger.blocks import Block, Evidence
+from kpledger.ledger.blocks import Block, Evidence, Header
 from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.chain import fork_heights
-from kpledger.ledger.crypto import PublicKey
 from kpledger.ledger.errors import InvalidData, LedgerError, StoreError
+from kpledger.ledger.forks import verify_evidence, witness_needs
 from kpledger.ledger.records import Record
 from kpledger.ledger.registry import Registry
-from kpledger.ledger.state import key_at
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.store import Store
 from kpledger.ledger.store.writer import ReplicaStore
@@ -164,7 +163,13 @@ def export_store(
             # the registry goes in as its exact bytes; the rest is canonical JSON too
             opening = canonical_bytes(head)
             emit(opening[:-1] + b',"registry":' + store.registry.to_bytes() + b"}\n")
-            for block in store.log.iter_causal():
+            forks = fork_heights(store.evidence.all())
+
+            def needs(header: Header, prev: Header | None) -> Mapping[str, int]:
+                # a repeated old witness of a restarted chain needs only its common header
+                return witness_needs(store, header, forks, prev)
+
+            for block in store.log.iter_causal(needs=needs if forks else None):
                 body = (
                     b'{"header":'
                     + block.header.raw
@@ -341,7 +346,7 @@ def import_file(
                     progress(report.blocks, total)
             elif kind == "evidence":
                 ev = Evidence.from_json(item)
-                ev.verify(lambda chain, height: _key(store, chain, height))
+                verify_evidence(store, ev)
                 store.evidence.add(ev)
                 report.evidence += 1
             elif kind == "pending":
@@ -362,13 +367,6 @@ def import_file(
         return report
     finally:
         store.close()
-
-
-def _key(store: Store, chain: str, height: int) -> PublicKey:
-    key = key_at(store, chain, height)
-    if key is None:
-        raise BackupError(f"evidence names {chain} at height {height}, whose key is unknown")
-    return key
 
 
 def _forks(path: Path) -> dict[str, int]:

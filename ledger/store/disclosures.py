@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from kpledger.ledger.commit import CONFIDENTIAL, Disclosure, commit
+from kpledger.ledger.commit import CONFIDENTIAL, Disclosure, commit, confidential_paths
+from kpledger.ledger.disclosed import DISCLOSURE_RULES
 from kpledger.ledger.entitle import entitled
 from kpledger.ledger.errors import DisclosureError, RuleViolation, StoreError
 from kpledger.ledger.records import CertificateIssue, Record
@@ -43,9 +44,13 @@ class Held:
     chain: str
     kind: str
     disclosure: Disclosure
+    #: the commitment it opens (hex), when the caller has just checked it
+    opens: str = ""
 
     @property
     def commitment(self) -> str:
+        if self.opens:
+            return self.opens
         return commit(self.disclosure.value, self.disclosure.salt).digest.hex()
 
 
@@ -202,32 +207,43 @@ class DisclosureStore:
         """Keep disclosures of ``chain``'s records sent by a peer, each checked against
         the record this node holds at its index (``DisclosureError`` on the first that
         does not open its commitment: nothing is kept then). Answers the records that
-        received disclosures, for the disclosure rules to be checked on arrival."""
+        received disclosures and have a disclosure rule (``DISCLOSURE_RULES``), for
+        those rules to be checked on arrival.
+
+        Each record is read and parsed once, however many of its fields are
+        disclosed; only those with a rule are built as ``Record``."""
         r = t.records.c
         indexes = sorted({i for i, _ in items})
-        found: dict[int, Record] = {}
+        found: dict[int, tuple[str, bytes, bytes]] = {}
         with self.engine.connect() as conn:
             for part in chunks(indexes):
-                for idx, raw in conn.execute(
-                    select(r.idx, r.raw).where(r.chain == chain, r.idx.in_(part))
+                for idx, kind, leaf, raw in conn.execute(
+                    select(r.idx, r.kind, r.leaf, r.raw).where(r.chain == chain, r.idx.in_(part))
                 ):
-                    found[int(idx)] = Record.parse(bytes(raw))
+                    found[int(idx)] = (str(kind), bytes(leaf), bytes(raw))
+        opened: dict[int, tuple[dict[str, Any], tuple[str, ...]]] = {}
         held: list[Held] = []
-        touched: dict[int, Record] = {}
+        ruled: dict[int, bytes] = {}
         for index, disclosure in items:
-            record = found.get(index)
-            if record is None:
+            row = found.get(index)
+            if row is None:
                 raise DisclosureError(
                     f"no record {chain}/{index} is held here to open",
                     record=disclosure.record.hex(),
                     field=disclosure.path,
                 )
-            disclosure.check_record(record.leaf, record.raw)
-            held.append(Held(chain, record.kind.value, disclosure))
-            touched[index] = record
+            kind, leaf, raw = row
+            if index not in opened:
+                # bytes this store holds were checked canonical when their block came in
+                doc = json.loads(raw)
+                opened[index] = (doc, confidential_paths(doc))
+            commitment = disclosure.check_parsed(leaf, *opened[index])
+            held.append(Held(chain, kind, disclosure, commitment.digest.hex()))
+            if kind in DISCLOSURE_RULES:
+                ruled[index] = raw
         if held:
             self.put(held)
-        return sorted(touched.items(), key=lambda item: item[0])
+        return [(index, Record.from_store(ruled[index])) for index in sorted(ruled)]
 
     def note_inconsistent(self, chain: str, index: int, record: Record, exc: RuleViolation) -> None:
         """Keep a disclosure rule found broken on arrival: an audit finding, never a

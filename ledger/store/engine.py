@@ -9,17 +9,18 @@ state into a new one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from kpledger.ledger.chain import genesis
@@ -27,7 +28,14 @@ from kpledger.ledger.errors import LedgerError, StoreError
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.store import tables as t
 
-__all__ = ["BulkWriter", "make_engine", "open_database", "schema_revision", "upgrade"]
+__all__ = [
+    "BulkWriter",
+    "CopyListener",
+    "make_engine",
+    "open_database",
+    "schema_revision",
+    "upgrade",
+]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -160,12 +168,29 @@ def open_database(url: str, registry: Registry | None, *, create: bool) -> tuple
     return engine, registry
 
 
+#: told of each COPY a ``BulkWriter`` sends: its statement and its rows (SQLAlchemy's
+#: events do not see it, as it goes to the driver's cursor directly)
+CopyListener = Callable[[str, Sequence[tuple[Any, ...]]], None]
+
+
 class BulkWriter:
-    """``executemany`` with its SQL compiled once per (table, columns, conflict keys)."""
+    """Batch inserts with their SQL built once per (table, columns, conflict keys).
+
+    On SQLite, and for an upsert, an ``executemany``. A plain insert on
+    PostgreSQL (the append-only tables: headers, records, Merkle nodes, edges,
+    events and the like) goes through ``COPY ... FROM STDIN`` on the driver's
+    cursor, in the same transaction: the same rows, all or none, several times
+    fewer round trips. A failure there is raised as SQLAlchemy's ``DBAPIError``
+    of the driver's error (a duplicate key is an ``IntegrityError``), as an
+    ``executemany`` would raise it.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._copy = engine.dialect.name == "postgresql"
         self._sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+        #: see ``CopyListener``; the write-set benchmark (``bench.writeset``) listens
+        self.copy_listeners: list[CopyListener] = []
 
     def __call__(
         self,
@@ -181,13 +206,35 @@ class BulkWriter:
         cache_key = (table.name, cols, tuple(keys))
         sql = self._sql.get(cache_key)
         if sql is None:
-            dialect: Any = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-            stmt = dialect.insert(table).values({c: bindparam(c) for c in cols})
-            if keys:
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=list(keys),
-                    set_={c: stmt.excluded[c] for c in cols if c not in keys},
-                )
-            sql = str(stmt.compile(dialect=self._engine.dialect))
+            sql = self._compile(table, cols, keys)
             self._sql[cache_key] = sql
-        conn.exec_driver_sql(sql, rows)
+        if self._copy and not keys:
+            self._send_copy(conn, sql, [tuple(row[c] for c in cols) for row in rows])
+        else:
+            conn.exec_driver_sql(sql, rows)
+
+    def _compile(self, table: Any, cols: tuple[str, ...], keys: Sequence[str]) -> str:
+        dialect = self._engine.dialect
+        if self._copy and not keys:
+            quote = dialect.identifier_preparer.quote_identifier
+            names = ", ".join(quote(c) for c in cols)
+            return f"COPY {quote(table.name)} ({names}) FROM STDIN"
+        module: Any = postgresql if dialect.name == "postgresql" else sqlite
+        stmt = module.insert(table).values({c: bindparam(c) for c in cols})
+        if keys:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={c: stmt.excluded[c] for c in cols if c not in keys},
+            )
+        return str(stmt.compile(dialect=dialect))
+
+    def _send_copy(self, conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+        try:
+            with driver.cursor() as cursor, cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(sql, rows, exc, psycopg.Error) from exc
+        for listener in self.copy_listeners:
+            listener(sql, rows)

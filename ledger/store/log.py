@@ -6,11 +6,11 @@ come back as their stored bytes, ready to send to a peer without re-encoding.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from sqlalchemy import Connection, func, select
 
-from kpledger.ledger.blocks import Block, SignedHeader
+from kpledger.ledger.blocks import Block, Header, SignedHeader
 from kpledger.ledger.errors import StoreError
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind, Record
 from kpledger.ledger.store import tables as t
@@ -109,15 +109,21 @@ class LogReader:
         *,
         conn: Connection | None = None,
         heights: Mapping[str, int] | None = None,
+        needs: Callable[[Header, Header | None], Mapping[str, int]] | None = None,
     ) -> Iterator[Block]:
         """Every stored block, in an order where witnessed headers come first.
 
         Up to ``heights`` per chain (default: the heads this store holds in
-        memory), read on ``conn`` when given.
+        memory), read on ``conn`` when given. ``needs(header, prev)`` says which
+        height of each witnessed chain a block needs, ``prev`` being the
+        previous header of its chain (default: the witnessed heights;
+        ``ledger.forks.witness_needs`` for a store with evidence, where a
+        forked chain's witness may name a version this store does not hold).
         """
         if heights is None:
             heights = {c: h.height for c, h in self.state.heads().items()}
         done: dict[str, int] = {}
+        last: dict[str, Header] = {}
         buffers: dict[str, list[Block]] = {}
         chains = list(heights)
         for c in chains:
@@ -132,12 +138,18 @@ class LogReader:
                     b = buffers[c][0]
                     # a witness past what is stored can only name a forked chain's
                     # other version (resolve_witness); replaying the block tells
+                    want = (
+                        {w.chain: w.height for w in b.header.witness}
+                        if needs is None
+                        else needs(b.header, last.get(c))
+                    )
                     if any(
-                        done.get(w.chain, 0) < min(w.height, heights.get(w.chain, 0))
-                        for w in b.header.witness
+                        done.get(chain, 0) < min(height, heights.get(chain, 0))
+                        for chain, height in want.items()
                     ):
                         break
                     buffers[c].pop(0)
+                    last[c] = b.header
                     done[c] += 1
                     progressed = True
                     yield b

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from kpledger.ledger.blocks import Header
-from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.canonical import canonical_bytes, parse_canonical
 from kpledger.ledger.errors import LedgerError
 from kpledger.ledger.records import (
     CertificateConfirm,
@@ -74,8 +74,9 @@ def ref_of(chain: str, idx: int, digest: bytes) -> RecordRef:
 
 
 def origin_text(origin: Iterable[tuple[str, int]]) -> str:
-    """Storage form of a composition (never hashed or signed, so plain sorted JSON)."""
-    return json.dumps(dict(origin), sort_keys=True, separators=(",", ":"))
+    """Storage form of a composition: sorted JSON (never hashed or signed; country codes
+    and integers, so the canonical encoder's fast path writes it)."""
+    return canonical_bytes(dict(origin), checked=True).decode()
 
 
 def parcel_row(p: Parcel) -> dict[str, Any]:

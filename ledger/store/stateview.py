@@ -201,6 +201,8 @@ class StoreState:
         with self._headers_lock:
             self._past_trees.clear()
         self._restricted = {}
+        with self._headers_lock:  # a chain restarted at its fork has other headers there
+            self._headers.clear()
 
     # ------------------------------------------------------------ StateView
     def parcel(self, parcel_id: str) -> Parcel | None:

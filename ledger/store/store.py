@@ -12,6 +12,7 @@ and exposes one collaborator per job, each in its own module with its SQL:
 * ``store.lineage``  edges of splits and merges, records of parcels;
 * ``store.search``   parcel ids and certificate numbers by prefix;
 * ``store.evidence`` evidence of equivocation;
+* ``store.resume``   drops an equivocating chain's old blocks when a key.replace restarts it;
 * ``store.audit``    the auditors' queries (report findings, KP statistics);
 * ``store.verifier`` the self-check that replays the log.
 """
@@ -30,6 +31,7 @@ from kpledger.ledger.store.lineage import Lineage
 from kpledger.ledger.store.log import LogReader
 from kpledger.ledger.store.proofs import Proofs
 from kpledger.ledger.store.queue import SubmissionQueue
+from kpledger.ledger.store.resume import ChainResume
 from kpledger.ledger.store.search import PrefixSearch
 from kpledger.ledger.store.stateview import StoreState
 from kpledger.ledger.store.verify import Verifier
@@ -45,15 +47,17 @@ class Store(StoreState):
 
     def __init__(self, engine: Engine, registry: Registry) -> None:
         super().__init__(engine, registry)
-        bulk = BulkWriter(engine)
+        #: the batch inserts of every write (COPY on PostgreSQL; ``BulkWriter``)
+        self.bulk = BulkWriter(engine)
         self.disclosures = DisclosureStore(engine, read_only=self.READ_ONLY)
-        self.queue = SubmissionQueue(engine, bulk, self.disclosures, read_only=self.READ_ONLY)
-        self.writer = BlockWriter(self, self.queue, bulk, read_only=self.READ_ONLY)
+        self.queue = SubmissionQueue(engine, self.bulk, self.disclosures, read_only=self.READ_ONLY)
+        self.writer = BlockWriter(self, self.queue, self.bulk, read_only=self.READ_ONLY)
         self.log = LogReader(self)
         self.proofs = Proofs(engine)
         self.lineage = Lineage(engine)
         self.search = PrefixSearch(engine)
         self.evidence = EvidenceLog(engine, read_only=self.READ_ONLY)
+        self.resume = ChainResume(self, read_only=self.READ_ONLY)
         self.audit = AuditQueries(engine, registry.params)
         self.verifier = Verifier(self)
 

@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from kpledger.ledger.blocks import Header
 from kpledger.ledger.chain import fork_heights
 from kpledger.ledger.errors import StoreError
+from kpledger.ledger.forks import witness_needs
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.apply import BlockWriter
 from kpledger.ledger.store.disclosures import DisclosureStore
@@ -27,7 +29,7 @@ from kpledger.ledger.store.log import LogReader, heights_at
 from kpledger.ledger.store.queue import SubmissionQueue
 from kpledger.ledger.store.stateview import StoreState
 
-__all__ = ["DERIVED", "Verifier", "VerifyReport", "snapshot"]
+__all__ = ["DERIVED", "Verifier", "VerifyReport", "open_scratch", "replay", "snapshot"]
 
 #: the derived tables a replay must reproduce row for row
 DERIVED: Mapping[str, Any] = {
@@ -111,6 +113,49 @@ def _compare(live: Connection, replayed: Connection) -> dict[str, int]:
     return counts
 
 
+def open_scratch(url: str, state: StoreState) -> Engine:
+    """A new store at ``url`` (default in memory) holding only ``state``'s genesis."""
+    engine, _ = open_database(url, state.registry, create=True)
+    return engine
+
+
+def replay(
+    state: StoreState,
+    scratch: Engine,
+    live: Connection,
+    heights: Mapping[str, int],
+    forks: Mapping[str, int],
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Apply every block of ``live`` up to ``heights`` to the ``scratch`` store, in causal
+    order, each verified in full with the evidence's ``forks``; (blocks, records) applied.
+
+    ``state`` (the live store's view) tells which heights of a forked chain
+    each block needs (``ledger.forks.witness_needs``).
+    """
+    target = StoreState(scratch, state.registry)
+    bulk = BulkWriter(scratch)
+    writer = BlockWriter(
+        target,
+        SubmissionQueue(scratch, bulk, DisclosureStore(scratch, read_only=False), read_only=False),
+        bulk,
+        read_only=False,
+    )
+    total = sum(heights.values())
+    blocks = records = 0
+
+    def needs(header: Header, prev: Header | None) -> Mapping[str, int]:
+        return witness_needs(state, header, forks, prev)
+
+    for block in LogReader(state).iter_causal(conn=live, heights=heights, needs=needs):
+        writer.apply(block, forks)
+        blocks += 1
+        records += len(block.records)
+        if progress is not None:
+            progress(blocks, total)
+    return blocks, records
+
+
 class Verifier:
     """Checks that a store's derived state is what its log implies."""
 
@@ -137,29 +182,12 @@ class Verifier:
         part of it. ``progress(done, total)`` is called as blocks are
         replayed. Raises ``StoreError`` naming the first table that differs.
         """
-        engine, registry = open_database(scratch_url, self.state.registry, create=True)
+        engine = open_scratch(scratch_url, self.state)
         try:
-            scratch = StoreState(engine, registry)
-            bulk = BulkWriter(engine)
-            writer = BlockWriter(
-                scratch,
-                SubmissionQueue(
-                    engine, bulk, DisclosureStore(engine, read_only=False), read_only=False
-                ),
-                bulk,
-                read_only=False,
-            )
             with snapshot(self.engine) as live:
                 heights = heights_at(live)
-                total = sum(heights.values())
-                blocks = records = 0
                 forks = fork_heights(EvidenceLog(self.engine, read_only=True).all())
-                for block in LogReader(self.state).iter_causal(conn=live, heights=heights):
-                    writer.apply(block, forks)
-                    blocks += 1
-                    records += len(block.records)
-                    if progress is not None:
-                        progress(blocks, total)
+                blocks, records = replay(self.state, engine, live, heights, forks, progress)
                 with engine.connect() as replayed:
                     counts = _compare(live, replayed)
             return VerifyReport(blocks, records, counts)

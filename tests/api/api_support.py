@@ -42,9 +42,9 @@ TOKENS = {
     "operator": "tok-operator",
     "peer": "tok-peer",
     "observer": "tok-observer",
-    "party:IN-SURAT1": "tok-party-surat",
-    "party:BW-DEBSWANA": "tok-party-debswana",
-    "party:EU-ANTWERP1": "tok-party-antwerp",
+    "party:IN-JDAV2W3X": "tok-party-surat",
+    "party:BW-ACL2HHH6": "tok-party-debswana",
+    "party:EU-LVESSCDL": "tok-party-antwerp",
 }
 
 
@@ -114,7 +114,7 @@ def leave_open(result: ExampleResult) -> None:
     s = result.story
     s.commit(
         "AE",
-        s.issue("AE", OPEN, "EU", "AE-DMCC1", ["AE-MIX-1"], "Antwerp rough importer"),
+        s.issue("AE", OPEN, "EU", "AE-F6F7FV5W", ["AE-MIX-1"], "Antwerp rough importer"),
     )
     for chain in ("EU", "BW"):  # heartbeats: AE's new block is cosigned too
         s.clients[chain].seal()

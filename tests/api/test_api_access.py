@@ -56,7 +56,7 @@ def test_an_entitled_callers_bundle_carries_checked_disclosures(example: Example
     assert len(verdict.disclosures) == len(full["disclosures"]) > 10
     assert {d["path"] for d in full["disclosures"]} >= {"body.name", "body.value", "body.seal"}
     # a party's carries the disclosures of the records naming it, no other party's name
-    party = _bundle(example, "IN-CUT-1", "party:IN-SURAT1")
+    party = _bundle(example, "IN-CUT-1", "party:IN-JDAV2W3X")
     names = [d["value"] for d in party.get("disclosures", []) if d["path"] == "body.name"]
     assert names == ["Surat cutting works"]
     # a changed value or salt fails at step 7, naming the field

@@ -138,7 +138,7 @@ def _record(weight: int) -> dict[str, Any]:
         "kind": "parcel.transfer",
         "id": "fuzz-1",
         "time": "2026-01-01T00:00:00Z",
-        "body": {"parcel": "EU-AW-1", "to": "EU-ANTWERP1", "value": weight},
+        "body": {"parcel": "EU-AW-1", "to": "EU-LVESSCDL", "value": weight},
     }
 
 

@@ -57,13 +57,13 @@ def test_parcel_show_public(kpl: Run) -> None:
     assert "9,000.00 ct" in out
     assert "BW 100.0%" in out
     assert "USD" not in out
-    assert "IN-SURAT1" not in out
+    assert "IN-JDAV2W3X" not in out
 
 
 def test_parcel_show_with_a_token_from_the_environment(kpl: Run) -> None:
     code, out, _ = kpl("parcel", "show", "IN-CUT-1", token=TOKENS["auditor"])
     assert code == 0
-    assert "IN-SURAT1" in out
+    assert "IN-JDAV2W3X" in out
     assert "1,177,478.54 USD" in out
 
 
@@ -88,11 +88,11 @@ def test_certificate_show(kpl: Run) -> None:
     code, out, _ = kpl("certificate", "show", "EU-2026-0001", token=TOKENS["auditor"])
     assert code == 0
     assert "confirmed" in out
-    assert "EU-ANTWERP1" in out
+    assert "EU-LVESSCDL" in out
     assert "signed header" in out
     code, out, _ = kpl("certificate", "show", "EU-2026-0001")
     assert code == 0
-    assert "EU-ANTWERP1" not in out
+    assert "EU-LVESSCDL" not in out
 
 
 def test_certificate_show_says_who_refused_it_and_why(kpl: Run) -> None:
@@ -289,12 +289,12 @@ def test_bundle_then_verify_as_json(kpl: Run, tmp_path: Path) -> None:
 
 def test_token_create_as_json() -> None:
     made = CliRunner().invoke(
-        app, ["token", "create", "--role", "party", "--name", "IN-SURAT1", "--json"]
+        app, ["token", "create", "--role", "party", "--name", "IN-JDAV2W3X", "--json"]
     )
     assert made.exit_code == 0
     doc = json.loads(made.stdout)
     assert doc["sha256"] == hashlib.sha256(doc["token"].encode()).hexdigest()
-    assert doc["party"] == "IN-SURAT1"
+    assert doc["party"] == "IN-JDAV2W3X"
     assert f'sha256 = "{doc["sha256"]}"' in doc["toml"]
     wrong = CliRunner().invoke(app, ["token", "create", "--role", "king", "--name", "x", "--json"])
     assert wrong.exit_code == 2

@@ -26,7 +26,7 @@ def test_incoming_lists_what_the_eu_may_confirm(example: Example) -> None:
 
 def test_compose_then_check_writes_nothing(example: Example) -> None:
     before = example.store.head("EU")
-    confirm = compose(example, "certificate.confirm", {"number": OPEN, "custodian": "EU-ANTWERP1"})
+    confirm = compose(example, "certificate.confirm", {"number": OPEN, "custodian": "EU-LVESSCDL"})
     assert confirm.status_code == 200, confirm.text
     record = confirm.json()["record"]
     issue = example.store.certificate(OPEN)
@@ -63,7 +63,7 @@ def test_compose_errors_name_the_field(example: Example) -> None:
         "parcel.register",
         {
             "parcel": "EU-X",
-            "custodian": "EU-ANTWERP1",
+            "custodian": "EU-LVESSCDL",
             "carats": "heavy",
             "usd": "1",
             "mine": "none",

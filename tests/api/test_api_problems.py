@@ -69,7 +69,7 @@ def test_bad_report_bounds_are_422(example: Example, params: dict[str, str], fie
 
 def test_audit_needs_an_auditor_token(example: Example) -> None:
     problem(example.wdc, "/v1/audit/report", 401, "unauthorized")
-    for role in ("operator", "peer", "party:IN-SURAT1"):
+    for role in ("operator", "peer", "party:IN-JDAV2W3X"):
         problem(example.wdc, "/v1/audit/report", 403, "forbidden", headers=bearer(role))
         problem(example.eu, "/v1/audit/report", 403, "forbidden", headers=bearer(role))
     wrong = {"Authorization": "Bearer not-a-token"}

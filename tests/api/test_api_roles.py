@@ -101,14 +101,14 @@ def test_auditor_sees_everything(example: Example) -> None:
 
 
 def test_party_sees_its_own_parcels_in_full_and_no_one_elses(example: Example) -> None:
-    surat = bearer("party:IN-SURAT1")
+    surat = bearer("party:IN-JDAV2W3X")
     own = example.wdc.get("/v1/parcels/IN-CUT-1", headers=surat).json()
-    assert own["custodian"] == "IN-SURAT1"
+    assert own["custodian"] == "IN-JDAV2W3X"
     assert own["value"] == 117_747_854
     other = example.wdc.get("/v1/parcels/BW-JW-1c", headers=surat).json()
     assert not set(other) & HIDDEN
     # and the other way round
-    debswana = bearer("party:BW-DEBSWANA")
+    debswana = bearer("party:BW-ACL2HHH6")
     assert "value" in example.wdc.get("/v1/parcels/BW-JW-1", headers=debswana).json()
     assert not set(example.wdc.get("/v1/parcels/IN-CUT-1", headers=debswana).json()) & HIDDEN
     # in a lineage, only the party's own parcels carry values
@@ -124,9 +124,9 @@ def test_party_sees_its_own_parcels_in_full_and_no_one_elses(example: Example) -
 
 
 def test_party_sees_values_of_certificates_it_exported_only(example: Example) -> None:
-    antwerp = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:EU-ANTWERP1"))
+    antwerp = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:EU-LVESSCDL"))
     assert antwerp.json()["value"] == 170_080_233
-    surat = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:IN-SURAT1"))
+    surat = example.wdc.get("/v1/certificates/EU-2026-0001", headers=bearer("party:IN-JDAV2W3X"))
     assert not keys(surat.json()) & HIDDEN
 
 

@@ -42,7 +42,7 @@ def test_replayed_write_set_equals_the_store(
     net, blocks = realistic_blocks(1500, seed=5, block_records=100)
     store = Store.open(store_url, net.registry)
     try:
-        with capture(store.engine) as ws:
+        with capture(store.engine, store.bulk) as ws:
             for block in blocks:
                 store.writer.apply(block)
     finally:

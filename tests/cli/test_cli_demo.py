@@ -1,8 +1,10 @@
 """The demo's story on a real local network: the EU's refusal is a ledger record; the
-KP chair admits and suspends a participant through the governance commands' files."""
+quarter before today's is reported and the public reads its USD; the KP chair admits
+and suspends a participant through the governance commands' files."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -11,12 +13,14 @@ import pytest
 from kpledger.cli.demo import (
     AUTHORITIES,
     admit_participant,
+    closed_quarter,
     local_story,
     run_story,
     trade_and_suspend,
     wait_agreement,
 )
 from kpledger.cli.governance import load_proposal
+from kpledger.cli.story import cents
 from kpledger.node.client import NodeClient
 from kpledger.node.local import LocalNetwork
 
@@ -32,6 +36,17 @@ def test_demo_story_refuses_the_mixed_shipment_on_the_ledger(tmp_path: Path) -> 
             result = run_story(net, say=said.append)
         except Exception as exc:  # say how far the story got
             raise AssertionError("the story stopped after:\n" + "\n".join(said)) from exc
+        # the production is dated in the quarter before today's, which every authority
+        # reports; the public reads Botswana's production USD (3 parcels) from its report
+        quarter, _ = closed_quarter(datetime.now(UTC).date())
+        assert result.reported == quarter
+        for code in AUTHORITIES:
+            assert any(f"{code}: statistics of {quarter} sealed" in line for line in said), code
+        usd = sum(cents("BW", ct) for ct in (12_500, 8_000, 3_500)) / 100
+        assert said[-1] == (
+            f"public statistics of {quarter} on IN's node: BW's production 24,000.00 ct in "
+            f"3 parcels, USD {usd:,.2f} (values from the reports)"
+        )
         # the EU's node would not let it confirm: its officer refuses instead
         assert [(r["rule"], r["code"]) for r in result.refused] == [("9", "restricted-origin")]
         assert any("rule 9" in line and "AE-2026-0001" in line for line in said)
@@ -45,7 +60,7 @@ def test_demo_story_refuses_the_mixed_shipment_on_the_ledger(tmp_path: Path) -> 
             assert (mixed["jurisdiction"], mixed["status"], mixed["custodian"]) == (
                 "AE",
                 "active",
-                "AE-DMCC1",
+                "AE-F6F7FV5W",
             )
             report = wdc.get("/v1/audit/report")
             (refusal,) = report["refusals"]["items"]
@@ -60,6 +75,12 @@ def test_demo_story_refuses_the_mixed_shipment_on_the_ledger(tmp_path: Path) -> 
             ]
             final = wdc.get(f"/v1/parcels/{result.final_parcel}")
             assert final["jurisdiction"] == "IN"
+            # the auditor's figures, from the disclosures, agree with the report's
+            stats = wdc.get("/v1/stats", period=quarter)
+            assert stats["values"] == "disclosures"
+            production = {r["participant"]: r for r in stats["production"]}
+            assert production["BW"]["value"] == round(usd * 100)
+            assert (production["RU"]["parcels"], production["RU"]["value"] > 0) == (2, True)
     finally:
         net.stop()
 
@@ -77,7 +98,7 @@ def test_demo_admits_and_suspends_through_the_chair_commands(tmp_path: Path) -> 
         said: list[str] = []
         s = local_story(net, said.append, ("IN",))
         try:  # Surat's manufacturer, whom the story registers before VE trades
-            s.commit("IN", s.party("IN", "IN-SURAT1", "manufacturer", "Surat cutting works"))
+            s.commit("IN", s.party("IN", "IN-JDAV2W3X", "manufacturer", "Surat cutting works"))
         finally:
             s.close()
         try:
@@ -105,3 +126,10 @@ def test_demo_admits_and_suspends_through_the_chair_commands(tmp_path: Path) -> 
         assert [r["kind"] for r in finding["records"]] == ["party.register"]
     finally:
         net.stop()
+
+
+def test_the_demo_reports_the_last_quarter_over() -> None:
+    assert closed_quarter(date(2026, 1, 1)) == ("2025-Q4", date(2025, 12, 31))
+    assert closed_quarter(date(2026, 3, 31)) == ("2025-Q4", date(2025, 12, 31))
+    assert closed_quarter(date(2026, 4, 1)) == ("2026-Q1", date(2026, 3, 31))
+    assert closed_quarter(date(2026, 11, 30)) == ("2026-Q3", date(2026, 9, 30))

@@ -334,6 +334,12 @@ def test_officer_commands_on_a_live_network(
     assert code == 1
     assert "rule 8 at body.origin" in out
     ok(kpl("EU", "policy", "lift-origin", "RU", "--reason", "lifted"))
+    # RU is not on this network but is a producing KP participant: restricted above.
+    # ZZ is neither: refused before anything is written, naming the field
+    for act in ("restrict-origin", "lift-origin"):
+        code, _, err = kpl("EU", "policy", act, "ZZ", "--reason", "no such participant")
+        assert code == 2, act
+        assert "origin: ZZ is no origin: neither a participant of this network nor" in err, err
 
     # writing needs the operator token
     code, _, err = kpl("BW", "party", "revoke", "BW-MINE", "--reason", "x", token="")

@@ -4,11 +4,13 @@ authorities can (``cli.story.story_for``); every call names a builder of ``Story
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 
 from kpledger.cli.demo import AUTHORITIES
-from kpledger.cli.story import KP_STORY, REQUIRED, Story, final_parcel, story_for
+from kpledger.cli.demo_artisanal import ARTISANAL_STORY
+from kpledger.cli.story import KP_STORY, PARTIES, REQUIRED, Step, Story, final_parcel, story_for
 from kpledger.ledger.errors import InvalidData
 
 
@@ -45,3 +47,39 @@ def test_every_call_names_a_builder_with_matching_arguments() -> None:
             # the builder accepts the call's arguments (after self)
             inspect.signature(builder).bind(None, *call.args)
             assert call.args[0] == s.chain, (s.text, call)
+
+
+def _registered(steps: tuple[Step, ...]) -> list[tuple[str, str, str, str]]:
+    """(chain, party id, role, name) of every party the steps register."""
+    return [
+        (call.args[0], call.args[1], call.args[2], call.args[3])
+        for s in steps
+        for call in s.calls
+        if call.builder == "party"
+    ]
+
+
+def test_the_story_registers_the_parties_of_its_table() -> None:
+    assert {(c, role): pid for c, pid, role, _ in _registered(KP_STORY)} == PARTIES
+
+
+def _spelled(pid: str, name: str) -> list[str]:
+    """The words of ``name`` (three letters or more: shorter ones turn up in random
+    characters by chance) that ``pid`` holds."""
+    words = [w for w in re.findall(r"[A-Z0-9]+", name.upper()) if len(w) >= 3]
+    assert words, name
+    return [w for w in words if w in pid.upper()]
+
+
+@pytest.mark.parametrize("steps", [KP_STORY, ARTISANAL_STORY], ids=["kp", "artisanal"])
+def test_no_party_id_of_the_stories_carries_a_word_of_its_name(steps: tuple[Step, ...]) -> None:
+    """Party ids are public and names are committed fields: an id has the form ``kpl
+    party register`` draws, and holds no word of the name."""
+    parties = _registered(steps)
+    assert parties
+    for chain, pid, _, name in parties:
+        assert re.fullmatch(rf"{chain}-[A-Z2-7]{{8}}", pid), pid
+        assert not _spelled(pid, name), (pid, name)
+    # the check finds the names that ids once spelled
+    assert _spelled("BW-DEBSWANA", "Debswana Diamond Company") == ["DEBSWANA"]
+    assert _spelled("AE-DMCC1", "DMCC trader") == ["DMCC"]

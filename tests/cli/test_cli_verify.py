@@ -55,7 +55,7 @@ def test_good_bundle(files: dict[str, Path], capsys: pytest.CaptureFixture[str])
     assert "verified" in out
     assert "IN-CUT-1  9,000.00 ct" in out
     assert "BW 100.0% (9,000.00 ct)" in out
-    assert "under IN, custodian IN-SURAT1, active" in out
+    assert "under IN, custodian IN-JDAV2W3X, active" in out
     for text in ("Jwaneng", "Orapa", "EU-AW-1", "BW-2026-0001 BW -> EU", "EU-2026-0001 EU -> IN"):
         assert text in out
     assert "no --registry given" in out

@@ -265,8 +265,13 @@ def test_rebuild_from_peers_alone(deploy: Any, nodes: Any, tmp_path: Path) -> No
         (layout.configs["BW"].parent / f"node.db{suffix}").unlink(missing_ok=True)
 
     # the harder case: EU is away too when BW starts again. BW must not seal a
-    # height it sealed before; it waits for a peer (node.startup_sync) ...
+    # height it sealed before; it waits for a peer (node.startup_sync, here longer
+    # than EU can take to start on a loaded machine: past it, BW would seal blind) ...
     assert eu.stop() == 0
+    config = layout.configs["BW"]
+    text = config.read_text()
+    assert "\n[node]\n" in f"\n{text}"
+    config.write_text(f"\n{text}".replace("\n[node]\n", "\n[node]\nstartup_sync = 600.0\n", 1))
     again = nodes(layout.configs["BW"], layout.urls["BW"])
     assert again.wait_ready()["heights"] == {}
     time.sleep(2.0)  # four heartbeats

@@ -386,10 +386,11 @@ def test_header_hex_fields() -> None:
     with pytest.raises(EncodingError) as info:
         Header.from_json(_header_json(root="AB" * 32))
     assert info.value.field == "header.root"
-    with pytest.raises(EncodingError) as info:
-        Header.from_json(_header_json(prev="ab" * 31))
-    assert info.value.field == "header.prev"
-    with pytest.raises(EncodingError) as info:
+    for prev in ("ab" * 31, "ab" * 33):  # a wrong length: schema, short or long
+        with pytest.raises(SchemaError) as info:
+            Header.from_json(_header_json(prev=prev))
+        assert info.value.field == "header.prev"
+    with pytest.raises(SchemaError) as info:
         Header.from_json(_header_json(state="ab" * 31))
     assert info.value.field == "header.state"
 

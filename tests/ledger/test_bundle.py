@@ -126,7 +126,7 @@ def test_example_bundle_verifies_back_to_the_mines(example: tuple[bytes, Doc]) -
     verdict = verify_bundle(data)
     assert verdict.subject == "IN-CUT-1"
     assert verdict.chain == "IN"
-    assert verdict.custodian == "IN-SURAT1"
+    assert verdict.custodian == "IN-JDAV2W3X"
     assert verdict.status is ParcelStatus.ACTIVE
     assert verdict.weight == 900_000
     assert dict(verdict.origin) == {"BW": 900_000}
@@ -383,7 +383,7 @@ def test_header_removed(example: tuple[bytes, Doc]) -> None:
 def test_record_from_another_network(example: tuple[bytes, Doc]) -> None:
     other = Network.create(("BW", "EU"), (), seed=1)
     sc = Scenario(other)
-    foreign = sc.register("BW", "BW-JW-1", "BW-DEBSWANA", 1_250_000, 167_500_000)
+    foreign = sc.register("BW", "BW-JW-1", "BW-ACL2HHH6", 1_250_000, 167_500_000)
 
     def swap(d: Doc) -> None:
         entry(d, "BW", 2)["record"] = foreign.as_json()

@@ -11,17 +11,29 @@ import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
+from kpledger.cli.example import run_example
+from kpledger.devtools import artisanal
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.canonical import (
+    _NOT_CANONICAL,
     Tag,
+    _decode_canonical,
+    _load_strict,
     canonical_bytes,
     from_hex,
+    load_json,
     parse_canonical,
     sha256,
     tagged_hash,
     to_hex,
 )
-from kpledger.ledger.errors import EncodingError, InvalidData
+from kpledger.ledger.errors import EncodingError, InvalidData, SchemaError
+from kpledger.ledger.records import Record
+from kpledger.ledger.store import Store
+from kpledger.ledger.store import tables as t
 
 # --------------------------------------------------------------------------- vectors
 
@@ -193,7 +205,7 @@ def test_hex_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["AB", "aB", "abc", "0", "0x00", "ab\n", " ab", "zz", "ab cd", 12, None, b"ab"],
+    ["AB", "aB", "abc", "0", "0x00", "ab\n", " ab", "zz", "ab cd"],
     ids=[
         "upper",
         "mixed-case",
@@ -204,22 +216,40 @@ def test_hex_round_trip() -> None:
         "space",
         "not-hex",
         "inner-space",
-        "int",
-        "none",
-        "bytes",
     ],
 )
-def test_from_hex_refuses_malformed(text: object) -> None:
+def test_from_hex_refuses_malformed_digits(text: object) -> None:
     with pytest.raises(EncodingError, match="lower-case hex") as info:
         from_hex(text, field="header.root")
     assert info.value.field == "header.root"
 
 
-@pytest.mark.parametrize("size", [31, 33, 0])
-def test_from_hex_refuses_wrong_size(size: int) -> None:
-    with pytest.raises(EncodingError, match=f"expected 32 bytes, got {size}") as info:
-        from_hex("ab" * size, field="hash", size=32)
+@pytest.mark.parametrize("text", [12, None, b"ab", ["ab"]], ids=["int", "none", "bytes", "list"])
+def test_from_hex_refuses_a_value_that_is_no_string_as_schema(text: object) -> None:
+    with pytest.raises(SchemaError, match="expected a string of lower-case hex") as info:
+        from_hex(text, field="header.root", size=32)
+    assert info.value.field == "header.root"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ab" * 31, "ab" * 33, "ab" * 32 + "a", "", "AB" * 31, "zz" * 33],
+    ids=["short", "long", "odd", "empty", "short-upper", "long-not-hex"],
+)
+def test_from_hex_refuses_a_wrong_length_as_schema_whatever_its_digits(text: str) -> None:
+    """docs/spec/bundle.md section 1: the length of a binary field is its schema, so a
+    wrong length is `schema` before its digits are looked at, short or long alike."""
+    want = rf"expected 64 hex digits \(32 bytes\), got {len(text)}\Z"
+    with pytest.raises(SchemaError, match=want) as info:
+        from_hex(text, field="hash", size=32)
     assert info.value.field == "hash"
+    assert info.value.code == "schema"
+
+
+def test_from_hex_of_the_right_length_with_a_bad_digit_is_encoding() -> None:
+    with pytest.raises(EncodingError) as info:
+        from_hex("ab" * 31 + "aZ", field="hash", size=32)
+    assert info.value.code == "encoding"
 
 
 # --------------------------------------------------------------------------- hashes
@@ -281,7 +311,7 @@ wild_values = st.recursive(
 @settings(max_examples=500, deadline=None)
 @given(wild_values)
 def test_canonical_bytes_agrees_with_the_reference_implementation(value: Any) -> None:
-    """The fast path (``json.dumps``) and ``rfc8785.dumps`` give the same bytes, or both refuse."""
+    """The fast path (msgspec) and ``rfc8785.dumps`` give the same bytes, or both refuse."""
     try:
         want = rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, ValueError, TypeError):
@@ -311,3 +341,118 @@ def test_any_other_key_order_is_refused(value: dict[str, int]) -> None:
     if shuffled_bytes != data:
         with pytest.raises(EncodingError):
             parse_canonical(shuffled_bytes)
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+@settings(max_examples=300, deadline=None)
+@given(wild_values)
+def test_fast_decoding_agrees_with_the_strict_decoder(value: Any) -> None:
+    """What msgspec's fast path accepts, the strict decoder accepts with the same value;
+    what the strict decoder refuses, ``load_json`` and ``parse_canonical`` still refuse."""
+    try:
+        data = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+        return
+    fast = _decode_canonical(data)
+    try:
+        strict = _load_strict(data, "document")
+    except EncodingError:
+        assert fast is _NOT_CANONICAL
+        with pytest.raises(EncodingError):
+            load_json(data)
+        return
+    assert load_json(data) == strict
+    assert fast is _NOT_CANONICAL or fast == strict
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(-SAFE, SAFE), min_size=1))
+def test_fast_path_refuses_every_duplicated_key(value: dict[str, int]) -> None:
+    """A document with a key written twice, otherwise canonical, is refused on both entries."""
+    data = canonical_bytes(value)
+    first = next(iter(sorted(value)))
+    doubled = data[:1] + canonical_bytes({first: value[first]})[1:-1] + b"," + data[1:]
+    assert _decode_canonical(doubled) is _NOT_CANONICAL
+    with pytest.raises(EncodingError, match="duplicate key"):
+        load_json(doubled)
+    with pytest.raises(EncodingError, match="duplicate key"):
+        parse_canonical(doubled, what="record")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"a":1,"a":1}', b'{"a":{"b":1,"b":1}}', b'[{"a":1,"a":2}]'],
+    ids=["top", "nested", "in-list"],
+)
+def test_load_json_refuses_duplicate_keys_in_canonical_looking_bytes(data: bytes) -> None:
+    with pytest.raises(EncodingError, match=r"block: duplicate key '[ab]'"):
+        load_json(data, what="block")
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"[1.5]", "floats are not allowed"),
+        (b"[9007199254740992]", "outside"),
+        (b'{"a":90071992547409920}', "17 digits"),
+        (b"[1,-9007199254740992]", "outside"),
+        (b"[1e3]", "floats are not allowed"),
+        (b'["\\ud800"]', None),
+    ],
+    ids=["float", "past-2^53", "member-past-2^53", "negative", "exponent", "lone-surrogate"],
+)
+def test_fast_path_leaves_what_it_cannot_vouch_for_to_the_strict_decoder(
+    data: bytes, match: str | None
+) -> None:
+    assert _decode_canonical(data) is _NOT_CANONICAL
+    if match is None:
+        assert load_json(data) == ["\ud800"]  # the strict decoder reads it; schemas refuse it
+    else:
+        with pytest.raises(EncodingError, match=match):
+            load_json(data)
+
+
+def test_long_digit_runs_inside_strings_are_read_as_strings() -> None:
+    data = b'{"id":"x:12345678901234567890","n":[1234567890123456]}'
+    assert load_json(data) == {"id": "x:12345678901234567890", "n": [1234567890123456]}
+    assert parse_canonical(data) == load_json(data)
+
+
+def test_every_record_of_the_stories_and_the_bench_workload_is_byte_identical(
+    tmp_path: Path,
+) -> None:
+    """msgspec's canonical bytes equal the RFC 8785 reference's on every record, header and
+    block of the example story, the artisanal story and the ingest benchmark's workload."""
+    _, blocks = realistic_blocks(600, block_records=50)
+    docs: list[bytes] = [canonical_bytes(b.to_json()) for b in blocks]
+    docs += [b.header.raw for b in blocks] + [r.raw for b in blocks for r in b.records]
+    artisan = Network.create(("SL", "EU", "BW"), ("WDC",))
+    scenario = Scenario(artisan)
+    store = Store.open(f"sqlite:///{tmp_path / 'sl.db'}", artisan.registry)
+    try:
+
+        def seal(chain: str, *records: Record) -> None:
+            store.writer.apply(scenario.seal(chain, *records))
+
+        artisanal.sierra_leone(scenario, seal)
+        with store.engine.connect() as conn:
+            docs += [row.raw for row in conn.execute(select(t.records.c.raw))]
+    finally:
+        store.close()
+    example = run_example(f"sqlite:///{tmp_path / 'example.db'}")
+    try:
+        with example.store.engine.connect() as conn:
+            docs += [row.raw for row in conn.execute(select(t.records.c.raw))]
+            docs += [row.header for row in conn.execute(select(t.headers.c.header))]
+    finally:
+        example.store.close()
+    assert len(docs) > 700, len(docs)
+    for data in docs:
+        value = json.loads(data)
+        assert rfc8785.dumps(value) == data
+        assert canonical_bytes(value) == data
+        assert canonical_bytes(value, checked=True) == data
+        assert _decode_canonical(data) == value
+        assert parse_canonical(data) == value

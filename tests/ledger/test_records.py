@@ -509,7 +509,7 @@ def test_committed_fields_hold_commitments_only() -> None:
         Record.parse(canonical_bytes(value))
     assert info.value.field == "body.value"
     value["body"]["value"] = {"c": "ab" * 31}
-    with pytest.raises(EncodingError, match="expected 32 bytes") as info:
+    with pytest.raises(SchemaError, match="expected 64 hex digits") as info:
         Record.parse(canonical_bytes(value))
     assert info.value.field == "body.value.c"
 
@@ -693,23 +693,31 @@ def test_strings_refuse_control_characters_spaces_and_overlength() -> None:
         refused(doc(Kind.PARTY_REGISTER, body_with(Kind.PARTY_REGISTER, name=bad)), "body.name")
 
 
-def test_malformed_hex_fields_are_encoding_errors() -> None:
-    for bad in ["AB" * 32, "ab" * 31, "zz" * 32]:
-        with pytest.raises(EncodingError) as info:
+def test_hex_fields_refuse_bad_digits_as_encoding_and_wrong_lengths_as_schema() -> None:
+    """docs/spec/bundle.md section 1, the same for every binary field: short and long
+    alike are `schema`, a bad digit at the right length `encoding`."""
+    for bad, error in [
+        ("AB" * 32, EncodingError),
+        ("zz" * 32, EncodingError),
+        ("ab" * 31, SchemaError),
+        ("ab" * 33, SchemaError),
+    ]:
+        with pytest.raises(error) as info:
             parse(doc(Kind.PARTY_REVOKE, network=bad))
         assert info.value.field == "network"
         confirm = body_with(Kind.CERTIFICATE_CONFIRM)
         confirm["ref"]["hash"] = bad
-        with pytest.raises(EncodingError) as info:
+        with pytest.raises(error) as info:
             parse(doc(Kind.CERTIFICATE_CONFIRM, confirm))
         assert info.value.field == "body.ref.hash"
-    with pytest.raises(EncodingError) as info:
-        parse(doc(Kind.KEY_ROTATE, {"key": "ab" * 31}))
-    assert info.value.field == "body.key"
-    sig = {"key_id": "ab" * 32, "sig": "cd" * 63}
-    with pytest.raises(EncodingError) as info:
-        parse(doc(Kind.MEMBER_SUSPEND, sigs=[sig]))
-    assert info.value.field == "sigs[0].sig"
+    for key in ("ab" * 31, "ab" * 33):
+        with pytest.raises(SchemaError) as info:
+            parse(doc(Kind.KEY_ROTATE, {"key": key}))
+        assert info.value.field == "body.key"
+    for sig in ("cd" * 63, "cd" * 65):
+        with pytest.raises(SchemaError) as info:
+            parse(doc(Kind.MEMBER_SUSPEND, sigs=[{"key_id": "ab" * 32, "sig": sig}]))
+        assert info.value.field == "sigs[0].sig"
 
 
 # --------------------------------------------------------------------------- HS codes, dates, times

@@ -27,6 +27,7 @@ from kpledger.devtools.workload import Network
 from kpledger.ledger.errors import BlockError, InvalidData
 from kpledger.ledger.store import Store
 from kpledger.node.config import NodeConfig, PeerConfig, TokenConfig, hash_token
+from kpledger.node.disclose import disclosures_json
 from kpledger.node.gossip import INFORMED_HEADER, Gossip, _Claims
 from kpledger.node.node import Node
 
@@ -451,6 +452,66 @@ def test_pushed_heads_make_the_node_pull_from_the_sender(source: Node, target: N
     assert not any(r.startswith("POST") for r in peer.requests)  # it only pulled
 
 
+def test_a_backed_off_peer_whose_push_is_pulled_is_taken_back(source: Node, target: Node) -> None:
+    """A link that healed: the peer could not be reached for a while (backed off), then
+    pushes its heads; once its blocks are pulled it is available again for our rounds and
+    pushes, not only when the backoff ends (up to a minute)."""
+
+    def disclosures(_: int, request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != "/v1/disclosures":
+            return None
+        chain, start = request.url.params["chain"], int(request.url.params["from"])
+        return httpx.Response(
+            200, json=disclosures_json(source.store, chain, start, 100, TARGET, "authority")
+        )
+
+    peer = Peer(source, fault=disclosures)
+    gossip = gossip_for(target, peer)
+    state = gossip.peers[SOURCE]
+    for _ in range(6):
+        state.failed(time.monotonic(), bad=False)
+    assert not state.available(time.monotonic())
+
+    async def scenario() -> None:
+        gossip.on_heads(SOURCE, peer.message())
+        async with asyncio.timeout(30):
+            while not synced(target, source) or gossip._tasks:
+                await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert state.available(time.monotonic())
+    assert state.failures == 0
+
+
+def test_new_evidence_starts_a_round_with_unreachable_peers_taken_back(
+    source: Node, target: Node
+) -> None:
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+    state = gossip.peers[SOURCE]
+    for _ in range(6):
+        state.failed(time.monotonic(), bad=False)
+
+    async def scenario() -> None:
+        gossip._loop = asyncio.get_running_loop()
+        gossip.on_evidence()
+        await asyncio.sleep(0)
+        assert gossip._kick.is_set()
+
+    asyncio.run(scenario())
+    assert state.available(time.monotonic())
+    # a peer backed off for garbage stays backed off
+    state.failed(time.monotonic(), bad=True)
+
+    async def again() -> None:
+        gossip._loop = asyncio.get_running_loop()
+        gossip.on_evidence()
+        await asyncio.sleep(0)
+
+    asyncio.run(again())
+    assert not state.available(time.monotonic())
+
+
 def test_pushed_heads_from_a_stranger_are_ignored(source: Node, target: Node) -> None:
     peer = Peer(source)
     gossip = gossip_for(target, peer)
@@ -632,6 +693,46 @@ def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> N
     assert got == []  # its own chain's block, and a peer the pusher was told holds it
 
 
+def test_a_sealed_block_probes_a_peer_backed_off_for_being_unreachable(
+    source: Node, target: Node
+) -> None:
+    """After a partition heals, the next block sealed reaches a peer backed off while the
+    link was down, and that peer is available again at once; a peer backed off for
+    sending garbage is not pushed to until its backoff ends."""
+    order = _in_order(source)
+    at = max(i for i, (c, _) in enumerate(order) if c != TARGET)
+    for chain, block in order[:at]:
+        target.receive(chain, [block])
+    last_chain, last = order[at]
+    target.config = replace(
+        target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
+    )
+    app = TestClient(create_app(target, None))
+    got: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        got.append(request)
+        answer = app.post(request.url.path, content=request.content, headers=request.headers)
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    source.config = replace(source.config, peers=(PeerConfig(TARGET, "http://ru.test"),))
+    pusher = Gossip(source, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "tok-peer")
+    state = pusher.peers[TARGET]
+    state.failed(time.monotonic(), bad=True)  # garbage: no probe
+    asyncio.run(pusher.push(last_chain, last["header"]["height"], probe=True))
+    assert got == []
+    state.ok(time.monotonic())
+    for _ in range(5):
+        state.failed(time.monotonic(), bad=False)  # unreachable while the link was down
+    asyncio.run(pusher.push(last_chain, last["header"]["height"]))
+    assert got == []  # a relay does not probe
+    asyncio.run(pusher.push(last_chain, last["header"]["height"], probe=True))
+    assert [(r.method, r.url.path) for r in got] == [("POST", f"/v1/chains/{last_chain}/blocks")]
+    assert target.heads()[last_chain] == source.heads()[last_chain]
+    assert state.available(time.monotonic())
+    assert state.failures == 0
+
+
 def test_pushed_blocks_are_checked_like_pulled_ones(source: Node, target: Node) -> None:
     target.config = replace(
         target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
@@ -726,3 +827,25 @@ def test_a_suspect_peer_is_not_forgiven_by_an_exchange_that_took_nothing_from_it
     assert state.suspect
     state.failed(time.monotonic(), bad=True)
     assert state.until - time.monotonic() > 1.5  # the second backoff: 2 s, not 1 s
+
+
+def test_one_conversation_with_a_peer_at_a_time(source: Node, target: Node) -> None:
+    """Heads pushed by a peer the node is already exchanging with start no second pull,
+    and a round leaves out a peer whose pushed heads are being pulled: two at once
+    asked a peer that sent garbage twice in the same instant, before either backoff."""
+    peer = Peer(source)
+    gossip = gossip_for(target, peer)
+
+    async def scenario() -> None:
+        gossip._exchanging.add(SOURCE)
+        gossip.on_heads(SOURCE, peer.message())
+        assert not gossip._tasks
+        gossip._exchanging.discard(SOURCE)
+        gossip._syncing.add(SOURCE)
+        await gossip.round()
+        assert not any(r.startswith("POST /v1/gossip") for r in peer.requests)
+        gossip._syncing.discard(SOURCE)
+        await gossip.round()
+        assert any(r.startswith("POST /v1/gossip") for r in peer.requests)
+
+    asyncio.run(scenario())

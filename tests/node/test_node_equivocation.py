@@ -1,4 +1,5 @@
-"""An authority that signs two different blocks at one height is caught by every node.
+"""An authority that signs two different blocks at one height is caught by every node,
+and its chain resumes at the fork under a new key (README "When an authority equivocates").
 
 BW's node runs with RU, AE and the auditor WDC until all hold the same chain;
 then BW's node stops, and the test, holding BW's key (as a rogue operator of
@@ -14,26 +15,38 @@ RU and AE each seal blocks witnessing the version they hold (with records
 their operators were told are pending). Once the links heal and the evidence
 spreads, the honest chains must converge on every node (issue 9, item 1:
 they used to refuse each other's blocks as ``witness-invalid`` for good),
-with every acknowledged record committed.
+with every acknowledged record committed. Then the operator's procedure: the
+chair's ``key.replace`` from the fork height, every node dropping the old key's
+blocks, BW's node restarted with the new key on its store (which holds one
+version), BW's chain resumed at the fork on every node, and the record BW's
+node dropped submitted again and committed.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from kpledger.keys import load_key
+from kpledger.cli.main import app
+from kpledger.keys import load_key, save_key
 from kpledger.ledger.blocks import Block, Evidence, seal
+from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.store import Store
 
 HONEST = ("RU", "AE", "WDC")
 HONEST_CHAINS = ("RU", "AE")
-#: seconds from the evidence on every node to identical honest heads everywhere:
-#: a few gossip rounds; generous, as the machine is shared and loaded
-CONVERGE_AFTER_EVIDENCE = 30.0
+#: seconds from the evidence on every node (as the test sees it: /v1/evidence and
+#: /healthz answer it on all three) until every node holds the blocks RU and AE had
+#: sealed by then: blocks waiting on the evidence are judged at once, new evidence
+#: starts a gossip round with every reachable peer, and a healed link is back at the
+#: next block pushed; the issue's goal is 5 s, this leaves room for a loaded machine
+CONVERGE_AFTER_EVIDENCE = 10.0
 
 
 def _evidence(url: str) -> list[dict[str, Any]]:
@@ -41,14 +54,14 @@ def _evidence(url: str) -> list[dict[str, Any]]:
     return docs
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("ru_holds", ["lower", "higher"])
 def test_equivocation_is_detected_everywhere(
-    cluster: Any, proxies: Any, fake_peer: Any, harness: Any, ru_holds: str
+    cluster: Any, proxies: Any, fake_peer: Any, harness: Any, ru_holds: str, tmp_path: Path
 ) -> None:
     """``ru_holds``: which of the two versions (by header hash) RU takes first, so that
     neither order of the hashes decides the outcome."""
-    net = cluster(("BW", "RU", "AE"), ("WDC",))
+    net = cluster(("RU", "BW", "AE"), ("WDC",))  # RU seals KP: BW's node will be down
     to_bw = {}
     for code in HONEST:
         to_bw[code] = proxies.add(f"{code}->BW", harness.port_of(net.nodes["BW"].url))
@@ -209,3 +222,107 @@ def test_equivocation_is_detected_everywhere(
         assert heads["BW"]["height"] == h + 1, (code, heads["BW"])
         assert heads["BW"]["hash"] in {block_a.header.hash.hex(), block_b.header.hash.hex()}
         assert _evidence(net.nodes[code].url) == docs
+
+    _resume(net, proxies, harness, tmp_path, to_bw, signer, block_a, h + 1)
+
+
+def _kpl(*args: str, passphrase: str | None = None) -> str:
+    env = {"COLUMNS": "300"}
+    if passphrase is not None:
+        env["KPL_PASSPHRASE"] = passphrase
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def _resume(
+    net: Any,
+    proxies: Any,
+    harness: Any,
+    tmp_path: Path,
+    to_bw: dict[str, Any],
+    old_key: Any,
+    block_a: Block,
+    fork: int,
+) -> None:
+    """README "When an authority equivocates", steps 2-4, with real processes: the chair's
+    key.replace from the fork height, BW's node restarted with the new key on its store
+    (which holds version A), BW's chain resumed at the fork on every node, the records
+    BW's node dropped submitted again and committed."""
+    # BW's store held version A when its node stopped (it sealed it: two writers)
+    store = Store.open(net.nodes["BW"].db_url, create=False)
+    try:
+        store.writer.apply(block_a)
+        store.disclosures.keep(block_a.records)
+    finally:
+        store.close()
+    for code in HONEST:  # BW's address leads to BW's node again
+        proxies.retarget(to_bw[code], harness.port_of(net.nodes["BW"].url))
+
+    # 2. the chair: key.replace of BW from the fork height, two governance signatures
+    new_key = Ed25519Signer.generate()
+    registry = str(net.root / "genesis.json")
+    proposal = tmp_path / "replace-BW.json"
+    _kpl(
+        "governance", "propose", "key-replace", "--registry", registry, "-o", str(proposal),
+        "--code", "BW", "--key", new_key.public.hex(), "--from-height", str(fork),
+        "--reason", "equivocation",
+    )  # fmt: skip
+    chair = str(net.secrets["governance"]["passphrase"])
+    for gov in ("gov-0.key", "gov-2.key"):
+        key = str(net.root / "governance" / gov)
+        _kpl("governance", "sign", str(proposal), "--key", key, "--registry", registry,
+             passphrase=chair)  # fmt: skip
+    out = _kpl("governance", "submit", str(proposal), "--node", net.nodes["RU"].url)
+    assert "committed on chain KP" in out, out
+    submitted = time.monotonic()
+
+    # 3. every honest node drops the old key's BW blocks from the fork on
+    deadline = submitted + 60
+    while any(net.heads(c)["BW"]["height"] != fork - 1 for c in HONEST):
+        assert time.monotonic() < deadline, {c: net.heads(c)["BW"] for c in HONEST}
+        time.sleep(0.1)
+    dropped = time.monotonic() - submitted
+    # BW's node starts with the new key as node.key, on its store
+    key_file = net.nodes["BW"].config.parent / "node.key"
+    key_file.rename(tmp_path / "bw-old.key")  # the old key leaves the node's folder
+    save_key(key_file, new_key, net.passphrase("BW"))
+    net.start("BW")
+    started = time.monotonic()
+    deadline = started + 120
+    while True:
+        heads = {c: net.heads(c) for c in ("BW", *HONEST)}
+        if all(h["BW"]["height"] >= fork for h in heads.values()):
+            break
+        assert time.monotonic() < deadline, {c: h["BW"] for c, h in heads.items()}
+        time.sleep(0.2)
+    resumed = time.monotonic() - started
+    every = ("BW", *HONEST)
+    for code in every:
+        block = net.reader(code).get("/v1/chains/BW/blocks", **{"from": fork, "limit": 1})
+        header = block["blocks"][0]["header"]
+        assert header["key_id"] == new_key.public.key_id, (code, header)
+        assert header["key_id"] != old_key.public.key_id
+    print(
+        f"key.replace to old blocks dropped on every honest node {dropped:.2f} s; "
+        f"BW's restart to its new block {fork} on every node {resumed:.2f} s"
+    )
+
+    # 4. what BW's node dropped: listed, submitted again, committed everywhere
+    listing = tmp_path / "dropped.json"
+    shown = _kpl("db", "dropped", "--db", net.nodes["BW"].db_url, "--out", str(listing))
+    [again] = json.loads(listing.read_text())["records"]
+    assert again["id"] == block_a.records[0].id
+    assert again["id"] in shown
+    [result] = net.operator("BW").submit([again])
+    assert result["status"] == "pending", result
+    net.operator("BW").wait_settled([again["id"]], timeout=60)
+    target = {k: net.heads(k)[k] for k in ("BW", *HONEST_CHAINS)}
+    net.wait_holding(every, target, timeout=60)
+    for code in every:
+        got = net.reader(code).outcome(again["id"], "BW")
+        assert got is not None, code
+        assert got["status"] == "committed", (code, got)
+        assert got["height"] >= fork
+    net.stop()
+    net.verify_stores(every)

@@ -203,8 +203,8 @@ HEX_PATTERNS = {"^[0-9a-f]{64}$": 64, "^[0-9a-f]{128}$": 128}
 
 
 def _schema_error(name: str, doc: Any) -> tuple[str, str] | None:
-    """The first schema error as (code, message): ``encoding`` for a string that should
-    be lower-case hex and is not (section 1), else ``schema``."""
+    """The first schema error as (code, message): ``encoding`` for a string of a binary
+    field's length whose digits are not lower-case hex (section 1), else ``schema``."""
     if name == "record" and isinstance(doc, dict) and f"records/{doc.get('kind')}" in _VALIDATORS:
         # the record schema's oneOf selects the schema of the record's kind: judge by that
         name = f"records/{doc['kind']}"
@@ -216,7 +216,7 @@ def _schema_error(name: str, doc: Any) -> tuple[str, str] | None:
     code = "schema"
     for x in errors:
         # a string of the right length whose digits are not lower-case hex (a wrong
-        # length is `schema` here; section 1 lets an implementation say `encoding`)
+        # length is `schema`, section 1)
         size = HEX_PATTERNS.get(x.validator_value) if x.validator == "pattern" else None
         if size is not None and isinstance(x.instance, str) and len(x.instance) == size:
             code, e = "encoding", x
@@ -396,9 +396,13 @@ def _step7(disclosures: Any, records: list[Rec]) -> None:
 
 
 def _hexes(values: Any, what: str) -> list[bytes]:
+    """32-byte binary values (section 1): not a string or not 64 characters long is
+    ``schema``; 64 characters with one outside ``0-9a-f`` is ``encoding``."""
     out = []
     for v in values:
-        if not isinstance(v, str) or len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+        if not isinstance(v, str) or len(v) != 64:
+            raise Fail(1, "schema", f"{what}: {v!r} is not a string of 64 characters")
+        if any(c not in "0123456789abcdef" for c in v):
             raise Fail(1, "encoding", f"{what}: {v!r} is not 64 lower-case hex digits")
         out.append(bytes.fromhex(v))
     return out

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, WitnessRef, seal
@@ -186,3 +186,43 @@ def test_failure_inside_commit_rolls_back(open_store, store_snapshot, monkeypatc
     report = store.verifier.verify()
     assert report.blocks == 4
     assert report.records == before["records"] + len(block.records)
+
+
+def test_a_duplicate_row_fails_the_batch_as_an_integrity_error(open_store) -> None:
+    """COPY on PostgreSQL and executemany on SQLite refuse a duplicate key alike: the driver's
+    error surfaces as SQLAlchemy's IntegrityError, and the transaction writes nothing."""
+    store = open_store(Network.create().registry)
+    _history(store)
+    with store.engine.connect() as conn:
+        before = conn.execute(select(t.headers)).all()
+    row = dict(before[0]._mapping)
+    fresh = dict(row, height=99)
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        store.bulk(conn, t.headers, [fresh, row])
+    with store.engine.connect() as conn:
+        assert conn.execute(select(t.headers)).all() == before
+
+
+@pytest.mark.postgres
+def test_postgres_appends_by_copy_and_upserts_by_insert(pg_url: str) -> None:
+    """The append-only tables are written by COPY, in the block's transaction; the tables
+    of current state (an upsert on their key) keep INSERT ... ON CONFLICT."""
+    store = Store.open(pg_url, Network.create().registry)
+    copied: list[str] = []
+    store.bulk.copy_listeners.append(lambda sql, rows: copied.append(sql.split()[1]))
+    try:
+        _history(store)
+    finally:
+        store.close()
+    assert {'"headers"', '"records"', '"merkle_nodes"'} <= set(copied)
+    assert '"parcels"' not in copied
+    assert '"parties"' not in copied
+
+
+def test_sqlite_sends_no_copy(tmp_path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}", Network.create().registry)
+    store.bulk.copy_listeners.append(lambda sql, rows: pytest.fail(f"COPY on SQLite: {sql}"))
+    try:
+        _history(store)
+    finally:
+        store.close()

@@ -19,9 +19,12 @@ from typing import Any
 import pytest
 
 from kpledger.devtools.workload import Network, Scenario
+from kpledger.ledger import commit as commit_module
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.errors import DisclosureError
+from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
+from kpledger.ledger.store import disclosures as disclosures_module
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.audit import Period
 from kpledger.node.disclose import disclosures_json, receive_disclosures
@@ -158,3 +161,50 @@ def test_a_disclosure_rule_broken_on_arrival_is_a_finding_not_a_rejection(
     split = reader.log.record("BW", item.records[0].index)
     assert split is not None
     assert split.kind.value == "parcel.split"
+
+
+def test_an_answer_is_checked_with_one_parse_per_record_and_one_value_query(
+    open_store: Opener, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The work an entitled node does per disclosure stays small (``bench.commitments``):
+    each record is parsed once however many of its fields are disclosed, a ``Record`` is
+    built only where a disclosure rule applies, and the values the rules read are
+    fetched in one query."""
+    _, writer, reader = stores(open_store, tmp_path)
+    answer = answer_for(writer, "WDC", "auditor")
+    opened: list[str] = []  # a record's confidential paths, found once it is parsed
+    real_paths = commit_module.confidential_paths
+
+    def paths(doc: Any) -> tuple[str, ...]:
+        opened.append(doc["kind"])
+        return real_paths(doc)
+
+    built: list[str] = []
+    real_build = Record.from_store
+
+    def build(raw: bytes) -> Record:
+        record = real_build(raw)
+        built.append(record.kind.value)
+        return record
+
+    queries: list[int] = []
+    real_clear = reader.disclosures.clear
+
+    def clear(commitments: Any) -> dict[str, int | str]:
+        wanted = list(commitments)
+        queries.append(len(wanted))
+        return real_clear(wanted)
+
+    for module in (disclosures_module, commit_module):
+        monkeypatch.setattr(module, "confidential_paths", paths, raising=False)
+    monkeypatch.setattr(Record, "from_store", staticmethod(build))
+    monkeypatch.setattr(reader.disclosures, "clear", clear)
+    kept, findings = receive_disclosures(reader, "BW", answer)
+    indexes = {i["index"] for i in answer["disclosures"]}
+    assert kept > len(indexes)  # records with several disclosed fields
+    assert len(opened) == len(indexes)
+    assert sorted(built) == ["certificate.issue", "parcel.split"]
+    # one query: the split's two children and parent, the certificate's line and total
+    assert len(queries) == 1
+    assert queries[0] == 5
+    assert findings == 1

@@ -2,7 +2,7 @@
 
 A WDC auditor node serves the example story (``cli.example.run_example``)
 with uvicorn on 127.0.0.1 in a background thread; its tokens are an auditor's
-and the party IN-SURAT1's (which holds the final parcel IN-CUT-1). The tests
+and the party IN-JDAV2W3X's (which holds the final parcel IN-CUT-1). The tests
 search a parcel and watch its bundle verify in the browser, serve tampered
 bundles and compare the failure the page names with the Python verifier's,
 read the auditor dashboard, check that the public sees no values and no party
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import os
 import random
 import re
@@ -79,7 +78,7 @@ AUDITOR = "web-auditor-token"
 PARTY = "web-party-surat-token"
 FINAL = "IN-CUT-1"
 #: what the public must never see: custodians, exporter and importer, values
-SECRETS = ("IN-SURAT1", "EU-ANTWERP1", "BW-OKAVANGO", "BW-DEBSWANA", "Surat cutting works", "US$")
+SECRETS = ("IN-JDAV2W3X", "EU-LVESSCDL", "BW-M67M3DE7", "BW-ACL2HHH6", "Surat cutting works", "US$")
 TIMEOUT = 15_000
 
 
@@ -108,7 +107,7 @@ def _config(folder: Path) -> NodeConfig:
         secrets=None,
         tokens=(
             TokenConfig("auditor", "WDC-audit", hash_token(AUDITOR)),
-            TokenConfig("party", "surat-web", hash_token(PARTY), "IN-SURAT1"),
+            TokenConfig("party", "surat-web", hash_token(PARTY), "IN-JDAV2W3X"),
         ),
     )
 
@@ -331,7 +330,7 @@ def test_search_parcel_shows_lineage_and_verifies(tab: Browser) -> None:
     assert page.locator("#records tbody tr.proven").count() == 17
     assert "All 17 records" in page.inner_text("#proven-count")
     # the holding party sees its custodian and price
-    assert page.inner_text("#f-custodian") == "IN-SURAT1"
+    assert page.inner_text("#f-custodian") == "IN-JDAV2W3X"
     assert page.inner_text("#f-price") == "US$ 1,177,478.54"
     assert "100.00 %" in page.inner_text("#origin")
     shot(page, "parcel")
@@ -674,7 +673,7 @@ def test_token_entered_from_the_parcel_page(tab: Browser) -> None:
     page.click("#token-save")
     until(page, f"location.hash === '#/parcel/{FINAL}'")
     assert verdict(page)[0] == "verified"
-    assert page.inner_text("#who") == "party · IN-SURAT1"
+    assert page.inner_text("#who") == "party · IN-JDAV2W3X"
     assert page.evaluate("sessionStorage.getItem('kpl.token')") == PARTY
     assert page.evaluate("localStorage.length") == 0
     wrong = tab.open("/settings")
@@ -694,7 +693,7 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
         "EU — European Union",  # issuing authority
         "2026-03-02",
         "2026-04-01",
-        "EU-ANTWERP1",  # exporter
+        "EU-LVESSCDL",  # exporter
         "Surat cutting works",
         "IN — India",
         "13,000.00 ct",
@@ -706,14 +705,14 @@ def test_certificate_page_lists_annex_one_and_verifies(tab: Browser) -> None:
         assert entry in text, entry
     assert "11. Number of parcels\t1" in text
     # the exporter by its registered name and address, the importer once, with its address
-    exporter = tab.site.example.store.party("EU-ANTWERP1")
+    exporter = tab.site.example.store.party("EU-LVESSCDL")
     assert exporter is not None
     shown = page.inner_text("#cert-exporter")
     clear = tab.site.example.store.disclosures.clear([exporter.name, exporter.address])
     assert clear[exporter.name] in shown
     assert clear[exporter.address] in shown
     assert exporter.name not in shown  # never the commitment where the name is shown
-    assert "licence EU-ANTWERP1" in shown
+    assert "licence EU-LVESSCDL" in shown
     # an address registered the same as the name is not printed twice
     assert clear[exporter.address] == clear[exporter.name]
     assert shown.count(clear[exporter.name]) == 1, shown
@@ -1228,46 +1227,46 @@ def _demo_store() -> Store:
     def seal(chain: str, *records: Record) -> None:
         store.writer.apply(sc.seal(chain, *records))
 
-    seal("BW", sc.party("BW", "BW-DEBSWANA", "miner"), sc.party("BW", "BW-OKAVANGO", "exporter"))
-    seal("RU", sc.party("RU", "RU-ALROSA", "miner"))
-    seal("AE", sc.party("AE", "AE-DMCC1", "trader"))
-    seal("EU", sc.party("EU", "EU-ANTWERP1", "importer"))
-    seal("IN", sc.party("IN", "IN-SURAT1", "manufacturer"))
+    seal("BW", sc.party("BW", "BW-ACL2HHH6", "miner"), sc.party("BW", "BW-M67M3DE7", "exporter"))
+    seal("RU", sc.party("RU", "RU-ME4A2QUB", "miner"))
+    seal("AE", sc.party("AE", "AE-F6F7FV5W", "trader"))
+    seal("EU", sc.party("EU", "EU-LVESSCDL", "importer"))
+    seal("IN", sc.party("IN", "IN-JDAV2W3X", "manufacturer"))
     seal(
         "BW",
-        sc.register("BW", "BW-JW-1", "BW-DEBSWANA", 1_250_000, 125_000_000),
-        sc.register("BW", "BW-OR-1", "BW-DEBSWANA", 800_000, 80_000_000, mine="Orapa"),
+        sc.register("BW", "BW-JW-1", "BW-ACL2HHH6", 1_250_000, 125_000_000),
+        sc.register("BW", "BW-OR-1", "BW-ACL2HHH6", 800_000, 80_000_000, mine="Orapa"),
     )
     seal(
         "RU",
-        sc.register("RU", "RU-MI-1", "RU-ALROSA", 900_000, 90_000_000, mine="Mir"),
-        sc.register("RU", "RU-UD-1", "RU-ALROSA", 600_000, 60_000_000, mine="Udachny"),
+        sc.register("RU", "RU-MI-1", "RU-ME4A2QUB", 900_000, 90_000_000, mine="Mir"),
+        sc.register("RU", "RU-UD-1", "RU-ME4A2QUB", 600_000, 60_000_000, mine="Udachny"),
     )
     parts = [("BW-JW-1a", 500_000, 50_000_000), ("BW-JW-1b", 450_000, 45_000_000)]
     seal("BW", sc.split("BW", "BW-JW-1", [*parts, ("BW-JW-1c", 300_000, 30_000_000)]))
-    seal("BW", *(sc.transfer("BW", p, "BW-OKAVANGO") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")))
+    seal("BW", *(sc.transfer("BW", p, "BW-M67M3DE7") for p in ("BW-JW-1a", "BW-JW-1b", "BW-OR-1")))
     seal(
         "BW",
-        sc.issue("BW", "BW-2026-0001", "EU", "BW-OKAVANGO", ["BW-JW-1a", "BW-OR-1"]),
-        sc.issue("BW", "BW-2026-0002", "AE", "BW-OKAVANGO", ["BW-JW-1b"]),
+        sc.issue("BW", "BW-2026-0001", "EU", "BW-M67M3DE7", ["BW-JW-1a", "BW-OR-1"]),
+        sc.issue("BW", "BW-2026-0002", "AE", "BW-M67M3DE7", ["BW-JW-1b"]),
     )
-    seal("RU", sc.issue("RU", "RU-2026-0001", "AE", "RU-ALROSA", ["RU-MI-1"]))
+    seal("RU", sc.issue("RU", "RU-2026-0001", "AE", "RU-ME4A2QUB", ["RU-MI-1"]))
     seal(
         "AE",
-        sc.confirm("AE", "BW-2026-0002", "AE-DMCC1"),
-        sc.confirm("AE", "RU-2026-0001", "AE-DMCC1"),
+        sc.confirm("AE", "BW-2026-0002", "AE-F6F7FV5W"),
+        sc.confirm("AE", "RU-2026-0001", "AE-F6F7FV5W"),
     )
-    seal("AE", sc.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-DMCC1"))
-    seal("EU", sc.confirm("EU", "BW-2026-0001", "EU-ANTWERP1"))
-    seal("EU", sc.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-ANTWERP1"))
-    seal("EU", sc.issue("EU", "EU-2026-0001", "IN", "EU-ANTWERP1", ["EU-AW-1"]))
-    seal("RU", sc.issue("RU", "RU-2026-0002", "IN", "RU-ALROSA", ["RU-UD-1"]))
+    seal("AE", sc.merge("AE", ["BW-JW-1b", "RU-MI-1"], "AE-MIX-1", "AE-F6F7FV5W"))
+    seal("EU", sc.confirm("EU", "BW-2026-0001", "EU-LVESSCDL"))
+    seal("EU", sc.merge("EU", ["BW-JW-1a", "BW-OR-1"], "EU-AW-1", "EU-LVESSCDL"))
+    seal("EU", sc.issue("EU", "EU-2026-0001", "IN", "EU-LVESSCDL", ["EU-AW-1"]))
+    seal("RU", sc.issue("RU", "RU-2026-0002", "IN", "RU-ME4A2QUB", ["RU-UD-1"]))
     seal(
         "IN",
-        sc.confirm("IN", "EU-2026-0001", "IN-SURAT1"),
-        sc.confirm("IN", "RU-2026-0002", "IN-SURAT1"),
+        sc.confirm("IN", "EU-2026-0001", "IN-JDAV2W3X"),
+        sc.confirm("IN", "RU-2026-0002", "IN-JDAV2W3X"),
     )
-    seal("IN", sc.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-SURAT1"))
+    seal("IN", sc.merge("IN", ["EU-AW-1", "RU-UD-1"], "IN-CUT", "IN-JDAV2W3X"))
     seal(
         "IN",
         sc.split(
@@ -1548,41 +1547,3 @@ def test_stale_node_shows_how_far_behind(tab: Browser) -> None:
         until(page, "document.getElementById('stale').hidden")
     finally:
         tab.site.app.state.gossip = None
-
-
-def test_browser_verifier_meets_the_conformance_vectors(tab: Browser) -> None:
-    """verify.js on every vector of docs/spec/vectors: valid ones verify, invalid ones fail
-    at the stated step (step 6 included: the checkpoints of the subject's state); a
-    replay failure (step 5, not run in the browser) passes or fails at step 6."""
-    folder = Path(__file__).resolve().parents[2] / "docs" / "spec" / "vectors"
-    index = json.loads((folder / "index.json").read_text())
-    registry = json.loads((folder / "registry.json").read_text())
-    script = """async ([cases, registry]) => {
-      const m = await import('/web/verify.js');
-      const out = [];
-      for (const [b64, parcel, pin] of cases) {
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const options = {};
-        if (parcel) options.parcel = parcel;
-        if (pin) options.pinnedRegistry = registry;
-        const r = await m.verifyBundle(bytes, options);
-        out.push({ok: r.ok, step: r.step, error: r.error});
-      }
-      return out;
-    }"""
-    cases = [
-        [base64.b64encode((folder / c["file"]).read_bytes()).decode(), c["parcel"], c["pin"]]
-        for c in index
-    ]
-    page = tab.open("/")
-    page.wait_for_selector("#home-search")
-    got = page.evaluate(script, [cases, registry])
-    for case, js in zip(index, got, strict=True):
-        want = case["want"]
-        if want["ok"]:
-            assert js["ok"], (case["file"], js)
-        elif want["name"] == "replay":
-            assert js["ok"] or js["step"] == "subject", (case["file"], js)
-        else:
-            assert (js["ok"], js["step"]) == (False, want["name"]), (case["file"], js)
-    assert sum(1 for c in index if not c["want"]["ok"] and c["want"]["step"] == 6) >= 10

@@ -48,7 +48,7 @@ def _config(folder: Path, peers: tuple[PeerConfig, ...] = ()) -> NodeConfig:
         peers=peers,
         tokens=(
             TokenConfig("auditor", "WDC-audit", hash_token("aud")),
-            TokenConfig("party", "surat", hash_token("surat"), "IN-SURAT1"),
+            TokenConfig("party", "surat", hash_token("surat"), "IN-JDAV2W3X"),
         ),
     )
 
@@ -161,7 +161,7 @@ def test_whoami_names_the_callers_role(client: TestClient) -> None:
     auditor = client.get("/v1/whoami", headers={"Authorization": "Bearer aud"}).json()
     assert auditor == {"role": "auditor", "name": "WDC-audit", "node": "WDC"}
     party = client.get("/v1/whoami", headers={"Authorization": "Bearer surat"}).json()
-    assert (party["role"], party["party"]) == ("party", "IN-SURAT1")
+    assert (party["role"], party["party"]) == ("party", "IN-JDAV2W3X")
     refused = client.get("/v1/whoami", headers={"Authorization": "Bearer nope"})
     assert refused.status_code == 401
     assert refused.headers["content-type"] == "application/problem+json"
@@ -198,11 +198,11 @@ def test_certificate_parties_for_those_who_may_see_them(client: TestClient, stor
     answer = client.get("/v1/certificates/EU-2026-0001/parties", headers=auditor)
     assert answer.status_code == 200
     doc = answer.json()
-    party = store.party("EU-ANTWERP1")
+    party = store.party("EU-LVESSCDL")
     assert party is not None
     clear = store.disclosures.clear([party.name, party.address])
     assert doc["exporter"] == {
-        "id": "EU-ANTWERP1",
+        "id": "EU-LVESSCDL",
         "name": clear[party.name],
         "address": clear[party.address],
     }
