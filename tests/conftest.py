@@ -25,25 +25,6 @@ settings.load_profile("kpl")
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = "KPL_TEST_POSTGRES_URL"
 
-#: fixtures that start real node processes (tests/node's and tests/deploy's harnesses)
-NETWORK_FIXTURES = frozenset({"cluster", "nodes", "deploy", "fake_peer", "proxies"})
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (``make test``), the tests that run
-    networks of real node processes share one worker, one at a time: two of them at
-    once would share two cores between a dozen processes and judge each other's
-    slowness; every other test spreads over the remaining workers."""
-    for item in items:
-        path = Path(str(item.fspath)).relative_to(REPO).as_posix()
-        network = (
-            NETWORK_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-            or path.startswith(("tests/node/test_node_", "tests/deploy/"))
-            or path.startswith("tests/cli/test_cli_demo")
-        )
-        if network:
-            item.add_marker(pytest.mark.xdist_group("network"))
-
 
 @pytest.fixture
 def pg_schemas() -> Iterator[Callable[[], str]]:
