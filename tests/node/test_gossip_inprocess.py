@@ -662,9 +662,10 @@ def test_witnessed_headers_are_checked_before_the_store_is_asked(
     assert calls["apply"] == blocks  # every apply succeeded: none failed on a witness
 
 
-def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> None:
-    """``push`` posts the block itself to the peer, whose node applies it, and names who
-    holds it (a peer is never pushed a block of its own chain: it sealed it)."""
+def _pushing(source: Node, target: Node) -> tuple[Gossip, list[httpx.Request], str, dict[str, Any]]:
+    """The target holds every block of the source but the last one of another chain;
+    a ``Gossip`` of the source pushes to the target's app (each request kept in the
+    list). Returns it, that list, and the chain and block still to push."""
     order = _in_order(source)
     at = max(i for i, (c, _) in enumerate(order) if c != TARGET)
     for chain, block in order[:at]:
@@ -683,6 +684,13 @@ def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> N
 
     source.config = replace(source.config, peers=(PeerConfig(TARGET, "http://ru.test"),))
     pusher = Gossip(source, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "tok-peer")
+    return pusher, got, last_chain, last
+
+
+def test_sealed_block_is_pushed_to_fanout_peers(source: Node, target: Node) -> None:
+    """``push`` posts the block itself to the peer, whose node applies it, and names who
+    holds it (a peer is never pushed a block of its own chain: it sealed it)."""
+    pusher, got, last_chain, last = _pushing(source, target)
     asyncio.run(pusher.push(last_chain, last["header"]["height"]))
     assert [(r.method, r.url.path) for r in got] == [("POST", f"/v1/chains/{last_chain}/blocks")]
     assert got[0].headers[INFORMED_HEADER] == ",".join(sorted({SOURCE, TARGET, last_chain}))
@@ -699,24 +707,7 @@ def test_a_sealed_block_probes_a_peer_backed_off_for_being_unreachable(
     """After a partition heals, the next block sealed reaches a peer backed off while the
     link was down, and that peer is available again at once; a peer backed off for
     sending garbage is not pushed to until its backoff ends."""
-    order = _in_order(source)
-    at = max(i for i, (c, _) in enumerate(order) if c != TARGET)
-    for chain, block in order[:at]:
-        target.receive(chain, [block])
-    last_chain, last = order[at]
-    target.config = replace(
-        target.config, tokens=(TokenConfig("peer", SOURCE, hash_token("tok-peer"), None),)
-    )
-    app = TestClient(create_app(target, None))
-    got: list[httpx.Request] = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        got.append(request)
-        answer = app.post(request.url.path, content=request.content, headers=request.headers)
-        return httpx.Response(answer.status_code, content=answer.content)
-
-    source.config = replace(source.config, peers=(PeerConfig(TARGET, "http://ru.test"),))
-    pusher = Gossip(source, httpx.AsyncClient(transport=httpx.MockTransport(handle)), "tok-peer")
+    pusher, got, last_chain, last = _pushing(source, target)
     state = pusher.peers[TARGET]
     state.failed(time.monotonic(), bad=True)  # garbage: no probe
     asyncio.run(pusher.push(last_chain, last["header"]["height"], probe=True))
