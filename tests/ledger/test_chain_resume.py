@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 
 import pytest
 
-from kpledger.devtools.workload import Network, Scenario
+from kpledger.devtools.workload import Scenario
 from kpledger.ledger.blocks import Block, Evidence, WitnessRef, seal
 from kpledger.ledger.chain import (
     apply_block,
@@ -35,6 +35,7 @@ from kpledger.ledger.errors import BlockError, DependencyMissing, InvalidData, W
 from kpledger.ledger.forks import live_forks, resumed_at, verify_evidence, witness_needs
 from kpledger.ledger.records import Kind, Record
 from kpledger.ledger.state import State, key_at
+from tests.ledger.forked import forked
 
 NEW_KEY = Ed25519Signer.from_seed(b"bw-after-the-fork".ljust(32, b"-"))
 
@@ -45,21 +46,7 @@ def _apply(view: State, blocks: Iterable[Block], sc: Scenario, forks: Mapping[st
 
 
 def _forked() -> tuple[Scenario, Scenario, dict[str, int]]:
-    sc = Scenario(Network.create(("EU", "BW", "RU"), ()))
-    assert sc.net.registry.sealer == "EU"
-    sc.seal("BW", sc.party("BW", "BW-T1"))
-    sc.seal("RU", sc.party("RU", "RU-T1"))
-    other = Scenario(sc.net, serial=10_000, clear=dict(sc.clear))
-    for chain in ("BW", "RU"):
-        for block in sc.ledger.blocks[chain]:
-            other.ledger.append(block)
-    other.clock = sc.clock
-    sc.seal("BW", sc.party("BW", "BW-A"))
-    other.seal("BW", other.party("BW", "BW-B"))
-    other.seal("BW")
-    other.seal("RU", other.party("RU", "RU-ON-B"))  # witnesses BW/3 of version B
-    evidence = detect_equivocation(sc.ledger.state, other.ledger.blocks["BW"][1].signed)
-    assert evidence is not None
+    sc, other, evidence = forked()
     return sc, other, fork_heights([evidence])
 
 

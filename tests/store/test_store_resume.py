@@ -15,33 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from kpledger.devtools.workload import Network, Scenario
-from kpledger.ledger.chain import detect_equivocation, fork_heights, propose
+from kpledger.devtools.workload import Scenario
+from kpledger.ledger.chain import fork_heights, propose
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.errors import StoreError
 from kpledger.ledger.records import Kind
 from kpledger.ledger.state import key_at
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.backup import export_store, import_file
+from tests.ledger.forked import forked
 
 NEW_KEY = Ed25519Signer.from_seed(b"bw-new-after-fork".ljust(32, b"-"))
 
 
 def _setup(open_store: Callable[..., Store]) -> tuple[Scenario, Scenario, Store, dict[str, int]]:
-    sc = Scenario(Network.create(("EU", "BW", "RU"), ()))
-    sc.seal("BW", sc.party("BW", "BW-T1"))
-    sc.seal("RU", sc.party("RU", "RU-T1"))
-    other = Scenario(sc.net, serial=10_000, clear=dict(sc.clear))
-    for chain in ("BW", "RU"):
-        for block in sc.ledger.blocks[chain]:
-            other.ledger.append(block)
-    other.clock = sc.clock
-    sc.seal("BW", sc.party("BW", "BW-ON-A"))
-    other.seal("BW", other.party("BW", "BW-ON-B"))
-    other.seal("BW")
-    other.seal("RU", other.party("RU", "RU-ON-B"))
-    evidence = detect_equivocation(sc.ledger.state, other.ledger.blocks["BW"][1].signed)
-    assert evidence is not None
+    sc, other, evidence = forked()
     forks = fork_heights([evidence])
     store = open_store(sc.net.registry)
     bw, ru = sc.ledger.blocks["BW"], sc.ledger.blocks["RU"]
