@@ -30,6 +30,7 @@ builds that kind's body from it; its length is the number of kinds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -100,8 +101,6 @@ from kpledger.ledger.schema import (
     INDICATOR,
     LOCAL_ID,
     RECORD_ID,
-    parse_date,
-    parse_time,
 )
 
 __all__ = ["fast_record"]
@@ -391,7 +390,8 @@ class _Refused(Exception):
 
 
 def _date(text: str) -> str:
-    parse_date(text, field="")  # its SchemaError sends the record the slow way
+    """``parse_date`` after the struct's pattern: a ValueError sends the record the slow way."""
+    date.fromisoformat(text)
     return text
 
 
@@ -595,19 +595,25 @@ def _envelope(kind: Kind, body: type[_Closed]) -> type[Struct]:
 
 #: each kind's record struct by the kind's name (one struct per ``convert``: msgspec keeps
 #: the checks of a struct type with it, while a union would be analysed again on each call)
-_ENVELOPES: dict[object, tuple[type[Struct], Kind]] = {
-    str(kind): (_envelope(kind, body), kind) for kind, (body, _, _) in _KINDS.items()
+_ENVELOPES: dict[object, tuple[type[Struct], Kind, Callable[[Any], Body], tuple[str, ...]]] = {
+    str(kind): (_envelope(kind, body), kind, build, lists)
+    for kind, (body, build, lists) in _KINDS.items()
 }
 
 
-def _plain_lists(value: Mapping[str, Any], kind: Kind) -> bool:
+def _plain_lists(value: Mapping[str, Any], names: tuple[str, ...]) -> bool:
     """Every list of the record is a ``list``, as ``Fields.items`` requires (``convert``
-    takes a tuple for one). Lists are never nested in a record."""
+    takes a tuple for one); ``names`` are the body's lists. Lists are never nested in a
+    record."""
     sigs = value.get("sigs")
     if sigs is not None and type(sigs) is not list:
         return False
-    body = value["body"]
-    return all(type(body[name]) is list for name in _KINDS[kind][2])
+    if names:
+        body = value["body"]
+        for name in names:
+            if type(body[name]) is not list:
+                return False
+    return True
 
 
 def fast_record(value: object, raw: bytes | None) -> Record | None:
@@ -619,13 +625,13 @@ def fast_record(value: object, raw: bytes | None) -> Record | None:
     envelope = _ENVELOPES.get(name) if type(name) is str else None
     if envelope is None:
         return None
-    struct, kind = envelope
+    struct, kind, build, lists = envelope
     try:
         parsed: Any = msgspec.convert(value, struct, strict=True)
-        if not _plain_lists(value, kind):
+        if not _plain_lists(value, lists):
             return None
-        body = _KINDS[kind][1](parsed.body)
-        parse_time(parsed.time, field="time")
+        body = build(parsed.body)
+        datetime.fromisoformat(parsed.time)  # ``parse_time`` after the struct's pattern
         sigs = (
             ()
             if parsed.sigs is UNSET
