@@ -641,7 +641,7 @@ def fast_record(value: object, raw: bytes | None) -> Record | None:
             raw = canonical_bytes(value, checked=True)
             if len(raw) > MAX_RECORD_BYTES:
                 return None
-    except (ValueError, TypeError, _Refused):  # msgspec's and ledger's errors are ValueErrors
+    except Exception:  # noqa: BLE001 - whatever failed, Fields reads the record and names it
         return None
     return Record(
         parsed.network, parsed.chain, kind, parsed.id, parsed.time, body, sigs, raw, leaf_hash(raw)
