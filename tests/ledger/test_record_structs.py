@@ -24,6 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpledger.api.docs_records import EXAMPLES, example_record
+from kpledger.devtools import artisanal
+from kpledger.devtools.realistic import realistic_blocks
+from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger import record_structs
 from kpledger.ledger.commit import keyed_salts
 from kpledger.ledger.crypto import Ed25519Signer
@@ -43,6 +46,23 @@ def _signed(kind: str) -> dict[str, Any]:
 
 
 BASES: dict[str, dict[str, Any]] = {kind: _signed(kind) for kind in sorted(EXAMPLES)}
+
+
+def _workload() -> list[dict[str, Any]]:
+    """Records of the ingest benchmark's mix and of the artisanal story, as sealed."""
+    _, blocks = realistic_blocks(1200, block_records=100)
+    found = [r.as_json() for b in blocks for r in b.records]
+    sc = Scenario(Network.create(("SL", "EU", "BW"), ("WDC",)))
+
+    def seal(chain: str, *records: Record) -> None:
+        found.extend(r.as_json() for r in sc.seal(chain, *records).records)
+
+    artisanal.sierra_leone(sc, seal)
+    artisanal.smuggling(sc, seal)
+    return found
+
+
+WORKLOAD = _workload()
 
 
 def _slow(value: object, monkeypatch: pytest.MonkeyPatch) -> Record | Exception:
@@ -191,6 +211,15 @@ def test_every_mutation_agrees(kind: str, monkeypatch: pytest.MonkeyPatch) -> No
     assert declined
 
 
+def test_fast_path_takes_the_workloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = set()
+    for doc in WORKLOAD:
+        record = _agree(doc, monkeypatch)
+        assert record is not None
+        kinds.add(record.kind)
+    assert len(kinds) >= 10  # the benchmark's mix and the artisanal kinds
+
+
 def test_a_record_of_tuples_is_refused_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     doc = copy.deepcopy(BASES["member.admit"])
     doc["sigs"] = tuple(doc["sigs"])
@@ -200,7 +229,7 @@ def test_a_record_of_tuples_is_refused_as_before(monkeypatch: pytest.MonkeyPatch
 
 @st.composite
 def _mutated(draw: st.DrawFn) -> dict[str, Any]:
-    doc = copy.deepcopy(BASES[draw(st.sampled_from(sorted(BASES)))])
+    doc = copy.deepcopy(draw(st.sampled_from([*BASES.values(), *WORKLOAD[::25]])))
     for _ in range(draw(st.integers(1, 3))):
         paths = list(_paths(doc))
         path = draw(st.sampled_from(paths))
