@@ -438,6 +438,7 @@ PINNED: dict[str, list[str]] = {
         "record_schema",
         "traced",
     ],
+    "ledger.record_structs": ["fast_record"],
     "ledger.records": [
         "BODY_PARSERS",
         "BUYER_TYPES",
