@@ -92,7 +92,7 @@ class Commitment:
 
     @classmethod
     def from_json(cls, value: object, field: str) -> Commitment:
-        if not isinstance(value, Mapping) or set(value) != {"c"}:
+        if not isinstance(value, (dict, Mapping)) or set(value) != {"c"}:
             raise SchemaError('expected a commitment {"c": <64 hex digits>}', field=field)
         return cls(from_hex(value["c"], field=f"{field}.c", size=32))
 
@@ -168,7 +168,13 @@ class Disclosure:
 
     @classmethod
     def from_json(cls, value: object, field: str = "disclosure") -> Disclosure:
-        if not isinstance(value, Mapping) or set(value) != {"record", "path", "salt", "value"}:
+        # dict first: a decoded answer's objects are dicts, and Mapping's check is slower
+        if not isinstance(value, (dict, Mapping)) or set(value) != {
+            "record",
+            "path",
+            "salt",
+            "value",
+        }:
             raise SchemaError("expected a disclosure {record, path, salt, value}", field=field)
         path = value["path"]
         if not isinstance(path, str) or not path.startswith("body.") or len(path) > 120:
