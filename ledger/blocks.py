@@ -31,7 +31,7 @@ from typing import Any
 from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
 from kpledger.ledger.crypto import PublicKey, Signer
 from kpledger.ledger.errors import BlockError, EquivocationError, SchemaError, VersionError
-from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.merkle import Frontier, NewNode
 from kpledger.ledger.records import MAX_INDEX, Record
 from kpledger.ledger.registry import Params
 from kpledger.ledger.schema import CODE, Fields
@@ -240,13 +240,16 @@ def check_link(  # noqa: PLR0912 - split after the node-time rules being merged 
     frontier: Frontier,
     key: PublicKey,
     params: Params,
+    nodes: list[NewNode] | None = None,
 ) -> Frontier:
     """Check everything about a block that its own chain decides; return the new frontier.
 
     The steps, cheapest first: network, chain, height and ``prev`` link, time
     order, limits, records' network and chain, signature, then size and root.
     Witness heights may never go backwards along a chain. Record rules
-    (custody) are checked separately against the state.
+    (custody) are checked separately against the state. ``nodes``, when given,
+    receives every complete Merkle node above the leaves that the records add
+    (level >= 1, as ``Frontier.append`` makes them): what a store writes.
     """
     h = block.header
     # 1. the right network and chain, the next height, linked to the previous header
@@ -312,7 +315,9 @@ def check_link(  # noqa: PLR0912 - split after the node-time rules being merged 
         )
     new = frontier.copy()
     for r in block.records:
-        new.append(r.leaf)
+        made = new.append(r.leaf)
+        if nodes is not None and len(made) > 1:
+            nodes.extend(made[1:])
     root = new.root()
     if root != h.root:
         raise BlockError(

@@ -682,6 +682,7 @@ PINNED: dict[str, list[str]] = {
     "ledger.store.engine": [
         "BulkWriter",
         "CopyListener",
+        "KeySelect",
         "make_engine",
         "open_database",
         "schema_revision",
