@@ -10,7 +10,13 @@ jurisdictions and certificate status.
 A view is built as plain dictionaries and validated once, whole
 (``model_validate``, in pydantic's compiled core): the history of a 20-hop
 lineage holds a few hundred parcels, edges and events, and building a model
-object per item in Python cost more than the queries that read them.
+object per item in Python cost more than the queries that read them. The
+dictionaries are already the answer's JSON: fields in the schema's order, a
+field the caller may not see (or that has no value) left out, as
+``response_model_exclude_none`` would. ``history_json`` encodes them as they
+are, with no model in between: ``GET /v1/parcels/{id}/history`` answers those
+bytes (``HistoryOut`` stays its documented schema; the tests check the bytes
+equal the model's own serialisation).
 
 Record format 2: the state holds commitments of values and names. A clear
 value is shown only where the caller is entitled to the field (above) *and*
@@ -25,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from kpledger.api.deps import Caller
 from kpledger.api.schemas import (
@@ -41,8 +49,21 @@ from kpledger.ledger.errors import StoreError
 from kpledger.ledger.records import Composition, Kind, RecordRef
 from kpledger.ledger.state import Certificate, CertificateStatus, Edge, Parcel
 from kpledger.ledger.store import Store
+from kpledger.ledger.store.lineage import History, HistoryEvent
 
-__all__ = ["certificate_view", "history_view", "key_history", "parcel_view", "reveal", "shares"]
+__all__ = [
+    "certificate_view",
+    "history_json",
+    "history_view",
+    "key_history",
+    "parcel_view",
+    "reveal",
+    "shares",
+]
+
+#: the answer's encoder: keys in the order the view built them, UTF-8 left unescaped
+#: (the bytes pydantic's serializer writes for the same document)
+_JSON = msgspec.json.Encoder()
 
 
 def shares(origin: Composition) -> dict[str, float]:
@@ -51,13 +72,12 @@ def shares(origin: Composition) -> dict[str, float]:
 
 
 def _ref_doc(ref: RecordRef, height: int | None = None, time: str | None = None) -> dict[str, Any]:
-    return {
-        "chain": ref.chain,
-        "index": ref.index,
-        "hash": ref.hash.hex(),
-        "height": height,
-        "time": time,
-    }
+    doc: dict[str, Any] = {"chain": ref.chain, "index": ref.index, "hash": ref.hash.hex()}
+    if height is not None:
+        doc["height"] = height
+    if time is not None:
+        doc["time"] = time
+    return doc
 
 
 def _ref(ref: RecordRef, height: int | None = None, time: str | None = None) -> RefOut:
@@ -102,7 +122,7 @@ def _parcel_doc(
 ) -> dict[str, Any]:
     full = sees_parcel(caller, parcel, node_chain)
     value = _cents((clear or {}).get(parcel.value)) if full else None
-    return {
+    doc: dict[str, Any] = {
         "id": parcel.id,
         "jurisdiction": parcel.chain,
         "status": parcel.status.value,
@@ -111,12 +131,17 @@ def _parcel_doc(
         "origin": dict(parcel.origin),
         "origin_shares": shares(parcel.origin),
         "claims": dict(parcel.claims),
-        "certificate": parcel.certificate,
-        "created": _ref_doc(parcel.created),
-        "custodian": parcel.custodian if full else None,
-        "value": value,
-        "committed": None if value is not None else {"value": parcel.value},
     }
+    if parcel.certificate is not None:
+        doc["certificate"] = parcel.certificate
+    doc["created"] = _ref_doc(parcel.created)
+    if full and parcel.custodian is not None:
+        doc["custodian"] = parcel.custodian
+    if value is not None:
+        doc["value"] = value
+    else:
+        doc["committed"] = {"value": parcel.value}
+    return doc
 
 
 def _cents(value: int | str | None) -> int | None:
@@ -146,41 +171,65 @@ def _edges(edges: Sequence[Edge], kinds: dict[tuple[str, int], str]) -> list[dic
     ]
 
 
+def _event_doc(h: HistoryEvent) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "parcel": h.event.parcel,
+        "kind": h.event.kind,
+        "chain": h.event.ref.chain,
+        "height": h.event.height,
+        "index": h.event.ref.index,
+        "hash": h.event.ref.hash.hex(),
+        "time": h.time,
+    }
+    if h.certificate is not None:
+        doc["certificate"] = h.certificate
+    return doc
+
+
+def _history_doc(
+    store: Store, found: History, parcel: Parcel, caller: Caller, node_chain: str | None
+) -> dict[str, Any]:
+    """The history as ``HistoryOut``'s JSON document (fields in order, no nulls)."""
+    entitled = [p.value for p in found.parcels.values() if sees_parcel(caller, p, node_chain)]
+    clear = reveal(store, entitled) if entitled else {}
+    kinds = {(h.event.ref.chain, h.event.ref.index): h.event.kind for h in found.events}
+    return {
+        "subject": parcel.id,
+        "origin": dict(parcel.origin),
+        "origin_shares": shares(parcel.origin),
+        "claims": dict(parcel.claims),
+        "parcels": [
+            _parcel_doc(p, caller, node_chain, clear) for _, p in sorted(found.parcels.items())
+        ],
+        "ancestors": _edges(found.ancestors, kinds),
+        "descendants": _edges(found.descendants, kinds),
+        "events": [_event_doc(h) for h in found.events],
+        "truncated": found.truncated,
+    }
+
+
 def history_view(
     store: Store, parcel: Parcel, caller: Caller, node_chain: str | None, limit: int
 ) -> HistoryOut:
     """The lineage graph: ancestors back to the mines, descendants, and every record."""
     found = store.lineage.history(parcel.id, limit=limit)
-    entitled = [p.value for p in found.parcels.values() if sees_parcel(caller, p, node_chain)]
-    clear = reveal(store, entitled) if entitled else {}
-    kinds = {(h.event.ref.chain, h.event.ref.index): h.event.kind for h in found.events}
-    return HistoryOut.model_validate(
-        {
-            "subject": parcel.id,
-            "origin": dict(parcel.origin),
-            "origin_shares": shares(parcel.origin),
-            "claims": dict(parcel.claims),
-            "parcels": [
-                _parcel_doc(p, caller, node_chain, clear) for _, p in sorted(found.parcels.items())
-            ],
-            "ancestors": _edges(found.ancestors, kinds),
-            "descendants": _edges(found.descendants, kinds),
-            "events": [
-                {
-                    "parcel": h.event.parcel,
-                    "kind": h.event.kind,
-                    "chain": h.event.ref.chain,
-                    "height": h.event.height,
-                    "index": h.event.ref.index,
-                    "hash": h.event.ref.hash.hex(),
-                    "time": h.time,
-                    "certificate": h.certificate,
-                }
-                for h in found.events
-            ],
-            "truncated": found.truncated,
-        }
-    )
+    return HistoryOut.model_validate(_history_doc(store, found, parcel, caller, node_chain))
+
+
+def history_json(
+    store: Store, parcel_id: str, caller: Caller, node_chain: str | None, limit: int
+) -> bytes | None:
+    """``history_view``'s answer as the route sends it (``HistoryOut`` with no nulls), as
+    JSON bytes; None when there is no parcel ``parcel_id``.
+
+    The lineage query reads the subject's row with the others; the store is asked
+    for it alone only when the lineage lacks it (a parcel of a block being applied).
+    """
+    found = store.lineage.history(parcel_id, limit=limit)
+    parcel = found.parcels.get(parcel_id) or store.parcel(parcel_id)
+    if parcel is None:
+        return None
+    return _JSON.encode(_history_doc(store, found, parcel, caller, node_chain))
 
 
 def certificate_status(cert: Certificate, today: str | None = None) -> str:

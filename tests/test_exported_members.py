@@ -66,6 +66,7 @@ PINNED: dict[str, list[str]] = {
     "api.problems": ["PROBLEM_BASE", "install", "problem"],
     "api.provenance": [
         "certificate_view",
+        "history_json",
         "history_view",
         "key_history",
         "parcel_view",
