@@ -13,10 +13,11 @@ lineage holds a few hundred parcels, edges and events, and building a model
 object per item in Python cost more than the queries that read them. The
 dictionaries are already the answer's JSON: fields in the schema's order, a
 field the caller may not see (or that has no value) left out, as
-``response_model_exclude_none`` would. ``history_json`` encodes them as they
-are, with no model in between: ``GET /v1/parcels/{id}/history`` answers those
-bytes (``HistoryOut`` stays its documented schema; the tests check the bytes
-equal the model's own serialisation).
+``response_model_exclude_none`` would. ``history_json`` builds them from the
+lineage's rows and encodes them as they are, with no object per row and no
+model in between: ``GET /v1/parcels/{id}/history`` answers those bytes
+(``HistoryOut`` stays its documented schema; the tests check the bytes equal
+the model's own serialisation of ``history_view``, on SQLite and PostgreSQL).
 
 Record format 2: the state holds commitments of values and names. A clear
 value is shown only where the caller is entitled to the field (above) *and*
@@ -28,6 +29,7 @@ commitment, never a made-up value.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +51,7 @@ from kpledger.ledger.errors import StoreError
 from kpledger.ledger.records import Composition, Kind, RecordRef
 from kpledger.ledger.state import Certificate, CertificateStatus, Edge, Parcel
 from kpledger.ledger.store import Store
-from kpledger.ledger.store.lineage import History, HistoryEvent
+from kpledger.ledger.store.lineage import EdgeRow, History, HistoryEvent, HistoryRows
 
 __all__ = [
     "certificate_view",
@@ -222,14 +224,129 @@ def history_json(
     """``history_view``'s answer as the route sends it (``HistoryOut`` with no nulls), as
     JSON bytes; None when there is no parcel ``parcel_id``.
 
-    The lineage query reads the subject's row with the others; the store is asked
+    Built from the lineage's rows (``Lineage.history_rows``): no object per parcel,
+    edge or record, the same document as ``history_view`` makes of the objects (the
+    tests compare both). The subject's row comes with the others; the store is asked
     for it alone only when the lineage lacks it (a parcel of a block being applied).
     """
-    found = store.lineage.history(parcel_id, limit=limit)
-    parcel = found.parcels.get(parcel_id) or store.parcel(parcel_id)
-    if parcel is None:
-        return None
-    return _JSON.encode(_history_doc(store, found, parcel, caller, node_chain))
+    found = store.lineage.history_rows(parcel_id, limit=limit)
+    row = found.parcels.get(parcel_id)
+    if row is None:
+        parcel = store.parcel(parcel_id)
+        if parcel is None:
+            return None
+        return _JSON.encode(_history_doc(store, found.objects(), parcel, caller, node_chain))
+    return _JSON.encode(_history_rows_doc(store, found, row, caller, node_chain))
+
+
+#: the columns of a ``parcels`` row (``rows.parcel_of``), by name
+_ID, _CHAIN, _CUSTODIAN, _STATUS, _WEIGHT, _VALUE, _HS, _ORIGIN, _CERT = range(9)
+_CREATED_CHAIN, _CREATED_IDX, _CREATED_HASH, _CLAIMS = range(9, 13)
+
+
+def _composition(text: str | None) -> dict[str, int]:
+    """A stored composition (``rows.origin_text``) as ``dict(Parcel.origin)`` has it."""
+    return dict(sorted(json.loads(text).items())) if text else {}
+
+
+def _sees_row(caller: Caller, row: tuple[Any, ...], node_chain: str | None) -> bool:
+    """``sees_parcel`` of a ``parcels`` row."""
+    if caller.role == "auditor":
+        return True
+    if caller.role == "operator":
+        return bool(row[_CHAIN] == node_chain)
+    if caller.role == "party":
+        return row[_CUSTODIAN] is not None and row[_CUSTODIAN] == caller.party
+    return False
+
+
+def _parcel_row_doc(
+    row: tuple[Any, ...], full: bool, clear: Mapping[str, int | str]
+) -> dict[str, Any]:
+    """``_parcel_doc`` of a ``parcels`` row (``full``: the caller sees the parcel)."""
+    origin = _composition(row[_ORIGIN])
+    commitment = str(row[_VALUE])
+    value = _cents(clear.get(commitment)) if full else None
+    doc: dict[str, Any] = {
+        "id": row[_ID],
+        "jurisdiction": row[_CHAIN],
+        "status": row[_STATUS],
+        "weight": int(row[_WEIGHT]),
+        "hs": row[_HS],
+        "origin": origin,
+        "origin_shares": shares(tuple(origin.items())),
+        "claims": _composition(row[_CLAIMS]),
+    }
+    if row[_CERT] is not None:
+        doc["certificate"] = row[_CERT]
+    doc["created"] = {
+        "chain": row[_CREATED_CHAIN],
+        "index": int(row[_CREATED_IDX]),
+        "hash": bytes(row[_CREATED_HASH]).hex(),
+    }
+    if full and row[_CUSTODIAN] is not None:
+        doc["custodian"] = row[_CUSTODIAN]
+    if value is not None:
+        doc["value"] = value
+    else:
+        doc["committed"] = {"value": commitment}
+    return doc
+
+
+def _edge_rows_doc(rows: list[EdgeRow], kinds: dict[tuple[str, int], str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "parent": p,
+            "child": c,
+            "kind": "split" if kinds.get((ch, i)) == "parcel.split" else "merge",
+            "chain": ch,
+            "index": i,
+            "hash": h.hex(),
+        }
+        for p, c, ch, i, h in rows
+    ]
+
+
+def _history_rows_doc(
+    store: Store,
+    found: HistoryRows,
+    subject: tuple[Any, ...],
+    caller: Caller,
+    node_chain: str | None,
+) -> dict[str, Any]:
+    """``_history_doc`` of the lineage's rows."""
+    seen = {pid: _sees_row(caller, row, node_chain) for pid, row in found.parcels.items()}
+    entitled = [str(row[_VALUE]) for pid, row in found.parcels.items() if seen[pid]]
+    clear = reveal(store, entitled) if entitled else {}
+    kinds = {(c, i): k for _, c, i, _, k, _, _, _ in found.events}
+    events: list[dict[str, Any]] = []
+    for p, c, i, h, k, leaf, time, cert in found.events:
+        event: dict[str, Any] = {
+            "parcel": p,
+            "kind": k,
+            "chain": c,
+            "height": h,
+            "index": i,
+            "hash": leaf.hex(),
+            "time": time,
+        }
+        if cert is not None:
+            event["certificate"] = cert
+        events.append(event)
+    origin = _composition(subject[_ORIGIN])
+    return {
+        "subject": subject[_ID],
+        "origin": origin,
+        "origin_shares": shares(tuple(origin.items())),
+        "claims": _composition(subject[_CLAIMS]),
+        "parcels": [
+            _parcel_row_doc(row, seen[pid], clear) for pid, row in sorted(found.parcels.items())
+        ],
+        "ancestors": _edge_rows_doc(found.ancestors, kinds),
+        "descendants": _edge_rows_doc(found.descendants, kinds),
+        "events": events,
+        "truncated": found.truncated,
+    }
 
 
 def certificate_status(cert: Certificate, today: str | None = None) -> str:

@@ -688,7 +688,7 @@ PINNED: dict[str, list[str]] = {
         "upgrade",
     ],
     "ledger.store.evidence": ["EvidenceLog"],
-    "ledger.store.lineage": ["History", "HistoryEvent", "Lineage"],
+    "ledger.store.lineage": ["History", "HistoryEvent", "HistoryRows", "Lineage"],
     "ledger.store.log": ["LogReader", "heights_at"],
     "ledger.store.outcome": ["Outcome", "OutcomeStatus"],
     "ledger.store.proofs": ["NodeReader", "Proofs"],
