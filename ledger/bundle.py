@@ -634,6 +634,7 @@ class _Verifier:
         self.block_of: dict[tuple[str, int], int] = {}  # record (chain, index) -> block height
         self.in_block: dict[tuple[str, int], list[BundleRecord]] = {}
         self.proven: set[tuple[str, int]] = set()
+        self.spans: dict[str, list[tuple[int, int, str]]] | None = None
 
     # ------------------------------------------------------------ errors
     def at(self, where: str = "") -> _At:
@@ -834,11 +835,17 @@ class _Verifier:
         # 3g. every block holding a record is cosigned by `cosign` other authorities
         self._cosigned(registry)
 
+    def _spans(self) -> dict[str, list[tuple[int, int, str]]]:
+        """``_spans`` of the bundle's headers (steps 3g and 6 read them; made once)."""
+        if self.spans is None:
+            self.spans = _spans({k: s.header for k, s in self.headers.items()})
+        return self.spans
+
     def _cosigned(self, registry: Registry) -> None:
         need = registry.cosign
         if need == 0:
             return
-        spans = _spans({k: s.header for k, s in self.headers.items()})
+        spans = self._spans()
         for chain, height in sorted(self.in_block):
             have = _cosigners(spans, chain, height)
             if len(have) < need:
@@ -1028,7 +1035,7 @@ class _Verifier:
                     "to which one of its certificates goes",
                     field="state",
                 )
-            top = checkpoint(headers, chain, registry.cosign)
+            top = checkpoint(headers, chain, registry.cosign, self._spans())
             if top is None or entry.height != top:
                 raise RecordOmitted(
                     f"the state proof of {chain} is against {chain}/{entry.height}; the "
@@ -1083,13 +1090,19 @@ def _cosigners(
     )
 
 
-def checkpoint(headers: Mapping[tuple[str, int], Header], chain: str, cosign: int) -> int | None:
+def checkpoint(
+    headers: Mapping[tuple[str, int], Header],
+    chain: str,
+    cosign: int,
+    spans: Mapping[str, list[tuple[int, int, str]]] | None = None,
+) -> int | None:
     """The highest header of ``chain`` among ``headers`` that ``cosign`` other authorities
     witness (step 3g's rule; with ``cosign`` 0, its highest header), or None.
 
     The subject's state is proven against it (step 6); the builder picks it the same way.
+    ``spans`` is ``_spans(headers)`` when the caller has it already.
     """
-    spans = _spans(headers)
+    spans = _spans(headers) if spans is None else spans
     held = sorted((h for c, h in headers if c == chain), reverse=True)
     for height in held:
         if len(_cosigners(spans, chain, height)) >= cosign:
