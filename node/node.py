@@ -258,8 +258,12 @@ class Node:
         self._last_seal = time.monotonic()
         self._buffer: dict[tuple[str, int], Block] = {}
         self.forks: dict[str, int] = {}
+        #: the ids of the evidence held, as ``evidence_ids`` answers them (every gossip
+        #: message carries them): kept here, and read again whenever evidence is added
+        self._evidence_ids: list[str] = []
         for ev in store.evidence.all():
             self._note_fork(ev)
+            self._evidence_ids.append(ev.id)
         if not store.READ_ONLY:
             self._settle()  # a drop a crash interrupted is done again (it is atomic)
         if self.chain is not None:
@@ -652,8 +656,13 @@ class Node:
             return dict.fromkeys(record_ids)
         if target == self.chain:
             with self.lock:
-                return {rid: self._outcome(rid) for rid in record_ids}
-        return {rid: self.store.queue.outcome(target, rid) for rid in record_ids}
+                pending = [rid for rid in record_ids if rid in self._pending_ids]
+                found: dict[str, Outcome] = dict.fromkeys(pending, Outcome.pending(target))
+                rest = [rid for rid in record_ids if rid not in found]
+                found.update(self.store.queue.outcomes(target, rest) if rest else {})
+        else:
+            found = self.store.queue.outcomes(target, record_ids)
+        return {rid: found.get(rid) for rid in record_ids}
 
     # ------------------------------------------------------------ production
     def seal_due(self) -> bool:
@@ -1089,6 +1098,7 @@ class Node:
             new = self.store.evidence.add(ev)
             self._note_fork(ev)
             if new:
+                self._evidence_ids = [e.id for e in self.store.evidence.all()]
                 result.applied = self._drain(result)
                 if self._settle():
                     result.applied += self._drain(result)
@@ -1103,7 +1113,12 @@ class Node:
         return [ev.to_json() for ev in self.store.evidence.all()]
 
     def evidence_ids(self) -> list[str]:
-        return [ev.id for ev in self.store.evidence.all()]
+        """The ids of the equivocation evidence held (from memory: this node is the only
+        writer of its store, and every piece of evidence it adds goes through
+        ``add_evidence``); a node on a read-only store asks the store."""
+        if self.store.READ_ONLY:
+            return [ev.id for ev in self.store.evidence.all()]
+        return list(self._evidence_ids)
 
     def receive_evidence(self, values: Sequence[object]) -> int:
         added = 0
