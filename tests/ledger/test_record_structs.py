@@ -13,6 +13,7 @@ and refuses the rest with ``Fields``' own error and message.
 from __future__ import annotations
 
 import copy
+import sys
 from collections import OrderedDict
 from collections.abc import Iterator
 from enum import Enum, IntEnum, StrEnum
@@ -31,6 +32,7 @@ from kpledger.ledger import record_structs
 from kpledger.ledger.commit import keyed_salts
 from kpledger.ledger.crypto import Ed25519Signer
 from kpledger.ledger.records import GOVERNANCE_KINDS, Kind, Record, seal_record
+from kpledger.ledger.schema import FORBIDDEN_CHARACTERS
 
 NETWORK = "ab" * 32
 SIGNERS = [Ed25519Signer.from_seed(bytes([i]) * 32) for i in (1, 2)]
@@ -305,3 +307,12 @@ def test_mappings_agree(wrap: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     fast = record_structs.fast_record(doc, None)
     if fast is not None:
         assert _outcome(fast) == _outcome(slow)
+
+
+def test_strip_removes_only_forbidden_characters_and_space() -> None:
+    """The fast path's one expression per string stands for ``Fields``' check that a
+    value equals its ``strip()``: that holds because every character ``str.strip``
+    removes is forbidden anyway, but U+0020."""
+    strippable = [chr(c) for c in range(sys.maxunicode + 1) if not chr(c).strip()]
+    assert " " in strippable
+    assert all(c == " " or FORBIDDEN_CHARACTERS.search(c) for c in strippable)
