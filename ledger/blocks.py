@@ -70,9 +70,11 @@ _HEADER_FIELDS = frozenset(
     )
 )
 _WITNESS_FIELDS = frozenset(("chain", "height", "hash"))
+_SIGNED_FIELDS = frozenset(("header", "sig"))
 #: values that pass ``Fields``' checks of their field (and ``from_hex``'s) as they are: a
 #: value these do not match takes the checks that name what is wrong
 _HEX32 = re.compile(r"[0-9a-f]{64}")
+_HEX64 = re.compile(r"[0-9a-f]{128}")
 _CODE_PLAIN = re.compile(r"[A-Z]{2,8}")
 _TIME_PLAIN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
@@ -252,6 +254,11 @@ class SignedHeader:
 
     @classmethod
     def from_json(cls, value: object, path: str = "") -> SignedHeader:
+        if type(value) is dict and value.keys() == _SIGNED_FIELDS:  # plain: one pass
+            header, sig = value["header"], value["sig"]
+            if type(header) is dict and type(sig) is str and _HEX64.fullmatch(sig):
+                where = f"{path}.header" if path else "header"  # Fields.path's own form
+                return cls(Header.from_json(header, where), bytes.fromhex(sig))
         f = Fields(value, path)
         header = Header.from_json(f.mapping("header"), f.path("header"))
         sig = from_hex(f.string("sig", max_len=128), field=f.path("sig"), size=64)

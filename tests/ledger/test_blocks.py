@@ -480,6 +480,36 @@ def test_header_parsed_in_one_pass_as_field_by_field(change: dict[str, Any]) -> 
         assert _outcome(fewer) == _outcome(_Checked(fewer))
 
 
+def _signed_outcome(value: Any) -> SignedHeader | tuple[type[InvalidData], str, str]:
+    try:
+        return SignedHeader.from_json(value, "headers[2]")
+    except InvalidData as exc:
+        return type(exc), str(exc), exc.field
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"sig": "AB" * 64},
+        {"sig": "ab" * 63},
+        {"sig": 7},
+        {"header": []},
+        {"header": _header_json(height=0)},
+        {"header": _header_json(height=0), "sig": "zz"},
+        {"extra": 1},
+    ],
+)
+def test_signed_header_parsed_in_one_pass_as_field_by_field(change: dict[str, Any]) -> None:
+    """The same for a signed header: a plain one in one pass, the outcome (errors named
+    under the caller's path) the field-by-field checks' own."""
+    value: dict[str, Any] = {"header": _header_json(), "sig": "ab" * 64, **change}
+    assert _signed_outcome(value) == _signed_outcome(_Checked(value))
+    for name in list(value):
+        fewer = {k: v for k, v in value.items() if k != name}
+        assert _signed_outcome(fewer) == _signed_outcome(_Checked(fewer))
+
+
 def test_header_of_a_block_parsed_in_one_pass_has_its_bytes() -> None:
     (block,) = chain_of({"witness": [EU_1, RU_1]})
     value = block.header.to_json()
