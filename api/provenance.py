@@ -10,7 +10,14 @@ jurisdictions and certificate status.
 A view is built as plain dictionaries and validated once, whole
 (``model_validate``, in pydantic's compiled core): the history of a 20-hop
 lineage holds a few hundred parcels, edges and events, and building a model
-object per item in Python cost more than the queries that read them.
+object per item in Python cost more than the queries that read them. The
+dictionaries are already the answer's JSON: fields in the schema's order, a
+field the caller may not see (or that has no value) left out, as
+``response_model_exclude_none`` would. ``history_json`` builds them from the
+lineage's rows and encodes them as they are, with no object per row and no
+model in between: ``GET /v1/parcels/{id}/history`` answers those bytes
+(``HistoryOut`` stays its documented schema; the tests check the bytes equal
+the model's own serialisation of ``history_view``, on SQLite and PostgreSQL).
 
 Record format 2: the state holds commitments of values and names. A clear
 value is shown only where the caller is entitled to the field (above) *and*
@@ -22,9 +29,12 @@ commitment, never a made-up value.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from kpledger.api.deps import Caller
 from kpledger.api.schemas import (
@@ -41,8 +51,21 @@ from kpledger.ledger.errors import StoreError
 from kpledger.ledger.records import Composition, Kind, RecordRef
 from kpledger.ledger.state import Certificate, CertificateStatus, Edge, Parcel
 from kpledger.ledger.store import Store
+from kpledger.ledger.store.lineage import EdgeRow, History, HistoryEvent, HistoryRows
 
-__all__ = ["certificate_view", "history_view", "key_history", "parcel_view", "reveal", "shares"]
+__all__ = [
+    "certificate_view",
+    "history_json",
+    "history_view",
+    "key_history",
+    "parcel_view",
+    "reveal",
+    "shares",
+]
+
+#: the answer's encoder: keys in the order the view built them, UTF-8 left unescaped
+#: (the bytes pydantic's serializer writes for the same document)
+_JSON = msgspec.json.Encoder()
 
 
 def shares(origin: Composition) -> dict[str, float]:
@@ -51,13 +74,12 @@ def shares(origin: Composition) -> dict[str, float]:
 
 
 def _ref_doc(ref: RecordRef, height: int | None = None, time: str | None = None) -> dict[str, Any]:
-    return {
-        "chain": ref.chain,
-        "index": ref.index,
-        "hash": ref.hash.hex(),
-        "height": height,
-        "time": time,
-    }
+    doc: dict[str, Any] = {"chain": ref.chain, "index": ref.index, "hash": ref.hash.hex()}
+    if height is not None:
+        doc["height"] = height
+    if time is not None:
+        doc["time"] = time
+    return doc
 
 
 def _ref(ref: RecordRef, height: int | None = None, time: str | None = None) -> RefOut:
@@ -102,7 +124,7 @@ def _parcel_doc(
 ) -> dict[str, Any]:
     full = sees_parcel(caller, parcel, node_chain)
     value = _cents((clear or {}).get(parcel.value)) if full else None
-    return {
+    doc: dict[str, Any] = {
         "id": parcel.id,
         "jurisdiction": parcel.chain,
         "status": parcel.status.value,
@@ -111,12 +133,17 @@ def _parcel_doc(
         "origin": dict(parcel.origin),
         "origin_shares": shares(parcel.origin),
         "claims": dict(parcel.claims),
-        "certificate": parcel.certificate,
-        "created": _ref_doc(parcel.created),
-        "custodian": parcel.custodian if full else None,
-        "value": value,
-        "committed": None if value is not None else {"value": parcel.value},
     }
+    if parcel.certificate is not None:
+        doc["certificate"] = parcel.certificate
+    doc["created"] = _ref_doc(parcel.created)
+    if full and parcel.custodian is not None:
+        doc["custodian"] = parcel.custodian
+    if value is not None:
+        doc["value"] = value
+    else:
+        doc["committed"] = {"value": parcel.value}
+    return doc
 
 
 def _cents(value: int | str | None) -> int | None:
@@ -146,41 +173,180 @@ def _edges(edges: Sequence[Edge], kinds: dict[tuple[str, int], str]) -> list[dic
     ]
 
 
+def _event_doc(h: HistoryEvent) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "parcel": h.event.parcel,
+        "kind": h.event.kind,
+        "chain": h.event.ref.chain,
+        "height": h.event.height,
+        "index": h.event.ref.index,
+        "hash": h.event.ref.hash.hex(),
+        "time": h.time,
+    }
+    if h.certificate is not None:
+        doc["certificate"] = h.certificate
+    return doc
+
+
+def _history_doc(
+    store: Store, found: History, parcel: Parcel, caller: Caller, node_chain: str | None
+) -> dict[str, Any]:
+    """The history as ``HistoryOut``'s JSON document (fields in order, no nulls)."""
+    entitled = [p.value for p in found.parcels.values() if sees_parcel(caller, p, node_chain)]
+    clear = reveal(store, entitled) if entitled else {}
+    kinds = {(h.event.ref.chain, h.event.ref.index): h.event.kind for h in found.events}
+    return {
+        "subject": parcel.id,
+        "origin": dict(parcel.origin),
+        "origin_shares": shares(parcel.origin),
+        "claims": dict(parcel.claims),
+        "parcels": [
+            _parcel_doc(p, caller, node_chain, clear) for _, p in sorted(found.parcels.items())
+        ],
+        "ancestors": _edges(found.ancestors, kinds),
+        "descendants": _edges(found.descendants, kinds),
+        "events": [_event_doc(h) for h in found.events],
+        "truncated": found.truncated,
+    }
+
+
 def history_view(
     store: Store, parcel: Parcel, caller: Caller, node_chain: str | None, limit: int
 ) -> HistoryOut:
     """The lineage graph: ancestors back to the mines, descendants, and every record."""
     found = store.lineage.history(parcel.id, limit=limit)
-    entitled = [p.value for p in found.parcels.values() if sees_parcel(caller, p, node_chain)]
-    clear = reveal(store, entitled) if entitled else {}
-    kinds = {(h.event.ref.chain, h.event.ref.index): h.event.kind for h in found.events}
-    return HistoryOut.model_validate(
+    return HistoryOut.model_validate(_history_doc(store, found, parcel, caller, node_chain))
+
+
+def history_json(
+    store: Store, parcel_id: str, caller: Caller, node_chain: str | None, limit: int
+) -> bytes | None:
+    """``history_view``'s answer as the route sends it (``HistoryOut`` with no nulls), as
+    JSON bytes; None when there is no parcel ``parcel_id``.
+
+    Built from the lineage's rows (``Lineage.history_rows``): no object per parcel,
+    edge or record, the same document as ``history_view`` makes of the objects (the
+    tests compare both). The subject's row comes with the others; the store is asked
+    for it alone only when the lineage lacks it (a parcel of a block being applied).
+    """
+    found = store.lineage.history_rows(parcel_id, limit=limit)
+    row = found.parcels.get(parcel_id)
+    if row is None:
+        parcel = store.parcel(parcel_id)
+        if parcel is None:
+            return None
+        return _JSON.encode(_history_doc(store, found.objects(), parcel, caller, node_chain))
+    return _JSON.encode(_history_rows_doc(store, found, row, caller, node_chain))
+
+
+#: the columns of a ``parcels`` row (``rows.parcel_of``), by name
+_ID, _CHAIN, _CUSTODIAN, _STATUS, _WEIGHT, _VALUE, _HS, _ORIGIN, _CERT = range(9)
+_CREATED_CHAIN, _CREATED_IDX, _CREATED_HASH, _CLAIMS = range(9, 13)
+
+
+def _composition(text: str | None) -> dict[str, int]:
+    """A stored composition (``rows.origin_text``) as ``dict(Parcel.origin)`` has it."""
+    return dict(sorted(json.loads(text).items())) if text else {}
+
+
+def _sees_row(caller: Caller, row: tuple[Any, ...], node_chain: str | None) -> bool:
+    """``sees_parcel`` of a ``parcels`` row."""
+    if caller.role == "auditor":
+        return True
+    if caller.role == "operator":
+        return bool(row[_CHAIN] == node_chain)
+    if caller.role == "party":
+        return row[_CUSTODIAN] is not None and row[_CUSTODIAN] == caller.party
+    return False
+
+
+def _parcel_row_doc(
+    row: tuple[Any, ...], full: bool, clear: Mapping[str, int | str]
+) -> dict[str, Any]:
+    """``_parcel_doc`` of a ``parcels`` row (``full``: the caller sees the parcel)."""
+    origin = _composition(row[_ORIGIN])
+    commitment = str(row[_VALUE])
+    value = _cents(clear.get(commitment)) if full else None
+    doc: dict[str, Any] = {
+        "id": row[_ID],
+        "jurisdiction": row[_CHAIN],
+        "status": row[_STATUS],
+        "weight": int(row[_WEIGHT]),
+        "hs": row[_HS],
+        "origin": origin,
+        "origin_shares": shares(tuple(origin.items())),
+        "claims": _composition(row[_CLAIMS]),
+    }
+    if row[_CERT] is not None:
+        doc["certificate"] = row[_CERT]
+    doc["created"] = {
+        "chain": row[_CREATED_CHAIN],
+        "index": int(row[_CREATED_IDX]),
+        "hash": bytes(row[_CREATED_HASH]).hex(),
+    }
+    if full and row[_CUSTODIAN] is not None:
+        doc["custodian"] = row[_CUSTODIAN]
+    if value is not None:
+        doc["value"] = value
+    else:
+        doc["committed"] = {"value": commitment}
+    return doc
+
+
+def _edge_rows_doc(rows: list[EdgeRow], kinds: dict[tuple[str, int], str]) -> list[dict[str, Any]]:
+    return [
         {
-            "subject": parcel.id,
-            "origin": dict(parcel.origin),
-            "origin_shares": shares(parcel.origin),
-            "claims": dict(parcel.claims),
-            "parcels": [
-                _parcel_doc(p, caller, node_chain, clear) for _, p in sorted(found.parcels.items())
-            ],
-            "ancestors": _edges(found.ancestors, kinds),
-            "descendants": _edges(found.descendants, kinds),
-            "events": [
-                {
-                    "parcel": h.event.parcel,
-                    "kind": h.event.kind,
-                    "chain": h.event.ref.chain,
-                    "height": h.event.height,
-                    "index": h.event.ref.index,
-                    "hash": h.event.ref.hash.hex(),
-                    "time": h.time,
-                    "certificate": h.certificate,
-                }
-                for h in found.events
-            ],
-            "truncated": found.truncated,
+            "parent": p,
+            "child": c,
+            "kind": "split" if kinds.get((ch, i)) == "parcel.split" else "merge",
+            "chain": ch,
+            "index": i,
+            "hash": h.hex(),
         }
-    )
+        for p, c, ch, i, h in rows
+    ]
+
+
+def _history_rows_doc(
+    store: Store,
+    found: HistoryRows,
+    subject: tuple[Any, ...],
+    caller: Caller,
+    node_chain: str | None,
+) -> dict[str, Any]:
+    """``_history_doc`` of the lineage's rows."""
+    seen = {pid: _sees_row(caller, row, node_chain) for pid, row in found.parcels.items()}
+    entitled = [str(row[_VALUE]) for pid, row in found.parcels.items() if seen[pid]]
+    clear = reveal(store, entitled) if entitled else {}
+    kinds = {(c, i): k for _, c, i, _, k, _, _, _ in found.events}
+    events: list[dict[str, Any]] = []
+    for p, c, i, h, k, leaf, time, cert in found.events:
+        event: dict[str, Any] = {
+            "parcel": p,
+            "kind": k,
+            "chain": c,
+            "height": h,
+            "index": i,
+            "hash": leaf.hex(),
+            "time": time,
+        }
+        if cert is not None:
+            event["certificate"] = cert
+        events.append(event)
+    origin = _composition(subject[_ORIGIN])
+    return {
+        "subject": subject[_ID],
+        "origin": origin,
+        "origin_shares": shares(tuple(origin.items())),
+        "claims": _composition(subject[_CLAIMS]),
+        "parcels": [
+            _parcel_row_doc(row, seen[pid], clear) for pid, row in sorted(found.parcels.items())
+        ],
+        "ancestors": _edge_rows_doc(found.ancestors, kinds),
+        "descendants": _edge_rows_doc(found.descendants, kinds),
+        "events": events,
+        "truncated": found.truncated,
+    }
 
 
 def certificate_status(cert: Certificate, today: str | None = None) -> str:

@@ -413,9 +413,10 @@ def main() -> None:
                 store.close()
             times = []
             verdict = None
+            pinned = _network().registry  # the verifier's own registry: made once, not timed
             for _ in range(20):
                 start = time.perf_counter()
-                verdict = verify_bundle(data, registry=_network().registry, parcel=bundle_subject)
+                verdict = verify_bundle(data, registry=pinned, parcel=bundle_subject)
                 times.append(time.perf_counter() - start)
             assert verdict is not None
             result["bundle"] = {

@@ -1,4 +1,9 @@
-"""``kpl``: the one command for operators, traders and auditors."""
+"""``kpl``: the one command for operators, traders and auditors.
+
+The web API's modules (FastAPI, uvicorn) are imported by the commands that use
+them (``node run``, ``example``), not when ``kpl`` starts: every other command,
+``kpl db verify`` among them, starts without them.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kpledger.api.deps import Caller
-from kpledger.api.provenance import history_view
-from kpledger.api.server import run_node
 from kpledger.cli import artisanal, governance, importer, join, keyops, officer, ops
 from kpledger.cli.certificate import verify_certificate_command
 from kpledger.cli.demo import (
@@ -28,7 +30,6 @@ from kpledger.cli.demo import (
     wait_agreement,
 )
 from kpledger.cli.demo_artisanal import PRODUCER, run_artisanal
-from kpledger.cli.example import run_example
 from kpledger.cli.exits import EXIT_HELP, Exit, error_json, print_json
 from kpledger.cli.query import (
     DEFAULT_NODE,
@@ -101,6 +102,9 @@ def _fail(exc: LedgerError) -> typer.Exit:
 
 def print_lineage(store: Store, parcel_id: str) -> None:
     """The parcel's lineage as a tree back to the mines, as an auditor sees it in the API."""
+    from kpledger.api.deps import Caller  # noqa: PLC0415 - the web API: see above
+    from kpledger.api.provenance import history_view  # noqa: PLC0415 - the web API: see above
+
     parcel = store.parcel(parcel_id)
     if parcel is None:
         raise LedgerError(f"no parcel {parcel_id}")
@@ -115,6 +119,8 @@ def example(
     ] = None,
 ) -> None:
     """Play the KP story in memory into a SQL store and show what it proves."""
+    from kpledger.cli.example import run_example  # noqa: PLC0415 - the web API: see above
+
     with tempfile.TemporaryDirectory(prefix="kpl-example-") as tmp:
         url = db or f"sqlite:///{Path(tmp) / 'example.db'}"
         try:
@@ -437,6 +443,8 @@ def node_run(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Run a node until SIGTERM or Ctrl-C."""
+    from kpledger.api.server import run_node  # noqa: PLC0415 - the web API: see above
+
     try:
         run_node(config, log_level=log_level)
     except LedgerError as exc:

@@ -24,6 +24,7 @@ an empty ``records`` list is a heartbeat that moves the chain's time on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +32,10 @@ from typing import Any
 from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical, tagged_hash
 from kpledger.ledger.crypto import PublicKey, Signer
 from kpledger.ledger.errors import BlockError, EquivocationError, SchemaError, VersionError
-from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.merkle import Frontier, NewNode
 from kpledger.ledger.records import MAX_INDEX, Record
 from kpledger.ledger.registry import Params
-from kpledger.ledger.schema import CODE, Fields
+from kpledger.ledger.schema import CODE, Fields, parse_time
 from kpledger.ledger.statetree import EMPTY
 
 __all__ = [
@@ -51,6 +52,29 @@ __all__ = [
 MAX_WITNESS = 500
 #: the header format: 2 added ``state`` (the parcel state commitment)
 HEADER_VERSION = 2
+
+#: the fields of a header, and of one of its witnesses
+_HEADER_FIELDS = frozenset(
+    (
+        "v",
+        "network",
+        "chain",
+        "height",
+        "prev",
+        "size",
+        "root",
+        "state",
+        "time",
+        "witness",
+        "key_id",
+    )
+)
+_WITNESS_FIELDS = frozenset(("chain", "height", "hash"))
+#: values that pass ``Fields``' checks of their field (and ``from_hex``'s) as they are: a
+#: value these do not match takes the checks that name what is wrong
+_HEX32 = re.compile(r"[0-9a-f]{64}")
+_CODE_PLAIN = re.compile(r"[A-Z]{2,8}")
+_TIME_PLAIN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
 @dataclass(frozen=True, order=True)
@@ -80,6 +104,9 @@ class Header:
 
     @classmethod
     def from_json(cls, value: object, path: str = "header") -> Header:
+        plain = _plain_header(value)
+        if plain is not None:
+            return plain
         f = Fields(value, path)
         version = value.get("v") if isinstance(value, Mapping) else None
         if version != HEADER_VERSION and isinstance(version, int) and not isinstance(version, bool):
@@ -137,6 +164,85 @@ class Header:
     def to_json(self) -> dict[str, Any]:
         value: dict[str, Any] = parse_canonical(self.raw)
         return value
+
+
+def _index(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_INDEX
+
+
+def _plain_header(value: object) -> Header | None:
+    """``Header.from_json`` of a well-formed header, checked in one pass (None for anything
+    else, which ``from_json`` then checks field by field to name what is wrong).
+
+    A header is parsed for every block received and every header of a bundle; this
+    accepts exactly what the field-by-field checks accept, but only values plain
+    enough to see that at once: exact field sets, hex of 32 bytes, codes of capitals,
+    integers in range, a time of digits.
+    """
+    if type(value) is not dict or value.keys() != _HEADER_FIELDS:
+        return None
+    v = value
+    chain, height, size, time, witness = v["chain"], v["height"], v["size"], v["time"], v["witness"]
+    hexes = (v["network"], v["prev"], v["root"], v["state"], v["key_id"])
+    if not (
+        type(v["v"]) is int
+        and v["v"] == HEADER_VERSION
+        and all(type(h) is str and _HEX32.fullmatch(h) for h in hexes)
+        and type(chain) is str
+        and _CODE_PLAIN.fullmatch(chain)
+        and _index(height)
+        and height >= 1
+        and _index(size)
+        and type(time) is str
+        and _TIME_PLAIN.fullmatch(time)
+        and type(witness) is list
+        and len(witness) <= MAX_WITNESS
+    ):
+        return None
+    refs = _plain_witness(witness)
+    if refs is None or chain in (w.chain for w in refs):
+        return None
+    try:
+        parse_time(time, field="time")
+    except SchemaError:
+        return None
+    network, prev, root, state, key_id = hexes
+    raw = canonical_bytes(value, checked=True)  # the checks above are the shape it needs
+    return Header(
+        network,
+        chain,
+        height,
+        bytes.fromhex(prev),
+        size,
+        bytes.fromhex(root),
+        bytes.fromhex(state),
+        time,
+        refs,
+        key_id,
+        raw,
+        tagged_hash(Tag.HEADER, raw),
+    )
+
+
+def _plain_witness(witness: list[Any]) -> tuple[WitnessRef, ...] | None:
+    """``_plain_header``'s witness list: plain entries, sorted by chain, one each (or None)."""
+    refs: list[WitnessRef] = []
+    for w in witness:
+        if type(w) is not dict or w.keys() != _WITNESS_FIELDS:
+            return None
+        wc, wh, wd = w["chain"], w["height"], w["hash"]
+        if not (
+            type(wc) is str
+            and _CODE_PLAIN.fullmatch(wc)
+            and _index(wh)
+            and wh >= 1
+            and type(wd) is str
+            and _HEX32.fullmatch(wd)
+            and (not refs or refs[-1].chain < wc)
+        ):
+            return None
+        refs.append(WitnessRef(wc, wh, bytes.fromhex(wd)))
+    return tuple(refs)
 
 
 @dataclass(frozen=True)
@@ -240,13 +346,16 @@ def check_link(  # noqa: PLR0912 - split after the node-time rules being merged 
     frontier: Frontier,
     key: PublicKey,
     params: Params,
+    nodes: list[NewNode] | None = None,
 ) -> Frontier:
     """Check everything about a block that its own chain decides; return the new frontier.
 
     The steps, cheapest first: network, chain, height and ``prev`` link, time
     order, limits, records' network and chain, signature, then size and root.
     Witness heights may never go backwards along a chain. Record rules
-    (custody) are checked separately against the state.
+    (custody) are checked separately against the state. ``nodes``, when given,
+    receives every complete Merkle node above the leaves that the records add
+    (level >= 1, as ``Frontier.append`` makes them): what a store writes.
     """
     h = block.header
     # 1. the right network and chain, the next height, linked to the previous header
@@ -312,7 +421,9 @@ def check_link(  # noqa: PLR0912 - split after the node-time rules being merged 
         )
     new = frontier.copy()
     for r in block.records:
-        new.append(r.leaf)
+        made = new.append(r.leaf)
+        if nodes is not None and len(made) > 1:
+            nodes.extend(made[1:])
     root = new.root()
     if root != h.root:
         raise BlockError(

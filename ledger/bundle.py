@@ -208,8 +208,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -289,6 +289,8 @@ MAX_DISCLOSURES = 100_000
 STEPS = ("parse", "registry", "headers", "inclusion", "replay", "subject", "disclosures")
 
 _STEP_ATTR = "bundle_step"
+#: a hash of 32 bytes, plainly well-formed (anything else goes through ``from_hex``)
+_HEX32 = re.compile(r"[0-9a-f]{64}")
 
 
 # ---------------------------------------------------------------- documents
@@ -395,9 +397,7 @@ def parse_bundle(data: bytes) -> Bundle:
     for path, item in f.items("records", low=1, high=MAX_RECORDS):
         r = Fields(item, path)
         index = r.integer("index", low=0, high=MAX_INDEX)
-        proof = tuple(
-            from_hex(h, field=hp, size=32) for hp, h in r.items("proof", low=0, high=MAX_PROOF)
-        )
+        proof = _proof(r, item)
         raw = r.mapping("record")
         try:
             record = Record.from_value(raw)
@@ -438,6 +438,22 @@ def parse_bundle(data: bytes) -> Bundle:
                 "records must be sorted by (chain, index), one each", field=f"records[{i}]"
             )
     return Bundle(registry, subject, headers, tuple(records), disclosures, tuple(states))
+
+
+def _proof(r: Fields, item: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """A record's ``proof``: hashes of 32 bytes in lower-case hex.
+
+    ``Fields.items`` checks the list and its length; hashes that are plainly
+    well-formed are decoded at once, else each goes through ``from_hex``, which
+    names the bad one.
+    """
+    checked = r.items("proof", low=0, high=MAX_PROOF)
+    if next(checked, None) is None:
+        return ()
+    hashes: list[Any] = item["proof"]
+    if all(type(h) is str and _HEX32.fullmatch(h) for h in hashes):
+        return tuple(bytes.fromhex(h) for h in hashes)
+    return tuple(from_hex(h, field=r.path(f"proof[{i}]"), size=32) for i, h in enumerate(hashes))
 
 
 def _join(prefix: str, field: str) -> str:
@@ -573,6 +589,36 @@ def check_bundle(
 
 # ---------------------------------------------------------------- the verifier
 
+
+class _At:
+    """``_Verifier.at``'s context: entered around every header, record and block checked,
+    so a plain class (a generator-based context manager costs several times more)."""
+
+    __slots__ = ("verifier", "where")
+
+    def __init__(self, verifier: _Verifier, where: str) -> None:
+        self.verifier = verifier
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        if not isinstance(exc, InvalidData) or hasattr(exc, _STEP_ATTR):
+            return  # nothing raised, or not ours to restate: it goes on as it is
+        n = self.verifier.step
+        where = self.where
+        text = f"step {n} ({STEPS[n - 1]}): {where + ': ' if where else ''}{exc}"
+        new = type(exc).__new__(type(exc))
+        new.__dict__.update(exc.__dict__)
+        new.args = (text,)
+        new.message = text
+        setattr(new, _STEP_ATTR, n)
+        raise new from exc
+
+
 _KEY_KINDS = frozenset({"key.rotate", "key.replace", "member.admit"})
 
 
@@ -588,24 +634,12 @@ class _Verifier:
         self.block_of: dict[tuple[str, int], int] = {}  # record (chain, index) -> block height
         self.in_block: dict[tuple[str, int], list[BundleRecord]] = {}
         self.proven: set[tuple[str, int]] = set()
+        self.spans: dict[str, list[tuple[int, int, str]]] | None = None
 
     # ------------------------------------------------------------ errors
-    @contextmanager
-    def at(self, where: str = "") -> Iterator[None]:
+    def at(self, where: str = "") -> _At:
         """Restate any ``InvalidData`` raised inside as ``step N (name): where: ...``."""
-        try:
-            yield
-        except InvalidData as exc:
-            if hasattr(exc, _STEP_ATTR):
-                raise
-            n = self.step
-            text = f"step {n} ({STEPS[n - 1]}): {where + ': ' if where else ''}{exc}"
-            new = type(exc).__new__(type(exc))
-            new.__dict__.update(exc.__dict__)
-            new.args = (text,)
-            new.message = text
-            setattr(new, _STEP_ATTR, n)
-            raise new from exc
+        return _At(self, where)
 
     # ------------------------------------------------------------ driver
     def run(self, data: bytes | Mapping[str, Any]) -> Verdict:
@@ -801,11 +835,17 @@ class _Verifier:
         # 3g. every block holding a record is cosigned by `cosign` other authorities
         self._cosigned(registry)
 
+    def _spans(self) -> dict[str, list[tuple[int, int, str]]]:
+        """``_spans`` of the bundle's headers (steps 3g and 6 read them; made once)."""
+        if self.spans is None:
+            self.spans = _spans({k: s.header for k, s in self.headers.items()})
+        return self.spans
+
     def _cosigned(self, registry: Registry) -> None:
         need = registry.cosign
         if need == 0:
             return
-        spans = _spans({k: s.header for k, s in self.headers.items()})
+        spans = self._spans()
         for chain, height in sorted(self.in_block):
             have = _cosigners(spans, chain, height)
             if len(have) < need:
@@ -995,7 +1035,7 @@ class _Verifier:
                     "to which one of its certificates goes",
                     field="state",
                 )
-            top = checkpoint(headers, chain, registry.cosign)
+            top = checkpoint(headers, chain, registry.cosign, self._spans())
             if top is None or entry.height != top:
                 raise RecordOmitted(
                     f"the state proof of {chain} is against {chain}/{entry.height}; the "
@@ -1050,13 +1090,19 @@ def _cosigners(
     )
 
 
-def checkpoint(headers: Mapping[tuple[str, int], Header], chain: str, cosign: int) -> int | None:
+def checkpoint(
+    headers: Mapping[tuple[str, int], Header],
+    chain: str,
+    cosign: int,
+    spans: Mapping[str, list[tuple[int, int, str]]] | None = None,
+) -> int | None:
     """The highest header of ``chain`` among ``headers`` that ``cosign`` other authorities
     witness (step 3g's rule; with ``cosign`` 0, its highest header), or None.
 
     The subject's state is proven against it (step 6); the builder picks it the same way.
+    ``spans`` is ``_spans(headers)`` when the caller has it already.
     """
-    spans = _spans(headers)
+    spans = _spans(headers) if spans is None else spans
     held = sorted((h for c, h in headers if c == chain), reverse=True)
     for height in held:
         if len(_cosigners(spans, chain, height)) >= cosign:

@@ -36,7 +36,7 @@ from kpledger.ledger.forks import (
     sealing_witness,
     stale_witness,
 )
-from kpledger.ledger.merkle import MemoryTree
+from kpledger.ledger.merkle import MemoryTree, NewNode
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Record
 from kpledger.ledger.registry import Registry
 from kpledger.ledger.rules import Context, apply_record
@@ -209,6 +209,7 @@ def apply_block(
     key = key_at(view, h.chain, h.height)
     if key is None:
         raise BlockError(f"no key for {h.chain} at height {h.height}", field="header.key_id")
+    nodes: list[NewNode] = []
     frontier = check_link(
         block,
         network=registry.network_id,
@@ -216,6 +217,7 @@ def apply_block(
         frontier=view.frontier(h.chain),
         key=key,
         params=registry.params,
+        nodes=nodes,
     )
     layer = State(base=view)
     live = live_forks(view, forks, kp_seen(view, h)) if forks else {}
@@ -248,6 +250,7 @@ def apply_block(
     layer.signatures[(h.chain, h.height)] = block.signed.sig
     layer.heads[h.chain] = h
     layer.frontiers[h.chain] = frontier
+    layer.merkle_nodes[h.chain] = nodes
     layer.state_trees[h.chain] = tree
     return layer
 

@@ -290,7 +290,8 @@ def _need_hash(value: bytes, what: str, error: type[ProofError]) -> None:
 
 def _need_proof_hashes(proof: Sequence[bytes], error: type[ProofError]) -> None:
     for i, h in enumerate(proof):
-        _need_hash(h, f"proof[{i}]", error)
+        if len(h) != HASH_SIZE:  # the field's name is made only for the error
+            _need_hash(h, f"proof[{i}]", error)
 
 
 def _need_length(proof: Sequence[bytes], want: int, where: str, error: type[ProofError]) -> None:

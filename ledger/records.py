@@ -909,6 +909,9 @@ class Record:
 
     @classmethod
     def _build(cls, value: object, raw: bytes | None) -> Record:
+        record = record_structs.fast_record(value, raw)  # typed structs: a valid record at C speed
+        if record is not None:
+            return record
         f = Fields(value)
         version = value.get("v") if isinstance(value, Mapping) else None
         if version != FORMAT_VERSION and isinstance(version, int) and not isinstance(version, bool):
@@ -1036,3 +1039,8 @@ def seal_record(
         ]
     record = Record.parse(canonical_bytes(doc))
     return replace(record, disclosures=tuple(Disclosure.of(record.leaf, o) for o in openings))
+
+
+# The typed fast path of ``Record._build``, built from the classes above; a record it
+# refuses is read by ``Fields`` (and refused, if it is, with Fields' own message).
+from kpledger.ledger import record_structs  # noqa: E402

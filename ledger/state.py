@@ -23,7 +23,7 @@ from typing import Protocol
 
 from kpledger.ledger.blocks import Header
 from kpledger.ledger.crypto import PublicKey
-from kpledger.ledger.merkle import Frontier
+from kpledger.ledger.merkle import Frontier, NewNode
 from kpledger.ledger.records import Composition, Record, RecordRef
 from kpledger.ledger.statetree import StateTree
 
@@ -293,6 +293,10 @@ class State:
     signatures: dict[tuple[str, int], bytes] = field(default_factory=dict)
     heads: dict[str, Header] = field(default_factory=dict)
     frontiers: dict[str, Frontier] = field(default_factory=dict)
+    #: the Merkle nodes (level >= 1) that this layer's records of each chain complete,
+    #: when the block's check computed them (``apply_block``): a store writes them
+    #: without appending the leaves again
+    merkle_nodes: dict[str, list[NewNode]] = field(default_factory=dict)
     #: each chain's parcel state tree: the base's, or an overlay of this layer's block
     state_trees: dict[str, StateTree] = field(default_factory=dict)
     confirmations: dict[tuple[str, str], int] = field(default_factory=dict)

@@ -223,21 +223,29 @@ def verify_state_proof(proof: StateProof, root: bytes) -> None:
         )
 
 
+def _pos(depth: int, prefix: int) -> int:
+    """The number of the subtree at ``depth`` whose paths start with the ``depth``
+    bits ``prefix``: ``2**depth + prefix`` (the root is 1, the children of ``n`` are
+    ``2n`` and ``2n + 1``). Plain integers, which the garbage collector never
+    tracks, unlike ``(depth, prefix)`` tuples in trees of many thousand nodes."""
+    return (1 << depth) | prefix
+
+
 class StateTree:
     """A chain's compact sparse Merkle tree of parcel slots, updated in place.
 
-    ``_single[(depth, prefix)]`` is the key of the one slot in that subtree
-    (depth 0 is the root), ``_inner[(depth, prefix)]`` the hash of a subtree
-    holding two or more. An overlay (``child``) reads through to its base and
-    writes only to itself until ``fold``.
+    ``_single[n]`` is the key of the one slot in subtree ``n`` (``_pos``: the root
+    is 1), ``_inner[n]`` the hash of a subtree holding two or more. An overlay
+    (``child``) reads through to its base and writes only to itself until
+    ``fold``.
     """
 
     def __init__(self, base: StateTree | None = None) -> None:
         self.base = base
         #: key -> (parcel, slot, its leaf hash, the depth of its leaf)
         self._slots: dict[bytes, tuple[str, Slot, bytes, int]] = {}
-        self._single: dict[tuple[int, int], bytes] = {}
-        self._inner: dict[tuple[int, int], bytes] = {}
+        self._single: dict[int, bytes] = {}
+        self._inner: dict[int, bytes] = {}
 
     @classmethod
     def build(cls, slots: Iterable[tuple[str, bytes, int]]) -> StateTree:
@@ -250,6 +258,15 @@ class StateTree:
         return tree
 
     # -- reads through the overlay
+    def _layers(self) -> list[StateTree]:
+        """This tree and its bases, nearest first: the order every read looks in."""
+        out: list[StateTree] = []
+        t: StateTree | None = self
+        while t is not None:
+            out.append(t)
+            t = t.base
+        return out
+
     def _get_slot(self, key: bytes) -> tuple[str, Slot, bytes, int] | None:
         t: StateTree | None = self
         while t is not None:
@@ -258,7 +275,7 @@ class StateTree:
             t = t.base
         return None
 
-    def _get_single(self, pos: tuple[int, int]) -> bytes | None:
+    def _get_single(self, pos: int) -> bytes | None:
         t: StateTree | None = self
         while t is not None:
             found = t._single.get(pos)
@@ -267,7 +284,7 @@ class StateTree:
             t = t.base
         return None
 
-    def _get_inner(self, pos: tuple[int, int]) -> bytes | None:
+    def _get_inner(self, pos: int) -> bytes | None:
         found = self._inner.get(pos)
         t = self.base
         while found is None and t is not None:
@@ -279,7 +296,7 @@ class StateTree:
         found = self._get_slot(slot_key(parcel))
         return None if found is None else found[1]
 
-    def _hash_at(self, pos: tuple[int, int]) -> bytes:
+    def _hash_at(self, pos: int) -> bytes:
         inner = self._get_inner(pos)
         if inner is not None:
             return inner
@@ -291,7 +308,7 @@ class StateTree:
         return found[2]
 
     def root(self) -> bytes:
-        return self._hash_at((0, 0))
+        return self._hash_at(_pos(0, 0))
 
     # -- writes
     def child(self) -> StateTree:
@@ -340,76 +357,98 @@ class StateTree:
 
     def _apply(self, slots: Iterable[tuple[str, tuple[bytes, Slot, int | None]]]) -> None:
         """Set slots (each with its leaf's depth, None for a new one), then hash each
-        interior node above them once, deepest first."""
+        interior node above them once, deepest first.
+
+        The reads go to the layers' dicts directly (``_hash_at``, inlined: an update
+        reads two positions for each node it hashes)."""
+        layers = self._layers()
+        inners = [t._inner for t in layers]
+        singles = [t._single for t in layers]
+        slots_of = [t._slots for t in layers]
         touched: dict[bytes, tuple[int, int]] = {}
         own = self._slots
+        sha, leaf_tag = hashlib.sha256, _LEAF_TAG
         for parcel, (key, slot, held) in slots:
             moved = own.get(key)  # a leaf pushed down by a new one of this batch
             if moved is not None:
                 depth = moved[3]
             elif held is None:
-                depth = self._place(key, touched)
+                depth = self._place(key, touched, inners, slots_of)
             else:
                 depth = held
-            own[key] = (parcel, slot, slot_leaf(key, slot.latest, slot.count), depth)
+            leaf = sha(leaf_tag + key + slot.latest + slot.count.to_bytes(8, "big")).digest()
+            own[key] = (parcel, slot, leaf, depth)
             touched[key] = (int.from_bytes(key, "big"), depth)
-        depths = touched.values()
-        top = max((d for _, d in depths), default=0)
-        levels = {d: {k >> (MAX_DEPTH - d) for k, kd in depths if kd > d} for d in range(top)}
-        inner, tag, sha = self._inner, _NODE_TAG, hashlib.sha256
-        hash_at = self._hash_at
-        base = self.base
-        if base is None or base.base is None:  # a tree, or an overlay of one: read directly
-            layers = [self] if base is None else [self, base]
-            inners = [t._inner for t in layers]
-            singles = [t._single for t in layers]
-            slots_of = [t._slots for t in layers]
+        # the interior nodes above the touched leaves, level by level: each leaf's
+        # parent, then the parents of each level's nodes
+        top = max((d for _, d in touched.values()), default=0)
+        levels: list[set[int]] = [set() for _ in range(top)]
+        for k, depth in touched.values():
+            if depth > 0:
+                levels[depth - 1].add(_pos(depth - 1, k >> (MAX_DEPTH - depth + 1)))
+        for d in range(top - 1, 0, -1):
+            levels[d - 1].update({n >> 1 for n in levels[d]})
 
-            def hash_at(pos: tuple[int, int]) -> bytes:
-                for i in inners:
-                    v = i.get(pos)
-                    if v is not None:
-                        return v
-                for sg in singles:
-                    key = sg.get(pos)
-                    if key is not None:
-                        if not key:  # gone from here: pushed down
-                            return EMPTY
-                        for sl in slots_of:
-                            e = sl.get(key)
-                            if e is not None:
-                                return e[2]
-                return EMPTY
+        def hash_at(pos: int) -> bytes:
+            for i in inners:
+                v = i.get(pos)
+                if v is not None:
+                    return v
+            for sg in singles:
+                key = sg.get(pos)
+                if key is not None:
+                    if not key:  # gone from here: pushed down
+                        return EMPTY
+                    for sl in slots_of:
+                        e = sl.get(key)
+                        if e is not None:
+                            return e[2]
+            return EMPTY
 
-        for d in range(top - 1, -1, -1):
-            for prefix in levels[d]:
-                left, right = hash_at((d + 1, prefix * 2)), hash_at((d + 1, prefix * 2 + 1))
-                inner[(d, prefix)] = sha(tag + left + right).digest()
+        inner, tag = self._inner, _NODE_TAG
+        own_inner = inner.get
+        for level in reversed(levels):
+            for n in level:
+                left, right = 2 * n, 2 * n + 1
+                inner[n] = sha(
+                    tag + (own_inner(left) or hash_at(left)) + (own_inner(right) or hash_at(right))
+                ).digest()
 
-    def _place(self, key: bytes, touched: dict[bytes, tuple[int, int]]) -> int:
+    def _place(
+        self,
+        key: bytes,
+        touched: dict[bytes, tuple[int, int]],
+        inners: list[dict[int, bytes]],
+        slots_of: list[dict[bytes, tuple[str, Slot, bytes, int]]],
+    ) -> int:
         """Put a new key's leaf in the tree's shape (hashes come after); its depth.
 
         Where another slot's leaf sits alone, both go down to the first bit where
-        their keys differ; the positions above become interior (hashed later)."""
+        their keys differ; the positions above become interior (hashed later).
+        ``inners`` and ``slots_of``: the layers' dicts, nearest first."""
         k = int.from_bytes(key, "big")
-        depth = 0
-        while self._get_inner((depth, k >> (MAX_DEPTH - depth))) is not None:
+        depth, pos = 0, 1  # the root
+        while True:  # down the interior nodes on the key's path
+            for i in inners:
+                if pos in i:
+                    break
+            else:
+                break
             depth += 1
-        pos = (depth, k >> (MAX_DEPTH - depth))
+            pos = (1 << depth) | (k >> (MAX_DEPTH - depth))  # _pos, inlined
         there = self._get_single(pos)
         if there is not None:
             o = int.from_bytes(there, "big")
             below = MAX_DEPTH - (k ^ o).bit_length() + 1  # just under the first differing bit
             self._single[pos] = _GONE
             for d in range(depth, below):
-                self._inner[(d, k >> (MAX_DEPTH - d))] = _PENDING
-            self._single[(below, o >> (MAX_DEPTH - below))] = there
-            other = self._get_slot(there)
-            assert other is not None
+                self._inner[_pos(d, k >> (MAX_DEPTH - d))] = _PENDING
+            self._single[_pos(below, o >> (MAX_DEPTH - below))] = there
+            other = next(sl[there] for sl in slots_of if there in sl)
             self._slots[there] = (*other[:3], below)
             touched[there] = (o, below)
             depth = below
-        self._single[(depth, k >> (MAX_DEPTH - depth))] = key
+        self._single[_pos(depth, k >> (MAX_DEPTH - depth))] = key
         return depth
 
     def prove(self, parcel: str) -> StateProof:
@@ -418,11 +457,11 @@ class StateTree:
         k = int.from_bytes(key, "big")
         path: list[bytes] = []
         depth = 0
-        while self._get_inner((depth, k >> (MAX_DEPTH - depth))) is not None:
+        while self._get_inner(_pos(depth, k >> (MAX_DEPTH - depth))) is not None:
             prefix = k >> (MAX_DEPTH - depth - 1)
-            path.append(self._hash_at((depth + 1, prefix ^ 1)))
+            path.append(self._hash_at(_pos(depth + 1, prefix ^ 1)))
             depth += 1
-        there = self._get_single((depth, k >> (MAX_DEPTH - depth)))
+        there = self._get_single(_pos(depth, k >> (MAX_DEPTH - depth)))
         if there == key:
             found = self._get_slot(key)
             assert found is not None

@@ -121,7 +121,10 @@ def receive_disclosures(
     items: list[tuple[int, Disclosure]] = []
     for i, item in enumerate(answer["disclosures"]):
         where = f"disclosures[{i}]"
-        if not isinstance(item, Mapping) or set(item) != {"index", "disclosure"}:
+        if not isinstance(item, (dict, Mapping)) or set(item) != {
+            "index",
+            "disclosure",
+        }:
             raise SchemaError("expected {index, disclosure}", field=where)
         index = item["index"]
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:

@@ -656,8 +656,13 @@ class Node:
             return dict.fromkeys(record_ids)
         if target == self.chain:
             with self.lock:
-                return {rid: self._outcome(rid) for rid in record_ids}
-        return {rid: self.store.queue.outcome(target, rid) for rid in record_ids}
+                pending = [rid for rid in record_ids if rid in self._pending_ids]
+                found: dict[str, Outcome] = dict.fromkeys(pending, Outcome.pending(target))
+                rest = [rid for rid in record_ids if rid not in found]
+                found.update(self.store.queue.outcomes(target, rest) if rest else {})
+        else:
+            found = self.store.queue.outcomes(target, record_ids)
+        return {rid: found.get(rid) for rid in record_ids}
 
     # ------------------------------------------------------------ production
     def seal_due(self) -> bool:

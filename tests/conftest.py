@@ -4,12 +4,22 @@
 ``KPL_REQUIRE_VECTORS=1`` does the same for the external test vectors, and
 ``KPL_REQUIRE_BROWSER=1`` for the web explorer's tests in headless Chromium, so
 a green CI run always includes them.
+
+Temporary folders (``tmp_path``) live on the machine's RAM file system
+(``/dev/shm``) when it has room, and PostgreSQL schemas are reached with
+``synchronous_commit=off``: SQLite stores run with ``synchronous=FULL`` and every
+commit of a test waited for the disk (about 10 ms each on a shared machine).
+What a test proves does not change: a process killed with SIGKILL leaves what
+it wrote to the kernel either way; only a power cut would tell the two apart,
+and no test makes one. ``--basetemp`` or ``PYTEST_DEBUG_TEMPROOT`` choose
+another place.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +34,22 @@ settings.load_profile("kpl")
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = "KPL_TEST_POSTGRES_URL"
+#: a RAM file system for temporary folders, used when it has this much room free
+RAM_TEMPROOT = Path("/dev/shm")
+RAM_TEMPROOT_FREE = 4 << 30
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary folders on the RAM file system when there is one with room (see above)."""
+    if config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+        return
+    try:
+        room = shutil.disk_usage(RAM_TEMPROOT).free
+    except OSError:
+        return
+    if room >= RAM_TEMPROOT_FREE and os.access(RAM_TEMPROOT, os.W_OK | os.X_OK):
+        # read by pytest when the first temporary folder is made; node processes inherit it
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(RAM_TEMPROOT)
 
 
 @pytest.fixture
@@ -47,7 +73,8 @@ def pg_schemas() -> Iterator[Callable[[], str]]:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         made.append(schema)
         sep = "&" if "?" in base else "?"
-        return f"{base}{sep}options=-csearch_path%3D{schema}"
+        # the test's commits need not wait for the server's disk (see the docstring above)
+        return f"{base}{sep}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
 
     try:
         yield new

@@ -66,6 +66,7 @@ PINNED: dict[str, list[str]] = {
     "api.problems": ["PROBLEM_BASE", "install", "problem"],
     "api.provenance": [
         "certificate_view",
+        "history_json",
         "history_view",
         "key_history",
         "parcel_view",
@@ -438,6 +439,7 @@ PINNED: dict[str, list[str]] = {
         "record_schema",
         "traced",
     ],
+    "ledger.record_structs": ["fast_record"],
     "ledger.records": [
         "BODY_PARSERS",
         "BUYER_TYPES",
@@ -681,13 +683,14 @@ PINNED: dict[str, list[str]] = {
     "ledger.store.engine": [
         "BulkWriter",
         "CopyListener",
+        "KeySelect",
         "make_engine",
         "open_database",
         "schema_revision",
         "upgrade",
     ],
     "ledger.store.evidence": ["EvidenceLog"],
-    "ledger.store.lineage": ["History", "HistoryEvent", "Lineage"],
+    "ledger.store.lineage": ["History", "HistoryEvent", "HistoryRows", "Lineage"],
     "ledger.store.log": ["LogReader", "heights_at"],
     "ledger.store.outcome": ["Outcome", "OutcomeStatus"],
     "ledger.store.proofs": ["NodeReader", "Proofs"],

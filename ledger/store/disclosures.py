@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from kpledger.ledger.entitle import entitled
 from kpledger.ledger.errors import DisclosureError, RuleViolation, StoreError
 from kpledger.ledger.records import CertificateIssue, Record
 from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.engine import BulkWriter, KeySelect
 from kpledger.ledger.store.rows import chunks
 
 __all__ = ["DisclosureStore", "Held"]
@@ -35,6 +36,11 @@ _SALT_ROW = "salt_secret"  # the kpl_meta row holding the secret
 #: the kpl_meta row holding, per chain, the record index its writer's disclosures were
 #: pulled up to (8 bytes, big-endian): a restarted node asks from there
 _PULLED_ROW = "disclosures-pulled:"
+
+#: (table, the columns read) of the reads by key of the intake
+_KEPT = ("disclosures", ("record", "path"))
+_CLEAR = ("disclosures", ("commitment", "value"))
+_OPENED = ("records", ("idx", "kind", "leaf", "raw"))
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,16 @@ def _row(h: Held) -> dict[str, Any]:
         "chain": h.chain,
         "kind": h.kind,
         "salt": d.salt,
-        "value": json.dumps(d.value, ensure_ascii=False),
+        # an integer's JSON is its decimal digits (bool is no disclosed value)
+        "value": str(d.value)
+        if isinstance(d.value, int)
+        else json.dumps(d.value, ensure_ascii=False),
         "cents": d.value if isinstance(d.value, int) else None,
     }
+
+
+def _none(_leaf: bytes) -> Record | None:
+    return None
 
 
 def _held(row: Sequence[Any]) -> Held:
@@ -77,26 +90,35 @@ def _held(row: Sequence[Any]) -> Held:
 class DisclosureStore:
     """Read and keep disclosures; the writer's salt secret."""
 
-    def __init__(self, engine: Engine, *, read_only: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        read_only: bool,
+        bulk: BulkWriter | None = None,
+        recent: Callable[[bytes], Record | None] | None = None,
+    ) -> None:
         self.engine = engine
         self.read_only = read_only
+        #: a record committed lately, parsed, by its leaf hash (``StoreState.recent_record``)
+        self._recent = recent if recent is not None else _none
+        #: the batch inserts (the store's own, so that its listeners see them too)
+        self._bulk = bulk if bulk is not None else BulkWriter(engine)
+        self._select = KeySelect(engine.dialect.name)
 
     def put_in(self, conn: Connection, held: Iterable[Held]) -> int:
         """Keep ``held`` inside the caller's transaction; those already kept are skipped."""
         rows = [_row(h) for h in held]
         if not rows:
             return 0
-        have: set[tuple[bytes, str]] = set()
-        d = t.disclosures.c
-        for part in chunks(sorted({bytes(r["record"]) for r in rows})):
-            have.update(
-                (bytes(a), str(b))
-                for a, b in conn.execute(select(d.record, d.path).where(d.record.in_(part)))
-            )
-        fresh = [r for r in rows if (r["record"], r["path"]) not in have]
-        unique = {(r["record"], r["path"]): r for r in fresh}
-        if unique:
-            conn.execute(t.disclosures.insert(), list(unique.values()))
+        records = sorted({bytes(r["record"]) for r in rows})
+        cur = conn.connection.cursor()
+        try:
+            have = {(bytes(a), str(b)) for a, b in self._select.rows(cur, _KEPT, "record", records)}
+        finally:
+            cur.close()
+        unique = {(r["record"], r["path"]): r for r in rows if (r["record"], r["path"]) not in have}
+        self._bulk(conn, t.disclosures, list(unique.values()))
         return len(unique)
 
     def put(self, held: Iterable[Held]) -> int:
@@ -119,13 +141,15 @@ class DisclosureStore:
         """The clear value of each commitment (hex) this node holds a disclosure of."""
         wanted = sorted({c for c in commitments if c})
         found: dict[str, int | str] = {}
-        d = t.disclosures.c
-        with self.engine.connect() as conn:
-            for part in chunks(wanted):
-                for c, value in conn.execute(
-                    select(d.commitment, d.value).where(d.commitment.in_(part))
-                ):
-                    found[str(c)] = json.loads(str(value))
+        if not wanted:
+            return found
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            for c, value in self._select.rows(cur, _CLEAR, "commitment", wanted):
+                found[str(c)] = json.loads(str(value))
+        finally:
+            conn.close()
         return found
 
     def of_records(self, leaves: Iterable[bytes]) -> list[Held]:
@@ -212,18 +236,19 @@ class DisclosureStore:
 
         Each record is read and parsed once, however many of its fields are
         disclosed; only those with a rule are built as ``Record``."""
-        r = t.records.c
         indexes = sorted({i for i, _ in items})
         found: dict[int, tuple[str, bytes, bytes]] = {}
-        with self.engine.connect() as conn:
-            for part in chunks(indexes):
-                for idx, kind, leaf, raw in conn.execute(
-                    select(r.idx, r.kind, r.leaf, r.raw).where(r.chain == chain, r.idx.in_(part))
-                ):
+        if indexes:
+            conn = self.engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                for idx, kind, leaf, raw in self._select.rows(cur, _OPENED, "idx", indexes, chain):
                     found[int(idx)] = (str(kind), bytes(leaf), bytes(raw))
+            finally:
+                conn.close()
         opened: dict[int, tuple[dict[str, Any], tuple[str, ...]]] = {}
         held: list[Held] = []
-        ruled: dict[int, bytes] = {}
+        ruled: dict[int, tuple[bytes, bytes]] = {}
         for index, disclosure in items:
             row = found.get(index)
             if row is None:
@@ -240,10 +265,14 @@ class DisclosureStore:
             commitment = disclosure.check_parsed(leaf, *opened[index])
             held.append(Held(chain, kind, disclosure, commitment.digest.hex()))
             if kind in DISCLOSURE_RULES:
-                ruled[index] = raw
+                ruled[index] = (leaf, raw)
         if held:
             self.put(held)
-        return [(index, Record.from_store(ruled[index])) for index in sorted(ruled)]
+        out: list[tuple[int, Record]] = []
+        for index in sorted(ruled):
+            leaf, raw = ruled[index]
+            out.append((index, self._recent(leaf) or Record.from_store(raw)))
+        return out
 
     def note_inconsistent(self, chain: str, index: int, record: Record, exc: RuleViolation) -> None:
         """Keep a disclosure rule found broken on arrival: an audit finding, never a

@@ -6,7 +6,9 @@ written with every block; the history of a parcel is read from them with
 one recursive query per direction (``WITH RECURSIVE``, the same text on
 SQLite and PostgreSQL), never one query per level of the lineage, and its
 four statements run on the driver's own connection (no SQLAlchemy layers on
-this read path, which ``GET /v1/parcels/{id}/history`` serves).
+this read path, which ``GET /v1/parcels/{id}/history`` serves). That route
+reads them as rows (``history_rows``), with no object per edge, parcel or
+record; ``history`` makes the objects of the same rows.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kpledger.ledger.state import Edge, Parcel, ParcelEvent
 from kpledger.ledger.store import tables as t
 from kpledger.ledger.store.rows import chunks, parcel_of, ref_of
 
-__all__ = ["History", "HistoryEvent", "Lineage"]
+__all__ = ["History", "HistoryEvent", "HistoryRows", "Lineage"]
 
 
 #: the walk up: every parcel reachable through edges into it, at its least depth
@@ -128,6 +130,43 @@ class History:
     truncated: bool
 
 
+#: an edge as read: (parent, child, chain, index, record hash)
+EdgeRow = tuple[str, str, str, int, bytes]
+#: a record of the lineage as read: (parcel, chain, index, height, kind, record hash,
+#: block time, certificate number or None)
+EventRow = tuple[str, str, int, int, str, bytes, str, str | None]
+
+
+@dataclass(frozen=True)
+class HistoryRows:
+    """``History`` as the database's rows, in the same order: the read path of
+    ``GET /v1/parcels/{id}/history``, which makes no object per row (``parcels`` maps
+    ids to their ``parcels`` rows, columns in table order as ``rows.parcel_of`` reads)."""
+
+    subject: str
+    ancestors: list[EdgeRow]
+    descendants: list[EdgeRow]
+    parcels: dict[str, tuple[Any, ...]]
+    events: list[EventRow]
+    truncated: bool
+
+    def objects(self) -> History:
+        def edges(rows: list[EdgeRow]) -> tuple[Edge, ...]:
+            return tuple(Edge(p, c, ref_of(ch, i, h)) for p, c, ch, i, h in rows)
+
+        return History(
+            subject=self.subject,
+            ancestors=edges(self.ancestors),
+            descendants=edges(self.descendants),
+            parcels={pid: parcel_of(row) for pid, row in self.parcels.items()},
+            events=tuple(
+                HistoryEvent(ParcelEvent(p, ref_of(c, i, leaf), h, k), time, cert)
+                for p, c, i, h, k, leaf, time, cert in self.events
+            ),
+            truncated=self.truncated,
+        )
+
+
 class Lineage:
     """Ancestors, descendants and the records of parcels."""
 
@@ -154,12 +193,16 @@ class Lineage:
         return self._edges("parent", parcel_ids)
 
     @staticmethod
-    def _edges_of(rows: list[Any], limit: int) -> list[Edge]:
+    def _edge_rows(rows: list[Any], limit: int) -> list[EdgeRow]:
         # the order of the level-by-level walk: by the depth of the node the edge
         # was found from, then (child, parent); sorted here, not in SQL, so that
         # no database collation can change it
         rows.sort(key=lambda r: (int(r[5]), r[1], r[0]))
-        return [Edge(p, c, ref_of(ch, i, h)) for p, c, ch, i, h, _ in rows[:limit]]
+        return [(p, c, ch, int(i), bytes(h)) for p, c, ch, i, h, _ in rows[:limit]]
+
+    @classmethod
+    def _edges_of(cls, rows: list[Any], limit: int) -> list[Edge]:
+        return [Edge(p, c, ref_of(ch, i, h)) for p, c, ch, i, h in cls._edge_rows(rows, limit)]
 
     def _walk(self, sql: str, parcel_id: str, limit: int) -> list[Edge]:
         conn = self.engine.raw_connection()
@@ -190,42 +233,50 @@ class Lineage:
         times and certificate numbers (from the derived tables: no record
         is parsed).
         """
+        return self.history_rows(parcel_id, limit).objects()
+
+    def history_rows(self, parcel_id: str, limit: int = 10_000) -> HistoryRows:
+        """``history`` as rows (``HistoryRows``): the same queries, no object per row."""
         raw = self._raw
         conn = self.engine.raw_connection()
         try:
             cur = conn.cursor()
             cur.execute(raw.ancestry, (parcel_id,))
-            ancestors = self._edges_of(list(cur.fetchall()), limit)
+            ancestors = self._edge_rows(list(cur.fetchall()), limit)
             cur.execute(raw.descent, (parcel_id,))
-            descendants = self._edges_of(list(cur.fetchall()), limit)
-            ids = {parcel_id} | {e.parent for e in ancestors} | {e.child for e in ancestors}
-            ids |= {e.child for e in descendants} | {e.parent for e in descendants}
-            wanted = sorted(ids)
-            parcels: dict[str, Parcel] = {}
+            descendants = self._edge_rows(list(cur.fetchall()), limit)
+            ids = {parcel_id}
+            for p, c, *_ in ancestors:
+                ids.add(p)
+                ids.add(c)
+            for p, c, *_ in descendants:
+                ids.add(p)
+                ids.add(c)
+            parcels: dict[str, tuple[Any, ...]] = {}
             rows: list[Any] = []
-            for part in chunks(wanted):
+            for part in chunks(sorted(ids)):
                 for row in raw.parcels(cur, part):
-                    parcels[row[0]] = parcel_of(row)
+                    parcels[row[0]] = tuple(row)
                 rows += raw.events(cur, part)
         finally:
             conn.close()
-        return History(
+        return HistoryRows(
             subject=parcel_id,
-            ancestors=tuple(ancestors),
-            descendants=tuple(descendants),
+            ancestors=ancestors,
+            descendants=descendants,
             parcels=parcels,
-            events=tuple(self._history_events(rows)),
+            events=self._event_rows(rows),
             truncated=len(ancestors) >= limit or len(descendants) >= limit,
         )
 
-    def _history_events(self, rows: list[Any]) -> list[HistoryEvent]:
-        out: list[HistoryEvent] = []
+    def _event_rows(self, rows: list[Any]) -> list[EventRow]:
+        out: list[EventRow] = []
         for p, c, i, h, k, leaf, time, number in rows:
             cert: str | None = None
             if k.startswith("certificate."):
                 cert = number if number is not None else self._number_of(c, int(i))
-            out.append(HistoryEvent(ParcelEvent(p, ref_of(c, i, leaf), int(h), k), str(time), cert))
-        out.sort(key=lambda x: (x.time, x.event.ref.chain, x.event.ref.index, x.event.parcel))
+            out.append((p, c, int(i), int(h), k, bytes(leaf), str(time), cert))
+        out.sort(key=lambda x: (x[6], x[1], x[2], x[0]))
         return out
 
     def _number_of(self, chain: str, index: int) -> str:

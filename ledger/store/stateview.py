@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
@@ -39,10 +38,10 @@ from kpledger.ledger.state import (
 )
 from kpledger.ledger.statetree import StateTree
 from kpledger.ledger.store import tables as t
+from kpledger.ledger.store.engine import KeySelect
 from kpledger.ledger.store.proofs import NodeReader
 from kpledger.ledger.store.rows import (
     cert_of,
-    chunks,
     header_of,
     licence_of,
     licences_referenced,
@@ -56,6 +55,9 @@ __all__ = ["StoreState", "load_state_tree"]
 
 _HEADER_CACHE = 4096
 _PAST_TREES = 8  # checkpoints' state trees kept for bundles
+#: records committed last, kept parsed by leaf hash: a disclosure pull, right after the
+#: blocks it follows, finds its records here instead of parsing their bytes again
+_RECENT_RECORDS = 2048
 
 
 @dataclass(frozen=True)
@@ -77,47 +79,6 @@ _NO_BATCH = _Batch()
 #: (table, the columns read) of the two prefetch reads that take part of a table
 _RECORD_REFS = ("records", ("record_id", "idx", "leaf"))
 _CONFIRMS = ("confirmations", ("number", "idx"))
-
-
-class _Select:
-    """``SELECT <columns> FROM <table> WHERE [chain = ? AND] <key> IN (...)`` on the
-    driver's cursor (``sqlite3`` or ``psycopg``), its rows plain tuples.
-
-    ``prefetch`` runs about seven such reads per block; built and executed through
-    SQLAlchemy (an expanding ``IN`` compiled anew each time, result objects per
-    row) they cost more than the database's own work. Table and column names come
-    from ``ledger.store.tables``, never from input; the values are parameters.
-    """
-
-    def __init__(self, dialect: str) -> None:
-        self.pg = dialect == "postgresql"
-        self._sql: dict[tuple[str, str, bool, int], str] = {}
-
-    def _text(self, table: Any, key: str, chained: bool, n: int) -> str:
-        name, cols = (
-            table if isinstance(table, tuple) else (table.name, tuple(c.name for c in table.c))
-        )
-        cache = (name, key, chained, n)
-        sql = self._sql.get(cache)
-        if sql is None:
-            mark = "%s" if self.pg else "?"
-            test = f"{key} = ANY({mark})" if self.pg else f"{key} IN ({', '.join('?' * n)})"
-            where = f"chain = {mark} AND {test}" if chained else test
-            sql = f"SELECT {', '.join(cols)} FROM {name} WHERE {where}"  # noqa: S608
-            self._sql[cache] = sql
-        return sql
-
-    def rows(
-        self, cur: Any, table: Any, key: str, ids: Sequence[str], chain: str | None = None
-    ) -> Iterator[Any]:
-        """The rows whose ``key`` is one of ``ids`` (and of ``chain``, when given)."""
-        head: tuple[Any, ...] = () if chain is None else (chain,)
-        for part in chunks(ids):
-            if self.pg:
-                cur.execute(self._text(table, key, chain is not None, 0), (*head, list(part)))
-            else:
-                cur.execute(self._text(table, key, chain is not None, len(part)), (*head, *part))
-            yield from cur.fetchall()
 
 
 def load_state_tree(engine: Engine, chain: str, height: int | None = None) -> StateTree:
@@ -152,11 +113,12 @@ class StoreState:
         self._past_trees: OrderedDict[tuple[str, int], StateTree] = OrderedDict()
         self._headers: OrderedDict[tuple[str, int], Header] = OrderedDict()
         self._headers_lock = threading.Lock()
+        self._recent: OrderedDict[bytes, Record] = OrderedDict()
         self._members: dict[str, list[MemberEvent]] = {}
         self._keys: dict[str, list[KeyEvent]] = {}
         self._restricted: dict[str, frozenset[str]] = {}
         self._batch = _NO_BATCH
-        self._select = _Select(engine.dialect.name)
+        self._select = KeySelect(engine.dialect.name)
         self.reload()
 
     def reload(self) -> None:
@@ -322,6 +284,13 @@ class StoreState:
     def head(self, chain: str) -> Header | None:
         return self._heads.get(chain)
 
+    def recent_record(self, leaf: bytes) -> Record | None:
+        """The record with leaf hash ``leaf``, if it is among the last ones committed
+        (``_RECENT_RECORDS``): parsed already. Its bytes are the ones with that hash,
+        so it is the record whatever the store did since (a chain restarted, say)."""
+        with self._headers_lock:
+            return self._recent.get(leaf)
+
     def heads(self) -> dict[str, Header]:
         return dict(self._heads)
 
@@ -440,6 +409,12 @@ class StoreState:
     def advance(self, layer: State, frontiers: dict[str, Frontier]) -> None:
         """Take in what a committed layer changed of the cached state."""
         self._frontiers.update(frontiers)
+        with self._headers_lock:
+            recent = self._recent
+            for _, _, record in layer.records:
+                recent[record.leaf] = record
+            while len(recent) > _RECENT_RECORDS:
+                recent.popitem(last=False)
         for chain, tree in layer.state_trees.items():
             if tree.base is not None and tree.base is self._trees.get(chain):
                 tree.fold()

@@ -49,7 +49,9 @@ class Store(StoreState):
         super().__init__(engine, registry)
         #: the batch inserts of every write (COPY on PostgreSQL; ``BulkWriter``)
         self.bulk = BulkWriter(engine)
-        self.disclosures = DisclosureStore(engine, read_only=self.READ_ONLY)
+        self.disclosures = DisclosureStore(
+            engine, read_only=self.READ_ONLY, bulk=self.bulk, recent=self.recent_record
+        )
         self.queue = SubmissionQueue(engine, self.bulk, self.disclosures, read_only=self.READ_ONLY)
         self.writer = BlockWriter(self, self.queue, self.bulk, read_only=self.READ_ONLY)
         self.log = LogReader(self)

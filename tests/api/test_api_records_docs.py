@@ -265,9 +265,19 @@ def test_a_batch_with_a_conflict_is_refused_whole(writer: Example) -> None:
     assert missing.status_code == 404  # nothing of the batch was queued
 
 
-def test_outcomes_of_many_ids_in_one_request(writer: Example) -> None:
+def test_outcomes_of_many_ids_in_one_request(
+    writer: Example, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``POST /v1/records/outcomes`` answers what ``GET /v1/records/{id}`` answers, for
     many ids at once (a batch importer's poll), and lists the ids never seen."""
+    asked: list[int] = []
+    batch = writer.store.queue.outcomes
+
+    def counted(chain: str, record_ids: Any) -> Any:
+        asked.append(len(record_ids))
+        return batch(chain, record_ids)
+
+    monkeypatch.setattr(writer.store.queue, "outcomes", counted)
     queued = party(writer, "many-1", "Queued")
     assert post(writer.eu, queued).json()["results"][0]["status"] == "pending"
     blocks = writer.eu.get(
@@ -275,11 +285,13 @@ def test_outcomes_of_many_ids_in_one_request(writer: Example) -> None:
     ).json()["blocks"]
     sealed = blocks[0]["records"][0]["id"]  # a record of the story, committed long ago
     ids = ["many-1", "never-seen", sealed]
+    asked.clear()
     answer = writer.eu.post("/v1/records/outcomes", json={"ids": ids}, headers=bearer("operator"))
     assert answer.status_code == 200, answer.text
     found = answer.json()
     assert [o["id"] for o in found["outcomes"]] == ["many-1", sealed]
     assert found["unknown"] == ["never-seen"]
+    assert asked == [2]  # the store is asked once for the ids not pending here
     for o in found["outcomes"]:
         one = writer.eu.get(f"/v1/records/{o['id']}", headers=bearer("operator")).json()
         assert o == one

@@ -403,6 +403,92 @@ def test_header_of_format_1_is_refused_by_name() -> None:
     assert info.value.code == "unsupported-version"
 
 
+class _Checked(dict[str, Any]):
+    """A header value ``Header.from_json`` checks field by field (its one-pass check of a
+    plain header takes only a ``dict``)."""
+
+
+def _outcome(value: Any) -> Header | tuple[type[InvalidData], str, str]:
+    try:
+        return Header.from_json(value)
+    except InvalidData as exc:
+        return type(exc), str(exc), exc.field
+
+
+HEADER_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"witness": []},
+    {"witness": [{"chain": "KP", "height": 3, "hash": "0f" * 32}, RU_1.to_json()]},
+    {"v": True},
+    {"v": 2.0},
+    {"v": "2"},
+    {"height": True},
+    {"height": 2**53},
+    {"height": 2**53 - 1},
+    {"size": 0},
+    {"size": 2**53},
+    {"size": "1"},
+    {"chain": "B"},
+    {"chain": "ABCDEFGHI"},
+    {"chain": "B W"},
+    {"chain": " BW"},
+    {"chain": "\uff22\uff37"},
+    {"chain": 7},
+    {"prev": "AB" * 32},
+    {"prev": "ab" * 31 + "g0"},
+    {"prev": "ab" * 31 + "a\u200b"},
+    {"prev": ""},
+    {"prev": None},
+    {"network": "00" * 32},
+    {"key_id": "ab" * 32 + "\n"},
+    {"time": "2026-02-30T10:00:00Z"},
+    {"time": "2026-03-02T25:00:00Z"},
+    {"time": "\uff12026-03-02T10:00:00Z"},
+    {"time": "2026-03-02T10:00:00+00:00"},
+    {"time": " 2026-03-02T10:00:00Z"},
+    {"time": ""},
+    {"witness": "EU"},
+    {"witness": [{"chain": "EU", "height": 1}]},
+    {"witness": [{"chain": "EU", "height": 1, "hash": "00" * 32, "x": 1}]},
+    {"witness": [{"chain": "EU", "height": 0, "hash": "00" * 32}]},
+    {"witness": [{"chain": "EU", "height": False, "hash": "00" * 32}]},
+    {"witness": [{"chain": "eu", "height": 1, "hash": "00" * 32}]},
+    {"witness": [{"chain": "EU", "height": 1, "hash": "0" * 63}]},
+    {"witness": [["EU", 1, "00" * 32]]},
+    {"witness": [RU_1.to_json(), EU_1.to_json()]},
+    {"witness": [EU_1.to_json(), EU_1.to_json()]},
+    {"witness": [{"chain": "BW", "height": 1, "hash": "00" * 32}]},
+    {
+        "witness": [
+            {"chain": f"A{chr(65 + i // 26)}{chr(65 + i % 26)}", "height": 1, "hash": "00" * 32}
+            for i in range(501)
+        ]
+    },
+    {"extra": 1},
+]
+
+
+@pytest.mark.parametrize("change", HEADER_VARIANTS)
+def test_header_parsed_in_one_pass_as_field_by_field(change: dict[str, Any]) -> None:
+    """A plain header is checked in one pass; whatever the value, the outcome (the header,
+    or the error with its message and field) is the field-by-field checks' own."""
+    value = _header_json(**change)
+    fast = _outcome(value)
+    assert fast == _outcome(_Checked(value))
+    for name in list(value):  # each field missing
+        fewer = {k: v for k, v in value.items() if k != name}
+        assert _outcome(fewer) == _outcome(_Checked(fewer))
+
+
+def test_header_of_a_block_parsed_in_one_pass_has_its_bytes() -> None:
+    (block,) = chain_of({"witness": [EU_1, RU_1]})
+    value = block.header.to_json()
+    header = Header.from_json(value)
+    assert header == block.header
+    assert header.raw == canonical_bytes(value)
+    assert header.hash == tagged_hash(Tag.HEADER, header.raw)
+
+
 # --------------------------------------------------------------------------- evidence
 
 

@@ -103,6 +103,35 @@ def test_a_block_of_updates_at_once_equals_them_one_by_one() -> None:
         verify_state_proof(batched.prove(parcel), batched.root())
 
 
+def test_overlays_of_overlays_read_through_every_layer() -> None:
+    """A block's overlay over another unfolded overlay (three layers deep): its
+    updates, new slots pushing down old leaves of every layer, give the root of the
+    whole set, and folding layer by layer keeps it."""
+    rng = random.Random(5)
+    base = StateTree()
+    slots: dict[str, Slot] = {}
+
+    def act(tree: StateTree, n: int, seed: int) -> None:
+        acts = [(f"BW-P{rng.randrange(400)}", _h(seed + i)) for i in range(n)]
+        tree.record_all(acts)
+        for parcel, latest in acts:
+            old = slots.get(parcel)
+            slots[parcel] = Slot(latest, 1 if old is None else old.count + 1)
+
+    act(base, 150, 0)
+    middle = base.child()
+    act(middle, 80, 1000)
+    top = middle.child()
+    act(top, 80, 2000)
+    assert top.root() == _reference_root(slots)
+    for parcel in list(slots)[:60]:
+        verify_state_proof(top.prove(parcel), top.root())
+    top.fold()
+    assert middle.root() == _reference_root(slots)
+    middle.fold()
+    assert base.root() == _reference_root(slots)
+
+
 def test_overlay_keeps_the_base_until_folded() -> None:
     base = StateTree()
     for i in range(50):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kpledger.devtools.realistic import count_records
-from kpledger.ledger.merkle import EMPTY_ROOT
+from kpledger.ledger.merkle import EMPTY_ROOT, Frontier, MemoryTree, NewNode, verify_inclusion
 
 
 def test_store_state_equals_memory_ledger(open_store, workload, replay_in_memory) -> None:
@@ -59,3 +61,34 @@ def test_store_state_equals_memory_ledger(open_store, workload, replay_in_memory
     assert report.tables["parcel_events"] == len(state.events)
     assert report.tables["confirmations"] == len(state.confirmations)
     assert report.tables["headers"] == len(blocks)
+
+
+def test_a_blocks_leaves_are_appended_to_the_log_once(
+    open_store, workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Applying a block appends each record's leaf to its chain's Merkle frontier once
+    (the block's check); the nodes written are those, and every proof and root of the
+    stored log still holds."""
+    net, blocks = workload(600)
+    store = open_store(net.registry)
+    appended: list[bytes] = []
+    real = Frontier.append
+
+    def append(self: Frontier, leaf: bytes) -> list[NewNode]:
+        appended.append(leaf)
+        return real(self, leaf)
+
+    monkeypatch.setattr(Frontier, "append", append)
+    for b in blocks:
+        store.writer.apply(b)
+    leaves = [r.leaf for b in blocks for r in b.records]
+    assert appended == leaves
+    monkeypatch.undo()
+    for chain in {b.header.chain for b in blocks}:
+        chain_leaves = [r.leaf for b in blocks if b.header.chain == chain for r in b.records]
+        tree = MemoryTree(chain_leaves)
+        size = len(chain_leaves)
+        assert store.proofs.root_at(chain, size) == tree.root()
+        for index in range(0, size, max(1, size // 25)):
+            proof = store.proofs.inclusion(chain, index, size)
+            verify_inclusion(chain_leaves[index], index, size, proof, tree.root())

@@ -133,6 +133,36 @@ def test_a_disclosure_that_does_not_open_its_commitment_is_refused(
     assert reader.disclosures.clear([cert.importer_name]) == {}  # nothing of the answer kept
 
 
+def test_records_committed_lately_are_not_parsed_again_for_their_rules(
+    open_store: Opener, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull right after the blocks it follows (gossip pulls a writer's disclosures
+    once it has caught up with it) finds the records its disclosure rules read among
+    those the store committed last, parsed already: none is parsed again, and the
+    verdicts are the same."""
+    _, writer, reader = stores(open_store, tmp_path)
+    answer = answer_for(writer, "WDC", "auditor")
+    split = next(
+        r
+        for r in (reader.log.record("BW", i["index"]) for i in answer["disclosures"])
+        if r and r.kind.value == "parcel.split"
+    )
+    assert reader.recent_record(split.leaf) == split
+    assert reader.recent_record(bytes(32)) is None
+    built: list[bytes] = []
+    real_build = Record.from_store
+
+    def build(raw: bytes) -> Record:
+        built.append(raw)
+        return real_build(raw)
+
+    monkeypatch.setattr(Record, "from_store", staticmethod(build))
+    kept, findings = receive_disclosures(reader, "BW", answer)
+    assert built == []
+    assert kept > 0
+    assert findings == 1  # the split's children are worth more than the parent
+
+
 def test_a_disclosure_rule_broken_on_arrival_is_a_finding_not_a_rejection(
     open_store: Opener, tmp_path: Path
 ) -> None:
@@ -169,8 +199,10 @@ def test_an_answer_is_checked_with_one_parse_per_record_and_one_value_query(
     """The work an entitled node does per disclosure stays small (``bench.commitments``):
     each record is parsed once however many of its fields are disclosed, a ``Record`` is
     built only where a disclosure rule applies, and the values the rules read are
-    fetched in one query."""
+    fetched in one query. (Here none of the records is among those committed lately,
+    whose parsed ``Record`` the store keeps: see the next test.)"""
     _, writer, reader = stores(open_store, tmp_path)
+    monkeypatch.setattr(reader.disclosures, "_recent", lambda _leaf: None)
     answer = answer_for(writer, "WDC", "auditor")
     opened: list[str] = []  # a record's confidential paths, found once it is parsed
     real_paths = commit_module.confidential_paths
