@@ -143,8 +143,16 @@ def replay_sqlite(path: Path, ws: WriteSet) -> float:
 
 def replay_postgres(url: str, ws: WriteSet) -> float:
     """Seconds to replay ``ws`` through bare psycopg into the schema ``url`` names."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn) as conn:
+    # the URL's parts as keywords: a rendered URL would carry the spaces of its
+    # ``options`` as "+", which libpq reads literally
+    parsed = make_url(url)
+    keywords = {
+        k: v
+        for k, v in parsed.translate_connect_args(username="user", database="dbname").items()
+        if v is not None
+    }
+    keywords.update({k: v if isinstance(v, str) else v[-1] for k, v in parsed.query.items()})
+    with psycopg.connect(**keywords) as conn:
 
         def run() -> None:
             with conn.cursor() as cur:
