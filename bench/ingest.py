@@ -34,7 +34,6 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
 from bench.common import (
     fresh_sqlite,
@@ -44,7 +43,7 @@ from bench.common import (
     timed,
     write_result,
 )
-from bench.writeset import WriteSet, capture, replay_postgres, replay_sqlite
+from bench.writeset import WriteSet, capture, pg_keywords, replay_postgres, replay_sqlite
 from kpledger.devtools.realistic import realistic_blocks
 from kpledger.devtools.workload import Network
 from kpledger.ledger.blocks import Block
@@ -109,8 +108,7 @@ def _raw_sqlite(path: Path, batches: list[list[tuple[str, int, bytes]]]) -> floa
 
 
 def _raw_postgres(url: str, batches: list[list[tuple[str, int, bytes]]]) -> float:
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(**pg_keywords(url)) as conn:
         conn.execute("CREATE TABLE r (chain TEXT, idx BIGINT, raw BYTEA, PRIMARY KEY (chain, idx))")
         conn.commit()
 

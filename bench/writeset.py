@@ -141,18 +141,20 @@ def replay_sqlite(path: Path, ws: WriteSet) -> float:
         conn.close()
 
 
+def pg_keywords(url: str) -> dict[str, Any]:
+    """psycopg's connection keywords for a SQLAlchemy URL: the URL's parts one by one,
+    because a rendered URL carries the spaces of its ``options`` as "+", which libpq
+    reads literally (a test schema's ``search_path`` was lost so)."""
+    parsed = make_url(url)
+    args = parsed.translate_connect_args(username="user", database="dbname")
+    keywords: dict[str, Any] = {k: v for k, v in args.items() if v is not None}
+    keywords.update({k: v if isinstance(v, str) else v[-1] for k, v in parsed.query.items()})
+    return keywords
+
+
 def replay_postgres(url: str, ws: WriteSet) -> float:
     """Seconds to replay ``ws`` through bare psycopg into the schema ``url`` names."""
-    # the URL's parts as keywords: a rendered URL would carry the spaces of its
-    # ``options`` as "+", which libpq reads literally
-    parsed = make_url(url)
-    keywords = {
-        k: v
-        for k, v in parsed.translate_connect_args(username="user", database="dbname").items()
-        if v is not None
-    }
-    keywords.update({k: v if isinstance(v, str) else v[-1] for k, v in parsed.query.items()})
-    with psycopg.connect(**keywords) as conn:
+    with psycopg.connect(**pg_keywords(url)) as conn:
 
         def run() -> None:
             with conn.cursor() as cur:
