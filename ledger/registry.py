@@ -200,25 +200,39 @@ def verify_threshold(
     threshold: int,
     *,
     what: str,
+    strict: str = "",
 ) -> None:
     """Raise ``ThresholdError`` unless ``threshold`` distinct ``keys`` signed ``payload``.
 
     Signatures by unknown keys, duplicates and invalid signatures count for
-    nothing; the error says how many valid ones were found.
+    nothing; the error says how many valid ones were found. ``strict`` (the
+    signatures' field, e.g. ``registry.sigs``) also refuses any such signature
+    once the threshold is met: a ``SignatureError`` naming the first, as
+    ``strict[i]``. Each signature is verified once either way.
     """
     by_id = {k.key_id: k for k in keys}
     valid: set[str] = set()
-    for key_id, sig in sigs:
+    refused: SignatureError | None = None
+    for i, (key_id, sig) in enumerate(sigs):
+        where = f"{strict}[{i}]" if strict else ""
         key = by_id.get(key_id)
-        if key is None or key_id in valid:
-            continue
-        try:
-            key.verify(tag, payload, sig)
-        except SignatureError:
-            continue
-        valid.add(key_id)
+        problem: SignatureError | None = None
+        if key is None:
+            problem = SignatureError(f"key {key_id[:16]} is not a governance key", field=where)
+        elif key_id in valid:
+            problem = SignatureError(f"key {key_id[:16]} signs twice", field=where)
+        else:
+            try:
+                key.verify(tag, payload, sig, field=where)
+                valid.add(key_id)
+            except SignatureError as exc:
+                problem = exc
+        if refused is None:
+            refused = problem
     if len(valid) < threshold:
         raise ThresholdError(what, valid=len(valid), required=threshold)
+    if strict and refused is not None:
+        raise refused
 
 
 @dataclass(frozen=True)
@@ -295,8 +309,11 @@ class Registry:
 
     # ------------------------------------------------------------ parsing
     @classmethod
-    def parse(cls, data: bytes) -> Registry:
-        """Parse and verify a signed registry (canonical JSON bytes)."""
+    def parse(cls, data: bytes, *, strict: bool = False) -> Registry:
+        """Parse and verify a signed registry (canonical JSON bytes). ``strict`` (what
+        a bundle's verifier asks): every signature must be valid, by a distinct
+        governance key, not only ``threshold`` of them (``SignatureError`` naming
+        ``registry.sigs[i]``)."""
         outer = Fields(parse_canonical(data, what="registry"))
         body = outer.mapping("registry")
         signatures = SignatureSet.parse(outer)
@@ -360,6 +377,7 @@ class Registry:
             keys,
             threshold,
             what="genesis registry",
+            strict="registry.sigs" if strict else "",
         )
         return cls(
             name,

@@ -211,6 +211,44 @@ def test_verify_threshold_directly() -> None:
         verify_threshold(Tag.SIG_RECORD, payload, short, keys, 1, what="x")
 
 
+def test_strict_refuses_any_bad_signature_once_the_threshold_is_met() -> None:
+    payload = b"payload"
+    sigs = [(g.public.key_id, g.sign(Tag.SIG_RECORD, payload)) for g in GOV]
+    keys = [g.public for g in GOV[:2]]
+    # the threshold is met either way; only strict names the outsider's signature
+    verify_threshold(Tag.SIG_RECORD, payload, sigs, keys, 2, what="x")
+    with pytest.raises(SignatureError, match="not a governance key") as info:
+        verify_threshold(Tag.SIG_RECORD, payload, sigs, keys, 2, what="x", strict="s")
+    assert info.value.field == "s[2]"
+    twice = sigs[:2] + sigs[1:2]
+    with pytest.raises(SignatureError, match="signs twice") as info:
+        verify_threshold(Tag.SIG_RECORD, payload, twice, keys, 2, what="x", strict="s")
+    assert info.value.field == "s[2]"
+    # below the threshold, strict or not, the threshold is what is said
+    with pytest.raises(ThresholdError):
+        verify_threshold(Tag.SIG_RECORD, payload, sigs[2:], keys, 1, what="x", strict="s")
+
+
+def test_strict_parse_verifies_each_signature_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = make(governance=GOV, signers=GOV)
+    calls: list[str] = []
+    real = type(GOV[0].public).verify
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(self.key_id)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(GOV[0].public), "verify", counted)
+    Registry.parse(registry.to_bytes(), strict=True)
+    assert sorted(calls) == sorted(g.public.key_id for g in GOV)
+    value = parse_canonical(registry.to_bytes())
+    value["sigs"][2]["sig"] = GOV[2].sign(Tag.SIG_HEADER, registry.body_bytes).hex()
+    Registry.parse(canonical_bytes(value))  # 2 of 3 valid: enough when not strict
+    with pytest.raises(SignatureError, match="does not verify") as info:
+        Registry.parse(canonical_bytes(value), strict=True)
+    assert info.value.field == "registry.sigs[2]"
+
+
 # --------------------------------------------------------------------------- structure
 
 
