@@ -257,6 +257,14 @@ FIGURES: tuple[Figure, ...] = (
         "ms",
         "-",
     ),
+    Figure(
+        "scale_rss_mib",
+        "scale",
+        ("rss_mib_at_end",),
+        "scale run: resident memory at the end (two stores' state trees)",
+        "MiB",
+        "-",
+    ),
 )
 
 

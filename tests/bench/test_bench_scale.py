@@ -32,3 +32,6 @@ def test_a_small_scale_run_ingests_every_record_and_reads_histories(tmp_path: Pa
         assert kinds.get(kind, 0) > 0, kinds
     assert sum(kinds.values()) == result["records"] + 16  # and four parties on each chain
     assert result["rate_ratio_last_to_first"] > 0
+    # the resident memory is read at each tenth and never shrinks to nothing
+    assert all(p["rss_mib"] > 10 for p in points)
+    assert result["rss_mib_at_end"] == points[-1]["rss_mib"]
