@@ -31,7 +31,6 @@ kind; its length is the number of kinds.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, parse_canonical
+from kpledger.ledger.canonical import Tag, canonical_bytes, from_hex, load_stored, parse_canonical
 from kpledger.ledger.commit import Disclosure, Opening, open_body, seal_body
 from kpledger.ledger.crypto import PublicKey, Signer
 from kpledger.ledger.errors import SchemaError, VersionError
@@ -896,7 +895,7 @@ class Record:
     def from_store(cls, raw: bytes) -> Record:
         """A record from bytes a store holds, found canonical when their block came in:
         parsed and schema-checked without comparing them with their canonical form again."""
-        return cls._build(json.loads(raw), raw)
+        return cls._build(load_stored(raw), raw)
 
     @classmethod
     def from_value(cls, value: object) -> Record:

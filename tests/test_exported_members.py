@@ -297,6 +297,7 @@ PINNED: dict[str, list[str]] = {
         "canonical_bytes",
         "from_hex",
         "load_json",
+        "load_stored",
         "parse_canonical",
         "sha256",
         "strict_decoder",

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from kpledger.ledger.canonical import load_stored
 from kpledger.ledger.commit import CONFIDENTIAL, Disclosure, commit, confidential_paths
 from kpledger.ledger.disclosed import DISCLOSURE_RULES
 from kpledger.ledger.entitle import entitled
@@ -260,7 +261,7 @@ class DisclosureStore:
             kind, leaf, raw = row
             if index not in opened:
                 # bytes this store holds were checked canonical when their block came in
-                doc = json.loads(raw)
+                doc = load_stored(raw)
                 opened[index] = (doc, confidential_paths(doc))
             commitment = disclosure.check_parsed(leaf, *opened[index])
             held.append(Held(chain, kind, disclosure, commitment.digest.hex()))

@@ -25,6 +25,7 @@ from kpledger.ledger.canonical import (
     canonical_bytes,
     from_hex,
     load_json,
+    load_stored,
     parse_canonical,
     sha256,
     tagged_hash,
@@ -205,7 +206,7 @@ def test_hex_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["AB", "aB", "abc", "0", "0x00", "ab\n", " ab", "zz", "ab cd"],
+    ["AB", "aB", "abc", "0", "0x00", "ab\n", " ab", "zz", "ab cd", "\u0661\u0662", "ab\t"],
     ids=[
         "upper",
         "mixed-case",
@@ -216,6 +217,8 @@ def test_hex_round_trip() -> None:
         "space",
         "not-hex",
         "inner-space",
+        "arabic-indic-digits",
+        "tab",
     ],
 )
 def test_from_hex_refuses_malformed_digits(text: object) -> None:
@@ -456,3 +459,11 @@ def test_every_record_of_the_stories_and_the_bench_workload_is_byte_identical(
         assert canonical_bytes(value, checked=True) == data
         assert _decode_canonical(data) == value
         assert parse_canonical(data) == value
+
+
+def test_load_stored_decodes_what_load_json_accepted() -> None:
+    doc = {"kind": "parcel.register", "body": {"w": 2**53 - 1, "n": "Zürich \u2028"}, "l": [1, []]}
+    raw = canonical_bytes(doc)
+    assert load_stored(raw) == load_json(raw) == doc
+    with pytest.raises(ValueError, match="float"):
+        load_stored(b'{"w":1.5}')

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, false, func, not_, or_, select
 
 from kpledger.ledger.blocks import Evidence
-from kpledger.ledger.canonical import parse_canonical
+from kpledger.ledger.canonical import load_stored, parse_canonical
 from kpledger.ledger.kpdata import PRODUCERS
 from kpledger.ledger.records import GOVERNANCE_CHAIN, Kind
 from kpledger.ledger.registry import Params
@@ -62,7 +61,7 @@ def unrecorded_production(
     flagged: list[tuple[str, int, bytes, dict[str, Any]]] = []
     rows = conn.execute(q)
     for chain, idx, leaf, raw in rows:
-        body = json.loads(bytes(raw))["body"]
+        body = load_stored(bytes(raw))["body"]
         if chain in params.producers_in(int(str(body["produced"])[:4])):
             continue
         flagged.append((chain, int(idx), bytes(leaf), body))

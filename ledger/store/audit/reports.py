@@ -23,13 +23,13 @@ are public; an auditor compares everything).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, select
 
+from kpledger.ledger.canonical import load_stored
 from kpledger.ledger.errors import InvalidData
 from kpledger.ledger.records import Kind, StatsCell, StatsReport
 from kpledger.ledger.schema import Fields
@@ -129,7 +129,7 @@ def _production(
     if before is not None:
         q = q.where(R.idx < before)
     for idx, kind, leaf, raw in conn.execute(q.order_by(R.idx)):
-        body = json.loads(bytes(raw))["body"]
+        body = load_stored(bytes(raw))["body"]
         day = body["produced"] if kind == Kind.PARCEL_REGISTER.value else body["bought"]
         if not lo <= day <= hi:
             continue
@@ -270,7 +270,7 @@ def reports(conn: Connection, period: Period, chain: str | None = None) -> tuple
         q = q.where(R.chain == chain)
     out: list[Report] = []
     for c, idx, leaf, raw, time in conn.execute(q):
-        body = StatsReport.parse(Fields(json.loads(bytes(raw))["body"], "body"))
+        body = StatsReport.parse(Fields(load_stored(bytes(raw))["body"], "body"))
         span = quarter_period(body.quarter)
         assert span.since is not None
         if span.until <= period.until and (period.since is None or span.since >= period.since):
