@@ -129,7 +129,7 @@ def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE_TAG + left + right).digest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Slot:
     """A parcel's slot in a chain's tree: its latest record and the records' count."""
 
@@ -440,7 +440,10 @@ class StateTree:
         if there is not None:
             o = int.from_bytes(there, "big")
             below = MAX_DEPTH - (k ^ o).bit_length() + 1  # just under the first differing bit
-            self._single[pos] = _GONE
+            if self.base is None:  # nothing below to hide: no marker kept
+                self._single.pop(pos, None)
+            else:
+                self._single[pos] = _GONE
             for d in range(depth, below):
                 self._inner[_pos(d, k >> (MAX_DEPTH - d))] = _PENDING
             self._single[_pos(below, o >> (MAX_DEPTH - below))] = there
