@@ -223,6 +223,25 @@ def verify_state_proof(proof: StateProof, root: bytes) -> None:
         )
 
 
+def _entry(leaf: bytes, latest: bytes, count: int, depth: int) -> bytes:
+    """A slot as a tree keeps it: one bytes object, ``leaf || latest || count (8 bytes)
+    || depth (2 bytes)`` (a tuple of a Slot and three objects took 330 bytes per slot
+    more: a store keeps every chain's tree in memory)."""
+    return leaf + latest + count.to_bytes(8, "big") + depth.to_bytes(2, "big")
+
+
+def _leaf_of(entry: bytes) -> bytes:
+    return entry[:32]
+
+
+def _slot_of(entry: bytes) -> Slot:
+    return Slot(entry[32:64], int.from_bytes(entry[64:72], "big"))
+
+
+def _depth_of(entry: bytes) -> int:
+    return int.from_bytes(entry[72:74], "big")
+
+
 def _pos(depth: int, prefix: int) -> int:
     """The number of the subtree at ``depth`` whose paths start with the ``depth``
     bits ``prefix``: ``2**depth + prefix`` (the root is 1, the children of ``n`` are
@@ -242,8 +261,8 @@ class StateTree:
 
     def __init__(self, base: StateTree | None = None) -> None:
         self.base = base
-        #: key -> (parcel, slot, its leaf hash, the depth of its leaf)
-        self._slots: dict[bytes, tuple[str, Slot, bytes, int]] = {}
+        #: key -> its slot's leaf hash, latest record, count and depth (``_entry``)
+        self._slots: dict[bytes, bytes] = {}
         self._single: dict[int, bytes] = {}
         self._inner: dict[int, bytes] = {}
 
@@ -267,7 +286,7 @@ class StateTree:
             t = t.base
         return out
 
-    def _get_slot(self, key: bytes) -> tuple[str, Slot, bytes, int] | None:
+    def _get_slot(self, key: bytes) -> bytes | None:
         t: StateTree | None = self
         while t is not None:
             if key in t._slots:
@@ -294,7 +313,7 @@ class StateTree:
 
     def slot(self, parcel: str) -> Slot | None:
         found = self._get_slot(slot_key(parcel))
-        return None if found is None else found[1]
+        return None if found is None else _slot_of(found)
 
     def _hash_at(self, pos: int) -> bytes:
         inner = self._get_inner(pos)
@@ -305,7 +324,7 @@ class StateTree:
             return EMPTY
         found = self._get_slot(single)
         assert found is not None
-        return found[2]
+        return _leaf_of(found)
 
     def root(self) -> bytes:
         return self._hash_at(_pos(0, 0))
@@ -344,7 +363,8 @@ class StateTree:
                 if found is None:
                     counts[parcel] = (key, Slot(latest, 1), None)
                 else:
-                    counts[parcel] = (key, Slot(latest, found[1].count + 1), found[3])
+                    count = int.from_bytes(found[64:72], "big") + 1
+                    counts[parcel] = (key, Slot(latest, count), _depth_of(found))
             else:
                 counts[parcel] = (had[0], Slot(latest, had[1].count + 1), had[2])
         self._apply(counts.items())
@@ -353,7 +373,7 @@ class StateTree:
         """Set ``parcel``'s slot."""
         key = slot_key(parcel)
         found = self._get_slot(key)
-        self._apply([(parcel, (key, slot, None if found is None else found[3]))])
+        self._apply([(parcel, (key, slot, None if found is None else _depth_of(found)))])
 
     def _apply(self, slots: Iterable[tuple[str, tuple[bytes, Slot, int | None]]]) -> None:
         """Set slots (each with its leaf's depth, None for a new one), then hash each
@@ -368,16 +388,19 @@ class StateTree:
         touched: dict[bytes, tuple[int, int]] = {}
         own = self._slots
         sha, leaf_tag = hashlib.sha256, _LEAF_TAG
-        for parcel, (key, slot, held) in slots:
+        for _parcel, (key, slot, held) in slots:
+            if len(slot.latest) != 32:  # the entry's layout holds a 32-byte hash
+                raise StateProofError("a slot's latest record is a 32-byte hash", field="latest")
             moved = own.get(key)  # a leaf pushed down by a new one of this batch
             if moved is not None:
-                depth = moved[3]
+                depth = _depth_of(moved)
             elif held is None:
                 depth = self._place(key, touched, inners, slots_of)
             else:
                 depth = held
-            leaf = sha(leaf_tag + key + slot.latest + slot.count.to_bytes(8, "big")).digest()
-            own[key] = (parcel, slot, leaf, depth)
+            count = slot.count.to_bytes(8, "big")
+            leaf = sha(leaf_tag + key + slot.latest + count).digest()
+            own[key] = leaf + slot.latest + count + depth.to_bytes(2, "big")  # _entry
             touched[key] = (int.from_bytes(key, "big"), depth)
         # the interior nodes above the touched leaves, level by level: each leaf's
         # parent, then the parents of each level's nodes
@@ -402,7 +425,7 @@ class StateTree:
                     for sl in slots_of:
                         e = sl.get(key)
                         if e is not None:
-                            return e[2]
+                            return e[:32]
             return EMPTY
 
         inner, tag = self._inner, _NODE_TAG
@@ -419,7 +442,7 @@ class StateTree:
         key: bytes,
         touched: dict[bytes, tuple[int, int]],
         inners: list[dict[int, bytes]],
-        slots_of: list[dict[bytes, tuple[str, Slot, bytes, int]]],
+        slots_of: list[dict[bytes, bytes]],
     ) -> int:
         """Put a new key's leaf in the tree's shape (hashes come after); its depth.
 
@@ -448,7 +471,7 @@ class StateTree:
                 self._inner[_pos(d, k >> (MAX_DEPTH - d))] = _PENDING
             self._single[_pos(below, o >> (MAX_DEPTH - below))] = there
             other = next(sl[there] for sl in slots_of if there in sl)
-            self._slots[there] = (*other[:3], below)
+            self._slots[there] = other[:72] + below.to_bytes(2, "big")
             touched[there] = (o, below)
             depth = below
         self._single[_pos(depth, k >> (MAX_DEPTH - depth))] = key
@@ -468,9 +491,11 @@ class StateTree:
         if there == key:
             found = self._get_slot(key)
             assert found is not None
-            return StateProof(parcel, found[1].count, found[1].latest, tuple(path))
+            slot = _slot_of(found)
+            return StateProof(parcel, slot.count, slot.latest, tuple(path))
         if there is None:
             return StateProof(parcel, 0, None, tuple(path))
         other = self._get_slot(there)
         assert other is not None
-        return StateProof(parcel, 0, None, tuple(path), (there, other[1].latest, other[1].count))
+        o = _slot_of(other)
+        return StateProof(parcel, 0, None, tuple(path), (there, o.latest, o.count))
