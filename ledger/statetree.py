@@ -311,6 +311,10 @@ class StateTree:
             t = t.base
         return found
 
+    def __len__(self) -> int:
+        """The slots of a tree that is no overlay (an overlay's own changes only)."""
+        return len(self._slots)
+
     def slot(self, parcel: str) -> Slot | None:
         found = self._get_slot(slot_key(parcel))
         return None if found is None else _slot_of(found)

@@ -54,7 +54,11 @@ from kpledger.ledger.store.rows import (
 __all__ = ["StoreState", "load_state_tree"]
 
 _HEADER_CACHE = 4096
-_PAST_TREES = 8  # checkpoints' state trees kept for bundles
+#: checkpoints' state trees kept for bundles: at most this many, and beyond the newest
+#: one at most this many slots in all (about 760 bytes each in memory: a tree of a
+#: chain of a million parcels takes about 0.7 GB)
+_PAST_TREES = 8
+_PAST_SLOTS = 1_000_000
 #: records committed last, kept parsed by leaf hash: a disclosure pull, right after the
 #: blocks it follows, finds its records here instead of parsing their bytes again
 _RECENT_RECORDS = 2048
@@ -322,7 +326,10 @@ class StoreState:
         found = load_state_tree(self.engine, chain, height)
         with self._headers_lock:
             self._past_trees[key] = found
-            while len(self._past_trees) > _PAST_TREES:
+            while len(self._past_trees) > 1 and (
+                len(self._past_trees) > _PAST_TREES
+                or sum(len(tree) for tree in self._past_trees.values()) > _PAST_SLOTS
+            ):
                 self._past_trees.popitem(last=False)
         return found
 

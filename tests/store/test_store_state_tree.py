@@ -60,3 +60,27 @@ def test_a_store_of_format_1_headers_is_refused_by_name(
     store.close()
     with pytest.raises(StoreError, match="headers of format 1, written before headers committed"):
         open_store(net.registry)
+
+
+def test_past_trees_kept_for_bundles_are_bounded_by_their_slots(
+    open_store: Callable[..., Store],
+    workload: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node serving bundles at many checkpoints keeps their trees within a budget of
+    slots (a past tree is a whole chain's: about 760 bytes a slot), the newest always."""
+    net, blocks = workload(600, block_records=100)
+    store = open_store(net.registry)
+    for block in blocks:
+        store.writer.apply(block)
+    past = [b.header for b in blocks if b.records][-6:]
+    sizes = [len(store.state_tree_at(h.chain, h.height)) for h in past[:2]]
+    budget = sum(sizes) + 1  # room for the first two checkpoints' trees only
+    monkeypatch.setattr("kpledger.ledger.store.stateview._PAST_SLOTS", budget)
+    for h in past:
+        tree = store.state_tree_at(h.chain, h.height)
+        assert tree.root() == h.state
+        assert store.state_tree_at(h.chain, h.height) is tree  # the newest is always kept
+    kept = store._past_trees
+    assert 1 <= len(kept) < len(past)
+    assert len(kept) == 1 or sum(len(x) for x in kept.values()) <= budget
