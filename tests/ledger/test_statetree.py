@@ -6,6 +6,8 @@ import hashlib
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block, seal
@@ -105,6 +107,22 @@ def test_a_reloaded_tree_proves_and_grows_as_the_one_built_by_updates() -> None:
             slots[parcel] = Slot(latest, 1 if old is None else old.count + 1)
         assert built.root() == _reference_root(slots)
     for parcel in slots:
+        verify_state_proof(built.prove(parcel), built.root())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.integers(0, 10_000), st.integers(1, 5), max_size=40))
+def test_a_tree_built_whole_equals_the_definition_and_the_one_updated(
+    parcels: dict[int, int],
+) -> None:
+    slots = {f"BW-P{i}": Slot(_h(i), n) for i, n in parcels.items()}
+    built = StateTree.build((p, s.latest, s.count) for p, s in slots.items())
+    updated = StateTree()
+    for p, s in slots.items():
+        updated.put(p, s)
+    assert built.root() == updated.root() == _reference_root(slots)
+    for parcel in [*slots, "BW-Q"]:
+        assert built.prove(parcel) == updated.prove(parcel)
         verify_state_proof(built.prove(parcel), built.root())
 
 
