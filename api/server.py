@@ -69,6 +69,7 @@ from kpledger.ledger.registry import Registry
 from kpledger.ledger.store import Store
 from kpledger.ledger.store.writer import ReplicaStore, WriterLock
 from kpledger.node.config import ConfigError, NodeConfig
+from kpledger.node.gctune import tune_gc
 from kpledger.node.gossip import Gossip
 from kpledger.node.keyring import KeyRing
 from kpledger.node.node import Node
@@ -511,6 +512,7 @@ def run_node(config_path: Path, *, log_level: str = "warning") -> None:
     Raises ``LedgerError`` if the process lost the PostgreSQL writer lock.
     """
     install_log_limits()
+    tune_gc()
     proc = open_node(config_path)
     config = proc.config
     app = create_app(proc.node, proc.gossip)

@@ -36,6 +36,7 @@ from kpledger.ledger.merkle import Frontier
 from kpledger.ledger.records import Record
 from kpledger.ledger.statetree import StateTree, parcels_acted_on
 from kpledger.ledger.store import Store
+from kpledger.node.gctune import tune_gc
 
 __all__ = ["artisanal_blocks", "main"]
 
@@ -121,6 +122,7 @@ def _industrial(folder: Path, n: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    tune_gc()  # as the node process does (node.gctune)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lot", type=int, default=500, help="purchases per export lot (<= 999)")
     ap.add_argument("--claims", type=int, default=2_000, help="registered claims")

@@ -52,6 +52,7 @@ from kpledger.ledger.records import Record
 from kpledger.ledger.schema import Fields
 from kpledger.ledger.store import Store
 from kpledger.node.disclose import receive_disclosures
+from kpledger.node.gctune import tune_gc
 
 __all__ = [
     "answers",
@@ -179,6 +180,7 @@ def disk_bytes(path: Path) -> int:
 
 
 def main() -> None:
+    tune_gc()  # as the node process does (node.gctune)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=50_000)
     args = ap.parse_args()

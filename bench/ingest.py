@@ -51,6 +51,7 @@ from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.merkle import MemoryTree, verify_inclusion
 from kpledger.ledger.store import Store
 from kpledger.ledger.store import tables as t
+from kpledger.node.gctune import tune_gc
 
 __all__ = ["encode_blocks", "ingest", "main"]
 
@@ -201,6 +202,7 @@ def _proofs(folder: Path, size: int, samples: int = 1000) -> dict[str, float]:
 
 
 def main() -> None:
+    tune_gc()  # as the node process does (node.gctune)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--proof-size", type=int, default=1_000_000)

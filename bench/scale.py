@@ -49,6 +49,7 @@ from kpledger.ledger.canonical import canonical_bytes, load_json
 from kpledger.ledger.chain import propose
 from kpledger.ledger.records import Record
 from kpledger.ledger.store import Store
+from kpledger.node.gctune import tune_gc
 
 __all__ = ["SCALES", "Generator", "main", "scale_records"]
 
@@ -277,6 +278,7 @@ def run(total: int, folder: Path, steps: int = 10) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_gc()  # as the node process does (node.gctune)
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "100k"))
     ap.add_argument("--records", type=int, help="overrides --scale")

@@ -49,6 +49,7 @@ from kpledger.ledger.errors import LedgerError
 from kpledger.ledger.store import Store, make_engine, schema_revision, upgrade
 from kpledger.node.client import NodeClient
 from kpledger.node.config import ROLES, hash_token
+from kpledger.node.gctune import tune_gc
 from kpledger.node.local import LocalNetwork
 from kpledger.node.network import init_network
 
@@ -325,6 +326,7 @@ def db_verify(db: DbUrl) -> None:
     Safe on a running node: everything is read from one snapshot of the
     database, so blocks committed meanwhile are not part of the check.
     """
+    tune_gc()
     try:
         store = Store.open(db, create=False)
         try:

@@ -34,6 +34,7 @@ from kpledger.ledger.store import Store
 from kpledger.ledger.store.backup import export_store, import_file
 from kpledger.node.client import NodeClient
 from kpledger.node.config import NodeConfig, read_secrets
+from kpledger.node.gctune import tune_gc
 from kpledger.node.tls import issue_node_certificate, load_ca
 
 __all__ = ["app", "db_dropped", "export", "import_"]
@@ -111,6 +112,7 @@ def import_(
     block fails verification, the blocks before it stay in the store (a
     verified but incomplete copy) and the error says so.
     """
+    tune_gc()
     try:
         expected = Registry.parse(registry.read_bytes()) if registry is not None else None
         url = _store_url(db, config)

@@ -788,6 +788,7 @@ PINNED: dict[str, list[str]] = {
         "pull_disclosures",
         "receive_disclosures",
     ],
+    "node.gctune": ["GEN0_THRESHOLD", "tune_gc"],
     "node.gossip": ["Gossip", "INFORMED_HEADER", "MAX_BODY", "PeerState"],
     "node.keyring": ["KeyRing", "key_files", "next_key_file", "retired_key_file"],
     "node.local": [
