@@ -37,7 +37,12 @@ Updates touch one path per parcel: ``StateTree.record_all`` takes a block's
 parcel events at once and hashes each interior node above them once (about
 log2(slots) per parcel, fewer where their paths share nodes). A tree may be an
 overlay over a base tree (``child``), so a block's changes are kept apart until
-the block is committed (``fold``).
+the block is committed (``fold``). A store reopening builds each tree whole
+(``StateTree.build``), and keeps each slot as one bytes object: a store keeps
+every chain's tree in memory (about 700 bytes a slot).
+
+One concept, a little over 500 lines: the tree's hashes, its proofs and their
+check, and the one in-memory structure that updates, builds and proves them.
 """
 
 from __future__ import annotations
