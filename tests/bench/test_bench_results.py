@@ -86,3 +86,16 @@ def test_merge_prefers_new_figures_and_refuses_a_broken_file(tmp_path: Path) -> 
     (tmp_path / "results.json").write_text("{not json")
     with pytest.raises(SystemExit, match="not JSON"):
         main(["--out", str(tmp_path)])
+
+
+def test_the_proof_figure_counts_only_from_a_run_at_a_million_records(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    at = {"generate_median_ms": 4.7, "size": 1_000_000}
+    (out / "ingest.json").write_text(json.dumps({"proofs": at}))
+    assert main(["--out", str(out)]) == 0
+    smaller = {"generate_median_ms": 1.2, "size": 10_000}
+    (out / "ingest.json").write_text(json.dumps({"proofs": smaller}))
+    assert collect(out)["proof_gen_ms_1m"] is None
+    assert main(["--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["proof_gen_ms_1m"] == 4.7
