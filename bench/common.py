@@ -23,6 +23,7 @@ __all__ = [
     "percentile",
     "pg_schema",
     "postgres_url",
+    "process_memory",
     "runs",
     "timed",
     "write_result",
@@ -30,6 +31,18 @@ __all__ = [
 
 OUT = Path(__file__).with_name("out")
 DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+
+def process_memory(pid: int | str = "self", field: str = "VmRSS") -> int | None:
+    """Resident memory (bytes) of process ``pid`` (Linux ``/proc``): now (``VmRSS``) or
+    its peak (``VmHWM``); None where it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
 
 
 def runs() -> int:

@@ -72,7 +72,7 @@ from unittest import mock
 
 import httpx
 
-from bench.common import fresh_sqlite, percentile, runs, write_result
+from bench.common import fresh_sqlite, percentile, process_memory, runs, write_result
 from bench.ingest import encode_blocks, ingest
 from kpledger.devtools.realistic import realistic_blocks
 from kpledger.devtools.workload import PRICE_PER_CARAT, Network, Scenario
@@ -255,11 +255,7 @@ class Cluster:
         node = self.nodes.get(code)
         if node is None or node.proc is None:
             return None
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1]) * 1024
-        return None
+        return process_memory(node.proc.pid, field)
 
     def stop(self, code: str) -> None:
         node = self.nodes.pop(code, None)

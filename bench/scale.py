@@ -17,10 +17,10 @@ it and of those before is read through ``store.lineage.history`` (what
 ``GET /v1/parcels/{id}/history`` calls): median and p99 of 200 reads.
 
 Memory does grow: each store keeps its chains' state trees in memory (about
-1.1 KB per parcel slot, ``ledger.statetree``), and this process holds two
-stores, so its resident memory is printed at each tenth (about 2.9 KB per
-record in all here: 10,000,000 records need about 29 GB, more than this
-24 GiB machine has).
+600 bytes per parcel slot, ``ledger.statetree``), and this process holds two
+stores, so its resident memory is printed at each tenth (3.4 KB per record
+in all in a run to 5,000,000 records with the earlier, larger slots: 10,000,000
+records needed more than this 24 GiB machine has).
 
 Prints, and writes to ``bench/out/scale.json``: the rate of each tenth, the
 history latency and the process's resident memory at each tenth, and the
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import fresh_sqlite, percentile, write_result
+from bench.common import fresh_sqlite, percentile, process_memory, write_result
 from kpledger.devtools.workload import Network, Scenario
 from kpledger.ledger.blocks import Block
 from kpledger.ledger.canonical import canonical_bytes, load_json
@@ -194,12 +194,8 @@ def _apply(store: Store, wire: list[bytes], max_records: int) -> float:
 
 
 def _rss_mib() -> float:
-    """This process's resident memory now (Linux; 0 where /proc is not there)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """This process's resident memory now (0 where it cannot be read)."""
+    return (process_memory() or 0) / 2**20
 
 
 def _history(store: Store, subjects: list[str]) -> dict[str, float]:

@@ -229,19 +229,23 @@ def verify_state_proof(proof: StateProof, root: bytes) -> None:
         )
 
 
-def _entry(leaf: bytes, latest: bytes, count: int, depth: int) -> bytes:
+def _entry(leaf: bytes, latest: bytes, count: bytes, depth: int) -> bytes:
     """A slot as a tree keeps it: one bytes object, ``leaf || latest || count (8 bytes)
     || depth (2 bytes)`` (a tuple of a Slot and three objects took 330 bytes per slot
     more: a store keeps every chain's tree in memory)."""
-    return leaf + latest + count.to_bytes(8, "big") + depth.to_bytes(2, "big")
+    return leaf + latest + count + depth.to_bytes(2, "big")
 
 
 def _leaf_of(entry: bytes) -> bytes:
     return entry[:32]
 
 
+def _count_of(entry: bytes) -> int:
+    return int.from_bytes(entry[64:72], "big")
+
+
 def _slot_of(entry: bytes) -> Slot:
-    return Slot(entry[32:64], int.from_bytes(entry[64:72], "big"))
+    return Slot(entry[32:64], _count_of(entry))
 
 
 def _depth_of(entry: bytes) -> int:
@@ -309,7 +313,7 @@ class StateTree:
             latest, count = leaves[key]
             counted = count.to_bytes(8, "big")
             leaf = hashlib.sha256(_LEAF_TAG + key + latest + counted).digest()
-            self._slots[key] = leaf + latest + counted + depth.to_bytes(2, "big")  # _entry
+            self._slots[key] = _entry(leaf, latest, counted, depth)
             self._single[pos] = key
             return leaf
         # the first slot whose next bit is 1: the right half starts there
@@ -355,8 +359,10 @@ class StateTree:
             t = t.base
         return found
 
-    def __len__(self) -> int:
-        """The slots of a tree that is no overlay (an overlay's own changes only)."""
+    def own_slots(self) -> int:
+        """How many slots this tree holds itself: all of them for a tree that is no
+        overlay, an overlay's changes only (a method, not ``len``: an empty tree stays
+        true)."""
         return len(self._slots)
 
     def slot(self, parcel: str) -> Slot | None:
@@ -402,7 +408,7 @@ class StateTree:
     def record_all(self, acts: Iterable[tuple[str, bytes]]) -> None:
         """``record`` for each ``(parcel, latest record)`` in order (a block's parcel
         events), hashing each interior node they change once."""
-        counts: dict[str, tuple[bytes, Slot, int | None]] = {}
+        counts: dict[str, tuple[bytes, Slot, int | None]] = {}  # parcel -> key, slot, depth
         for parcel, latest in acts:
             had = counts.get(parcel)
             if had is None:
@@ -411,20 +417,20 @@ class StateTree:
                 if found is None:
                     counts[parcel] = (key, Slot(latest, 1), None)
                 else:
-                    count = int.from_bytes(found[64:72], "big") + 1
-                    counts[parcel] = (key, Slot(latest, count), _depth_of(found))
+                    slot = Slot(latest, _count_of(found) + 1)
+                    counts[parcel] = (key, slot, _depth_of(found))
             else:
                 counts[parcel] = (had[0], Slot(latest, had[1].count + 1), had[2])
-        self._apply(counts.items())
+        self._apply(counts.values())
 
     def put(self, parcel: str, slot: Slot) -> None:
         """Set ``parcel``'s slot."""
         key = slot_key(parcel)
         found = self._get_slot(key)
-        self._apply([(parcel, (key, slot, None if found is None else _depth_of(found)))])
+        self._apply([(key, slot, None if found is None else _depth_of(found))])
 
-    def _apply(self, slots: Iterable[tuple[str, tuple[bytes, Slot, int | None]]]) -> None:
-        """Set slots (each with its leaf's depth, None for a new one), then hash each
+    def _apply(self, slots: Iterable[tuple[bytes, Slot, int | None]]) -> None:
+        """Set slots (key, slot, its leaf's depth or None for a new one), then hash each
         interior node above them once, deepest first.
 
         The reads go to the layers' dicts directly (``_hash_at``, inlined: an update
@@ -436,7 +442,7 @@ class StateTree:
         touched: dict[bytes, tuple[int, int]] = {}
         own = self._slots
         sha, leaf_tag = hashlib.sha256, _LEAF_TAG
-        for _parcel, (key, slot, held) in slots:
+        for key, slot, held in slots:
             if len(slot.latest) != 32:  # the entry's layout holds a 32-byte hash
                 raise StateProofError("a slot's latest record is a 32-byte hash", field="latest")
             moved = own.get(key)  # a leaf pushed down by a new one of this batch
@@ -448,7 +454,7 @@ class StateTree:
                 depth = held
             count = slot.count.to_bytes(8, "big")
             leaf = sha(leaf_tag + key + slot.latest + count).digest()
-            own[key] = leaf + slot.latest + count + depth.to_bytes(2, "big")  # _entry
+            own[key] = _entry(leaf, slot.latest, count, depth)
             touched[key] = (int.from_bytes(key, "big"), depth)
         # the interior nodes above the touched leaves, level by level: each leaf's
         # parent, then the parents of each level's nodes
@@ -519,7 +525,7 @@ class StateTree:
                 self._inner[_pos(d, k >> (MAX_DEPTH - d))] = _PENDING
             self._single[_pos(below, o >> (MAX_DEPTH - below))] = there
             other = next(sl[there] for sl in slots_of if there in sl)
-            self._slots[there] = other[:72] + below.to_bytes(2, "big")
+            self._slots[there] = other[:72] + below.to_bytes(2, "big")  # _entry, deeper
             touched[there] = (o, below)
             depth = below
         self._single[_pos(depth, k >> (MAX_DEPTH - depth))] = key

@@ -87,7 +87,7 @@ def _alembic_config(connection: Connection) -> Config:
 
 #: the table and column in which Alembic keeps a database's schema revision
 _VERSION_TABLE = "alembic_version"
-_VERSION_SQL = "SELECT version_num FROM alembic_version"
+_VERSION_SQL = f"SELECT version_num FROM {_VERSION_TABLE}"  # noqa: S608 - a constant
 
 
 def schema_revision(engine: Engine) -> str | None:

@@ -328,7 +328,7 @@ class StoreState:
             self._past_trees[key] = found
             while len(self._past_trees) > 1 and (
                 len(self._past_trees) > _PAST_TREES
-                or sum(len(tree) for tree in self._past_trees.values()) > _PAST_SLOTS
+                or sum(tree.own_slots() for tree in self._past_trees.values()) > _PAST_SLOTS
             ):
                 self._past_trees.popitem(last=False)
         return found
